@@ -1,0 +1,205 @@
+"""ReadStore implementations: SQLite (embedded default) and PostgreSQL (psycopg 3 pool)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from adapters.settings import Database
+from projections.store import ReadStore, Row
+
+
+class _SqliteCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql.replace("%s", "?"), tuple(params))
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql.replace("%s", "?"), [tuple(p) for p in params])
+
+    def fetchall(self) -> list[Row]:
+        return [dict(r) for r in self._cursor.fetchall()]
+
+    def fetchone(self) -> Row | None:
+        row = self._cursor.fetchone()
+        return dict(row) if row is not None else None
+
+
+class SqliteReadStore:
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._lock_files: list[int] = []
+        # One shared connection for an in-memory database (each connection would be a new db).
+        self._shared: sqlite3.Connection | None = self._connect() if path == ":memory:" else None
+        self._shared_lock = threading.RLock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if self._path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqliteCursor]:
+        with self._shared_lock if self._shared is not None else _nolock():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteCursor(conn.cursor())
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._shared_lock if self._shared is not None else _nolock():
+            cursor = _SqliteCursor(self._conn().cursor())
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> Iterator[Row]:
+        # A dedicated connection: the stream may outlive other work on this thread.
+        conn = self._connect() if self._shared is None else self._shared
+        try:
+            cursor = conn.execute(sql.replace("%s", "?"), tuple(params))
+            while rows := cursor.fetchmany(batch):
+                for row in rows:
+                    yield dict(row)
+        finally:
+            if conn is not self._shared:
+                conn.close()
+
+    def try_lock(self, name: str) -> bool:
+        if self._path == ":memory:":
+            return True
+        fd = os.open(f"{self._path}.{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_files.append(fd)
+        return True
+
+    def close(self) -> None:
+        for fd in self._lock_files:
+            os.close(fd)
+        self._lock_files.clear()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        if self._shared is not None:
+            self._shared.close()
+
+
+@contextmanager
+def _nolock() -> Iterator[None]:
+    yield
+
+
+class _PgCursor:
+    def __init__(self, cursor: psycopg.Cursor[Row]) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql.encode(), tuple(params))
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql.encode(), [tuple(p) for p in params])
+
+    def fetchall(self) -> list[Row]:
+        return self._cursor.fetchall()
+
+    def fetchone(self) -> Row | None:
+        return self._cursor.fetchone()
+
+
+class PostgresReadStore:
+    dialect = "postgres"
+
+    def __init__(self, db: Database, pool_size: int = 4) -> None:
+        self._db = db
+        options = f"-c search_path={db.schema}" if db.schema else ""
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            db.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row, "autocommit": False, "options": options}
+            if options
+            else {"row_factory": dict_row, "autocommit": False},
+            open=True,
+            name="stagekeeper-read",
+        )
+        self._lock_conns: list[psycopg.Connection[Any]] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PgCursor]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield _PgCursor(cursor)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._pool.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(sql.encode(), tuple(params))
+            rows = cursor.fetchall()
+            conn.rollback()
+            return rows
+
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> Iterator[Row]:
+        # A named (server-side) cursor keeps memory flat for exports of any size.
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="sk_stream") as cursor,
+        ):
+            cursor.itersize = batch
+            cursor.execute(sql.encode(), tuple(params))
+            yield from cursor
+
+    def try_lock(self, name: str) -> bool:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn = psycopg.connect(self._db.conninfo, autocommit=True)
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if row and row[0]:
+            self._lock_conns.append(conn)
+            return True
+        conn.close()
+        return False
+
+    def close(self) -> None:
+        for conn in self._lock_conns:
+            conn.close()
+        self._lock_conns.clear()
+        self._pool.close()
+
+
+def open_read_store(db: Database) -> ReadStore:
+    if db.kind == "sqlite":
+        return SqliteReadStore(db.path)
+    return PostgresReadStore(db)

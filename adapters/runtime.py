@@ -1,0 +1,145 @@
+"""Wires settings to the application, read store, drivers and workers (the composition root)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from adapters.clock import SystemClock
+from adapters.readstore import open_read_store
+from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.vcenter.simulated import SimulatedVCenter
+from adapters.workers import FollowerThread
+from domain.credentials import new_password
+from domain.ports import Clock, VCenterDriver
+from domain.processes.deployments import TOPICS, DeploymentProcess
+from domain.stagekeeper import Stagekeeper
+from projections.base import Projection
+from projections.configurations import ConfigurationsProjection
+from projections.deployments import DeploymentsProjection
+from projections.follower import ProcessFollower, ProjectionFollower, install
+from projections.queries import ReadModels
+from projections.services import ServicesProjection
+
+log = logging.getLogger("stagekeeper")
+
+PROCESS_NAME = "process:deployments"
+ADMIN = "admin"
+
+
+def projections() -> list[Projection]:
+    return [ServicesProjection(), ConfigurationsProjection(), DeploymentsProjection()]
+
+
+def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
+    if settings.vcenter_driver == "simulated":
+        state = settings.simulator_state
+        if state is None and db.kind == "sqlite" and db.path != ":memory:":
+            state = db.path + ".vcenter-sim.json"
+        return SimulatedVCenter(
+            state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds
+        )
+    raise SettingsError(
+        "STAGEKEEPER_VCENTER_DRIVER=pyvmomi: the pyvmomi driver is not part of this release yet "
+        "(tracked as the vCenter issue); use the simulated driver"
+    )
+
+
+@contextmanager
+def schema_lock(db: Database) -> Iterator[None]:
+    """Serialise table creation between processes starting at once (PostgreSQL only)."""
+    if db.kind != "postgres":
+        yield
+        return
+    key = int.from_bytes(hashlib.sha256(b"stagekeeper-schema").digest()[:8], "big", signed=True)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+class Runtime:
+    """Everything one Stagekeeper process needs, built from settings; `close()` releases it all."""
+
+    def __init__(
+        self, settings: Settings, vcenter: VCenterDriver | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = database(settings.database_url)
+        self.vcenter = vcenter or make_vcenter(settings, self.db)
+        self.clock = clock or SystemClock()
+        with schema_lock(self.db):
+            self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
+            self.store = open_read_store(self.db)
+            self.projections = projections()
+            install(self.store, self.projections, [PROCESS_NAME])
+        self.projection_followers = [ProjectionFollower(self.app, self.store, p) for p in self.projections]
+        self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)
+        self.process_follower = ProcessFollower(
+            self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle
+        )
+        self.projection_thread = FollowerThread(
+            "projections", self.projection_followers, settings.poll_seconds
+        )
+        self.process_thread = FollowerThread(
+            "process-manager",
+            [self.process_follower],
+            settings.poll_seconds,
+            acquire=lambda: self.store.try_lock(PROCESS_NAME),
+        )
+        self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
+        self.app.on_saved(self.projection_thread.wake)
+        self.app.on_saved(self.process_thread.wake)
+        self._started = False
+
+    def ensure_admin(self) -> str | None:
+        """Create the local admin on first start. Returns a generated password to show once."""
+        generated = None
+        password = self.settings.admin_password
+        if password is None and self.app.local_account(ADMIN) is None:
+            password = generated = new_password()
+        if password is not None:
+            self.app.ensure_local_account(ADMIN, password)
+        return generated
+
+    def start_workers(self, projections: bool = True, process_manager: bool = True) -> None:
+        if self._started:
+            return
+        if projections:
+            self.projection_thread.start()
+        if process_manager:
+            self.process_thread.start()
+        self._started = True
+
+    def catch_up(self) -> None:
+        """Run every follower once in this thread (tests and CLI tools)."""
+        for follower in self.projection_followers:
+            follower.catch_up()
+        self.process_follower.catch_up()
+        for follower in self.projection_followers:
+            follower.catch_up()
+
+    def close(self) -> None:
+        self.projection_thread.stop()
+        self.process_thread.stop()
+        self.store.close()
+        self.app.close()
+        self.vcenter.close()
+
+
+def print_generated_password(password: str) -> None:
+    print(
+        "\n  Stagekeeper created the local administrator.\n"
+        f"    user: {ADMIN}\n    password: {password}\n"
+        "  It is shown only this once and stored hashed. Set STAGEKEEPER_ADMIN_PASSWORD to choose it.\n",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,295 @@
+"""SimulatedVCenter: an in-memory vCenter inventory for the embedded default and fast tests.
+
+It is a simulation, named as such everywhere it is used: no VM runs anywhere. It mirrors the
+default inventory of govmomi's vcsim (datacenter DC0, cluster DC0_C0, standalone host DC0_H0)
+so the same resource-pool paths work against both, and it keeps its state in a JSON file when
+given one, so a restarted service still sees the VMs it "created".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from domain.errors import InfrastructureError, NotFoundError
+from domain.ports import (
+    CloneSpec,
+    GuestIdentity,
+    NicSetting,
+    PoolStatus,
+    PoolUsage,
+    TemplateInfo,
+    VmInfo,
+)
+
+DEFAULT_TEMPLATES: tuple[TemplateInfo, ...] = (
+    TemplateInfo("tpl-ubuntu-2404", "ubuntu64Guest", "linux", 2, 2048, (16,), 1, "/DC0/vm/tpl-ubuntu-2404"),
+    TemplateInfo("tpl-rhel-9", "rhel9_64Guest", "linux", 2, 4096, (20,), 1, "/DC0/vm/tpl-rhel-9"),
+    TemplateInfo(
+        "tpl-windows-2022",
+        "windows2019srvNext_64Guest",
+        "windows",
+        2,
+        8192,
+        (40,),
+        1,
+        "/DC0/vm/tpl-windows-2022",
+    ),
+)
+DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0")}
+
+
+@dataclass
+class _Vm:
+    vm_id: str
+    name: str
+    resource_pool: str
+    template: str
+    cpus: int
+    memory_mib: int
+    linked: bool
+    deployment_id: str
+    machine: str
+    powered_on: bool = False
+    hostname: str | None = None
+    ip: str | None = None
+    os_family: str | None = None
+    nics: list[dict[str, Any]] = field(default_factory=list)
+
+    def info(self) -> VmInfo:
+        return VmInfo(
+            vm_id=self.vm_id,
+            name=self.name,
+            resource_pool=self.resource_pool,
+            powered_on=self.powered_on,
+            deployment_id=UUID(self.deployment_id) if self.deployment_id else None,
+            machine=self.machine,
+            ip=self.ip if self.powered_on else None,
+            hostname=self.hostname if self.powered_on else None,
+            macs=tuple(n["mac"] for n in self.nics if n.get("mac")),
+            cpus=self.cpus,
+            memory_mib=self.memory_mib,
+        )
+
+
+class SimulatedVCenter:
+    """A vCenter simulation with the driver port's semantics (idempotent clone by tag, etc.)."""
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        state_file: Path | None = None,
+        templates: tuple[TemplateInfo, ...] = DEFAULT_TEMPLATES,
+        clusters: dict[str, tuple[str, ...]] | None = None,
+        task_seconds: float = 0.0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._state_file = state_file
+        self._templates = {t.name: t for t in templates}
+        self._clusters = clusters or DEFAULT_CLUSTERS
+        self._task_seconds = task_seconds
+        self._pools: set[str] = {f"/{dc}/host/{c}/Resources" for dc, cs in self._clusters.items() for c in cs}
+        self._vms: dict[str, _Vm] = {}
+        self._counter = 0
+        self._faults: dict[str, list[str]] = {}
+        self._dhcp_next = 10
+        if state_file is not None and state_file.exists():
+            self._load(state_file)
+
+    # -- test hooks (fault injection), the same idea as the vcsim harness's /_control -----------
+    def inject_fault(self, method: str, message: str, count: int = 1) -> None:
+        with self._lock:
+            self._faults.setdefault(method, []).extend([message] * count)
+
+    def _maybe_fail(self, method: str) -> None:
+        queue = self._faults.get(method)
+        if queue:
+            raise InfrastructureError(f"vCenter fault during {method}: {queue.pop(0)}")
+
+    def _work(self) -> None:
+        # Model the latency of a vCenter task outside the lock, so parallel tasks overlap.
+        if self._task_seconds:
+            time.sleep(self._task_seconds)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        data = json.loads(path.read_text())
+        self._pools.update(data.get("pools", []))
+        self._vms = {v["vm_id"]: _Vm(**v) for v in data.get("vms", [])}
+        self._counter = int(data.get("counter", 0))
+        self._dhcp_next = int(data.get("dhcp_next", 10))
+
+    def _save(self) -> None:
+        if self._state_file is None:
+            return
+        data = {
+            "pools": sorted(self._pools),
+            "vms": [asdict(v) for v in self._vms.values()],
+            "counter": self._counter,
+            "dhcp_next": self._dhcp_next,
+        }
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self._state_file)
+
+    # -- port ------------------------------------------------------------------------------------
+    def list_templates(self) -> list[TemplateInfo]:
+        with self._lock:
+            self._maybe_fail("list_templates")
+            return sorted(self._templates.values(), key=lambda t: t.name)
+
+    def inspect_pool(self, path: str) -> PoolStatus:
+        parts = path.strip("/").split("/")
+        with self._lock:
+            if parts[0] not in self._clusters:
+                return PoolStatus.UNKNOWN_DATACENTER
+            if len(parts) < 3 or parts[2] not in self._clusters[parts[0]]:
+                return PoolStatus.UNKNOWN_CLUSTER
+            return PoolStatus.EXISTS if path in self._pools else PoolStatus.CREATABLE
+
+    def ensure_pool(self, path: str) -> bool:
+        status = self.inspect_pool(path)
+        if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
+            raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
+        with self._lock:
+            self._maybe_fail("ensure_pool")
+            if path in self._pools:
+                return False
+            parts = path.strip("/").split("/")
+            for depth in range(5, len(parts) + 1):
+                self._pools.add("/" + "/".join(parts[:depth]))
+            self._save()
+            return True
+
+    def clone(self, spec: CloneSpec) -> VmInfo:
+        with self._lock:
+            for vm in self._vms.values():
+                if vm.deployment_id == str(spec.deployment_id) and vm.machine == spec.machine:
+                    return vm.info()
+            self._maybe_fail("clone")
+            if spec.template not in self._templates:
+                raise NotFoundError(f"template '{spec.template}' not found in vCenter")
+            if spec.resource_pool not in self._pools:
+                raise NotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
+            if any(vm.name == spec.vm_name for vm in self._vms.values()):
+                raise InfrastructureError(f"vCenter fault during clone: DuplicateName {spec.vm_name}")
+        self._work()
+        with self._lock:
+            self._counter += 1
+            template = self._templates[spec.template]
+            vm = _Vm(
+                vm_id=f"vm-{self._counter}",
+                name=spec.vm_name,
+                resource_pool=spec.resource_pool,
+                template=spec.template,
+                cpus=spec.cpus,
+                memory_mib=spec.memory_mib,
+                linked=spec.linked,
+                deployment_id=str(spec.deployment_id),
+                machine=spec.machine,
+                os_family=template.os_family,
+            )
+            self._vms[vm.vm_id] = vm
+            self._save()
+            return vm.info()
+
+    def _vm(self, vm_id: str) -> _Vm:
+        vm = self._vms.get(vm_id)
+        if vm is None:
+            raise NotFoundError(f"VM {vm_id} not found in vCenter")
+        return vm
+
+    def customize(self, vm_id: str, identity: GuestIdentity) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("customize")
+            if vm.powered_on:
+                raise InfrastructureError(f"vCenter fault during customize: VM {vm.name} is powered on")
+            if identity.os_family != vm.os_family:
+                raise InfrastructureError(
+                    f"vCenter fault during customize: {identity.os_family} customisation "
+                    f"on a {vm.os_family} guest"
+                )
+            vm.hostname = identity.hostname
+            if identity.ip is None:
+                # Stands in for the DHCP server of the simulated network.
+                vm.ip = f"192.0.2.{self._dhcp_next % 254 + 1}"
+                self._dhcp_next += 1
+            else:
+                vm.ip = identity.ip
+            self._save()
+
+    def set_nics(self, vm_id: str, nics: list[NicSetting]) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("set_nics")
+            vm.nics = [{"network": n.network, "mac": n.mac} for n in nics]
+            self._save()
+
+    def power_on(self, vm_id: str) -> VmInfo:
+        with self._lock:
+            self._vm(vm_id)
+            self._maybe_fail("power_on")
+        self._work()
+        with self._lock:
+            vm = self._vm(vm_id)
+            vm.powered_on = True
+            self._save()
+            return vm.info()
+
+    def power_off(self, vm_id: str) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("power_off")
+            vm.powered_on = False
+            self._save()
+
+    def relocate(self, vm_id: str, resource_pool: str) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("relocate")
+            if resource_pool not in self._pools:
+                raise NotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
+            vm.resource_pool = resource_pool
+            self._save()
+
+    def destroy(self, vm_id: str) -> None:
+        with self._lock:
+            if vm_id not in self._vms:
+                return
+            self._maybe_fail("destroy")
+            if self._vms[vm_id].powered_on:
+                raise InfrastructureError(f"vCenter fault during destroy: VM {vm_id} is powered on")
+            del self._vms[vm_id]
+            self._save()
+
+    def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
+        with self._lock:
+            return sorted(
+                (vm.info() for vm in self._vms.values() if vm.deployment_id == str(deployment_id)),
+                key=lambda v: v.name,
+            )
+
+    def pool_usage(self, path: str) -> PoolUsage:
+        with self._lock:
+            vms = [vm for vm in self._vms.values() if vm.resource_pool == path]
+            return PoolUsage(
+                vms=len(vms),
+                powered_on=sum(vm.powered_on for vm in vms),
+                cpus=sum(vm.cpus for vm in vms),
+                memory_mib=sum(vm.memory_mib for vm in vms),
+            )
+
+    def all_vms(self) -> list[VmInfo]:
+        with self._lock:
+            return [vm.info() for vm in self._vms.values()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._save()

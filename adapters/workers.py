@@ -1,0 +1,76 @@
+"""Background threads that keep followers caught up: projections, and the process manager.
+
+Two threads, so a long vCenter job never delays the read models. The process manager only
+runs in the process holding its lock (PostgreSQL advisory lock / SQLite file lock); other
+processes stand by and take over when the holder dies. A follower error is logged with its
+traceback, kept for /healthz, and the follower retries with backoff: the event is not skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from projections.follower import Follower
+
+log = logging.getLogger("stagekeeper.workers")
+
+
+class FollowerThread:
+    def __init__(
+        self,
+        name: str,
+        followers: Sequence[Follower],
+        interval: float,
+        acquire: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.name = name
+        self.followers = list(followers)
+        self.interval = interval
+        self._acquire = acquire
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sk-{name}", daemon=True)
+        self.leader = False
+        self.errors: dict[str, str] = {}
+        self.cycles = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self, _position: int = 0) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            if not self.leader:
+                self.leader = self._acquire()
+            failed = False
+            if self.leader:
+                for follower in self.followers:
+                    if self._stop.is_set():
+                        return
+                    try:
+                        follower.catch_up()
+                        self.errors.pop(follower.name, None)
+                    except Exception as error:
+                        failed = True
+                        self.errors[follower.name] = f"{type(error).__name__}: {error}"
+                        log.exception("follower %s failed; retrying in %.1fs", follower.name, backoff)
+            self.cycles += 1
+            if failed:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = self.interval
+            self._wake.wait(self.interval)
+            self._wake.clear()

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): converts HTTP to application commands and results back to JSON."""

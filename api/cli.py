@@ -1,0 +1,91 @@
+"""The `stagekeeper` command: serve, worker, projections rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from adapters.runtime import Runtime, print_generated_password
+from adapters.settings import Settings, SettingsError
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    runtime = Runtime(settings)
+    generated = runtime.ensure_admin()
+    if generated:
+        print_generated_password(generated)
+    app = create_app(settings, runtime=runtime)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        runtime.close()
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    runtime = Runtime(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime.start_workers()
+    logging.getLogger("stagekeeper").info("worker running against %s", runtime.db.kind)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        runtime.close()
+    return 0
+
+
+def _rebuild(settings: Settings, name: str) -> int:
+    runtime = Runtime(settings)
+    try:
+        for follower in runtime.projection_followers:
+            if follower.name == name:
+                count = follower.rebuild()
+                print(f"rebuilt {name}: replayed {count} events")
+                return 0
+        names = ", ".join(f.name for f in runtime.projection_followers)
+        print(f"no projection named {name!r}; known: {names}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stagekeeper", description="Event-sourced stage manager for vSphere"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="API and background workers in one process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    commands.add_parser("worker", help="background workers only (projections, process manager)")
+    projections = commands.add_parser("projections", help="manage read models")
+    projections_commands = projections.add_subparsers(dest="action", required=True)
+    rebuild = projections_commands.add_parser("rebuild", help="rebuild one read model from position zero")
+    rebuild.add_argument("name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"stagekeeper: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "worker":
+        return _worker(settings)
+    return _rebuild(settings, args.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

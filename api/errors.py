@@ -1,0 +1,86 @@
+"""Domain errors -> HTTP status, in one place. Every error body is {"error": {code, message, field}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    InfrastructureError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    StagekeeperError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger("stagekeeper.api")
+
+STATUS: tuple[tuple[type[StagekeeperError], int], ...] = (
+    (ValidationError, 422),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PreconditionFailedError, 412),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (UnavailableError, 503),
+    (InfrastructureError, 502),
+)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def status_of(error: StagekeeperError) -> int:
+    for cls, status in STATUS:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StagekeeperError)
+    def domain_error(_: Request, error: StagekeeperError) -> JSONResponse:
+        status = status_of(error)
+        headers = {"WWW-Authenticate": 'Basic realm="stagekeeper", Bearer'} if status == 401 else None
+        return JSONResponse(
+            error_body(error.code, error.message, error.field), status_code=status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def request_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        field = _location(tuple(first.get("loc", ())))
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+        if first.get("type") == "json_invalid":
+            field, message = "body", "the request body is not valid JSON"
+        return JSONResponse(error_body("invalid", message, field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(error.detail)),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )

@@ -1,0 +1,112 @@
+"""Deployments: configuration versions instantiated in a stage; promote, demote, undeploy."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from api.schemas import DeployRequest, Reason
+from api.views import deployment_view
+from domain.deployment import STATES
+from domain.errors import ValidationError
+
+router = APIRouter(tags=["deployments"])
+
+
+def _result(response: Response, outcome: Any) -> dict[str, Any]:
+    set_version(response, outcome.value.version, outcome.position)
+    response.headers["Location"] = f"/api/v1/deployments/{outcome.value.id}"
+    return {**deployment_view(outcome.value), "position": outcome.position}
+
+
+@router.post("/api/v1/configurations/{configuration_id}/deployments", status_code=status.HTTP_202_ACCEPTED)
+def deploy(
+    configuration_id: UUID,
+    body: DeployRequest,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Deploy a configuration version into a stage; the VMs are built in the background."""
+    outcome = runtime.app.deploy(
+        configuration_id,
+        body.stage,
+        actor=who.user,
+        reason=body.reason,
+        configuration_version=body.configuration_version,
+    )
+    return _result(response, outcome)
+
+
+@router.get("/api/v1/deployments")
+def list_deployments(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    min_position: MinPosition = None,
+    service: UUID | None = Query(None, description="Service id"),
+    stage: str | None = Query(None, description="Stage name (with service)"),
+    state: str | None = Query(None, description=f"One of: {', '.join(STATES)}"),
+    configuration: UUID | None = Query(None, description="Configuration id"),
+    limit: int = Query(500, ge=1, le=5000),
+) -> dict[str, Any]:
+    """List deployments, newest first (from the deployments read model)."""
+    if state is not None and state not in STATES:
+        raise ValidationError(f"state must be one of {', '.join(STATES)}", field="state")
+    position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
+    items = runtime.read_models.deployments(
+        str(service) if service else None,
+        stage,
+        state,
+        str(configuration) if configuration else None,
+        limit,
+    )
+    return {"items": items, "position": position}
+
+
+@router.get("/api/v1/deployments/{deployment_id}")
+def get_deployment(
+    deployment_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    """One deployment with each machine's state."""
+    deployment = runtime.app.deployment(deployment_id)
+    set_version(response, deployment.version)
+    return deployment_view(deployment)
+
+
+def _command(name: str, summary: str) -> None:
+    def endpoint(
+        deployment_id: UUID,
+        runtime: RuntimeDep,
+        who: PrincipalDep,
+        if_match: IfMatchDep,
+        response: Response,
+        body: Reason | None = Body(None),
+    ) -> dict[str, Any]:
+        command = getattr(runtime.app, name)
+        outcome = command(
+            deployment_id,
+            actor=who.user,
+            reason=body.reason if body else None,
+            expected_version=if_match,
+        )
+        return _result(response, outcome)
+
+    endpoint.__doc__ = summary
+    endpoint.__name__ = name
+    action = name.removesuffix("_deployment")
+    router.add_api_route(
+        f"/api/v1/deployments/{{deployment_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        status_code=status.HTTP_202_ACCEPTED,
+        name=name,
+    )
+
+
+_command("promote", "Move the deployment to the next stage of its service.")
+_command("demote", "Move the deployment to the previous stage of its service.")
+_command("undeploy", "Power off and destroy every VM of the deployment.")
+_command("retry_deployment", "Provision a failed deployment again.")

@@ -1,0 +1,29 @@
+"""Liveness and worker health (no authentication)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+    """Event store head, read-model positions and worker errors."""
+    positions = {f.name: runtime.read_models.position(f.name) for f in runtime.projection_followers}
+    errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors}
+    return {
+        "status": "degraded" if errors else "ok",
+        "head": runtime.app.head(),
+        "read_models": positions,
+        "process_manager": {
+            "position": runtime.read_models.position(runtime.process_follower.name),
+            "leader": runtime.process_thread.leader,
+        },
+        "vcenter_driver": runtime.vcenter.name,
+        "errors": errors,
+    }

@@ -1,0 +1,162 @@
+"""Services and their stages."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from api.schemas import ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
+from api.views import service_view
+
+router = APIRouter(prefix="/api/v1/services", tags=["services"])
+
+
+def _result(response: Response, outcome: Any) -> dict[str, Any]:
+    set_version(response, outcome.value.version, outcome.position)
+    return {**service_view(outcome.value), "position": outcome.position}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def register_service(
+    body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    """Register a service with its ordered stages."""
+    outcome = runtime.app.register_service(
+        body.name,
+        body.description,
+        [s.fields() for s in body.stages],
+        actor=who.user,
+        reason=body.reason,
+    )
+    response.headers["Location"] = f"/api/v1/services/{outcome.value.id}"
+    return _result(response, outcome)
+
+
+@router.get("")
+def list_services(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    min_position: MinPosition = None,
+    include_retired: bool = Query(False, description="Also list retired services"),
+) -> dict[str, Any]:
+    """List services (from the services read model)."""
+    position = runtime.read_models.wait("services", min_position, runtime.settings.read_wait_seconds)
+    return {"items": runtime.read_models.services(include_retired), "position": position}
+
+
+@router.get("/{service_id}")
+def get_service(service_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
+    """One service, current state."""
+    service = runtime.app.service(service_id)
+    set_version(response, service.version)
+    return service_view(service)
+
+
+@router.patch("/{service_id}")
+def update_service(
+    service_id: UUID,
+    body: ServicePatch,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Change a service's description."""
+    outcome = runtime.app.update_service(
+        service_id, body.description, actor=who.user, reason=body.reason, expected_version=if_match
+    )
+    return _result(response, outcome)
+
+
+@router.delete("/{service_id}")
+def retire_service(
+    service_id: UUID,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+    reason: str | None = Query(None, max_length=2048),
+) -> dict[str, Any]:
+    """Retire a service (refused while it has live deployments). History is kept."""
+    outcome = runtime.app.retire_service(service_id, actor=who.user, reason=reason, expected_version=if_match)
+    return _result(response, outcome)
+
+
+@router.post("/{service_id}/stages", status_code=status.HTTP_201_CREATED)
+def add_stage(
+    service_id: UUID,
+    body: StageCreate,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Add a stage (at the end, or at `position`)."""
+    stage = body.model_dump(include={"name", "resource_pool", "restricted"})
+    outcome = runtime.app.add_stage(
+        service_id,
+        stage,
+        body.position,
+        actor=who.user,
+        reason=body.reason,
+        expected_version=if_match,
+    )
+    return _result(response, outcome)
+
+
+@router.put("/{service_id}/stages/order")
+def reorder_stages(
+    service_id: UUID,
+    body: StageOrder,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Set the order of the stages (the path promotions follow)."""
+    outcome = runtime.app.reorder_stages(
+        service_id, body.order, actor=who.user, reason=body.reason, expected_version=if_match
+    )
+    return _result(response, outcome)
+
+
+@router.patch("/{service_id}/stages/{stage}")
+def update_stage(
+    service_id: UUID,
+    stage: str,
+    body: StagePatch,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Rename a stage, map it to another resource pool, or change its restricted flag."""
+    outcome = runtime.app.update_stage(
+        service_id,
+        stage,
+        body.fields(),
+        actor=who.user,
+        reason=body.reason,
+        expected_version=if_match,
+    )
+    return _result(response, outcome)
+
+
+@router.delete("/{service_id}/stages/{stage}")
+def remove_stage(
+    service_id: UUID,
+    stage: str,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+    reason: str | None = Query(None, max_length=2048),
+) -> dict[str, Any]:
+    """Remove a stage that holds no live deployment."""
+    outcome = runtime.app.remove_stage(
+        service_id, stage, actor=who.user, reason=reason, expected_version=if_match
+    )
+    return _result(response, outcome)

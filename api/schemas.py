@@ -1,0 +1,124 @@
+"""Request bodies. Shapes and types are checked here; the domain checks the rules (ranges,
+uniqueness, references) and names the offending field itself."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"reason"})
+
+
+class Reason(Body):
+    reason: str | None = Field(None, description="Why (kept in the audit log)")
+
+
+class StageIn(Body):
+    name: str
+    resource_pool: str = Field(description="Inventory path, e.g. /DC0/host/DC0_C0/Resources/payroll-test")
+    restricted: bool = False
+
+
+class ServiceCreate(Reason):
+    name: str
+    description: str = ""
+    stages: list[StageIn]
+
+
+class ServicePatch(Reason):
+    description: str | None = None
+
+
+class StageCreate(StageIn):
+    position: int | None = Field(None, description="Index to insert at (default: last)")
+    reason: str | None = None
+
+
+class StagePatch(Reason):
+    name: str | None = None
+    resource_pool: str | None = None
+    restricted: bool | None = None
+
+
+class StageOrder(Reason):
+    order: list[str]
+
+
+class DiskIn(Body):
+    size_gib: int
+
+
+class NicIn(Body):
+    network: str
+
+
+class CustomizationIn(Body):
+    os: Literal["linux", "windows"] = "linux"
+    hostname: str | None = None
+    ip_mode: Literal["static-pool", "dhcp"] = "static-pool"
+
+
+class MachineIn(Body):
+    name: str
+    template: str
+    cpus: int = 1
+    memory_mib: int = 1024
+    clone_mode: Literal["full", "linked"] = "full"
+    disks: list[DiskIn] = []
+    nics: list[NicIn] = []
+    customization: CustomizationIn | None = None
+
+
+class MachineBody(MachineIn):
+    reason: str | None = None
+
+
+class NetworkIn(Body):
+    name: str
+    description: str = ""
+
+
+class NetworkBody(NetworkIn):
+    reason: str | None = None
+
+
+class ConfigurationCreate(Reason):
+    name: str
+    description: str = ""
+    networks: list[NetworkIn] = []
+    machines: list[MachineIn] = []
+
+
+class ConfigurationPatch(Reason):
+    name: str | None = None
+    description: str | None = None
+    networks: list[NetworkIn] | None = None
+    machines: list[MachineIn] | None = None
+
+
+class DeployRequest(Reason):
+    stage: str
+    configuration_version: int | None = Field(None, description="Default: the latest version")
+
+
+class TemplateImport(Reason):
+    names: list[str] | None = None
+    all: bool | None = None
+
+
+class TokenCreate(Body):
+    name: str
+    expires_in_days: int = 90
+
+
+def machine_dict(machine: MachineIn) -> dict[str, Any]:
+    data = machine.model_dump(exclude_unset=True, exclude={"reason"})
+    if data.get("customization") and data["customization"].get("hostname") is None:
+        data["customization"].pop("hostname", None)
+    return data

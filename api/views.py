@@ -1,0 +1,76 @@
+"""Aggregates -> JSON documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.accounts import ApiToken
+from domain.configuration import Configuration
+from domain.deployment import Deployment
+from domain.service import Service
+
+
+def service_view(service: Service) -> dict[str, Any]:
+    return {
+        "id": str(service.id),
+        "version": service.version,
+        "name": service.name,
+        "description": service.description,
+        "retired": service.retired,
+        "stages": [
+            {**stage, "live_deployments": len(service.live_deployments(stage["name"]))}
+            for stage in service.stages
+        ],
+        "created_at": service.created_on.isoformat(),
+        "updated_at": service.modified_on.isoformat(),
+    }
+
+
+def configuration_view(configuration: Configuration) -> dict[str, Any]:
+    return {
+        "id": str(configuration.id),
+        "version": configuration.version,
+        "service_id": str(configuration.service_id),
+        "name": configuration.name,
+        "description": configuration.description,
+        "networks": configuration.networks,
+        "machines": configuration.machines,
+        "created_at": configuration.created_on.isoformat(),
+        "updated_at": configuration.modified_on.isoformat(),
+    }
+
+
+def deployment_view(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": str(deployment.id),
+        "version": deployment.version,
+        "service_id": str(deployment.service_id),
+        "configuration_id": str(deployment.configuration_id),
+        "configuration_name": deployment.configuration_name,
+        "configuration_version": deployment.configuration_version,
+        "stage": deployment.stage,
+        "resource_pool": deployment.resource_pool,
+        "state": deployment.state,
+        "target_stage": deployment.target_stage,
+        "failure": deployment.failure,
+        "attempt": deployment.attempt,
+        "requested_by": deployment.requested_by,
+        "machines": [
+            {k: v for k, v in machine.items() if k != "spec"} | {"template": machine["spec"]["template"]}
+            for machine in deployment.machines
+        ],
+        "created_at": deployment.created_on.isoformat(),
+        "updated_at": deployment.modified_on.isoformat(),
+    }
+
+
+def token_view(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": str(token.id),
+        "name": token.name,
+        "user": token.user,
+        "hint": token.hint,
+        "expires_at": token.expires_at.isoformat(),
+        "revoked": token.revoked,
+        "created_at": token.created_on.isoformat(),
+    }

@@ -1,0 +1,172 @@
+"""The Stagekeeper application: every command and point-in-time read of the domain.
+
+Commands load aggregates, decide, and save all the aggregates they touched in one atomic
+write. A write that loses an optimistic-concurrency race is retried from a fresh read a few
+times (the rules are checked again, so two concurrent promotes still give one winner and one
+InvalidTransitionError); a caller's stale If-Match is a PreconditionFailedError.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Notification
+
+from domain.accounts import ApiToken, LocalAccount
+from domain.catalogue import CATALOGUE_ID, TemplateCatalogue
+from domain.configuration import Configuration
+from domain.deployment import Deployment
+from domain.errors import (
+    ConcurrencyError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from domain.names import NameClaim
+from domain.ports import Clock, VCenterDriver
+from domain.service import Service
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+SYSTEM_ACTOR = "stagekeeper"
+_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """What a command produced, and the notification position it wrote (for read-your-writes)."""
+
+    value: R
+    position: int
+
+
+class StagekeeperApplication(Application[UUID]):
+    """Base: persistence, aggregate loading and the save-with-retry machinery."""
+
+    name = "stagekeeper"
+    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20}
+
+    def __init__(self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock) -> None:
+        super().__init__(env=env)
+        self.vcenter = vcenter
+        self.clock = clock
+        self._listeners: list[Callable[[int], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- notifications inside this process -------------------------------------------------
+    def on_saved(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(position)` after every successful save (wakes in-process followers)."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def head(self) -> int:
+        """Position of the last event in the store (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def select_notifications(
+        self, start: int, limit: int, topics: Sequence[str] = ()
+    ) -> Sequence[Notification]:
+        """Stored events from position `start` on, in order (for projections and workers)."""
+        return self.recorder.select_notifications(start=start, limit=limit, topics=topics)
+
+    def decode(self, notification: Notification) -> Any:
+        return self.mapper.to_domain_event(notification)
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self, cls: type[A], aggregate_id: UUID, what: str, version: int | None = None) -> A:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no {what} with id {aggregate_id}") from None
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(f"no {what} with id {aggregate_id}")
+        return aggregate
+
+    @staticmethod
+    def check_version(aggregate: Aggregate, expected: int | None, what: str) -> None:
+        if expected is not None and aggregate.version != expected:
+            raise PreconditionFailedError(
+                f"{what} is at version {aggregate.version}, not {expected} (If-Match); reload and retry",
+                field="If-Match",
+            )
+
+    # -- saving -------------------------------------------------------------------------------
+    def commit(self, *aggregates: Aggregate) -> int:
+        """Save aggregates atomically; returns the last notification position written."""
+        pending = [a for a in aggregates if a.pending_events]
+        if not pending:
+            return 0
+        recordings = self.save(*pending)
+        position = max((r.notification.id for r in recordings), default=0)
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(position)
+        return position
+
+    def retrying(self, attempt: Callable[[], Outcome[R]]) -> Outcome[R]:
+        """Run a read-decide-save attempt, again from a fresh read when another write won a race."""
+        for _ in range(_ATTEMPTS):
+            try:
+                return attempt()
+            except IntegrityError:
+                continue
+        raise ConcurrencyError("another change to the same object won a race; retry the command")
+
+    # -- shared lookups --------------------------------------------------------------------------
+    def catalogue(self) -> TemplateCatalogue:
+        try:
+            aggregate: Aggregate = self.repository.get(CATALOGUE_ID)
+        except AggregateNotFoundError:
+            return TemplateCatalogue()
+        assert isinstance(aggregate, TemplateCatalogue)
+        return aggregate
+
+    def claim_name(self, kind: str, scope: str, name: str, owner_id: UUID) -> NameClaim:
+        """A claim aggregate to save with the owner; raises ConflictError if the name is taken."""
+        claim_id = NameClaim.id_for(kind, scope, name)
+        try:
+            claim: Aggregate = self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            return NameClaim(kind=kind, scope=scope, name=name, owner_id=owner_id)
+        assert isinstance(claim, NameClaim)
+        claim.reclaim(owner_id, name)
+        return claim
+
+    def release_name(self, kind: str, scope: str, name: str) -> NameClaim | None:
+        try:
+            claim: Aggregate = self.repository.get(NameClaim.id_for(kind, scope, name))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(claim, NameClaim)
+        claim.release()
+        return claim
+
+    # -- accounts -------------------------------------------------------------------------------
+    def local_account(self, username: str) -> LocalAccount | None:
+        try:
+            account: Aggregate = self.repository.get(LocalAccount.id_for(username))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(account, LocalAccount)
+        return account
+
+    def api_token(self, digest: str) -> ApiToken | None:
+        try:
+            token: Aggregate = self.repository.get(ApiToken.id_for(digest))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(token, ApiToken)
+        return token
+
+    def definition_at(self, configuration_id: UUID, version: int) -> dict[str, Any]:
+        configuration = self.load(Configuration, configuration_id, "configuration", version=version)
+        if configuration.version != version:
+            raise NotFoundError(f"configuration {configuration_id} has no version {version}", field="version")
+        return configuration.definition()

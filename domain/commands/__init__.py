@@ -1,0 +1,1 @@
+"""Command handlers of the application, one module per aggregate family."""

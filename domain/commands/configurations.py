@@ -1,0 +1,240 @@
+"""Configuration commands: define, revise, restore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from domain.application import Outcome, StagekeeperApplication
+from domain.configuration import Configuration, check_definition
+from domain.errors import InvalidTransitionError, ValidationError
+from domain.service import Service
+from domain.values import Machine, Network, check_description, check_display_name
+
+CONFIGURATION_NAMES = "configuration"
+
+
+def parse_networks(value: object, field: str = "networks") -> list[Network]:
+    if not isinstance(value, list):
+        raise ValidationError(f"{field} must be a list", field=field)
+    return [Network.parse(n, f"{field}[{i}]") for i, n in enumerate(value)]
+
+
+def parse_machines(value: object, field: str = "machines") -> list[Machine]:
+    if not isinstance(value, list):
+        raise ValidationError(f"{field} must be a list", field=field)
+    return [Machine.parse(m, f"{field}[{i}]") for i, m in enumerate(value)]
+
+
+class ConfigurationCommands(StagekeeperApplication):
+    def configuration(self, configuration_id: UUID, version: int | None = None) -> Configuration:
+        return self.load(Configuration, configuration_id, "configuration", version=version)
+
+    def check_templates(self, machines: list[Machine], field: str = "machines") -> None:
+        """Machines may only use catalogue templates, with a matching OS family."""
+        catalogue = self.catalogue()
+        for i, machine in enumerate(machines):
+            where = f"{field}[{i}]" if field == "machines" else field
+            template = catalogue.get(machine.template)
+            if template is None:
+                raise ValidationError(
+                    f"{where}.template: '{machine.template}' is not in the template catalogue "
+                    "(import it with POST /api/v1/templates/import)",
+                    field=f"{where}.template",
+                )
+            if template["os_family"] != machine.customization.os:
+                raise ValidationError(
+                    f"{where}.customization.os is {machine.customization.os} but template "
+                    f"'{template['name']}' is {template['os_family']}",
+                    field=f"{where}.customization.os",
+                )
+
+    def create_configuration(
+        self,
+        service_id: UUID,
+        name: object,
+        description: object,
+        networks: object,
+        machines: object,
+        actor: str,
+        reason: str | None = None,
+    ) -> Outcome[Configuration]:
+        """Define a new configuration (version 1) of a service; the name is unique in the service."""
+        name = check_display_name(name, "name")
+        text = check_description(description)
+        parsed_networks = parse_networks(networks if networks is not None else [])
+        parsed_machines = parse_machines(machines if machines is not None else [])
+        check_definition(parsed_networks, parsed_machines)
+        self.check_templates(parsed_machines)
+
+        def attempt() -> Outcome[Configuration]:
+            service = self.load_service_for(service_id)
+            configuration = Configuration(
+                service_id=service.id,
+                name=name,
+                description=text,
+                networks=[n.to_dict() for n in parsed_networks],
+                machines=[m.to_dict() for m in parsed_machines],
+                actor=actor,
+                reason=reason,
+            )
+            claim = self.claim_name(CONFIGURATION_NAMES, str(service.id), name, configuration.id)
+            return Outcome(configuration, self.commit(configuration, claim))
+
+        return self.retrying(attempt)
+
+    def load_service_for(self, service_id: UUID) -> Service:
+        service = self.load(Service, service_id, "service")
+        if service.retired:
+            raise InvalidTransitionError(f"service '{service.name}' is retired")
+        return service
+
+    def _change_configuration(
+        self,
+        configuration_id: UUID,
+        expected_version: int | None,
+        change: Callable[[Configuration], list[Any] | None],
+    ) -> Outcome[Configuration]:
+        def attempt() -> Outcome[Configuration]:
+            configuration = self.configuration(configuration_id)
+            self.check_version(configuration, expected_version, "configuration")
+            others = change(configuration) or []
+            return Outcome(configuration, self.commit(configuration, *others))
+
+        return self.retrying(attempt)
+
+    def revise_configuration(
+        self,
+        configuration_id: UUID,
+        changes: dict[str, Any],
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Rename and/or replace description, networks, machines. Each changed part is one version."""
+        unknown = set(changes) - {"name", "description", "networks", "machines"}
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        new_name = check_display_name(changes["name"], "name") if "name" in changes else None
+        text = check_description(changes["description"]) if "description" in changes else None
+        networks = parse_networks(changes["networks"]) if "networks" in changes else None
+        machines = parse_machines(changes["machines"]) if "machines" in changes else None
+        if machines is not None:
+            self.check_templates(machines)
+
+        def change(configuration: Configuration) -> list[Any]:
+            others: list[Any] = []
+            configuration.revise(text, networks, machines, actor, reason)
+            if new_name is not None and new_name != configuration.name:
+                scope = str(configuration.service_id)
+                others.append(self.claim_name(CONFIGURATION_NAMES, scope, new_name, configuration.id))
+                if new_name.casefold() != configuration.name.casefold():
+                    released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
+                    others.extend([released] if released else [])
+                configuration.rename(new_name, actor, reason)
+            return others
+
+        return self._change_configuration(configuration_id, expected_version, change)
+
+    def add_machine(
+        self,
+        configuration_id: UUID,
+        machine: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Add one machine."""
+        parsed = Machine.parse(machine, "machine")
+        self.check_templates([parsed], "machine")
+        return self._change_configuration(
+            configuration_id, expected_version, lambda c: c.add_machine(parsed, actor, reason)
+        )
+
+    def change_machine(
+        self,
+        configuration_id: UUID,
+        name: str,
+        machine: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Replace one machine's definition."""
+        parsed = Machine.parse(machine, "machine")
+        self.check_templates([parsed], "machine")
+        return self._change_configuration(
+            configuration_id,
+            expected_version,
+            lambda c: c.change_machine(name, parsed, actor, reason),
+        )
+
+    def remove_machine(
+        self,
+        configuration_id: UUID,
+        name: str,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Remove one machine."""
+        return self._change_configuration(
+            configuration_id, expected_version, lambda c: c.remove_machine(name, actor, reason)
+        )
+
+    def add_network(
+        self,
+        configuration_id: UUID,
+        network: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Add one network."""
+        parsed = Network.parse(network, "network")
+        return self._change_configuration(
+            configuration_id, expected_version, lambda c: c.add_network(parsed, actor, reason)
+        )
+
+    def remove_network(
+        self,
+        configuration_id: UUID,
+        name: str,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Remove a network no machine uses."""
+        return self._change_configuration(
+            configuration_id, expected_version, lambda c: c.remove_network(name, actor, reason)
+        )
+
+    def restore_configuration(
+        self,
+        configuration_id: UUID,
+        version: int,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Make the configuration what it was at `version`, as a new version (history is kept)."""
+        current = self.configuration(configuration_id)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current.version:
+            raise ValidationError(f"version must be from 1 to {current.version}", field="version")
+        definition = self.definition_at(configuration_id, version)
+
+        def change(configuration: Configuration) -> list[Any]:
+            others: list[Any] = []
+            if definition["name"] != configuration.name:
+                scope = str(configuration.service_id)
+                others.append(
+                    self.claim_name(CONFIGURATION_NAMES, scope, definition["name"], configuration.id)
+                )
+                if definition["name"].casefold() != configuration.name.casefold():
+                    released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
+                    others.extend([released] if released else [])
+            configuration.restore(version, definition, actor, reason)
+            return others
+
+        return self._change_configuration(configuration_id, expected_version, change)

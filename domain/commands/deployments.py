@@ -1,0 +1,166 @@
+"""Deployment commands (from users) and step records (from the process manager)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from domain.application import Outcome, StagekeeperApplication
+from domain.configuration import Configuration
+from domain.deployment import UNDEPLOYED, Deployment
+from domain.errors import InvalidTransitionError, ValidationError
+from domain.service import Service
+
+
+class DeploymentCommands(StagekeeperApplication):
+    def deployment(self, deployment_id: UUID, version: int | None = None) -> Deployment:
+        return self.load(Deployment, deployment_id, "deployment", version=version)
+
+    def deploy(
+        self,
+        configuration_id: UUID,
+        stage: object,
+        actor: str,
+        reason: str | None = None,
+        configuration_version: object = None,
+    ) -> Outcome[Deployment]:
+        """Instantiate a configuration version (default: the latest) in one stage of its service."""
+        if not isinstance(stage, str) or not stage:
+            raise ValidationError("stage must name a stage of the configuration's service", field="stage")
+        if configuration_version is not None and (
+            isinstance(configuration_version, bool) or not isinstance(configuration_version, int)
+        ):
+            raise ValidationError("configuration_version must be an integer", field="configuration_version")
+
+        def attempt() -> Outcome[Deployment]:
+            configuration = self.load(Configuration, configuration_id, "configuration")
+            if configuration_version is not None:
+                if not 1 <= configuration_version <= configuration.version:
+                    raise ValidationError(
+                        f"configuration_version must be from 1 to {configuration.version}",
+                        field="configuration_version",
+                    )
+                configuration = self.load(
+                    Configuration, configuration_id, "configuration", version=configuration_version
+                )
+            if not configuration.machines:
+                raise InvalidTransitionError(
+                    f"configuration '{configuration.name}' has no machines to deploy"
+                )
+            service = self.load(Service, configuration.service_id, "service")
+            target = service.stage(stage)
+            deployment = Deployment(
+                service_id=service.id,
+                configuration_id=configuration.id,
+                configuration_version=configuration.version,
+                configuration_name=configuration.name,
+                stage=target["name"],
+                resource_pool=target["resource_pool"],
+                networks=configuration.networks,
+                machines=configuration.machines,
+                actor=actor,
+                reason=reason,
+            )
+            service.admit(deployment.id, target["name"], actor)
+            return Outcome(deployment, self.commit(deployment, service))
+
+        return self.retrying(attempt)
+
+    def promote(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Move a deployed deployment to the next stage of its service."""
+        return self._move(deployment_id, +1, actor, reason, expected_version)
+
+    def demote(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Move a deployed deployment to the previous stage of its service."""
+        return self._move(deployment_id, -1, actor, reason, expected_version)
+
+    def _move(
+        self,
+        deployment_id: UUID,
+        step: int,
+        actor: str,
+        reason: str | None,
+        expected_version: int | None,
+    ) -> Outcome[Deployment]:
+        def attempt() -> Outcome[Deployment]:
+            deployment = self.deployment(deployment_id)
+            self.check_version(deployment, expected_version, "deployment")
+            service = self.load(Service, deployment.service_id, "service")
+            target = service.next_stage(deployment.stage, step)
+            direction = "promote" if step > 0 else "demote"
+            deployment.request_move(target["name"], target["resource_pool"], direction, actor, reason)
+            service.admit(deployment.id, target["name"], actor)
+            return Outcome(deployment, self.commit(deployment, service))
+
+        return self.retrying(attempt)
+
+    def undeploy(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Power off and destroy every VM of the deployment."""
+        return self.record_step(
+            deployment_id,
+            lambda d: d.request_undeploy(actor, reason),
+            expected_version=expected_version,
+        )
+
+    def retry_deployment(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Provision a failed deployment again."""
+        return self.record_step(
+            deployment_id, lambda d: d.retry(actor, reason), expected_version=expected_version
+        )
+
+    def record_step(
+        self,
+        deployment_id: UUID,
+        step: Callable[[Deployment], None],
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Apply one state change to a deployment and keep the service's occupancy in step with it."""
+
+        def attempt() -> Outcome[Deployment]:
+            deployment = self.deployment(deployment_id)
+            self.check_version(deployment, expected_version, "deployment")
+            before_stage, before_target = deployment.stage, deployment.target_stage
+            step(deployment)
+            others: list[Service] = []
+            released: str | bool | None = False
+            if deployment.state == UNDEPLOYED:
+                released = None  # every stage
+            elif deployment.stage != before_stage:
+                released = before_stage  # a move completed
+            elif before_target is not None and deployment.target_stage is None:
+                released = before_target  # a move failed (rolled back or not)
+            if released is not False:
+                service = self.load(Service, deployment.service_id, "service")
+                service.release(
+                    deployment.id,
+                    released if isinstance(released, str) else None,
+                    actor="stagekeeper",
+                )
+                others.append(service)
+            return Outcome(deployment, self.commit(deployment, *others))
+
+        return self.retrying(attempt)

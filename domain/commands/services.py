@@ -1,0 +1,210 @@
+"""Service and stage commands."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from domain.application import Outcome, StagekeeperApplication
+from domain.deployment import Deployment
+from domain.errors import ValidationError
+from domain.ports import PoolStatus
+from domain.service import Service
+from domain.values import (
+    PoolPath,
+    Stage,
+    check_description,
+    check_display_name,
+)
+
+SERVICE_NAMES = "service"
+
+
+class ServiceCommands(StagekeeperApplication):
+    def check_pool(self, path: str, field: str) -> str:
+        """Validate a pool path against the inventory: unknown datacenter/cluster is refused."""
+        pool = PoolPath.parse(path, field)
+        status = self.vcenter.inspect_pool(pool.path)
+        if status is PoolStatus.UNKNOWN_DATACENTER:
+            raise ValidationError(
+                f"{field}: datacenter '{pool.datacenter}' does not exist in vCenter", field=field
+            )
+        if status is PoolStatus.UNKNOWN_CLUSTER:
+            raise ValidationError(
+                f"{field}: cluster '{pool.cluster}' does not exist in datacenter '{pool.datacenter}'",
+                field=field,
+            )
+        return pool.path
+
+    def service(self, service_id: UUID, version: int | None = None) -> Service:
+        return self.load(Service, service_id, "service", version=version)
+
+    def register_service(
+        self,
+        name: object,
+        description: object,
+        stages: object,
+        actor: str,
+        reason: str | None = None,
+    ) -> Outcome[Service]:
+        """Register a service with its ordered stages; the name is unique case-insensitively."""
+        name = check_display_name(name, "name")
+        description = check_description(description)
+        if not isinstance(stages, list) or not stages:
+            raise ValidationError("stages must be a non-empty list", field="stages")
+        parsed = [Stage.parse(s, f"stages[{i}]") for i, s in enumerate(stages)]
+        Service.check_stage_list(parsed)
+        for i, stage in enumerate(parsed):
+            self.check_pool(stage.resource_pool, f"stages[{i}].resource_pool")
+
+        def attempt() -> Outcome[Service]:
+            service = Service(
+                name=name,
+                description=description,
+                stages=[s.to_dict() for s in parsed],
+                actor=actor,
+                reason=reason,
+            )
+            claim = self.claim_name(SERVICE_NAMES, "", name, service.id)
+            return Outcome(service, self.commit(service, claim))
+
+        return self.retrying(attempt)
+
+    def _change_service(
+        self, service_id: UUID, expected_version: int | None, change: Any
+    ) -> Outcome[Service]:
+        def attempt() -> Outcome[Service]:
+            service = self.service(service_id)
+            self.check_version(service, expected_version, "service")
+            change(service)
+            return Outcome(service, self.commit(service))
+
+        return self.retrying(attempt)
+
+    def update_service(
+        self,
+        service_id: UUID,
+        description: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Change a service's description."""
+        text = check_description(description)
+        return self._change_service(
+            service_id, expected_version, lambda s: s.update_description(text, actor, reason)
+        )
+
+    def add_stage(
+        self,
+        service_id: UUID,
+        stage: object,
+        position: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Add a stage (at the end, or at `position`)."""
+        parsed = Stage.parse(stage, "stage")
+        # Fields of the body are top-level, so name them without the "stage." prefix.
+        self.check_pool(parsed.resource_pool, "resource_pool")
+        if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+            raise ValidationError("position must be an integer", field="position")
+        return self._change_service(
+            service_id, expected_version, lambda s: s.add_stage(parsed, position, actor, reason)
+        )
+
+    def remove_stage(
+        self,
+        service_id: UUID,
+        stage: str,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Remove a stage that holds no live deployment."""
+        return self._change_service(
+            service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason)
+        )
+
+    def update_stage(
+        self,
+        service_id: UUID,
+        stage: str,
+        changes: dict[str, Any],
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
+        unknown = set(changes) - {"name", "resource_pool", "restricted"}
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        new_name = check_display_name(changes["name"], "name") if "name" in changes else None
+        pool = (
+            self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
+        )
+        restricted = changes.get("restricted")
+        if "restricted" in changes and not isinstance(restricted, bool):
+            raise ValidationError("restricted must be true or false", field="restricted")
+
+        def attempt() -> Outcome[Service]:
+            service = self.service(service_id)
+            self.check_version(service, expected_version, "service")
+            current = service.stage(stage)["name"]
+            if pool is not None:
+                service.map_stage(current, pool, actor, reason)
+            if isinstance(restricted, bool):
+                service.set_restricted(current, restricted, actor, reason)
+            followers: list[Deployment] = []
+            if new_name is not None and new_name != current:
+                service.rename_stage(current, new_name, actor, reason)
+                # Live deployments carry their stage's name: rename it on them in the same write.
+                for deployment_id in service.live_deployments(new_name):
+                    deployment = self.load(Deployment, UUID(deployment_id), "deployment")
+                    deployment.follow_stage_rename(current, new_name, actor, reason)
+                    followers.append(deployment)
+            return Outcome(service, self.commit(service, *followers))
+
+        return self.retrying(attempt)
+
+    def reorder_stages(
+        self,
+        service_id: UUID,
+        order: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Set the order of the service's stages (the lifecycle promotions follow)."""
+        if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
+            raise ValidationError("order must be a list of stage names", field="order")
+        return self._change_service(
+            service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason)
+        )
+
+    def retire_service(
+        self,
+        service_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Service]:
+        """Retire a service with no live deployments; its name becomes free again."""
+
+        def attempt() -> Outcome[Service]:
+            service = self.service(service_id)
+            self.check_version(service, expected_version, "service")
+            service.retire(actor, reason)
+            claim = self.release_name(SERVICE_NAMES, "", service.name)
+            return Outcome(service, self.commit(service, *([claim] if claim else [])))
+
+        return self.retrying(attempt)
+
+    def record_pool_created(self, service_id: UUID, stage: str, path: str) -> int:
+        def attempt() -> Outcome[None]:
+            service = self.service(service_id)
+            service.record_pool_created(stage, path, actor="stagekeeper")
+            return Outcome(None, self.commit(service))
+
+        return self.retrying(attempt).position

@@ -1,0 +1,284 @@
+"""The Deployment aggregate: one configuration version instantiated in one stage.
+
+States: requested -> provisioning -> deployed -> undeploying -> undeployed, plus failed, and
+promoting/demoting while VMs move between stages. The process manager records each step it
+takes as an event here, so a restarted worker knows exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidTransitionError, NotFoundError
+
+REQUESTED = "requested"
+PROVISIONING = "provisioning"
+DEPLOYED = "deployed"
+PROMOTING = "promoting"
+DEMOTING = "demoting"
+UNDEPLOYING = "undeploying"
+UNDEPLOYED = "undeployed"
+FAILED = "failed"
+
+STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED)
+# States in which the process manager still has work to do.
+ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING)
+UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
+
+
+class Deployment(Aggregate):
+    TOPIC = "stagekeeper:Deployment"
+
+    class Created(Aggregate.Created):
+        TOPIC = "stagekeeper:Deployment.Created"
+
+    @event("Requested", topic="stagekeeper:Deployment.Requested")
+    def __init__(
+        self,
+        service_id: UUID,
+        configuration_id: UUID,
+        configuration_version: int,
+        configuration_name: str,
+        stage: str,
+        resource_pool: str,
+        networks: list[dict[str, Any]],
+        machines: list[dict[str, Any]],
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.service_id = service_id
+        self.configuration_id = configuration_id
+        self.configuration_version = configuration_version
+        self.configuration_name = configuration_name
+        self.stage = stage
+        self.resource_pool = resource_pool
+        self.networks = list(networks)
+        self.state = REQUESTED
+        self.failure: str | None = None
+        self.attempt = 1
+        self.requested_by = actor
+        self.target_stage: str | None = None
+        self.target_pool: str | None = None
+        self.machines: list[dict[str, Any]] = [
+            {
+                "name": m["name"],
+                "spec": m,
+                "state": "pending",
+                "vm_name": None,
+                "vm_id": None,
+                "ip": None,
+                "mac": None,
+                "resource_pool": None,
+            }
+            for m in machines
+        ]
+
+    # -- queries ---------------------------------------------------------------------------
+    def machine(self, name: str) -> dict[str, Any]:
+        for machine in self.machines:
+            if machine["name"] == name:
+                return machine
+        raise NotFoundError(f"deployment has no machine '{name}'", field="machine")
+
+    @property
+    def is_live(self) -> bool:
+        return self.state != UNDEPLOYED
+
+    def _require(self, allowed: tuple[str, ...], action: str) -> None:
+        if self.state not in allowed:
+            raise InvalidTransitionError(
+                f"cannot {action} a deployment that is {self.state} (allowed from: {', '.join(allowed)})"
+            )
+
+    # -- user commands -----------------------------------------------------------------------
+    def request_move(
+        self, to_stage: str, to_pool: str, direction: str, actor: str, reason: str | None
+    ) -> None:
+        self._require((DEPLOYED,), "promote" if direction == "promote" else "demote")
+        self._move_requested(
+            from_stage=self.stage,
+            to_stage=to_stage,
+            to_pool=to_pool,
+            direction=direction,
+            actor=actor,
+            reason=reason,
+        )
+
+    @event("MoveRequested", topic="stagekeeper:Deployment.MoveRequested")
+    def _move_requested(
+        self,
+        from_stage: str,
+        to_stage: str,
+        to_pool: str,
+        direction: str,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.state = PROMOTING if direction == "promote" else DEMOTING
+        self.target_stage = to_stage
+        self.target_pool = to_pool
+
+    def request_undeploy(self, actor: str, reason: str | None) -> None:
+        self._require(UNDEPLOYABLE_FROM, "undeploy")
+        self._undeploy_requested(previous_state=self.state, actor=actor, reason=reason)
+
+    @event("UndeployRequested", topic="stagekeeper:Deployment.UndeployRequested")
+    def _undeploy_requested(self, previous_state: str, actor: str, reason: str | None) -> None:
+        self.state = UNDEPLOYING
+
+    def retry(self, actor: str, reason: str | None) -> None:
+        self._require((FAILED,), "retry")
+        self._retried(attempt=self.attempt + 1, actor=actor, reason=reason)
+
+    @event("RetryRequested", topic="stagekeeper:Deployment.RetryRequested")
+    def _retried(self, attempt: int, actor: str, reason: str | None) -> None:
+        self.state = REQUESTED
+        self.attempt = attempt
+        self.failure = None
+
+    def follow_stage_rename(self, old: str, new: str, actor: str, reason: str | None) -> None:
+        """The service renamed a stage this deployment lives in (or is moving to)."""
+        if old in (self.stage, self.target_stage):
+            self._stage_renamed(old=old, new=new, actor=actor, reason=reason)
+
+    @event("StageRenamed", topic="stagekeeper:Deployment.StageRenamed")
+    def _stage_renamed(self, old: str, new: str, actor: str, reason: str | None) -> None:
+        if self.stage == old:
+            self.stage = new
+        if self.target_stage == old:
+            self.target_stage = new
+
+    # -- steps recorded by the process manager -------------------------------------------------
+    def start_provisioning(self, actor: str) -> None:
+        self._require((REQUESTED,), "start provisioning")
+        self._provisioning_started(attempt=self.attempt, actor=actor, reason=None)
+
+    @event("ProvisioningStarted", topic="stagekeeper:Deployment.ProvisioningStarted")
+    def _provisioning_started(self, attempt: int, actor: str, reason: str | None) -> None:
+        self.state = PROVISIONING
+
+    def record_machine_provisioned(
+        self, machine: str, vm_name: str, vm_id: str, ip: str | None, mac: str | None, actor: str
+    ) -> None:
+        self._require((PROVISIONING,), "record a provisioned machine on")
+        self.machine(machine)
+        self._machine_provisioned(
+            machine=machine,
+            vm_name=vm_name,
+            vm_id=vm_id,
+            ip=ip,
+            mac=mac,
+            resource_pool=self.resource_pool,
+            actor=actor,
+            reason=None,
+        )
+
+    @event("MachineProvisioned", topic="stagekeeper:Deployment.MachineProvisioned")
+    def _machine_provisioned(
+        self,
+        machine: str,
+        vm_name: str,
+        vm_id: str,
+        ip: str | None,
+        mac: str | None,
+        resource_pool: str,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.machine(machine).update(
+            state="provisioned",
+            vm_name=vm_name,
+            vm_id=vm_id,
+            ip=ip,
+            mac=mac,
+            resource_pool=resource_pool,
+        )
+
+    def mark_deployed(self, actor: str) -> None:
+        self._require((PROVISIONING,), "complete")
+        missing = [m["name"] for m in self.machines if m["state"] != "provisioned"]
+        if missing:
+            raise InvalidTransitionError(f"machines not provisioned yet: {', '.join(missing)}")
+        self._deployed(actor=actor, reason=None)
+
+    @event("Deployed", topic="stagekeeper:Deployment.Deployed")
+    def _deployed(self, actor: str, reason: str | None) -> None:
+        self.state = DEPLOYED
+
+    def record_failure(self, reason: str, actor: str) -> None:
+        self._require((REQUESTED, PROVISIONING), "fail")
+        self._failed(actor=actor, reason=reason)
+
+    @event("ProvisioningFailed", topic="stagekeeper:Deployment.ProvisioningFailed")
+    def _failed(self, actor: str, reason: str | None) -> None:
+        self.state = FAILED
+        self.failure = reason
+        for machine in self.machines:
+            machine.update(state="pending", vm_name=None, vm_id=None, ip=None, mac=None, resource_pool=None)
+
+    def record_machine_moved(self, machine: str, resource_pool: str, actor: str) -> None:
+        self._require((PROMOTING, DEMOTING), "record a moved machine on")
+        self.machine(machine)
+        self._machine_moved(machine=machine, resource_pool=resource_pool, actor=actor, reason=None)
+
+    @event("MachineMoved", topic="stagekeeper:Deployment.MachineMoved")
+    def _machine_moved(self, machine: str, resource_pool: str, actor: str, reason: str | None) -> None:
+        self.machine(machine)["resource_pool"] = resource_pool
+
+    def complete_move(self, actor: str) -> None:
+        self._require((PROMOTING, DEMOTING), "complete the move of")
+        assert self.target_stage is not None
+        assert self.target_pool is not None
+        self._moved(
+            direction="promote" if self.state == PROMOTING else "demote",
+            from_stage=self.stage,
+            to_stage=self.target_stage,
+            actor=actor,
+            reason=None,
+        )
+
+    @event("Moved", topic="stagekeeper:Deployment.Moved")
+    def _moved(self, direction: str, from_stage: str, to_stage: str, actor: str, reason: str | None) -> None:
+        self.stage = to_stage
+        assert self.target_pool is not None
+        self.resource_pool = self.target_pool
+        self.target_stage = None
+        self.target_pool = None
+        self.state = DEPLOYED
+
+    def record_move_failure(self, reason: str, rolled_back: bool, actor: str) -> None:
+        self._require((PROMOTING, DEMOTING), "fail the move of")
+        self._move_failed(rolled_back=rolled_back, actor=actor, reason=reason)
+
+    @event("MoveFailed", topic="stagekeeper:Deployment.MoveFailed")
+    def _move_failed(self, rolled_back: bool, actor: str, reason: str | None) -> None:
+        self.target_stage = None
+        self.target_pool = None
+        if rolled_back:
+            self.state = DEPLOYED
+            for machine in self.machines:
+                if machine["state"] == "provisioned":
+                    machine["resource_pool"] = self.resource_pool
+        else:
+            self.state = FAILED
+            self.failure = reason
+
+    def record_machine_destroyed(self, machine: str, actor: str) -> None:
+        self._require((UNDEPLOYING,), "record a destroyed machine on")
+        self.machine(machine)
+        self._machine_destroyed(machine=machine, actor=actor, reason=None)
+
+    @event("MachineDestroyed", topic="stagekeeper:Deployment.MachineDestroyed")
+    def _machine_destroyed(self, machine: str, actor: str, reason: str | None) -> None:
+        self.machine(machine).update(state="destroyed", vm_id=None, resource_pool=None)
+
+    def mark_undeployed(self, actor: str) -> None:
+        self._require((UNDEPLOYING,), "complete the undeploy of")
+        self._undeployed(actor=actor, reason=None)
+
+    @event("Undeployed", topic="stagekeeper:Deployment.Undeployed")
+    def _undeployed(self, actor: str, reason: str | None) -> None:
+        self.state = UNDEPLOYED

@@ -1,0 +1,156 @@
+"""Ports: what the domain needs from the outside world, in domain terms (no vendor types).
+
+Implementations live in adapters/: a pyvmomi driver and an honest in-memory simulation for
+vCenter, the system clock. Every implementation of a port runs the same contract suite
+(tests/contract/).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A vCenter template as the catalogue records it."""
+
+    name: str
+    guest_id: str
+    os_family: str  # "linux" | "windows"
+    cpus: int
+    memory_mib: int
+    disks_gib: tuple[int, ...]
+    nics: int
+    path: str
+
+
+class PoolStatus(enum.Enum):
+    EXISTS = "exists"
+    CREATABLE = "creatable"  # datacenter and cluster exist, the pool (or a parent pool) does not
+    UNKNOWN_DATACENTER = "unknown_datacenter"
+    UNKNOWN_CLUSTER = "unknown_cluster"
+
+
+@dataclass(frozen=True)
+class CloneSpec:
+    """One machine to clone. `vm_name` is deterministic so a retried clone finds its earlier VM."""
+
+    vm_name: str
+    template: str
+    resource_pool: str
+    linked: bool
+    cpus: int
+    memory_mib: int
+    deployment_id: UUID
+    machine: str
+
+
+@dataclass(frozen=True)
+class GuestIdentity:
+    """Guest customisation: hostname, OS family (sysprep or linuxprep) and addressing."""
+
+    hostname: str
+    os_family: str
+    ip: str | None = None  # None means DHCP
+    prefix_length: int | None = None
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NicSetting:
+    network: str
+    mac: str | None = None  # None lets vCenter choose
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    vm_id: str
+    name: str
+    resource_pool: str
+    powered_on: bool
+    deployment_id: UUID | None
+    machine: str | None
+    ip: str | None = None
+    hostname: str | None = None
+    macs: tuple[str, ...] = field(default=())
+    cpus: int = 0
+    memory_mib: int = 0
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    vms: int
+    powered_on: int
+    cpus: int
+    memory_mib: int
+
+
+class VCenterDriver(Protocol):
+    """Everything Stagekeeper asks of vCenter. Faults surface as domain errors
+    (InfrastructureError with the vendor's message, NotFoundError for missing objects)."""
+
+    name: str
+
+    def list_templates(self) -> list[TemplateInfo]:
+        """Every template (VM marked as template) in the inventory."""
+        ...
+
+    def inspect_pool(self, path: str) -> PoolStatus:
+        """Say whether a resource pool path exists, can be created, or is wrong."""
+        ...
+
+    def ensure_pool(self, path: str) -> bool:
+        """Create the pool (and missing parents) if needed; True when something was created."""
+        ...
+
+    def clone(self, spec: CloneSpec) -> VmInfo:
+        """Clone a template into a pool, tagged with the deployment and machine ids.
+        If a VM tagged for the same deployment and machine exists, return it instead."""
+        ...
+
+    def customize(self, vm_id: str, identity: GuestIdentity) -> None:
+        """Apply guest customisation to a powered-off VM (new SID for Windows via sysprep)."""
+        ...
+
+    def set_nics(self, vm_id: str, nics: list[NicSetting]) -> None:
+        """Attach NICs to networks, with manual MACs where given."""
+        ...
+
+    def power_on(self, vm_id: str) -> VmInfo:
+        """Power on (no-op when on) and return the VM as it is now."""
+        ...
+
+    def power_off(self, vm_id: str) -> None:
+        """Power off (no-op when off)."""
+        ...
+
+    def relocate(self, vm_id: str, resource_pool: str) -> None:
+        """Move a VM into another resource pool."""
+        ...
+
+    def destroy(self, vm_id: str) -> None:
+        """Destroy a VM; a VM that is already gone is not an error."""
+        ...
+
+    def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
+        """Every VM tagged with this deployment id."""
+        ...
+
+    def pool_usage(self, path: str) -> PoolUsage:
+        """VM count, power state and allocated CPU/memory in a pool."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...

@@ -1,0 +1,1 @@
+"""Process managers: policies that turn events into actions on the outside world."""

@@ -1,0 +1,221 @@
+"""The deployment process manager: turns deployment events into vCenter work.
+
+It is a reconciler. For any deployment event it loads the deployment and carries it from its
+current state to the next resting state (deployed, undeployed, failed), recording each step as
+an event. Before acting it asks vCenter what already exists (VMs are tagged with deployment and
+machine ids and named deterministically), so a worker killed at any point and started again
+finishes the work without duplicating or orphaning a VM. vCenter faults become events with the
+fault's message; anything else propagates, and the follower retries the event later.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from domain.deployment import (
+    DEMOTING,
+    PROMOTING,
+    PROVISIONING,
+    REQUESTED,
+    UNDEPLOYING,
+    Deployment,
+)
+from domain.errors import InfrastructureError, InvalidTransitionError, NotFoundError
+from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
+from domain.stagekeeper import Stagekeeper
+
+log = logging.getLogger(__name__)
+
+ACTOR = "stagekeeper"
+TOPICS = tuple(
+    f"stagekeeper:{name}"
+    for name in (
+        "Deployment.Requested",
+        "Deployment.RetryRequested",
+        "Deployment.MoveRequested",
+        "Deployment.UndeployRequested",
+        "Service.Registered",
+        "Service.StageAdded",
+        "Service.StageMapped",
+    )
+)
+VCENTER_FAULTS = (InfrastructureError, NotFoundError)
+
+
+def vm_name(deployment_id: UUID, machine: str) -> str:
+    """Deterministic VM name: a retried clone finds the VM an interrupted attempt made."""
+    return f"sk-{deployment_id.hex[:12]}-{machine}"
+
+
+class DeploymentProcess:
+    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8) -> None:
+        self.app = app
+        self.vcenter = vcenter
+        self.parallel_tasks = parallel_tasks
+
+    # -- policy --------------------------------------------------------------------------------
+    def handle(self, event: Any) -> None:
+        kind = type(event).__qualname__
+        if kind == "Service.Registered":
+            self.ensure_pools(event.originator_id, [(s["name"], s["resource_pool"]) for s in event.stages])
+        elif kind == "Service.StageAdded":
+            self.ensure_pools(event.originator_id, [(event.stage["name"], event.stage["resource_pool"])])
+        elif kind == "Service.StageMapped":
+            self.ensure_pools(event.originator_id, [(event.stage, event.resource_pool)])
+        elif isinstance(event, Deployment.Event):
+            self.drive(event.originator_id)
+
+    def ensure_pools(self, service_id: UUID, pools: list[tuple[str, str]]) -> None:
+        for stage, path in pools:
+            try:
+                created = self.vcenter.ensure_pool(path)
+            except VCENTER_FAULTS as fault:
+                # Not fatal: deploying into the stage ensures the pool again and fails visibly.
+                log.warning("could not create resource pool %s for stage %s: %s", path, stage, fault.message)
+                continue
+            if created:
+                self.app.record_pool_created(service_id, stage, path)
+
+    # -- reconciliation loop ---------------------------------------------------------------------
+    def drive(self, deployment_id: UUID) -> None:
+        """Carry the deployment to its next resting state, from whatever state it is in."""
+        while True:
+            deployment = self.app.deployment(deployment_id)
+            try:
+                if deployment.state == REQUESTED:
+                    self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
+                elif deployment.state == PROVISIONING:
+                    self._provision(deployment)
+                elif deployment.state in (PROMOTING, DEMOTING):
+                    self._move(deployment)
+                elif deployment.state == UNDEPLOYING:
+                    self._undeploy(deployment)
+                else:
+                    return
+            except InvalidTransitionError:
+                # A user command (e.g. undeploy) changed the state under us: re-read and go on.
+                continue
+
+    def _provision(self, deployment: Deployment) -> None:
+        try:
+            self.vcenter.ensure_pool(deployment.resource_pool)
+            existing = {vm.machine: vm for vm in self.vcenter.find_vms(deployment.id)}
+            pending = [m for m in deployment.machines if m["state"] != "provisioned"]
+            with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
+                futures: dict[Future[VmInfo], str] = {
+                    pool.submit(self._provision_machine, deployment, m["spec"], existing.get(m["name"])): m[
+                        "name"
+                    ]
+                    for m in pending
+                }
+                try:
+                    # Record results from this thread only, so step events never race each other.
+                    for future in as_completed(futures):
+                        vm = future.result()
+                        mac = vm.macs[0] if vm.macs else None
+                        step = partial(
+                            Deployment.record_machine_provisioned,
+                            machine=futures[future],
+                            vm_name=vm.name,
+                            vm_id=vm.vm_id,
+                            ip=vm.ip,
+                            mac=mac,
+                            actor=ACTOR,
+                        )
+                        self.app.record_step(deployment.id, step)
+                finally:
+                    for future in futures:
+                        future.cancel()
+        except VCENTER_FAULTS as fault:
+            self._fail(deployment.id, fault.message)
+            return
+        self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+
+    def _provision_machine(self, deployment: Deployment, spec: dict[str, Any], vm: VmInfo | None) -> VmInfo:
+        if vm is None:
+            vm = self.vcenter.clone(
+                CloneSpec(
+                    vm_name=vm_name(deployment.id, spec["name"]),
+                    template=spec["template"],
+                    resource_pool=deployment.resource_pool,
+                    linked=spec["clone_mode"] == "linked",
+                    cpus=spec["cpus"],
+                    memory_mib=spec["memory_mib"],
+                    deployment_id=deployment.id,
+                    machine=spec["name"],
+                )
+            )
+        if not vm.powered_on:
+            custom = spec["customization"]
+            self.vcenter.set_nics(vm.vm_id, [NicSetting(network=n["network"]) for n in spec["nics"]])
+            # IP pools per stage arrive with the vCenter issue; until then static-pool falls back to DHCP.
+            self.vcenter.customize(
+                vm.vm_id, GuestIdentity(hostname=custom["hostname"], os_family=custom["os"])
+            )
+            vm = self.vcenter.power_on(vm.vm_id)
+        return vm
+
+    def _fail(self, deployment_id: UUID, reason: str) -> None:
+        """Clean up every VM of the attempt, then record the failure with vCenter's reason."""
+        cleanup_error = ""
+        try:
+            self._destroy_all(deployment_id)
+        except VCENTER_FAULTS as fault:
+            cleanup_error = f" (cleanup also failed: {fault.message})"
+        self.app.record_step(deployment_id, lambda d: d.record_failure(reason + cleanup_error, ACTOR))
+
+    def _destroy_all(self, deployment_id: UUID) -> list[str]:
+        vms = self.vcenter.find_vms(deployment_id)
+
+        def destroy(vm: VmInfo) -> str | None:
+            if vm.powered_on:
+                self.vcenter.power_off(vm.vm_id)
+            self.vcenter.destroy(vm.vm_id)
+            return vm.machine
+
+        with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-destroy") as pool:
+            return [m for m in pool.map(destroy, vms) if m]
+
+    def _undeploy(self, deployment: Deployment) -> None:
+        try:
+            destroyed = set(self._destroy_all(deployment.id))
+        except VCENTER_FAULTS as fault:
+            # Leave the deployment undeploying; the follower retries the event later.
+            raise InfrastructureError(f"undeploy of {deployment.id} failed: {fault.message}") from fault
+        for machine in deployment.machines:
+            if machine["state"] == "provisioned" or machine["name"] in destroyed:
+                step = partial(Deployment.record_machine_destroyed, machine=machine["name"], actor=ACTOR)
+                self.app.record_step(deployment.id, step)
+        self.app.record_step(deployment.id, lambda d: d.mark_undeployed(ACTOR))
+
+    def _move(self, deployment: Deployment) -> None:
+        target = deployment.target_pool
+        assert target is not None
+        moved: list[str] = []
+        try:
+            self.vcenter.ensure_pool(target)
+            for vm in self.vcenter.find_vms(deployment.id):
+                if vm.resource_pool != target:
+                    self.vcenter.relocate(vm.vm_id, target)
+                    moved.append(vm.vm_id)
+                if vm.machine and deployment.machine(vm.machine)["resource_pool"] != target:
+                    step = partial(
+                        Deployment.record_machine_moved, machine=vm.machine, resource_pool=target, actor=ACTOR
+                    )
+                    self.app.record_step(deployment.id, step)
+        except VCENTER_FAULTS as fault:
+            reason = fault.message
+            rolled_back = True
+            try:
+                for vm_id in moved:
+                    self.vcenter.relocate(vm_id, deployment.resource_pool)
+            except VCENTER_FAULTS as rollback_fault:
+                rolled_back = False
+                reason += f" (moving back also failed: {rollback_fault.message})"
+            self.app.record_step(deployment.id, lambda d: d.record_move_failure(reason, rolled_back, ACTOR))
+            return
+        self.app.record_step(deployment.id, lambda d: d.complete_move(ACTOR))

@@ -1,0 +1,245 @@
+"""The Service aggregate: an application with its own ordered lifecycle of stages.
+
+The service is also the consistency boundary for "which deployments live in which stage", so a
+stage cannot be removed while a deployment is being admitted into it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from domain.values import Stage, check_display_name, normalise_key
+
+
+class Service(Aggregate):
+    TOPIC = "stagekeeper:Service"
+
+    class Created(Aggregate.Created):
+        TOPIC = "stagekeeper:Service.Created"
+
+    @event("Registered", topic="stagekeeper:Service.Registered")
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        stages: list[dict[str, Any]],
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.stages: list[dict[str, Any]] = [dict(s) for s in stages]
+        self.retired = False
+        self.registered_by = actor
+        # stage key -> ids of deployments living there (requested..failed, not yet undeployed)
+        self.occupancy: dict[str, list[str]] = {}
+
+    # -- queries ---------------------------------------------------------------------------
+    def stage(self, name: str) -> dict[str, Any]:
+        key = normalise_key(name)
+        for stage in self.stages:
+            if normalise_key(stage["name"]) == key:
+                return stage
+        raise NotFoundError(f"service '{self.name}' has no stage '{name}'", field="stage")
+
+    def stage_index(self, name: str) -> int:
+        return self.stages.index(self.stage(name))
+
+    def next_stage(self, name: str, step: int) -> dict[str, Any]:
+        index = self.stage_index(name) + step
+        if index < 0:
+            raise InvalidTransitionError(
+                f"'{self.stage(name)['name']}' is the first stage of '{self.name}': nothing to demote to"
+            )
+        if index >= len(self.stages):
+            raise InvalidTransitionError(
+                f"'{self.stage(name)['name']}' is the last stage of '{self.name}': nothing to promote to"
+            )
+        return self.stages[index]
+
+    def live_deployments(self, stage_name: str) -> list[str]:
+        return list(self.occupancy.get(normalise_key(stage_name), []))
+
+    def _check_active(self) -> None:
+        if self.retired:
+            raise InvalidTransitionError(f"service '{self.name}' is retired")
+
+    @staticmethod
+    def check_stage_list(stages: list[Stage]) -> None:
+        seen: set[str] = set()
+        for i, stage in enumerate(stages):
+            key = normalise_key(stage.name)
+            if key in seen:
+                raise ValidationError(f"stage name '{stage.name}' is used twice", field=f"stages[{i}].name")
+            seen.add(key)
+
+    # -- commands --------------------------------------------------------------------------
+    def update_description(self, description: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        if description != self.description:
+            self._description_changed(
+                before=self.description, description=description, actor=actor, reason=reason
+            )
+
+    @event("DescriptionChanged", topic="stagekeeper:Service.DescriptionChanged")
+    def _description_changed(self, before: str, description: str, actor: str, reason: str | None) -> None:
+        self.description = description
+
+    def add_stage(self, stage: Stage, position: int | None, actor: str, reason: str | None) -> None:
+        self._check_active()
+        if any(normalise_key(s["name"]) == normalise_key(stage.name) for s in self.stages):
+            raise ConflictError(f"service '{self.name}' already has a stage '{stage.name}'", field="name")
+        if position is None:
+            position = len(self.stages)
+        if not 0 <= position <= len(self.stages):
+            raise ValidationError(f"position must be from 0 to {len(self.stages)}", field="position")
+        self._stage_added(stage=stage.to_dict(), position=position, actor=actor, reason=reason)
+
+    @event("StageAdded", topic="stagekeeper:Service.StageAdded")
+    def _stage_added(self, stage: dict[str, Any], position: int, actor: str, reason: str | None) -> None:
+        self.stages.insert(position, dict(stage))
+
+    def remove_stage(self, name: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        stage = self.stage(name)
+        live = self.live_deployments(name)
+        if live:
+            raise ConflictError(
+                f"stage '{stage['name']}' holds {len(live)} live deployment(s); undeploy or move them first",
+                field="stage",
+            )
+        if len(self.stages) == 1:
+            raise ConflictError("a service keeps at least one stage", field="stage")
+        self._stage_removed(stage=stage["name"], actor=actor, reason=reason)
+
+    @event("StageRemoved", topic="stagekeeper:Service.StageRemoved")
+    def _stage_removed(self, stage: str, actor: str, reason: str | None) -> None:
+        self.stages = [s for s in self.stages if s["name"] != stage]
+        self.occupancy.pop(normalise_key(stage), None)
+
+    def rename_stage(self, name: str, new_name: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        stage = self.stage(name)
+        check_display_name(new_name, "name")
+        if stage["name"] == new_name:
+            return
+        if normalise_key(new_name) != normalise_key(stage["name"]) and any(
+            normalise_key(s["name"]) == normalise_key(new_name) for s in self.stages
+        ):
+            raise ConflictError(f"service '{self.name}' already has a stage '{new_name}'", field="name")
+        self._stage_renamed(stage=stage["name"], new_name=new_name, actor=actor, reason=reason)
+
+    @event("StageRenamed", topic="stagekeeper:Service.StageRenamed")
+    def _stage_renamed(self, stage: str, new_name: str, actor: str, reason: str | None) -> None:
+        for s in self.stages:
+            if s["name"] == stage:
+                s["name"] = new_name
+        live = self.occupancy.pop(normalise_key(stage), None)
+        if live is not None:
+            self.occupancy[normalise_key(new_name)] = live
+
+    def reorder_stages(self, order: list[str], actor: str, reason: str | None) -> None:
+        self._check_active()
+        keys = [normalise_key(n) if isinstance(n, str) else "" for n in order]
+        current = [normalise_key(s["name"]) for s in self.stages]
+        if sorted(keys) != sorted(current) or len(set(keys)) != len(keys):
+            raise ValidationError(
+                "order must list every stage of the service exactly once: "
+                + ", ".join(s["name"] for s in self.stages),
+                field="order",
+            )
+        names = [self.stage(n)["name"] for n in order]
+        if keys != current:
+            self._stages_reordered(
+                before=[s["name"] for s in self.stages], order=names, actor=actor, reason=reason
+            )
+
+    @event("StagesReordered", topic="stagekeeper:Service.StagesReordered")
+    def _stages_reordered(self, before: list[str], order: list[str], actor: str, reason: str | None) -> None:
+        by_name = {s["name"]: s for s in self.stages}
+        self.stages = [by_name[n] for n in order]
+
+    def map_stage(self, name: str, resource_pool: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        stage = self.stage(name)
+        if stage["resource_pool"] == resource_pool:
+            return
+        live = self.live_deployments(name)
+        if live:
+            raise ConflictError(
+                f"stage '{stage['name']}' holds {len(live)} live deployment(s); "
+                "its resource pool cannot change under them",
+                field="resource_pool",
+            )
+        self._stage_mapped(
+            stage=stage["name"],
+            before=stage["resource_pool"],
+            resource_pool=resource_pool,
+            actor=actor,
+            reason=reason,
+        )
+
+    @event("StageMapped", topic="stagekeeper:Service.StageMapped")
+    def _stage_mapped(
+        self, stage: str, before: str, resource_pool: str, actor: str, reason: str | None
+    ) -> None:
+        self.stage(stage)["resource_pool"] = resource_pool
+
+    def set_restricted(self, name: str, restricted: bool, actor: str, reason: str | None) -> None:
+        self._check_active()
+        stage = self.stage(name)
+        if stage["restricted"] != restricted:
+            self._restriction_changed(stage=stage["name"], restricted=restricted, actor=actor, reason=reason)
+
+    @event("StageRestrictionChanged", topic="stagekeeper:Service.StageRestrictionChanged")
+    def _restriction_changed(self, stage: str, restricted: bool, actor: str, reason: str | None) -> None:
+        self.stage(stage)["restricted"] = restricted
+
+    def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
+        self._pool_created(stage=stage, resource_pool=resource_pool, actor=actor, reason=None)
+
+    @event("ResourcePoolCreated", topic="stagekeeper:Service.ResourcePoolCreated")
+    def _pool_created(self, stage: str, resource_pool: str, actor: str, reason: str | None) -> None:
+        pass
+
+    def retire(self, actor: str, reason: str | None) -> None:
+        self._check_active()
+        live = sum(len(v) for v in self.occupancy.values())
+        if live:
+            raise ConflictError(f"service '{self.name}' still has {live} live deployment(s)")
+        self._retired(actor=actor, reason=reason)
+
+    @event("Retired", topic="stagekeeper:Service.Retired")
+    def _retired(self, actor: str, reason: str | None) -> None:
+        self.retired = True
+
+    # -- occupancy, written together with the deployment's own events ------------------------
+    def admit(self, deployment_id: UUID, stage: str, actor: str) -> None:
+        self._check_active()
+        name = self.stage(stage)["name"]
+        self._admitted(deployment_id=deployment_id, stage=name, actor=actor, reason=None)
+
+    @event("DeploymentAdmitted", topic="stagekeeper:Service.DeploymentAdmitted")
+    def _admitted(self, deployment_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        self.occupancy.setdefault(normalise_key(stage), []).append(str(deployment_id))
+
+    def release(self, deployment_id: UUID, stage: str | None, actor: str) -> None:
+        """Forget the deployment in `stage` (or everywhere when None); no-op when absent."""
+        held = [
+            s["name"]
+            for s in self.stages
+            if str(deployment_id) in self.occupancy.get(normalise_key(s["name"]), [])
+            and (stage is None or normalise_key(s["name"]) == normalise_key(stage))
+        ]
+        for name in held:
+            self._released(deployment_id=deployment_id, stage=name, actor=actor, reason=None)
+
+    @event("DeploymentReleased", topic="stagekeeper:Service.DeploymentReleased")
+    def _released(self, deployment_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        ids = self.occupancy.get(normalise_key(stage), [])
+        if str(deployment_id) in ids:
+            ids.remove(str(deployment_id))

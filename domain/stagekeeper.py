@@ -1,0 +1,12 @@
+"""The composed application: every command family over one event store."""
+
+from __future__ import annotations
+
+from domain.commands.catalogue import CatalogueCommands
+from domain.commands.configurations import ConfigurationCommands
+from domain.commands.deployments import DeploymentCommands
+from domain.commands.services import ServiceCommands
+
+
+class Stagekeeper(ServiceCommands, ConfigurationCommands, DeploymentCommands, CatalogueCommands):
+    """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

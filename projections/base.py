@@ -1,0 +1,58 @@
+"""What a projection is: tables, and one handler per event topic it reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from projections.store import Cursor
+
+TOPIC_PREFIX = "stagekeeper:"
+
+
+def on(*topics: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Mark a method as the handler of events with these topics (without the prefix)."""
+
+    def mark(method: Callable[..., None]) -> Callable[..., None]:
+        method.__dict__["_sk_topics"] = topics
+        return method
+
+    return mark
+
+
+class Projection:
+    """Subclasses declare `name`, `ddl` (CREATE TABLE/INDEX IF NOT EXISTS) and `@on(...)` handlers.
+
+    A handler receives (event, position, cursor) and writes rows through the cursor; the
+    follower commits those rows together with the projection's tracking position.
+    """
+
+    name: ClassVar[str]
+    ddl: ClassVar[tuple[str, ...]]
+    tables: ClassVar[tuple[str, ...]]
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
+        for attr in dir(type(self)):
+            method = getattr(self, attr)
+            for topic in getattr(method, "_sk_topics", ()):
+                self.handlers[TOPIC_PREFIX + topic] = method
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self.handlers)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def from_json(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+def iso(value: datetime) -> str:
+    """Fixed-width ISO-8601 UTC text, so string order is time order in both databases."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

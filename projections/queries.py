@@ -1,0 +1,91 @@
+"""Queries over the read models, and waiting for a read model to reach a position."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from domain.errors import UnavailableError
+from projections.base import from_json
+from projections.store import ReadStore, Row
+
+
+class ReadModels:
+    def __init__(self, store: ReadStore, wake: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self._wake = wake
+
+    def position(self, name: str) -> int:
+        rows = self.store.query("SELECT position FROM sk_tracking WHERE name = %s", (name,))
+        return int(rows[0]["position"]) if rows else 0
+
+    def wait(self, name: str, min_position: int | None, timeout: float) -> int:
+        """Block until read model `name` reflects `min_position`; 503 (UnavailableError) after `timeout`."""
+        position = self.position(name)
+        if min_position is None or position >= min_position:
+            return position
+        self._wake()
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            position = self.position(name)
+            if position >= min_position:
+                return position
+        raise UnavailableError(
+            f"the {name} read model is at position {position} and did not reach {min_position} "
+            f"within {timeout:g}s; retry shortly",
+            field="min_position",
+        )
+
+    # -- services ---------------------------------------------------------------------------------
+    def services(self, include_retired: bool = False) -> list[Row]:
+        where = "" if include_retired else " WHERE retired = %s"
+        rows = self.store.query(
+            "SELECT * FROM sk_services" + where + " ORDER BY name_key",  # noqa: S608
+            () if include_retired else (False,),
+        )
+        return [_service(r) for r in rows]
+
+    # -- configurations ------------------------------------------------------------------------------
+    def configurations(self, service_id: str) -> list[Row]:
+        return self.store.query(
+            "SELECT * FROM sk_configurations WHERE service_id = %s ORDER BY name", (service_id,)
+        )
+
+    # -- deployments ----------------------------------------------------------------------------------
+    def deployments(
+        self,
+        service_id: str | None = None,
+        stage: str | None = None,
+        state: str | None = None,
+        configuration_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Row]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("service_id", service_id),
+            ("stage", stage),
+            ("state", state),
+            ("configuration_id", configuration_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.store.query(
+            "SELECT * FROM sk_deployments" + where + " ORDER BY requested_at DESC LIMIT %s",  # noqa: S608
+            (*params, limit),
+        )
+        return [_deployment(r) for r in rows]
+
+
+def _service(row: Row) -> Row:
+    return {**row, "stages": from_json(row["stages"]), "retired": bool(row["retired"])}
+
+
+def _deployment(row: Row) -> Row:
+    return {**row, "machines": from_json(row["machines"])}

@@ -1,0 +1,119 @@
+"""Services read model: one row per service with its ordered stages (for lists and the board)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Projection, from_json, iso, on, to_json
+from projections.store import Cursor
+
+
+class ServicesProjection(Projection):
+    name = "services"
+    tables = ("sk_services",)
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS sk_services (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            description TEXT NOT NULL,
+            stages TEXT NOT NULL,
+            retired BOOLEAN NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            position BIGINT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS sk_services_name ON sk_services (name_key)",
+    )
+
+    def _stages(self, cursor: Cursor, service_id: str) -> list[dict[str, Any]]:
+        cursor.execute("SELECT stages FROM sk_services WHERE id = %s", (service_id,))
+        row = cursor.fetchone()
+        return list(from_json(row["stages"])) if row else []
+
+    def _touch(self, cursor: Cursor, event: Any, position: int, **columns: Any) -> None:
+        sets = "".join(f", {column} = %s" for column in columns)
+        cursor.execute(
+            f"UPDATE sk_services SET version = %s, updated_at = %s, position = %s{sets} WHERE id = %s",  # noqa: S608
+            (
+                event.originator_version,
+                iso(event.timestamp),
+                position,
+                *columns.values(),
+                str(event.originator_id),
+            ),
+        )
+
+    @on("Service.Registered")
+    def registered(self, event: Any, position: int, cursor: Cursor) -> None:
+        cursor.execute(
+            "INSERT INTO sk_services (id, name, name_key, description, stages, retired, version, created_at, "
+            "created_by, updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO NOTHING",
+            (
+                str(event.originator_id),
+                event.name,
+                event.name.casefold(),
+                event.description,
+                to_json(event.stages),
+                False,
+                event.originator_version,
+                iso(event.timestamp),
+                event.actor,
+                iso(event.timestamp),
+                position,
+            ),
+        )
+
+    @on("Service.DescriptionChanged")
+    def description_changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._touch(cursor, event, position, description=event.description)
+
+    @on("Service.StageAdded")
+    def stage_added(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        stages.insert(event.position, event.stage)
+        self._touch(cursor, event, position, stages=to_json(stages))
+
+    @on("Service.StageRemoved")
+    def stage_removed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = [s for s in self._stages(cursor, str(event.originator_id)) if s["name"] != event.stage]
+        self._touch(cursor, event, position, stages=to_json(stages))
+
+    @on("Service.StageRenamed")
+    def stage_renamed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        for stage in stages:
+            if stage["name"] == event.stage:
+                stage["name"] = event.new_name
+        self._touch(cursor, event, position, stages=to_json(stages))
+
+    @on("Service.StagesReordered")
+    def stages_reordered(self, event: Any, position: int, cursor: Cursor) -> None:
+        by_name = {s["name"]: s for s in self._stages(cursor, str(event.originator_id))}
+        self._touch(cursor, event, position, stages=to_json([by_name[n] for n in event.order]))
+
+    @on("Service.StageMapped", "Service.StageRestrictionChanged")
+    def stage_changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        for stage in stages:
+            if stage["name"] == event.stage:
+                if hasattr(event, "resource_pool"):
+                    stage["resource_pool"] = event.resource_pool
+                if hasattr(event, "restricted"):
+                    stage["restricted"] = event.restricted
+        self._touch(cursor, event, position, stages=to_json(stages))
+
+    @on("Service.Retired")
+    def retired(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._touch(cursor, event, position, retired=True)
+
+    @on(
+        "Service.ResourcePoolCreated",
+        "Service.DeploymentAdmitted",
+        "Service.DeploymentReleased",
+    )
+    def version_only(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._touch(cursor, event, position)
