@@ -184,7 +184,10 @@ class PostgresReadStore:
 
     def try_lock(self, name: str) -> bool:
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        conn = psycopg.connect(self._db.conninfo, autocommit=True)
+        # application_name lets an operator see which process leads (pg_stat_activity).
+        conn = psycopg.connect(
+            self._db.conninfo, autocommit=True, application_name=f"stagekeeper:{name}:pid={os.getpid()}"
+        )
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if row and row[0]:
             self._lock_conns.append(conn)
@@ -200,6 +203,6 @@ class PostgresReadStore:
 
 
 def open_read_store(db: Database) -> ReadStore:
-    if db.kind == "sqlite":
+    if db.kind in ("sqlite", "memory"):
         return SqliteReadStore(db.path)
     return PostgresReadStore(db)

@@ -78,7 +78,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Database:
-    kind: str  # "sqlite" | "postgres"
+    kind: str  # "memory" | "sqlite" | "postgres"
     path: str = ""  # sqlite file (or ":memory:")
     host: str = ""
     port: int = 5432
@@ -100,6 +100,9 @@ class Database:
 def database(url: str) -> Database:
     """Parse STAGEKEEPER_DATABASE_URL: sqlite:///relative/or//absolute.db or postgresql://user@host:port/db."""
     parsed = urlsplit(url)
+    if url == "memory://":
+        # Events in process memory, read models in an in-memory SQLite: nothing survives a restart.
+        return Database(kind="memory", path=":memory:")
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
@@ -123,12 +126,16 @@ def database(url: str) -> Database:
             dbname=dbname,
             schema=query.get("schema", ""),
         )
-    raise SettingsError("STAGEKEEPER_DATABASE_URL must start with sqlite:/// or postgresql://")
+    raise SettingsError(
+        "STAGEKEEPER_DATABASE_URL must be sqlite:///<file>, postgresql://user@host:port/db or memory://"
+    )
 
 
 def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
     """The eventsourcing library's environment for this database."""
     create = "y" if create_tables else "n"
+    if db.kind == "memory":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if db.kind == "sqlite":
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",

@@ -13,7 +13,7 @@ from domain.service import Service
 def service_view(service: Service) -> dict[str, Any]:
     return {
         "id": str(service.id),
-        "version": service.version,
+        "version": service.definition_version,
         "name": service.name,
         "description": service.description,
         "retired": service.retired,

@@ -90,9 +90,10 @@ class StagekeeperApplication(Application[UUID]):
 
     @staticmethod
     def check_version(aggregate: Aggregate, expected: int | None, what: str) -> None:
-        if expected is not None and aggregate.version != expected:
+        current = getattr(aggregate, "definition_version", aggregate.version)
+        if expected is not None and current != expected:
             raise PreconditionFailedError(
-                f"{what} is at version {aggregate.version}, not {expected} (If-Match); reload and retry",
+                f"{what} is at version {current}, not {expected} (If-Match); reload and retry",
                 field="If-Match",
             )
 

@@ -35,6 +35,9 @@ class Service(Aggregate):
         self.stages: list[dict[str, Any]] = [dict(s) for s in stages]
         self.retired = False
         self.registered_by = actor
+        # The version users compare (ETag / If-Match): it moves only with changes users make,
+        # not with the background events (pools created, deployments admitted and released).
+        self.definition_version = 1
         # stage key -> ids of deployments living there (requested..failed, not yet undeployed)
         self.occupancy: dict[str, list[str]] = {}
 
@@ -87,6 +90,7 @@ class Service(Aggregate):
 
     @event("DescriptionChanged", topic="stagekeeper:Service.DescriptionChanged")
     def _description_changed(self, before: str, description: str, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         self.description = description
 
     def add_stage(self, stage: Stage, position: int | None, actor: str, reason: str | None) -> None:
@@ -101,6 +105,7 @@ class Service(Aggregate):
 
     @event("StageAdded", topic="stagekeeper:Service.StageAdded")
     def _stage_added(self, stage: dict[str, Any], position: int, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         self.stages.insert(position, dict(stage))
 
     def remove_stage(self, name: str, actor: str, reason: str | None) -> None:
@@ -118,6 +123,7 @@ class Service(Aggregate):
 
     @event("StageRemoved", topic="stagekeeper:Service.StageRemoved")
     def _stage_removed(self, stage: str, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         self.stages = [s for s in self.stages if s["name"] != stage]
         self.occupancy.pop(normalise_key(stage), None)
 
@@ -135,6 +141,7 @@ class Service(Aggregate):
 
     @event("StageRenamed", topic="stagekeeper:Service.StageRenamed")
     def _stage_renamed(self, stage: str, new_name: str, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         for s in self.stages:
             if s["name"] == stage:
                 s["name"] = new_name
@@ -160,6 +167,7 @@ class Service(Aggregate):
 
     @event("StagesReordered", topic="stagekeeper:Service.StagesReordered")
     def _stages_reordered(self, before: list[str], order: list[str], actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         by_name = {s["name"]: s for s in self.stages}
         self.stages = [by_name[n] for n in order]
 
@@ -187,6 +195,7 @@ class Service(Aggregate):
     def _stage_mapped(
         self, stage: str, before: str, resource_pool: str, actor: str, reason: str | None
     ) -> None:
+        self.definition_version = self.version + 1
         self.stage(stage)["resource_pool"] = resource_pool
 
     def set_restricted(self, name: str, restricted: bool, actor: str, reason: str | None) -> None:
@@ -197,6 +206,7 @@ class Service(Aggregate):
 
     @event("StageRestrictionChanged", topic="stagekeeper:Service.StageRestrictionChanged")
     def _restriction_changed(self, stage: str, restricted: bool, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         self.stage(stage)["restricted"] = restricted
 
     def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
@@ -215,6 +225,7 @@ class Service(Aggregate):
 
     @event("Retired", topic="stagekeeper:Service.Retired")
     def _retired(self, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
         self.retired = True
 
     # -- occupancy, written together with the deployment's own events ------------------------

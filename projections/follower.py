@@ -76,25 +76,31 @@ class ProjectionFollower:
 
     def catch_up(self, until: int | None = None) -> int:
         processed = 0
-        topics = self.projection.topics
         while True:
+            start = self.position()
+            if until is not None and start >= until:
+                return processed
+            # Read the events before opening the write transaction: the SQLite event store
+            # interlocks its readers with its single writer, so reading inside our own write
+            # transaction could wait on a writer that waits on us.
+            # Every topic is read (not only ours) so the position passes unrelated events too,
+            # and a reader waiting for position N is released.
+            notifications = self.source.select_notifications(start + 1, self.batch)
+            if not notifications:
+                return processed
             with self.store.transaction() as cursor:
-                # Several processes may follow at once: the row lock makes them take turns.
-                start = tracking_position(cursor, self.name, for_update=self.store.dialect == "postgres")
-                if until is not None and start >= until:
-                    return processed
-                # Read every topic (not only ours) so the tracking position advances past
-                # unrelated events too, and a reader waiting for position N is released.
-                notifications = self.source.select_notifications(start + 1, self.batch)
-                if not notifications:
-                    return processed
+                # Several processes may follow at once: the row lock makes them take turns,
+                # and whoever finds the position moved since its read starts over.
+                current = tracking_position(cursor, self.name, for_update=self.store.dialect == "postgres")
+                if current != start:
+                    continue
                 for notification in notifications:
                     handler = self.projection.handlers.get(notification.topic)
                     if handler is not None:
                         handler(self.source.decode(notification), notification.id, cursor)
                 set_tracking(cursor, self.name, notifications[-1].id)
-                processed += len(notifications)
-            if topics and len(notifications) < self.batch:
+            processed += len(notifications)
+            if len(notifications) < self.batch:
                 return processed
 
     def rebuild(self) -> int:

@@ -115,5 +115,7 @@ class ServicesProjection(Projection):
         "Service.DeploymentAdmitted",
         "Service.DeploymentReleased",
     )
-    def version_only(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._touch(cursor, event, position)
+    def background(self, event: Any, position: int, cursor: Cursor) -> None:
+        cursor.execute(
+            "UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id))
+        )

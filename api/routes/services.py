@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/services", tags=["services"])
 
 
 def _result(response: Response, outcome: Any) -> dict[str, Any]:
-    set_version(response, outcome.value.version, outcome.position)
+    set_version(response, outcome.value.definition_version, outcome.position)
     return {**service_view(outcome.value), "position": outcome.position}
 
 
@@ -51,7 +51,7 @@ def list_services(
 def get_service(service_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
     """One service, current state."""
     service = runtime.app.service(service_id)
-    set_version(response, service.version)
+    set_version(response, service.definition_version)
     return service_view(service)
 
 

@@ -1,0 +1,119 @@
+"""The VCenterDriver contract. Runs against every driver available in this release
+(the simulated driver; the pyvmomi driver against vcsim joins with the vCenter issue)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from adapters.vcenter.simulated import SimulatedVCenter
+from domain.errors import InfrastructureError, NotFoundError
+from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
+
+ROOT = "/DC0/host/DC0_C0/Resources"
+
+
+@pytest.fixture(params=["simulated"])
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VCenterDriver]:
+    driver = SimulatedVCenter(state_file=tmp_path / "inventory.json")
+    yield driver
+    driver.close()
+
+
+def spec(
+    deployment: object, machine: str = "web1", pool: str = ROOT, template: str = "tpl-ubuntu-2404"
+) -> CloneSpec:
+    assert hasattr(deployment, "hex")
+    return CloneSpec(
+        vm_name=f"sk-test-{machine}-{deployment.hex[:6]}",
+        template=template,
+        resource_pool=pool,
+        linked=True,
+        cpus=2,
+        memory_mib=2048,
+        deployment_id=deployment,  # type: ignore[arg-type]
+        machine=machine,
+    )
+
+
+def test_lists_templates_with_their_os_family(driver: VCenterDriver) -> None:
+    templates = {t.name: t for t in driver.list_templates()}
+    assert templates["tpl-windows-2022"].os_family == "windows"
+    assert templates["tpl-ubuntu-2404"].os_family == "linux"
+
+
+def test_pool_paths_are_classified_and_created(driver: VCenterDriver) -> None:
+    assert driver.inspect_pool(ROOT) is PoolStatus.EXISTS
+    assert driver.inspect_pool("/NODC/host/DC0_C0/Resources") is PoolStatus.UNKNOWN_DATACENTER
+    assert driver.inspect_pool("/DC0/host/NOCLUSTER/Resources") is PoolStatus.UNKNOWN_CLUSTER
+    nested = f"{ROOT}/team/app"
+    assert driver.inspect_pool(nested) is PoolStatus.CREATABLE
+    assert driver.ensure_pool(nested) is True
+    assert driver.ensure_pool(nested) is False
+    assert driver.inspect_pool(f"{ROOT}/team") is PoolStatus.EXISTS
+
+
+def test_clone_customise_power_on_and_find_by_deployment(driver: VCenterDriver) -> None:
+    deployment = uuid4()
+    vm = driver.clone(spec(deployment))
+    assert vm.deployment_id == deployment
+    assert vm.machine == "web1"
+    assert not vm.powered_on
+    driver.set_nics(vm.vm_id, [NicSetting(network="front", mac="00:50:56:00:00:01")])
+    driver.customize(
+        vm.vm_id, GuestIdentity(hostname="web1", os_family="linux", ip="10.0.0.5", prefix_length=24)
+    )
+    on = driver.power_on(vm.vm_id)
+    assert on.powered_on
+    assert (on.hostname, on.ip) == ("web1", "10.0.0.5")
+    assert on.macs == ("00:50:56:00:00:01",)
+    assert [v.vm_id for v in driver.find_vms(deployment)] == [vm.vm_id]
+    assert driver.find_vms(uuid4()) == []
+
+
+def test_clone_is_idempotent_per_deployment_and_machine(driver: VCenterDriver) -> None:
+    deployment = uuid4()
+    first = driver.clone(spec(deployment))
+    again = driver.clone(spec(deployment))
+    assert again.vm_id == first.vm_id
+    assert len(driver.find_vms(deployment)) == 1
+
+
+def test_relocate_power_off_and_destroy(driver: VCenterDriver) -> None:
+    deployment = uuid4()
+    target = f"{ROOT}/next"
+    driver.ensure_pool(target)
+    vm = driver.clone(spec(deployment))
+    driver.power_on(vm.vm_id)
+    driver.relocate(vm.vm_id, target)
+    assert driver.find_vms(deployment)[0].resource_pool == target
+    assert driver.pool_usage(target).vms == 1
+    driver.power_off(vm.vm_id)
+    driver.destroy(vm.vm_id)
+    driver.destroy(vm.vm_id)  # already gone is fine
+    assert driver.find_vms(deployment) == []
+
+
+def test_missing_objects_and_faults_surface_as_domain_errors(driver: VCenterDriver) -> None:
+    with pytest.raises(NotFoundError):
+        driver.clone(spec(uuid4(), template="no-such-template"))
+    with pytest.raises(NotFoundError):
+        driver.clone(spec(uuid4(), pool=f"{ROOT}/does-not-exist"))
+    with pytest.raises(NotFoundError):
+        driver.power_on("vm-does-not-exist")
+    vm = driver.clone(spec(uuid4(), template="tpl-windows-2022"))
+    with pytest.raises(InfrastructureError):
+        driver.customize(vm.vm_id, GuestIdentity(hostname="x", os_family="linux"))
+
+
+def test_the_simulated_inventory_survives_a_restart(tmp_path: Path) -> None:
+    deployment = uuid4()
+    first = SimulatedVCenter(state_file=tmp_path / "inv.json")
+    vm = first.clone(spec(deployment))
+    first.close()
+    second = SimulatedVCenter(state_file=tmp_path / "inv.json")
+    assert [v.vm_id for v in second.find_vms(deployment)] == [vm.vm_id]
+    assert second.clone(spec(uuid4(), machine="other")).vm_id != vm.vm_id

@@ -1,0 +1,93 @@
+"""The Deployment aggregate's state machine, given/when/then, no I/O."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from domain.deployment import Deployment
+from domain.errors import InvalidTransitionError
+from tests.support import machine
+
+
+def given_requested() -> Deployment:
+    return Deployment(
+        service_id=uuid4(),
+        configuration_id=uuid4(),
+        configuration_version=3,
+        configuration_name="c",
+        stage="int",
+        resource_pool="/DC0/host/C/Resources/int",
+        networks=[{"name": "front"}],
+        machines=[machine("web1"), machine("db1")],
+        actor="alice",
+        reason="release",
+    )
+
+
+def given_deployed() -> Deployment:
+    deployment = given_requested()
+    deployment.start_provisioning("pm")
+    for name in ("web1", "db1"):
+        deployment.record_machine_provisioned(name, f"vm-{name}", f"id-{name}", "10.0.0.1", None, "pm")
+    deployment.mark_deployed("pm")
+    return deployment
+
+
+def test_every_event_carries_the_actor_and_reason() -> None:
+    deployment = given_requested()
+    [requested] = deployment.collect_events()
+    assert (requested.actor, requested.reason) == ("alice", "release")  # type: ignore[attr-defined]
+
+
+def test_a_deployment_is_only_deployed_once_every_machine_is_provisioned() -> None:
+    deployment = given_requested()
+    deployment.start_provisioning("pm")
+    deployment.record_machine_provisioned("web1", "vm", "id", None, None, "pm")
+    with pytest.raises(InvalidTransitionError, match="db1"):
+        deployment.mark_deployed("pm")
+
+
+def test_a_move_updates_stage_and_pool_only_when_complete() -> None:
+    deployment = given_deployed()
+    deployment.request_move("test", "/DC0/host/C/Resources/test", "promote", "bob", None)
+    assert (deployment.state, deployment.stage) == ("promoting", "int")
+    deployment.complete_move("pm")
+    assert (deployment.state, deployment.stage, deployment.resource_pool) == (
+        "deployed",
+        "test",
+        "/DC0/host/C/Resources/test",
+    )
+
+
+def test_a_rolled_back_move_leaves_the_deployment_where_it_was() -> None:
+    deployment = given_deployed()
+    deployment.request_move("test", "/p/test", "promote", "bob", None)
+    deployment.record_machine_moved("web1", "/p/test", "pm")
+    deployment.record_move_failure("relocate failed", rolled_back=True, actor="pm")
+    assert (deployment.state, deployment.stage) == ("deployed", "int")
+    assert deployment.machine("web1")["resource_pool"] == "/DC0/host/C/Resources/int"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda d: d.request_move("x", "/p", "promote", "a", None),
+        lambda d: d.retry("a", None),
+        lambda d: d.mark_undeployed("pm"),
+        lambda d: d.complete_move("pm"),
+    ],
+)
+def test_commands_out_of_order_are_refused(command: object) -> None:
+    deployment = given_requested()
+    with pytest.raises(InvalidTransitionError):
+        command(deployment)  # type: ignore[operator]
+
+
+def test_a_failure_can_be_retried_and_counts_attempts() -> None:
+    deployment = given_requested()
+    deployment.record_failure("clone failed: NoDiskSpace", "pm")
+    assert (deployment.state, deployment.failure) == ("failed", "clone failed: NoDiskSpace")
+    deployment.retry("alice", "disk freed")
+    assert (deployment.state, deployment.attempt, deployment.failure) == ("requested", 2, None)
