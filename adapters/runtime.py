@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +30,10 @@ from projections.services import ServicesProjection
 log = logging.getLogger("stagekeeper")
 
 PROCESS_NAME = "process:deployments"
+PROCESS_TOPICS = frozenset(TOPICS)
+# Gathering a few milliseconds of events per projection transaction keeps the projection
+# thread from competing with every single command for the interpreter.
+PROJECTION_DEBOUNCE = 0.005
 ADMIN = "admin"
 
 
@@ -81,13 +85,13 @@ class Runtime:
             self.store = open_read_store(self.db)
             self.projections = projections()
             install(self.store, self.projections, [PROCESS_NAME])
-        self.projection_followers = [ProjectionFollower(self.app, self.store, p) for p in self.projections]
+        self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)
         self.process_follower = ProcessFollower(
             self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle
         )
         self.projection_thread = FollowerThread(
-            "projections", self.projection_followers, settings.poll_seconds
+            "projections", [self.projection_follower], settings.poll_seconds, debounce=PROJECTION_DEBOUNCE
         )
         self.process_thread = FollowerThread(
             "process-manager",
@@ -97,8 +101,12 @@ class Runtime:
         )
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.app.on_saved(self.projection_thread.wake)
-        self.app.on_saved(self.process_thread.wake)
+        self.app.on_saved(self._wake_process_manager)
         self._started = False
+
+    def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
+        if not PROCESS_TOPICS.isdisjoint(topics):
+            self.process_thread.wake()
 
     def ensure_admin(self) -> str | None:
         """Create the local admin on first start. Returns a generated password to show once."""
@@ -121,11 +129,9 @@ class Runtime:
 
     def catch_up(self) -> None:
         """Run every follower once in this thread (tests and CLI tools)."""
-        for follower in self.projection_followers:
-            follower.catch_up()
+        self.projection_follower.catch_up()
         self.process_follower.catch_up()
-        for follower in self.projection_followers:
-            follower.catch_up()
+        self.projection_follower.catch_up()
 
     def close(self) -> None:
         self.projection_thread.stop()

@@ -68,6 +68,7 @@ class Settings:
             read_wait_seconds=number("READ_WAIT_SECONDS", 5.0, 0.0, 300.0),
             poll_seconds=number("POLL_SECONDS", 0.2, 0.01, 60.0),
             credential_cache_seconds=number("CREDENTIAL_CACHE_SECONDS", 60.0, 0.0, 3600.0),
+            run_workers=(get("SERVE_WORKERS") or "true").lower() not in ("0", "false", "no", "off"),
         )
         database(settings.database_url)  # fail early on a bad URL
         return settings
@@ -131,6 +132,11 @@ def database(url: str) -> Database:
     )
 
 
+# Recently used aggregates stay in memory; "fast-forward" reads only the events stored since,
+# so other processes' writes are still seen, and a stale copy still fails at save (versions).
+_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+
+
 def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
     """The eventsourcing library's environment for this database."""
     create = "y" if create_tables else "n"
@@ -138,12 +144,14 @@ def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if db.kind == "sqlite":
         return {
+            **_CACHE,
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": db.path,
             "SQLITE_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": create,
         }
     env = {
+        **_CACHE,
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": db.dbname,
         "POSTGRES_HOST": db.host,

@@ -25,7 +25,9 @@ class FollowerThread:
         followers: Sequence[Follower],
         interval: float,
         acquire: Callable[[], bool] = lambda: True,
+        debounce: float = 0.0,
     ) -> None:
+        self.debounce = debounce
         self.name = name
         self.followers = list(followers)
         self.interval = interval
@@ -40,7 +42,7 @@ class FollowerThread:
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self, _position: int = 0) -> None:
+    def wake(self, *_: object) -> None:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -72,5 +74,6 @@ class FollowerThread:
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = self.interval
-            self._wake.wait(self.interval)
+            if self._wake.wait(self.interval) and self.debounce:
+                time.sleep(self.debounce)
             self._wake.clear()

@@ -48,14 +48,13 @@ def _worker(settings: Settings) -> int:
 def _rebuild(settings: Settings, name: str) -> int:
     runtime = Runtime(settings)
     try:
-        for follower in runtime.projection_followers:
-            if follower.name == name:
-                count = follower.rebuild()
-                print(f"rebuilt {name}: replayed {count} events")
-                return 0
-        names = ", ".join(f.name for f in runtime.projection_followers)
-        print(f"no projection named {name!r}; known: {names}", file=sys.stderr)
-        return 2
+        names = [p.name for p in runtime.projections]
+        if name not in names:
+            print(f"no projection named {name!r}; known: {', '.join(names)}", file=sys.stderr)
+            return 2
+        count = runtime.projection_follower.rebuild(name)
+        print(f"rebuilt {name}: replayed {count} events")
+        return 0
     finally:
         runtime.close()
 

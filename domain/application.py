@@ -56,12 +56,12 @@ class StagekeeperApplication(Application[UUID]):
         super().__init__(env=env)
         self.vcenter = vcenter
         self.clock = clock
-        self._listeners: list[Callable[[int], None]] = []
+        self._listeners: list[Callable[[int, Sequence[str]], None]] = []
         self._listeners_lock = threading.Lock()
 
     # -- notifications inside this process -------------------------------------------------
-    def on_saved(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(position)` after every successful save (wakes in-process followers)."""
+    def on_saved(self, listener: Callable[[int, Sequence[str]], None]) -> None:
+        """Call `listener(position, topics)` after every successful save (wakes in-process followers)."""
         with self._listeners_lock:
             self._listeners.append(listener)
 
@@ -105,10 +105,11 @@ class StagekeeperApplication(Application[UUID]):
             return 0
         recordings = self.save(*pending)
         position = max((r.notification.id for r in recordings), default=0)
+        topics = [r.notification.topic for r in recordings]
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(position)
+            listener(position, topics)
         return position
 
     def retrying(self, attempt: Callable[[], Outcome[R]]) -> Outcome[R]:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from eventsourcing.persistence import Notification
 
 from projections.base import Projection
-from projections.store import TRACKING_DDL, ReadStore, set_tracking, tracking_position
+from projections.store import TRACKING_DDL, Cursor, ReadStore, set_tracking, tracking_position
 
 log = logging.getLogger(__name__)
 
@@ -61,54 +61,74 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
 
 
 class ProjectionFollower:
+    """Follows the log for a group of projections: each notification is read and decoded once,
+    and every projection's rows and tracking position commit in one transaction."""
+
+    name = "projections"
+
     def __init__(
-        self, source: EventSource, store: ReadStore, projection: Projection, batch: int = BATCH
+        self, source: EventSource, store: ReadStore, projections: Sequence[Projection], batch: int = BATCH
     ) -> None:
         self.source = source
         self.store = store
-        self.projection = projection
-        self.name = projection.name
+        self.projections = list(projections)
         self.batch = batch
 
+    def positions(self) -> dict[str, int]:
+        names = [p.name for p in self.projections]
+        marks = ", ".join(["%s"] * len(names))
+        rows = self.store.query(f"SELECT name, position FROM sk_tracking WHERE name IN ({marks})", names)  # noqa: S608
+        found = {r["name"]: int(r["position"]) for r in rows}
+        return {name: found.get(name, 0) for name in names}
+
     def position(self) -> int:
-        with self.store.transaction() as cursor:
-            return tracking_position(cursor, self.name)
+        return min(self.positions().values(), default=0)
+
+    def _locked_positions(self, cursor: Cursor) -> dict[str, int]:
+        lock = self.store.dialect == "postgres"
+        return {p.name: tracking_position(cursor, p.name, for_update=lock) for p in self.projections}
 
     def catch_up(self, until: int | None = None) -> int:
         processed = 0
         while True:
-            start = self.position()
+            positions = self.positions()
+            start = min(positions.values(), default=0)
             if until is not None and start >= until:
                 return processed
             # Read the events before opening the write transaction: the SQLite event store
             # interlocks its readers with its single writer, so reading inside our own write
-            # transaction could wait on a writer that waits on us.
-            # Every topic is read (not only ours) so the position passes unrelated events too,
-            # and a reader waiting for position N is released.
+            # transaction could wait on a writer that waits on us. Every topic is read, so the
+            # positions pass unrelated events too and a reader waiting for position N is released.
             notifications = self.source.select_notifications(start + 1, self.batch)
             if not notifications:
                 return processed
             with self.store.transaction() as cursor:
-                # Several processes may follow at once: the row lock makes them take turns,
-                # and whoever finds the position moved since its read starts over.
-                current = tracking_position(cursor, self.name, for_update=self.store.dialect == "postgres")
-                if current != start:
+                # Several processes may follow at once: the row locks make them take turns, and
+                # whoever finds a position moved since its read starts over.
+                if self._locked_positions(cursor) != positions:
                     continue
                 for notification in notifications:
-                    handler = self.projection.handlers.get(notification.topic)
-                    if handler is not None:
-                        handler(self.source.decode(notification), notification.id, cursor)
-                set_tracking(cursor, self.name, notifications[-1].id)
+                    event: Any = None
+                    for projection in self.projections:
+                        handler = projection.handlers.get(notification.topic)
+                        if handler is None or notification.id <= positions[projection.name]:
+                            continue
+                        if event is None:
+                            event = self.source.decode(notification)
+                        handler(event, notification.id, cursor)
+                for projection in self.projections:
+                    set_tracking(cursor, projection.name, notifications[-1].id)
             processed += len(notifications)
             if len(notifications) < self.batch:
                 return processed
 
-    def rebuild(self) -> int:
-        """Drop the projection's rows and tracking, then replay from position zero."""
+    def rebuild(self, name: str) -> int:
+        """Drop one projection's rows and tracking, then replay it from position zero."""
+        [projection] = [p for p in self.projections if p.name == name]
         with self.store.transaction() as cursor:
-            for table in self.projection.tables:
+            for table in projection.tables:
                 cursor.execute(f"DELETE FROM {table}")  # noqa: S608
-            set_tracking(cursor, self.name, 0)
+            set_tracking(cursor, name, 0)
         return self.catch_up()
 
 

@@ -14,7 +14,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 def healthz(runtime: RuntimeDep) -> dict[str, Any]:
     """Event store head, read-model positions and worker errors."""
-    positions = {f.name: runtime.read_models.position(f.name) for f in runtime.projection_followers}
+    positions = runtime.projection_follower.positions()
     errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors}
     return {
         "status": "degraded" if errors else "ok",

@@ -52,8 +52,8 @@ def test_lists_reflect_the_commands(runtime: Runtime) -> None:
 def test_a_rebuild_from_position_zero_gives_identical_tables(runtime: Runtime) -> None:
     populate(runtime)
     before = snapshot(runtime)
-    for follower in runtime.projection_followers:
-        follower.rebuild()
+    for projection in runtime.projections:
+        runtime.projection_follower.rebuild(projection.name)
     assert snapshot(runtime) == before
 
 

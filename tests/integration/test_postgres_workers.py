@@ -109,7 +109,7 @@ def test_workers_share_the_work_without_doing_any_step_twice(
 
     commands.catch_up()
     followed = rows()
-    for follower in commands.projection_followers:
-        follower.rebuild()
+    for projection in commands.projections:
+        commands.projection_follower.rebuild(projection.name)
     assert rows() == followed
     commands.close()

@@ -1,0 +1,86 @@
+"""Shared pieces of the benchmarks: a throwaway PostgreSQL schema and a served Stagekeeper."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+CONNINFO = os.environ.get("STAGEKEEPER_BENCH_CONNINFO", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+URL = os.environ.get("STAGEKEEPER_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PASSWORD = "bench-password"  # noqa: S105 (a throwaway server on loopback)
+
+
+@contextmanager
+def schema() -> Iterator[tuple[str, str]]:
+    """Yields (schema name, database URL) and drops the schema afterwards."""
+    name = f"sk_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(CONNINFO, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name, f"{URL}?schema={name}"
+    finally:
+        with psycopg.connect(CONNINFO, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(database_url: str, log: Path, **env: str) -> Iterator[str]:
+    port = free_port()
+    environ = {
+        **os.environ,
+        "STAGEKEEPER_DATABASE_URL": database_url,
+        "STAGEKEEPER_ADMIN_PASSWORD": PASSWORD,
+        **env,
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            env=environ,
+            stdout=out,
+            stderr=out,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"server did not start: {log.read_text()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(latencies: list[float]) -> str:
+    return (
+        f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms, p99 {percentile(latencies, 0.99) * 1000:.2f} ms, "
+        f"mean {statistics.fmean(latencies) * 1000:.2f} ms"
+    )
