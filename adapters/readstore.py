@@ -29,6 +29,10 @@ class _SqliteCursor:
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(sql.replace("%s", "?"), [tuple(p) for p in params])
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" * len(columns))
+        self._cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+
     def fetchall(self) -> list[Row]:
         return [dict(r) for r in self._cursor.fetchall()]
 
@@ -133,6 +137,12 @@ class _PgCursor:
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(sql.encode(), [tuple(p) for p in params])
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._cursor.copy(statement.encode()) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def fetchall(self) -> list[Row]:
         return self._cursor.fetchall()

@@ -20,10 +20,13 @@ from domain.credentials import new_password
 from domain.ports import Clock, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
+from projections.audit import AuditProjection
+from projections.audit_queries import AuditQueries
 from projections.base import Projection
 from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
+from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 
@@ -38,7 +41,14 @@ ADMIN = "admin"
 
 
 def projections() -> list[Projection]:
-    return [ServicesProjection(), ConfigurationsProjection(), DeploymentsProjection()]
+    return [
+        ServicesProjection(),
+        ConfigurationsProjection(),
+        DeploymentsProjection(),
+        AuditProjection(),
+        ConfigurationHistoryProjection(),
+        StageHistoryProjection(),
+    ]
 
 
 def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
@@ -46,9 +56,7 @@ def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
         state = settings.simulator_state
         if state is None and db.kind == "sqlite" and db.path != ":memory:":
             state = db.path + ".vcenter-sim.json"
-        return SimulatedVCenter(
-            state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds
-        )
+        return SimulatedVCenter(state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds)
     raise SettingsError(
         "STAGEKEEPER_VCENTER_DRIVER=pyvmomi: the pyvmomi driver is not part of this release yet "
         "(tracked as the vCenter issue); use the simulated driver"
@@ -73,9 +81,7 @@ def schema_lock(db: Database) -> Iterator[None]:
 class Runtime:
     """Everything one Stagekeeper process needs, built from settings; `close()` releases it all."""
 
-    def __init__(
-        self, settings: Settings, vcenter: VCenterDriver | None = None, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, vcenter: VCenterDriver | None = None, clock: Clock | None = None) -> None:
         self.settings = settings
         self.db = database(settings.database_url)
         self.vcenter = vcenter or make_vcenter(settings, self.db)
@@ -87,9 +93,7 @@ class Runtime:
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)
-        self.process_follower = ProcessFollower(
-            self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle
-        )
+        self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle)
         self.projection_thread = FollowerThread(
             "projections", [self.projection_follower], settings.poll_seconds, debounce=PROJECTION_DEBOUNCE
         )
@@ -100,6 +104,7 @@ class Runtime:
             acquire=lambda: self.store.try_lock(PROCESS_NAME),
         )
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
+        self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
         self._started = False

@@ -114,9 +114,7 @@ def database(url: str) -> Database:
     if parsed.scheme in ("postgresql", "postgres"):
         dbname = parsed.path.lstrip("/")
         if not parsed.hostname or not dbname:
-            raise SettingsError(
-                "STAGEKEEPER_DATABASE_URL: postgres URLs look like postgresql://user@host:5432/db"
-            )
+            raise SettingsError("STAGEKEEPER_DATABASE_URL: postgres URLs look like postgresql://user@host:5432/db")
         query = dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p)
         return Database(
             kind="postgres",

@@ -59,10 +59,42 @@ def _rebuild(settings: Settings, name: str) -> int:
         runtime.close()
 
 
+def _audit_export(settings: Settings, fmt: str, output: str | None, service: str | None) -> int:
+    from api.routes.audit import _csv, _jsonl
+    from projections.audit_queries import AuditFilter
+
+    runtime = Runtime(settings)
+    try:
+        runtime.projection_follower.catch_up()
+        rows = runtime.audit.stream(AuditFilter(service_id=service))
+        chunks = _csv(rows) if fmt == "csv" else _jsonl(rows)
+        target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        try:
+            for chunk in chunks:
+                target.write(chunk)
+        finally:
+            if output:
+                target.close()
+        return 0
+    finally:
+        runtime.close()
+
+
+def _audit_verify(settings: Settings) -> int:
+    from projections.verify import verify
+
+    runtime = Runtime(settings)
+    try:
+        runtime.projection_follower.catch_up()
+        verdict = verify(runtime.app, runtime.store)
+        print(verdict.describe())
+        return 0 if verdict.ok else 1
+    finally:
+        runtime.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="stagekeeper", description="Event-sourced stage manager for vSphere"
-    )
+    parser = argparse.ArgumentParser(prog="stagekeeper", description="Event-sourced stage manager for vSphere")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="API and background workers in one process")
     serve.add_argument("--host", default="127.0.0.1")
@@ -72,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     projections_commands = projections.add_subparsers(dest="action", required=True)
     rebuild = projections_commands.add_parser("rebuild", help="rebuild one read model from position zero")
     rebuild.add_argument("name")
+    audit = commands.add_parser("audit", help="export or verify the audit log")
+    audit_commands = audit.add_subparsers(dest="action", required=True)
+    export = audit_commands.add_parser("export", help="stream the audit log (oldest first)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    export.add_argument("--service", help="only this service id")
+    audit_commands.add_parser("verify", help="recompute the hash chain from the event store")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -83,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
         return _worker(settings)
+    if args.command == "audit":
+        if args.action == "export":
+            return _audit_export(settings, args.format, args.output, args.service)
+        return _audit_verify(settings)
     return _rebuild(settings, args.name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -40,7 +41,9 @@ def get_principal(
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return authenticator.authenticate(request.headers.get("authorization"))
+    principal = authenticator.authenticate(request.headers.get("authorization"))
+    request.state.principal = principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -62,6 +65,19 @@ MinPosition = Annotated[
     int | None,
     Query(ge=0, description="Wait (bounded) until the read model reflects this notification position"),
 ]
+
+
+def parse_time(value: str | None, field: str) -> str | None:
+    """ISO 8601 -> the fixed-width UTC text the read models store (naive times are UTC)."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace(" ", "+") if "T" in value else value.strip())
+    except ValueError:
+        raise ValidationError(f"{field} must be an ISO 8601 time such as 2026-11-26T09:30:00Z", field=field) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def set_version(response: Response, version: int, position: int | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -58,14 +59,41 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+# Refusals of a well-formed command by the rules or by permissions are security-relevant and go
+# to the audit log; malformed input (422) and unknown ids (404) do not.
+REFUSALS = (ConflictError, PermissionDeniedError, PreconditionFailedError)
+_TARGETS = ("deployment_id", "configuration_id", "service_id")
+
+
+def record_refusal(request: Request, error: StagekeeperError) -> int | None:
+    """Record the refusal; returns the position written (None for unauthenticated callers)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        return None
+    route = request.scope.get("route")
+    command = getattr(route, "name", None) or f"{request.method} {request.url.path}"
+    params = request.path_params
+    target = next((params[name] for name in _TARGETS if name in params), None)
+    try:
+        target_id = UUID(str(target)) if target is not None else None
+    except ValueError:
+        target_id = None
+    position: int = request.app.state.runtime.app.record_refusal(
+        command, error.code, error.message, principal.user, target_id
+    )
+    return position
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagekeeperError)
-    def domain_error(_: Request, error: StagekeeperError) -> JSONResponse:
+    def domain_error(request: Request, error: StagekeeperError) -> JSONResponse:
         status = status_of(error)
+        body = error_body(error.code, error.message, error.field)
+        if isinstance(error, REFUSALS) and request.method != "GET":
+            # The refusal is itself audited; its position lets the caller read it back.
+            body["error"]["position"] = record_refusal(request, error)
         headers = {"WWW-Authenticate": 'Basic realm="stagekeeper", Bearer'} if status == 401 else None
-        return JSONResponse(
-            error_body(error.code, error.message, error.field), status_code=status, headers=headers
-        )
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     def request_error(_: Request, error: RequestValidationError) -> JSONResponse:

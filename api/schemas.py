@@ -107,6 +107,11 @@ class DeployRequest(Reason):
     configuration_version: int | None = Field(None, description="Default: the latest version")
 
 
+class RestoreRequest(Reason):
+    version: int | None = Field(None, description="The version to bring back")
+    as_of: str | None = Field(None, description="Or: bring back the version current at this ISO 8601 time")
+
+
 class TemplateImport(Reason):
     names: list[str] | None = None
     all: bool | None = None

@@ -18,8 +18,7 @@ def service_view(service: Service) -> dict[str, Any]:
         "description": service.description,
         "retired": service.retired,
         "stages": [
-            {**stage, "live_deployments": len(service.live_deployments(stage["name"]))}
-            for stage in service.stages
+            {**stage, "live_deployments": len(service.live_deployments(stage["name"]))} for stage in service.stages
         ],
         "created_at": service.created_on.isoformat(),
         "updated_at": service.modified_on.isoformat(),

@@ -29,6 +29,7 @@ from domain.errors import (
 )
 from domain.names import NameClaim
 from domain.ports import Clock, VCenterDriver
+from domain.refusal import Refusal
 from domain.service import Service
 
 A = TypeVar("A", bound=Aggregate)
@@ -69,9 +70,7 @@ class StagekeeperApplication(Application[UUID]):
         """Position of the last event in the store (0 when empty)."""
         return self.recorder.max_notification_id() or 0
 
-    def select_notifications(
-        self, start: int, limit: int, topics: Sequence[str] = ()
-    ) -> Sequence[Notification]:
+    def select_notifications(self, start: int, limit: int, topics: Sequence[str] = ()) -> Sequence[Notification]:
         """Stored events from position `start` on, in order (for projections and workers)."""
         return self.recorder.select_notifications(start=start, limit=limit, topics=topics)
 
@@ -149,6 +148,31 @@ class StagekeeperApplication(Application[UUID]):
         assert isinstance(claim, NameClaim)
         claim.release()
         return claim
+
+    # -- refusals --------------------------------------------------------------------------------
+    def record_refusal(self, command: str, code: str, message: str, actor: str, target_id: UUID | None = None) -> int:
+        """Keep a refused command in the audit log (with the service it concerned, when known)."""
+        service_id = self.service_of(target_id) if target_id is not None else None
+        refusal = Refusal(
+            command=command,
+            code=code,
+            service_id=service_id,
+            target_id=target_id,
+            actor=actor,
+            reason=message,
+        )
+        return self.commit(refusal)
+
+    def service_of(self, aggregate_id: UUID) -> UUID | None:
+        """The service an aggregate belongs to (None for unknown or service-less objects)."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if isinstance(aggregate, Service):
+            return aggregate.id
+        service_id = getattr(aggregate, "service_id", None)
+        return service_id if isinstance(service_id, UUID) else None
 
     # -- accounts -------------------------------------------------------------------------------
     def local_account(self, username: str) -> LocalAccount | None:

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.diff import diff_definitions
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.values import Machine, Network, normalise_key
 
@@ -32,8 +33,7 @@ def check_definition(networks: list[Network], machines: list[Machine]) -> None:
         for j, nic in enumerate(machine.nics):
             if normalise_key(nic) not in seen_networks:
                 raise ValidationError(
-                    f"machine '{machine.name}' has a NIC on '{nic}', which is not one of the "
-                    "configuration's networks",
+                    f"machine '{machine.name}' has a NIC on '{nic}', which is not one of the configuration's networks",
                     field=f"machines[{i}].nics[{j}].network",
                 )
 
@@ -106,19 +106,20 @@ class Configuration(Aggregate):
         new_networks = [n.to_dict() for n in networks] if networks is not None else self.networks
         new_machines = [m.to_dict() for m in machines] if machines is not None else self.machines
         new_description = description if description is not None else self.description
-        check_definition(
-            [Network.parse(n) for n in new_networks], [Machine.from_dict(m) for m in new_machines]
-        )
+        check_definition([Network.parse(n) for n in new_networks], [Machine.from_dict(m) for m in new_machines])
         if (new_description, new_networks, new_machines) == (
             self.description,
             self.networks,
             self.machines,
         ):
             return False
+        after = {**self.definition(), "description": new_description}
+        after.update(networks=new_networks, machines=new_machines)
         self._revised(
             description=new_description,
             networks=new_networks,
             machines=new_machines,
+            changes=diff_definitions(self.definition(), after),
             actor=actor,
             reason=reason,
         )
@@ -130,6 +131,7 @@ class Configuration(Aggregate):
         description: str,
         networks: list[dict[str, Any]],
         machines: list[dict[str, Any]],
+        changes: dict[str, Any],
         actor: str,
         reason: str | None,
     ) -> None:
@@ -139,9 +141,7 @@ class Configuration(Aggregate):
 
     def add_network(self, network: Network, actor: str, reason: str | None) -> None:
         if any(normalise_key(n["name"]) == normalise_key(network.name) for n in self.networks):
-            raise ConflictError(
-                f"configuration '{self.name}' already has a network '{network.name}'", field="name"
-            )
+            raise ConflictError(f"configuration '{self.name}' already has a network '{network.name}'", field="name")
         self._network_added(network=network.to_dict(), actor=actor, reason=reason)
 
     @event("NetworkAdded", topic="stagekeeper:Configuration.NetworkAdded")
@@ -168,9 +168,7 @@ class Configuration(Aggregate):
 
     def add_machine(self, machine: Machine, actor: str, reason: str | None) -> None:
         if any(normalise_key(m["name"]) == normalise_key(machine.name) for m in self.machines):
-            raise ConflictError(
-                f"configuration '{self.name}' already has a machine '{machine.name}'", field="name"
-            )
+            raise ConflictError(f"configuration '{self.name}' already has a machine '{machine.name}'", field="name")
         self._check(self.networks, [*self.machines, machine.to_dict()])
         self._machine_added(machine=machine.to_dict(), actor=actor, reason=reason)
 
@@ -183,9 +181,7 @@ class Configuration(Aggregate):
         if normalise_key(machine.name) != normalise_key(current["name"]) and any(
             normalise_key(m["name"]) == normalise_key(machine.name) for m in self.machines
         ):
-            raise ConflictError(
-                f"configuration '{self.name}' already has a machine '{machine.name}'", field="name"
-            )
+            raise ConflictError(f"configuration '{self.name}' already has a machine '{machine.name}'", field="name")
         replaced = [machine.to_dict() if m is current else m for m in self.machines]
         self._check(self.networks, replaced)
         if machine.to_dict() != current:
@@ -213,17 +209,14 @@ class Configuration(Aggregate):
         self._machine_removed(machine_name=machine["name"], before=machine, actor=actor, reason=reason)
 
     @event("MachineRemoved", topic="stagekeeper:Configuration.MachineRemoved")
-    def _machine_removed(
-        self, machine_name: str, before: dict[str, Any], actor: str, reason: str | None
-    ) -> None:
+    def _machine_removed(self, machine_name: str, before: dict[str, Any], actor: str, reason: str | None) -> None:
         self.machines = [m for m in self.machines if m["name"] != machine_name]
 
-    def restore(
-        self, source_version: int, definition: dict[str, Any], actor: str, reason: str | None
-    ) -> None:
+    def restore(self, source_version: int, definition: dict[str, Any], actor: str, reason: str | None) -> None:
         """Become what version `source_version` was, as a new version; history is never rewritten."""
         self._restored(
             source_version=source_version,
+            changes=diff_definitions(self.definition(), definition),
             name=definition["name"],
             description=definition["description"],
             networks=definition["networks"],
@@ -236,6 +229,7 @@ class Configuration(Aggregate):
     def _restored(
         self,
         source_version: int,
+        changes: dict[str, Any],
         name: str,
         description: str,
         networks: list[dict[str, Any]],

@@ -94,9 +94,7 @@ class Deployment(Aggregate):
             )
 
     # -- user commands -----------------------------------------------------------------------
-    def request_move(
-        self, to_stage: str, to_pool: str, direction: str, actor: str, reason: str | None
-    ) -> None:
+    def request_move(self, to_stage: str, to_pool: str, direction: str, actor: str, reason: str | None) -> None:
         self._require((DEPLOYED,), "promote" if direction == "promote" else "demote")
         self._move_requested(
             from_stage=self.stage,

@@ -84,9 +84,7 @@ class Service(Aggregate):
     def update_description(self, description: str, actor: str, reason: str | None) -> None:
         self._check_active()
         if description != self.description:
-            self._description_changed(
-                before=self.description, description=description, actor=actor, reason=reason
-            )
+            self._description_changed(before=self.description, description=description, actor=actor, reason=reason)
 
     @event("DescriptionChanged", topic="stagekeeper:Service.DescriptionChanged")
     def _description_changed(self, before: str, description: str, actor: str, reason: str | None) -> None:
@@ -155,15 +153,12 @@ class Service(Aggregate):
         current = [normalise_key(s["name"]) for s in self.stages]
         if sorted(keys) != sorted(current) or len(set(keys)) != len(keys):
             raise ValidationError(
-                "order must list every stage of the service exactly once: "
-                + ", ".join(s["name"] for s in self.stages),
+                "order must list every stage of the service exactly once: " + ", ".join(s["name"] for s in self.stages),
                 field="order",
             )
         names = [self.stage(n)["name"] for n in order]
         if keys != current:
-            self._stages_reordered(
-                before=[s["name"] for s in self.stages], order=names, actor=actor, reason=reason
-            )
+            self._stages_reordered(before=[s["name"] for s in self.stages], order=names, actor=actor, reason=reason)
 
     @event("StagesReordered", topic="stagekeeper:Service.StagesReordered")
     def _stages_reordered(self, before: list[str], order: list[str], actor: str, reason: str | None) -> None:
@@ -192,9 +187,7 @@ class Service(Aggregate):
         )
 
     @event("StageMapped", topic="stagekeeper:Service.StageMapped")
-    def _stage_mapped(
-        self, stage: str, before: str, resource_pool: str, actor: str, reason: str | None
-    ) -> None:
+    def _stage_mapped(self, stage: str, before: str, resource_pool: str, actor: str, reason: str | None) -> None:
         self.definition_version = self.version + 1
         self.stage(stage)["resource_pool"] = resource_pool
 

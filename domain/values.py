@@ -123,9 +123,7 @@ class Stage:
         pool = PoolPath.parse(data.get("resource_pool"), f"{field_name}.resource_pool").path
         restricted = data.get("restricted", False)
         if not isinstance(restricted, bool):
-            raise ValidationError(
-                f"{field_name}.restricted must be true or false", field=f"{field_name}.restricted"
-            )
+            raise ValidationError(f"{field_name}.restricted must be true or false", field=f"{field_name}.restricted")
         return cls(name=name, resource_pool=pool, restricted=restricted)
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,9 +188,7 @@ class Machine:
         cpus = check_int(data.get("cpus", 1), f"{field_name}.cpus", 1, MAX_CPUS)
         memory = check_int(data.get("memory_mib", 1024), f"{field_name}.memory_mib", 4, MAX_MEMORY_MIB)
         if memory % 4:
-            raise ValidationError(
-                f"{field_name}.memory_mib must be a multiple of 4", field=f"{field_name}.memory_mib"
-            )
+            raise ValidationError(f"{field_name}.memory_mib must be a multiple of 4", field=f"{field_name}.memory_mib")
         clone_mode = check_choice(data.get("clone_mode", "full"), f"{field_name}.clone_mode", CLONE_MODES)
         disks_raw = data.get("disks", [])
         if not isinstance(disks_raw, list):

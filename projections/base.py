@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+from eventsourcing.persistence import Notification
 
 from projections.store import Cursor
 
@@ -32,6 +34,11 @@ class Projection:
     name: ClassVar[str]
     ddl: ClassVar[tuple[str, ...]]
     tables: ClassVar[tuple[str, ...]]
+    # A raw projection sees every stored event undecoded, through `apply_batch`.
+    raw: ClassVar[bool] = False
+
+    def apply_batch(self, notifications: Sequence[Notification], cursor: Cursor) -> None:
+        raise TypeError(f"{type(self).__name__} is not a raw projection")
 
     def __init__(self) -> None:
         self.handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}

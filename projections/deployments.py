@@ -68,6 +68,10 @@ class DeploymentsProjection(Projection):
             {
                 "name": m["name"],
                 "template": m["template"],
+                "cpus": m["cpus"],
+                "memory_mib": m["memory_mib"],
+                "os": m["customization"]["os"],
+                "clone_mode": m["clone_mode"],
                 "state": "pending",
                 "vm_name": None,
                 "ip": None,

@@ -10,6 +10,7 @@ is finished.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -26,9 +27,7 @@ BATCH = 1000
 class EventSource(Protocol):
     """The slice of the application a follower reads."""
 
-    def select_notifications(
-        self, start: int, limit: int, topics: Sequence[str] = ()
-    ) -> Sequence[Notification]: ...
+    def select_notifications(self, start: int, limit: int, topics: Sequence[str] = ()) -> Sequence[Notification]: ...
 
     def decode(self, notification: Notification) -> Any: ...
 
@@ -47,17 +46,34 @@ class Follower(Protocol):
 
 def install(store: ReadStore, projections: Sequence[Projection], followers: Sequence[str] = ()) -> None:
     """Create tracking and projection tables and tracking rows (idempotent)."""
+    statements = [*TRACKING_DDL, *(ddl for projection in projections for ddl in projection.ddl)]
     with store.transaction() as cursor:
-        for ddl in TRACKING_DDL:
-            cursor.execute(ddl)
-        for projection in projections:
-            for ddl in projection.ddl:
+        for ddl in statements:
+            # Even "IF NOT EXISTS" DDL locks the table it names; against a running follower that
+            # can deadlock, so statements whose object already exists are not run at all.
+            if not _exists(store, cursor, _object_name(ddl)):
                 cursor.execute(ddl)
         for name in [p.name for p in projections] + list(followers):
             cursor.execute(
                 "INSERT INTO sk_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
                 (name,),
             )
+
+
+def _object_name(ddl: str) -> str:
+    match = re.search(r"IF NOT EXISTS\s+(\w+)", ddl)
+    if match is None:
+        raise ValueError(f"DDL must use IF NOT EXISTS: {ddl[:60]}")
+    return match.group(1)
+
+
+def _exists(store: ReadStore, cursor: Cursor, name: str) -> bool:
+    if store.dialect == "postgres":
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
+    else:
+        cursor.execute("SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE name = %s", (name,))
+    row = cursor.fetchone()
+    return bool(row and row["found"])
 
 
 class ProjectionFollower:
@@ -107,10 +123,15 @@ class ProjectionFollower:
                 # whoever finds a position moved since its read starts over.
                 if self._locked_positions(cursor) != positions:
                     continue
+                for projection in self.projections:
+                    if projection.raw:
+                        fresh = [n for n in notifications if n.id > positions[projection.name]]
+                        if fresh:
+                            projection.apply_batch(fresh, cursor)
                 for notification in notifications:
                     event: Any = None
                     for projection in self.projections:
-                        handler = projection.handlers.get(notification.topic)
+                        handler = None if projection.raw else projection.handlers.get(notification.topic)
                         if handler is None or notification.id <= positions[projection.name]:
                             continue
                         if event is None:

@@ -51,9 +51,7 @@ class ReadModels:
 
     # -- configurations ------------------------------------------------------------------------------
     def configurations(self, service_id: str) -> list[Row]:
-        return self.store.query(
-            "SELECT * FROM sk_configurations WHERE service_id = %s ORDER BY name", (service_id,)
-        )
+        return self.store.query("SELECT * FROM sk_configurations WHERE service_id = %s ORDER BY name", (service_id,))
 
     # -- deployments ----------------------------------------------------------------------------------
     def deployments(
@@ -81,6 +79,56 @@ class ReadModels:
             (*params, limit),
         )
         return [_deployment(r) for r in rows]
+
+    # -- board and inventory ------------------------------------------------------------------
+    def board(self) -> list[Row]:
+        """Every active service, its stages in order, and the live deployments in each stage."""
+        services = self.services()
+        live = self.store.query(
+            "SELECT id, service_id, configuration_id, configuration_name, configuration_version, stage, "
+            "target_stage, state, failure, requested_by, requested_at, updated_at, version "
+            "FROM sk_deployments WHERE state <> %s ORDER BY requested_at",
+            ("undeployed",),
+        )
+        by_stage: dict[tuple[str, str], list[Row]] = {}
+        for row in live:
+            by_stage.setdefault((row["service_id"], row["stage"]), []).append(row)
+        return [
+            {
+                "id": service["id"],
+                "name": service["name"],
+                "version": service["version"],
+                "stages": [
+                    {**stage, "deployments": by_stage.get((service["id"], stage["name"]), [])}
+                    for stage in service["stages"]
+                ],
+            }
+            for service in services
+        ]
+
+    def inventory(self, service_id: str, stage: str | None = None) -> list[Row]:
+        """Machines of live deployments in a service's stages (one row per machine)."""
+        clauses, params = ["service_id = %s", "state <> %s"], [service_id, "undeployed"]
+        if stage is not None:
+            clauses.append("LOWER(stage) = LOWER(%s)")
+            params.append(stage)
+        rows = self.store.query(
+            "SELECT id, stage, state, configuration_name, configuration_version, machines FROM sk_deployments "  # noqa: S608
+            "WHERE " + " AND ".join(clauses) + " ORDER BY stage, requested_at",
+            params,
+        )
+        return [
+            {
+                "stage": row["stage"],
+                "deployment_id": row["id"],
+                "deployment_state": row["state"],
+                "configuration_name": row["configuration_name"],
+                "configuration_version": row["configuration_version"],
+                **machine,
+            }
+            for row in rows
+            for machine in from_json(row["machines"])
+        ]
 
 
 def _service(row: Row) -> Row:

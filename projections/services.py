@@ -116,6 +116,4 @@ class ServicesProjection(Projection):
         "Service.DeploymentReleased",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
-        cursor.execute(
-            "UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id))
-        )
+        cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))

@@ -58,14 +58,10 @@ def runtime_for(url: str, vcenter: VCenterDriver | None = None, **changes: Any) 
 
 
 def stages(*names: str, restricted: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [
-        {"name": n, "resource_pool": f"{ROOT_POOL}/{n}-pool", "restricted": n in restricted} for n in names
-    ]
+    return [{"name": n, "resource_pool": f"{ROOT_POOL}/{n}-pool", "restricted": n in restricted} for n in names]
 
 
-def machine(
-    name: str, template: str = "tpl-ubuntu-2404", os_family: str = "linux", **extra: Any
-) -> dict[str, Any]:
+def machine(name: str, template: str = "tpl-ubuntu-2404", os_family: str = "linux", **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "template": template,

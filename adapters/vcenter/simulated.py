@@ -213,8 +213,7 @@ class SimulatedVCenter:
                 raise InfrastructureError(f"vCenter fault during customize: VM {vm.name} is powered on")
             if identity.os_family != vm.os_family:
                 raise InfrastructureError(
-                    f"vCenter fault during customize: {identity.os_family} customisation "
-                    f"on a {vm.os_family} guest"
+                    f"vCenter fault during customize: {identity.os_family} customisation on a {vm.os_family} guest"
                 )
             vm.hostname = identity.hostname
             if identity.ip is None:

@@ -7,16 +7,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from adapters.runtime import Runtime
+from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, parse_time, set_version
 from api.schemas import (
     ConfigurationCreate,
     ConfigurationPatch,
     MachineBody,
     NetworkBody,
+    RestoreRequest,
     machine_dict,
 )
 from api.views import configuration_view
-from domain.errors import NotFoundError
+from domain.diff import describe, diff_definitions
+from domain.errors import NotFoundError, ValidationError
 
 router = APIRouter(tags=["configurations"])
 
@@ -58,6 +61,18 @@ def list_configurations(
     return {"items": runtime.read_models.configurations(str(service_id)), "position": position}
 
 
+def version_at(runtime: Runtime, configuration_id: UUID, as_of: str) -> int:
+    """The configuration version current at `as_of` (from the history read model, caught up first)."""
+    when = parse_time(as_of, "as_of")
+    assert when is not None
+    runtime.app.configuration(configuration_id)  # 404 for an unknown configuration
+    runtime.read_models.wait("configuration_history", runtime.app.head(), runtime.settings.read_wait_seconds)
+    version = runtime.audit.configuration_version_at(str(configuration_id), when)
+    if version is None:
+        raise NotFoundError(f"configuration {configuration_id} did not exist at {when}", field="as_of")
+    return version
+
+
 @router.get("/api/v1/configurations/{configuration_id}")
 def get_configuration(
     configuration_id: UUID,
@@ -65,8 +80,13 @@ def get_configuration(
     _: PrincipalDep,
     response: Response,
     version: int | None = Query(None, ge=1, description="Read this version instead of the latest"),
+    as_of: str | None = Query(None, description="Read the version current at this ISO 8601 time"),
 ) -> dict[str, Any]:
-    """One configuration, latest or at a given version."""
+    """One configuration: latest, at a given version, or as it was at a given time."""
+    if version is not None and as_of is not None:
+        raise ValidationError("give version or as_of, not both", field="as_of")
+    if as_of is not None:
+        version = version_at(runtime, configuration_id, as_of)
     if version is not None:
         latest = runtime.app.configuration(configuration_id)
         if version > latest.version:
@@ -77,6 +97,55 @@ def get_configuration(
     configuration = runtime.app.configuration(configuration_id, version=version)
     set_version(response, configuration.version)
     return configuration_view(configuration)
+
+
+@router.get("/api/v1/configurations/{configuration_id}/history")
+def configuration_history(
+    configuration_id: UUID, runtime: RuntimeDep, _: PrincipalDep, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """Every version: when, who, why and what changed."""
+    runtime.app.configuration(configuration_id)
+    position = runtime.read_models.wait("configuration_history", min_position, runtime.settings.read_wait_seconds)
+    return {"items": runtime.audit.history(str(configuration_id)), "position": position}
+
+
+@router.get("/api/v1/configurations/{configuration_id}/diff")
+def configuration_diff(
+    configuration_id: UUID,
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    from_version: int = Query(alias="from", ge=1, description="Older version"),
+    to_version: int | None = Query(None, alias="to", ge=1, description="Newer version (default: latest)"),
+) -> dict[str, Any]:
+    """What changed between two versions: machines and networks added, removed, changed field by field."""
+    latest = runtime.app.configuration(configuration_id).version
+    to_version = to_version or latest
+    for name, value in (("from", from_version), ("to", to_version)):
+        if value > latest:
+            raise NotFoundError(f"configuration {configuration_id} has versions 1 to {latest}", field=name)
+    before = runtime.app.definition_at(configuration_id, from_version)
+    after = runtime.app.definition_at(configuration_id, to_version)
+    changes = diff_definitions(before, after)
+    return {"from": from_version, "to": to_version, "changes": changes, "summary": describe(changes)}
+
+
+@router.post("/api/v1/configurations/{configuration_id}/restore")
+def restore_configuration(
+    configuration_id: UUID,
+    body: RestoreRequest,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Make the configuration what it was at a version or time, as a new version (history is kept)."""
+    if (body.version is None) == (body.as_of is None):
+        raise ValidationError('give either "version" or "as_of"', field="version")
+    version = body.version if body.version is not None else version_at(runtime, configuration_id, str(body.as_of))
+    outcome = runtime.app.restore_configuration(
+        configuration_id, version, actor=who.user, reason=body.reason, expected_version=if_match
+    )
+    return _result(response, outcome)
 
 
 @router.patch("/api/v1/configurations/{configuration_id}")

@@ -67,9 +67,7 @@ def list_deployments(
 
 
 @router.get("/api/v1/deployments/{deployment_id}")
-def get_deployment(
-    deployment_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response
-) -> dict[str, Any]:
+def get_deployment(deployment_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
     """One deployment with each machine's state."""
     deployment = runtime.app.deployment(deployment_id)
     set_version(response, deployment.version)

@@ -20,9 +20,7 @@ def _result(response: Response, outcome: Any) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def register_service(
-    body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response
-) -> dict[str, Any]:
+def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
     """Register a service with its ordered stages."""
     outcome = runtime.app.register_service(
         body.name,
@@ -156,7 +154,5 @@ def remove_stage(
     reason: str | None = Query(None, max_length=2048),
 ) -> dict[str, Any]:
     """Remove a stage that holds no live deployment."""
-    outcome = runtime.app.remove_stage(
-        service_id, stage, actor=who.user, reason=reason, expected_version=if_match
-    )
+    outcome = runtime.app.remove_stage(service_id, stage, actor=who.user, reason=reason, expected_version=if_match)
     return _result(response, outcome)

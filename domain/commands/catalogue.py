@@ -55,9 +55,7 @@ class CatalogueCommands(StagekeeperApplication):
         if account is None:
             if password is None:
                 raise ValidationError("a password is needed to create a local account", field="password")
-            self.commit(
-                LocalAccount(username=username, password_hash=hash_password(password), actor="stagekeeper")
-            )
+            self.commit(LocalAccount(username=username, password_hash=hash_password(password), actor="stagekeeper"))
             return True
         if password is not None and not verify_password(password, account.password_hash):
             account.change_password(hash_password(password), actor="stagekeeper")
@@ -69,19 +67,13 @@ class CatalogueCommands(StagekeeperApplication):
         if not isinstance(name, str) or not 1 <= len(name) <= 100:
             raise ValidationError("name must be 1-100 characters", field="name")
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
-            raise ValidationError(
-                f"expires_in_days must be from 1 to {MAX_TOKEN_DAYS}", field="expires_in_days"
-            )
+            raise ValidationError(f"expires_in_days must be from 1 to {MAX_TOKEN_DAYS}", field="expires_in_days")
         token = new_token()
         expires: datetime = self.clock.now() + timedelta(days=days)
-        aggregate = ApiToken(
-            digest=token_digest(token), user=user, name=name, expires_at=expires, actor=actor
-        )
+        aggregate = ApiToken(digest=token_digest(token), user=user, name=name, expires_at=expires, actor=actor)
         return token, aggregate, self.commit(aggregate)
 
-    def revoke_token(
-        self, token_id: UUID, actor: str, is_admin: bool, reason: str | None = None
-    ) -> Outcome[ApiToken]:
+    def revoke_token(self, token_id: UUID, actor: str, is_admin: bool, reason: str | None = None) -> Outcome[ApiToken]:
         """Revoke a token (its owner or an admin)."""
 
         def attempt() -> Outcome[ApiToken]:

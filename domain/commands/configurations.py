@@ -228,9 +228,7 @@ class ConfigurationCommands(StagekeeperApplication):
             others: list[Any] = []
             if definition["name"] != configuration.name:
                 scope = str(configuration.service_id)
-                others.append(
-                    self.claim_name(CONFIGURATION_NAMES, scope, definition["name"], configuration.id)
-                )
+                others.append(self.claim_name(CONFIGURATION_NAMES, scope, definition["name"], configuration.id))
                 if definition["name"].casefold() != configuration.name.casefold():
                     released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
                     others.extend([released] if released else [])

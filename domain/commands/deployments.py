@@ -44,9 +44,7 @@ class DeploymentCommands(StagekeeperApplication):
                     Configuration, configuration_id, "configuration", version=configuration_version
                 )
             if not configuration.machines:
-                raise InvalidTransitionError(
-                    f"configuration '{configuration.name}' has no machines to deploy"
-                )
+                raise InvalidTransitionError(f"configuration '{configuration.name}' has no machines to deploy")
             service = self.load(Service, configuration.service_id, "service")
             target = service.stage(stage)
             deployment = Deployment(
@@ -128,9 +126,7 @@ class DeploymentCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Deployment]:
         """Provision a failed deployment again."""
-        return self.record_step(
-            deployment_id, lambda d: d.retry(actor, reason), expected_version=expected_version
-        )
+        return self.record_step(deployment_id, lambda d: d.retry(actor, reason), expected_version=expected_version)
 
     def record_step(
         self,

@@ -26,9 +26,7 @@ class ServiceCommands(StagekeeperApplication):
         pool = PoolPath.parse(path, field)
         status = self.vcenter.inspect_pool(pool.path)
         if status is PoolStatus.UNKNOWN_DATACENTER:
-            raise ValidationError(
-                f"{field}: datacenter '{pool.datacenter}' does not exist in vCenter", field=field
-            )
+            raise ValidationError(f"{field}: datacenter '{pool.datacenter}' does not exist in vCenter", field=field)
         if status is PoolStatus.UNKNOWN_CLUSTER:
             raise ValidationError(
                 f"{field}: cluster '{pool.cluster}' does not exist in datacenter '{pool.datacenter}'",
@@ -70,9 +68,7 @@ class ServiceCommands(StagekeeperApplication):
 
         return self.retrying(attempt)
 
-    def _change_service(
-        self, service_id: UUID, expected_version: int | None, change: Any
-    ) -> Outcome[Service]:
+    def _change_service(self, service_id: UUID, expected_version: int | None, change: Any) -> Outcome[Service]:
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
@@ -91,9 +87,7 @@ class ServiceCommands(StagekeeperApplication):
     ) -> Outcome[Service]:
         """Change a service's description."""
         text = check_description(description)
-        return self._change_service(
-            service_id, expected_version, lambda s: s.update_description(text, actor, reason)
-        )
+        return self._change_service(service_id, expected_version, lambda s: s.update_description(text, actor, reason))
 
     def add_stage(
         self,
@@ -123,9 +117,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Remove a stage that holds no live deployment."""
-        return self._change_service(
-            service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason)
-        )
+        return self._change_service(service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason))
 
     def update_stage(
         self,
@@ -141,9 +133,7 @@ class ServiceCommands(StagekeeperApplication):
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
-        pool = (
-            self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
-        )
+        pool = self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -179,9 +169,7 @@ class ServiceCommands(StagekeeperApplication):
         """Set the order of the service's stages (the lifecycle promotions follow)."""
         if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
             raise ValidationError("order must be a list of stage names", field="order")
-        return self._change_service(
-            service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason)
-        )
+        return self._change_service(service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason))
 
     def retire_service(
         self,

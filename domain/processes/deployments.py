@@ -107,9 +107,7 @@ class DeploymentProcess:
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m["spec"], existing.get(m["name"])): m[
-                        "name"
-                    ]
+                    pool.submit(self._provision_machine, deployment, m["spec"], existing.get(m["name"])): m["name"]
                     for m in pending
                 }
                 try:
@@ -153,9 +151,7 @@ class DeploymentProcess:
             custom = spec["customization"]
             self.vcenter.set_nics(vm.vm_id, [NicSetting(network=n["network"]) for n in spec["nics"]])
             # IP pools per stage arrive with the vCenter issue; until then static-pool falls back to DHCP.
-            self.vcenter.customize(
-                vm.vm_id, GuestIdentity(hostname=custom["hostname"], os_family=custom["os"])
-            )
+            self.vcenter.customize(vm.vm_id, GuestIdentity(hostname=custom["hostname"], os_family=custom["os"]))
             vm = self.vcenter.power_on(vm.vm_id)
         return vm
 

@@ -82,9 +82,7 @@ def drive(url: str, clients: int, seconds: float) -> tuple[list[float], int, flo
             while time.monotonic() < stop_at:
                 n += 1
                 started = time.perf_counter()
-                response = client.patch(
-                    f"/api/v1/services/{service_id}", json={"description": f"revision {n}"}
-                )
+                response = client.patch(f"/api/v1/services/{service_id}", json={"description": f"revision {n}"})
                 local.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     with lock:

@@ -22,9 +22,7 @@ def create(runtime: Runtime, service_id: UUID, name: str = "p3") -> UUID:
     ).value.id
 
 
-def test_every_change_is_a_new_version_and_old_versions_stay_readable(
-    runtime: Runtime, service_id: UUID
-) -> None:
+def test_every_change_is_a_new_version_and_old_versions_stay_readable(runtime: Runtime, service_id: UUID) -> None:
     app = runtime.app
     configuration_id = create(runtime, service_id)
     app.add_machine(configuration_id, machine("web3"), actor="bob")
@@ -41,9 +39,7 @@ def test_every_change_is_a_new_version_and_old_versions_stay_readable(
     assert [n["name"] for n in app.configuration(configuration_id, version=4).networks] == ["front"]
 
 
-def test_machines_may_only_use_catalogue_templates_with_a_matching_os(
-    runtime: Runtime, service_id: UUID
-) -> None:
+def test_machines_may_only_use_catalogue_templates_with_a_matching_os(runtime: Runtime, service_id: UUID) -> None:
     with pytest.raises(ValidationError) as error:
         runtime.app.create_configuration(
             service_id, "c", "", [{"name": "front"}], [machine("a", template="nope")], actor="a"

@@ -17,9 +17,7 @@ from tests.support import ROOT_POOL, THREE_TIER, stages
 @pytest.fixture
 def configuration_id(runtime: Runtime) -> UUID:
     service = runtime.app.register_service("payroll", "", stages("int", "test", "prod"), actor="a").value
-    return runtime.app.create_configuration(
-        service.id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a"
-    ).value.id
+    return runtime.app.create_configuration(service.id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a").value.id
 
 
 def deployed(runtime: Runtime, configuration_id: UUID, stage: str = "int") -> UUID:
@@ -127,9 +125,7 @@ def test_a_deployment_of_an_old_version_uses_that_versions_machines(
     assert len(vcenter.find_vms(deployment_id)) == 4
 
 
-def test_renaming_a_stage_carries_its_live_deployments_along(
-    runtime: Runtime, configuration_id: UUID
-) -> None:
+def test_renaming_a_stage_carries_its_live_deployments_along(runtime: Runtime, configuration_id: UUID) -> None:
     deployment_id = deployed(runtime, configuration_id, "int")
     service_id = runtime.app.deployment(deployment_id).service_id
     runtime.app.update_stage(service_id, "int", {"name": "integration"}, actor="a")

@@ -30,7 +30,7 @@ def populate(runtime: Runtime) -> tuple[UUID, UUID, UUID]:
 
 def snapshot(runtime: Runtime) -> dict[str, list[Row]]:
     return {
-        table: runtime.store.query(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
+        table: runtime.store.query(f"SELECT * FROM {table} ORDER BY 1, 2")  # noqa: S608
         for projection in runtime.projections
         for table in projection.tables
     }

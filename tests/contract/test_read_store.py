@@ -41,9 +41,7 @@ def test_a_transaction_commits_together_or_not_at_all(store: ReadStore) -> None:
     assert store.query("SELECT * FROM t") == []
     with store.transaction() as cursor:
         cursor.executemany("INSERT INTO t (k, v) VALUES (%s, %s)", [("a", 1), ("b", 2)])
-        cursor.execute(
-            "INSERT INTO t (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v", ("a", 9)
-        )
+        cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v", ("a", 9))
     assert store.query("SELECT k, v FROM t ORDER BY k") == [{"k": "a", "v": 9}, {"k": "b", "v": 2}]
 
 

@@ -20,9 +20,7 @@ from tests.support import ROOT_POOL, THREE_TIER, stages
 
 
 def register(runtime: Runtime, name: str = "payroll") -> str:
-    return str(
-        runtime.app.register_service(name, "Payroll", stages("int", "test", "prod"), actor="alice").value.id
-    )
+    return str(runtime.app.register_service(name, "Payroll", stages("int", "test", "prod"), actor="alice").value.id)
 
 
 def test_registered_service_keeps_its_stages_in_order_and_who_registered_it(runtime: Runtime) -> None:

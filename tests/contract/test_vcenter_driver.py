@@ -23,9 +23,7 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VCenterDr
     driver.close()
 
 
-def spec(
-    deployment: object, machine: str = "web1", pool: str = ROOT, template: str = "tpl-ubuntu-2404"
-) -> CloneSpec:
+def spec(deployment: object, machine: str = "web1", pool: str = ROOT, template: str = "tpl-ubuntu-2404") -> CloneSpec:
     assert hasattr(deployment, "hex")
     return CloneSpec(
         vm_name=f"sk-test-{machine}-{deployment.hex[:6]}",
@@ -63,9 +61,7 @@ def test_clone_customise_power_on_and_find_by_deployment(driver: VCenterDriver) 
     assert vm.machine == "web1"
     assert not vm.powered_on
     driver.set_nics(vm.vm_id, [NicSetting(network="front", mac="00:50:56:00:00:01")])
-    driver.customize(
-        vm.vm_id, GuestIdentity(hostname="web1", os_family="linux", ip="10.0.0.5", prefix_length=24)
-    )
+    driver.customize(vm.vm_id, GuestIdentity(hostname="web1", os_family="linux", ip="10.0.0.5", prefix_length=24))
     on = driver.power_on(vm.vm_id)
     assert on.powered_on
     assert (on.hostname, on.ip) == ("web1", "10.0.0.5")

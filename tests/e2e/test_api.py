@@ -85,9 +85,7 @@ def test_the_walkthrough_deploy_promote_undeploy(client: TestClient) -> None:
     assert response.headers["location"] == f"/api/v1/deployments/{deployment['id']}"
     body = wait_state(client, deployment["id"], "deployed")
     assert {m["state"] for m in body["machines"]} == {"provisioned"}
-    promoted = client.post(
-        f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "QA ok"}, auth=AUTH
-    )
+    promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "QA ok"}, auth=AUTH)
     assert promoted.status_code == 202
     wait_state(client, deployment["id"], "deployed")
     listed = client.get(
@@ -121,9 +119,7 @@ def test_the_walkthrough_deploy_promote_undeploy(client: TestClient) -> None:
         ({"name": 5, "stages": stages("a")}, "name"),
     ],
 )
-def test_bad_service_bodies_get_422_naming_the_field(
-    client: TestClient, body: dict[str, Any], field: str
-) -> None:
+def test_bad_service_bodies_get_422_naming_the_field(client: TestClient, body: dict[str, Any], field: str) -> None:
     response = client.post("/api/v1/services", json=body, auth=AUTH)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
@@ -212,9 +208,7 @@ def test_configuration_versions_are_readable_over_http(client: TestClient) -> No
 def test_stage_routes(client: TestClient) -> None:
     service = setup_service(client)
     path = f"/api/v1/services/{service['id']}/stages"
-    added = client.post(
-        path, json={"name": "uat", "resource_pool": "/DC0/host/DC0_C0/Resources/uat"}, auth=AUTH
-    )
+    added = client.post(path, json={"name": "uat", "resource_pool": "/DC0/host/DC0_C0/Resources/uat"}, auth=AUTH)
     assert added.status_code == 201
     assert [s["name"] for s in added.json()["stages"]] == ["int", "test", "prod", "uat"]
     order = client.put(f"{path}/order", json={"order": ["int", "uat", "test", "prod"]}, auth=AUTH)

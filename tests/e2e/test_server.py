@@ -30,18 +30,14 @@ def wait_state(client: httpx.Client, deployment_id: str, state: str) -> dict[str
 
 def deploy_one(client: httpx.Client, stage: str = "int") -> str:
     assert client.post("/api/v1/templates/import", json={"all": True}).status_code == 200
-    service = client.post(
-        "/api/v1/services", json={"name": "payroll", "stages": stages("int", "test", "prod")}
-    )
+    service = client.post("/api/v1/services", json={"name": "payroll", "stages": stages("int", "test", "prod")})
     assert service.status_code == 201, service.text
     configuration = client.post(
         f"/api/v1/services/{service.json()['id']}/configurations",
         json={"name": "p3", "networks": [{"name": "front"}], "machines": THREE_TIER},
     )
     assert configuration.status_code == 201, configuration.text
-    deployment = client.post(
-        f"/api/v1/configurations/{configuration.json()['id']}/deployments", json={"stage": stage}
-    )
+    deployment = client.post(f"/api/v1/configurations/{configuration.json()['id']}/deployments", json={"stage": stage})
     assert deployment.status_code == 202
     deployment_id = str(deployment.json()["id"])
     wait_state(client, deployment_id, "deployed")
@@ -88,9 +84,7 @@ def test_the_readme_walkthrough_over_http(sqlite_server: Server) -> None:
         assert promote.status_code == 202
         body = wait_state(client, deployment_id, "deployed")
         assert body["stage"] == "test"
-        listed = client.get(
-            "/api/v1/deployments", params={"stage": "test", "min_position": promote.json()["position"]}
-        )
+        listed = client.get("/api/v1/deployments", params={"stage": "test", "min_position": promote.json()["position"]})
         assert [d["id"] for d in listed.json()["items"]] == [deployment_id]
 
 

@@ -65,9 +65,7 @@ def event_counts(runtime: Runtime, deployment_id: UUID) -> Counter[str]:
     )
 
 
-def test_workers_share_the_work_without_doing_any_step_twice(
-    database: tuple[str, Path], tmp_path: Path
-) -> None:
+def test_workers_share_the_work_without_doing_any_step_twice(database: tuple[str, Path], tmp_path: Path) -> None:
     url, inventory = database
     # The command side: a runtime with no workers of its own (like an API process with workers off).
     commands = runtime_for(url, vcenter=SimulatedVCenter(state_file=inventory))
@@ -102,7 +100,7 @@ def test_workers_share_the_work_without_doing_any_step_twice(
     # Projections were followed by two processes at once: they must equal a fresh replay.
     def rows() -> dict[str, list[dict[str, object]]]:
         return {
-            t: commands.store.query(f"SELECT * FROM {t} ORDER BY id")  # noqa: S608
+            t: commands.store.query(f"SELECT * FROM {t} ORDER BY 1, 2")  # noqa: S608
             for p in commands.projections
             for t in p.tables
         }

@@ -60,7 +60,5 @@ def test_machine_refusals_name_the_field(data: dict[str, object], field: str) ->
 
 def test_stage_restricted_must_be_a_boolean() -> None:
     with pytest.raises(ValidationError) as error:
-        Stage.parse(
-            {"name": "prod", "resource_pool": "/D/host/C/Resources", "restricted": "yes"}, "stages[0]"
-        )
+        Stage.parse({"name": "prod", "resource_pool": "/D/host/C/Resources", "restricted": "yes"}, "stages[0]")
     assert error.value.field == "stages[0].restricted"

@@ -1,0 +1,95 @@
+"""The audit log: who changed what, when and why; filtered, paginated, exported."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
+from domain.errors import ValidationError
+from projections.audit_queries import AUDIT_FIELDS, AuditFilter
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+COLUMNS = [c.strip() for c in AUDIT_FIELDS.split(",")]
+
+
+def audit_filter(
+    service: UUID | None = Query(None, description="Service id"),
+    stage: str | None = Query(None, description="Stage name (events in or moving out of it)"),
+    configuration: UUID | None = Query(None, description="Configuration id"),
+    deployment: UUID | None = Query(None, description="Deployment id"),
+    actor: str | None = Query(None, description="Who did it"),
+    type: str | None = Query(None, description='Event type, e.g. "Deployment.Moved", or a prefix "Deployment."'),
+    since: str | None = Query(None, alias="from", description="ISO 8601 time, inclusive"),
+    until: str | None = Query(None, alias="to", description="ISO 8601 time, exclusive"),
+) -> AuditFilter:
+    start, end = parse_time(since, "from"), parse_time(until, "to")
+    if start and end and start >= end:
+        raise ValidationError("from must be earlier than to", field="from")
+    return AuditFilter(
+        service_id=str(service) if service else None,
+        stage=stage,
+        configuration_id=str(configuration) if configuration else None,
+        deployment_id=str(deployment) if deployment else None,
+        actor=actor,
+        event_type=type,
+        since=start,
+        until=end,
+    )
+
+
+FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
+
+
+@router.get("")
+def audit(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    filters: FilterDep,
+    min_position: MinPosition = None,
+    cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Audit entries, newest first, with a cursor for the next (older) page."""
+    position = runtime.read_models.wait("audit", min_position, runtime.settings.read_wait_seconds)
+    items, next_cursor = runtime.audit.page(filters, cursor, limit)
+    return {"items": items, "next_cursor": next_cursor, "position": position}
+
+
+def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for row in rows:
+        yield (json.dumps(row, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+@router.get("/export")
+def export(
+    runtime: RuntimeDep,
+    _: PrincipalDep,
+    filters: FilterDep,
+    format: str = Query("jsonl", pattern="^(jsonl|csv)$", description="jsonl or csv"),
+) -> StreamingResponse:
+    """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV."""
+    rows = runtime.audit.stream(filters)
+    if format == "csv":
+        return StreamingResponse(_csv(rows), media_type="text/csv; charset=utf-8")
+    return StreamingResponse(_jsonl(rows), media_type="application/x-ndjson")

@@ -1,0 +1,127 @@
+"""Queries over the audit and history read models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from projections.store import ReadStore, Row
+
+AUDIT_FIELDS = (
+    "position, at, actor, reason, service_id, stage, from_stage, configuration_id, deployment_id, "
+    "aggregate_id, aggregate_version, event_type, summary, hash"
+)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    service_id: str | None = None
+    stage: str | None = None
+    configuration_id: str | None = None
+    deployment_id: str | None = None
+    actor: str | None = None
+    event_type: str | None = None  # exact ("Deployment.Moved") or a prefix ending in "." ("Deployment.")
+    since: str | None = None  # fixed-width ISO UTC, inclusive
+    until: str | None = None  # exclusive
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("service_id", self.service_id),
+            ("configuration_id", self.configuration_id),
+            ("deployment_id", self.deployment_id),
+            ("actor", self.actor),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if self.stage is not None:
+            clauses.append("(stage = %s OR from_stage = %s)")
+            params += [self.stage, self.stage]
+        if self.event_type is not None:
+            if self.event_type.endswith("."):
+                clauses.append("event_type LIKE %s")
+                params.append(self.event_type.replace("%", "").replace("_", r"\_") + "%")
+            else:
+                clauses.append("event_type = %s")
+                params.append(self.event_type)
+        if self.since is not None:
+            clauses.append("at >= %s")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("at < %s")
+            params.append(self.until)
+        return clauses, params
+
+
+class AuditQueries:
+    def __init__(self, store: ReadStore) -> None:
+        self.store = store
+
+    def page(self, filters: AuditFilter, before: int | None, limit: int) -> tuple[list[Row], int | None]:
+        """Newest first; returns the entries and the cursor for the next (older) page."""
+        clauses, params = filters.where()
+        if before is not None:
+            clauses.append("position < %s")
+            params.append(before)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.store.query(
+            f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position DESC LIMIT %s",  # noqa: S608
+            (*params, limit + 1),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (int(rows[-1]["position"]) if more and rows else None)
+
+    def stream(self, filters: AuditFilter) -> Iterator[Row]:
+        """Oldest first, for exports of any size (server-side cursor on PostgreSQL)."""
+        clauses, params = filters.where()
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self.store.stream(
+            f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position",  # noqa: S608
+            params,
+            batch=2000,
+        )
+
+    def history(self, configuration_id: str) -> list[Row]:
+        return self.store.query(
+            "SELECT version, at, actor, reason, event_type, summary, position FROM sk_configuration_history "
+            "WHERE configuration_id = %s ORDER BY version",
+            (configuration_id,),
+        )
+
+    def configuration_version_at(self, configuration_id: str, when: str) -> int | None:
+        rows = self.store.query(
+            "SELECT version FROM sk_configuration_history WHERE configuration_id = %s AND at <= %s "
+            "ORDER BY version DESC LIMIT 1",
+            (configuration_id, when),
+        )
+        return int(rows[0]["version"]) if rows else None
+
+    def aggregate_version_at(self, aggregate_id: str, when: str) -> int | None:
+        rows = self.store.query(
+            "SELECT MAX(aggregate_version) AS version FROM sk_audit WHERE aggregate_id = %s AND at <= %s",
+            (aggregate_id, when),
+        )
+        return int(rows[0]["version"]) if rows and rows[0]["version"] is not None else None
+
+    def stage_contents_at(self, when: str) -> list[Row]:
+        """Deployments in each stage at `when`, with their state then."""
+        return self.store.query(
+            "SELECT i.deployment_id, i.service_id, i.stage, i.configuration_id, i.configuration_name, "
+            "i.configuration_version, (SELECT s.state FROM sk_deployment_states s "
+            "  WHERE s.deployment_id = i.deployment_id AND s.at <= %s ORDER BY s.position DESC LIMIT 1) AS state "
+            "FROM sk_stage_intervals i WHERE i.entered_at <= %s AND (i.left_at IS NULL OR i.left_at > %s) "
+            "ORDER BY i.entered_at",
+            (when, when, when),
+        )
+
+    def services_known_at(self, when: str) -> list[str]:
+        rows = self.store.query(
+            "SELECT aggregate_id FROM sk_audit_subjects s WHERE kind = 'service' AND EXISTS "
+            "(SELECT 1 FROM sk_audit a WHERE a.aggregate_id = s.aggregate_id AND a.at <= %s)",
+            (when,),
+        )
+        return [str(r["aggregate_id"]) for r in rows]

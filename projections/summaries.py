@@ -1,0 +1,96 @@
+"""One human-readable line per event type, saying what changed (before -> after)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from domain.diff import describe, diff_definitions
+
+Data = dict[str, Any]
+
+
+def _stages(data: Data) -> str:
+    return ", ".join(f"{s['name']} ({s['resource_pool']})" for s in data.get("stages", []))
+
+
+def _machine_change(data: Data) -> str:
+    changes = diff_definitions({"machines": [data["before"]]}, {"machines": [data["machine"]]})
+    return describe(changes)
+
+
+SUMMARIES: dict[str, Callable[[Data], str]] = {
+    "Service.Registered": lambda d: f"registered service '{d['name']}' with stages {_stages(d)}",
+    "Service.DescriptionChanged": lambda d: f"description: {d['before']!r} -> {d['description']!r}",
+    "Service.StageAdded": lambda d: (
+        f"added stage '{d['stage']['name']}' at position {d['position']} ({d['stage']['resource_pool']}"
+        + (", restricted)" if d["stage"].get("restricted") else ")")
+    ),
+    "Service.StageRemoved": lambda d: f"removed stage '{d['stage']}'",
+    "Service.StageRenamed": lambda d: f"renamed stage '{d['stage']}' -> '{d['new_name']}'",
+    "Service.StagesReordered": lambda d: f"stage order: {', '.join(d['before'])} -> {', '.join(d['order'])}",
+    "Service.StageMapped": lambda d: f"stage '{d['stage']}' resource pool: {d['before']} -> {d['resource_pool']}",
+    "Service.StageRestrictionChanged": lambda d: (
+        f"stage '{d['stage']}' restricted: {not d['restricted']} -> {d['restricted']}"
+    ),
+    "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
+    "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
+    "Service.DeploymentReleased": lambda d: f"stage '{d['stage']}' released deployment {d['deployment_id']}",
+    "Service.Retired": lambda d: "retired the service",
+    "Configuration.Defined": lambda d: (
+        f"defined configuration '{d['name']}' with {len(d['machines'])} machine(s) on {len(d['networks'])} network(s)"
+    ),
+    "Configuration.Renamed": lambda d: f"name: {d['before']!r} -> {d['name']!r}",
+    "Configuration.Revised": lambda d: describe(d["changes"]),
+    "Configuration.NetworkAdded": lambda d: f"added network '{d['network']['name']}'",
+    "Configuration.NetworkRemoved": lambda d: f"removed network '{d['network']}'",
+    "Configuration.MachineAdded": lambda d: (
+        f"added machine '{d['machine']['name']}' ({d['machine']['template']}, {d['machine']['cpus']} vCPU, "
+        f"{d['machine']['memory_mib']} MiB, {d['machine']['clone_mode']} clone)"
+    ),
+    "Configuration.MachineChanged": _machine_change,
+    "Configuration.MachineRemoved": lambda d: f"removed machine '{d['machine_name']}'",
+    "Configuration.Restored": lambda d: f"restored version {d['source_version']}: {describe(d['changes'])}",
+    "Deployment.Requested": lambda d: (
+        f"requested deployment of '{d['configuration_name']}' v{d['configuration_version']} "
+        f"({len(d['machines'])} machine(s)) to stage '{d['stage']}'"
+    ),
+    "Deployment.ProvisioningStarted": lambda d: f"provisioning started (attempt {d['attempt']})",
+    "Deployment.MachineProvisioned": lambda d: (
+        f"machine '{d['machine']}' provisioned as VM {d['vm_name']}" + (f" ({d['ip']})" if d.get("ip") else "")
+    ),
+    "Deployment.Deployed": lambda d: "deployed",
+    "Deployment.ProvisioningFailed": lambda d: f"provisioning failed: {d['reason']}",
+    "Deployment.RetryRequested": lambda d: f"retry requested (attempt {d['attempt']})",
+    "Deployment.MoveRequested": lambda d: f"{d['direction']} requested: '{d['from_stage']}' -> '{d['to_stage']}'",
+    "Deployment.MachineMoved": lambda d: f"machine '{d['machine']}' moved to {d['resource_pool']}",
+    "Deployment.Moved": lambda d: f"{d['direction']}d: '{d['from_stage']}' -> '{d['to_stage']}'",
+    "Deployment.MoveFailed": lambda d: f"move failed{' (rolled back)' if d['rolled_back'] else ''}: {d['reason']}",
+    "Deployment.StageRenamed": lambda d: f"stage renamed '{d['old']}' -> '{d['new']}'",
+    "Deployment.UndeployRequested": lambda d: f"undeploy requested (was {d['previous_state']})",
+    "Deployment.MachineDestroyed": lambda d: f"machine '{d['machine']}' destroyed",
+    "Deployment.Undeployed": lambda d: "undeployed",
+    "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
+    "TemplateCatalogue.TemplatesImported": lambda d: (
+        f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"
+    ),
+    "NameClaim.Claimed": lambda d: f"{d['kind']} name '{d['name']}' claimed",
+    "NameClaim.Reclaimed": lambda d: f"{d.get('kind', 'name')} '{d['name']}' claimed again",
+    "NameClaim.Released": lambda d: "name released",
+    "LocalAccount.Opened": lambda d: f"local account '{d['username']}' created",
+    "LocalAccount.PasswordChanged": lambda d: "local account password changed",
+    "ApiToken.Issued": lambda d: f"API token '{d['name']}' issued to {d['user']} (expires {d['expires_at']})",
+    "ApiToken.Revoked": lambda d: "API token revoked",
+    "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
+}
+
+
+def summarise(event_type: str, data: Data) -> str:
+    formatter = SUMMARIES.get(event_type)
+    if formatter is None:
+        return event_type
+    try:
+        return formatter(data)
+    except (KeyError, TypeError, IndexError):
+        # An event recorded by an older version may lack a field: say what it was, not crash.
+        return event_type

@@ -1,0 +1,158 @@
+"""Audit, history, point-in-time and board over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.e2e.conftest import AUTH
+from tests.e2e.test_api import setup_configuration, setup_service, wait_state
+from tests.support import machine
+
+
+def now() -> str:
+    time.sleep(0.005)
+    stamp = datetime.now(UTC).isoformat()
+    time.sleep(0.005)
+    return stamp
+
+
+def test_history_diff_as_of_and_restore_round_trip(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    path = f"/api/v1/configurations/{configuration['id']}"
+    at_v1 = now()
+    client.put(f"{path}/machines/web1", json=machine("web1", cpus=8), auth=AUTH)
+    client.delete(f"{path}/machines/web2", params={"reason": "cost"}, auth=AUTH)
+    at_v3 = now()
+    changed = client.patch(path, json={"name": "p3-renamed"}, auth=AUTH).json()
+    history = client.get(f"{path}/history", params={"min_position": changed["position"]}, auth=AUTH).json()
+    assert [h["version"] for h in history["items"]] == [1, 2, 3, 4]
+    assert history["items"][1]["summary"] == "machine web1: cpus 2 -> 8"
+    assert history["items"][2]["reason"] == "cost"
+    diff = client.get(f"{path}/diff", params={"from": 1, "to": 3}, auth=AUTH).json()
+    assert diff["changes"]["machines"]["changed"] == {"web1": {"cpus": [2, 8]}}
+    assert [m["name"] for m in diff["changes"]["machines"]["removed"]] == ["web2"]
+    as_of = client.get(path, params={"as_of": at_v1}, auth=AUTH)
+    assert as_of.json()["version"] == 1
+    assert client.get(path, params={"as_of": at_v3}, auth=AUTH).json()["version"] == 3
+    assert client.get(path, params={"as_of": "2001-01-01T00:00:00Z"}, auth=AUTH).status_code == 404
+    assert client.get(path, params={"as_of": "last tuesday"}, auth=AUTH).json()["error"]["field"] == "as_of"
+    restored = client.post(f"{path}/restore", json={"as_of": at_v1, "reason": "roll back"}, auth=AUTH).json()
+    assert restored["version"] == 5
+    assert restored["machines"] == as_of.json()["machines"]
+    assert restored["name"] == "p3"
+    undone = client.post(f"{path}/restore", json={"version": 4}, auth=AUTH).json()
+    assert undone["name"] == "p3-renamed"
+    assert [m["name"] for m in undone["machines"]] == ["web1", "app1", "db1"]
+    bad = client.post(f"{path}/restore", json={}, auth=AUTH)
+    assert bad.status_code == 422
+
+
+def test_audit_filters_paginates_and_exports(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int", "reason": "r7"}, auth=AUTH
+    ).json()
+    wait_state(client, deployment["id"], "deployed")
+    promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "qa ok"}, auth=AUTH)
+    wait_state(client, deployment["id"], "deployed")
+    query = {"service": service["id"], "min_position": promoted.json()["position"]}
+    entries = client.get("/api/v1/audit", params={**query, "limit": 1000}, auth=AUTH).json()["items"]
+    positions = [e["position"] for e in entries]
+    assert positions == sorted(positions, reverse=True)
+    moves = [e for e in entries if e["event_type"] == "Deployment.MoveRequested"]
+    assert [(m["actor"], m["reason"], m["summary"]) for m in moves] == [
+        ("admin", "qa ok", "promote requested: 'int' -> 'test'")
+    ]
+    into_test = client.get("/api/v1/audit", params={**query, "stage": "test", "type": "Deployment."}, auth=AUTH)
+    assert {e["event_type"] for e in into_test.json()["items"]} >= {"Deployment.MoveRequested", "Deployment.Moved"}
+    by_actor = client.get("/api/v1/audit", params={**query, "actor": "stagekeeper"}, auth=AUTH).json()["items"]
+    assert by_actor
+    assert all(e["actor"] == "stagekeeper" for e in by_actor)
+    page, seen, cursor = 1, [], None
+    while True:
+        params: dict[str, Any] = {**query, "limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        body = client.get("/api/v1/audit", params=params, auth=AUTH).json()
+        seen += [e["position"] for e in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        page += 1
+    assert seen == positions
+    assert page > 2
+    future = client.get("/api/v1/audit", params={"from": "2100-01-01T00:00:00Z"}, auth=AUTH).json()
+    assert future["items"] == []
+    assert client.get("/api/v1/audit", params={"from": "2100-01-01", "to": "2000-01-01"}, auth=AUTH).status_code == 422
+    lines = client.get("/api/v1/audit/export", params={"service": service["id"]}, auth=AUTH).text.splitlines()
+    exported = [json.loads(line) for line in lines]
+    assert [e["position"] for e in exported] == sorted(positions)
+    text = client.get("/api/v1/audit/export", params={"format": "csv", "service": service["id"]}, auth=AUTH).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [int(r["position"]) for r in rows] == sorted(positions)
+    assert client.get("/api/v1/audit/export", params={"format": "xml"}, auth=AUTH).status_code == 422
+
+
+def test_refused_commands_are_in_the_audit_log_with_the_actor(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "prod"}, auth=AUTH
+    ).json()
+    wait_state(client, deployment["id"], "deployed")
+    refused = client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "try"}, auth=AUTH)
+    assert refused.status_code == 409
+    entries = client.get(
+        "/api/v1/audit",
+        params={
+            "type": "Refusal.Recorded",
+            "service": service["id"],
+            "min_position": refused.json()["error"]["position"],
+        },
+        auth=AUTH,
+    )
+    [entry] = [e for e in entries.json()["items"] if "promote" in e["summary"]]
+    assert entry["actor"] == "admin"
+    assert "last stage" in entry["summary"]
+
+
+def test_board_now_and_as_of_and_inventory(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int"}, auth=AUTH
+    ).json()
+    wait_state(client, deployment["id"], "deployed")
+    while_in_int = now()
+    promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", auth=AUTH).json()
+    wait_state(client, deployment["id"], "deployed")
+    board = client.get("/api/v1/board", params={"min_position": promoted["position"]}, auth=AUTH).json()
+    [payroll] = board["services"]
+    held = {s["name"]: [d["id"] for d in s["deployments"]] for s in payroll["stages"]}
+    assert held == {"int": [], "test": [deployment["id"]], "prod": []}
+    past = client.get("/api/v1/board", params={"as_of": while_in_int}, auth=AUTH).json()
+    [payroll_then] = past["services"]
+    then = {s["name"]: [(d["deployment_id"], d["state"]) for d in s["deployments"]] for s in payroll_then["stages"]}
+    assert then == {"int": [(deployment["id"], "deployed")], "test": [], "prod": []}
+    before_everything = client.get("/api/v1/board", params={"as_of": "2000-01-01T00:00:00Z"}, auth=AUTH).json()
+    assert before_everything["services"] == []
+    inventory = client.get(
+        "/api/v1/inventory",
+        params={"service": service["id"], "stage": "test", "min_position": promoted["position"]},
+        auth=AUTH,
+    ).json()["items"]
+    assert sorted(m["name"] for m in inventory) == ["app1", "db1", "web1", "web2"]
+    assert all(m["vm_name"] and m["ip"] for m in inventory)
+    assert (
+        client.get("/api/v1/inventory", params={"service": service["id"], "stage": "nope"}, auth=AUTH).status_code
+        == 404
+    )
