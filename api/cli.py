@@ -60,14 +60,14 @@ def _rebuild(settings: Settings, name: str) -> int:
 
 
 def _audit_export(settings: Settings, fmt: str, output: str | None, service: str | None) -> int:
-    from api.routes.audit import _csv, _jsonl
+    from api.export import csv_chunks, jsonl_lines
     from projections.audit_queries import AuditFilter
 
     runtime = Runtime(settings)
     try:
         runtime.projection_follower.catch_up()
         rows = runtime.audit.stream(AuditFilter(service_id=service))
-        chunks = _csv(rows) if fmt == "csv" else _jsonl(rows)
+        chunks = csv_chunks(rows) if fmt == "csv" else jsonl_lines(rows)
         target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:
             for chunk in chunks:

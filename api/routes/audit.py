@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,11 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
+from api.export import csv_chunks, jsonl_lines
 from domain.errors import ValidationError
-from projections.audit_queries import AUDIT_FIELDS, AuditFilter
+from projections.audit_queries import AuditFilter
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-COLUMNS = [c.strip() for c in AUDIT_FIELDS.split(",")]
 
 
 def audit_filter(
@@ -63,24 +59,6 @@ def audit(
     return {"items": items, "next_cursor": next_cursor, "position": position}
 
 
-def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    for row in rows:
-        yield (json.dumps(row, separators=(",", ":"), default=str) + "\n").encode()
-
-
-def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    for count, row in enumerate(rows, start=1):
-        writer.writerow(row)
-        if count % 500 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
-
 @router.get("/export")
 def export(
     runtime: RuntimeDep,
@@ -91,5 +69,5 @@ def export(
     """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV."""
     rows = runtime.audit.stream(filters)
     if format == "csv":
-        return StreamingResponse(_csv(rows), media_type="text/csv; charset=utf-8")
-    return StreamingResponse(_jsonl(rows), media_type="application/x-ndjson")
+        return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8")
+    return StreamingResponse(jsonl_lines(rows), media_type="application/x-ndjson")

@@ -1,0 +1,180 @@
+"""History at scale on PostgreSQL: projection catch-up, audit queries, as_of reads, export.
+
+Builds 100,000 events over 200 services (one configuration per service; one of them reaches
+5,000 versions), with event times spread over a year by a synthetic clock (the library's
+timestamp function is replaced for the build only, so "one month" means something). Then, next
+to baselines measured in the same run, prints:
+- projection catch-up (all read models) as a ratio of the raw notification-log read rate (goal >= 0.5)
+- audit query for one service over one month: p50 / p99 (goal p99 < 50 ms)
+- as_of read of the 5,000-version configuration: p50 (goal < 10 ms)
+- JSON Lines export of the whole audit log: entries/s (goal >= 20,000) and peak RSS (goal < 200 MiB)
+Usage: .venv/bin/python -m scripts.bench.audit [--events 100000] [--services 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import eventsourcing.domain
+
+from adapters.runtime import Runtime
+from adapters.settings import Settings
+from domain.configuration import Configuration
+from domain.values import Machine
+from projections.audit_queries import AuditFilter
+from projections.follower import ProjectionFollower
+from scripts.bench.common import percentile, schema, summary
+
+START = datetime(2025, 11, 1, tzinfo=UTC)
+
+
+class SyntheticClock:
+    def __init__(self, step: timedelta) -> None:
+        self.now = START
+        self.step = step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def machine(name: str, cpus: int) -> Machine:
+    return Machine.parse(
+        {"name": name, "template": "tpl-ubuntu-2404", "cpus": cpus, "nics": [{"network": "front"}]}
+    )
+
+
+def build(runtime: Runtime, services: int, events: int, big_versions: int) -> tuple[UUID, list[UUID]]:
+    app = runtime.app
+    app.import_templates(None, True, actor="bench")
+    stage_list = [{"name": s, "resource_pool": f"/DC0/host/DC0_C0/Resources/{s}"} for s in ("int", "test", "prod")]
+    service_ids, configs = [], []
+    for i in range(services):
+        service_id = app.register_service(f"svc-{i:03d}", "", stage_list, actor=f"owner{i % 7}").value.id
+        service_ids.append(service_id)
+        configs.append(
+            app.create_configuration(
+                service_id, "main", "", [{"name": "front"}], [machine("web1", 2).to_dict()], actor=f"owner{i % 7}"
+            ).value.id
+        )
+    remaining = events - app.head()
+    per_config = max(1, (remaining - big_versions) // max(1, services - 1))
+    targets = {cid: per_config for cid in configs}
+    targets[configs[0]] = big_versions - 1
+    chunk = 50
+    while any(targets.values()):
+        for cid, left in list(targets.items()):
+            if not left:
+                continue
+            configuration = app.load(Configuration, cid, "configuration")
+            for n in range(min(chunk, left)):
+                version = configuration.version
+                if n % 2:
+                    configuration.revise(f"revision {version}", None, None, actor="dev1", reason="tuning")
+                else:
+                    configuration.change_machine("web1", machine("web1", 1 + version % 16), "dev2", "sizing")
+            app.commit(configuration)
+            targets[cid] = left - min(chunk, left)
+    return configs[0], service_ids
+
+
+def raw_read_rate(runtime: Runtime) -> float:
+    started, count, start = time.perf_counter(), 0, 1
+    while batch := runtime.app.select_notifications(start, 1000):
+        count += len(batch)
+        start = batch[-1].id + 1
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--big", type=int, default=5_000, help="versions of the largest configuration")
+    args = parser.parse_args()
+    with schema() as (_, url):
+        runtime = Runtime(Settings(database_url=url, admin_password="bench"))
+        clock = SyntheticClock(timedelta(days=365) / args.events)
+        original = eventsourcing.domain.datetime_now_with_tzinfo
+        eventsourcing.domain.datetime_now_with_tzinfo = clock
+        try:
+            started = time.perf_counter()
+            big, service_ids = build(runtime, args.services, args.events, args.big)
+            built = time.perf_counter() - started
+        finally:
+            eventsourcing.domain.datetime_now_with_tzinfo = original
+        head = runtime.app.head()
+        print(f"history: {head} events over {args.services} services in {built:.1f}s "
+              f"(largest configuration: {runtime.app.configuration(big).version} versions)")
+
+        raw = max(raw_read_rate(runtime) for _ in range(2))
+        started = time.perf_counter()
+        runtime.projection_follower.catch_up()
+        all_rate = head / (time.perf_counter() - started)
+        audit_only = ProjectionFollower(runtime.app, runtime.store, [p for p in runtime.projections if p.name == "audit"])
+        for p in audit_only.projections:
+            audit_only.rebuild(p.name)
+        with runtime.store.transaction() as cursor:
+            cursor.execute("DELETE FROM sk_audit")
+            cursor.execute("DELETE FROM sk_audit_subjects")
+            cursor.execute("UPDATE sk_tracking SET position = 0 WHERE name = 'audit'")
+        started = time.perf_counter()
+        audit_only.catch_up()
+        audit_rate = head / (time.perf_counter() - started)
+        print(f"raw notification-log read: {raw:,.0f} events/s (page 1,000)")
+        print(f"projection catch-up, all read models: {all_rate:,.0f} events/s = {all_rate / raw:.2f}x raw (goal >= 0.5)")
+        print(f"projection catch-up, audit log only:  {audit_rate:,.0f} events/s = {audit_rate / raw:.2f}x raw")
+
+        rng = random.Random(7)
+        latencies = []
+        for _ in range(300):
+            service_id = str(rng.choice(service_ids))
+            month = START + timedelta(days=rng.randrange(0, 330))
+            filters = AuditFilter(
+                service_id=service_id,
+                since=month.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+                until=(month + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+            )
+            started = time.perf_counter()
+            runtime.audit.page(filters, None, 100)
+            latencies.append(time.perf_counter() - started)
+        print(f"audit query, one service over one month (100 newest): {summary(latencies)} (goal p99 < 50 ms)")
+
+        history = runtime.audit.history(str(big))
+        as_of_latencies = []
+        for _ in range(300):
+            when = rng.choice(history)["at"]
+            started = time.perf_counter()
+            version = runtime.audit.configuration_version_at(str(big), when)
+            assert version is not None
+            configuration = runtime.app.configuration(big, version=version)
+            as_of_latencies.append(time.perf_counter() - started)
+            assert configuration.version == version
+        print(f"as_of read, {len(history)}-version configuration: {summary(as_of_latencies)} (goal p50 < 10 ms)")
+
+        entries = runtime.store.query("SELECT COUNT(*) AS n FROM sk_audit")[0]["n"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "api.cli", "audit", "export", "--format", "jsonl", "--output", os.devnull],
+            env={**os.environ, "STAGEKEEPER_DATABASE_URL": url, "STAGEKEEPER_ADMIN_PASSWORD": "bench"},
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+        peak_mib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        print(f"export JSON Lines: {entries:,} entries in {elapsed:.2f}s = {entries / elapsed:,.0f} entries/s "
+              f"(goal >= 20,000; includes process start-up), peak RSS {peak_mib:.0f} MiB (goal < 200 MiB)")
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
