@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import Notification
-
 from projections.base import Projection
 from projections.chain import GENESIS, link
-from projections.raw import event_type, state_of
+from projections.raw import RawEvent
 from projections.store import Cursor
-from projections.summaries import summarise
 
 COLUMNS = (
     "position",
@@ -74,15 +71,20 @@ class AuditProjection(Projection):
         )""",
     )
 
-    def apply_batch(self, notifications: Sequence[Notification], cursor: Cursor) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        # Subjects of services, configurations and subject-less aggregates never change, so they
+        # are remembered across batches; a deployment's stage changes and is re-read per batch.
+        self._stable: dict[str, dict[str, Any] | None] = {}
+
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
         row = cursor.fetchone()
         previous = row["hash"] if row else GENESIS
         subjects: dict[str, dict[str, Any] | None] = {}
         rows: list[tuple[Any, ...]] = []
-        for notification in notifications:
-            kind = event_type(notification)
-            data = state_of(notification)
+        for raw in events:
+            notification, kind, data = raw.notification, raw.type, raw.data
             aggregate_id = str(notification.originator_id)
             subject = self._subject(cursor, subjects, kind, aggregate_id, data)
             previous = link(previous, notification)
@@ -100,7 +102,7 @@ class AuditProjection(Projection):
                     aggregate_id,
                     notification.originator_version,
                     kind,
-                    summarise(kind, data),
+                    raw.summary,
                     previous,
                 )
             )
@@ -134,6 +136,8 @@ class AuditProjection(Projection):
         elif kind == "Refusal.Recorded":
             return {"service_id": data.get("service_id"), "configuration_id": None, "stage": None}
         if new is not None:
+            if new["kind"] != "deployment":
+                self._remember(aggregate_id, new)
             cursor.execute(
                 "INSERT INTO sk_audit_subjects (aggregate_id, kind, service_id, configuration_id, stage) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (aggregate_id) DO NOTHING",
@@ -141,15 +145,25 @@ class AuditProjection(Projection):
             )
             cache[aggregate_id] = new
             return new
+        if aggregate_id in self._stable:
+            return self._stable[aggregate_id]
         if aggregate_id not in cache:
             cursor.execute("SELECT * FROM sk_audit_subjects WHERE aggregate_id = %s", (aggregate_id,))
-            cache[aggregate_id] = cursor.fetchone()
+            found = cursor.fetchone()
+            cache[aggregate_id] = found
+            if found is None or found["kind"] != "deployment":
+                self._remember(aggregate_id, found)
         subject = cache[aggregate_id]
         if subject is not None and kind in ("Deployment.Moved", "Deployment.StageRenamed"):
             stage = data["to_stage"] if kind == "Deployment.Moved" else data["new"]
             cursor.execute("UPDATE sk_audit_subjects SET stage = %s WHERE aggregate_id = %s", (stage, aggregate_id))
             subject = cache[aggregate_id] = {**subject, "stage": stage}
         return subject
+
+    def _remember(self, aggregate_id: str, subject: dict[str, Any] | None) -> None:
+        if len(self._stable) > 200_000:
+            self._stable.clear()
+        self._stable[aggregate_id] = subject
 
     @staticmethod
     def _stage(kind: str, data: dict[str, Any], subject: dict[str, Any] | None) -> str | None:

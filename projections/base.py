@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from eventsourcing.persistence import Notification
-
+from projections.raw import RawEvent
 from projections.store import Cursor
 
 TOPIC_PREFIX = "stagekeeper:"
@@ -37,7 +36,7 @@ class Projection:
     # A raw projection sees every stored event undecoded, through `apply_batch`.
     raw: ClassVar[bool] = False
 
-    def apply_batch(self, notifications: Sequence[Notification], cursor: Cursor) -> None:
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
 
     def __init__(self) -> None:

@@ -1,15 +1,28 @@
-"""Configurations read model: one row per configuration (lists per service)."""
+"""Configurations read model: one row per configuration (lists per service).
+
+Raw: a batch's events for one configuration fold into one row write, which matters for
+configurations with thousands of versions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from projections.base import Projection, iso, on
+from projections.base import Projection
+from projections.raw import RawEvent
 from projections.store import Cursor
+
+_PREFIX = "stagekeeper:Configuration."
+COLUMNS = (
+    "id", "service_id", "name", "description", "machines", "networks", "version",
+    "created_at", "created_by", "updated_at", "updated_by", "position",
+)  # fmt: skip
 
 
 class ConfigurationsProjection(Projection):
     name = "configurations"
+    raw = True
     tables = ("sk_configurations",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_configurations (
@@ -29,79 +42,57 @@ class ConfigurationsProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_configurations_service ON sk_configurations (service_id, name)",
     )
 
-    def _update(
-        self,
-        cursor: Cursor,
-        event: Any,
-        position: int,
-        sets: str = "",
-        params: tuple[Any, ...] = (),
-    ) -> None:
-        cursor.execute(
-            "UPDATE sk_configurations SET version = %s, updated_at = %s, updated_by = %s, position = %s"  # noqa: S608
-            + sets
-            + " WHERE id = %s",
-            (
-                event.originator_version,
-                iso(event.timestamp),
-                event.actor,
-                position,
-                *params,
-                str(event.originator_id),
-            ),
-        )
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        rows: dict[str, dict[str, Any]] = {}
+        for raw in events:
+            if not raw.notification.topic.startswith(_PREFIX):
+                continue
+            key = str(raw.notification.originator_id)
+            row = rows.get(key)
+            if row is None and raw.type != "Configuration.Defined":
+                cursor.execute("SELECT * FROM sk_configurations WHERE id = %s", (key,))
+                row = cursor.fetchone()
+                if row is None:
+                    continue
+            data = raw.data
+            if raw.type == "Configuration.Defined":
+                row = {
+                    "id": key, "service_id": data["service_id"], "name": data["name"],
+                    "description": data["description"], "machines": len(data["machines"]),
+                    "networks": len(data["networks"]), "created_at": data["timestamp"], "created_by": data["actor"],
+                }  # fmt: skip
+            else:
+                assert row is not None
+                _fold(row, raw.type, data)
+            row.update(
+                version=raw.notification.originator_version,
+                updated_at=data["timestamp"],
+                updated_by=data.get("actor") or "",
+                position=raw.notification.id,
+            )
+            rows[key] = row
+        if rows:
+            marks = ", ".join(["%s"] * len(COLUMNS))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+            cursor.executemany(
+                f"INSERT INTO sk_configurations ({', '.join(COLUMNS)}) VALUES ({marks}) "  # noqa: S608
+                f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                [tuple(row[c] for c in COLUMNS) for row in rows.values()],
+            )
 
-    @on("Configuration.Defined")
-    def defined(self, event: Any, position: int, cursor: Cursor) -> None:
-        cursor.execute(
-            "INSERT INTO sk_configurations (id, service_id, name, description, machines, networks, version, "
-            "created_at, created_by, updated_at, updated_by, position) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (
-                str(event.originator_id),
-                str(event.service_id),
-                event.name,
-                event.description,
-                len(event.machines),
-                len(event.networks),
-                event.originator_version,
-                iso(event.timestamp),
-                event.actor,
-                iso(event.timestamp),
-                event.actor,
-                position,
-            ),
-        )
 
-    @on("Configuration.Revised", "Configuration.Restored")
-    def replaced(self, event: Any, position: int, cursor: Cursor) -> None:
-        sets = ", description = %s, machines = %s, networks = %s"
-        params: tuple[Any, ...] = (event.description, len(event.machines), len(event.networks))
-        if hasattr(event, "name"):
-            sets += ", name = %s"
-            params += (event.name,)
-        self._update(cursor, event, position, sets, params)
-
-    @on("Configuration.Renamed")
-    def renamed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, ", name = %s", (event.name,))
-
-    @on("Configuration.MachineAdded")
-    def machine_added(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, ", machines = machines + 1")
-
-    @on("Configuration.MachineRemoved")
-    def machine_removed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, ", machines = machines - 1")
-
-    @on("Configuration.NetworkAdded")
-    def network_added(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, ", networks = networks + 1")
-
-    @on("Configuration.NetworkRemoved")
-    def network_removed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, ", networks = networks - 1")
-
-    @on("Configuration.MachineChanged")
-    def machine_changed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position)
+def _fold(row: dict[str, Any], kind: str, data: dict[str, Any]) -> None:
+    if kind in ("Configuration.Revised", "Configuration.Restored"):
+        row.update(description=data["description"], machines=len(data["machines"]), networks=len(data["networks"]))
+        if "name" in data:
+            row["name"] = data["name"]
+    elif kind == "Configuration.Renamed":
+        row["name"] = data["name"]
+    elif kind == "Configuration.MachineAdded":
+        row["machines"] += 1
+    elif kind == "Configuration.MachineRemoved":
+        row["machines"] -= 1
+    elif kind == "Configuration.NetworkAdded":
+        row["networks"] += 1
+    elif kind == "Configuration.NetworkRemoved":
+        row["networks"] -= 1

@@ -17,11 +17,12 @@ from typing import Any, Protocol
 from eventsourcing.persistence import Notification
 
 from projections.base import Projection
+from projections.raw import RawEvent
 from projections.store import TRACKING_DDL, Cursor, ReadStore, set_tracking, tracking_position
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000
+BATCH = 2500
 
 
 class EventSource(Protocol):
@@ -123,9 +124,11 @@ class ProjectionFollower:
                 # whoever finds a position moved since its read starts over.
                 if self._locked_positions(cursor) != positions:
                     continue
-                for projection in self.projections:
-                    if projection.raw:
-                        fresh = [n for n in notifications if n.id > positions[projection.name]]
+                raw = [p for p in self.projections if p.raw]
+                if raw:
+                    parsed = [RawEvent.parse(n) for n in notifications]
+                    for projection in raw:
+                        fresh = [e for e in parsed if e.notification.id > positions[projection.name]]
                         if fresh:
                             projection.apply_batch(fresh, cursor)
                 for notification in notifications:

@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import Notification
-
 from projections.base import Projection
-from projections.raw import event_type, state_of
+from projections.raw import RawEvent
 from projections.store import Cursor
-from projections.summaries import summarise
 
 _CONFIGURATION = "stagekeeper:Configuration."
 _DEPLOYMENT = "stagekeeper:Deployment."
@@ -50,22 +47,21 @@ class ConfigurationHistoryProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_configuration_history_at ON sk_configuration_history (configuration_id, at)",
     )
 
-    def apply_batch(self, notifications: Sequence[Notification], cursor: Cursor) -> None:
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         rows = []
-        for notification in notifications:
+        for raw in events:
+            notification = raw.notification
             if not notification.topic.startswith(_CONFIGURATION):
                 continue
-            kind = event_type(notification)
-            data = state_of(notification)
             rows.append(
                 (
                     str(notification.originator_id),
                     notification.originator_version,
-                    data["timestamp"],
-                    data.get("actor"),
-                    data.get("reason"),
-                    kind,
-                    summarise(kind, data),
+                    raw.data["timestamp"],
+                    raw.data.get("actor"),
+                    raw.data.get("reason"),
+                    raw.type,
+                    raw.summary,
                     notification.id,
                 )
             )
@@ -106,14 +102,11 @@ class StageHistoryProjection(Projection):
         )""",
     )
 
-    def apply_batch(self, notifications: Sequence[Notification], cursor: Cursor) -> None:
-        for notification in notifications:
-            if not notification.topic.startswith(_DEPLOYMENT):
-                continue
-            kind = event_type(notification)
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        for raw in events:
+            notification, kind, data = raw.notification, raw.type, raw.data
             if kind not in _STATES and kind != "Deployment.StageRenamed":
                 continue
-            data = state_of(notification)
             deployment_id = str(notification.originator_id)
             at = data["timestamp"]
             if kind in _STATES:
