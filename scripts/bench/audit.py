@@ -19,8 +19,10 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import eventsourcing.domain
@@ -163,13 +165,18 @@ def main() -> None:
 
         entries = runtime.store.query("SELECT COUNT(*) AS n FROM sk_audit")[0]["n"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        output = Path(tempfile.mkdtemp()) / "audit.jsonl"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "api.cli", "audit", "export", "--format", "jsonl", "--output", os.devnull],
+            [sys.executable, "-m", "api.cli", "audit", "export", "--format", "jsonl", "--output", str(output)],
             env={**os.environ, "STAGEKEEPER_DATABASE_URL": url, "STAGEKEEPER_ADMIN_PASSWORD": "bench"},
             check=True,
         )
         elapsed = time.perf_counter() - started
+        with output.open("rb") as exported:
+            lines = sum(1 for _ in exported)
+        assert lines == entries, (lines, entries)
+        output.unlink()
         peak_mib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
         print(
             f"export JSON Lines: {entries:,} entries in {elapsed:.2f}s = {entries / elapsed:,.0f} entries/s "
