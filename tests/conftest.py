@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import postgres_schema
+from tests.vcsim import Vcsim
+from tests.vcsim import start as start_vcsim
 
 
 @pytest.fixture
@@ -30,3 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if "postgres" in item.name.lower() or "/tests/integration/" in path:
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vcsim]:
+    """One vcsim for the session (built and started by scripts/vcsim.sh), seeded with templates."""
+    sim = start_vcsim(tmp_path_factory.mktemp("vcsim") / "vcsim.log")
+    yield sim
+    sim.stop()

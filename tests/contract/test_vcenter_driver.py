@@ -1,5 +1,5 @@
-"""The VCenterDriver contract. Runs against every driver available in this release
-(the simulated driver; the pyvmomi driver against vcsim joins with the vCenter issue)."""
+"""The VCenterDriver contract, run against both drivers: the simulated one, and the pyvmomi
+driver against vcsim (govmomi's vSphere API simulator, started by scripts/vcsim.sh)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ import pytest
 from adapters.vcenter.simulated import SimulatedVCenter
 from domain.errors import InfrastructureError, NotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
+from tests.vcsim import Vcsim
 
 ROOT = "/DC0/host/DC0_C0/Resources"
 
 
-@pytest.fixture(params=["simulated"])
+@pytest.fixture(params=["simulated", "pyvmomi"])
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VCenterDriver]:
-    driver = SimulatedVCenter(state_file=tmp_path / "inventory.json")
+    if request.param == "simulated":
+        driver: VCenterDriver = SimulatedVCenter(state_file=tmp_path / "inventory.json")
+    else:
+        sim: Vcsim = request.getfixturevalue("vcsim")
+        sim.control("reset")
+        driver = sim.driver()
     yield driver
     driver.close()
 

@@ -1,0 +1,1 @@
+"""The pyvmomi driver: the VCenterDriver port over the real vSphere API."""

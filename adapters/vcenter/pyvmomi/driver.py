@@ -1,0 +1,395 @@
+"""PyVmomiDriver: the VCenterDriver port over the vSphere API (tested against vcsim).
+
+VMs are tagged with two custom attributes (stagekeeper.deployment, stagekeeper.machine) and
+named deterministically, so a retried step finds what an interrupted one created.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from uuid import UUID
+
+from pyVmomi import vim
+
+from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
+from domain.errors import InfrastructureError, NotFoundError
+from domain.ports import (
+    CloneSpec,
+    GuestIdentity,
+    NicSetting,
+    PoolStatus,
+    PoolUsage,
+    TemplateInfo,
+    VmInfo,
+)
+
+DEPLOYMENT_FIELD = "stagekeeper.deployment"
+MACHINE_FIELD = "stagekeeper.machine"
+POWERED_ON = vim.VirtualMachinePowerState.poweredOn
+
+
+class PyVmomiDriver:
+    name = "pyvmomi"
+
+    def __init__(self, settings: ConnectionSettings, default_network: str = "VM Network") -> None:
+        self.session = Session(settings)
+        self.default_network = default_network
+        self._fields: dict[str, int] = {}
+        self._fields_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def _content(self) -> Any:
+        return self.session.content
+
+    def _field_keys(self) -> dict[str, int]:
+        with self._fields_lock:
+            if len(self._fields) < 2:
+                manager = self._content.customFieldsManager
+                existing = {f.name: f.key for f in manager.field or []}
+                for name in (DEPLOYMENT_FIELD, MACHINE_FIELD):
+                    if name not in existing:
+                        existing[name] = self.session.call(
+                            "define custom attribute",
+                            lambda n=name: manager.AddCustomFieldDef(name=n, moType=vim.VirtualMachine),
+                        ).key
+                self._fields = {n: existing[n] for n in (DEPLOYMENT_FIELD, MACHINE_FIELD)}
+            return self._fields
+
+    def _vm(self, vm_id: str) -> Any:
+        return vim.VirtualMachine(vm_id, self.session.connect()._stub)
+
+    def _vms(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self.session.call(
+            "list VMs", lambda: inventory.retrieve(self._content, vim.VirtualMachine, inventory.VM_PROPERTIES)
+        )
+
+    def _info(self, vm: Any, props: dict[str, Any], paths: dict[str, str]) -> VmInfo:
+        keys = self._field_keys()
+        tags = {v.key: v.value for v in props.get("customValue") or []}
+        deployment = tags.get(keys[DEPLOYMENT_FIELD])
+        pool = props.get("resourcePool")
+        return VmInfo(
+            vm_id=vm._moId,
+            name=props.get("name", ""),
+            resource_pool=paths.get(pool._moId, "") if pool is not None else "",
+            powered_on=props.get("runtime.powerState") == POWERED_ON,
+            deployment_id=UUID(deployment) if deployment else None,
+            machine=tags.get(keys[MACHINE_FIELD]) or None,
+            ip=props.get("guest.ipAddress") or None,
+            hostname=props.get("guest.hostName") or None,
+            macs=(),
+            cpus=int(props.get("config.hardware.numCPU") or 0),
+            memory_mib=int(props.get("config.hardware.memoryMB") or 0),
+        )
+
+    def _read(self, vm_id: str) -> VmInfo:
+        vm = self._vm(vm_id)
+
+        def load() -> VmInfo:
+            props = {p: _get(vm, p) for p in inventory.VM_PROPERTIES}
+            info = self._info(vm, props, inventory.pool_paths(self._content))
+            macs = tuple(
+                d.macAddress for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
+            )
+            return VmInfo(**{**info.__dict__, "macs": macs})
+
+        return self.session.call(f"read VM {vm_id}", load)
+
+    def _resolve_pool(self, path: str) -> tuple[PoolStatus, Any, list[str]]:
+        """(status, deepest existing pool, names still missing below it)."""
+        parts = path.strip("/").split("/")
+        content = self._content
+        dc = inventory.datacenter(content, parts[0])
+        if dc is None:
+            return PoolStatus.UNKNOWN_DATACENTER, None, []
+        compute = inventory.compute_resource(dc, parts[2]) if len(parts) > 2 else None
+        if compute is None:
+            return PoolStatus.UNKNOWN_CLUSTER, None, []
+        pool = compute.resourcePool
+        names = parts[4:]
+        for i, name in enumerate(names):
+            child = inventory.child_pool(pool, name)
+            if child is None:
+                return PoolStatus.CREATABLE, pool, names[i:]
+            pool = child
+        return PoolStatus.EXISTS, pool, []
+
+    def _pool(self, path: str) -> Any:
+        status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
+        if status is not PoolStatus.EXISTS:
+            raise NotFoundError(f"resource pool '{path}' not found in vCenter")
+        return pool
+
+    # -- port ----------------------------------------------------------------------------------
+    def list_templates(self) -> list[TemplateInfo]:
+        found = []
+        for vm, props in self._vms():
+            if not props.get("config.template"):
+                continue
+            guest = str(props.get("config.guestId") or "otherGuest")
+            disks = tuple(
+                int(d.capacityInKB // (1024 * 1024))
+                for d in vm.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk)
+            )
+            nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in vm.config.hardware.device)
+            datacenter = _datacenter_of(vm)
+            found.append(
+                TemplateInfo(
+                    name=props["name"],
+                    guest_id=guest,
+                    os_family="windows" if guest.lower().startswith("win") else "linux",
+                    cpus=int(props.get("config.hardware.numCPU") or 1),
+                    memory_mib=int(props.get("config.hardware.memoryMB") or 0),
+                    disks_gib=disks,
+                    nics=nics,
+                    path=f"/{datacenter}/vm/{props['name']}",
+                )
+            )
+        return sorted(found, key=lambda t: t.name)
+
+    def inspect_pool(self, path: str) -> PoolStatus:
+        return self.session.call(f"inspect pool {path}", lambda: self._resolve_pool(path)[0])
+
+    def ensure_pool(self, path: str) -> bool:
+        with self._pool_lock:
+            status, pool, missing = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
+            if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
+                raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
+            for name in missing:
+                pool = self.session.call(
+                    f"create pool {name}", lambda p=pool, n=name: p.CreateResourcePool(n, _pool_spec())
+                )
+            return bool(missing)
+
+    def clone(self, spec: CloneSpec) -> VmInfo:
+        existing = self._find(spec.deployment_id, spec.machine, spec.vm_name)
+        if existing is not None:
+            return existing
+        content = self._content
+        template = next(
+            (vm for vm, props in self._vms() if props.get("name") == spec.template and props.get("config.template")),
+            None,
+        )
+        if template is None:
+            raise NotFoundError(f"template '{spec.template}' not found in vCenter")
+        pool = self._pool(spec.resource_pool)
+        dc_name = spec.resource_pool.strip("/").split("/")[0]
+        dc = inventory.datacenter(content, dc_name)
+        assert dc is not None
+        relocate = vim.vm.RelocateSpec(pool=pool)
+        clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
+        if spec.linked:
+            snapshot = self.session.call("read template snapshot", lambda: _get(template, "snapshot.currentSnapshot"))
+            if snapshot is None:
+                raise InfrastructureError(
+                    f"template '{spec.template}' has no snapshot: linked clones need one (or use clone_mode full)"
+                )
+            relocate.diskMoveType = "createNewChildDiskBacking"
+            clone.snapshot = snapshot
+        task = self.session.call(
+            "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
+        )
+        vm = self.session.wait(task, f"clone of {spec.vm_name}")
+        keys = self._field_keys()
+        manager = content.customFieldsManager
+        self.session.call(
+            "tag VM", lambda: manager.SetField(entity=vm, key=keys[DEPLOYMENT_FIELD], value=str(spec.deployment_id))
+        )
+        self.session.call("tag VM", lambda: manager.SetField(entity=vm, key=keys[MACHINE_FIELD], value=spec.machine))
+        # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
+        config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
+        self.session.wait(
+            self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+        )
+        return self._read(vm._moId)
+
+    def _find(self, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+        paths = inventory.pool_paths(self._content)
+        keys = self._field_keys()
+        manager = self._content.customFieldsManager
+        for vm, props in self._vms():
+            info = self._info(vm, props, paths)
+            if info.deployment_id == deployment_id and info.machine == machine:
+                return self._read(vm._moId)
+            if info.name == vm_name and info.deployment_id is None:
+                # Cloned by an attempt that died before tagging it: adopt it.
+                self.session.call(
+                    "tag VM",
+                    lambda v=vm: manager.SetField(entity=v, key=keys[DEPLOYMENT_FIELD], value=str(deployment_id)),
+                )
+                self.session.call(
+                    "tag VM", lambda v=vm: manager.SetField(entity=v, key=keys[MACHINE_FIELD], value=machine)
+                )
+                return self._read(vm._moId)
+        return None
+
+    def customize(self, vm_id: str, identity: GuestIdentity) -> None:
+        vm = self._vm(vm_id)
+        guest = str(self.session.call("read guest id", lambda: vm.config.guestId) or "")
+        family = "windows" if guest.lower().startswith("win") else "linux"
+        if family != identity.os_family:
+            # vCenter refuses such a spec (CustomizationFault); vcsim does not check, so we do.
+            raise InfrastructureError(
+                f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
+            )
+        hostname = vim.vm.customization.FixedName(name=identity.hostname)
+        if identity.os_family == "windows":
+            ident: Any = vim.vm.customization.Sysprep(
+                guiUnattended=vim.vm.customization.GuiUnattended(autoLogon=False, autoLogonCount=0, timeZone=85),
+                userData=vim.vm.customization.UserData(
+                    computerName=hostname, fullName="Stagekeeper", orgName="Stagekeeper", productId=""
+                ),
+                identification=vim.vm.customization.Identification(joinWorkgroup="WORKGROUP"),
+            )
+            # Sysprep with changeSID gives every clone its own machine SID.
+            options: Any = vim.vm.customization.WinOptions(changeSID=True, deleteAccounts=False)
+        else:
+            ident = vim.vm.customization.LinuxPrep(hostName=hostname, domain="localdomain")
+            options = vim.vm.customization.LinuxOptions()
+        if identity.ip is None:
+            address: Any = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+        else:
+            address = vim.vm.customization.IPSettings(
+                ip=vim.vm.customization.FixedIp(ipAddress=identity.ip),
+                subnetMask=_netmask(identity.prefix_length or 24),
+                gateway=[identity.gateway] if identity.gateway else [],
+            )
+        spec = vim.vm.customization.Specification(
+            identity=ident,
+            options=options,
+            globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(identity.dns)),
+            nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)],
+        )
+        task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
+        self.session.wait(task, f"customisation of {vm_id}")
+
+    def set_nics(self, vm_id: str, nics: list[NicSetting]) -> None:
+        vm = self._vm(vm_id)
+        content = self._content
+
+        def plan() -> list[Any]:
+            dc = _datacenter_object(vm)
+            cards = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+            changes = []
+            for i, nic in enumerate(nics):
+                target = inventory.network(content, dc, nic.network) or inventory.network(
+                    content, dc, self.default_network
+                )
+                if target is None:
+                    raise NotFoundError(f"network '{nic.network}' (and default '{self.default_network}') not found")
+                card = cards[i] if i < len(cards) else vim.vm.device.VirtualVmxnet3(key=-(i + 1))
+                card.backing = _backing(target)
+                card.connectable = vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True)
+                if nic.mac:
+                    card.addressType = "manual"
+                    card.macAddress = nic.mac
+                operation = "edit" if i < len(cards) else "add"
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation=operation, device=card))
+            for card in cards[len(nics) :]:
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="remove", device=card))
+            return changes
+
+        changes = self.session.call("plan NICs", plan)
+        if changes:
+            task = self.session.call(
+                "set NICs", lambda: vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
+            )
+            self.session.wait(task, f"NIC change of {vm_id}")
+
+    def power_on(self, vm_id: str) -> VmInfo:
+        vm = self._vm(vm_id)
+        if self.session.call("read power state", lambda: vm.runtime.powerState) != POWERED_ON:
+            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+        return self._read(vm_id)
+
+    def power_off(self, vm_id: str) -> None:
+        vm = self._vm(vm_id)
+        if self.session.call("read power state", lambda: vm.runtime.powerState) == POWERED_ON:
+            self.session.wait(self.session.call("power off", vm.PowerOffVM_Task), f"power-off of {vm_id}")
+
+    def relocate(self, vm_id: str, resource_pool: str) -> None:
+        vm = self._vm(vm_id)
+        pool = self._pool(resource_pool)
+        task = self.session.call("relocate", lambda: vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(pool=pool)))
+        self.session.wait(task, f"relocation of {vm_id} to {resource_pool}")
+
+    def destroy(self, vm_id: str) -> None:
+        vm = self._vm(vm_id)
+        try:
+            task = self.session.call("destroy", vm.Destroy_Task)
+            self.session.wait(task, f"destruction of {vm_id}")
+        except NotFoundError:
+            return  # already gone
+
+    def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
+        paths = inventory.pool_paths(self._content)
+        prefix = f"sk-{deployment_id.hex[:12]}-"
+        found = []
+        for vm, props in self._vms():
+            info = self._info(vm, props, paths)
+            if info.deployment_id == deployment_id or (info.deployment_id is None and info.name.startswith(prefix)):
+                found.append(info)
+        return sorted(found, key=lambda v: v.name)
+
+    def pool_usage(self, path: str) -> PoolUsage:
+        paths = inventory.pool_paths(self._content)
+        vms = [self._info(vm, props, paths) for vm, props in self._vms() if not props.get("config.template")]
+        here = [vm for vm in vms if vm.resource_pool == path]
+        return PoolUsage(
+            vms=len(here),
+            powered_on=sum(vm.powered_on for vm in here),
+            cpus=sum(vm.cpus for vm in here),
+            memory_mib=sum(vm.memory_mib for vm in here),
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _datacenter_object(entity: Any) -> Any:
+    while entity is not None and not isinstance(entity, vim.Datacenter):
+        entity = entity.parent
+    if entity is None:
+        raise NotFoundError("object is not inside a datacenter")
+    return entity
+
+
+def _datacenter_of(entity: Any) -> str:
+    return str(_datacenter_object(entity).name)
+
+
+def _backing(network: Any) -> Any:
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        connection = vim.dvs.PortConnection(
+            portgroupKey=network.key, switchUuid=network.config.distributedVirtualSwitch.uuid
+        )
+        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
+
+
+def _pool_spec() -> Any:
+    def allocation() -> Any:
+        return vim.ResourceAllocationInfo(
+            reservation=0, expandableReservation=True, limit=-1,
+            shares=vim.SharesInfo(level=vim.SharesInfo.Level.normal, shares=0),
+        )  # fmt: skip
+
+    return vim.ResourceConfigSpec(cpuAllocation=allocation(), memoryAllocation=allocation())
+
+
+def _netmask(prefix: int) -> str:
+    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return ".".join(str((bits >> shift) & 0xFF) for shift in (24, 16, 8, 0))

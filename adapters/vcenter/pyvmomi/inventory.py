@@ -1,0 +1,97 @@
+"""Inventory lookups with the property collector: datacenters, compute resources, pools, VMs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+VM_PROPERTIES = [
+    "name",
+    "config.template",
+    "config.guestId",
+    "config.hardware.numCPU",
+    "config.hardware.memoryMB",
+    "customValue",
+    "resourcePool",
+    "runtime.powerState",
+    "guest.ipAddress",
+    "guest.hostName",
+]
+
+
+def children(folder: Any) -> Iterator[Any]:
+    """Entities under a folder, looking through nested folders."""
+    for entity in getattr(folder, "childEntity", []):
+        if isinstance(entity, vim.Folder):
+            yield from children(entity)
+        else:
+            yield entity
+
+
+def datacenter(content: Any, name: str) -> Any | None:
+    return next((d for d in children(content.rootFolder) if isinstance(d, vim.Datacenter) and d.name == name), None)
+
+
+def compute_resource(dc: Any, name: str) -> Any | None:
+    return next((c for c in children(dc.hostFolder) if isinstance(c, vim.ComputeResource) and c.name == name), None)
+
+
+def child_pool(pool: Any, name: str) -> Any | None:
+    return next((p for p in pool.resourcePool if p.name == name), None)
+
+
+def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any, dict[str, Any]]]:
+    """(object, {property: value}) for every object of `kind`, in one property-collector call per page."""
+    view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
+    try:
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[
+                vmodl.query.PropertyCollector.ObjectSpec(
+                    obj=view,
+                    skip=True,
+                    selectSet=[
+                        vmodl.query.PropertyCollector.TraversalSpec(
+                            name="view", path="view", skip=False, type=vim.view.ContainerView
+                        )
+                    ],
+                )
+            ],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)],
+        )
+        collector = content.propertyCollector
+        options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1000)
+        result = collector.RetrievePropertiesEx([spec], options)
+        found: list[tuple[Any, dict[str, Any]]] = []
+        while result is not None:
+            for item in result.objects:
+                found.append((item.obj, {p.name: p.val for p in item.propSet}))
+            if not result.token:
+                break
+            result = collector.ContinueRetrievePropertiesEx(result.token)
+        return found
+    finally:
+        view.Destroy()
+
+
+def pool_paths(content: Any) -> dict[str, str]:
+    """Resource pool moid -> inventory path (/DC/host/Cluster/Resources/...)."""
+    paths: dict[str, str] = {}
+
+    def walk(pool: Any, path: str) -> None:
+        paths[pool._moId] = path
+        for child in pool.resourcePool:
+            walk(child, f"{path}/{child.name}")
+
+    for dc in children(content.rootFolder):
+        if not isinstance(dc, vim.Datacenter):
+            continue
+        for compute in children(dc.hostFolder):
+            if isinstance(compute, vim.ComputeResource) and compute.resourcePool is not None:
+                walk(compute.resourcePool, f"/{dc.name}/host/{compute.name}/Resources")
+    return paths
+
+
+def network(content: Any, dc: Any, name: str) -> Any | None:
+    return next((n for n in dc.network if n.name == name), None)

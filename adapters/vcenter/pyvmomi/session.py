@@ -1,0 +1,141 @@
+"""Connection, task waits and fault translation for the pyvmomi driver.
+
+Vendor faults stop here: callers see NotFoundError (missing objects) and InfrastructureError
+(everything else vCenter refuses or fails at), each with vCenter's own message.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim, vmodl
+
+from domain.errors import InfrastructureError, NotFoundError, UnavailableError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    url: str  # https://vcenter.example/sdk or http://127.0.0.1:8989/sdk
+    user: str
+    password: str
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    task_timeout: float = 600.0
+    connect_timeout: float = 30.0
+
+
+def describe_fault(fault: BaseException) -> str:
+    name = type(fault).__name__
+    message = getattr(fault, "msg", None) or ""
+    for item in getattr(fault, "faultMessage", None) or []:
+        message = message or getattr(item, "message", "")
+    reason = getattr(fault, "reason", None)
+    detail = message or (reason if isinstance(reason, str) else "") or str(fault)
+    return f"{name}: {detail}".strip()
+
+
+@contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Turn vSphere faults raised inside the block into the project's errors."""
+    try:
+        yield
+    except vmodl.fault.ManagedObjectNotFound as fault:
+        raise NotFoundError(f"vCenter: object gone during {operation}: {describe_fault(fault)}") from fault
+    except (vim.fault.NotFound, vim.fault.InvalidName) as fault:
+        raise NotFoundError(f"vCenter: {operation}: {describe_fault(fault)}") from fault
+    except vmodl.MethodFault as fault:
+        raise InfrastructureError(f"vCenter fault during {operation}: {describe_fault(fault)}") from fault
+    except (ConnectionError, OSError) as error:
+        raise UnavailableError(f"vCenter unreachable during {operation}: {error}") from error
+
+
+class Session:
+    """One authenticated connection (thread-safe for pyvmomi calls), with task waiting."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._si: Any = None
+
+    def connect(self) -> Any:
+        with self._lock:
+            if self._si is None:
+                self._si = self._connect()
+            return self._si
+
+    def _connect(self) -> Any:
+        parts = urlsplit(self.settings.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InfrastructureError("STAGEKEEPER_VCENTER_URL must look like https://vcenter.example/sdk")
+        context: ssl.SSLContext | None = None
+        kwargs: dict[str, Any] = {}
+        if parts.scheme == "https":
+            if self.settings.verify_tls:
+                context = ssl.create_default_context(cafile=self.settings.ca_bundle)
+                kwargs["sslContext"] = context
+            else:
+                kwargs["disableSslCertValidation"] = True
+        with translated("login"):
+            try:
+                return SmartConnect(
+                    host=parts.hostname,
+                    port=parts.port or (443 if parts.scheme == "https" else 80),
+                    user=self.settings.user,
+                    pwd=self.settings.password,
+                    protocol=parts.scheme,
+                    path=parts.path or "/sdk",
+                    connectionPoolTimeout=int(self.settings.connect_timeout),
+                    **kwargs,
+                )
+            except vim.fault.InvalidLogin as fault:
+                raise InfrastructureError(f"vCenter refused the login: {describe_fault(fault)}") from fault
+
+    @property
+    def content(self) -> Any:
+        return self.connect().RetrieveContent()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._si is not None:
+                try:
+                    Disconnect(self._si)
+                finally:
+                    self._si = None
+
+    def wait(self, task: Any, operation: str) -> Any:
+        """Wait for a task with backoff; cancel it and fail after the configured timeout."""
+        deadline = time.monotonic() + self.settings.task_timeout
+        delay = 0.02
+        with translated(operation):
+            while True:
+                info = task.info
+                if info.state == vim.TaskInfo.State.success:
+                    return info.result
+                if info.state == vim.TaskInfo.State.error:
+                    error = info.error
+                    if isinstance(error, vmodl.fault.ManagedObjectNotFound):
+                        raise NotFoundError(f"vCenter: object gone during {operation}: {describe_fault(error)}")
+                    raise InfrastructureError(f"vCenter fault during {operation}: {describe_fault(error)}")
+                if time.monotonic() > deadline:
+                    # A task that cannot be cancelled still ends here with the timeout error.
+                    with suppress(vmodl.MethodFault):
+                        task.CancelTask()
+                    raise InfrastructureError(
+                        f"vCenter task for {operation} did not finish within {self.settings.task_timeout:g}s"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+
+    def call(self, operation: str, function: Callable[[], T]) -> T:
+        with translated(operation):
+            return function()
