@@ -14,6 +14,8 @@ import psycopg
 from adapters.clock import SystemClock
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
+from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.workers import FollowerThread
 from domain.credentials import new_password
@@ -57,10 +59,17 @@ def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
         if state is None and db.kind == "sqlite" and db.path != ":memory:":
             state = db.path + ".vcenter-sim.json"
         return SimulatedVCenter(state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds)
-    raise SettingsError(
-        "STAGEKEEPER_VCENTER_DRIVER=pyvmomi: the pyvmomi driver is not part of this release yet "
-        "(tracked as the vCenter issue); use the simulated driver"
+    if not (settings.vcenter_url and settings.vcenter_user and settings.vcenter_password):
+        raise SettingsError("the pyvmomi driver needs STAGEKEEPER_VCENTER_URL, _USER and _PASSWORD")
+    connection = ConnectionSettings(
+        url=settings.vcenter_url,
+        user=settings.vcenter_user,
+        password=settings.vcenter_password,
+        verify_tls=settings.vcenter_verify_tls,
+        ca_bundle=settings.vcenter_ca_bundle,
+        task_timeout=settings.vcenter_task_timeout,
     )
+    return PyVmomiDriver(connection, default_network=settings.vcenter_default_network)
 
 
 @contextmanager

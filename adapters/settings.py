@@ -25,6 +25,8 @@ class Settings:
     vcenter_ca_bundle: str | None = None
     vcenter_verify_tls: bool = True
     vcenter_parallel_tasks: int = 8
+    vcenter_task_timeout: float = 600.0
+    vcenter_default_network: str = "VM Network"
     simulator_state: str | None = None
     simulator_task_seconds: float = 0.0
     read_wait_seconds: float = 5.0
@@ -63,6 +65,8 @@ class Settings:
             vcenter_ca_bundle=get("VCENTER_CA_BUNDLE"),
             vcenter_verify_tls=(get("VCENTER_VERIFY_TLS") or "true").lower() not in ("0", "false", "no"),
             vcenter_parallel_tasks=int(number("VCENTER_PARALLEL_TASKS", 8, 1, 64)),
+            vcenter_task_timeout=number("VCENTER_TASK_TIMEOUT", 600.0, 1.0, 86400.0),
+            vcenter_default_network=get("VCENTER_DEFAULT_NETWORK") or "VM Network",
             simulator_state=get("SIMULATOR_STATE"),
             simulator_task_seconds=number("SIMULATOR_TASK_SECONDS", 0.0, 0.0, 60.0),
             read_wait_seconds=number("READ_WAIT_SECONDS", 5.0, 0.0, 300.0),
@@ -71,6 +75,12 @@ class Settings:
             run_workers=(get("SERVE_WORKERS") or "true").lower() not in ("0", "false", "no", "off"),
         )
         database(settings.database_url)  # fail early on a bad URL
+        if driver == "pyvmomi":
+            missing = [n for n in ("VCENTER_URL", "VCENTER_USER", "VCENTER_PASSWORD") if get(n) is None]
+            if missing:
+                raise SettingsError(
+                    f"STAGEKEEPER_VCENTER_DRIVER=pyvmomi needs {', '.join('STAGEKEEPER_' + m for m in missing)}"
+                )
         return settings
 
     def with_(self, **changes: object) -> Settings:

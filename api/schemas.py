@@ -19,10 +19,19 @@ class Reason(Body):
     reason: str | None = Field(None, description="Why (kept in the audit log)")
 
 
+class IpPoolIn(Body):
+    cidr: str = Field(description="IPv4 network, e.g. 10.20.0.0/24")
+    gateway: str
+    dns: list[str] = []
+    first: str | None = Field(None, description="First address handed out (default: first host)")
+    last: str | None = Field(None, description="Last address handed out (default: last host)")
+
+
 class StageIn(Body):
     name: str
     resource_pool: str = Field(description="Inventory path, e.g. /DC0/host/DC0_C0/Resources/payroll-test")
     restricted: bool = False
+    ip_pools: list[IpPoolIn] = []
 
 
 class ServiceCreate(Reason):
@@ -44,6 +53,7 @@ class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
     restricted: bool | None = None
+    ip_pools: list[IpPoolIn] | None = None
 
 
 class StageOrder(Reason):

@@ -150,6 +150,16 @@ class Deployment(Aggregate):
             self.target_stage = new
 
     # -- steps recorded by the process manager -------------------------------------------------
+    def record_addresses(self, machine: str, addressing: dict[str, Any], actor: str) -> None:
+        """The machine's IP (from a stage pool, or None for DHCP) and NIC MACs, claimed uniquely."""
+        self._require((REQUESTED, PROVISIONING), "assign addresses on")
+        self.machine(machine)
+        self._addresses_assigned(machine=machine, addressing=addressing, actor=actor, reason=None)
+
+    @event("AddressesAssigned", topic="stagekeeper:Deployment.AddressesAssigned")
+    def _addresses_assigned(self, machine: str, addressing: dict[str, Any], actor: str, reason: str | None) -> None:
+        self.machine(machine)["addressing"] = addressing
+
     def start_provisioning(self, actor: str) -> None:
         self._require((REQUESTED,), "start provisioning")
         self._provisioning_started(attempt=self.attempt, actor=actor, reason=None)

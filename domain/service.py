@@ -202,6 +202,20 @@ class Service(Aggregate):
         self.definition_version = self.version + 1
         self.stage(stage)["restricted"] = restricted
 
+    def set_ip_pools(self, name: str, pools: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        self._check_active()
+        stage = self.stage(name)
+        before = stage.get("ip_pools", [])
+        if before != pools:
+            self._ip_pools_changed(stage=stage["name"], before=before, ip_pools=pools, actor=actor, reason=reason)
+
+    @event("StageIpPoolsChanged", topic="stagekeeper:Service.StageIpPoolsChanged")
+    def _ip_pools_changed(
+        self, stage: str, before: list[dict[str, Any]], ip_pools: list[dict[str, Any]], actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        self.stage(stage)["ip_pools"] = list(ip_pools)
+
     def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
         self._pool_created(stage=stage, resource_pool=resource_pool, actor=actor, reason=None)
 

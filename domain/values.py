@@ -6,10 +6,12 @@ here are how the domain reads and checks them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from domain.addressing import parse_ip_pool
 from domain.errors import ValidationError
 
 CloneMode = Literal["full", "linked"]
@@ -114,6 +116,7 @@ class Stage:
     name: str
     resource_pool: str
     restricted: bool = False
+    ip_pools: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def parse(cls, data: object, field_name: str = "stage") -> Stage:
@@ -124,14 +127,29 @@ class Stage:
         restricted = data.get("restricted", False)
         if not isinstance(restricted, bool):
             raise ValidationError(f"{field_name}.restricted must be true or false", field=f"{field_name}.restricted")
-        return cls(name=name, resource_pool=pool, restricted=restricted)
+        ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{field_name}.ip_pools")
+        return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "resource_pool": self.resource_pool,
             "restricted": self.restricted,
+            "ip_pools": list(self.ip_pools),
         }
+
+
+def parse_ip_pools(value: object, field: str) -> tuple[dict[str, Any], ...]:
+    """A stage's IP pools; their networks must not overlap."""
+    if not isinstance(value, list):
+        raise ValidationError(f"{field} must be a list", field=field)
+    pools = tuple(parse_ip_pool(p, f"{field}[{i}]") for i, p in enumerate(value))
+    networks = [ipaddress.IPv4Network(p["cidr"]) for p in pools]
+    for i, a in enumerate(networks):
+        for b in networks[:i]:
+            if a.overlaps(b):
+                raise ValidationError(f"{field}[{i}].cidr {a} overlaps {b}", field=f"{field}[{i}].cidr")
+    return pools
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,13 @@ class DeploymentsProjection(Projection):
             ),
         )
 
+    @on("Deployment.AddressesAssigned")
+    def addresses_assigned(self, event: Any, position: int, cursor: Cursor) -> None:
+        macs = [n["mac"] for n in event.addressing.get("macs", [])]
+        self._set_machine(
+            cursor, event, position, event.machine, ip=event.addressing.get("ip"), mac=macs[0] if macs else None
+        )
+
     @on("Deployment.ProvisioningStarted")
     def provisioning(self, event: Any, position: int, cursor: Cursor) -> None:
         self._update(cursor, event, position, state=states.PROVISIONING)

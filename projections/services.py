@@ -95,7 +95,7 @@ class ServicesProjection(Projection):
         by_name = {s["name"]: s for s in self._stages(cursor, str(event.originator_id))}
         self._touch(cursor, event, position, stages=to_json([by_name[n] for n in event.order]))
 
-    @on("Service.StageMapped", "Service.StageRestrictionChanged")
+    @on("Service.StageMapped", "Service.StageRestrictionChanged", "Service.StageIpPoolsChanged")
     def stage_changed(self, event: Any, position: int, cursor: Cursor) -> None:
         stages = self._stages(cursor, str(event.originator_id))
         for stage in stages:
@@ -104,6 +104,8 @@ class ServicesProjection(Projection):
                     stage["resource_pool"] = event.resource_pool
                 if hasattr(event, "restricted"):
                     stage["restricted"] = event.restricted
+                if hasattr(event, "ip_pools"):
+                    stage["ip_pools"] = event.ip_pools
         self._touch(cursor, event, position, stages=to_json(stages))
 
     @on("Service.Retired")

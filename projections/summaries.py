@@ -14,6 +14,10 @@ def _stages(data: Data) -> str:
     return ", ".join(f"{s['name']} ({s['resource_pool']})" for s in data.get("stages", []))
 
 
+def _pools(pools: list[Data]) -> str:
+    return ", ".join(f"{p['cidr']} ({p['first']}-{p['last']})" for p in pools) or "none"
+
+
 def _machine_change(data: Data) -> str:
     changes = diff_definitions({"machines": [data["before"]]}, {"machines": [data["machine"]]})
     return describe(changes)
@@ -32,6 +36,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.StageMapped": lambda d: f"stage '{d['stage']}' resource pool: {d['before']} -> {d['resource_pool']}",
     "Service.StageRestrictionChanged": lambda d: (
         f"stage '{d['stage']}' restricted: {not d['restricted']} -> {d['restricted']}"
+    ),
+    "Service.StageIpPoolsChanged": lambda d: (
+        f"stage '{d['stage']}' IP pools: {_pools(d['before'])} -> {_pools(d['ip_pools'])}"
     ),
     "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
     "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
@@ -54,6 +61,10 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.Requested": lambda d: (
         f"requested deployment of '{d['configuration_name']}' v{d['configuration_version']} "
         f"({len(d['machines'])} machine(s)) to stage '{d['stage']}'"
+    ),
+    "Deployment.AddressesAssigned": lambda d: (
+        f"machine '{d['machine']}' gets {d['addressing']['ip'] or 'DHCP'}"
+        + (f", MAC {', '.join(n['mac'] for n in d['addressing']['macs'])}" if d["addressing"]["macs"] else "")
     ),
     "Deployment.ProvisioningStarted": lambda d: f"provisioning started (attempt {d['attempt']})",
     "Deployment.MachineProvisioned": lambda d: (

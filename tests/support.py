@@ -69,7 +69,7 @@ def machine(name: str, template: str = "tpl-ubuntu-2404", os_family: str = "linu
         "memory_mib": 2048,
         "clone_mode": "linked",
         "nics": [{"network": "front"}],
-        "customization": {"os": os_family, "hostname": name, "ip_mode": "dhcp"},
+        "customization": {"os": os_family, "hostname": name, "ip_mode": "static-pool"},
         **extra,
     }
 

@@ -95,7 +95,7 @@ def seed(sim: Vcsim) -> None:
         view.Destroy()
         for name, source, guest, cpus, memory in TEMPLATES:
             vm = vms[source]
-            if vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOn:
+            if vm.runtime.powerState == "poweredOn":
                 _wait(vm.PowerOffVM_Task())
             _wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(name=name, guestId=guest, numCPUs=cpus, memoryMB=memory)))
             _wait(vm.CreateSnapshot_Task(name="base", description="linked clone base", memory=False, quiesce=False))

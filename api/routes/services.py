@@ -93,7 +93,7 @@ def add_stage(
     response: Response,
 ) -> dict[str, Any]:
     """Add a stage (at the end, or at `position`)."""
-    stage = body.model_dump(include={"name", "resource_pool", "restricted"})
+    stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools"}, exclude_none=True)
     outcome = runtime.app.add_stage(
         service_id,
         stage,

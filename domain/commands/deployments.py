@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from domain.application import Outcome, StagekeeperApplication
 from domain.configuration import Configuration
 from domain.deployment import UNDEPLOYED, Deployment
@@ -63,6 +65,17 @@ class DeploymentCommands(StagekeeperApplication):
             return Outcome(deployment, self.commit(deployment, service))
 
         return self.retrying(attempt)
+
+    def _address_releases(self, deployment: Deployment) -> list[Aggregate]:
+        """The deployment's address claims, released (saved with its Undeployed event)."""
+        released: list[Aggregate] = []
+        for machine in deployment.machines:
+            addressing = machine.get("addressing") or {}
+            if addressing.get("ip"):
+                released.extend(filter(None, [self.release_name("ip", addressing["cidr"], addressing["ip"])]))
+            for nic in addressing.get("macs", []):
+                released.extend(filter(None, [self.release_name("mac", nic["network"], nic["mac"])]))
+        return released
 
     def promote(
         self,
@@ -141,10 +154,11 @@ class DeploymentCommands(StagekeeperApplication):
             self.check_version(deployment, expected_version, "deployment")
             before_stage, before_target = deployment.stage, deployment.target_stage
             step(deployment)
-            others: list[Service] = []
+            others: list[Aggregate] = []
             released: str | bool | None = False
             if deployment.state == UNDEPLOYED:
                 released = None  # every stage
+                others.extend(self._address_releases(deployment))
             elif deployment.stage != before_stage:
                 released = before_stage  # a move completed
             elif before_target is not None and deployment.target_stage is None:

@@ -15,6 +15,7 @@ from domain.values import (
     Stage,
     check_description,
     check_display_name,
+    parse_ip_pools,
 )
 
 SERVICE_NAMES = "service"
@@ -129,11 +130,12 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
-        unknown = set(changes) - {"name", "resource_pool", "restricted"}
+        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools"}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
         pool = self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
+        ip_pools = list(parse_ip_pools(changes["ip_pools"], "ip_pools")) if "ip_pools" in changes else None
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -146,6 +148,8 @@ class ServiceCommands(StagekeeperApplication):
                 service.map_stage(current, pool, actor, reason)
             if isinstance(restricted, bool):
                 service.set_restricted(current, restricted, actor, reason)
+            if ip_pools is not None:
+                service.set_ip_pools(current, ip_pools, actor, reason)
             followers: list[Deployment] = []
             if new_name is not None and new_name != current:
                 service.rename_stage(current, new_name, actor, reason)

@@ -102,12 +102,14 @@ class DeploymentProcess:
 
     def _provision(self, deployment: Deployment) -> None:
         try:
+            self.app.assign_addresses(deployment.id, ACTOR)
+            deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
             existing = {vm.machine: vm for vm in self.vcenter.find_vms(deployment.id)}
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m["spec"], existing.get(m["name"])): m["name"]
+                    pool.submit(self._provision_machine, deployment, m, existing.get(m["name"])): m["name"]
                     for m in pending
                 }
                 try:
@@ -133,7 +135,9 @@ class DeploymentProcess:
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
 
-    def _provision_machine(self, deployment: Deployment, spec: dict[str, Any], vm: VmInfo | None) -> VmInfo:
+    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], vm: VmInfo | None) -> VmInfo:
+        spec = machine["spec"]
+        addressing = machine.get("addressing") or {}
         if vm is None:
             vm = self.vcenter.clone(
                 CloneSpec(
@@ -149,9 +153,17 @@ class DeploymentProcess:
             )
         if not vm.powered_on:
             custom = spec["customization"]
-            self.vcenter.set_nics(vm.vm_id, [NicSetting(network=n["network"]) for n in spec["nics"]])
-            # IP pools per stage arrive with the vCenter issue; until then static-pool falls back to DHCP.
-            self.vcenter.customize(vm.vm_id, GuestIdentity(hostname=custom["hostname"], os_family=custom["os"]))
+            nics = [NicSetting(network=n["network"], mac=n["mac"]) for n in addressing.get("macs", [])]
+            self.vcenter.set_nics(vm.vm_id, nics)
+            identity = GuestIdentity(
+                hostname=custom["hostname"],
+                os_family=custom["os"],
+                ip=addressing.get("ip"),  # None: DHCP (ip_mode dhcp, or a stage without IP pools)
+                prefix_length=addressing.get("prefix_length"),
+                gateway=addressing.get("gateway"),
+                dns=tuple(addressing.get("dns", [])),
+            )
+            self.vcenter.customize(vm.vm_id, identity)
             vm = self.vcenter.power_on(vm.vm_id)
         return vm
 

@@ -16,6 +16,8 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.add_stage(service_id, {"name": "uat", "resource_pool": "/DC0/host/DC0_C0/Resources/uat"}, 1, actor="a")
     app.update_stage(service_id, "uat", {"restricted": True, "resource_pool": "/DC0/host/DC0_C0/Resources/u2"}, "a")
     app.reorder_stages(service_id, ["int", "test", "uat"], actor="a")
+    pools = [{"cidr": "10.9.0.0/28", "gateway": "10.9.0.1", "dns": ["10.9.0.2"]}]
+    app.update_stage(service_id, "int", {"ip_pools": pools}, actor="a")
     configuration_id = app.create_configuration(
         service_id, "c", "", [{"name": "front"}], THREE_TIER, actor="a"
     ).value.id

@@ -7,6 +7,7 @@ named deterministically, so a retried step finds what an interrupted one created
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +28,7 @@ from domain.ports import (
 
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
-POWERED_ON = vim.VirtualMachinePowerState.poweredOn
+POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
 
 
 class PyVmomiDriver:
@@ -52,10 +53,8 @@ class PyVmomiDriver:
                 existing = {f.name: f.key for f in manager.field or []}
                 for name in (DEPLOYMENT_FIELD, MACHINE_FIELD):
                     if name not in existing:
-                        existing[name] = self.session.call(
-                            "define custom attribute",
-                            lambda n=name: manager.AddCustomFieldDef(name=n, moType=vim.VirtualMachine),
-                        ).key
+                        definition = partial(manager.AddCustomFieldDef, name=name, moType=vim.VirtualMachine)
+                        existing[name] = self.session.call("define custom attribute", definition).key
                 self._fields = {n: existing[n] for n in (DEPLOYMENT_FIELD, MACHINE_FIELD)}
             return self._fields
 
@@ -161,9 +160,7 @@ class PyVmomiDriver:
             if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
                 raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
             for name in missing:
-                pool = self.session.call(
-                    f"create pool {name}", lambda p=pool, n=name: p.CreateResourcePool(n, _pool_spec())
-                )
+                pool = self.session.call(f"create pool {name}", partial(pool.CreateResourcePool, name, _pool_spec()))
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -208,23 +205,21 @@ class PyVmomiDriver:
         )
         return self._read(vm._moId)
 
-    def _find(self, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
-        paths = inventory.pool_paths(self._content)
+    def _tag(self, vm: Any, deployment_id: UUID, machine: str) -> None:
         keys = self._field_keys()
         manager = self._content.customFieldsManager
+        for key, value in ((keys[DEPLOYMENT_FIELD], str(deployment_id)), (keys[MACHINE_FIELD], machine)):
+            self.session.call("tag VM", partial(manager.SetField, entity=vm, key=key, value=value))
+
+    def _find(self, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+        paths = inventory.pool_paths(self._content)
         for vm, props in self._vms():
             info = self._info(vm, props, paths)
             if info.deployment_id == deployment_id and info.machine == machine:
                 return self._read(vm._moId)
             if info.name == vm_name and info.deployment_id is None:
                 # Cloned by an attempt that died before tagging it: adopt it.
-                self.session.call(
-                    "tag VM",
-                    lambda v=vm: manager.SetField(entity=v, key=keys[DEPLOYMENT_FIELD], value=str(deployment_id)),
-                )
-                self.session.call(
-                    "tag VM", lambda v=vm: manager.SetField(entity=v, key=keys[MACHINE_FIELD], value=machine)
-                )
+                self._tag(vm, deployment_id, machine)
                 return self._read(vm._moId)
         return None
 
@@ -373,9 +368,9 @@ def _datacenter_of(entity: Any) -> str:
 
 def _backing(network: Any) -> Any:
     if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
-        connection = vim.dvs.PortConnection(
-            portgroupKey=network.key, switchUuid=network.config.distributedVirtualSwitch.uuid
-        )
+        switch = network.config.distributedVirtualSwitch
+        assert switch is not None
+        connection = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=switch.uuid)
         return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
     return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
 

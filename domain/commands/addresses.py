@@ -1,0 +1,85 @@
+"""Address assignment: stage-pool IPs and VMware MACs, made unique by claims in the event store.
+
+The claims and the deployment's AddressesAssigned event are saved together, so an address is
+never held without the deployment knowing it (undeploy releases exactly what it recorded), and
+two deployments racing for one address cannot both win it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+from uuid import UUID, uuid5
+
+from domain.addressing import candidate_ips, candidate_macs
+from domain.application import Outcome, StagekeeperApplication
+from domain.deployment import Deployment
+from domain.errors import ConflictError, InfrastructureError
+from domain.names import NameClaim
+from domain.service import Service
+
+IP_CLAIMS = "ip"
+MAC_CLAIMS = "mac"
+
+
+class AddressCommands(StagekeeperApplication):
+    def assign_addresses(self, deployment_id: UUID, actor: str) -> None:
+        """Give every machine of the deployment its addresses (idempotent)."""
+        for machine in self.load(Deployment, deployment_id, "deployment").machines:
+            if machine.get("addressing") is None:
+                self.retrying(partial(self._assign, deployment_id, machine["name"], actor))
+
+    def _try_claim(self, kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+        try:
+            return self.claim_name(kind, scope, name, owner)
+        except ConflictError:
+            return None
+
+    def _assign(self, deployment_id: UUID, name: str, actor: str) -> Outcome[None]:
+        deployment = self.load(Deployment, deployment_id, "deployment")
+        machine = deployment.machine(name)
+        if machine.get("addressing") is not None:
+            return Outcome(None, 0)
+        service = self.load(Service, deployment.service_id, "service")
+        stage = service.stage(deployment.stage)
+        spec = machine["spec"]
+        owner = uuid5(deployment_id, name)
+        claims: list[NameClaim] = []
+        addressing: dict[str, Any] = {"ip": None, "cidr": None, "prefix_length": None, "gateway": None, "dns": []}
+        pools = stage.get("ip_pools", [])
+        if spec["customization"]["ip_mode"] == "static-pool" and pools:
+            for pool in pools:
+                claim = next(
+                    (
+                        c
+                        for ip in candidate_ips(pool, f"{deployment_id}/{name}")
+                        if (c := self._try_claim(IP_CLAIMS, pool["cidr"], ip, owner)) is not None
+                    ),
+                    None,
+                )
+                if claim is not None:
+                    claims.append(claim)
+                    addressing.update(
+                        ip=claim.name, cidr=pool["cidr"], prefix_length=int(pool["cidr"].split("/")[1]),
+                        gateway=pool["gateway"], dns=pool["dns"],
+                    )  # fmt: skip
+                    break
+            else:
+                raise InfrastructureError(f"no free address left in the IP pools of stage '{stage['name']}'")
+        macs = []
+        for index, nic in enumerate(spec["nics"]):
+            claim = next(
+                (
+                    c
+                    for mac in candidate_macs(f"{deployment_id}/{name}/{index}")
+                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner)) is not None
+                ),
+                None,
+            )
+            if claim is None:
+                raise InfrastructureError(f"no free MAC found for {name} on network '{nic['network']}'")
+            claims.append(claim)
+            macs.append({"network": nic["network"], "mac": claim.name})
+        addressing["macs"] = macs
+        deployment.record_addresses(name, addressing, actor)
+        return Outcome(None, self.commit(deployment, *claims))

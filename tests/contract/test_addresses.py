@@ -1,0 +1,85 @@
+"""Stage IP pools and MACs: unique among live machines, returned on undeploy."""
+
+from __future__ import annotations
+
+import ipaddress
+from uuid import UUID
+
+import pytest
+
+from adapters.runtime import Runtime
+from adapters.vcenter.simulated import SimulatedVCenter
+from domain.errors import ValidationError
+from tests.support import machine, stages
+
+POOL = {"cidr": "10.50.0.0/29", "gateway": "10.50.0.1", "dns": ["10.50.0.2"], "first": "10.50.0.1", "last": "10.50.0.6"}
+
+
+@pytest.fixture
+def configuration_id(runtime: Runtime) -> UUID:
+    service_id = runtime.app.register_service("s", "", stages("int", "test"), actor="a").value.id
+    runtime.app.update_stage(service_id, "int", {"ip_pools": [POOL]}, actor="a")
+    machines = [machine("a1"), machine("a2", nics=[{"network": "front"}, {"network": "front"}])]
+    return runtime.app.create_configuration(service_id, "c", "", [{"name": "front"}], machines, actor="a").value.id
+
+
+def addresses(runtime: Runtime, deployment_id: UUID) -> list[dict[str, object]]:
+    return [m["addressing"] for m in runtime.app.deployment(deployment_id).machines]
+
+
+def test_static_addresses_come_from_the_pool_and_are_never_shared(
+    runtime: Runtime, vcenter: SimulatedVCenter, configuration_id: UUID
+) -> None:
+    first = runtime.app.deploy(configuration_id, "int", actor="a").value.id
+    second = runtime.app.deploy(configuration_id, "int", actor="a").value.id
+    runtime.catch_up()
+    ips = [a["ip"] for d in (first, second) for a in addresses(runtime, d)]
+    assert len(set(ips)) == 4
+    for ip in ips:
+        assert ipaddress.IPv4Address(str(ip)) in ipaddress.IPv4Network(POOL["cidr"])
+        assert ip != POOL["gateway"]
+    vm_ips = {vm.ip for d in (first, second) for vm in vcenter.find_vms(d)}
+    assert vm_ips == set(ips)
+    macs = [n["mac"] for d in (first, second) for a in addresses(runtime, d) for n in a["macs"]]  # type: ignore[attr-defined]
+    assert len(set(macs)) == 6
+    assert all(str(m).startswith("00:50:56:") and int(str(m).split(":")[3], 16) <= 0x3F for m in macs)
+
+
+def test_an_exhausted_pool_fails_the_deployment_and_undeploy_returns_addresses(
+    runtime: Runtime, configuration_id: UUID
+) -> None:
+    # 5 usable addresses (10.50.0.2-6), 2 per deployment.
+    deployments = [runtime.app.deploy(configuration_id, "int", actor="a").value.id for _ in range(3)]
+    runtime.catch_up()
+    states = [runtime.app.deployment(d).state for d in deployments]
+    assert states == ["deployed", "deployed", "failed"]
+    assert "no free address" in (runtime.app.deployment(deployments[2]).failure or "")
+    runtime.app.undeploy(deployments[0], actor="a")
+    runtime.catch_up()
+    runtime.app.retry_deployment(deployments[2], actor="a")
+    runtime.catch_up()
+    assert runtime.app.deployment(deployments[2]).state == "deployed"
+
+
+def test_dhcp_machines_and_stages_without_pools_get_no_static_address(runtime: Runtime, configuration_id: UUID) -> None:
+    deployment_id = runtime.app.deploy(configuration_id, "test", actor="a").value.id
+    runtime.catch_up()
+    assert [a["ip"] for a in addresses(runtime, deployment_id)] == [None, None]
+
+
+def test_bad_pools_are_refused_naming_the_field(runtime: Runtime) -> None:
+    service_id = runtime.app.register_service("p", "", stages("int"), actor="a").value.id
+    cases = [
+        ({"cidr": "10.0.0.0/33", "gateway": "10.0.0.1"}, "ip_pools[0].cidr"),
+        ({"cidr": "10.0.0.0/24", "gateway": "10.0.1.1"}, "ip_pools[0].gateway"),
+        ({"cidr": "10.0.0.0/24", "gateway": "10.0.0.1", "first": "10.0.0.9", "last": "10.0.0.3"}, "ip_pools[0].first"),
+        ({"cidr": "10.0.0.0/24", "gateway": "10.0.0.1", "dns": ["dns.example"]}, "ip_pools[0].dns[0]"),
+    ]
+    for pool, field in cases:
+        with pytest.raises(ValidationError) as error:
+            runtime.app.update_stage(service_id, "int", {"ip_pools": [pool]}, actor="a")
+        assert error.value.field == field
+    overlapping = [{"cidr": "10.0.0.0/24", "gateway": "10.0.0.1"}, {"cidr": "10.0.0.128/25", "gateway": "10.0.0.129"}]
+    with pytest.raises(ValidationError) as error:
+        runtime.app.update_stage(service_id, "int", {"ip_pools": overlapping}, actor="a")
+    assert error.value.field == "ip_pools[1].cidr"
