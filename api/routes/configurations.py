@@ -95,8 +95,9 @@ def get_configuration(
                 field="version",
             )
     configuration = runtime.app.configuration(configuration_id, version=version)
-    set_version(response, configuration.version)
-    return configuration_view(configuration)
+    position = runtime.app.head()
+    set_version(response, configuration.version, position)
+    return {**configuration_view(configuration), "position": position}
 
 
 @router.get("/api/v1/configurations/{configuration_id}/history")

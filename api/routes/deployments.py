@@ -70,8 +70,9 @@ def list_deployments(
 def get_deployment(deployment_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
     """One deployment with each machine's state."""
     deployment = runtime.app.deployment(deployment_id)
-    set_version(response, deployment.version)
-    return deployment_view(deployment)
+    position = runtime.app.head()
+    set_version(response, deployment.version, position)
+    return {**deployment_view(deployment), "position": position}
 
 
 def _command(name: str, summary: str) -> None:

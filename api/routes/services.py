@@ -49,8 +49,10 @@ def list_services(
 def get_service(service_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
     """One service, current state."""
     service = runtime.app.service(service_id)
-    set_version(response, service.definition_version)
-    return service_view(service)
+    # Read after the aggregate, the head bounds every event it reflects (pass it as min_position).
+    position = runtime.app.head()
+    set_version(response, service.definition_version, position)
+    return {**service_view(service), "position": position}
 
 
 @router.patch("/{service_id}")

@@ -87,10 +87,10 @@ def test_the_walkthrough_deploy_promote_undeploy(client: TestClient) -> None:
     assert {m["state"] for m in body["machines"]} == {"provisioned"}
     promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "QA ok"}, auth=AUTH)
     assert promoted.status_code == 202
-    wait_state(client, deployment["id"], "deployed")
+    moved = wait_state(client, deployment["id"], "deployed")
     listed = client.get(
         "/api/v1/deployments",
-        params={"service": service["id"], "stage": "test", "min_position": promoted.json()["position"]},
+        params={"service": service["id"], "stage": "test", "min_position": moved["position"]},
         auth=AUTH,
     ).json()
     assert [d["id"] for d in listed["items"]] == [deployment["id"]]

@@ -62,9 +62,9 @@ def test_audit_filters_paginates_and_exports(client: TestClient) -> None:
         f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int", "reason": "r7"}, auth=AUTH
     ).json()
     wait_state(client, deployment["id"], "deployed")
-    promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "qa ok"}, auth=AUTH)
-    wait_state(client, deployment["id"], "deployed")
-    query = {"service": service["id"], "min_position": promoted.json()["position"]}
+    client.post(f"/api/v1/deployments/{deployment['id']}/promote", json={"reason": "qa ok"}, auth=AUTH)
+    moved = wait_state(client, deployment["id"], "deployed")
+    query = {"service": service["id"], "min_position": moved["position"]}
     entries = client.get("/api/v1/audit", params={**query, "limit": 1000}, auth=AUTH).json()["items"]
     positions = [e["position"] for e in entries]
     assert positions == sorted(positions, reverse=True)
@@ -133,8 +133,8 @@ def test_board_now_and_as_of_and_inventory(client: TestClient) -> None:
     ).json()
     wait_state(client, deployment["id"], "deployed")
     while_in_int = now()
-    promoted = client.post(f"/api/v1/deployments/{deployment['id']}/promote", auth=AUTH).json()
-    wait_state(client, deployment["id"], "deployed")
+    client.post(f"/api/v1/deployments/{deployment['id']}/promote", auth=AUTH)
+    promoted = wait_state(client, deployment["id"], "deployed")
     board = client.get("/api/v1/board", params={"min_position": promoted["position"]}, auth=AUTH).json()
     [payroll] = board["services"]
     held = {s["name"]: [d["id"] for d in s["deployments"]] for s in payroll["stages"]}

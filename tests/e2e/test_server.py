@@ -84,7 +84,7 @@ def test_the_readme_walkthrough_over_http(sqlite_server: Server) -> None:
         assert promote.status_code == 202
         body = wait_state(client, deployment_id, "deployed")
         assert body["stage"] == "test"
-        listed = client.get("/api/v1/deployments", params={"stage": "test", "min_position": promote.json()["position"]})
+        listed = client.get("/api/v1/deployments", params={"stage": "test", "min_position": body["position"]})
         assert [d["id"] for d in listed.json()["items"]] == [deployment_id]
 
 

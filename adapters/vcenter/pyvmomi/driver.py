@@ -80,7 +80,11 @@ class PyVmomiDriver:
             machine=tags.get(keys[MACHINE_FIELD]) or None,
             ip=props.get("guest.ipAddress") or None,
             hostname=props.get("guest.hostName") or None,
-            macs=(),
+            macs=tuple(
+                str(d.macAddress)
+                for d in props.get("config.hardware.device") or []
+                if isinstance(d, vim.vm.device.VirtualEthernetCard) and d.macAddress
+            ),
             cpus=int(props.get("config.hardware.numCPU") or 0),
             memory_mib=int(props.get("config.hardware.memoryMB") or 0),
         )
@@ -90,11 +94,7 @@ class PyVmomiDriver:
 
         def load() -> VmInfo:
             props = {p: _get(vm, p) for p in inventory.VM_PROPERTIES}
-            info = self._info(vm, props, inventory.pool_paths(self._content))
-            macs = tuple(
-                d.macAddress for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
-            )
-            return VmInfo(**{**info.__dict__, "macs": macs})
+            return self._info(vm, props, inventory.pool_paths(self._content))
 
         return self.session.call(f"read VM {vm_id}", load)
 

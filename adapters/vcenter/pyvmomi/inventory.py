@@ -13,6 +13,7 @@ VM_PROPERTIES = [
     "config.guestId",
     "config.hardware.numCPU",
     "config.hardware.memoryMB",
+    "config.hardware.device",
     "customValue",
     "resourcePool",
     "runtime.powerState",

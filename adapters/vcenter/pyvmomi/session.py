@@ -31,7 +31,6 @@ class ConnectionSettings:
     verify_tls: bool = True
     ca_bundle: str | None = None
     task_timeout: float = 600.0
-    connect_timeout: float = 30.0
 
 
 def describe_fault(fault: BaseException) -> str:
@@ -45,10 +44,13 @@ def describe_fault(fault: BaseException) -> str:
 
 
 @contextmanager
-def translated(operation: str) -> Iterator[None]:
+def translated(operation: str, timeout: float | None = None) -> Iterator[None]:
     """Turn vSphere faults raised inside the block into the project's errors."""
     try:
         yield
+    except TimeoutError as error:
+        limit = f" within {timeout:g}s" if timeout else ""
+        raise InfrastructureError(f"vCenter did not finish {operation}{limit} (timed out)") from error
     except vmodl.fault.ManagedObjectNotFound as fault:
         raise NotFoundError(f"vCenter: object gone during {operation}: {describe_fault(fault)}") from fault
     except (vim.fault.NotFound, vim.fault.InvalidName) as fault:
@@ -94,7 +96,9 @@ class Session:
                     pwd=self.settings.password,
                     protocol=parts.scheme,
                     path=parts.path or "/sdk",
-                    connectionPoolTimeout=int(self.settings.connect_timeout),
+                    # Every request is bounded too: a vCenter that stops answering mid-call (or a
+                    # task that blocks the call) fails the step instead of hanging the worker.
+                    httpConnectionTimeout=max(1, int(self.settings.task_timeout)),
                     **kwargs,
                 )
             except vim.fault.InvalidLogin as fault:
@@ -116,7 +120,7 @@ class Session:
         """Wait for a task with backoff; cancel it and fail after the configured timeout."""
         deadline = time.monotonic() + self.settings.task_timeout
         delay = 0.02
-        with translated(operation):
+        with translated(operation, self.settings.task_timeout):
             while True:
                 info = task.info
                 if info.state == vim.TaskInfo.State.success:
@@ -131,11 +135,11 @@ class Session:
                     with suppress(vmodl.MethodFault):
                         task.CancelTask()
                     raise InfrastructureError(
-                        f"vCenter task for {operation} did not finish within {self.settings.task_timeout:g}s"
+                        f"vCenter did not finish {operation} within {self.settings.task_timeout:g}s (timed out)"
                     )
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
 
     def call(self, operation: str, function: Callable[[], T]) -> T:
-        with translated(operation):
+        with translated(operation, self.settings.task_timeout):
             return function()
