@@ -11,7 +11,7 @@ from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.routes import audit, board, configurations, deployments, health, services, templates, tokens
+from api.routes import audit, board, configurations, deployments, health, progress, services, templates, tokens
 
 DESCRIPTION = """Stagekeeper moves multi-machine service configurations through the stages of a
 release process on vSphere. Every change is an immutable event; reads of lists come from
@@ -35,6 +35,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.state.runtime = runtime or Runtime(settings)
     app.state.authenticator = Authenticator(app.state.runtime.app, settings.credential_cache_seconds)
     install_error_handlers(app)
-    for module in (health, services, configurations, deployments, templates, tokens, board, audit):
+    for module in (health, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     return app

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts.vcsim_harness import Vcsim
+from scripts.vcsim_harness import start as start_vcsim
 from tests.support import postgres_schema
-from tests.vcsim import Vcsim
-from tests.vcsim import start as start_vcsim
 
 
 @pytest.fixture

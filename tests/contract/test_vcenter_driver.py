@@ -12,7 +12,7 @@ import pytest
 from adapters.vcenter.simulated import SimulatedVCenter
 from domain.errors import InfrastructureError, NotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
-from tests.vcsim import Vcsim
+from scripts.vcsim_harness import Vcsim
 
 ROOT = "/DC0/host/DC0_C0/Resources"
 

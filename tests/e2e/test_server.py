@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -122,3 +123,29 @@ def test_nothing_acknowledged_is_lost_across_a_server_restart(tmp_path: Path) ->
             assert [s["name"] for s in client.get("/api/v1/services").json()["items"]] == ["payroll"]
     finally:
         stop_server(again)
+
+
+def test_deployment_progress_streams_as_server_sent_events(sqlite_server: Server) -> None:
+    with sqlite_server.client() as client:
+        deployment_id = deploy_one(client)
+        client.post(f"/api/v1/deployments/{deployment_id}/promote")
+        events: list[dict[str, Any]] = []
+        with client.stream("GET", f"/api/v1/deployments/{deployment_id}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append({"event": kind, **json.loads(line.removeprefix("data: "))})
+        progress = [e for e in events if e["event"] == "progress"]
+        assert [e["version"] for e in progress] == list(range(1, len(progress) + 1))
+        types = [e["type"] for e in progress]
+        assert types[0] == "Deployment.Requested"
+        assert types.count("Deployment.MachineProvisioned") == 4
+        assert "Deployment.Moved" in types
+        assert events[-1] == {"event": "end", "state": "deployed", "version": len(progress)}
+        resumed = client.get(
+            f"/api/v1/deployments/{deployment_id}/events", headers={"Last-Event-ID": str(len(progress) - 1)}
+        )
+        assert resumed.text.count("event: progress") == 1

@@ -14,8 +14,8 @@ from uuid import UUID
 import pytest
 
 from adapters.runtime import Runtime
+from scripts.vcsim_harness import Vcsim
 from tests.support import ROOT_POOL, THREE_TIER, machine, postgres_schema, runtime_for, stages
-from tests.vcsim import Vcsim
 
 POOL = {"cidr": "10.60.0.0/24", "gateway": "10.60.0.1", "dns": ["10.60.0.2"], "first": "10.60.0.10"}
 

@@ -40,6 +40,17 @@ class PyVmomiDriver:
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
         self._pool_lock = threading.Lock()
+        # Inventory that rarely changes, cached; a miss (or a vanished object) refreshes it.
+        self._paths: dict[str, str] = {}
+        self._templates: dict[str, Any] = {}
+        self._template_guest: dict[str, str] = {}
+        self._networks: dict[tuple[str, str], Any] = {}
+        self._pools: dict[str, Any] = {}
+        self._cache_lock = threading.RLock()
+        self._datacenters: dict[str, Any] = {}
+        # Facts learned when cloning, saving round trips in the steps that follow.
+        self._guest_of: dict[str, str] = {}
+        self._datacenter_of: dict[str, Any] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -89,14 +100,34 @@ class PyVmomiDriver:
             memory_mib=int(props.get("config.hardware.memoryMB") or 0),
         )
 
+    def _pool_paths(self, *needed: Any) -> dict[str, str]:
+        if not self._paths or any(p is not None and p._moId not in self._paths for p in needed):
+            self._paths = inventory.pool_paths(self._content)
+        return self._paths
+
     def _read(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
 
         def load() -> VmInfo:
-            props = {p: _get(vm, p) for p in inventory.VM_PROPERTIES}
-            return self._info(vm, props, inventory.pool_paths(self._content))
+            props = inventory.properties_of(self._content, vm, inventory.VM_PROPERTIES)
+            return self._info(vm, props, self._pool_paths(props.get("resourcePool")))
 
         return self.session.call(f"read VM {vm_id}", load)
+
+    def _template(self, name: str) -> Any:
+        with self._cache_lock:  # parallel clones would otherwise all list the inventory at once
+            return self._template_locked(name)
+
+    def _template_locked(self, name: str) -> Any:
+        template = self._templates.get(name)
+        if template is None:
+            found = [(vm, props) for vm, props in self._vms() if props.get("config.template") and "name" in props]
+            self._templates = {props["name"]: vm for vm, props in found}
+            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
+            template = self._templates.get(name)
+        if template is None:
+            raise NotFoundError(f"template '{name}' not found in vCenter")
+        return template
 
     def _resolve_pool(self, path: str) -> tuple[PoolStatus, Any, list[str]]:
         """(status, deepest existing pool, names still missing below it)."""
@@ -118,10 +149,23 @@ class PyVmomiDriver:
         return PoolStatus.EXISTS, pool, []
 
     def _pool(self, path: str) -> Any:
-        status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
-        if status is not PoolStatus.EXISTS:
-            raise NotFoundError(f"resource pool '{path}' not found in vCenter")
-        return pool
+        with self._cache_lock:
+            pool = self._pools.get(path)
+            if pool is not None:
+                return pool
+            status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
+            if status is not PoolStatus.EXISTS:
+                raise NotFoundError(f"resource pool '{path}' not found in vCenter")
+            self._pools[path] = pool
+            return pool
+
+    def _forget(self) -> None:
+        """Drop cached inventory after vCenter said an object is gone."""
+        self._pools.clear()
+        self._datacenters.clear()
+        self._templates.clear()
+        self._networks.clear()
+        self._paths = {}
 
     # -- port ----------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
@@ -164,20 +208,20 @@ class PyVmomiDriver:
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
-        existing = self._find(spec.deployment_id, spec.machine, spec.vm_name)
+        content = self._content
+        dc_name = spec.resource_pool.strip("/").split("/")[0]
+        with self._cache_lock:
+            dc = self._datacenters.get(dc_name)
+            if dc is None:
+                dc = self.session.call("find datacenter", lambda: inventory.datacenter(content, dc_name))
+                if dc is None:
+                    raise NotFoundError(f"datacenter '{dc_name}' not found in vCenter")
+                self._datacenters[dc_name] = dc
+        existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
-        content = self._content
-        template = next(
-            (vm for vm, props in self._vms() if props.get("name") == spec.template and props.get("config.template")),
-            None,
-        )
-        if template is None:
-            raise NotFoundError(f"template '{spec.template}' not found in vCenter")
+        template = self._template(spec.template)
         pool = self._pool(spec.resource_pool)
-        dc_name = spec.resource_pool.strip("/").split("/")[0]
-        dc = inventory.datacenter(content, dc_name)
-        assert dc is not None
         relocate = vim.vm.RelocateSpec(pool=pool)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
         if spec.linked:
@@ -203,7 +247,14 @@ class PyVmomiDriver:
         self.session.wait(
             self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
         )
-        return self._read(vm._moId)
+        guest = self._template_guest.get(spec.template)
+        if guest is not None:
+            self._guest_of[vm._moId] = guest
+        self._datacenter_of[vm._moId] = dc
+        return VmInfo(
+            vm_id=vm._moId, name=spec.vm_name, resource_pool=spec.resource_pool, powered_on=False,
+            deployment_id=spec.deployment_id, machine=spec.machine, cpus=spec.cpus, memory_mib=spec.memory_mib,
+        )  # fmt: skip
 
     def _tag(self, vm: Any, deployment_id: UUID, machine: str) -> None:
         keys = self._field_keys()
@@ -211,21 +262,24 @@ class PyVmomiDriver:
         for key, value in ((keys[DEPLOYMENT_FIELD], str(deployment_id)), (keys[MACHINE_FIELD], machine)):
             self.session.call("tag VM", partial(manager.SetField, entity=vm, key=key, value=value))
 
-    def _find(self, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
-        paths = inventory.pool_paths(self._content)
-        for vm, props in self._vms():
-            info = self._info(vm, props, paths)
-            if info.deployment_id == deployment_id and info.machine == machine:
-                return self._read(vm._moId)
-            if info.name == vm_name and info.deployment_id is None:
-                # Cloned by an attempt that died before tagging it: adopt it.
-                self._tag(vm, deployment_id, machine)
-                return self._read(vm._moId)
-        return None
+    def _find(self, dc: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+        """The VM an earlier attempt made for this machine (names are deterministic), if any."""
+        index = self._content.searchIndex
+        vm = self.session.call("find VM by name", lambda: index.FindChild(dc.vmFolder, vm_name))
+        if vm is None:
+            return None
+        info = self._read(vm._moId)
+        if info.deployment_id is None:
+            # Cloned by an attempt that died before tagging it: adopt it.
+            self._tag(vm, deployment_id, machine)
+            return self._read(vm._moId)
+        if info.deployment_id != deployment_id or info.machine != machine:
+            raise InfrastructureError(f"a VM named {vm_name} already exists for another deployment")
+        return info
 
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
         vm = self._vm(vm_id)
-        guest = str(self.session.call("read guest id", lambda: vm.config.guestId) or "")
+        guest = self._guest_of.get(vm_id) or str(self.session.call("read guest id", lambda: vm.config.guestId) or "")
         family = "windows" if guest.lower().startswith("win") else "linux"
         if family != identity.os_family:
             # vCenter refuses such a spec (CustomizationFault); vcsim does not check, so we do.
@@ -268,13 +322,12 @@ class PyVmomiDriver:
         content = self._content
 
         def plan() -> list[Any]:
-            dc = _datacenter_object(vm)
-            cards = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+            props = inventory.properties_of(content, vm, ["config.hardware.device"])
+            devices = props.get("config.hardware.device") or []
+            cards = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
             changes = []
             for i, nic in enumerate(nics):
-                target = inventory.network(content, dc, nic.network) or inventory.network(
-                    content, dc, self.default_network
-                )
+                target = self._network(vm, nic.network) or self._network(vm, self.default_network)
                 if target is None:
                     raise NotFoundError(f"network '{nic.network}' (and default '{self.default_network}') not found")
                 card = cards[i] if i < len(cards) else vim.vm.device.VirtualVmxnet3(key=-(i + 1))
@@ -296,10 +349,20 @@ class PyVmomiDriver:
             )
             self.session.wait(task, f"NIC change of {vm_id}")
 
+    def _network(self, vm: Any, name: str) -> Any | None:
+        dc = self._datacenter_of.get(vm._moId) or _datacenter_object(vm)
+        key = (dc._moId, name)
+        if key not in self._networks:
+            self._networks[key] = inventory.network(self._content, dc, name)
+        return self._networks[key]
+
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
-        if self.session.call("read power state", lambda: vm.runtime.powerState) != POWERED_ON:
+        try:
             self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+        except InfrastructureError as error:
+            if "InvalidPowerState" not in str(error):  # already on: nothing to do
+                raise
         return self._read(vm_id)
 
     def power_off(self, vm_id: str) -> None:
@@ -323,6 +386,7 @@ class PyVmomiDriver:
 
     def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
         paths = inventory.pool_paths(self._content)
+        self._paths = paths
         prefix = f"sk-{deployment_id.hex[:12]}-"
         found = []
         for vm, props in self._vms():

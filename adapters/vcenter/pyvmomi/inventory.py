@@ -76,6 +76,18 @@ def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any,
         view.Destroy()
 
 
+def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, Any]:
+    """Several properties of one object in a single property-collector call."""
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=properties)],
+    )
+    result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    if result is None or not result.objects:
+        raise vmodl.fault.ManagedObjectNotFound(obj=obj)
+    return {p.name: p.val for p in result.objects[0].propSet}
+
+
 def pool_paths(content: Any) -> dict[str, str]:
     """Resource pool moid -> inventory path (/DC/host/Cluster/Resources/...)."""
     paths: dict[str, str] = {}

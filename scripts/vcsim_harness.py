@@ -1,4 +1,4 @@
-"""A vcsim instance for tests: started by scripts/vcsim.sh, seeded with Stagekeeper's templates."""
+"""A vcsim instance for tests and benchmarks: started by scripts/vcsim.sh, seeded with templates."""
 
 from __future__ import annotations
 

@@ -1,0 +1,131 @@
+"""Deploying 20 machines against vcsim: Stagekeeper next to a plain parallel pyvmomi script.
+
+Both do the same vCenter work per machine with the same parallelism (8): clone from a
+template into the stage pool, set CPU/memory, attach the NIC with a manual MAC, apply guest
+customisation with a static IP, power on. Stagekeeper also records every step as events in
+PostgreSQL, claims IPs and MACs, and tags VMs. vcsim adds a fixed delay to clones and power-ons
+so vCenter time dominates, as on a real vCenter. Prints both wall times and their ratio.
+Goal (issue 4): Stagekeeper within 1.3x of the plain script.
+Usage: .venv/bin/python -m scripts.bench.deploy [--machines 20] [--clone-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pyVmomi import vim
+
+from adapters.runtime import Runtime
+from adapters.settings import Settings
+from adapters.vcenter.pyvmomi import inventory
+from scripts.bench.common import schema
+from scripts.vcsim_harness import Vcsim, start
+
+PARALLEL = 8
+POOL_PATH = "/DC0/host/DC0_C0/Resources"
+
+
+def plain_script(sim: Vcsim, machines: int) -> float:
+    """What an administrator's own parallel pyvmomi script would do."""
+    driver = sim.driver()
+    session = driver.session
+    content = session.content
+    template = next(vm for vm, p in driver._vms() if p.get("name") == "tpl-ubuntu-2404")
+    dc = inventory.datacenter(content, "DC0")
+    pool = driver._pool(POOL_PATH)
+    network = inventory.network(content, dc, "VM Network")
+    run = uuid.uuid4().hex[:6]
+
+    def one(i: int) -> None:
+        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), powerOn=False, template=False)
+        vm = session.wait(template.CloneVM_Task(folder=dc.vmFolder, name=f"plain-{run}-{i}", spec=spec), "clone")
+        session.wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(numCPUs=2, memoryMB=2048)), "resize")
+        card = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))
+        card.backing = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
+        card.addressType, card.macAddress = "manual", f"00:50:56:3f:{i // 256:02x}:{i % 256:02x}"
+        change = vim.vm.device.VirtualDeviceSpec(operation="edit", device=card)
+        session.wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change])), "nic")
+        custom = vim.vm.customization.Specification(
+            identity=vim.vm.customization.LinuxPrep(hostName=vim.vm.customization.FixedName(name=f"m{i}"), domain="x"),
+            globalIPSettings=vim.vm.customization.GlobalIPSettings(),
+            nicSettingMap=[
+                vim.vm.customization.AdapterMapping(
+                    adapter=vim.vm.customization.IPSettings(
+                        ip=vim.vm.customization.FixedIp(ipAddress=f"10.99.{i // 250}.{i % 250 + 2}"),
+                        subnetMask="255.255.0.0",
+                    )
+                )
+            ],
+        )
+        session.wait(vm.CustomizeVM_Task(spec=custom), "customize")
+        session.wait(vm.PowerOnVM_Task(), "power on")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(PARALLEL) as pool_executor:
+        list(pool_executor.map(one, range(machines)))
+    elapsed = time.perf_counter() - started
+    driver.close()
+    return elapsed
+
+
+def stagekeeper(sim: Vcsim, url: str, machines: int) -> float:
+    settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)  # noqa: S106
+    runtime = Runtime(settings, vcenter=sim.driver())
+    try:
+        app = runtime.app
+        app.import_templates(["tpl-ubuntu-2404"], None, actor="bench")
+        stage = {"name": "int", "resource_pool": f"{POOL_PATH}/bench-{uuid.uuid4().hex[:6]}",
+                 "ip_pools": [{"cidr": "10.98.0.0/16", "gateway": "10.98.0.1"}]}  # fmt: skip
+        service = app.register_service(f"bench-{uuid.uuid4().hex[:6]}", "", [stage], actor="bench").value
+        specs = [
+            {"name": f"m{i:02d}", "template": "tpl-ubuntu-2404", "cpus": 2, "memory_mib": 2048, "clone_mode": "full",
+             "nics": [{"network": "VM Network"}], "customization": {"os": "linux", "ip_mode": "static-pool"}}
+            for i in range(machines)
+        ]  # fmt: skip
+        configuration = app.create_configuration(
+            service.id, "bench", "", [{"name": "VM Network"}], specs, actor="bench"
+        ).value
+        runtime.catch_up()  # the stage pool is created before timing starts
+        started = time.perf_counter()
+        deployment = app.deploy(configuration.id, "int", actor="bench").value
+        runtime.process_follower.catch_up()
+        elapsed = time.perf_counter() - started
+        state = app.deployment(deployment.id).state
+        assert state == "deployed", app.deployment(deployment.id).failure
+        assert len(runtime.vcenter.find_vms(deployment.id)) == machines
+        return elapsed
+    finally:
+        runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--machines", type=int, default=20)
+    parser.add_argument("--clone-ms", type=int, default=200, help="vCenter time per clone")
+    parser.add_argument("--power-ms", type=int, default=100, help="vCenter time per power-on")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, schema() as (_, url):
+        sim = start(Path(tmp) / "vcsim.log")
+        try:
+            sim.control("method-delay", method="CloneVM_Task", ms=args.clone_ms)
+            sim.control("method-delay", method="PowerOnVM_Task", ms=args.power_ms)
+            plain = [plain_script(sim, args.machines)]
+            ours = [stagekeeper(sim, url, args.machines)]
+            plain.append(plain_script(sim, args.machines))
+            ours.append(stagekeeper(sim, url, args.machines))
+        finally:
+            sim.stop()
+    best_plain, best_ours = min(plain), min(ours)
+    print(f"vcsim: clone {args.clone_ms} ms, power-on {args.power_ms} ms, {PARALLEL} parallel tasks")
+    print(f"plain pyvmomi script, {args.machines} machines: {', '.join(f'{t:.2f}s' for t in plain)}")
+    print(f"Stagekeeper deploy,   {args.machines} machines: {', '.join(f'{t:.2f}s' for t in ours)}")
+    print(f"ratio Stagekeeper / plain (best of 2): {best_ours / best_plain:.2f}x (goal <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()
