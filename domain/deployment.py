@@ -236,6 +236,20 @@ class Deployment(Aggregate):
     def _machine_moved(self, machine: str, resource_pool: str, actor: str, reason: str | None) -> None:
         self.machine(machine)["resource_pool"] = resource_pool
 
+    def record_machine_recloned(self, machine: str, resource_pool: str, vm_name: str, vm_id: str, actor: str) -> None:
+        """A move across clusters: the machine now runs as a clone in the target pool."""
+        self._require((PROMOTING, DEMOTING), "record a recloned machine on")
+        self.machine(machine)
+        self._machine_recloned(
+            machine=machine, resource_pool=resource_pool, vm_name=vm_name, vm_id=vm_id, actor=actor, reason=None
+        )
+
+    @event("MachineRecloned", topic="stagekeeper:Deployment.MachineRecloned")
+    def _machine_recloned(
+        self, machine: str, resource_pool: str, vm_name: str, vm_id: str, actor: str, reason: str | None
+    ) -> None:
+        self.machine(machine).update(resource_pool=resource_pool, vm_name=vm_name, vm_id=vm_id)
+
     def complete_move(self, actor: str) -> None:
         self._require((PROMOTING, DEMOTING), "complete the move of")
         assert self.target_stage is not None

@@ -47,6 +47,7 @@ class CloneSpec:
     memory_mib: int
     deployment_id: UUID
     machine: str
+    source_vm_id: str | None = None  # clone this VM (a move across clusters) instead of the template
 
 
 @dataclass(frozen=True)

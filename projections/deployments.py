@@ -167,6 +167,12 @@ class DeploymentsProjection(Projection):
     def machine_moved(self, event: Any, position: int, cursor: Cursor) -> None:
         self._set_machine(cursor, event, position, event.machine, resource_pool=event.resource_pool)
 
+    @on("Deployment.MachineRecloned")
+    def machine_recloned(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._set_machine(
+            cursor, event, position, event.machine, resource_pool=event.resource_pool, vm_name=event.vm_name
+        )
+
     @on("Deployment.Moved")
     def moved(self, event: Any, position: int, cursor: Cursor) -> None:
         cursor.execute("SELECT target_pool FROM sk_deployments WHERE id = %s", (str(event.originator_id),))

@@ -75,6 +75,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.RetryRequested": lambda d: f"retry requested (attempt {d['attempt']})",
     "Deployment.MoveRequested": lambda d: f"{d['direction']} requested: '{d['from_stage']}' -> '{d['to_stage']}'",
     "Deployment.MachineMoved": lambda d: f"machine '{d['machine']}' moved to {d['resource_pool']}",
+    "Deployment.MachineRecloned": lambda d: (
+        f"machine '{d['machine']}' recloned as VM {d['vm_name']} in {d['resource_pool']} (source retired)"
+    ),
     "Deployment.Moved": lambda d: f"{d['direction']}d: '{d['from_stage']}' -> '{d['to_stage']}'",
     "Deployment.MoveFailed": lambda d: f"move failed{' (rolled back)' if d['rolled_back'] else ''}: {d['reason']}",
     "Deployment.StageRenamed": lambda d: f"stage renamed '{d['old']}' -> '{d['new']}'",

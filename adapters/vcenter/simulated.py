@@ -41,7 +41,8 @@ DEFAULT_TEMPLATES: tuple[TemplateInfo, ...] = (
         "/DC0/vm/tpl-windows-2022",
     ),
 )
-DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0")}
+# vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
+DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
 
 
 @dataclass
@@ -170,10 +171,14 @@ class SimulatedVCenter:
     def clone(self, spec: CloneSpec) -> VmInfo:
         with self._lock:
             for vm in self._vms.values():
-                if vm.deployment_id == str(spec.deployment_id) and vm.machine == spec.machine:
+                same = vm.deployment_id == str(spec.deployment_id) and vm.machine == spec.machine
+                if same and (vm.name == spec.vm_name or spec.source_vm_id is None):
                     return vm.info()
             self._maybe_fail("clone")
-            if spec.template not in self._templates:
+            source = self._vms.get(spec.source_vm_id) if spec.source_vm_id else None
+            if spec.source_vm_id and source is None:
+                raise NotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
+            if source is None and spec.template not in self._templates:
                 raise NotFoundError(f"template '{spec.template}' not found in vCenter")
             if spec.resource_pool not in self._pools:
                 raise NotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
@@ -182,7 +187,8 @@ class SimulatedVCenter:
         self._work()
         with self._lock:
             self._counter += 1
-            template = self._templates[spec.template]
+            source = self._vms.get(spec.source_vm_id) if spec.source_vm_id else None
+            os_family = source.os_family if source else self._templates[spec.template].os_family
             vm = _Vm(
                 vm_id=f"vm-{self._counter}",
                 name=spec.vm_name,
@@ -193,7 +199,11 @@ class SimulatedVCenter:
                 linked=spec.linked,
                 deployment_id=str(spec.deployment_id),
                 machine=spec.machine,
-                os_family=template.os_family,
+                os_family=os_family,
+                # A clone of a VM keeps its guest identity and NICs (like vCenter's clone of a VM).
+                hostname=source.hostname if source else None,
+                ip=source.ip if source else None,
+                nics=[dict(n) for n in source.nics] if source else [],
             )
             self._vms[vm.vm_id] = vm
             self._save()

@@ -10,6 +10,7 @@ fault's message; anything else propagates, and the follower retries the event la
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from functools import partial
@@ -27,6 +28,7 @@ from domain.deployment import (
 from domain.errors import InfrastructureError, InvalidTransitionError, NotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
+from domain.values import PoolPath
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,9 @@ class DeploymentProcess:
     def _move(self, deployment: Deployment) -> None:
         target = deployment.target_pool
         assert target is not None
+        if PoolPath.parse(target).cluster_path != PoolPath.parse(deployment.resource_pool).cluster_path:
+            self._move_across_clusters(deployment, target)
+            return
         moved: list[str] = []
         try:
             self.vcenter.ensure_pool(target)
@@ -227,3 +232,54 @@ class DeploymentProcess:
             self.app.record_step(deployment.id, lambda d: d.record_move_failure(reason, rolled_back, ACTOR))
             return
         self.app.record_step(deployment.id, lambda d: d.complete_move(ACTOR))
+
+    def _move_across_clusters(self, deployment: Deployment, target: str) -> None:
+        """Relocation cannot cross clusters: clone each VM into the target pool, move its MACs to
+        the clone, start it, and retire the source. Machines already done are skipped on restart."""
+        retired = 0
+        try:
+            self.vcenter.ensure_pool(target)
+            for machine in deployment.machines:
+                if machine["state"] != "provisioned" or machine["resource_pool"] == target:
+                    continue
+                self._reclone(deployment, machine, target)
+                retired += 1
+        except VCENTER_FAULTS as fault:
+            reason = fault.message
+            # Clones made for machines not yet switched over are discarded; sources keep running.
+            for vm in self.vcenter.find_vms(deployment.id):
+                if vm.resource_pool == target and vm.vm_id not in {m["vm_id"] for m in deployment.machines}:
+                    self.vcenter.power_off(vm.vm_id)
+                    self.vcenter.destroy(vm.vm_id)
+            for vm in self.vcenter.find_vms(deployment.id):
+                if not vm.powered_on and vm.resource_pool != target:
+                    self.vcenter.power_on(vm.vm_id)
+            rolled_back = retired == 0
+            if not rolled_back:
+                reason += f" ({retired} machine(s) had already moved to {target})"
+            self.app.record_step(deployment.id, lambda d: d.record_move_failure(reason, rolled_back, ACTOR))
+            return
+        self.app.record_step(deployment.id, lambda d: d.complete_move(ACTOR))
+
+    def _reclone(self, deployment: Deployment, machine: dict[str, Any], target: str) -> None:
+        name = f"{vm_name(deployment.id, machine['name'])}-{hashlib.sha256(target.encode()).hexdigest()[:4]}"
+        spec = machine["spec"]
+        clone = self.vcenter.clone(
+            CloneSpec(
+                vm_name=name, template=spec["template"], resource_pool=target, linked=False, cpus=spec["cpus"],
+                memory_mib=spec["memory_mib"], deployment_id=deployment.id, machine=machine["name"],
+                source_vm_id=machine["vm_id"],
+            )
+        )  # fmt: skip
+        if not clone.powered_on:
+            self.vcenter.power_off(machine["vm_id"])
+            macs = (machine.get("addressing") or {}).get("macs", [])
+            self.vcenter.set_nics(clone.vm_id, [NicSetting(network=n["network"], mac=n["mac"]) for n in macs])
+            clone = self.vcenter.power_on(clone.vm_id)
+        self.vcenter.power_off(machine["vm_id"])
+        self.vcenter.destroy(machine["vm_id"])
+        step = partial(
+            Deployment.record_machine_recloned, machine=machine["name"], resource_pool=target,
+            vm_name=clone.name, vm_id=clone.vm_id, actor=ACTOR,
+        )  # fmt: skip
+        self.app.record_step(deployment.id, step)

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=5_000, help="versions of the largest configuration")
     args = parser.parse_args()
     with schema() as (_, url):
-        runtime = Runtime(Settings(database_url=url, admin_password="bench"))  # noqa: S106
+        runtime = Runtime(Settings(database_url=url, admin_password="bench"))
         clock = SyntheticClock(timedelta(days=365) / args.events)
         original = eventsourcing.domain.datetime_now_with_tzinfo
         eventsourcing.domain.datetime_now_with_tzinfo = clock

@@ -18,7 +18,7 @@ import psycopg
 
 CONNINFO = os.environ.get("STAGEKEEPER_BENCH_CONNINFO", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 URL = os.environ.get("STAGEKEEPER_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PASSWORD = "bench-password"  # noqa: S105 (a throwaway server on loopback)
+PASSWORD = "bench-password"
 
 
 @contextmanager

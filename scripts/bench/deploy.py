@@ -74,7 +74,7 @@ def plain_script(sim: Vcsim, machines: int) -> float:
 
 
 def stagekeeper(sim: Vcsim, url: str, machines: int) -> float:
-    settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)  # noqa: S106
+    settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)
     runtime = Runtime(settings, vcenter=sim.driver())
     try:
         app = runtime.app

@@ -36,6 +36,11 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     vcenter.inject_fault("relocate", "boom")
     app.demote(deployment_id, actor="a")
     runtime.catch_up()
+    app.demote(deployment_id, actor="a")
+    runtime.catch_up()
+    app.update_stage(service_id, "test", {"resource_pool": "/DC0/host/DC0_H1/Resources/t"}, actor="a")
+    app.promote(deployment_id, actor="a")  # across clusters: recloned
+    runtime.catch_up()
     app.undeploy(deployment_id, actor="a")
     runtime.catch_up()
     vcenter.inject_fault("clone", "no space")

@@ -60,6 +60,27 @@ def test_promote_and_demote_move_the_vms_between_stage_pools(
     assert pools(vcenter, deployment_id) == {f"{ROOT_POOL}/int-pool"}
 
 
+def test_a_promotion_to_a_pool_on_another_cluster_reclones_and_retires_the_sources(
+    runtime: Runtime, vcenter: SimulatedVCenter, configuration_id: UUID
+) -> None:
+    deployment_id = deployed(runtime, configuration_id)
+    service_id = runtime.app.deployment(deployment_id).service_id
+    runtime.app.update_stage(service_id, "test", {"resource_pool": "/DC0/host/DC0_H0/Resources/test"}, actor="a")
+    before = {vm.machine: vm for vm in vcenter.find_vms(deployment_id)}
+    runtime.app.promote(deployment_id, actor="a")
+    runtime.catch_up()
+    deployment = runtime.app.deployment(deployment_id)
+    assert (deployment.state, deployment.stage) == ("deployed", "test")
+    after = {vm.machine: vm for vm in vcenter.find_vms(deployment_id)}
+    assert sorted(after) == sorted(before)
+    for name, vm in after.items():
+        assert vm.resource_pool == "/DC0/host/DC0_H0/Resources/test"
+        assert vm.vm_id != before[name].vm_id
+        assert vm.powered_on
+        assert (vm.ip, vm.macs) == (before[name].ip, before[name].macs)
+        assert deployment.machine(str(name))["vm_id"] == vm.vm_id
+
+
 def test_promoting_past_the_last_or_demoting_before_the_first_stage_is_refused(
     runtime: Runtime, configuration_id: UUID
 ) -> None:

@@ -157,3 +157,22 @@ def test_a_worker_killed_mid_deploy_of_twenty_machines_finishes_with_exactly_twe
             commands.close()
     finally:
         vcsim.control("reset")
+
+
+def test_a_promotion_to_another_cluster_reclones_on_vcsim(runtime: Runtime) -> None:
+    service_id, configuration_id = service_with(runtime, "crossing", THREE_TIER[:2])
+    runtime.app.update_stage(service_id, "test", {"resource_pool": "/DC0/host/DC0_H0/Resources/crossing"}, "alice")
+    deployment_id = runtime.app.deploy(configuration_id, "int", actor="alice").value.id
+    runtime.catch_up()
+    before = {vm.machine: vm for vm in runtime.vcenter.find_vms(deployment_id)}
+    runtime.app.promote(deployment_id, actor="alice")
+    runtime.catch_up()
+    deployment = runtime.app.deployment(deployment_id)
+    assert (deployment.state, deployment.stage) == ("deployed", "test"), deployment.failure
+    after = {vm.machine: vm for vm in runtime.vcenter.find_vms(deployment_id)}
+    assert sorted(after, key=str) == sorted(before, key=str)
+    for name, vm in after.items():
+        assert vm.resource_pool == "/DC0/host/DC0_H0/Resources/crossing"
+        assert vm.vm_id != before[name].vm_id
+        assert vm.powered_on
+        assert vm.macs == before[name].macs

@@ -220,11 +220,11 @@ class PyVmomiDriver:
         existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
-        template = self._template(spec.template)
+        template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
         pool = self._pool(spec.resource_pool)
         relocate = vim.vm.RelocateSpec(pool=pool)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
-        if spec.linked:
+        if spec.linked and not spec.source_vm_id:
             snapshot = self.session.call("read template snapshot", lambda: _get(template, "snapshot.currentSnapshot"))
             if snapshot is None:
                 raise InfrastructureError(
