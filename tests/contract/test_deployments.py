@@ -72,7 +72,7 @@ def test_a_promotion_to_a_pool_on_another_cluster_reclones_and_retires_the_sourc
     deployment = runtime.app.deployment(deployment_id)
     assert (deployment.state, deployment.stage) == ("deployed", "test")
     after = {vm.machine: vm for vm in vcenter.find_vms(deployment_id)}
-    assert sorted(after) == sorted(before)
+    assert sorted(after, key=str) == sorted(before, key=str)
     for name, vm in after.items():
         assert vm.resource_pool == "/DC0/host/DC0_H0/Resources/test"
         assert vm.vm_id != before[name].vm_id
