@@ -90,6 +90,17 @@ class ConfigurationCommands(StagekeeperApplication):
             raise InvalidTransitionError(f"service '{service.name}' is retired")
         return service
 
+    def _name_change(self, configuration: Configuration, new_name: str) -> list[Any]:
+        """Claims to save with a rename: the new name taken, the old one released."""
+        if new_name == configuration.name:
+            return []
+        scope = str(configuration.service_id)
+        claims: list[Any] = [self.claim_name(CONFIGURATION_NAMES, scope, new_name, configuration.id)]
+        if new_name.casefold() != configuration.name.casefold():
+            released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
+            claims.extend([released] if released else [])
+        return claims
+
     def _change_configuration(
         self,
         configuration_id: UUID,
@@ -124,16 +135,12 @@ class ConfigurationCommands(StagekeeperApplication):
             self.check_templates(machines)
 
         def change(configuration: Configuration) -> list[Any]:
-            others: list[Any] = []
             configuration.revise(text, networks, machines, actor, reason)
-            if new_name is not None and new_name != configuration.name:
-                scope = str(configuration.service_id)
-                others.append(self.claim_name(CONFIGURATION_NAMES, scope, new_name, configuration.id))
-                if new_name.casefold() != configuration.name.casefold():
-                    released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
-                    others.extend([released] if released else [])
-                configuration.rename(new_name, actor, reason)
-            return others
+            if new_name is None or new_name == configuration.name:
+                return []
+            claims = self._name_change(configuration, new_name)
+            configuration.rename(new_name, actor, reason)
+            return claims
 
         return self._change_configuration(configuration_id, expected_version, change)
 
@@ -225,14 +232,8 @@ class ConfigurationCommands(StagekeeperApplication):
         definition = self.definition_at(configuration_id, version)
 
         def change(configuration: Configuration) -> list[Any]:
-            others: list[Any] = []
-            if definition["name"] != configuration.name:
-                scope = str(configuration.service_id)
-                others.append(self.claim_name(CONFIGURATION_NAMES, scope, definition["name"], configuration.id))
-                if definition["name"].casefold() != configuration.name.casefold():
-                    released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
-                    others.extend([released] if released else [])
+            claims = self._name_change(configuration, definition["name"])
             configuration.restore(version, definition, actor, reason)
-            return others
+            return claims
 
         return self._change_configuration(configuration_id, expected_version, change)
