@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -82,9 +82,6 @@ class Settings:
                     f"STAGEKEEPER_VCENTER_DRIVER=pyvmomi needs {', '.join('STAGEKEEPER_' + m for m in missing)}"
                 )
         return settings
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

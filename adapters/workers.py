@@ -37,7 +37,6 @@ class FollowerThread:
         self._thread = threading.Thread(target=self._run, name=f"sk-{name}", daemon=True)
         self.leader = False
         self.errors: dict[str, str] = {}
-        self.cycles = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -68,7 +67,6 @@ class FollowerThread:
                         failed = True
                         self.errors[follower.name] = f"{type(error).__name__}: {error}"
                         log.exception("follower %s failed; retrying in %.1fs", follower.name, backoff)
-            self.cycles += 1
             if failed:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -35,7 +35,6 @@ from domain.service import Service
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
-SYSTEM_ACTOR = "stagekeeper"
 _ATTEMPTS = 6
 
 

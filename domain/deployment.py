@@ -83,10 +83,6 @@ class Deployment(Aggregate):
                 return machine
         raise NotFoundError(f"deployment has no machine '{name}'", field="machine")
 
-    @property
-    def is_live(self) -> bool:
-        return self.state != UNDEPLOYED
-
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
         if self.state not in allowed:
             raise InvalidTransitionError(

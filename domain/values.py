@@ -283,11 +283,3 @@ def check_description(value: object, field_name: str = "description") -> str:
     if not isinstance(value, str) or len(value) > 4096:
         raise ValidationError(f"{field_name} must be text up to 4096 characters", field=field_name)
     return value
-
-
-def check_reason(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 2048:
-        raise ValidationError("reason must be text up to 2048 characters", field="reason")
-    return value or None

@@ -1,7 +1,7 @@
 """Reading stored events without the domain classes: fast, for projections that see every event.
 
 The library stores event state as JSON in which UUIDs and datetimes are tagged
-({"_type_": "uuid_hex", "_data_": ...}); `plain()` turns those into strings.
+({"_type_": "uuid_hex", "_data_": ...}); parsing turns those into plain strings.
 """
 
 from __future__ import annotations
@@ -52,34 +52,8 @@ class RawEvent:
         return self._summary
 
 
-def plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        kind = value.get("_type_")
-        if kind is not None and "_data_" in value and len(value) == 2:
-            data = value["_data_"]
-            if kind == "uuid_hex":
-                return f"{data[:8]}-{data[8:12]}-{data[12:16]}-{data[16:20]}-{data[20:]}"
-            if kind == "datetime_iso":
-                return fixed_iso(data)
-            return plain(data)
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
 def fixed_iso(text: str) -> str:
     """ISO-8601 UTC with microseconds always present, so text order is time order."""
     if len(text) == 32 and text.endswith("+00:00"):
         return text
     return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def event_type(notification: Notification) -> str:
-    return notification.topic.removeprefix(TOPIC_PREFIX)
-
-
-def state_of(notification: Notification) -> dict[str, Any]:
-    data = plain(json.loads(notification.state))
-    assert isinstance(data, dict)
-    return data

@@ -232,16 +232,15 @@ class PyVmomiDriver:
                 )
             relocate.diskMoveType = "createNewChildDiskBacking"
             clone.snapshot = snapshot
-        task = self.session.call(
-            "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
-        )
-        vm = self.session.wait(task, f"clone of {spec.vm_name}")
-        keys = self._field_keys()
-        manager = content.customFieldsManager
-        self.session.call(
-            "tag VM", lambda: manager.SetField(entity=vm, key=keys[DEPLOYMENT_FIELD], value=str(spec.deployment_id))
-        )
-        self.session.call("tag VM", lambda: manager.SetField(entity=vm, key=keys[MACHINE_FIELD], value=spec.machine))
+        try:
+            task = self.session.call(
+                "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
+            )
+            vm = self.session.wait(task, f"clone of {spec.vm_name}")
+        except NotFoundError:
+            self._forget()  # a cached pool or template may be what vanished
+            raise
+        self._tag(vm, spec.deployment_id, spec.machine)
         # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
         config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
         self.session.wait(
