@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from adapters.clock import SystemClock
+from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
@@ -19,7 +20,7 @@ from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.workers import FollowerThread
 from domain.credentials import new_password
-from domain.ports import Clock, VCenterDriver
+from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
@@ -87,14 +88,42 @@ def schema_lock(db: Database) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
+def make_directory(settings: Settings) -> Directory | None:
+    if not settings.ldap_url:
+        return None
+    assert settings.ldap_bind_dn
+    assert settings.ldap_bind_password is not None
+    assert settings.ldap_user_base
+    assert settings.ldap_group_base
+    return LdapDirectory(
+        LdapSettings(
+            url=settings.ldap_url,
+            bind_dn=settings.ldap_bind_dn,
+            bind_password=settings.ldap_bind_password,
+            user_base=settings.ldap_user_base,
+            group_base=settings.ldap_group_base,
+            user_filter=settings.ldap_user_filter,
+            start_tls=settings.ldap_start_tls,
+            ca_file=settings.ldap_ca_file,
+        )
+    )
+
+
 class Runtime:
     """Everything one Stagekeeper process needs, built from settings; `close()` releases it all."""
 
-    def __init__(self, settings: Settings, vcenter: VCenterDriver | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        vcenter: VCenterDriver | None = None,
+        clock: Clock | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self.settings = settings
         self.db = database(settings.database_url)
         self.vcenter = vcenter or make_vcenter(settings, self.db)
         self.clock = clock or SystemClock()
+        self.directory = directory if directory is not None else make_directory(settings)
         with schema_lock(self.db):
             self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
             self.store = open_read_store(self.db)
@@ -126,6 +155,11 @@ class Runtime:
         """Create the local admin on first start. Returns a generated password to show once."""
         generated = None
         password = self.settings.admin_password
+        if self.directory is not None:
+            # With a directory, the local admin is a break-glass account: only with a password set.
+            if password is not None:
+                self.app.ensure_local_account(ADMIN, password)
+            return None
         if password is None and self.app.local_account(ADMIN) is None:
             password = generated = new_password()
         if password is not None:

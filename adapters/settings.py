@@ -33,6 +33,15 @@ class Settings:
     poll_seconds: float = 0.2
     credential_cache_seconds: float = 60.0
     run_workers: bool = True
+    ldap_url: str | None = None
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: str | None = None
+    ldap_user_base: str | None = None
+    ldap_user_filter: str = "(uid={username})"
+    ldap_group_base: str | None = None
+    ldap_admin_group: str | None = None
+    ldap_start_tls: bool = False
+    ldap_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -73,6 +82,15 @@ class Settings:
             poll_seconds=number("POLL_SECONDS", 0.2, 0.01, 60.0),
             credential_cache_seconds=number("CREDENTIAL_CACHE_SECONDS", 60.0, 0.0, 3600.0),
             run_workers=(get("SERVE_WORKERS") or "true").lower() not in ("0", "false", "no", "off"),
+            ldap_url=get("LDAP_URL"),
+            ldap_bind_dn=get("LDAP_BIND_DN"),
+            ldap_bind_password=get("LDAP_BIND_PASSWORD"),
+            ldap_user_base=get("LDAP_USER_BASE"),
+            ldap_user_filter=get("LDAP_USER_FILTER") or "(uid={username})",
+            ldap_group_base=get("LDAP_GROUP_BASE"),
+            ldap_admin_group=get("LDAP_ADMIN_GROUP"),
+            ldap_start_tls=(get("LDAP_START_TLS") or "false").lower() in ("1", "true", "yes"),
+            ldap_ca_file=get("LDAP_CA_FILE"),
         )
         database(settings.database_url)  # fail early on a bad URL
         if driver == "pyvmomi":
@@ -81,6 +99,14 @@ class Settings:
                 raise SettingsError(
                     f"STAGEKEEPER_VCENTER_DRIVER=pyvmomi needs {', '.join('STAGEKEEPER_' + m for m in missing)}"
                 )
+        if settings.ldap_url:
+            missing = [
+                n for n in ("LDAP_BIND_DN", "LDAP_BIND_PASSWORD", "LDAP_USER_BASE", "LDAP_GROUP_BASE") if get(n) is None
+            ]
+            if missing:
+                raise SettingsError(f"STAGEKEEPER_LDAP_URL needs {', '.join('STAGEKEEPER_' + m for m in missing)}")
+            if "{username}" not in settings.ldap_user_filter:
+                raise SettingsError("STAGEKEEPER_LDAP_USER_FILTER must contain {username}")
         return settings
 
 

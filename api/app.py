@@ -33,7 +33,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
 
     app = FastAPI(title="Stagekeeper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime or Runtime(settings)
-    app.state.authenticator = Authenticator(app.state.runtime.app, settings.credential_cache_seconds)
+    runtime_ = app.state.runtime
+    app.state.authenticator = Authenticator(
+        runtime_.app,
+        settings.credential_cache_seconds,
+        directory=runtime_.directory,
+        admin_group=settings.ldap_admin_group,
+        # With a directory, the local admin is break-glass only: enabled by STAGEKEEPER_ADMIN_PASSWORD.
+        local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
+    )
     install_error_handlers(app)
     for module in (health, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)

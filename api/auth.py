@@ -1,7 +1,10 @@
-"""Authentication: HTTP Basic (local accounts) and Bearer (API tokens), with a short verified cache.
+"""Authentication: HTTP Basic (directory users, or the local break-glass admin) and Bearer
+API tokens, with a short cache of verified credentials.
 
-Password hashing (scrypt) costs tens of milliseconds by design, so a verified credential is
-remembered for a short time (keyed by a SHA-256 of the secret, never the secret itself).
+Password checks (scrypt for local accounts, an LDAP bind for directory users) cost tens of
+milliseconds by design, so a verified credential is remembered briefly, keyed by a SHA-256 of
+the secret, never the secret itself. A directory that cannot be reached gives 503 for password
+logins; tokens keep working with the groups known when they were issued.
 """
 
 from __future__ import annotations
@@ -11,24 +14,46 @@ import binascii
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.credentials import token_digest, verify_password
-from domain.errors import AuthenticationError
+from domain.errors import AuthenticationError, UnavailableError
+from domain.permissions import Caller
+from domain.ports import Directory
 from domain.stagekeeper import Stagekeeper
+from domain.values import normalise_key
+
+LOCAL_ADMIN = "admin"
 
 
 @dataclass(frozen=True)
 class Principal:
     user: str
     is_admin: bool
-    via: str  # "password" | "token"
+    via: str  # "password" | "token" | "local"
+    groups: frozenset[str] = field(default_factory=frozenset)
+    display_name: str = ""
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(user=self.user, groups=self.groups, is_admin=self.is_admin)
 
 
 class Authenticator:
-    def __init__(self, app: Stagekeeper, cache_seconds: float, token_cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: Stagekeeper,
+        cache_seconds: float,
+        directory: Directory | None = None,
+        admin_group: str | None = None,
+        local_admin_enabled: bool = True,
+        token_cache_seconds: float = 5.0,
+    ) -> None:
         self.app = app
         self.cache_seconds = cache_seconds
+        self.directory = directory
+        self.admin_group = normalise_key(admin_group) if admin_group else None
+        self.local_admin_enabled = local_admin_enabled
         self.token_cache_seconds = min(token_cache_seconds, cache_seconds)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
@@ -42,6 +67,8 @@ class Authenticator:
             return None
 
     def _remember(self, key: str, principal: Principal, seconds: float) -> None:
+        if seconds <= 0:
+            return
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -51,6 +78,9 @@ class Authenticator:
         """Drop cached verifications (after a revocation in this process)."""
         with self._lock:
             self._cache.clear()
+
+    def _is_admin(self, groups: frozenset[str]) -> bool:
+        return self.admin_group is not None and self.admin_group in {normalise_key(g) for g in groups}
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -73,12 +103,26 @@ class Authenticator:
         cached = self._cached(key)
         if cached is not None:
             return cached
-        account = self.app.local_account(username)
-        if account is None or not verify_password(password, account.password_hash):
+        principal = self._local(username, password) if username == LOCAL_ADMIN else None
+        if principal is None and self.directory is not None:
+            user = self.directory.authenticate(username, password)
+            if user is not None:
+                principal = Principal(
+                    user=user.username, is_admin=self._is_admin(user.groups), via="password", groups=user.groups,
+                    display_name=user.display_name,
+                )  # fmt: skip
+        if principal is None:
             raise AuthenticationError("wrong username or password")
-        principal = Principal(user=username, is_admin=True, via="password")
         self._remember(key, principal, self.cache_seconds)
         return principal
+
+    def _local(self, username: str, password: str) -> Principal | None:
+        if not self.local_admin_enabled:
+            return None
+        account = self.app.local_account(username)
+        if account is None or not verify_password(password, account.password_hash):
+            return None
+        return Principal(user=username, is_admin=True, via="local", display_name="local administrator")
 
     def _bearer(self, token: str) -> Principal:
         digest = token_digest(token)
@@ -89,7 +133,19 @@ class Authenticator:
         record = self.app.api_token(digest)
         if record is None or not record.valid_at(self.app.clock.now()):
             raise AuthenticationError("invalid, expired or revoked token")
-        owner = self.app.local_account(record.user)
-        principal = Principal(user=record.user, is_admin=owner is not None, via="token")
+        if record.user == LOCAL_ADMIN and self.app.local_account(LOCAL_ADMIN) is not None:
+            if not self.local_admin_enabled:
+                raise AuthenticationError("the local admin account is disabled")
+            principal = Principal(user=record.user, is_admin=True, via="token")
+        else:
+            groups: frozenset[str] | None = frozenset(record.groups)
+            if self.directory is not None:
+                try:
+                    groups = self.directory.groups(record.user)
+                except UnavailableError:
+                    groups = frozenset(record.groups)  # the directory is down: tokens keep working
+            if groups is None:
+                raise AuthenticationError(f"the owner of this token ({record.user}) is no longer in the directory")
+            principal = Principal(user=record.user, is_admin=self._is_admin(groups), via="token", groups=groups)
         self._remember(key, principal, self.token_cache_seconds)
         return principal

@@ -48,7 +48,7 @@ class ApiToken(Aggregate):
         TOPIC = "stagekeeper:ApiToken.Created"
 
     @staticmethod
-    def create_id(digest: str, user: str, name: str, expires_at: datetime, actor: str) -> UUID:
+    def create_id(digest: str, user: str, name: str, expires_at: datetime, groups: list[str], actor: str) -> UUID:
         return ApiToken.id_for(digest)
 
     @staticmethod
@@ -56,12 +56,14 @@ class ApiToken(Aggregate):
         return uuid5(_NS, f"token:{digest}")
 
     @event("Issued", topic="stagekeeper:ApiToken.Issued")
-    def __init__(self, digest: str, user: str, name: str, expires_at: datetime, actor: str) -> None:
+    def __init__(self, digest: str, user: str, name: str, expires_at: datetime, groups: list[str], actor: str) -> None:
         # The digest is only used to derive the id; keeping a prefix lets users tell tokens apart.
         self.hint = digest[:8]
         self.user = user
         self.name = name
         self.expires_at = expires_at
+        # The owner's groups when the token was issued: used while the directory is unreachable.
+        self.groups = list(groups)
         self.revoked = False
 
     def revoke(self, actor: str, reason: str | None) -> None:

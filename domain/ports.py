@@ -151,6 +151,26 @@ class VCenterDriver(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DirectoryUser:
+    username: str
+    dn: str
+    display_name: str
+    groups: frozenset[str]  # group DNs, both groupOfNames (member) and posixGroup (memberUid)
+
+
+class Directory(Protocol):
+    """Who users are and which groups they belong to (LDAP). Unreachable: UnavailableError."""
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser | None:
+        """The user if the password is right, None if the user or password is wrong."""
+        ...
+
+    def groups(self, username: str) -> frozenset[str] | None:
+        """The user's group DNs now (None if the user no longer exists)."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""

@@ -40,6 +40,8 @@ class Service(Aggregate):
         self.definition_version = 1
         # stage key -> ids of deployments living there (requested..failed, not yet undeployed)
         self.occupancy: dict[str, list[str]] = {}
+        # grant id -> {"id", "role", "user", "group", "stage"}
+        self.grants: dict[str, dict[str, Any]] = {}
 
     # -- queries ---------------------------------------------------------------------------
     def stage(self, name: str) -> dict[str, Any]:
@@ -123,6 +125,7 @@ class Service(Aggregate):
     def _stage_removed(self, stage: str, actor: str, reason: str | None) -> None:
         self.definition_version = self.version + 1
         self.stages = [s for s in self.stages if s["name"] != stage]
+        self.grants = {k: g for k, g in self.grants.items() if g["stage"] != stage}
         self.occupancy.pop(normalise_key(stage), None)
 
     def rename_stage(self, name: str, new_name: str, actor: str, reason: str | None) -> None:
@@ -146,6 +149,9 @@ class Service(Aggregate):
         live = self.occupancy.pop(normalise_key(stage), None)
         if live is not None:
             self.occupancy[normalise_key(new_name)] = live
+        for grant in self.grants.values():
+            if grant["stage"] == stage:
+                grant["stage"] = new_name
 
     def reorder_stages(self, order: list[str], actor: str, reason: str | None) -> None:
         self._check_active()
@@ -215,6 +221,60 @@ class Service(Aggregate):
     ) -> None:
         self.definition_version = self.version + 1
         self.stage(stage)["ip_pools"] = list(ip_pools)
+
+    def grant(
+        self,
+        grant_id: UUID,
+        role: str,
+        user: str | None,
+        group: str | None,
+        stage: str | None,
+        actor: str,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        self._check_active()
+        if role not in ("viewer", "service-owner", "stage-operator"):
+            raise ValidationError("role must be viewer, service-owner or stage-operator", field="role")
+        if (user is None) == (group is None):
+            raise ValidationError('give either "user" or "group"', field="user")
+        if role == "stage-operator":
+            if stage is None:
+                raise ValidationError("stage-operator needs a stage", field="stage")
+            stage = self.stage(stage)["name"]
+        elif stage is not None:
+            raise ValidationError(f"{role} is granted on the whole service, without a stage", field="stage")
+        wanted = {"role": role, "user": user, "group": group, "stage": stage}
+        for existing in self.grants.values():
+            if {k: existing[k] for k in wanted} == wanted:
+                raise ConflictError("this grant exists already", field="role")
+        self._granted(grant_id=grant_id, role=role, user=user, group=group, stage=stage, actor=actor, reason=reason)
+        return self.grants[str(grant_id)]
+
+    @event("Granted", topic="stagekeeper:Service.Granted")
+    def _granted(
+        self,
+        grant_id: UUID,
+        role: str,
+        user: str | None,
+        group: str | None,
+        stage: str | None,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.grants[str(grant_id)] = {
+            "id": str(grant_id), "role": role, "user": user, "group": group, "stage": stage, "granted_by": actor,
+        }  # fmt: skip
+
+    def revoke(self, grant_id: str, actor: str, reason: str | None) -> dict[str, Any]:
+        grant = self.grants.get(grant_id)
+        if grant is None:
+            raise NotFoundError(f"service '{self.name}' has no grant {grant_id}", field="grant_id")
+        self._revoked(grant_id=grant_id, grant=grant, actor=actor, reason=reason)
+        return grant
+
+    @event("GrantRevoked", topic="stagekeeper:Service.GrantRevoked")
+    def _revoked(self, grant_id: str, grant: dict[str, Any], actor: str, reason: str | None) -> None:
+        self.grants.pop(grant_id, None)
 
     def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
         self._pool_created(stage=stage, resource_pool=resource_pool, actor=actor, reason=None)

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """Create a token for yourself; the `token` field is shown only in this response."""
-    token, record, position = runtime.app.issue_token(who.user, body.name, body.expires_in_days, actor=who.user)
+    token, record, position = runtime.app.issue_token(
+        who.user, body.name, body.expires_in_days, actor=who.user, groups=who.groups
+    )
     return {**token_view(record), "token": token, "position": position}
 
 

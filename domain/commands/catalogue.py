@@ -62,7 +62,9 @@ class CatalogueCommands(StagekeeperApplication):
             self.commit(account)
         return False
 
-    def issue_token(self, user: str, name: object, days: object, actor: str) -> tuple[str, ApiToken, int]:
+    def issue_token(
+        self, user: str, name: object, days: object, actor: str, groups: frozenset[str] = frozenset()
+    ) -> tuple[str, ApiToken, int]:
         """Create an API token for `user`; the clear token is returned once and never stored."""
         if not isinstance(name, str) or not 1 <= len(name) <= 100:
             raise ValidationError("name must be 1-100 characters", field="name")
@@ -70,7 +72,9 @@ class CatalogueCommands(StagekeeperApplication):
             raise ValidationError(f"expires_in_days must be from 1 to {MAX_TOKEN_DAYS}", field="expires_in_days")
         token = new_token()
         expires: datetime = self.clock.now() + timedelta(days=days)
-        aggregate = ApiToken(digest=token_digest(token), user=user, name=name, expires_at=expires, actor=actor)
+        aggregate = ApiToken(
+            digest=token_digest(token), user=user, name=name, expires_at=expires, groups=sorted(groups), actor=actor
+        )
         return token, aggregate, self.commit(aggregate)
 
     def revoke_token(self, token_id: UUID, actor: str, is_admin: bool, reason: str | None = None) -> Outcome[ApiToken]:

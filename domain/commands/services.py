@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import Deployment
@@ -193,6 +193,40 @@ class ServiceCommands(StagekeeperApplication):
 
         return self.retrying(attempt)
 
+    def grant_role(
+        self,
+        service_id: UUID,
+        role: object,
+        user: object,
+        group: object,
+        stage: object,
+        actor: str,
+        reason: str | None = None,
+    ) -> Outcome[dict[str, Any]]:
+        """Grant a role on a service (stage-operator: on one stage) to a directory user or group."""
+        for name, value in (("role", role), ("user", user), ("group", group), ("stage", stage)):
+            if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 1024):
+                raise ValidationError(f"{name} must be non-empty text", field=name)
+
+        def attempt() -> Outcome[dict[str, Any]]:
+            service = self.service(service_id)
+            grant = service.grant(uuid4(), str(role), _opt(user), _opt(group), _opt(stage), actor, reason)
+            return Outcome(dict(grant), self.commit(service))
+
+        return self.retrying(attempt)
+
+    def revoke_grant(
+        self, service_id: UUID, grant_id: str, actor: str, reason: str | None = None
+    ) -> Outcome[dict[str, Any]]:
+        """Withdraw a grant."""
+
+        def attempt() -> Outcome[dict[str, Any]]:
+            service = self.service(service_id)
+            grant = service.revoke(grant_id, actor, reason)
+            return Outcome(dict(grant), self.commit(service))
+
+        return self.retrying(attempt)
+
     def record_pool_created(self, service_id: UUID, stage: str, path: str) -> int:
         def attempt() -> Outcome[None]:
             service = self.service(service_id)
@@ -200,3 +234,7 @@ class ServiceCommands(StagekeeperApplication):
             return Outcome(None, self.commit(service))
 
         return self.retrying(attempt).position
+
+
+def _opt(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) else None

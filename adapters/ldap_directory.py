@@ -1,0 +1,147 @@
+"""LdapDirectory: the Directory port over LDAP (ldap3), tested against OpenLDAP slapd.
+
+User input never reaches a filter unescaped (RFC 4515 escaping), and a user's DN comes from
+the directory, never from input. Group lookups are cached briefly.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ldap3 import BASE, SUBTREE, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPInvalidCredentialsResult, LDAPSocketOpenError
+from ldap3.utils.conv import escape_filter_chars
+
+from domain.errors import UnavailableError
+from domain.ports import DirectoryUser
+
+MAX_USERNAME = 256
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    url: str  # ldap://host:389 or ldaps://host:636
+    bind_dn: str
+    bind_password: str
+    user_base: str
+    group_base: str
+    user_filter: str = "(uid={username})"
+    start_tls: bool = False
+    ca_file: str | None = None
+    timeout: float = 5.0
+    group_cache_seconds: float = 60.0
+
+
+class LdapDirectory:
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        tls = None
+        if settings.url.startswith("ldaps://") or settings.start_tls:
+            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
+        self._server = Server(settings.url, connect_timeout=settings.timeout, tls=tls, get_info=None)
+        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+        self._lock = threading.Lock()
+
+    def _connect(self, dn: str, password: str) -> Connection:
+        connection = Connection(
+            self._server,
+            user=dn,
+            password=password,
+            receive_timeout=max(1, int(self.settings.timeout)),  # ldap3 packs it as an integer
+            raise_exceptions=True,
+        )
+        try:
+            if self.settings.start_tls:
+                connection.open()
+                connection.start_tls()
+            connection.bind()
+        except LDAPSocketOpenError as error:
+            raise UnavailableError(f"the directory at {self.settings.url} is unreachable: {error}") from error
+        return connection
+
+    def _service(self) -> Connection:
+        try:
+            return self._connect(self.settings.bind_dn, self.settings.bind_password)
+        except (LDAPBindError, LDAPInvalidCredentialsResult) as error:
+            raise UnavailableError(f"the directory refused Stagekeeper's service account: {error}") from error
+
+    @staticmethod
+    def _usable(username: str) -> bool:
+        return 0 < len(username) <= MAX_USERNAME and "\x00" not in username
+
+    def _find_user(self, connection: Connection, username: str) -> tuple[str, dict[str, Any]] | None:
+        search = self.settings.user_filter.replace("{username}", escape_filter_chars(username))
+        connection.search(self.settings.user_base, search, SUBTREE, attributes=["uid", "cn"], size_limit=2)
+        entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+        if len(entries) != 1:
+            return None  # unknown, or ambiguous: never guess which account was meant
+        return str(entries[0]["dn"]), dict(entries[0]["attributes"])
+
+    def _groups(self, connection: Connection, username: str, dn: str) -> frozenset[str]:
+        search = (
+            f"(|(&(objectClass=groupOfNames)(member={escape_filter_chars(dn)}))"
+            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(username)})))"
+        )
+        connection.search(self.settings.group_base, search, SUBTREE, attributes=["cn"])
+        return frozenset(str(e["dn"]) for e in connection.response or [] if e.get("type") == "searchResEntry")
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser | None:
+        if not self._usable(username) or not password:
+            return None  # an empty password would be an anonymous bind, which proves nothing
+        try:
+            service = self._service()
+            try:
+                found = self._find_user(service, username)
+                if found is None:
+                    return None
+                dn, attributes = found
+                try:
+                    self._connect(dn, password).unbind()
+                except (LDAPBindError, LDAPInvalidCredentialsResult):
+                    return None
+                groups = self._groups(service, username, dn)
+            finally:
+                service.unbind()
+        except LDAPException as error:
+            raise UnavailableError(f"the directory failed: {error}") from error
+        self._remember(username, groups)
+        name = attributes.get("cn")
+        display = str(name[0] if isinstance(name, list) and name else name or username)
+        return DirectoryUser(username=username, dn=dn, display_name=display, groups=groups)
+
+    def groups(self, username: str) -> frozenset[str] | None:
+        with self._lock:
+            entry = self._cache.get(username)
+        if entry and entry[0] > time.monotonic():
+            return entry[1]
+        if not self._usable(username):
+            return None
+        try:
+            service = self._service()
+            try:
+                found = self._find_user(service, username)
+                groups = self._groups(service, username, found[0]) if found else None
+            finally:
+                service.unbind()
+        except LDAPException as error:
+            raise UnavailableError(f"the directory failed: {error}") from error
+        self._remember(username, groups)
+        return groups
+
+    def _remember(self, username: str, groups: frozenset[str] | None) -> None:
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[username] = (time.monotonic() + self.settings.group_cache_seconds, groups)
+
+    def check(self) -> None:
+        """Bind as the service account and read the user base (start-up and health)."""
+        service = self._service()
+        try:
+            service.search(self.settings.user_base, "(objectClass=*)", BASE, attributes=[])
+        finally:
+            service.unbind()
