@@ -29,6 +29,7 @@ from projections.base import Projection
 from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
+from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
@@ -51,6 +52,7 @@ def projections() -> list[Projection]:
         AuditProjection(),
         ConfigurationHistoryProjection(),
         StageHistoryProjection(),
+        GrantsProjection(),
     ]
 
 

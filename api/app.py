@@ -11,7 +11,18 @@ from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.routes import audit, board, configurations, deployments, health, progress, services, templates, tokens
+from api.routes import (
+    audit,
+    board,
+    configurations,
+    deployments,
+    health,
+    me,
+    progress,
+    services,
+    templates,
+    tokens,
+)
 
 DESCRIPTION = """Stagekeeper moves multi-machine service configurations through the stages of a
 release process on vSphere. Every change is an immutable event; reads of lists come from
@@ -43,6 +54,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
     )
     install_error_handlers(app)
-    for module in (health, services, configurations, deployments, progress, templates, tokens, board, audit):
+    for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     return app

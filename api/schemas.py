@@ -127,6 +127,13 @@ class TemplateImport(Reason):
     all: bool | None = None
 
 
+class GrantRequest(Reason):
+    role: Literal["viewer", "service-owner", "stage-operator"]
+    group: str | None = Field(None, description="Directory group DN")
+    user: str | None = Field(None, description="Directory user name (uid)")
+    stage: str | None = Field(None, description="Stage name, for stage-operator")
+
+
 class TokenCreate(Body):
     name: str
     expires_in_days: int = 90

@@ -24,6 +24,7 @@ class AuditFilter:
     event_type: str | None = None  # exact ("Deployment.Moved") or a prefix ending in "." ("Deployment.")
     since: str | None = None  # fixed-width ISO UTC, inclusive
     until: str | None = None  # exclusive
+    service_ids: tuple[str, ...] | None = None  # restrict to these services (a caller's readable ones)
 
     def where(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
@@ -37,6 +38,12 @@ class AuditFilter:
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)
+        if self.service_ids is not None:
+            if self.service_ids:
+                clauses.append(f"service_id IN ({', '.join(['%s'] * len(self.service_ids))})")
+                params.extend(self.service_ids)
+            else:
+                clauses.append("1 = 0")
         if self.stage is not None:
             clauses.append("(stage = %s OR from_stage = %s)")
             params += [self.stage, self.stage]

@@ -80,6 +80,20 @@ class ReadModels:
         )
         return [_deployment(r) for r in rows]
 
+    # -- grants -------------------------------------------------------------------------------------
+    def grants_of(self, user: str, groups: frozenset[str]) -> list[Row]:
+        """Every grant that applies to this user (directly or through one of the groups)."""
+        names = sorted({g.casefold() for g in groups})
+        marks = ", ".join(["%s"] * len(names)) or "NULL"
+        return self.store.query(
+            f"SELECT * FROM sk_grants WHERE member_user = %s OR member_group IN ({marks}) "  # noqa: S608
+            "ORDER BY service_id, role",
+            (user.casefold(), *names),
+        )
+
+    def readable_services(self, user: str, groups: frozenset[str]) -> set[str]:
+        return {str(g["service_id"]) for g in self.grants_of(user, groups)}
+
     # -- board and inventory ------------------------------------------------------------------
     def board(self) -> list[Row]:
         """Every active service, its stages in order, and the live deployments in each stage."""

@@ -43,6 +43,16 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
     "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
     "Service.DeploymentReleased": lambda d: f"stage '{d['stage']}' released deployment {d['deployment_id']}",
+    "Service.Granted": lambda d: (
+        f"granted {d['role']}"
+        + (f" on stage '{d['stage']}'" if d.get("stage") else "")
+        + f" to {'user ' + d['user'] if d.get('user') else 'group ' + str(d.get('group'))}"
+    ),
+    "Service.GrantRevoked": lambda d: (
+        f"revoked {d['grant']['role']}"
+        + (f" on stage '{d['grant']['stage']}'" if d["grant"].get("stage") else "")
+        + f" from {'user ' + d['grant']['user'] if d['grant'].get('user') else 'group ' + str(d['grant'].get('group'))}"
+    ),
     "Service.Retired": lambda d: "retired the service",
     "Configuration.Defined": lambda d: (
         f"defined configuration '{d['name']}' with {len(d['machines'])} machine(s) on {len(d['networks'])} network(s)"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from adapters.runtime import Runtime
+from api.access import read_service, readable_service_ids
+from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.export import csv_chunks, jsonl_lines
 from domain.errors import ValidationError
@@ -44,10 +48,19 @@ def audit_filter(
 FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
 
 
+def visible(runtime: Runtime, who: Principal, filters: AuditFilter) -> AuditFilter:
+    """Non-administrators see the entries of the services they hold a role on, and nothing else."""
+    if filters.service_id is not None:
+        read_service(runtime, who, UUID(filters.service_id))
+        return filters
+    readable = readable_service_ids(runtime, who)
+    return filters if readable is None else replace(filters, service_ids=tuple(sorted(readable)))
+
+
 @router.get("")
 def audit(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     filters: FilterDep,
     min_position: MinPosition = None,
     cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
@@ -55,19 +68,19 @@ def audit(
 ) -> dict[str, Any]:
     """Audit entries, newest first, with a cursor for the next (older) page."""
     position = runtime.read_models.wait("audit", min_position, runtime.settings.read_wait_seconds)
-    items, next_cursor = runtime.audit.page(filters, cursor, limit)
+    items, next_cursor = runtime.audit.page(visible(runtime, who, filters), cursor, limit)
     return {"items": items, "next_cursor": next_cursor, "position": position}
 
 
 @router.get("/export")
 def export(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     filters: FilterDep,
     format: str = Query("jsonl", pattern="^(jsonl|csv)$", description="jsonl or csv"),
 ) -> StreamingResponse:
     """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV."""
-    rows = runtime.audit.stream(filters)
+    rows = runtime.audit.stream(visible(runtime, who, filters))
     if format == "csv":
         return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8")
     return StreamingResponse(jsonl_lines(rows), media_type="application/x-ndjson")

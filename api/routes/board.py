@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
+from api.access import read_service, readable_service_ids
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from domain.errors import NotFoundError
 
@@ -16,20 +17,24 @@ router = APIRouter(prefix="/api/v1", tags=["board"])
 @router.get("/board")
 def board(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     min_position: MinPosition = None,
     as_of: str | None = Query(None, description="ISO 8601 time: what every stage held then"),
 ) -> dict[str, Any]:
     """Every service with its stages and the deployments each stage holds (now, or at `as_of`)."""
     when = parse_time(as_of, "as_of")
+    readable = readable_service_ids(runtime, who)
     if when is None:
         position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
-        return {"services": runtime.read_models.board(), "position": position, "as_of": None}
+        services_now = [s for s in runtime.read_models.board() if readable is None or s["id"] in readable]
+        return {"services": services_now, "position": position, "as_of": None}
     position = runtime.read_models.wait("stage_history", runtime.app.head(), runtime.settings.read_wait_seconds)
     runtime.read_models.wait("audit", runtime.app.head(), runtime.settings.read_wait_seconds)
     services = []
     contents = runtime.audit.stage_contents_at(when)
     for service_id in runtime.audit.services_known_at(when):
+        if readable is not None and service_id not in readable:
+            continue
         version = runtime.audit.aggregate_version_at(service_id, when)
         if version is None:
             continue
@@ -55,13 +60,13 @@ def board(
 @router.get("/inventory")
 def inventory(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     service: UUID = Query(description="Service id"),
     stage: str | None = Query(None, description="Stage name (default: every stage)"),
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """The machines living in a service's stages, with their VM, address and size."""
-    runtime.app.service(service)
+    read_service(runtime, who, service)
     position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
     items = runtime.read_models.inventory(str(service), stage)
     if (

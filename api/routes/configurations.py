@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from adapters.runtime import Runtime
+from api.access import manage_configuration, manage_service, read_configuration, read_service
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, parse_time, set_version
 from api.schemas import (
     ConfigurationCreate,
@@ -38,6 +39,7 @@ def create_configuration(
     response: Response,
 ) -> dict[str, Any]:
     """Define a configuration (version 1) of a service."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.create_configuration(
         service_id,
         body.name,
@@ -53,10 +55,10 @@ def create_configuration(
 
 @router.get("/api/v1/services/{service_id}/configurations")
 def list_configurations(
-    service_id: UUID, runtime: RuntimeDep, _: PrincipalDep, min_position: MinPosition = None
+    service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """List a service's configurations (from the configurations read model)."""
-    runtime.app.service(service_id)  # 404 for an unknown service
+    read_service(runtime, who, service_id)
     position = runtime.read_models.wait("configurations", min_position, runtime.settings.read_wait_seconds)
     return {"items": runtime.read_models.configurations(str(service_id)), "position": position}
 
@@ -77,12 +79,13 @@ def version_at(runtime: Runtime, configuration_id: UUID, as_of: str) -> int:
 def get_configuration(
     configuration_id: UUID,
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     response: Response,
     version: int | None = Query(None, ge=1, description="Read this version instead of the latest"),
     as_of: str | None = Query(None, description="Read the version current at this ISO 8601 time"),
 ) -> dict[str, Any]:
     """One configuration: latest, at a given version, or as it was at a given time."""
+    read_configuration(runtime, who, configuration_id)
     if version is not None and as_of is not None:
         raise ValidationError("give version or as_of, not both", field="as_of")
     if as_of is not None:
@@ -102,10 +105,10 @@ def get_configuration(
 
 @router.get("/api/v1/configurations/{configuration_id}/history")
 def configuration_history(
-    configuration_id: UUID, runtime: RuntimeDep, _: PrincipalDep, min_position: MinPosition = None
+    configuration_id: UUID, runtime: RuntimeDep, who: PrincipalDep, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """Every version: when, who, why and what changed."""
-    runtime.app.configuration(configuration_id)
+    read_configuration(runtime, who, configuration_id)
     position = runtime.read_models.wait("configuration_history", min_position, runtime.settings.read_wait_seconds)
     return {"items": runtime.audit.history(str(configuration_id)), "position": position}
 
@@ -114,12 +117,12 @@ def configuration_history(
 def configuration_diff(
     configuration_id: UUID,
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     from_version: int = Query(alias="from", ge=1, description="Older version"),
     to_version: int | None = Query(None, alias="to", ge=1, description="Newer version (default: latest)"),
 ) -> dict[str, Any]:
     """What changed between two versions: machines and networks added, removed, changed field by field."""
-    latest = runtime.app.configuration(configuration_id).version
+    latest = read_configuration(runtime, who, configuration_id).version
     to_version = to_version or latest
     for name, value in (("from", from_version), ("to", to_version)):
         if value > latest:
@@ -140,6 +143,7 @@ def restore_configuration(
     response: Response,
 ) -> dict[str, Any]:
     """Make the configuration what it was at a version or time, as a new version (history is kept)."""
+    manage_configuration(runtime, who, configuration_id)
     if (body.version is None) == (body.as_of is None):
         raise ValidationError('give either "version" or "as_of"', field="version")
     version = body.version if body.version is not None else version_at(runtime, configuration_id, str(body.as_of))
@@ -159,6 +163,7 @@ def revise_configuration(
     response: Response,
 ) -> dict[str, Any]:
     """Rename, or replace description / networks / machines."""
+    manage_configuration(runtime, who, configuration_id)
     changes = body.fields()
     if body.machines is not None:
         changes["machines"] = [machine_dict(m) for m in body.machines]
@@ -178,6 +183,7 @@ def add_machine(
     response: Response,
 ) -> dict[str, Any]:
     """Add a machine."""
+    manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.add_machine(
         configuration_id,
         machine_dict(body),
@@ -199,6 +205,7 @@ def change_machine(
     response: Response,
 ) -> dict[str, Any]:
     """Replace a machine's definition."""
+    manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.change_machine(
         configuration_id,
         name,
@@ -221,6 +228,7 @@ def remove_machine(
     reason: str | None = Query(None, max_length=2048),
 ) -> dict[str, Any]:
     """Remove a machine."""
+    manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.remove_machine(
         configuration_id, name, actor=who.user, reason=reason, expected_version=if_match
     )
@@ -237,6 +245,7 @@ def add_network(
     response: Response,
 ) -> dict[str, Any]:
     """Add a network."""
+    manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.add_network(
         configuration_id,
         body.fields(),
@@ -258,6 +267,7 @@ def remove_network(
     reason: str | None = Query(None, max_length=2048),
 ) -> dict[str, Any]:
     """Remove a network that no machine uses."""
+    manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.remove_network(
         configuration_id, name, actor=who.user, reason=reason, expected_version=if_match
     )

@@ -7,6 +7,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from api.access import (
+    operate_deployment,
+    operate_stage,
+    read_configuration,
+    read_deployment,
+    read_service,
+)
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.schemas import DeployRequest, Reason
 from api.views import deployment_view
@@ -31,6 +38,8 @@ def deploy(
     response: Response,
 ) -> dict[str, Any]:
     """Deploy a configuration version into a stage; the VMs are built in the background."""
+    configuration = read_configuration(runtime, who, configuration_id)
+    operate_stage(runtime, who, runtime.app.service(configuration.service_id), body.stage, "deploy")
     outcome = runtime.app.deploy(
         configuration_id,
         body.stage,
@@ -44,7 +53,7 @@ def deploy(
 @router.get("/api/v1/deployments")
 def list_deployments(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     min_position: MinPosition = None,
     service: UUID | None = Query(None, description="Service id"),
     stage: str | None = Query(None, description="Stage name (with service)"),
@@ -52,7 +61,9 @@ def list_deployments(
     configuration: UUID | None = Query(None, description="Configuration id"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
-    """List deployments, newest first (from the deployments read model)."""
+    """List deployments of the services you can read, newest first (from the deployments read model)."""
+    if service is not None:
+        read_service(runtime, who, service)
     if state is not None and state not in STATES:
         raise ValidationError(f"state must be one of {', '.join(STATES)}", field="state")
     position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
@@ -67,9 +78,9 @@ def list_deployments(
 
 
 @router.get("/api/v1/deployments/{deployment_id}")
-def get_deployment(deployment_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
+def get_deployment(deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
     """One deployment with each machine's state."""
-    deployment = runtime.app.deployment(deployment_id)
+    deployment = read_deployment(runtime, who, deployment_id)
     position = runtime.app.head()
     set_version(response, deployment.version, position)
     return {**deployment_view(deployment), "position": position}
@@ -84,6 +95,7 @@ def _command(name: str, summary: str) -> None:
         response: Response,
         body: Reason | None = Body(None),
     ) -> dict[str, Any]:
+        operate_deployment(runtime, who, deployment_id, name.removesuffix("_deployment"))
         command = getattr(runtime.app, name)
         outcome = command(
             deployment_id,

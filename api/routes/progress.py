@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from adapters.runtime import Runtime
+from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
 from domain.deployment import ACTIVE_STATES
 from projections.summaries import summarise
@@ -63,13 +64,13 @@ def stream(runtime: Runtime, deployment_id: UUID, after: int, poll: float, limit
 def deployment_events(
     deployment_id: UUID,
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     last_event_id: int | None = Header(None, alias="Last-Event-ID", description="Resume after this version"),
     after: int = Query(0, ge=0, description="Start after this deployment version"),
     timeout: float = Query(3600.0, gt=0, le=86400.0, description="Close the stream after this many seconds"),
 ) -> StreamingResponse:
     """Progress of a deployment as server-sent events (text/event-stream), ending when it rests."""
-    runtime.app.deployment(deployment_id)  # 404 before the stream starts
+    read_deployment(runtime, who, deployment_id)  # 404 / 403 before the stream starts
     start = last_event_id if last_event_id is not None else after
     return StreamingResponse(
         stream(runtime, deployment_id, start, runtime.settings.poll_seconds, timeout),

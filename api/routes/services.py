@@ -7,8 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
+from api.access import manage_service, read_service, readable_service_ids, require_admin
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
-from api.schemas import ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
+from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
 
 router = APIRouter(prefix="/api/v1/services", tags=["services"])
@@ -21,7 +22,8 @@ def _result(response: Response, outcome: Any) -> dict[str, Any]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
-    """Register a service with its ordered stages."""
+    """Register a service with its ordered stages (administrators)."""
+    require_admin(who, "register services")
     outcome = runtime.app.register_service(
         body.name,
         body.description,
@@ -36,19 +38,23 @@ def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep
 @router.get("")
 def list_services(
     runtime: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     min_position: MinPosition = None,
     include_retired: bool = Query(False, description="Also list retired services"),
 ) -> dict[str, Any]:
-    """List services (from the services read model)."""
+    """List the services you hold a role on (administrators: all), from the services read model."""
     position = runtime.read_models.wait("services", min_position, runtime.settings.read_wait_seconds)
-    return {"items": runtime.read_models.services(include_retired), "position": position}
+    items = runtime.read_models.services(include_retired)
+    readable = readable_service_ids(runtime, who)
+    if readable is not None:
+        items = [s for s in items if s["id"] in readable]
+    return {"items": items, "position": position}
 
 
 @router.get("/{service_id}")
-def get_service(service_id: UUID, runtime: RuntimeDep, _: PrincipalDep, response: Response) -> dict[str, Any]:
+def get_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
     """One service, current state."""
-    service = runtime.app.service(service_id)
+    service = read_service(runtime, who, service_id)
     # Read after the aggregate, the head bounds every event it reflects (pass it as min_position).
     position = runtime.app.head()
     set_version(response, service.definition_version, position)
@@ -65,6 +71,7 @@ def update_service(
     response: Response,
 ) -> dict[str, Any]:
     """Change a service's description."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.update_service(
         service_id, body.description, actor=who.user, reason=body.reason, expected_version=if_match
     )
@@ -81,6 +88,7 @@ def retire_service(
     reason: str | None = Query(None, max_length=2048),
 ) -> dict[str, Any]:
     """Retire a service (refused while it has live deployments). History is kept."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.retire_service(service_id, actor=who.user, reason=reason, expected_version=if_match)
     return _result(response, outcome)
 
@@ -95,6 +103,7 @@ def add_stage(
     response: Response,
 ) -> dict[str, Any]:
     """Add a stage (at the end, or at `position`)."""
+    manage_service(runtime, who, service_id)
     stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools"}, exclude_none=True)
     outcome = runtime.app.add_stage(
         service_id,
@@ -117,6 +126,7 @@ def reorder_stages(
     response: Response,
 ) -> dict[str, Any]:
     """Set the order of the stages (the path promotions follow)."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.reorder_stages(
         service_id, body.order, actor=who.user, reason=body.reason, expected_version=if_match
     )
@@ -134,6 +144,7 @@ def update_stage(
     response: Response,
 ) -> dict[str, Any]:
     """Rename a stage, map it to another resource pool, or change its restricted flag."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.update_stage(
         service_id,
         stage,
@@ -156,5 +167,37 @@ def remove_stage(
     reason: str | None = Query(None, max_length=2048),
 ) -> dict[str, Any]:
     """Remove a stage that holds no live deployment."""
+    manage_service(runtime, who, service_id)
     outcome = runtime.app.remove_stage(service_id, stage, actor=who.user, reason=reason, expected_version=if_match)
     return _result(response, outcome)
+
+
+@router.post("/{service_id}/grants", status_code=status.HTTP_201_CREATED)
+def grant(service_id: UUID, body: GrantRequest, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Grant a role on the service to a directory group (DN) or user (uid); stage-operator needs `stage`."""
+    manage_service(runtime, who, service_id)
+    outcome = runtime.app.grant_role(
+        service_id, body.role, body.user, body.group, body.stage, actor=who.user, reason=body.reason
+    )
+    return {**outcome.value, "position": outcome.position}
+
+
+@router.get("/{service_id}/grants")
+def list_grants(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Who holds which role on the service."""
+    service = read_service(runtime, who, service_id)
+    return {"items": sorted(service.grants.values(), key=lambda g: (g["role"], g["stage"] or "", g["id"]))}
+
+
+@router.delete("/{service_id}/grants/{grant_id}")
+def revoke(
+    service_id: UUID,
+    grant_id: str,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    reason: str | None = Query(None, max_length=2048),
+) -> dict[str, Any]:
+    """Revoke a grant."""
+    manage_service(runtime, who, service_id)
+    outcome = runtime.app.revoke_grant(service_id, grant_id, actor=who.user, reason=reason)
+    return {**outcome.value, "revoked": True, "position": outcome.position}

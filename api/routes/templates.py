@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.access import require_admin
 from api.deps import PrincipalDep, RuntimeDep
 from api.schemas import TemplateImport
 
@@ -22,6 +23,7 @@ def list_templates(runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
 
 @router.post("/import")
 def import_templates(body: TemplateImport, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
-    """Import templates from vCenter by name (`names`) or all of them (`all: true`)."""
+    """Import templates from vCenter by name (`names`) or all of them (`all: true`); administrators."""
+    require_admin(who, "import templates")
     outcome = runtime.app.import_templates(body.names, body.all, actor=who.user, reason=body.reason)
     return {"imported": outcome.value, "position": outcome.position}

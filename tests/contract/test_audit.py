@@ -18,6 +18,8 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.reorder_stages(service_id, ["int", "test", "uat"], actor="a")
     pools = [{"cidr": "10.9.0.0/28", "gateway": "10.9.0.1", "dns": ["10.9.0.2"]}]
     app.update_stage(service_id, "int", {"ip_pools": pools}, actor="a")
+    grant = app.grant_role(service_id, "stage-operator", None, "cn=ops,dc=x", "test", actor="a").value
+    app.revoke_grant(service_id, grant["id"], actor="a", reason="left the team")
     configuration_id = app.create_configuration(
         service_id, "c", "", [{"name": "front"}], THREE_TIER, actor="a"
     ).value.id

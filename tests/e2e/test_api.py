@@ -25,7 +25,11 @@ def setup_service(client: TestClient) -> dict[str, Any]:
         auth=AUTH,
     )
     assert response.status_code == 201, response.text
-    return dict(response.json())
+    service = dict(response.json())
+    # prod is restricted: even an administrator must hold stage-operator on it to put anything there.
+    grant = {"role": "stage-operator", "user": "admin", "stage": "prod"}
+    assert client.post(f"/api/v1/services/{service['id']}/grants", json=grant, auth=AUTH).status_code == 201
+    return service
 
 
 def setup_configuration(client: TestClient, service_id: str) -> dict[str, Any]:

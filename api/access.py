@@ -1,0 +1,83 @@
+"""Authorization of API calls: find the service a call concerns and apply domain/permissions.
+
+Every route calls one of these before acting; the rules themselves live in the domain.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from adapters.runtime import Runtime
+from api.auth import Principal
+from domain.configuration import Configuration
+from domain.deployment import Deployment
+from domain.errors import PermissionDeniedError
+from domain.permissions import can_manage, can_operate, can_read
+from domain.service import Service
+
+
+def _grants(service: Service) -> list[dict[str, object]]:
+    return list(service.grants.values())
+
+
+def require_admin(who: Principal, action: str) -> None:
+    if not who.is_admin:
+        raise PermissionDeniedError(f"{who.user} may not {action}: administrators only")
+
+
+def read_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
+    service = runtime.app.service(service_id)
+    if not can_read(_grants(service), who.caller):
+        raise PermissionDeniedError(f"{who.user} holds no role on service '{service.name}'")
+    return service
+
+
+def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
+    service = runtime.app.service(service_id)
+    if not can_manage(_grants(service), who.caller):
+        raise PermissionDeniedError(f"{who.user} is not an owner of service '{service.name}'")
+    return service
+
+
+def read_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:
+    configuration = runtime.app.configuration(configuration_id)
+    read_service(runtime, who, configuration.service_id)
+    return configuration
+
+
+def manage_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:
+    configuration = runtime.app.configuration(configuration_id)
+    manage_service(runtime, who, configuration.service_id)
+    return configuration
+
+
+def operate_stage(runtime: Runtime, who: Principal, service: Service, stage_name: str, action: str) -> None:
+    stage = service.stage(stage_name)
+    if not can_operate(_grants(service), who.caller, stage):
+        rule = (
+            f"'{stage['name']}' is restricted: only its stage-operators may {action} there"
+            if stage.get("restricted")
+            else f"{who.user} is neither an owner of '{service.name}' nor a stage-operator of '{stage['name']}'"
+        )
+        raise PermissionDeniedError(rule)
+
+
+def read_deployment(runtime: Runtime, who: Principal, deployment_id: UUID) -> Deployment:
+    deployment = runtime.app.deployment(deployment_id)
+    read_service(runtime, who, deployment.service_id)
+    return deployment
+
+
+def operate_deployment(runtime: Runtime, who: Principal, deployment_id: UUID, action: str) -> None:
+    """Promote: operator of the target stage (into). Demote, undeploy, retry: of the current stage."""
+    deployment = read_deployment(runtime, who, deployment_id)
+    service = runtime.app.service(deployment.service_id)
+    stage = service.next_stage(deployment.stage, +1)["name"] if action == "promote" else deployment.stage
+    operate_stage(runtime, who, service, stage, action)
+
+
+def readable_service_ids(runtime: Runtime, who: Principal) -> set[str] | None:
+    """The services the caller may read (None: all of them, for admins)."""
+    if who.is_admin:
+        return None
+    return runtime.read_models.readable_services(who.user, who.groups)
