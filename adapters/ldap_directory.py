@@ -39,16 +39,18 @@ class LdapSettings:
 class LdapDirectory:
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
-        tls = None
+        self._tls = None
         if settings.url.startswith("ldaps://") or settings.start_tls:
-            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
-        self._server = Server(settings.url, connect_timeout=settings.timeout, tls=tls, get_info=None)
+            self._tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
         self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
         self._lock = threading.Lock()
 
     def _connect(self, dn: str, password: str) -> Connection:
+        # A new Server each time: ldap3 remembers failed addresses on a Server object, which would
+        # keep a directory that came back unreachable.
+        server = Server(self.settings.url, connect_timeout=self.settings.timeout, tls=self._tls, get_info=None)
         connection = Connection(
-            self._server,
+            server,
             user=dn,
             password=password,
             receive_timeout=max(1, int(self.settings.timeout)),  # ldap3 packs it as an integer

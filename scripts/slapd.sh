@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 port=${1:?usage: scripts/slapd.sh PORT [DIR]}
 dir=${2:-$(mktemp -d /tmp/stagekeeper-slapd.XXXXXX)}
 mkdir -p "$dir/data"
+# A restart on the same directory keeps its data (tests stop and start it to simulate outages).
+fresh=1
+[ -f "$dir/data/data.mdb" ] && fresh=0
 schema=/etc/ldap/schema
 cat > "$dir/slapd.conf" <<CONF
 include $schema/core.schema
@@ -34,6 +37,7 @@ access to *
   by * none
 CONF
 # Replace {PASSWORD:clear} markers with salted hashes, then load the data offline.
+if [ $fresh = 1 ]; then
 python3 - "$dir/directory.ldif" <<'PY'
 import re, subprocess, sys
 text = open("scripts/ldap/directory.ldif").read()
@@ -42,4 +46,5 @@ def hashed(match):
 open(sys.argv[1], "w").write(re.sub(r"\{PASSWORD:([^}]*)\}", hashed, text))
 PY
 slapadd -q -f "$dir/slapd.conf" -l "$dir/directory.ldif"
+fi
 exec slapd -d none -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/"

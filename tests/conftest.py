@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.slapd_harness import Slapd
+from scripts.slapd_harness import start as start_slapd
 from scripts.vcsim_harness import Vcsim
 from scripts.vcsim_harness import start as start_vcsim
 from tests.support import postgres_schema
@@ -40,3 +42,11 @@ def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vcsim]:
     sim = start_vcsim(tmp_path_factory.mktemp("vcsim") / "vcsim.log")
     yield sim
     sim.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """One OpenLDAP slapd for the session (scripts/slapd.sh), with the test directory loaded."""
+    server = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.stop()
