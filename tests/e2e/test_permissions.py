@@ -1,0 +1,260 @@
+"""Who may call what: every API route as every kind of caller, against a real slapd.
+
+The table below is the specification. A route missing from it fails the test, so a new route
+cannot ship without a decision about who may call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.runtime import Runtime
+from adapters.settings import Settings
+from adapters.vcenter.simulated import SimulatedVCenter
+from api.app import create_app
+from scripts.slapd_harness import ADMIN_GROUP, BIND_DN, BIND_PASSWORD, GROUP_BASE, OWNERS, READERS, USER_BASE, Slapd
+from tests.support import ROOT_POOL, FixedClock, machine, stages
+
+CREDENTIALS: dict[str, tuple[str, str] | None] = {
+    "anonymous": None,
+    "wrong-password": ("oscar", "not-the-password"),
+    "no-role": ("nobody", "nobody-pw"),
+    "viewer": ("victor", "victor-pw"),  # through the payroll-readers group (groupOfNames)
+    "owner": ("olivia", "olivia-pw"),  # through the payroll-owners group (groupOfNames)
+    "operator": ("oscar", "oscar-pw"),  # stage-operator on int and test (user grants)
+    "prod-operator": ("petra", "petra-pw"),  # stage-operator on prod, the restricted stage
+    "admin": ("alice", "alice-pw"),  # member of the directory's admin group
+    "break-glass": ("admin", "secret-pw"),  # the local admin, enabled by STAGEKEEPER_ADMIN_PASSWORD
+}
+PUBLIC = set(CREDENTIALS)
+ANY = PUBLIC - {"anonymous", "wrong-password"}
+READ = ANY - {"no-role"}
+MANAGE = {"owner", "admin", "break-glass"}
+ADMIN = {"admin", "break-glass"}
+OPERATE_INT = MANAGE | {"operator"}
+OPERATE_PROD = {"prod-operator"}  # restricted: not even owners or administrators
+
+S, C, D = "/api/v1/services/{service_id}", "/api/v1/configurations/{configuration_id}", "/api/v1/deployments"
+TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
+    ("GET", "/healthz"): (PUBLIC, None),
+    ("GET", "/api/v1/me"): (ANY, None),
+    ("POST", "/api/v1/services"): (ADMIN, {"name": "hr", "stages": stages("int")}),
+    ("GET", "/api/v1/services"): (ANY, None),
+    ("GET", S): (READ, None),
+    ("PATCH", S): (MANAGE, {"description": "new words"}),
+    ("DELETE", S): (MANAGE, None),
+    ("POST", S + "/stages"): (MANAGE, {"name": "uat", "resource_pool": f"{ROOT_POOL}/uat"}),
+    ("PUT", S + "/stages/order"): (MANAGE, {"order": ["int", "test", "prod", "spare"]}),
+    ("PATCH", S + "/stages/{stage}"): (MANAGE, {"restricted": False}),
+    ("DELETE", S + "/stages/{stage}"): (MANAGE, None),
+    ("POST", S + "/grants"): (MANAGE, {"role": "viewer", "user": "newcomer"}),
+    ("GET", S + "/grants"): (READ, None),
+    ("DELETE", S + "/grants/{grant_id}"): (MANAGE, None),
+    ("POST", S + "/configurations"): (MANAGE, {"name": "other"}),
+    ("GET", S + "/configurations"): (READ, None),
+    ("GET", C): (READ, None),
+    ("PATCH", C): (MANAGE, {"description": "x"}),
+    ("GET", C + "/history"): (READ, None),
+    ("GET", C + "/diff"): (READ, {"query": {"from": 1}}),
+    ("POST", C + "/restore"): (MANAGE, {"version": 1}),
+    ("POST", C + "/machines"): (MANAGE, machine("web9")),
+    ("PUT", C + "/machines/{name}"): (MANAGE, machine("web1", cpus=4)),
+    ("DELETE", C + "/machines/{name}"): (MANAGE, None),
+    ("POST", C + "/networks"): (MANAGE, {"name": "back"}),
+    ("DELETE", C + "/networks/{name}"): (MANAGE, None),
+    ("POST", C + "/deployments"): (OPERATE_INT, {"stage": "int"}),
+    ("GET", D): (ANY, None),
+    ("GET", D + "/{deployment_id}"): (READ, None),
+    ("GET", D + "/{deployment_id}/events"): (READ, None),
+    ("POST", D + "/{deployment_id}/promote"): (OPERATE_PROD, None),  # test -> prod
+    ("POST", D + "/{deployment_id}/demote"): (OPERATE_PROD, None),  # out of prod
+    ("POST", D + "/{deployment_id}/undeploy"): (OPERATE_INT, None),
+    ("POST", D + "/{deployment_id}/retry"): (OPERATE_INT, None),
+    ("GET", "/api/v1/templates"): (ANY, None),
+    ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
+    ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (ANY, None),
+    ("GET", "/api/v1/board"): (ANY, None),
+    ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
+    ("GET", "/api/v1/audit"): (ANY, None),
+    ("GET", "/api/v1/audit/export"): (ANY, None),
+}
+
+
+@dataclass
+class World:
+    client: TestClient
+    runtime: Runtime
+    ids: dict[str, str]
+
+
+def settings(slapd: Slapd) -> Settings:
+    return Settings(
+        database_url="memory://", admin_password="secret-pw", poll_seconds=0.05, ldap_url=slapd.url,
+        ldap_bind_dn=BIND_DN, ldap_bind_password=BIND_PASSWORD, ldap_user_base=USER_BASE,
+        ldap_group_base=GROUP_BASE, ldap_admin_group=ADMIN_GROUP,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def world_factory(slapd: Slapd) -> Iterator[Any]:
+    made: list[Runtime] = []
+
+    def build(role: str) -> World:
+        config = settings(slapd)
+        runtime = Runtime(config, vcenter=SimulatedVCenter(), clock=FixedClock())
+        made.append(runtime)
+        runtime.ensure_admin()
+        app = runtime.app
+        app.import_templates(None, True, actor="setup")
+        service_id = app.register_service(
+            "payroll", "", [*stages("int", "test", "prod", restricted=("prod",)), *stages("spare")], actor="setup"
+        ).value.id
+        for role_name, user, group, stage in (
+            ("service-owner", None, OWNERS, None),
+            ("viewer", None, READERS, None),
+            ("stage-operator", "oscar", None, "int"),
+            ("stage-operator", "oscar", None, "test"),
+            ("stage-operator", "petra", None, "prod"),
+        ):
+            app.grant_role(service_id, role_name, user, group, stage, actor="setup")
+        extra = app.grant_role(service_id, "viewer", "ex-employee", None, None, actor="setup").value
+        configuration_id = app.create_configuration(
+            service_id, "p", "", [{"name": "front"}, {"name": "spare"}], [machine("web1"), machine("app1")], "setup"
+        ).value.id
+        in_int = app.deploy(configuration_id, "int", actor="setup").value.id
+        in_test = app.deploy(configuration_id, "test", actor="setup").value.id
+        in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
+        runtime.catch_up()
+        user = (CREDENTIALS[role] or ("anonymous", ""))[0]
+        _, token, _ = app.issue_token(user, "mine", 30, actor=user)
+        ids = {
+            "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
+            "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
+            "in_test": str(in_test), "in_prod": str(in_prod),
+        }  # fmt: skip
+        client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
+        return World(client, runtime, ids)
+
+    yield build
+    for runtime in made:
+        runtime.close()
+
+
+def call(world: World, method: str, template: str, spec: Any, role: str) -> int:
+    path = template
+    for placeholder, value in world.ids.items():
+        if placeholder.startswith("{"):
+            path = path.replace(placeholder, value)
+    deployment = {"/promote": "in_test", "/demote": "in_prod"}.get(path[path.rfind("/") :], "in_int")
+    path = path.replace("{deployment_id}", world.ids[deployment])
+    if template.endswith("/networks/{name}"):
+        path = path.replace("/web1", "/spare")
+    body, params = spec, None
+    if isinstance(spec, dict) and "query" in spec:
+        body, params = None, {k: world.ids.get(v, v) for k, v in spec["query"].items()}
+    credentials = CREDENTIALS[role]
+    response = world.client.request(method, path, json=body, params=params, auth=credentials)
+    assert response.status_code < 500, (role, method, path, response.text)
+    return int(response.status_code)
+
+
+def test_the_table_covers_every_route(world_factory: Any) -> None:
+    world = world_factory("admin")
+    spec = world.client.get("/openapi.json").json()
+    routes = {(m.upper(), p) for p, methods in spec["paths"].items() for m in methods}
+    assert routes | {("GET", "/healthz")} == set(TABLE)
+
+
+@pytest.mark.parametrize("role", list(CREDENTIALS))
+def test_every_route_allows_exactly_the_roles_in_the_table(world_factory: Any, role: str) -> None:
+    mistakes = []
+    for (method, template), (allowed, spec) in TABLE.items():
+        world = world_factory(role)
+        status = call(world, method, template, spec, role)
+        granted = status not in (401, 403)
+        if granted != (role in allowed):
+            mistakes.append(f"{method} {template}: {status} ({'allowed' if granted else 'denied'})")
+        world.runtime.close()
+    assert mistakes == [], f"{role}: " + "; ".join(mistakes)
+
+
+def test_reads_are_filtered_to_the_services_a_caller_holds_a_role_on(world_factory: Any) -> None:
+    world = world_factory("admin")
+    world.runtime.app.register_service("secret-project", "", stages("int"), actor="setup")
+    world.runtime.catch_up()
+    as_viewer = world.client.get("/api/v1/services", auth=CREDENTIALS["viewer"]).json()["items"]
+    assert [s["name"] for s in as_viewer] == ["payroll"]
+    as_admin = world.client.get("/api/v1/services", auth=CREDENTIALS["admin"]).json()["items"]
+    assert sorted(s["name"] for s in as_admin) == ["payroll", "secret-project"]
+    assert world.client.get("/api/v1/services", auth=CREDENTIALS["no-role"]).json()["items"] == []
+    audit = world.client.get("/api/v1/audit", params={"limit": 1000}, auth=CREDENTIALS["viewer"]).json()["items"]
+    assert audit
+    assert {e["service_id"] for e in audit} == {world.ids["{service_id}"]}
+    board = world.client.get("/api/v1/board", auth=CREDENTIALS["no-role"]).json()
+    assert board["services"] == []
+
+
+def test_me_shows_groups_and_effective_roles(world_factory: Any) -> None:
+    world = world_factory("operator")
+    me = world.client.get("/api/v1/me", auth=CREDENTIALS["operator"]).json()
+    assert me["user"] == "oscar"
+    assert me["admin"] is False
+    assert sorted((r["role"], r["stage"]) for r in me["roles"]) == [
+        ("stage-operator", "int"),
+        ("stage-operator", "test"),
+    ]
+    admin = world.client.get("/api/v1/me", auth=CREDENTIALS["admin"]).json()
+    assert admin["admin"] is True
+    assert ADMIN_GROUP in admin["groups"]
+
+
+def test_refusals_grants_and_revocations_are_in_the_audit_with_who_did_them(world_factory: Any) -> None:
+    world = world_factory("owner")
+    client, sid = world.client, world.ids["{service_id}"]
+    refused = client.post(f"/api/v1/deployments/{world.ids['in_test']}/promote", auth=CREDENTIALS["owner"])
+    assert refused.status_code == 403
+    assert "restricted" in refused.json()["error"]["message"]
+    granted = client.post(
+        f"/api/v1/services/{sid}/grants", json={"role": "viewer", "user": "zoe"}, auth=CREDENTIALS["owner"]
+    )
+    revoked = client.delete(f"/api/v1/services/{sid}/grants/{granted.json()['id']}", auth=CREDENTIALS["owner"])
+    world.runtime.catch_up()
+    entries = client.get("/api/v1/audit", params={"service": sid, "limit": 1000}, auth=CREDENTIALS["admin"]).json()
+    by_type = {e["event_type"]: e for e in entries["items"] if e["actor"] == "olivia"}
+    assert "restricted" in by_type["Refusal.Recorded"]["summary"]
+    assert by_type["Service.Granted"]["summary"] == "granted viewer to user zoe"
+    assert by_type["Service.GrantRevoked"]["summary"] == "revoked viewer from user zoe"
+    assert revoked.json()["position"] > granted.json()["position"]
+
+
+def test_a_token_keeps_working_when_the_directory_is_down_but_passwords_get_503(slapd: Slapd, tmp_path: Any) -> None:
+    from scripts.slapd_harness import start as start_slapd
+
+    own = start_slapd(tmp_path)
+    config = settings(own)
+    runtime = Runtime(config, vcenter=SimulatedVCenter(), clock=FixedClock())
+    try:
+        service_id = runtime.app.register_service("payroll", "", stages("int"), actor="setup").value.id
+        runtime.app.grant_role(service_id, "viewer", None, READERS, None, actor="setup")
+        runtime.catch_up()
+        client = TestClient(create_app(config, runtime=runtime, start_workers=False))
+        token = client.post("/api/v1/tokens", json={"name": "ci"}, auth=CREDENTIALS["viewer"]).json()["token"]
+        own.stop()
+        down = client.get("/api/v1/services", auth=("olivia", "olivia-pw"))
+        assert down.status_code == 503
+        assert "unreachable" in down.json()["error"]["message"]
+        client.app.state.authenticator.forget_all()  # type: ignore[attr-defined]
+        with_token = client.get(
+            f"/api/v1/services/{UUID(str(service_id))}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert with_token.status_code == 200
+    finally:
+        own.stop()
+        runtime.close()
