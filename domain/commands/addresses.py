@@ -24,23 +24,37 @@ MAC_CLAIMS = "mac"
 
 class AddressCommands(StagekeeperApplication):
     def assign_addresses(self, deployment_id: UUID, actor: str) -> None:
-        """Give every machine of the deployment its addresses (idempotent)."""
-        for machine in self.load(Deployment, deployment_id, "deployment").machines:
-            if machine.get("addressing") is None:
-                self.retrying(partial(self._assign, deployment_id, machine["name"], actor))
+        """Give every machine of the deployment its addresses, in one write (idempotent)."""
+        self.retrying(partial(self._assign_all, deployment_id, actor))
 
-    def _try_claim(self, kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+    def _assign_all(self, deployment_id: UUID, actor: str) -> Outcome[None]:
+        deployment = self.load(Deployment, deployment_id, "deployment")
+        service = self.load(Service, deployment.service_id, "service")
+        claims: list[NameClaim] = []
+        taken: set[tuple[str, str, str]] = set()  # claimed earlier in this same write
+        for machine in deployment.machines:
+            if machine.get("addressing") is None:
+                claims.extend(self._assign(deployment, service, machine["name"], actor, taken))
+        return Outcome(None, self.commit(deployment, *claims))
+
+    def _try_claim(
+        self, kind: str, scope: str, name: str, owner: UUID, taken: set[tuple[str, str, str]]
+    ) -> NameClaim | None:
+        key = (kind, scope, name.casefold())
+        if key in taken:
+            return None
         try:
-            return self.claim_name(kind, scope, name, owner)
+            claim = self.claim_name(kind, scope, name, owner)
         except ConflictError:
             return None
+        taken.add(key)
+        return claim
 
-    def _assign(self, deployment_id: UUID, name: str, actor: str) -> Outcome[None]:
-        deployment = self.load(Deployment, deployment_id, "deployment")
+    def _assign(
+        self, deployment: Deployment, service: Service, name: str, actor: str, taken: set[tuple[str, str, str]]
+    ) -> list[NameClaim]:
+        deployment_id = deployment.id
         machine = deployment.machine(name)
-        if machine.get("addressing") is not None:
-            return Outcome(None, 0)
-        service = self.load(Service, deployment.service_id, "service")
         stage = service.stage(deployment.stage)
         spec = machine["spec"]
         owner = uuid5(deployment_id, name)
@@ -53,7 +67,7 @@ class AddressCommands(StagekeeperApplication):
                     (
                         c
                         for ip in candidate_ips(pool, f"{deployment_id}/{name}")
-                        if (c := self._try_claim(IP_CLAIMS, pool["cidr"], ip, owner)) is not None
+                        if (c := self._try_claim(IP_CLAIMS, pool["cidr"], ip, owner, taken)) is not None
                     ),
                     None,
                 )
@@ -72,7 +86,7 @@ class AddressCommands(StagekeeperApplication):
                 (
                     c
                     for mac in candidate_macs(f"{deployment_id}/{name}/{index}")
-                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner)) is not None
+                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken)) is not None
                 ),
                 None,
             )
@@ -82,4 +96,4 @@ class AddressCommands(StagekeeperApplication):
             macs.append({"network": nic["network"], "mac": claim.name})
         addressing["macs"] = macs
         deployment.record_addresses(name, addressing, actor)
-        return Outcome(None, self.commit(deployment, *claims))
+        return claims

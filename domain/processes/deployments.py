@@ -107,12 +107,10 @@ class DeploymentProcess:
             self.app.assign_addresses(deployment.id, ACTOR)
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
-            existing = {vm.machine: vm for vm in self.vcenter.find_vms(deployment.id)}
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m, existing.get(m["name"])): m["name"]
-                    for m in pending
+                    pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
                 }
                 try:
                     # Record results from this thread only, so step events never race each other.
@@ -137,22 +135,23 @@ class DeploymentProcess:
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
 
-    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], vm: VmInfo | None) -> VmInfo:
+    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any]) -> VmInfo:
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
-        if vm is None:
-            vm = self.vcenter.clone(
-                CloneSpec(
-                    vm_name=vm_name(deployment.id, spec["name"]),
-                    template=spec["template"],
-                    resource_pool=deployment.resource_pool,
-                    linked=spec["clone_mode"] == "linked",
-                    cpus=spec["cpus"],
-                    memory_mib=spec["memory_mib"],
-                    deployment_id=deployment.id,
-                    machine=spec["name"],
-                )
+        # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
+        # (found by its deterministic name / tags), powered on or not.
+        vm = self.vcenter.clone(
+            CloneSpec(
+                vm_name=vm_name(deployment.id, spec["name"]),
+                template=spec["template"],
+                resource_pool=deployment.resource_pool,
+                linked=spec["clone_mode"] == "linked",
+                cpus=spec["cpus"],
+                memory_mib=spec["memory_mib"],
+                deployment_id=deployment.id,
+                machine=spec["name"],
             )
+        )
         if not vm.powered_on:
             custom = spec["customization"]
             nics = [NicSetting(network=n["network"], mac=n["mac"]) for n in addressing.get("macs", [])]
