@@ -39,11 +39,20 @@ def free_port() -> int:
 class Slapd:
     port: int
     directory: Path
+    tls_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.directory / "db" / "tls" / "ca.pem")
 
     def env(self) -> dict[str, str]:
         return {
@@ -57,9 +66,10 @@ class Slapd:
 
     def start(self) -> None:
         log = (self.directory / "slapd.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(ROOT / "scripts" / "slapd.sh"), str(self.port), str(self.directory / "db")], stdout=log, stderr=log
-        )
+        command = [str(ROOT / "scripts" / "slapd.sh"), str(self.port), str(self.directory / "db")]
+        if self.tls_port is not None:
+            command.append(str(self.tls_port))
+        self.process = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -77,7 +87,7 @@ class Slapd:
         self.process = None
 
 
-def start(directory: Path) -> Slapd:
-    slapd = Slapd(free_port(), directory)
+def start(directory: Path, tls: bool = False) -> Slapd:
+    slapd = Slapd(free_port(), directory, free_port() if tls else None)
     slapd.start()
     return slapd

@@ -83,3 +83,19 @@ def test_an_unreachable_directory_is_an_unavailable_error_not_a_refusal(tmp_path
 def test_a_wrong_service_account_is_reported_as_unavailable(slapd: Slapd) -> None:
     with pytest.raises(UnavailableError, match="service account"):
         directory_for(slapd.url, bind_password="nope").authenticate("oscar", "oscar-pw")
+
+
+def test_ldaps_and_starttls_verify_the_directory_certificate(tmp_path: Path) -> None:
+    server = start_slapd(tmp_path, tls=True)
+    try:
+        trusted = directory_for(server.ldaps_url, ca_file=server.ca_file).authenticate("oscar", "oscar-pw")
+        assert trusted is not None
+        starttls = directory_for(server.url, start_tls=True, ca_file=server.ca_file).authenticate("oscar", "oscar-pw")
+        assert starttls is not None
+        # The system CAs do not know the test CA: a verifying client must refuse the server.
+        with pytest.raises(UnavailableError):
+            directory_for(server.ldaps_url).authenticate("oscar", "oscar-pw")
+        with pytest.raises(UnavailableError):
+            directory_for(server.url, start_tls=True).authenticate("oscar", "oscar-pw")
+    finally:
+        server.stop()
