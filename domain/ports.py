@@ -170,6 +170,10 @@ class Directory(Protocol):
         """The user's group DNs now (None if the user no longer exists)."""
         ...
 
+    def check(self) -> None:
+        """Raise UnavailableError unless the directory answers (health checks)."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import RuntimeDep
+from domain.errors import UnavailableError
 
 router = APIRouter(tags=["health"])
 
@@ -16,6 +17,14 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
     """Event store head, read-model positions and worker errors."""
     positions = runtime.projection_follower.positions()
     errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors}
+    directory = "not configured"
+    if runtime.directory is not None:
+        try:
+            runtime.directory.check()
+            directory = "ok"
+        except UnavailableError as error:
+            directory = "unreachable"
+            errors["directory"] = error.message
     return {
         "status": "degraded" if errors else "ok",
         "head": runtime.app.head(),
@@ -25,5 +34,6 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
             "leader": runtime.process_thread.leader,
         },
         "vcenter_driver": runtime.vcenter.name,
+        "directory": directory,
         "errors": errors,
     }

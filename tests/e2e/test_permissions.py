@@ -246,7 +246,10 @@ def test_a_token_keeps_working_when_the_directory_is_down_but_passwords_get_503(
         runtime.catch_up()
         client = TestClient(create_app(config, runtime=runtime, start_workers=False))
         token = client.post("/api/v1/tokens", json={"name": "ci"}, auth=CREDENTIALS["viewer"]).json()["token"]
+        assert client.get("/healthz").json()["directory"] == "ok"
         own.stop()
+        health = client.get("/healthz").json()
+        assert (health["status"], health["directory"]) == ("degraded", "unreachable")
         down = client.get("/api/v1/services", auth=("olivia", "olivia-pw"))
         assert down.status_code == 503
         assert "unreachable" in down.json()["error"]["message"]
