@@ -46,6 +46,7 @@ TOPICS = tuple(
     )
 )
 VCENTER_FAULTS = (InfrastructureError, NotFoundError)
+MAX_PASSES = 50
 
 
 def vm_name(deployment_id: UUID, machine: str) -> str:
@@ -85,7 +86,9 @@ class DeploymentProcess:
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
         """Carry the deployment to its next resting state, from whatever state it is in."""
-        while True:
+        # Each pass makes progress or meets a state changed by a user; a deployment that keeps
+        # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
+        for _ in range(MAX_PASSES):
             deployment = self.app.deployment(deployment_id)
             try:
                 if deployment.state == REQUESTED:
@@ -101,6 +104,7 @@ class DeploymentProcess:
             except InvalidTransitionError:
                 # A user command (e.g. undeploy) changed the state under us: re-read and go on.
                 continue
+        raise RuntimeError(f"deployment {deployment_id} made no progress in {MAX_PASSES} passes")
 
     def _provision(self, deployment: Deployment) -> None:
         try:

@@ -91,3 +91,26 @@ def test_a_failure_can_be_retried_and_counts_attempts() -> None:
     assert (deployment.state, deployment.failure) == ("failed", "clone failed: NoDiskSpace")
     deployment.retry("alice", "disk freed")
     assert (deployment.state, deployment.attempt, deployment.failure) == ("requested", 2, None)
+
+
+def test_the_process_manager_gives_up_on_a_deployment_that_never_progresses() -> None:
+    from typing import Any
+
+    from domain.processes.deployments import MAX_PASSES, DeploymentProcess
+
+    class StuckApp:
+        """Every step is refused, as if a bug made the state machine reject its own step."""
+
+        passes = 0
+
+        def deployment(self, _: Any) -> Deployment:
+            StuckApp.passes += 1
+            return given_requested()
+
+        def record_step(self, *_: Any) -> None:
+            raise InvalidTransitionError("refused")
+
+    process = DeploymentProcess(StuckApp(), vcenter=None, parallel_tasks=1)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="no progress"):
+        process.drive(uuid4())
+    assert StuckApp.passes == MAX_PASSES
