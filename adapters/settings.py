@@ -42,6 +42,8 @@ class Settings:
     ldap_admin_group: str | None = None
     ldap_start_tls: bool = False
     ldap_ca_file: str | None = None
+    session_secret: str | None = None
+    session_idle_minutes: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -91,6 +93,8 @@ class Settings:
             ldap_admin_group=get("LDAP_ADMIN_GROUP"),
             ldap_start_tls=(get("LDAP_START_TLS") or "false").lower() in ("1", "true", "yes"),
             ldap_ca_file=get("LDAP_CA_FILE"),
+            session_secret=get("SESSION_SECRET"),
+            session_idle_minutes=number("SESSION_IDLE_MINUTES", 30.0, 1.0, 24 * 60.0),
         )
         database(settings.database_url)  # fail early on a bad URL
         if driver == "pyvmomi":

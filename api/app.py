@@ -23,6 +23,7 @@ from api.routes import (
     templates,
     tokens,
 )
+from api.ui import install_console
 
 DESCRIPTION = """Stagekeeper moves multi-machine service configurations through the stages of a
 release process on vSphere. Every change is an immutable event; reads of lists come from
@@ -56,4 +57,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     install_error_handlers(app)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
+    install_console(app)
     return app

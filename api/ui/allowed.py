@@ -1,0 +1,59 @@
+"""Which actions to offer a user: the API's permission rules and the aggregates' own state rules,
+asked before a page is drawn. The same rules refuse the command if the form is forged anyway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from api.auth import Principal
+from domain.deployment import DEPLOYED, FAILED, UNDEPLOYABLE_FROM, Deployment
+from domain.errors import InvalidTransitionError
+from domain.permissions import can_manage, can_operate
+from domain.service import Service
+
+
+def _grants(service: Service) -> list[dict[str, Any]]:
+    return list(service.grants.values())
+
+
+def may_manage(service: Service, who: Principal) -> bool:
+    return can_manage(_grants(service), who.caller)
+
+
+def may_operate(service: Service, who: Principal, stage_name: str) -> bool:
+    return can_operate(_grants(service), who.caller, service.stage(stage_name))
+
+
+@dataclass(frozen=True)
+class Move:
+    """A promotion or demotion on offer: where to, and whether that stage is restricted."""
+
+    verb: str  # "promote" | "demote"
+    to_stage: str
+    restricted: bool
+
+
+def neighbour(service: Service, stage: str, step: int) -> dict[str, Any] | None:
+    try:
+        return service.next_stage(stage, step)
+    except InvalidTransitionError:
+        return None
+
+
+def deployment_actions(service: Service, deployment: Deployment, who: Principal) -> dict[str, Any]:
+    """The buttons to show on a deployment (API rule: promote needs the target stage, the rest the current)."""
+    here = service.stage(deployment.stage)
+    operates_here = can_operate(_grants(service), who.caller, here)
+    actions: dict[str, Any] = {"promote": None, "demote": None, "undeploy": False, "retry": False, "power": False}
+    if deployment.state == DEPLOYED:
+        up, down = neighbour(service, deployment.stage, +1), neighbour(service, deployment.stage, -1)
+        if up is not None and can_operate(_grants(service), who.caller, up):
+            actions["promote"] = Move("promote", up["name"], bool(up.get("restricted")))
+        if down is not None and operates_here:
+            actions["demote"] = Move("demote", down["name"], bool(here.get("restricted")))
+    actions["undeploy"] = operates_here and deployment.state in UNDEPLOYABLE_FROM
+    actions["retry"] = operates_here and deployment.state == FAILED
+    actions["power"] = operates_here and deployment.state == DEPLOYED
+    actions["restricted_here"] = bool(here.get("restricted"))
+    return actions

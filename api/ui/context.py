@@ -1,0 +1,179 @@
+"""What every console page needs: the signed-in user, the CSRF check, rendering and errors."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from adapters.runtime import Runtime
+from api.auth import Principal
+from api.errors import REFUSALS, record_refusal, status_of
+from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
+from domain.errors import PermissionDeniedError, StagekeeperError, ValidationError
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class SignInRequired(Exception):  # noqa: N818 - a redirect, not an error condition
+    """No valid session: the browser goes to the sign-in page."""
+
+
+class Console:
+    """The console's parts, built once per app (on app.state.console)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.globals["static"] = static_url
+        self._codec: SessionCodec | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def codec(self) -> SessionCodec:
+        # Built at first use, not at import or app build: it may create the secret's table.
+        with self._lock:
+            if self._codec is None:
+                settings = self.runtime.settings
+                secret = (
+                    settings.session_secret.encode() if settings.session_secret else stored_secret(self.runtime.store)
+                )
+                self._codec = SessionCodec(secret, settings.session_idle_minutes * 60.0)
+            return self._codec
+
+
+def static_url(name: str) -> str:
+    return f"/ui/static/{name}"
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def current_session(request: Request) -> Session:
+    console = console_of(request)
+    session = console.codec.decode(request.cookies.get(COOKIE), now())
+    if session is None:
+        raise SignInRequired
+    request.state.session = session
+    # api.errors.record_refusal audits refusals with this caller, as for the API.
+    request.state.principal = session.principal
+    return session
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+class CsrfError(PermissionDeniedError):
+    code = "csrf"
+
+
+async def checked_session(request: Request, session: SessionDep) -> Session:
+    """For every POST: the form (or the X-CSRF-Token header) must carry the session's token."""
+    form = await request.form()
+    token = form.get("csrf") or request.headers.get("x-csrf-token") or ""
+    if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+        raise CsrfError("this form is missing its security token or it has expired: reload the page and retry")
+    return session
+
+
+CheckedDep = Annotated[Session, Depends(checked_session)]
+
+
+def who(session: Session) -> Principal:
+    return session.principal
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    session: Session | None = getattr(request.state, "session", None)
+    response = console_of(request).templates.TemplateResponse(
+        request, template, {"session": session, "csrf": session.csrf if session else "", **context}, status_code=status
+    )
+    _refresh(request, response)
+    return response
+
+
+def redirect(request: Request, url: str) -> Response:
+    """After a successful POST: go to `url` (303, so a reload does not post again)."""
+    if request.headers.get("hx-request"):
+        response: Response = Response(status_code=204, headers={"HX-Redirect": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    _refresh(request, response)
+    return response
+
+
+def _refresh(request: Request, response: Response) -> None:
+    session: Session | None = getattr(request.state, "session", None)
+    if session is None:
+        return
+    codec = console_of(request).codec
+    touched = codec.touch(session, now())
+    if touched is not None:
+        codec.set_cookie(response, touched, secure=request.url.scheme == "https")
+
+
+def error_page(request: Request, error: StagekeeperError) -> Response:
+    status = status_of(error)
+    if isinstance(error, REFUSALS) and request.method != "GET":
+        record_refusal(request, error)
+    template = "fragments/error.html" if request.headers.get("hx-request") else "error.html"
+    return render(request, template, {"error": error, "status": status, "title": "Not done"}, status)
+
+
+class ConsoleRoute(APIRoute):
+    """Console routes answer in HTML: errors become a page naming what was refused and why."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                here = request.url.path + ("?" + request.url.query if request.url.query else "")
+                target = "/ui/login?next=" + quote(here)
+                if request.headers.get("hx-request"):
+                    return Response(status_code=204, headers={"HX-Redirect": target})
+                return RedirectResponse(target, status_code=303)
+            except StagekeeperError as error:
+                return error_page(request, error)
+            except RequestValidationError as error:
+                first = error.errors()[0] if error.errors() else {}
+                field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+                message = f"{field}: {first.get('msg', 'invalid value')}"
+                return error_page(request, ValidationError(message, field=field))
+
+        return console_handler
+
+
+def principal_of(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def refused(request: Request, error: StagekeeperError) -> None:
+    """A refusal shown inline on a form is audited exactly as the API would audit it."""
+    if isinstance(error, REFUSALS):
+        record_refusal(request, error)
+
+
+def wait_for(runtime: Runtime, model: str, at: int | None) -> int:
+    """Read model `model` once it reflects position `at` (the redirect after a write carries it)."""
+    return runtime.read_models.wait(model, at, runtime.settings.read_wait_seconds)

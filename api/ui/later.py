@@ -1,0 +1,59 @@
+"""Pages the next capabilities fill: each says what will be there, so the navigation has no dead end."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api.ui.context import ConsoleRoute, SessionDep, render
+
+router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
+
+PAGES = {
+    "copies": (
+        "Copies & fences",
+        "Exact copies of a running deployment, snapshot or archive, each on its own fenced network, so "
+        "identical IP and MAC addresses never clash; patch tests in an earlier stage, then swap the tested "
+        "copy into production or apply the patch there.",
+    ),
+    "leases": (
+        "Leases",
+        "Every deployment's expiry, with warnings before it passes, one-click extension, idle reaping and a "
+        "dry-run report of what would be undeployed. Production never expires unless its policy says so.",
+    ),
+    "archives": (
+        "Archives",
+        "Complete, restorable copies of configurations (definition and machine images), kept in tiered "
+        'storage: "Archive Now" on a configuration, restore in one action, older archives on cheaper tiers.',
+    ),
+    "resources": (
+        "Resources",
+        "Resource consumption per service and per stage (CPU, memory, storage), graphical disk consumption "
+        "and the linked-clone dependency tree.",
+    ),
+}
+
+
+def _later(request: Request, key: str) -> Response:
+    title, text = PAGES[key]
+    return render(request, "later.html", {"title": title, "nav": key, "text": text})
+
+
+@router.get("/copies")
+def copies(request: Request, session: SessionDep) -> Response:
+    return _later(request, "copies")
+
+
+@router.get("/leases")
+def leases(request: Request, session: SessionDep) -> Response:
+    return _later(request, "leases")
+
+
+@router.get("/archives")
+def archives(request: Request, session: SessionDep) -> Response:
+    return _later(request, "archives")
+
+
+@router.get("/resources")
+def resources(request: Request, session: SessionDep) -> Response:
+    return _later(request, "resources")
