@@ -1,0 +1,255 @@
+"""Who may use which console page, and the console's session rules, without a browser.
+
+TABLE is the specification of every /ui route: a route missing from it fails the first test.
+Sessions are minted with the app's own codec for principals as the Authenticator returns them,
+so the permission rules run exactly as after a sign-in (the sign-in itself is tested with a
+directory in test_console_browser.py and below for the local admin).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from adapters.runtime import Runtime
+from api.app import create_app
+from api.auth import Principal
+from api.ui.session import COOKIE, Session
+from projections.audit_queries import AuditFilter
+from tests.support import machine, runtime_for, settings_for, stages
+
+READERS, OWNERS = "cn=payroll-readers,dc=test", "cn=payroll-owners,dc=test"
+PRINCIPALS: dict[str, Principal | None] = {
+    "anonymous": None,
+    "no-role": Principal("nobody", False, "password"),
+    "viewer": Principal("victor", False, "password", frozenset({READERS})),
+    "operator": Principal("oscar", False, "password"),  # stage-operator on int and test
+    "prod-operator": Principal("petra", False, "password"),  # stage-operator on prod (restricted)
+    "owner": Principal("olivia", False, "password", frozenset({OWNERS})),
+    "admin": Principal("alice", True, "password"),
+}
+SIGNED_IN = set(PRINCIPALS) - {"anonymous"}
+READ = SIGNED_IN - {"no-role"}
+MANAGE = {"owner", "admin"}
+ADMIN = {"admin"}
+OPERATE_INT = MANAGE | {"operator"}
+OPERATE_PROD = {"prod-operator"}
+PUBLIC = {*PRINCIPALS}
+STREAM = "stream"  # a never-ending response: only its refusal of anonymous callers is checked here
+
+S, C, D = "/ui/services/{service_id}", "/ui/configurations/{configuration_id}", "/ui/deployments/{deployment_id}"
+MACHINE_FORM = {"name": "web9", "template": "tpl-ubuntu-2404", "cpus": "1", "memory_mib": "1024", "nics": "front"}
+TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
+    ("GET", "/"): (PUBLIC, None),
+    ("GET", "/ui/login"): (PUBLIC, None),
+    ("POST", "/ui/login"): (PUBLIC, None),
+    ("POST", "/ui/logout"): (SIGNED_IN, {}),
+    ("GET", "/ui/"): (SIGNED_IN, None),
+    ("GET", "/ui/board"): (SIGNED_IN, None),
+    ("GET", "/ui/events"): (SIGNED_IN, STREAM),
+    ("GET", "/ui/copies"): (SIGNED_IN, None),
+    ("GET", "/ui/leases"): (SIGNED_IN, None),
+    ("GET", "/ui/archives"): (SIGNED_IN, None),
+    ("GET", "/ui/resources"): (SIGNED_IN, None),
+    ("GET", "/ui/services/new"): (ADMIN, None),
+    ("POST", "/ui/services"): (ADMIN, {"name": "hr", "stages[0].name": "int",
+                                       "stages[0].resource_pool": "/DC0/host/DC0_C0/Resources/hr"}),
+    ("GET", S): (READ, None),
+    ("POST", S + "/description"): (MANAGE, {"description": "new words"}),
+    ("POST", S + "/stages"): (MANAGE, {"name": "uat", "resource_pool": "/DC0/host/DC0_C0/Resources/uat"}),
+    ("POST", S + "/stages/{stage}"): (MANAGE, {"name": "spare2"}),
+    ("POST", S + "/stages/{stage}/move"): (MANAGE, {"direction": "up"}),
+    ("POST", S + "/stages/{stage}/remove"): (MANAGE, {}),
+    ("POST", S + "/stages/{stage}/ip-pools"): (MANAGE, {"cidr": "10.9.0.0/24", "gateway": "10.9.0.1"}),
+    ("POST", S + "/stages/{stage}/ip-pools/{index}/remove"): (MANAGE, {}),
+    ("POST", S + "/grants"): (MANAGE, {"role": "viewer", "kind": "user", "member": "newcomer"}),
+    ("POST", S + "/grants/{grant_id}/revoke"): (MANAGE, {}),
+    ("POST", S + "/configurations"): (MANAGE, {"name": "other", "networks": "front"}),
+    ("GET", C): (READ, None),
+    ("GET", C + "/version"): (READ, None),
+    ("GET", C + "/diff"): (READ, {"query": {"from": "1"}}),
+    ("POST", C + "/machines"): (MANAGE, MACHINE_FORM),
+    ("POST", C + "/machines/{name}"): (MANAGE, {**MACHINE_FORM, "name": "web1", "cpus": "4"}),
+    ("POST", C + "/machines/{name}/remove"): (MANAGE, {}),
+    ("POST", C + "/networks"): (MANAGE, {"name": "back"}),
+    ("POST", C + "/networks/{name}/remove"): (MANAGE, {}),
+    ("POST", C + "/restore"): (MANAGE, {"version": "1"}),
+    ("POST", C + "/deploy"): (OPERATE_INT, {"stage": "int"}),
+    ("GET", D): (READ, None),
+    ("GET", D + "/live"): (READ, None),
+    ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int
+    ("GET", D + "/machines/{name}/screenshot"): (READ, None),
+    ("GET", D + "/machines/{name}/{kind}"): (OPERATE_INT, None),
+    ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
+    ("GET", "/ui/audit"): (SIGNED_IN, None),
+    ("GET", "/ui/audit/export"): (SIGNED_IN, None),
+    ("GET", "/ui/audit/verify"): (ADMIN, None),
+}  # fmt: skip
+
+
+@dataclass
+class World:
+    client: TestClient
+    runtime: Runtime
+    ids: dict[str, str]
+
+    def sign_in(self, role: str) -> str:
+        """Sign `role` in (a cookie as after the form); returns the session's CSRF token."""
+        principal = PRINCIPALS[role]
+        self.client.cookies.clear()
+        if principal is None:
+            return ""
+        session = Session.start(principal, time.time())
+        self.client.cookies.set(COOKIE, self.client.app.state.console.codec.encode(session))  # type: ignore[attr-defined]
+        return session.csrf
+
+
+def build_world() -> World:
+    runtime = runtime_for("memory://")
+    runtime.ensure_admin()
+    app = runtime.app
+    app.import_templates(None, True, actor="setup")
+    service_id = app.register_service(
+        "payroll", "", [*stages("int", "test", "prod", restricted=("prod",)), *stages("spare")], actor="setup"
+    ).value.id
+    for role, user, group, stage in (
+        ("service-owner", None, OWNERS, None),
+        ("viewer", None, READERS, None),
+        ("stage-operator", "oscar", None, "int"),
+        ("stage-operator", "oscar", None, "test"),
+        ("stage-operator", "petra", None, "prod"),
+    ):
+        app.grant_role(service_id, role, user, group, stage, actor="setup")
+    extra = app.grant_role(service_id, "viewer", "ex-employee", None, None, actor="setup").value
+    pools = [{"cidr": "10.8.0.0/24", "gateway": "10.8.0.1"}]
+    app.update_stage(service_id, "spare", {"ip_pools": pools}, actor="setup")
+    configuration_id = app.create_configuration(
+        service_id, "p", "", [{"name": "front"}, {"name": "spare"}], [machine("web1"), machine("app1")], "setup"
+    ).value.id
+    app.add_network(configuration_id, {"name": "extra"}, actor="setup")
+    in_int = app.deploy(configuration_id, "int", actor="setup").value.id
+    runtime.catch_up()
+    ids = {
+        "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
+        "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
+        "{kind}": "console", "{index}": "0",
+    }  # fmt: skip
+    client = TestClient(create_app(settings_for("memory://"), runtime=runtime, start_workers=False))
+    return World(client, runtime, ids)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    built = build_world()
+    yield built
+    built.runtime.close()
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        # FastAPI keeps an included router whole (prefixes are already in its routes' paths).
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from api_routes(included.routes)
+
+
+def ui_routes(client: TestClient) -> set[tuple[str, str]]:
+    routes = set()
+    for route in api_routes(client.app.routes):  # type: ignore[attr-defined]
+        if route.path == "/" or route.path.startswith("/ui"):
+            routes |= {(method, route.path) for method in route.methods or ()}
+    return routes
+
+
+def path_of(world: World, template: str) -> str:
+    path = template
+    if template.endswith("/networks/{name}/remove"):
+        path = path.replace("{name}", "extra")
+    for placeholder, value in world.ids.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+def call(world: World, method: str, template: str, spec: Any, csrf: str | None) -> int:
+    path = path_of(world, template)
+    params = spec["query"] if isinstance(spec, dict) and "query" in spec else None
+    data = None if params is not None or not isinstance(spec, dict) else {**spec}
+    if method == "POST" and csrf is not None:
+        data = {**(data or {}), "csrf": csrf}
+    response = world.client.request(method, path, params=params, data=data, follow_redirects=False)
+    assert response.status_code < 500, (method, path, response.text)
+    return int(response.status_code)
+
+
+def test_the_table_covers_every_console_route(world: World) -> None:
+    assert ui_routes(world.client) == set(TABLE)
+
+
+@pytest.mark.parametrize("role", list(PRINCIPALS))
+def test_every_console_route_allows_exactly_the_roles_in_the_table(role: str) -> None:
+    # One world per role: a refused call changes nothing, and an allowed one that removes what a
+    # later call needs makes that call a 404 or 409, which still shows it was allowed.
+    mistakes = []
+    current = build_world()
+    for (method, template), (allowed, spec) in TABLE.items():
+        if template in ("/", "/ui/login"):
+            continue  # public pages, tested below
+        if spec == STREAM and role != "anonymous":
+            continue
+        csrf = current.sign_in(role)  # again each time: "Sign out" is in the table
+        status = call(current, method, template, spec, csrf)
+        if role == "anonymous":
+            expected = {303} if method == "GET" or template != "/ui/login" else {200}
+            if status not in expected:
+                mistakes.append(f"{method} {template}: {status} (anonymous should be sent to sign in)")
+            continue
+        granted = status not in (401, 403)
+        if granted != (role in allowed):
+            mistakes.append(f"{method} {template}: {status} ({'allowed' if granted else 'denied'})")
+    current.runtime.close()
+    assert mistakes == [], f"{role}: " + "; ".join(mistakes)
+
+
+def test_every_console_post_without_the_session_token_is_refused_and_audited(world: World) -> None:
+    for (method, template), (_, spec) in TABLE.items():
+        if method != "POST" or template == "/ui/login":
+            continue
+        world.sign_in("admin")
+        status = call(world, method, template, spec, csrf=None)
+        assert status == 403, (template, status)
+        world.sign_in("admin")
+        assert call(world, method, template, spec, csrf="forged-token") == 403, template
+    world.runtime.catch_up()
+    refusals, _ = world.runtime.audit.page(AuditFilter(event_type="Refusal.Recorded"), None, 1000)
+    assert len(refusals) >= 2 * sum(1 for (m, t) in TABLE if m == "POST" and t != "/ui/login")
+    assert {r["actor"] for r in refusals} == {"alice"}
+    assert "security token" in refusals[0]["summary"]
+
+
+def test_a_viewer_is_offered_no_action_and_a_forged_form_is_refused(world: World) -> None:
+    csrf = world.sign_in("viewer")
+    for template in (
+        "/ui/services/{service_id}",
+        "/ui/configurations/{configuration_id}",
+        "/ui/deployments/{deployment_id}",
+    ):
+        page = world.client.get(path_of(world, template)).text
+        assert re.findall(r'<form method="post" action="(?!/ui/logout)', page) == [], template
+        for verb in ("Deploy", "Promote", "Demote", "Undeploy", "Retry", "Restore", "Add machine", "Grant"):
+            assert f">{verb}</button>" not in page, (template, verb)
+    forged = world.client.post(
+        path_of(world, "/ui/deployments/{deployment_id}/undeploy"), data={"csrf": csrf}, follow_redirects=False
+    )
+    assert forged.status_code == 403
+    assert "victor is neither an owner" in forged.text
+    assert world.runtime.app.deployment(UUID(world.ids["{deployment_id}"])).state == "deployed"

@@ -1,0 +1,180 @@
+"""The console without a browser: sign-in, sessions, assets, page weight, inline errors, audit actor."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.runtime import Runtime
+from api.app import create_app
+from api.ui.session import COOKIE, Session, SessionCodec
+from projections.audit_queries import AuditFilter
+from tests.e2e.test_console_access import PRINCIPALS, World, build_world
+from tests.support import runtime_for, settings_for
+
+STATIC = Path(__file__).parents[2] / "api" / "ui" / "static"
+# htmx.org 2.0.11 from the npm registry (`npm pack htmx.org@2`, package/dist/htmx.min.js).
+HTMX_SHA256 = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717"
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    built = build_world()
+    yield built
+    built.runtime.close()
+
+
+def sign_in_form(client: TestClient, username: str, password: str, target: str = "/ui/") -> TestClient:
+    page = client.get("/ui/login", params={"next": target})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    client.post(
+        "/ui/login",
+        data={"username": username, "password": password, "csrf": csrf.group(1), "next": target},
+        follow_redirects=False,
+    )
+    return client
+
+
+def test_the_vendored_htmx_is_the_pinned_release() -> None:
+    assert hashlib.sha256((STATIC / "htmx-2.0.11.min.js").read_bytes()).hexdigest() == HTMX_SHA256
+
+
+def test_the_root_goes_to_the_console_and_the_console_to_sign_in(world: World) -> None:
+    assert world.client.get("/", follow_redirects=False).headers["location"] == "/ui/"
+    to_login = world.client.get("/ui/audit?actor=x", follow_redirects=False)
+    assert to_login.status_code == 303
+    assert to_login.headers["location"] == "/ui/login?next=/ui/audit%3Factor%3Dx"
+
+
+def test_the_board_page_with_every_asset_weighs_under_200_kb(world: World) -> None:
+    world.sign_in("admin")
+    page = world.client.get("/ui/")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', page.text)
+    assert {"/ui/static/console.css", "/ui/static/htmx-2.0.11.min.js", "/ui/static/console.js"} <= set(assets)
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text), "no asset from another host"
+    weight = len(page.content) + sum(len(world.client.get(a).content) for a in assets)
+    assert weight < 200_000, weight
+
+
+def test_signing_in_as_the_local_admin_sets_a_strict_http_only_cookie(world: World) -> None:
+    client = world.client
+    page = client.get("/ui/login")
+    for text in ('<label for="username">Username</label>', '<label for="password">Password</label>', ">Sign in<"):
+        assert text in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    wrong = client.post("/ui/login", data={"username": "admin", "password": "guess", "csrf": csrf.group(1)})
+    assert wrong.status_code == 401
+    assert "Wrong username or password." in wrong.text
+    page = client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    right = client.post(
+        "/ui/login",
+        data={"username": "admin", "password": "secret-pw", "csrf": csrf.group(1), "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert right.status_code == 303
+    assert right.headers["location"] == "/ui/", "never an open redirect"
+    cookie = right.headers["set-cookie"]
+    assert cookie.startswith(COOKIE + "=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    board = client.get("/ui/")
+    assert board.status_code == 200
+    assert "local administrator" in board.text
+
+
+def test_the_sign_in_form_without_its_token_is_refused(world: World) -> None:
+    refused = world.client.post("/ui/login", data={"username": "admin", "password": "secret-pw", "csrf": "x"})
+    assert refused.status_code == 403
+    assert COOKIE not in refused.headers.get("set-cookie", "")
+
+
+def test_a_session_idle_longer_than_the_timeout_is_signed_out(world: World) -> None:
+    codec = world.client.app.state.console.codec  # type: ignore[attr-defined]
+    principal = PRINCIPALS["admin"]
+    assert principal is not None
+    idle = Session.start(principal, time.time() - codec.idle_seconds - 1)
+    world.client.cookies.set(COOKIE, codec.encode(idle))
+    assert world.client.get("/ui/", follow_redirects=False).status_code == 303
+    fresh = Session.start(principal, time.time() - codec.idle_seconds + 30)
+    world.client.cookies.clear()
+    world.client.cookies.set(COOKIE, codec.encode(fresh))
+    refreshed = world.client.get("/ui/", follow_redirects=False)
+    assert refreshed.status_code == 200
+    assert COOKIE in refreshed.headers.get("set-cookie", ""), "a used session is re-dated"
+    tampered = codec.encode(fresh).replace(".", "x.", 1)
+    world.client.cookies.clear()
+    world.client.cookies.set(COOKIE, tampered)
+    assert world.client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_the_generated_signing_key_is_kept_in_the_database_and_shared(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/sk.db"
+    first = runtime_for(url)
+    first.ensure_admin()
+    client = TestClient(create_app(settings_for(url), runtime=first, start_workers=False))
+    sign_in_form(client, "admin", "secret-pw")
+    cookie = client.cookies[COOKIE]
+    first.close()
+    second: Runtime = runtime_for(url)
+    try:
+        other = TestClient(create_app(settings_for(url), runtime=second, start_workers=False))
+        other.cookies.set(COOKIE, cookie)
+        assert other.get("/ui/", follow_redirects=False).status_code == 200, "a restart keeps sessions"
+        keyed = runtime_for("memory://", session_secret="another-key")
+        try:
+            stranger = TestClient(create_app(settings_for("memory://"), runtime=keyed, start_workers=False))
+            stranger.cookies.set(COOKIE, cookie)
+            assert stranger.get("/ui/", follow_redirects=False).status_code == 303
+        finally:
+            keyed.close()
+    finally:
+        second.close()
+
+
+def test_a_wrong_machine_field_shows_the_domain_message_next_to_it(world: World) -> None:
+    csrf = world.sign_in("owner")
+    configuration = world.ids["{configuration_id}"]
+    form = {"csrf": csrf, "name": "web9", "template": "tpl-ubuntu-2404", "cpus": "2", "memory_mib": "1001"}
+    page = world.client.post(f"/ui/configurations/{configuration}/machines", data=form)
+    assert page.status_code == 422
+    field = re.search(r'<div class="field"><label for="new-memory">.*?</div>', page.text, re.S)
+    assert field is not None
+    assert 'aria-invalid="true"' in field.group(0)
+    assert "machine.memory_mib must be a multiple of 4" in field.group(0)
+    assert 'value="web9"' in page.text, "what was typed stays in the form"
+    machines = world.runtime.app.configuration(UUID(configuration)).machines
+    assert [m["name"] for m in machines] == ["web1", "app1"], "nothing half-applied"
+
+
+def test_console_actions_are_audited_with_the_signed_in_user(world: World) -> None:
+    csrf = world.sign_in("owner")
+    service = world.ids["{service_id}"]
+    done = world.client.post(
+        f"/ui/services/{service}/description", data={"csrf": csrf, "description": "Payroll", "reason": "clarity"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert done.status_code == 303
+    world.runtime.catch_up()
+    entries, _ = world.runtime.audit.page(AuditFilter(event_type="Service.DescriptionChanged"), None, 10)
+    assert [(e["actor"], e["reason"]) for e in entries] == [("olivia", "clarity")]
+
+
+def test_a_session_codec_refuses_a_cookie_signed_with_another_key() -> None:
+    principal = PRINCIPALS["viewer"]
+    assert principal is not None
+    session = Session.start(principal, time.time())
+    ours, theirs = SessionCodec(b"k1", 600), SessionCodec(b"k2", 600)
+    assert ours.decode(ours.encode(session), time.time()) == session
+    assert theirs.decode(ours.encode(session), time.time()) is None
