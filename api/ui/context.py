@@ -71,6 +71,9 @@ def current_session(request: Request) -> Session:
     if session is None:
         raise SignInRequired
     request.state.session = session
+    # Read before the page reads anything: its live updates start from here, so no change made
+    # while it was being drawn is missed.
+    request.state.head = runtime_of(request).app.head()
     # api.errors.record_refusal audits refusals with this caller, as for the API.
     request.state.principal = session.principal
     return session
@@ -102,8 +105,9 @@ def who(session: Session) -> Principal:
 
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     session: Session | None = getattr(request.state, "session", None)
+    base = {"session": session, "csrf": session.csrf if session else "", "head": getattr(request.state, "head", 0)}
     response = console_of(request).templates.TemplateResponse(
-        request, template, {"session": session, "csrf": session.csrf if session else "", **context}, status_code=status
+        request, template, {**base, **context}, status_code=status
     )
     _refresh(request, response)
     return response

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import StreamingResponse
 
 from api.notify import Notifier
@@ -31,12 +31,15 @@ async def positions(request: Request, notifier: Notifier, after: int) -> AsyncIt
 
 
 @router.get("/events")
-async def events(request: Request, session: SessionDep) -> StreamingResponse:
+async def events(
+    request: Request, session: SessionDep, after: int | None = Query(None, ge=0, description="The page's position")
+) -> StreamingResponse:
+    """From the position the page was drawn at (or the last event seen, on reconnection)."""
     notifier: Notifier = request.app.state.notifier
     last = request.headers.get("last-event-id", "")
-    after = int(last) if last.isdigit() else notifier.position
+    start = int(last) if last.isdigit() else after if after is not None else notifier.position
     return StreamingResponse(
-        positions(request, notifier, after),
+        positions(request, notifier, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

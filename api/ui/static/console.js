@@ -17,7 +17,7 @@
 
   function connect() {
     if (source || !document.querySelector("[data-live]") || !window.EventSource) return;
-    source = new EventSource("/ui/events");
+    source = new EventSource("/ui/events?after=" + (document.body.getAttribute("data-position") || "0"));
     source.addEventListener("changed", function (e) {
       var position = parseInt(e.data, 10);
       // Many events arrive together during a deployment: redraw at most every 150 ms.
