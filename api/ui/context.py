@@ -153,6 +153,8 @@ class ConsoleRoute(APIRoute):
             except SignInRequired:
                 here = request.url.path + ("?" + request.url.query if request.url.query else "")
                 target = "/ui/login?next=" + quote(here)
+                if COOKIE in request.cookies:
+                    target += "&expired=true"  # the sign-in page says why
                 if request.headers.get("hx-request"):
                     return Response(status_code=204, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
@@ -99,8 +98,8 @@ def main() -> None:
                 token = re.search(r'name="csrf" value="([^"]+)"', login.text)
                 assert token is not None
                 client.post("/ui/login", data={"username": "admin", "password": PASSWORD, "csrf": token.group(1)})
-                api = report("API GET /api/v1/board (baseline, JSON)", timed(
-                    httpx.Client(base_url=base, auth=("admin", PASSWORD), timeout=30), "/api/v1/board", args.rounds))  # fmt: skip
+                with httpx.Client(base_url=base, auth=("admin", PASSWORD), timeout=30) as basic:
+                    api = report("API GET /api/v1/board (baseline, JSON)", timed(basic, "/api/v1/board", args.rounds))
                 grid = report("console /ui/ (grid, page 1 of 25 services)", timed(client, "/ui/", args.rounds))
                 report("console /ui/board (fragment, live redraw)", timed(client, "/ui/board", args.rounds))
                 report("console /ui/?view=list (50 deployments)", timed(client, "/ui/?view=list", args.rounds))

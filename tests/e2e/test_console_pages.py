@@ -106,7 +106,9 @@ def test_a_session_idle_longer_than_the_timeout_is_signed_out(world: World) -> N
     assert principal is not None
     idle = Session.start(principal, time.time() - codec.idle_seconds - 1)
     world.client.cookies.set(COOKIE, codec.encode(idle))
-    assert world.client.get("/ui/", follow_redirects=False).status_code == 303
+    expired = world.client.get("/ui/", follow_redirects=False)
+    assert expired.status_code == 303
+    assert "inactivity" in world.client.get(expired.headers["location"]).text
     fresh = Session.start(principal, time.time() - codec.idle_seconds + 30)
     world.client.cookies.clear()
     world.client.cookies.set(COOKIE, codec.encode(fresh))
@@ -178,3 +180,43 @@ def test_a_session_codec_refuses_a_cookie_signed_with_another_key() -> None:
     ours, theirs = SessionCodec(b"k1", 600), SessionCodec(b"k2", 600)
     assert ours.decode(ours.encode(session), time.time()) == session
     assert theirs.decode(ours.encode(session), time.time()) is None
+
+
+def test_the_board_filters_pages_lists_and_redraws_a_past_instant(world: World) -> None:
+    world.sign_in("admin")
+    app, configuration = world.runtime.app, UUID(world.ids["{configuration_id}"])
+    time.sleep(1.05)  # the slider moves in whole seconds
+    before = int(time.time())
+    time.sleep(1.05)
+    mine = app.deploy(configuration, "test", actor="alice").value.id
+    world.runtime.catch_up()
+    board = world.client.get("/ui/").text
+    assert board.count('class="card"') == 2
+    assert f'data-deployment="{mine}"' in world.client.get("/ui/", params={"mine": "true"}).text
+    assert world.client.get("/ui/", params={"mine": "true", "stage": "int"}).text.count('class="card"') == 0
+    assert world.client.get("/ui/", params={"owner": "setup"}).text.count('class="card"') == 1
+    assert "Nothing to show" in world.client.get("/ui/", params={"service": "no-such"}).text
+    listed = world.client.get("/ui/", params={"view": "list"}).text
+    assert listed.count("<tr data-deployment=") == 2
+    past = world.client.get("/ui/board", params={"as_of": str(before)}).text
+    assert "As of" in past
+    assert 'data-live="' not in past, "a past board is not redrawn live"
+    assert f'data-deployment="{mine}"' not in past
+    assert f'data-deployment="{world.ids["{deployment_id}"]}"' in past
+    bad = world.client.get("/ui/", params={"state": "sleeping"})
+    assert bad.status_code == 422
+    assert "state must be one of" in bad.text
+
+
+def test_the_board_pages_through_many_services(world: World) -> None:
+    world.sign_in("admin")
+    for i in range(30):
+        world.runtime.app.register_service(
+            f"svc-{i:02d}", "", [{"name": "int", "resource_pool": "/DC0/host/DC0_C0/Resources/p"}], actor="setup"
+        )
+    world.runtime.catch_up()
+    first = world.client.get("/ui/").text
+    assert "Page 1 of 2" in first
+    assert first.count('class="svc-row"') == 25
+    second = world.client.get("/ui/", params={"page": "2"}).text
+    assert second.count('class="svc-row"') == 6
