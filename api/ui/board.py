@@ -91,7 +91,6 @@ def _as_of_iso(value: str) -> str | None:
 def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_position: int | None) -> dict[str, Any]:
     """The board document of the API (same code, same permissions), filtered and paged for a page."""
     document = board_document(runtime=runtime, who=who, min_position=min_position, as_of=_as_of_iso(filters.as_of))
-    counts = {d["id"]: len(d["machines"]) for d in runtime.read_models.deployments(limit=100_000)}
     rows: list[dict[str, Any]] = []
     services = []
     for service in document["services"]:
@@ -104,7 +103,6 @@ def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_posit
             cards = []
             for raw in stage["deployments"]:
                 card = {**raw, "id": raw.get("id") or raw.get("deployment_id")}
-                card["machine_count"] = counts.get(card["id"])
                 if filters.keeps(card, who.user):
                     cards.append(card)
                     rows.append({**card, "service_name": service["name"], "service_id": service["id"]})
@@ -117,6 +115,11 @@ def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_posit
     pages = max(1, math.ceil(len(items) / per_page))
     page = min(filters.page, pages)
     shown = items[(page - 1) * per_page : page * per_page]
+    cards = [c for s in shown for st in s["stages"] for c in st["deployments"]] if filters.view == "grid" else shown
+    key = "id" if filters.view == "grid" else "service_id"
+    counts = machine_counts(runtime, {str(item[key]) for item in shown})
+    for card in cards:
+        card["machine_count"] = counts.get(str(card["id"]))
     return {
         "services": shown if filters.view == "grid" else [],
         "rows": shown if filters.view == "list" else [],
@@ -128,6 +131,15 @@ def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_posit
         "filters": filters,
         "states": STATES,
     }
+
+
+def machine_counts(runtime: Runtime, service_ids: set[str]) -> dict[str, int]:
+    """Machines per deployment, for the services on the page only (not the whole board)."""
+    counts: dict[str, int] = {}
+    for service_id in service_ids:
+        for deployment in runtime.read_models.deployments(service_id, limit=100_000):
+            counts[str(deployment["id"])] = len(deployment["machines"])
+    return counts
 
 
 def first_event_time(runtime: Runtime) -> datetime | None:

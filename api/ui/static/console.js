@@ -3,27 +3,44 @@
 (function () {
   "use strict";
   var source = null;
-  var pending = null;
 
-  function refreshLive(position) {
-    document.querySelectorAll("[data-live]").forEach(function (el) {
-      // Never redraw under an open confirmation dialog or a focused form field.
-      if (el.querySelector("dialog[open]") || el.contains(document.activeElement) && document.activeElement.form) return;
+  var busy = false;      // a redraw is on its way
+  var latest = 0;        // the newest position announced
+  var drawn = 0;         // the position the last redraw asked for
+
+  function refreshLive() {
+    var parts = document.querySelectorAll("[data-live]");
+    if (busy || latest <= drawn || !parts.length) return;
+    busy = true;
+    drawn = latest;
+    var requests = [];
+    var skipped = false;
+    parts.forEach(function (el) {
+      // Never redraw under an open confirmation dialog or a form field being filled in;
+      // the next change redraws it.
+      if (el.querySelector("dialog[open]") || el.contains(document.activeElement) && document.activeElement.form) {
+        skipped = true;
+        return;
+      }
       var url = el.getAttribute("data-live");
       var sep = url.indexOf("?") < 0 ? "?" : "&";
-      htmx.ajax("GET", url + sep + "min_position=" + position, { target: el, swap: "outerHTML" });
+      requests.push(htmx.ajax("GET", url + sep + "min_position=" + drawn, { target: el, swap: "outerHTML" }));
     });
+    // The first change is drawn at once; changes arriving meanwhile are drawn together next.
+    Promise.all(requests).then(done, done);
+    function done() {
+      busy = false;
+      if (skipped) { drawn = 0; return; }  // redrawn at the next change, not in a loop
+      refreshLive();
+    }
   }
 
   function connect() {
     if (source || !document.querySelector("[data-live]") || !window.EventSource) return;
     source = new EventSource("/ui/events?after=" + (document.body.getAttribute("data-position") || "0"));
     source.addEventListener("changed", function (e) {
-      var position = parseInt(e.data, 10);
-      // Many events arrive together during a deployment: redraw at most every 150 ms.
-      if (pending) { pending.position = Math.max(pending.position, position); return; }
-      pending = { position: position };
-      setTimeout(function () { var p = pending.position; pending = null; refreshLive(p); }, 150);
+      latest = Math.max(latest, parseInt(e.data, 10));
+      refreshLive();
     });
   }
 
