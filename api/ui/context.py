@@ -123,7 +123,20 @@ def redirect(request: Request, url: str) -> Response:
     return response
 
 
+# Everything the console loads is its own: no inline script or style, no framing by other sites.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
 def _refresh(request: Request, response: Response) -> None:
+    response.headers.update(SECURITY_HEADERS)
     session: Session | None = getattr(request.state, "session", None)
     if session is None:
         return

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from scripts.slapd_harness import ADMIN_GROUP, BIND_DN, BIND_PASSWORD, GROUP_BASE, READERS, USER_BASE, Slapd
 from tests.e2e.conftest import Server, start_server, stop_server
@@ -31,16 +31,27 @@ class Console:
     browser: Browser
     shots: Path
     api: httpx.Client
+    errors: list[str]
 
     def page(self, user: str, password: str, width: int = 1280) -> Page:
         page = self.browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True).new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        # Script errors and refused loads (the console's Content-Security-Policy included) fail the
+        # test; a 4xx answer to a form is expected (it shows the form again with its messages).
+        page.on("console", self._console_message)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(self.server.url + "/ui/")
         page.get_by_label("Username").fill(user)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Board")).to_be_visible()
         return page
+
+    def _console_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith(
+            "Failed to load resource: the server responded with a status of 4"
+        ):
+            self.errors.append(message.text)
 
     def shot(self, page: Page, name: str) -> Path:
         path = self.shots / f"{name}.png"
@@ -82,16 +93,18 @@ def console(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            yield Console(server, browser, shots, api)
+            yield Console(server, browser, shots, api, [])
         finally:
             browser.close()
             api.close()
             stop_server(server)
 
 
-def field(page: Page, label: str) -> Any:
-    """The form field labelled `label`, and the block that holds its messages."""
-    return page.get_by_label(label, exact=True)
+@pytest.fixture(autouse=True)
+def no_browser_errors(console: Console) -> Iterator[None]:
+    console.errors.clear()
+    yield
+    assert console.errors == []
 
 
 def test_a_directory_admin_creates_a_service_and_a_configuration_through_the_forms(console: Console) -> None:

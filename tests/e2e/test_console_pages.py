@@ -61,6 +61,7 @@ def test_the_board_page_with_every_asset_weighs_under_200_kb(world: World) -> No
     assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', page.text)
     assert {"/ui/static/console.css", "/ui/static/htmx-2.0.11.min.js", "/ui/static/console.js"} <= set(assets)
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text), "no asset from another host"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
     weight = len(page.content) + sum(len(world.client.get(a).content) for a in assets)
     assert weight < 200_000, weight
 

@@ -59,6 +59,12 @@
       epochLabel(input);
       input.addEventListener("input", function () { epochLabel(input); });
     });
+    root.querySelectorAll("input[type=range][data-echo]").forEach(function (input) {
+      if (input.dataset.wired) return;
+      input.dataset.wired = "1";
+      var out = input.form && input.form.querySelector("output[for='" + input.id + "']");
+      input.addEventListener("input", function () { if (out) out.value = input.value; });
+    });
     root.querySelectorAll("[data-dialog]").forEach(function (button) {
       if (button.dataset.wired) return;
       button.dataset.wired = "1";
