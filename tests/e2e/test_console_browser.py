@@ -127,6 +127,7 @@ def test_a_directory_admin_creates_a_service_and_a_configuration_through_the_for
     page.get_by_role("button", name="Create service").click()
     expect(page.get_by_role("heading", name="payroll", exact=True)).to_be_visible()
     expect(page.locator("table.list").first.locator("tr", has_text="prod")).to_contain_text("yes")
+    console.shot(page, "02-service")
 
     page.get_by_text("New configuration").click()
     page.get_by_label("Configuration name").fill("payroll-3tier")
@@ -141,11 +142,11 @@ def test_a_directory_admin_creates_a_service_and_a_configuration_through_the_for
     form.get_by_role("button", name="Add machine").click()
     memory_error = page.locator("#add-machine #new-memory + .field-error")
     expect(memory_error).to_contain_text("memory_mib must be a multiple of 4")
-    console.shot(page, "02-machine-form-error")
+    console.shot(page, "03-machine-form-error")
     page.locator("#add-machine").get_by_label("Memory (MiB)").fill("2048")
     page.locator("#add-machine").get_by_role("button", name="Add machine").click()
     expect(page.locator("#machines + .table-wrap")).to_contain_text("2048 MiB")
-    console.shot(page, "03-configuration")
+    console.shot(page, "03-configuration-with-machine")
 
 
 def test_deploy_progress_live_board_and_promote(console: Console) -> None:
