@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,10 +17,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from adapters.runtime import Runtime
-from api.auth import Principal
+from api.auth import Authenticator, Principal
 from api.errors import REFUSALS, record_refusal, status_of
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
-from domain.errors import PermissionDeniedError, StagekeeperError, ValidationError
+from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -70,6 +71,7 @@ def current_session(request: Request) -> Session:
     session = console.codec.decode(request.cookies.get(COOKIE), now())
     if session is None:
         raise SignInRequired
+    session = regroup(request, session)
     request.state.session = session
     # Read before the page reads anything: its live updates start from here, so no change made
     # while it was being drawn is missed.
@@ -77,6 +79,27 @@ def current_session(request: Request) -> Session:
     # api.errors.record_refusal audits refusals with this caller, as for the API.
     request.state.principal = session.principal
     return session
+
+
+def regroup(request: Request, session: Session) -> Session:
+    """Directory users: groups (and so roles) are read again as often as a password check is
+    cached, so a removal from a group takes effect in the console as it does in the API."""
+    authenticator: Authenticator = request.app.state.authenticator
+    directory = authenticator.directory
+    moment = now()
+    if session.via != "password" or directory is None or moment - session.groups_checked < authenticator.cache_seconds:
+        return session
+    try:
+        groups = directory.groups(session.user)
+    except UnavailableError:
+        return session  # the directory is down: keep the groups known, as API tokens do
+    if groups is None:
+        raise SignInRequired  # no longer in the directory
+    # The Authenticator's own rule for the admin group, not a copy of it.
+    is_admin = authenticator._is_admin(groups)
+    fresh = replace(session, groups=groups, is_admin=is_admin, groups_checked=moment)
+    request.state.session_changed = True
+    return fresh
 
 
 SessionDep = Annotated[Session, Depends(current_session)]
@@ -141,7 +164,7 @@ def _refresh(request: Request, response: Response) -> None:
     if session is None:
         return
     codec = console_of(request).codec
-    touched = codec.touch(session, now())
+    touched = codec.touch(session, now(), changed=getattr(request.state, "session_changed", False))
     if touched is not None:
         codec.set_cookie(response, touched, secure=request.url.scheme == "https")
 

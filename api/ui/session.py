@@ -50,6 +50,7 @@ class Session:
     display_name: str
     csrf: str
     last_seen: float
+    groups_checked: float = 0.0  # when the directory last confirmed the groups
 
     @property
     def principal(self) -> Principal:
@@ -63,6 +64,7 @@ class Session:
         return cls(
             user=principal.user, is_admin=principal.is_admin, via=principal.via, groups=principal.groups,
             display_name=principal.display_name, csrf=secrets.token_urlsafe(32), last_seen=now,
+            groups_checked=now,
         )  # fmt: skip
 
 
@@ -79,7 +81,7 @@ class SessionCodec:
     def encode(self, session: Session) -> str:
         data = {
             "u": session.user, "a": session.is_admin, "v": session.via, "g": sorted(session.groups),
-            "d": session.display_name, "c": session.csrf, "t": session.last_seen,
+            "d": session.display_name, "c": session.csrf, "t": session.last_seen, "k": session.groups_checked,
         }  # fmt: skip
         payload = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
@@ -98,15 +100,15 @@ class SessionCodec:
         data = json.loads(payload)
         session = Session(
             user=data["u"], is_admin=bool(data["a"]), via=data["v"], groups=frozenset(data["g"]),
-            display_name=data["d"], csrf=data["c"], last_seen=float(data["t"]),
+            display_name=data["d"], csrf=data["c"], last_seen=float(data["t"]), groups_checked=float(data["k"]),
         )  # fmt: skip
         if now - session.last_seen > self.idle_seconds:
             return None
         return session
 
-    def touch(self, session: Session, now: float) -> Session | None:
+    def touch(self, session: Session, now: float, changed: bool = False) -> Session | None:
         """A re-dated session when the cookie should be re-sent, else None."""
-        if now - session.last_seen < REFRESH_SECONDS:
+        if not changed and now - session.last_seen < REFRESH_SECONDS:
             return None
         return replace(session, last_seen=now)
 
