@@ -33,7 +33,7 @@ class Console:
     api: httpx.Client
     errors: list[str]
 
-    def page(self, user: str, password: str, width: int = 1280) -> Page:
+    def page(self, user: str, password: str, width: int = 1280, keyboard: bool = False) -> Page:
         page = self.browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True).new_page()
         page.set_default_timeout(TIMEOUT_MS)
         # Script errors and refused loads (the console's Content-Security-Policy included) fail the
@@ -41,9 +41,15 @@ class Console:
         page.on("console", self._console_message)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(self.server.url + "/ui/")
-        page.get_by_label("Username").fill(user)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        if keyboard:  # the user name has the focus; Tab, type, Enter
+            page.keyboard.type(user)
+            page.keyboard.press("Tab")
+            page.keyboard.type(password)
+            page.keyboard.press("Enter")
+        else:
+            page.get_by_label("Username").fill(user)
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Board")).to_be_visible()
         return page
 
@@ -178,6 +184,12 @@ def test_deploy_progress_live_board_and_promote(console: Console) -> None:
     assert board.evaluate("window.notReloaded") is True, "the board updated itself"
     console.shot(board, "05-board-live")
 
+    page.get_by_role("button", name="Undeploy").focus()  # the keyboard opens and closes a confirmation
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_contain_text("Undeploy in int?")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
     page.get_by_role("button", name="Promote").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Promote to test?")
@@ -252,7 +264,7 @@ def test_a_viewer_sees_no_actions_a_forged_post_is_refused_and_sign_out_ends_the
     service_id, configuration_id = console.service("viewed", "viewed-app", [machine("web1")])
     deployment = console.api.post(f"/api/v1/configurations/{configuration_id}/deployments", json={"stage": "int"})
     deployment_id = deployment.json()["id"]
-    page = console.page("victor", "victor-pw", width=390)
+    page = console.page("victor", "victor-pw", width=390, keyboard=True)
     console.shot(page, "10-board-phone-width")
     for path in (
         f"/ui/services/{service_id}",
