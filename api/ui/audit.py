@@ -55,11 +55,14 @@ def _query(chosen: dict[str, str], **more: Any) -> str:
 def audit_page(
     request: Request, runtime: RuntimeDep, session: SessionDep, chosen_filter: UiFilter,
     cursor: int | None = Query(None, ge=1),
+    limit: int = Query(PAGE, ge=1, le=1000, description="Entries per page"),
 ) -> Response:  # fmt: skip
     filters, chosen = chosen_filter
+    if limit != PAGE:
+        chosen = {**chosen, "limit": str(limit)}
     who = session.principal
     position = runtime.read_models.position("audit")
-    items, next_cursor = runtime.audit.page(visible(runtime, who, filters), cursor, PAGE)
+    items, next_cursor = runtime.audit.page(visible(runtime, who, filters), cursor, limit)
     readable = readable_service_ids(runtime, who)
     services = [s for s in runtime.read_models.services(True) if readable is None or s["id"] in readable]
     head = runtime.audit.page(AuditFilter(), None, 1)[0]

@@ -45,7 +45,8 @@ class BoardFilter:
     def query(self, **changes: Any) -> str:
         values = {**self.__dict__, **changes}
         pairs = [(k, "1" if v is True else str(v)) for k, v in values.items() if v not in ("", False, None)]
-        return "&".join(f"{k}={_quote(v)}" for k, v in pairs if not (k == "page" and v == "1"))
+        defaults = {("page", "1"), ("view", "grid")}
+        return "&".join(f"{k}={_quote(v)}" for k, v in pairs if (k, v) not in defaults)
 
     def keeps(self, deployment: dict[str, Any], user: str) -> bool:
         if self.state and deployment.get("state") != self.state:
@@ -174,4 +175,8 @@ def board_fragment(
 ) -> Response:
     """The board's body alone, for live updates and the filters (read after `min_position`)."""
     board = board_view(runtime, session.principal, filters, min_position)
-    return render(request, "fragments/board.html", {"board": board})
+    response = render(request, "fragments/board.html", {"board": board})
+    if min_position is None and request.headers.get("hx-request"):
+        # A change of filters: the address bar shows the page with them (reload, bookmark, share).
+        response.headers["HX-Push-Url"] = "/ui/" + ("?" + filters.query() if filters.query() else "")
+    return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -199,6 +200,10 @@ def test_the_board_filters_pages_lists_and_redraws_a_past_instant(world: World) 
     assert "Nothing to show" in world.client.get("/ui/", params={"service": "no-such"}).text
     listed = world.client.get("/ui/", params={"view": "list"}).text
     assert listed.count("<tr data-deployment=") == 2
+    filtered = world.client.get(
+        "/ui/board", params={"state": "deployed", "mine": "true"}, headers={"HX-Request": "true"}
+    )
+    assert filtered.headers["hx-push-url"] == "/ui/?state=deployed&mine=1"
     past = world.client.get("/ui/board", params={"as_of": str(before)}).text
     assert "As of" in past
     assert 'data-live="' not in past, "a past board is not redrawn live"
@@ -221,3 +226,32 @@ def test_the_board_pages_through_many_services(world: World) -> None:
     assert first.count('class="svc-row"') == 25
     second = world.client.get("/ui/", params={"page": "2"}).text
     assert second.count('class="svc-row"') == 6
+
+
+def test_the_audit_page_filters_pages_and_exports_what_the_user_may_read(world: World) -> None:
+    world.runtime.app.register_service(
+        "secret-project", "", [{"name": "int", "resource_pool": "/DC0/host/DC0_C0/Resources/s"}], actor="setup"
+    )
+    world.runtime.catch_up()
+    world.sign_in("viewer")
+    page = world.client.get("/ui/audit").text
+    assert "secret-project" not in page
+    assert "payroll" in page
+    exported = world.client.get("/ui/audit/export", params={"format": "jsonl"})
+    assert exported.headers["content-disposition"] == 'attachment; filename="stagekeeper-audit.jsonl"'
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    assert lines
+    assert {line["service_id"] for line in lines} == {world.ids["{service_id}"]}
+    later = world.client.get("/ui/audit", params={"from": "2999-01-01T00:00:00"}).text
+    assert "No entry matches." in later
+    first = world.client.get("/ui/audit", params={"actor": "setup", "limit": "5"}).text
+    older = re.search(r'href="/ui/audit\?([^"]+)" rel="next"', first)
+    assert older is not None, "more than one page of entries by setup"
+    second = world.client.get("/ui/audit?" + older.group(1).replace("&amp;", "&")).text
+    positions = [int(p) for p in re.findall(r'<td class="num">(\d+)</td>', first + second)]
+    assert positions == sorted(positions, reverse=True)
+    assert len(positions) == len(set(positions))
+    bad = world.client.get("/ui/audit", params={"from": "yesterday"})
+    assert bad.status_code == 422
+    assert "from must be an ISO 8601 time" in bad.text
+    assert world.client.get("/ui/audit/verify").status_code == 403
