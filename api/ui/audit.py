@@ -30,13 +30,16 @@ def ui_filter(
     type: str | None = Query(None, max_length=200),
     since: str | None = Query(None, alias="from", max_length=64),
     until: str | None = Query(None, alias="to", max_length=64),
+    configuration: UUID | None = Query(None),
+    deployment: UUID | None = Query(None),
 ) -> tuple[AuditFilter, dict[str, str]]:
     """The API's filter, from a form whose empty fields mean "any"."""
-    values = {"service": service, "stage": stage, "actor": actor, "type": type, "from": since, "to": until}
+    values = {"service": service, "stage": stage, "actor": actor, "type": type, "from": since, "to": until,
+              "configuration": str(configuration or ""), "deployment": str(deployment or "")}  # fmt: skip
     chosen = {k: v.strip() for k, v in values.items() if v and v.strip()}
     service_id = UUID(chosen["service"]) if "service" in chosen else None
     filters = audit_filter(
-        service=service_id, stage=chosen.get("stage"), configuration=None, deployment=None,
+        service=service_id, stage=chosen.get("stage"), configuration=configuration, deployment=deployment,
         actor=chosen.get("actor"), type=chosen.get("type"), since=chosen.get("from"), until=chosen.get("to"),
     )  # fmt: skip
     return filters, chosen

@@ -17,8 +17,10 @@ from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, red
 from api.ui.forms import optional, text
 from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import NotFoundError, ValidationError
+from projections.audit_queries import AuditFilter
 
 router = APIRouter(prefix="/ui/deployments", route_class=ConsoleRoute, include_in_schema=False)
+ACTIVITY = 12
 COMMANDS = {"promote": "promote", "demote": "demote", "undeploy": "undeploy", "retry": "retry_deployment"}
 
 
@@ -47,11 +49,13 @@ def _context(runtime: Runtime, who: Principal, deployment_id: UUID) -> dict[str,
         percent, words = progress(deployment, machine)
         machines.append({**machine, "percent": percent, "progress": words})
     actions = deployment_actions(service, deployment, who)
+    # What happened to it, newest first (the audit read model may trail the aggregate by a moment).
+    activity, _ = runtime.audit.page(AuditFilter(deployment_id=str(deployment_id)), None, ACTIVITY)
     return {
         "title": f"{deployment.configuration_name} in {deployment.stage}", "nav": "board", "deployment": deployment,
         "service": service, "machines": machines, "actions": actions,
         "active": deployment.state in ACTIVE_STATES, "consoles": console_port(runtime) is not None,
-        "power": power_states(runtime, deployment.machines),
+        "power": power_states(runtime, deployment.machines), "activity": activity,
     }  # fmt: skip
 
 

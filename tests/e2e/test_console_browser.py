@@ -233,7 +233,7 @@ def test_history_slider_diff_and_restore(console: Console) -> None:
     dialog.get_by_role("button", name="Restore").click()
     expect(page.locator(".page-head")).to_contain_text("version 3")
     expect(page.locator("#machines + .table-wrap")).to_contain_text("2048 MiB")
-    expect(page.locator("#history + form + form + #definition + .table-wrap")).to_contain_text("roll back the memory")
+    expect(page.locator("#definition + .table-wrap")).to_contain_text("roll back the memory")
 
 
 def test_audit_filters_and_export(console: Console, tmp_path: Path) -> None:

@@ -255,3 +255,6 @@ def test_the_audit_page_filters_pages_and_exports_what_the_user_may_read(world: 
     assert bad.status_code == 422
     assert "from must be an ISO 8601 time" in bad.text
     assert world.client.get("/ui/audit/verify").status_code == 403
+    deployment = world.client.get("/ui/audit", params={"deployment": world.ids["{deployment_id}"]}).text
+    assert "Deployment.Requested" in deployment
+    assert "Service.Registered" not in deployment
