@@ -13,7 +13,7 @@ from api.access import operate_deployment, read_deployment
 from api.auth import Principal
 from api.ui.allowed import deployment_actions
 from api.ui.consoles import console_port, power_states
-from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, render
+from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, console_of, redirect, render
 from api.ui.forms import optional, text
 from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import NotFoundError, ValidationError
@@ -107,9 +107,11 @@ def _port(runtime: Runtime) -> Any:
 
 
 @router.get("/{deployment_id}/machines/{name}/screenshot")
-def screenshot(deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep) -> Response:
+def screenshot(request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep) -> Response:
+    """The machine's screen, shared by everyone watching it for a few seconds."""
     machine = _machine(runtime, session.principal, deployment_id, name, operate=False)
-    png: bytes = _port(runtime).screenshot(machine["vm_id"])
+    port = _port(runtime)
+    png = console_of(request).screenshots.get(machine["vm_id"], lambda: bytes(port.screenshot(machine["vm_id"])))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
