@@ -258,3 +258,28 @@ def test_the_audit_page_filters_pages_and_exports_what_the_user_may_read(world: 
     deployment = world.client.get("/ui/audit", params={"deployment": world.ids["{deployment_id}"]}).text
     assert "Deployment.Requested" in deployment
     assert "Service.Registered" not in deployment
+
+
+def test_promote_and_demote_confirmations_name_the_target_stage_and_act(world: World) -> None:
+    csrf = world.sign_in("owner")
+    deployment = world.ids["{deployment_id}"]
+    page = world.client.get(f"/ui/deployments/{deployment}").text
+    assert "Promote to test?" in page
+    assert "Demote" not in page, "int is the first stage"
+    assert world.client.post(f"/ui/deployments/{deployment}/promote", data={"csrf": csrf}).status_code == 200
+    world.runtime.catch_up()
+    page = world.client.get(f"/ui/deployments/{deployment}").text
+    assert "in <strong>test</strong>" in page
+    assert "Demote to int?" in page
+    assert "Promote to prod?" not in page, "prod is restricted: only its stage operators promote into it"
+    forged = world.client.post(f"/ui/deployments/{deployment}/promote", data={"csrf": csrf}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert "restricted" in forged.text
+    done = world.client.post(
+        f"/ui/deployments/{deployment}/demote", data={"csrf": csrf, "reason": "rollback"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    world.runtime.catch_up()
+    assert world.runtime.app.deployment(UUID(deployment)).stage == "int"
+    entries, _ = world.runtime.audit.page(AuditFilter(event_type="Deployment.MoveRequested"), None, 10)
+    assert [(e["actor"], e["reason"]) for e in entries] == [("olivia", "rollback"), ("olivia", None)]
