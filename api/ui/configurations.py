@@ -44,6 +44,10 @@ def _context(runtime: Runtime, who: Principal, configuration_id: UUID, version: 
         "manage": may_manage(service, who),
         "deploy_stages": [s for s in service.stages if may_operate(service, who, s["name"])],
         "templates": sorted(runtime.app.catalogue().templates.values(), key=lambda t: str(t["name"]).casefold()),
+        "deployments": [
+            d for d in runtime.read_models.deployments(configuration_id=str(configuration_id), limit=100)
+            if d["state"] != "undeployed"
+        ],
         "errors": {}, "values": {},
     }  # fmt: skip
 

@@ -281,5 +281,7 @@ def test_promote_and_demote_confirmations_name_the_target_stage_and_act(world: W
     assert done.status_code == 303
     world.runtime.catch_up()
     assert world.runtime.app.deployment(UUID(deployment)).stage == "int"
+    configuration = world.client.get(f"/ui/configurations/{world.ids['{configuration_id}']}").text
+    assert f'<a href="/ui/deployments/{deployment}">v2 in int</a>' in configuration
     entries, _ = world.runtime.audit.page(AuditFilter(event_type="Deployment.MoveRequested"), None, 10)
     assert [(e["actor"], e["reason"]) for e in entries] == [("olivia", "rollback"), ("olivia", None)]
