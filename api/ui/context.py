@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from adapters.runtime import Runtime
-from api.auth import Authenticator, Principal
+from api.auth import Authenticator
 from api.errors import REFUSALS, record_refusal, status_of
 from api.ui.consoles import ScreenshotCache
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
@@ -124,10 +124,6 @@ async def checked_session(request: Request, session: SessionDep) -> Session:
 CheckedDep = Annotated[Session, Depends(checked_session)]
 
 
-def who(session: Session) -> Principal:
-    return session.principal
-
-
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     session: Session | None = getattr(request.state, "session", None)
     base = {"session": session, "csrf": session.csrf if session else "", "head": getattr(request.state, "head", 0)}
@@ -205,11 +201,6 @@ class ConsoleRoute(APIRoute):
                 return error_page(request, ValidationError(message, field=field))
 
         return console_handler
-
-
-def principal_of(request: Request) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
 
 
 def refused(request: Request, error: StagekeeperError) -> None:
