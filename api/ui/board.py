@@ -106,7 +106,8 @@ def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_posit
                 card = {**raw, "id": raw.get("id") or raw.get("deployment_id")}
                 if filters.keeps(card, who.user):
                     cards.append(card)
-                    rows.append({**card, "service_name": service["name"], "service_id": service["id"]})
+                    if filters.view == "list":
+                        rows.append({**card, "service_name": service["name"], "service_id": service["id"]})
             stages.append({**stage, "deployments": cards})
         if filters.narrows_deployments and not any(s["deployments"] for s in stages):
             continue
