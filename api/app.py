@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.routes import (
     audit,
@@ -42,7 +43,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         if owned:
             app.state.runtime.close()
 
-    app = FastAPI(title="Stagekeeper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Stagekeeper",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime or Runtime(settings)
     runtime_ = app.state.runtime
     app.state.authenticator = Authenticator(
@@ -54,6 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
     )
     install_error_handlers(app)
+    install_docs(app)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     return app
