@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -10,15 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
-from adapters.readstore import open_read_store
+from adapters.readstore import advisory_key, open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
-from adapters.workers import FollowerThread
+from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
@@ -77,17 +77,25 @@ def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
 
 @contextmanager
 def schema_lock(db: Database) -> Iterator[None]:
-    """Serialise table creation between processes starting at once (PostgreSQL only)."""
+    """Serialise table creation between processes starting at once (PostgreSQL only), and create
+    the schema named by `?schema=` when it does not exist yet."""
     if db.kind != "postgres":
         yield
         return
-    key = int.from_bytes(hashlib.sha256(b"stagekeeper-schema").digest()[:8], "big", signed=True)
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key(db, "schema"),))
         try:
+            if db.schema:
+                try:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+                except psycopg.errors.InsufficientPrivilege:
+                    raise SettingsError(
+                        f"STAGEKEEPER_DATABASE_URL: schema {db.schema!r} does not exist and user "
+                        f"{db.user or 'postgres'!r} may not create it"
+                    ) from None
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(db, "schema"),))
 
 
 def make_directory(settings: Settings) -> Directory | None:
@@ -132,8 +140,15 @@ class Runtime:
             self.projections = projections()
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
-        self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)
-        self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle)
+        self.leadership = Leadership(
+            acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
+        )
+        # The process manager acts only while it can prove it leads: before each event, and
+        # before each vCenter call of a job (a long job may outlive the lock connection).
+        self.process = DeploymentProcess(
+            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks
+        )
+        self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
             "projections", [self.projection_follower], settings.poll_seconds, debounce=PROJECTION_DEBOUNCE
         )
@@ -141,13 +156,17 @@ class Runtime:
             "process-manager",
             [self.process_follower],
             settings.poll_seconds,
-            acquire=lambda: self.store.try_lock(PROCESS_NAME),
+            leadership=self.leadership,
         )
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
         self._started = False
+
+    def _act_as_leader(self, event: object) -> None:
+        self.leadership.verify()
+        self.process.handle(event)
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):
