@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from uuid import UUID
 
 import psycopg
@@ -36,9 +35,15 @@ def wait_deployed(runtime: Runtime, deployment_id: UUID, timeout: float = 30) ->
 @pytest.fixture
 def runtimes() -> Iterator[list[Runtime]]:
     built: list[Runtime] = []
-    with ExitStack() as stack:
-        stack.callback(lambda: [r.close() for r in built])
+    try:
         yield built
+    finally:
+        close_all(built)
+
+
+def close_all(runtimes: list[Runtime]) -> None:
+    while runtimes:
+        runtimes.pop().close()
 
 
 def test_two_stagekeepers_on_two_schemas_of_one_database_both_deploy(runtimes: list[Runtime]) -> None:
@@ -54,8 +59,7 @@ def test_two_stagekeepers_on_two_schemas_of_one_database_both_deploy(runtimes: l
             wait_deployed(runtime, deployment_id)
         assert first.process_thread.leader
         assert second.process_thread.leader
-        for runtime in (first, second):
-            runtime.close()
+        close_all(runtimes)  # before the schemas are dropped
 
 
 def test_a_standby_waiting_past_the_bound_says_so_on_healthz(runtimes: list[Runtime]) -> None:
@@ -76,8 +80,7 @@ def test_a_standby_waiting_past_the_bound_says_so_on_healthz(runtimes: list[Runt
         assert body["process_manager"]["leader"] is False
         assert body["process_manager"]["waiting_for_leadership_seconds"] >= 0.3
         assert "waiting" in body["warnings"]["process_manager"]
-        for runtime in (leader, standby):
-            runtime.close()
+        close_all(runtimes)
 
 
 def test_a_schema_that_does_not_exist_yet_is_created_at_start_up() -> None:
