@@ -85,7 +85,9 @@ def schema_lock(db: Database) -> Iterator[None]:
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key(db, "schema"),))
         try:
-            if db.schema:
+            # CREATE SCHEMA needs the CREATE privilege even when the schema exists: look first.
+            found = db.schema and conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)).fetchone()
+            if db.schema and not found:
                 try:
                     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
                 except psycopg.errors.InsufficientPrivilege:
