@@ -15,6 +15,7 @@ from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.readstore import advisory_key, open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.simulator_state import FileState, InventoryState, PostgresState
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
@@ -58,10 +59,16 @@ def projections() -> list[Projection]:
 
 def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
     if settings.vcenter_driver == "simulated":
-        state = settings.simulator_state
-        if state is None and db.kind == "sqlite" and db.path != ":memory:":
-            state = db.path + ".vcenter-sim.json"
-        return SimulatedVCenter(state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds)
+        # The simulated inventory outlives a restart like the event store does: a file beside a
+        # SQLite database (or STAGEKEEPER_SIMULATOR_STATE), a table in a PostgreSQL schema.
+        state: InventoryState | None = None
+        if settings.simulator_state is not None:
+            state = FileState(Path(settings.simulator_state))
+        elif db.kind == "sqlite" and db.path != ":memory:":
+            state = FileState(Path(db.path + ".vcenter-sim.json"))
+        elif db.kind == "postgres":
+            state = PostgresState(db)
+        return SimulatedVCenter(state=state, task_seconds=settings.simulator_task_seconds)
     if not (settings.vcenter_url and settings.vcenter_user and settings.vcenter_password):
         raise SettingsError("the pyvmomi driver needs STAGEKEEPER_VCENTER_URL, _USER and _PASSWORD")
     connection = ConnectionSettings(
@@ -133,10 +140,11 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.db = database(settings.database_url)
-        self.vcenter = vcenter or make_vcenter(settings, self.db)
         self.clock = clock or SystemClock()
         self.directory = directory if directory is not None else make_directory(settings)
         with schema_lock(self.db):
+            # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
+            self.vcenter = vcenter or make_vcenter(settings, self.db)
             self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
             self.store = open_read_store(self.db)
             self.projections = projections()
