@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -52,3 +55,22 @@ def test_a_password_with_a_space_and_a_quote_reaches_the_event_store_and_the_rea
         assert users == [(role,)]
     finally:
         runtime.close()
+
+
+def test_a_schema_the_user_may_not_create_stops_start_up_in_one_line(role_and_schema: tuple[str, str]) -> None:
+    role, _ = role_and_schema
+    # Only a database's owner (and superusers) may create schemas in it unless granted: not this role.
+    url = f"postgresql://{role}:{quote(PASSWORD, safe='')}@127.0.0.1:5432/test?schema=sk_missing_{role}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEKEEPER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "worker"],
+        env={**env, "STAGEKEEPER_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"stagekeeper: STAGEKEEPER_DATABASE_URL: schema 'sk_missing_{role}' does not exist "
+        f"and user '{role}' may not create it"
+    ]
