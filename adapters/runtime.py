@@ -13,7 +13,8 @@ from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
-from adapters.readstore import advisory_key, open_read_store
+from adapters.pglock import advisory_key
+from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
 from adapters.simulator_state import FileState, InventoryState, PostgresState
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver

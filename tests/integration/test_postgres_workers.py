@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.readstore import advisory_key
+from adapters.pglock import advisory_key
 from adapters.runtime import PROCESS_NAME, Runtime
 from adapters.settings import database as parse_database_url
 from adapters.vcenter.simulated import SimulatedVCenter
