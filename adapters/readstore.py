@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import threading
@@ -15,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from adapters.pglock import AdvisoryLock
 from adapters.settings import Database
 from projections.store import ReadStore, Row
 
@@ -47,7 +47,7 @@ class SqliteReadStore:
     def __init__(self, path: str) -> None:
         self._path = path
         self._local = threading.local()
-        self._lock_files: list[int] = []
+        self._lock_files: dict[str, int] = {}
         # One shared connection for an in-memory database (each connection would be a new db).
         self._shared: sqlite3.Connection | None = self._connect() if path == ":memory:" else None
         self._shared_lock = threading.RLock()
@@ -101,7 +101,7 @@ class SqliteReadStore:
                 conn.close()
 
     def try_lock(self, name: str) -> bool:
-        if self._path == ":memory:":
+        if self._path == ":memory:" or name in self._lock_files:
             return True
         fd = os.open(f"{self._path}.{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -109,11 +109,15 @@ class SqliteReadStore:
         except BlockingIOError:
             os.close(fd)
             return False
-        self._lock_files.append(fd)
+        self._lock_files[name] = fd
         return True
 
+    def holds_lock(self, name: str) -> bool:
+        # An flock lives as long as its descriptor: once taken it cannot be lost.
+        return self._path == ":memory:" or name in self._lock_files
+
     def close(self) -> None:
-        for fd in self._lock_files:
+        for fd in self._lock_files.values():
             os.close(fd)
         self._lock_files.clear()
         conn = getattr(self._local, "conn", None)
@@ -167,7 +171,7 @@ class PostgresReadStore:
             open=True,
             name="stagekeeper-read",
         )
-        self._lock_conns: list[psycopg.Connection[Any]] = []
+        self._locks: dict[str, AdvisoryLock] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[_PgCursor]:
@@ -193,22 +197,19 @@ class PostgresReadStore:
             yield from cursor
 
     def try_lock(self, name: str) -> bool:
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        # application_name lets an operator see which process leads (pg_stat_activity).
-        conn = psycopg.connect(
-            self._db.conninfo, autocommit=True, application_name=f"stagekeeper:{name}:pid={os.getpid()}"
-        )
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if row and row[0]:
-            self._lock_conns.append(conn)
-            return True
-        conn.close()
-        return False
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = AdvisoryLock(self._db, name)
+        return lock.try_acquire()
+
+    def holds_lock(self, name: str) -> bool:
+        lock = self._locks.get(name)
+        return lock is not None and lock.holds()
 
     def close(self) -> None:
-        for conn in self._lock_conns:
-            conn.close()
-        self._lock_conns.clear()
+        for lock in self._locks.values():
+            lock.close()
+        self._locks.clear()
         self._pool.close()
 
 

@@ -114,10 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.from_env(os.environ)
+        return _run(args)
     except SettingsError as error:
+        # A setting that cannot be used (parsed, or found at start-up): one line, no traceback.
         print(f"stagekeeper: {error}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":

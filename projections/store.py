@@ -48,6 +48,10 @@ class ReadStore(Protocol):
         """Take the exclusive lock `name` for this process (held until close); False if held elsewhere."""
         ...
 
+    def holds_lock(self, name: str) -> bool:
+        """Whether this process still holds lock `name` (asked of the database, not remembered)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -8,7 +8,6 @@ given one, so a restarted service still sees the VMs it "created".
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from adapters.simulator_state import FileState, InventoryState
 from domain.errors import InfrastructureError, NotFoundError
 from domain.ports import (
     CloneSpec,
@@ -89,9 +89,10 @@ class SimulatedVCenter:
         templates: tuple[TemplateInfo, ...] = DEFAULT_TEMPLATES,
         clusters: dict[str, tuple[str, ...]] | None = None,
         task_seconds: float = 0.0,
+        state: InventoryState | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._state_file = state_file
+        self._state = state if state is not None else FileState(state_file) if state_file is not None else None
         self._templates = {t.name: t for t in templates}
         self._clusters = clusters or DEFAULT_CLUSTERS
         self._task_seconds = task_seconds
@@ -100,8 +101,8 @@ class SimulatedVCenter:
         self._counter = 0
         self._faults: dict[str, list[str]] = {}
         self._dhcp_next = 10
-        if state_file is not None and state_file.exists():
-            self._load(state_file)
+        if self._state is not None:
+            self._load()
 
     # -- test hooks (fault injection), the same idea as the vcsim harness's /_control -----------
     def inject_fault(self, method: str, message: str, count: int = 1) -> None:
@@ -119,25 +120,27 @@ class SimulatedVCenter:
             time.sleep(self._task_seconds)
 
     # -- persistence -----------------------------------------------------------------------------
-    def _load(self, path: Path) -> None:
-        data = json.loads(path.read_text())
+    def _load(self) -> None:
+        assert self._state is not None
+        data = self._state.load()
+        if data is None:
+            return
         self._pools.update(data.get("pools", []))
         self._vms = {v["vm_id"]: _Vm(**v) for v in data.get("vms", [])}
         self._counter = int(data.get("counter", 0))
         self._dhcp_next = int(data.get("dhcp_next", 10))
 
     def _save(self) -> None:
-        if self._state_file is None:
+        if self._state is None:
             return
-        data = {
-            "pools": sorted(self._pools),
-            "vms": [asdict(v) for v in self._vms.values()],
-            "counter": self._counter,
-            "dhcp_next": self._dhcp_next,
-        }
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self._state_file)
+        self._state.save(
+            {
+                "pools": sorted(self._pools),
+                "vms": [asdict(v) for v in self._vms.values()],
+                "counter": self._counter,
+                "dhcp_next": self._dhcp_next,
+            }
+        )
 
     # -- port ------------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
@@ -302,3 +305,5 @@ class SimulatedVCenter:
     def close(self) -> None:
         with self._lock:
             self._save()
+            if self._state is not None:
+                self._state.close()
