@@ -42,6 +42,7 @@ class Settings:
     ldap_admin_group: str | None = None
     ldap_start_tls: bool = False
     ldap_ca_file: str | None = None
+    max_body_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -91,6 +92,7 @@ class Settings:
             ldap_admin_group=get("LDAP_ADMIN_GROUP"),
             ldap_start_tls=(get("LDAP_START_TLS") or "false").lower() in ("1", "true", "yes"),
             ldap_ca_file=get("LDAP_CA_FILE"),
+            max_body_bytes=int(number("MAX_BODY_BYTES", 1024 * 1024, 1024, 1024**3)),
         )
         database(settings.database_url)  # fail early on a bad URL
         if driver == "pyvmomi":

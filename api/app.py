@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
+from api.deps import check_parameters
 from api.errors import install_error_handlers
+from api.limits import BodyLimits
 from api.routes import (
     audit,
     board,
@@ -42,7 +44,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         if owned:
             app.state.runtime.close()
 
-    app = FastAPI(title="Stagekeeper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Stagekeeper",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Every route's query and path parameters pass the text rule before anything runs.
+        dependencies=[Depends(check_parameters)],
+    )
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     app.state.runtime = runtime or Runtime(settings)
     runtime_ = app.state.runtime
     app.state.authenticator = Authenticator(

@@ -1,5 +1,6 @@
-"""Request bodies. Shapes and types are checked here; the domain checks the rules (ranges,
-uniqueness, references) and names the offending field itself."""
+"""Request bodies. Shapes and types are checked here, strictly (no "yes" for true, no true for
+1, no "3" for 3); the domain checks the rules (text, ranges, uniqueness, references) and names
+the offending field itself."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude={"reason"})
@@ -77,8 +78,8 @@ class CustomizationIn(Body):
 class MachineIn(Body):
     name: str
     template: str
-    cpus: int = 1
-    memory_mib: int = 1024
+    cpus: int | None = Field(None, description="Default: the template's (or 1 when it has none)")
+    memory_mib: int | None = Field(None, description="Default: the template's (or 1024 when it has none)")
     clone_mode: Literal["full", "linked"] = "full"
     disks: list[DiskIn] = []
     nics: list[NicIn] = []
