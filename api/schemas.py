@@ -4,9 +4,18 @@ the offending field itself."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from domain.text import check_text
+from domain.values import MAX_NAME
+
+
+def _stage_reference(value: str) -> str:
+    # Checked while the body is read, because routes look the stage up (for permissions)
+    # before the command runs; the domain's text rule, raised as the domain's 422.
+    return check_text(value, "stage", max_length=4 * MAX_NAME)
 
 
 class Body(BaseModel):
@@ -114,7 +123,7 @@ class ConfigurationPatch(Reason):
 
 
 class DeployRequest(Reason):
-    stage: str
+    stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
 
 

@@ -58,7 +58,10 @@ def check_text(
         raise ValidationError(f"{field} must not be empty", field=field)
     bad = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN_SINGLE_LINE).search(value)
     if bad is not None:
-        allowed = "; newline and tab are allowed" if multiline else ""
+        if multiline:
+            allowed = "; newline and tab are allowed"
+        else:
+            allowed = "; it is a single line" if bad.group() in "\t\n\r" else ""
         raise ValidationError(
             f"{field} must not contain control, bidirectional-override, zero-width or non-characters "
             f"(found {_describe(bad.group())} at position {bad.start()}{allowed})",

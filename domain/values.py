@@ -108,14 +108,16 @@ class Stage:
 
     @classmethod
     def parse(cls, data: object, field_name: str = "stage") -> Stage:
+        """`field_name` prefixes the fields named in refusals ("" when they are the body's own)."""
         if not isinstance(data, dict):
-            raise ValidationError(f"{field_name} must be an object", field=field_name)
-        name = check_display_name(data.get("name"), f"{field_name}.name")
-        pool = PoolPath.parse(data.get("resource_pool"), f"{field_name}.resource_pool").path
+            raise ValidationError(f"{field_name or 'body'} must be an object", field=field_name or None)
+        at = f"{field_name}." if field_name else ""
+        name = check_display_name(data.get("name"), f"{at}name")
+        pool = PoolPath.parse(data.get("resource_pool"), f"{at}resource_pool").path
         restricted = data.get("restricted", False)
         if not isinstance(restricted, bool):
-            raise ValidationError(f"{field_name}.restricted must be true or false", field=f"{field_name}.restricted")
-        ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{field_name}.ip_pools")
+            raise ValidationError(f"{at}restricted must be true or false", field=f"{at}restricted")
+        ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{at}ip_pools")
         return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools)
 
     def to_dict(self) -> dict[str, Any]:

@@ -106,8 +106,8 @@ class ServiceCommands(StagekeeperApplication):
     ) -> Outcome[Service]:
         """Add a stage (at the end, or at `position`)."""
         reason = check_reason(reason)
-        parsed = Stage.parse(stage, "stage")
-        # Fields of the body are top-level, so name them without the "stage." prefix.
+        # Fields of the body are top-level, so name them without a "stage." prefix.
+        parsed = Stage.parse(stage, "")
         self.check_pool(parsed.resource_pool, "resource_pool")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
