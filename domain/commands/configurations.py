@@ -12,7 +12,14 @@ from domain.configuration import Configuration, check_definition
 from domain.errors import InvalidTransitionError, ValidationError
 from domain.service import Service
 from domain.text import check_reason
-from domain.values import Machine, Network, check_description, check_display_name, check_version_number
+from domain.values import (
+    Machine,
+    Network,
+    check_description,
+    check_display_name,
+    check_version_number,
+    normalise_key,
+)
 
 CONFIGURATION_NAMES = "configuration"
 
@@ -105,7 +112,7 @@ class ConfigurationCommands(StagekeeperApplication):
             return []
         scope = str(configuration.service_id)
         claims: list[Any] = [self.claim_name(CONFIGURATION_NAMES, scope, new_name, configuration.id)]
-        if new_name.casefold() != configuration.name.casefold():
+        if normalise_key(new_name) != normalise_key(configuration.name):
             released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
             claims.extend([released] if released else [])
         return claims
