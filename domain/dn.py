@@ -16,7 +16,7 @@ from domain.text import check_text
 MAX_DN = 1024
 
 _TYPE = r"(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)"
-_PAIR = r"\\(?:[\\\"+,;<>= #=]|[0-9A-Fa-f]{2})"
+_PAIR = r"\\(?:[\\\"+,;<>= #]|[0-9A-Fa-f]{2})"
 # Leading and trailing characters exclude space (and a leading '#'); any may be escaped.
 _LEAD = rf"(?:[^ #\"+,;<>\\\x00]|{_PAIR})"
 _MIDDLE = rf"(?:[^\"+,;<>\\\x00]|{_PAIR})"
