@@ -50,6 +50,9 @@ JUNK_QUERIES: list[dict[str, str]] = [
     {"as_of": "9999-12-31T23:59:59-01:00", "from": "1", "reason": "r" * 3000},
 ]
 
+# If-Match lists that never match (or are malformed): 412 or 422, never a change.
+JUNK_IF_MATCH = ['"998", W/"999"', '"1", abc', '*, "1"', '"1",,', 'W/"x"', ", ".join(['"998"'] * 100)]
+
 
 def test_no_route_answers_500_or_changes_state_on_junk(client: TestClient) -> None:
     service = setup_service(client)
@@ -75,12 +78,17 @@ def test_no_route_answers_500_or_changes_state_on_junk(client: TestClient) -> No
             path = path.replace(placeholder, value)
         for method in methods:
             writes = method in ("post", "put", "patch")
-            junk = [(b, JUNK_QUERIES[0]) for b in JUNK_BODIES] if writes else [(None, q) for q in JUNK_QUERIES]
-            for body, query in junk:
+            junk: list[tuple[Any, dict[str, str], dict[str, str]]] = (
+                [(b, JUNK_QUERIES[0], {}) for b in JUNK_BODIES] if writes else [(None, q, {}) for q in JUNK_QUERIES]
+            )
+            if method != "get":
+                junk += [(None, {}, {"If-Match": tag}) for tag in JUNK_IF_MATCH]
+            for body, query, headers in junk:
                 head = app.head()
-                response = client.request(method.upper(), path, json=body, params=query, auth=AUTH)
+                response = client.request(method.upper(), path, json=body, params=query, headers=headers, auth=AUTH)
                 checked += 1
                 assert response.status_code < 500, (method, path, body, response.text)
+                assert response.status_code >= 400 or not headers, (method, path, headers, response.text)
                 if response.status_code >= 400:
                     assert response.json()["error"]["message"], (method, path, body)
                     # A refusal is recorded for the audit; nothing else may have changed on the
