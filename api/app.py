@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
+from api.deps import check_parameters
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.limits import BodyLimits
 from api.routes import (
     audit,
     board,
@@ -50,7 +52,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Every route's query and path parameters pass the text rule before anything runs.
+        dependencies=[Depends(check_parameters)],
     )
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     app.state.runtime = runtime or Runtime(settings)
     runtime_ = app.state.runtime
     app.state.authenticator = Authenticator(

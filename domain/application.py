@@ -87,8 +87,20 @@ class StagekeeperApplication(Application[UUID]):
         return aggregate
 
     @staticmethod
+    def user_version(aggregate: Aggregate) -> int:
+        """The version users see and compare (ETag / If-Match)."""
+        return int(getattr(aggregate, "definition_version", aggregate.version))
+
+    def current_version(self, aggregate_id: UUID) -> int | None:
+        """The user-visible version of an aggregate now (None when there is no such aggregate)."""
+        try:
+            return self.user_version(self.repository.get(aggregate_id))
+        except AggregateNotFoundError:
+            return None
+
+    @staticmethod
     def check_version(aggregate: Aggregate, expected: int | None, what: str) -> None:
-        current = getattr(aggregate, "definition_version", aggregate.version)
+        current = StagekeeperApplication.user_version(aggregate)
         if expected is not None and current != expected:
             raise PreconditionFailedError(
                 f"{what} is at version {current}, not {expected} (If-Match); reload and retry",

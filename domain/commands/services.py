@@ -7,10 +7,13 @@ from uuid import UUID, uuid4
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import Deployment
+from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.ports import PoolStatus
 from domain.service import Service
+from domain.text import check_reason, check_text
 from domain.values import (
+    MAX_NAME,
     PoolPath,
     Stage,
     check_description,
@@ -47,6 +50,7 @@ class ServiceCommands(StagekeeperApplication):
         reason: str | None = None,
     ) -> Outcome[Service]:
         """Register a service with its ordered stages; the name is unique case-insensitively."""
+        reason = check_reason(reason)
         name = check_display_name(name, "name")
         description = check_description(description)
         if not isinstance(stages, list) or not stages:
@@ -87,6 +91,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Change a service's description."""
+        reason = check_reason(reason)
         text = check_description(description)
         return self._change_service(service_id, expected_version, lambda s: s.update_description(text, actor, reason))
 
@@ -100,8 +105,9 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Add a stage (at the end, or at `position`)."""
-        parsed = Stage.parse(stage, "stage")
-        # Fields of the body are top-level, so name them without the "stage." prefix.
+        reason = check_reason(reason)
+        # Fields of the body are top-level, so name them without a "stage." prefix.
+        parsed = Stage.parse(stage, "")
         self.check_pool(parsed.resource_pool, "resource_pool")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
@@ -118,6 +124,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Remove a stage that holds no live deployment."""
+        reason = check_reason(reason)
         return self._change_service(service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason))
 
     def update_stage(
@@ -130,6 +137,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
+        reason = check_reason(reason)
         unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools"}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -171,8 +179,11 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Set the order of the service's stages (the lifecycle promotions follow)."""
+        reason = check_reason(reason)
         if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
             raise ValidationError("order must be a list of stage names", field="order")
+        for i, name in enumerate(order):
+            check_text(name, f"order[{i}]", max_length=4 * MAX_NAME)
         return self._change_service(service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason))
 
     def retire_service(
@@ -183,6 +194,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Retire a service with no live deployments; its name becomes free again."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
@@ -204,9 +216,12 @@ class ServiceCommands(StagekeeperApplication):
         reason: str | None = None,
     ) -> Outcome[dict[str, Any]]:
         """Grant a role on a service (stage-operator: on one stage) to a directory user or group."""
-        for name, value in (("role", role), ("user", user), ("group", group), ("stage", stage)):
-            if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 1024):
-                raise ValidationError(f"{name} must be non-empty text", field=name)
+        reason = check_reason(reason)
+        for name, value in (("role", role), ("user", user), ("stage", stage)):
+            if value is not None:
+                check_text(value, name, max_length=256, required=True)
+        if group is not None:
+            group = check_dn(group, "group")
 
         def attempt() -> Outcome[dict[str, Any]]:
             service = self.service(service_id)
@@ -219,6 +234,7 @@ class ServiceCommands(StagekeeperApplication):
         self, service_id: UUID, grant_id: str, actor: str, reason: str | None = None
     ) -> Outcome[dict[str, Any]]:
         """Withdraw a grant."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[dict[str, Any]]:
             service = self.service(service_id)
