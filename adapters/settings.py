@@ -30,6 +30,8 @@ class Settings:
     simulator_state: str | None = None
     simulator_task_seconds: float = 0.0
     read_wait_seconds: float = 5.0
+    unavailable_seconds: float = 5.0
+    max_streams_per_caller: int = 20
     poll_seconds: float = 0.2
     credential_cache_seconds: float = 60.0
     run_workers: bool = True
@@ -79,6 +81,8 @@ class Settings:
             simulator_state=get("SIMULATOR_STATE"),
             simulator_task_seconds=number("SIMULATOR_TASK_SECONDS", 0.0, 0.0, 60.0),
             read_wait_seconds=number("READ_WAIT_SECONDS", 5.0, 0.0, 300.0),
+            unavailable_seconds=number("UNAVAILABLE_SECONDS", 5.0, 1.0, 300.0),
+            max_streams_per_caller=int(number("MAX_STREAMS_PER_CALLER", 20, 1, 10000)),
             poll_seconds=number("POLL_SECONDS", 0.2, 0.01, 60.0),
             credential_cache_seconds=number("CREDENTIAL_CACHE_SECONDS", 60.0, 0.0, 3600.0),
             run_workers=(get("SERVE_WORKERS") or "true").lower() not in ("0", "false", "no", "off"),

@@ -11,6 +11,7 @@ from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
 from api.errors import install_error_handlers
+from api.notify import Notifier
 from api.routes import (
     audit,
     board,
@@ -36,9 +37,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.notifier.start()
         if start_workers and settings.run_workers:
             app.state.runtime.start_workers()
         yield
+        await app.state.notifier.stop()
         if owned:
             app.state.runtime.close()
 
@@ -53,6 +56,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         # With a directory, the local admin is break-glass only: enabled by STAGEKEEPER_ADMIN_PASSWORD.
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
     )
+    notifier = Notifier(runtime_.app.head, settings.poll_seconds)
+    runtime_.app.on_saved(lambda position, _topics: notifier.notify(position))
+    app.state.notifier = notifier
+    app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
     install_error_handlers(app)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
