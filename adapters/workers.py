@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from domain.errors import UnavailableError
 from projections.follower import Follower
 
 log = logging.getLogger("stagekeeper.workers")
@@ -53,9 +54,16 @@ class FollowerThread:
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
-            if not self.leader:
-                self.leader = self._acquire()
             failed = False
+            if not self.leader:
+                try:
+                    self.leader = self._acquire()
+                    self.errors.pop("leadership", None)
+                except UnavailableError as error:
+                    # The database is down: stay a follower and ask again later (the thread lives on).
+                    failed = True
+                    self.errors["leadership"] = error.message
+                    log.warning("%s: cannot ask for leadership: %s", self.name, error.message)
             if self.leader:
                 for follower in self.followers:
                     if self._stop.is_set():

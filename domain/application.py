@@ -9,14 +9,15 @@ InvalidTransitionError); a caller's stale If-Match is a PreconditionFailedError.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import ApplicationRecorder, EventStore, IntegrityError, Notification, StoredEvent
 
 from domain.accounts import ApiToken, LocalAccount
 from domain.catalogue import CATALOGUE_ID, TemplateCatalogue
@@ -26,8 +27,10 @@ from domain.errors import (
     ConcurrencyError,
     NotFoundError,
     PreconditionFailedError,
+    UnavailableError,
 )
 from domain.names import NameClaim
+from domain.outage import GuardedRecorder
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
 from domain.service import Service
@@ -52,12 +55,29 @@ class StagekeeperApplication(Application[UUID]):
     name = "stagekeeper"
     snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20}
 
-    def __init__(self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock) -> None:
+    def __init__(
+        self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
+    ) -> None:
+        # Set first: the recorders built by Application.__init__ take their time budget from it.
+        self.unavailable_seconds = unavailable_seconds
         super().__init__(env=env)
         self.vcenter = vcenter
         self.clock = clock
         self._listeners: list[Callable[[int, Sequence[str]], None]] = []
         self._listeners_lock = threading.Lock()
+
+    # -- the event store, with outages translated where they enter (domain/outage.py) ---------
+    def construct_recorder(self) -> ApplicationRecorder:
+        return cast(ApplicationRecorder, GuardedRecorder(super().construct_recorder(), self._call_budget()))
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        store = super().construct_snapshot_store()
+        store.recorder = cast(ApplicationRecorder, GuardedRecorder(store.recorder, self._call_budget()))
+        return store
+
+    def _call_budget(self) -> float:
+        # Half the bound per call leaves room for a second one (an interrupted commit's check).
+        return self.unavailable_seconds / 2
 
     # -- notifications inside this process -------------------------------------------------
     def on_saved(self, listener: Callable[[int, Sequence[str]], None]) -> None:
@@ -101,14 +121,45 @@ class StagekeeperApplication(Application[UUID]):
         pending = [a for a in aggregates if a.pending_events]
         if not pending:
             return 0
-        recordings = self.save(*pending)
-        position = max((r.notification.id for r in recordings), default=0)
-        topics = [r.notification.topic for r in recordings]
+        # What this write will store, kept before saving (saving takes the pending events): if
+        # the outcome is unknown, it tells our own write apart from anybody else's.
+        events = [e for a in pending for e in a.pending_events]
+        mine = self.mapper.to_stored_event(events[-1])
+        topics = [self.mapper.to_stored_event(e).topic for e in events]
+        started = time.monotonic()
+        try:
+            recordings = self.save(*pending)
+            position = max((r.notification.id for r in recordings), default=0)
+        except UnavailableError:
+            # The connection was lost during or after COMMIT: the write may have landed. All of it
+            # or none of it did (one transaction), so one event of it answers for the whole.
+            if not self._landed(mine, deadline=started + self.unavailable_seconds):
+                raise
+            # Its own notification id is not known any more; the head bounds it from above.
+            position = self.head()
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(position, topics)
         return position
+
+    def _landed(self, mine: StoredEvent, deadline: float) -> bool:
+        """Whether `mine` is in the store; asks again while the store is unreachable, until `deadline`."""
+        while True:
+            try:
+                found = self.recorder.select_events(
+                    mine.originator_id, gt=mine.originator_version - 1, lte=mine.originator_version
+                )
+            except UnavailableError as error:
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        "the event store became unreachable while this change was being saved; whether it "
+                        "was saved is unknown: read it back before trying again (or retry with the same "
+                        "Idempotency-Key)"
+                    ) from error
+                time.sleep(0.2)
+                continue
+            return bool(found) and found[0].topic == mine.topic and found[0].state == mine.state
 
     def retrying(self, attempt: Callable[[], Outcome[R]]) -> Outcome[R]:
         """Run a read-decide-save attempt, again from a fresh read when another write won a race."""
