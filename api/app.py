@@ -11,6 +11,7 @@ from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
 from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
 from api.notify import Notifier
 from api.routes import (
     audit,
@@ -61,6 +62,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.state.notifier = notifier
     app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
     install_error_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        application=runtime_.app,
+        authenticator=app.state.authenticator,
+        wait_seconds=settings.unavailable_seconds,
+    )
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     return app

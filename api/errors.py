@@ -23,6 +23,7 @@ from domain.errors import (
     UnavailableError,
     ValidationError,
 )
+from domain.requests import DuplicateRequestError
 
 log = logging.getLogger("stagekeeper.api")
 
@@ -35,6 +36,7 @@ STATUS: tuple[tuple[type[StagekeeperError], int], ...] = (
     (PermissionDeniedError, 403),
     (UnavailableError, 503),
     (TooManyRequestsError, 429),
+    (DuplicateRequestError, 409),
     (InfrastructureError, 502),
 )
 

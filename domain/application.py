@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
@@ -33,6 +34,7 @@ from domain.names import NameClaim
 from domain.outage import GuardedRecorder
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
+from domain.requests import DuplicateRequestError, PendingRequest, RequestRecord
 from domain.service import Service
 
 A = TypeVar("A", bound=Aggregate)
@@ -65,6 +67,12 @@ class StagekeeperApplication(Application[UUID]):
         self.clock = clock
         self._listeners: list[Callable[[int, Sequence[str]], None]] = []
         self._listeners_lock = threading.Lock()
+        # The request being served (Idempotency-Key), if any. A request is served partly on the
+        # event loop and partly in a worker thread; a context variable follows it into the thread
+        # where commit() runs, without every command having to pass it along. One per instance.
+        self.pending_request: ContextVar[PendingRequest | None] = ContextVar(
+            f"stagekeeper-request-{id(self)}", default=None
+        )
 
     # -- the event store, with outages translated where they enter (domain/outage.py) ---------
     def construct_recorder(self) -> ApplicationRecorder:
@@ -117,7 +125,12 @@ class StagekeeperApplication(Application[UUID]):
 
     # -- saving -------------------------------------------------------------------------------
     def commit(self, *aggregates: Aggregate) -> int:
-        """Save aggregates atomically; returns the last notification position written."""
+        """Save aggregates atomically; returns the last notification position written. The record
+        of the request being served (Idempotency-Key) goes into its first write."""
+        request = self.pending_request.get()
+        record = request.record() if request is not None and not request.saved else None
+        if record is not None:
+            aggregates = (*aggregates, record)
         pending = [a for a in aggregates if a.pending_events]
         if not pending:
             return 0
@@ -130,6 +143,14 @@ class StagekeeperApplication(Application[UUID]):
         try:
             recordings = self.save(*pending)
             position = max((r.notification.id for r in recordings), default=0)
+        except IntegrityError as error:
+            if record is not None and request is not None and self._exists(record.id):
+                # The same caller's same key took effect in another request meanwhile.
+                request.duplicate = True
+                raise DuplicateRequestError(
+                    "a request with this Idempotency-Key took effect meanwhile", field="Idempotency-Key"
+                ) from error
+            raise
         except UnavailableError:
             # The connection was lost during or after COMMIT: the write may have landed. All of it
             # or none of it did (one transaction), so one event of it answers for the whole.
@@ -137,11 +158,34 @@ class StagekeeperApplication(Application[UUID]):
                 raise
             # Its own notification id is not known any more; the head bounds it from above.
             position = self.head()
+        if request is not None:
+            request.saved = True
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(position, topics)
         return position
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    # -- idempotent requests ----------------------------------------------------------------------
+    def request_record(self, actor: str, key: str) -> RequestRecord | None:
+        """What `actor` first used Idempotency-Key `key` for (None: never used)."""
+        try:
+            record: Aggregate = self.repository.get(RequestRecord.id_for(actor, key))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(record, RequestRecord)
+        return record
+
+    def answer_request(self, actor: str, key: str, status: int, headers: dict[str, str], body: str) -> None:
+        """Keep the answer given to the request that saved this key's record."""
+        record = self.request_record(actor, key)
+        if record is None or record.answered:
+            return
+        record.answer(status, headers, body)
+        self.commit(record)
 
     def _landed(self, mine: StoredEvent, deadline: float) -> bool:
         """Whether `mine` is in the store; asks again while the store is unreachable, until `deadline`."""
