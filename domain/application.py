@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, EventStore, IntegrityError, Notification, StoredEvent
+from eventsourcing.utils import get_topic
 
 from domain.accounts import ApiToken, LocalAccount
 from domain.catalogue import CATALOGUE_ID, TemplateCatalogue
@@ -138,7 +139,7 @@ class StagekeeperApplication(Application[UUID]):
         # the outcome is unknown, it tells our own write apart from anybody else's.
         events = [e for a in pending for e in a.pending_events]
         mine = self.mapper.to_stored_event(events[-1])
-        topics = [self.mapper.to_stored_event(e).topic for e in events]
+        topics = [get_topic(type(e)) for e in events]
         started = time.monotonic()
         try:
             recordings = self.save(*pending)
