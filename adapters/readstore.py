@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.pglock import AdvisoryLock
 from adapters.settings import Database
+from domain.errors import UnavailableError
 from projections.store import ReadStore, Row
 
 
@@ -155,31 +156,50 @@ class _PgCursor:
         return self._cursor.fetchone()
 
 
+@contextmanager
+def _outage() -> Iterator[None]:
+    """Where the read store's outages enter: lost connections and pool timeouts become UnavailableError."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        raise UnavailableError("the read store is unreachable; try again shortly") from error
+
+
 class PostgresReadStore:
     dialect = "postgres"
 
-    def __init__(self, db: Database, pool_size: int = 4) -> None:
+    def __init__(self, db: Database, pool_size: int = 4, timeout: float = 5.0) -> None:
         self._db = db
-        options = f"-c search_path={db.schema}" if db.schema else ""
+        # Half the outage bound per call (see event_store_env), in whole seconds for libpq.
+        self._connect_timeout = max(1, round(timeout / 2))
+        kwargs: dict[str, Any] = {
+            "row_factory": dict_row,
+            "autocommit": False,
+            "connect_timeout": self._connect_timeout,
+        }
+        if db.schema:
+            kwargs["options"] = f"-c search_path={db.schema}"
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             db.conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"row_factory": dict_row, "autocommit": False, "options": options}
-            if options
-            else {"row_factory": dict_row, "autocommit": False},
+            kwargs=kwargs,
             open=True,
             name="stagekeeper-read",
+            # During an outage a caller waits this long for a connection, then gets a 503.
+            timeout=timeout / 2,
+            # Connections broken by a server restart are dropped before use, not handed out.
+            check=ConnectionPool.check_connection,
         )
         self._locks: dict[str, AdvisoryLock] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[_PgCursor]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        with _outage(), self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield _PgCursor(cursor)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._pool.connection() as conn, conn.cursor() as cursor:
+        with _outage(), self._pool.connection() as conn, conn.cursor() as cursor:
             cursor.execute(sql.encode(), tuple(params))
             rows = cursor.fetchall()
             conn.rollback()
@@ -188,6 +208,7 @@ class PostgresReadStore:
     def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> Iterator[Row]:
         # A named (server-side) cursor keeps memory flat for exports of any size.
         with (
+            _outage(),
             self._pool.connection() as conn,
             conn.transaction(),
             conn.cursor(name="sk_stream") as cursor,
@@ -213,7 +234,7 @@ class PostgresReadStore:
         self._pool.close()
 
 
-def open_read_store(db: Database) -> ReadStore:
+def open_read_store(db: Database, timeout: float = 5.0) -> ReadStore:
     if db.kind in ("sqlite", "memory"):
         return SqliteReadStore(db.path)
-    return PostgresReadStore(db)
+    return PostgresReadStore(db, timeout=timeout)

@@ -146,8 +146,13 @@ class Runtime:
         with schema_lock(self.db):
             # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
             self.vcenter = vcenter or make_vcenter(settings, self.db)
-            self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
-            self.store = open_read_store(self.db)
+            self.app = Stagekeeper(
+                env=event_store_env(self.db, timeout=settings.unavailable_seconds),
+                vcenter=self.vcenter,
+                clock=self.clock,
+                unavailable_seconds=settings.unavailable_seconds,
+            )
+            self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections()
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)

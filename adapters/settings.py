@@ -238,8 +238,12 @@ def database(url: str) -> Database:
 _CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
-    """The eventsourcing library's environment for this database."""
+def event_store_env(db: Database, create_tables: bool = True, timeout: float = 5.0) -> dict[str, str]:
+    """The eventsourcing library's environment for this database. During an outage a request
+    answers 503 within `timeout`: one call waits at most half of it for a pooled connection
+    (POSTGRES_CONNECT_TIMEOUT is the pool's wait) or a lock, in whole seconds as the library
+    reads them, which leaves time for a second call (e.g. checking an interrupted commit)."""
+    seconds = str(max(1, round(timeout / 2)))
     create = "y" if create_tables else "n"
     if db.kind == "memory":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -261,7 +265,8 @@ def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
         "POSTGRES_PASSWORD": db.password,
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "10",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": seconds,
+        "POSTGRES_LOCK_TIMEOUT": seconds,
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": create,
     }

@@ -72,3 +72,9 @@ class UnavailableError(StagekeeperError):
     """A dependency is unreachable or a read model has not caught up in time."""
 
     code = "unavailable"
+
+
+class TooManyRequestsError(StagekeeperError):
+    """The caller holds as many of a bounded resource (e.g. open progress streams) as allowed."""
+
+    code = "too_many_requests"

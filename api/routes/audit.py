@@ -13,7 +13,7 @@ from adapters.runtime import Runtime
 from api.access import read_service, readable_service_ids
 from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
-from api.export import csv_chunks, jsonl_lines
+from api.export import csv_chunks, csv_failure, guarded, jsonl_failure, jsonl_lines, started
 from domain.errors import ValidationError
 from projections.audit_queries import AuditFilter
 
@@ -79,8 +79,10 @@ def export(
     filters: FilterDep,
     format: str = Query("jsonl", pattern="^(jsonl|csv)$", description="jsonl or csv"),
 ) -> StreamingResponse:
-    """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV."""
+    """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV. An export that
+    fails midway ends with an error record and an aborted (incomplete) chunked response."""
     rows = runtime.audit.stream(visible(runtime, who, filters))
     if format == "csv":
-        return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8")
-    return StreamingResponse(jsonl_lines(rows), media_type="application/x-ndjson")
+        chunks = guarded(started(csv_chunks(rows)), csv_failure)
+        return StreamingResponse(chunks, media_type="text/csv; charset=utf-8")
+    return StreamingResponse(guarded(started(jsonl_lines(rows)), jsonl_failure), media_type="application/x-ndjson")
