@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from domain.errors import InfrastructureError, NotFoundError
+from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     CloneSpec,
     GuestIdentity,
@@ -111,7 +111,7 @@ class SimulatedVCenter:
     def _maybe_fail(self, method: str) -> None:
         queue = self._faults.get(method)
         if queue:
-            raise InfrastructureError(f"vCenter fault during {method}: {queue.pop(0)}")
+            raise VCenterFaultError(f"vCenter fault during {method}: {queue.pop(0)}")
 
     def _work(self) -> None:
         # Model the latency of a vCenter task outside the lock, so parallel tasks overlap.
@@ -157,7 +157,7 @@ class SimulatedVCenter:
     def ensure_pool(self, path: str) -> bool:
         status = self.inspect_pool(path)
         if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
-            raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
+            raise VCenterObjectNotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
         with self._lock:
             self._maybe_fail("ensure_pool")
             if path in self._pools:
@@ -177,13 +177,13 @@ class SimulatedVCenter:
             self._maybe_fail("clone")
             source = self._vms.get(spec.source_vm_id) if spec.source_vm_id else None
             if spec.source_vm_id and source is None:
-                raise NotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
+                raise VCenterObjectNotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
             if source is None and spec.template not in self._templates:
-                raise NotFoundError(f"template '{spec.template}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"template '{spec.template}' not found in vCenter")
             if spec.resource_pool not in self._pools:
-                raise NotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
             if any(vm.name == spec.vm_name for vm in self._vms.values()):
-                raise InfrastructureError(f"vCenter fault during clone: DuplicateName {spec.vm_name}")
+                raise VCenterFaultError(f"vCenter fault during clone: DuplicateName {spec.vm_name}")
         self._work()
         with self._lock:
             self._counter += 1
@@ -212,7 +212,7 @@ class SimulatedVCenter:
     def _vm(self, vm_id: str) -> _Vm:
         vm = self._vms.get(vm_id)
         if vm is None:
-            raise NotFoundError(f"VM {vm_id} not found in vCenter")
+            raise VCenterObjectNotFoundError(f"VM {vm_id} not found in vCenter")
         return vm
 
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
@@ -220,9 +220,9 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             self._maybe_fail("customize")
             if vm.powered_on:
-                raise InfrastructureError(f"vCenter fault during customize: VM {vm.name} is powered on")
+                raise VCenterFaultError(f"vCenter fault during customize: VM {vm.name} is powered on")
             if identity.os_family != vm.os_family:
-                raise InfrastructureError(
+                raise VCenterFaultError(
                     f"vCenter fault during customize: {identity.os_family} customisation on a {vm.os_family} guest"
                 )
             vm.hostname = identity.hostname
@@ -264,7 +264,7 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             self._maybe_fail("relocate")
             if resource_pool not in self._pools:
-                raise NotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
             vm.resource_pool = resource_pool
             self._save()
 
@@ -274,7 +274,7 @@ class SimulatedVCenter:
                 return
             self._maybe_fail("destroy")
             if self._vms[vm_id].powered_on:
-                raise InfrastructureError(f"vCenter fault during destroy: VM {vm_id} is powered on")
+                raise VCenterFaultError(f"vCenter fault during destroy: VM {vm_id} is powered on")
             del self._vms[vm_id]
             self._save()
 

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from adapters.vcenter.simulated import SimulatedVCenter
-from domain.errors import InfrastructureError, NotFoundError
+from domain.errors import NotFoundError, VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
 from scripts.vcsim_harness import Vcsim
 
@@ -99,15 +99,18 @@ def test_relocate_power_off_and_destroy(driver: VCenterDriver) -> None:
     assert driver.find_vms(deployment) == []
 
 
-def test_missing_objects_and_faults_surface_as_domain_errors(driver: VCenterDriver) -> None:
-    with pytest.raises(NotFoundError):
+def test_missing_objects_and_faults_surface_as_vcenter_errors(driver: VCenterDriver) -> None:
+    # Vendor faults become the driver's own errors where they enter: the process manager fails a
+    # deployment on these, never on a domain lookup (a plain NotFoundError) that went wrong.
+    with pytest.raises(VCenterObjectNotFoundError) as missing:
         driver.clone(spec(uuid4(), template="no-such-template"))
-    with pytest.raises(NotFoundError):
+    assert isinstance(missing.value, NotFoundError)  # still a 404 wherever it reaches the API
+    with pytest.raises(VCenterObjectNotFoundError):
         driver.clone(spec(uuid4(), pool=f"{ROOT}/does-not-exist"))
-    with pytest.raises(NotFoundError):
+    with pytest.raises(VCenterObjectNotFoundError):
         driver.power_on("vm-does-not-exist")
     vm = driver.clone(spec(uuid4(), template="tpl-windows-2022"))
-    with pytest.raises(InfrastructureError):
+    with pytest.raises(VCenterFaultError):
         driver.customize(vm.vm_id, GuestIdentity(hostname="x", os_family="linux"))
 
 
