@@ -4,8 +4,10 @@ It is a reconciler. For any deployment event it loads the deployment and carries
 current state to the next resting state (deployed, undeployed, failed), recording each step as
 an event. Before acting it asks vCenter what already exists (VMs are tagged with deployment and
 machine ids and named deterministically), so a worker killed at any point and started again
-finishes the work without duplicating or orphaning a VM. vCenter faults become events with the
-fault's message; anything else propagates, and the follower retries the event later.
+finishes the work without duplicating or orphaning a VM. vCenter faults (VCenterFaultError, raised
+only by the drivers) and a stage's exhausted IP pools become failure events with their message;
+anything else (a domain lookup that fails, a database outage, a bug) propagates, and the follower
+retries the event later.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from domain.deployment import (
     UNDEPLOYING,
     Deployment,
 )
-from domain.errors import InfrastructureError, InvalidTransitionError, NotFoundError
+from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
@@ -45,7 +47,9 @@ TOPICS = tuple(
         "Service.StageMapped",
     )
 )
-VCENTER_FAULTS = (InfrastructureError, NotFoundError)
+VCENTER_FAULTS = (VCenterFaultError,)
+# What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
+PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
 MAX_PASSES = 50
 
 
@@ -134,7 +138,7 @@ class DeploymentProcess:
                 finally:
                     for future in futures:
                         future.cancel()
-        except VCENTER_FAULTS as fault:
+        except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
