@@ -9,16 +9,21 @@ given one, so a restarted service still sees the VMs it "created".
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from adapters.vcenter.picture import draw
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
+    POWER_ACTIONS,
     CloneSpec,
+    ConsoleTicket,
     GuestIdentity,
     NicSetting,
     PoolStatus,
@@ -41,6 +46,9 @@ DEFAULT_TEMPLATES: tuple[TemplateInfo, ...] = (
         "/DC0/vm/tpl-windows-2022",
     ),
 )
+# Where the simulated vCenter "is": a reserved name (RFC 2606), so a console link leads nowhere real.
+CONSOLE_HOST = "vcenter.simulated.invalid"
+TICKET_LIFETIME = timedelta(minutes=5)
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
 
@@ -294,6 +302,47 @@ class SimulatedVCenter:
                 cpus=sum(vm.cpus for vm in vms),
                 memory_mib=sum(vm.memory_mib for vm in vms),
             )
+
+    def _powered_on(self, vm_id: str, what: str) -> _Vm:
+        vm = self._vm(vm_id)
+        if not vm.powered_on:
+            # vCenter answers consoles, screenshots and resets of a VM that is off the same way.
+            raise VCenterFaultError(f"vCenter fault during {what}: InvalidPowerState: {vm.name} is poweredOff")
+        return vm
+
+    def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        with self._lock:
+            self._powered_on(vm_id, "console ticket")
+            self._maybe_fail("console_ticket")
+        # A new random ticket per call, as vCenter issues them; nothing serves it (see CONSOLE_HOST).
+        return ConsoleTicket(
+            vm_id=vm_id,
+            webmks_url=f"wss://{CONSOLE_HOST}:443/ticket/{secrets.token_hex(16)}",
+            vmrc_url=f"vmrc://clone:{secrets.token_hex(16)}@{CONSOLE_HOST}/?moid={vm_id}",
+            expires_at=datetime.now(UTC) + TICKET_LIFETIME,
+        )
+
+    def screenshot(self, vm_id: str) -> bytes:
+        with self._lock:
+            vm = self._powered_on(vm_id, "screenshot")
+            self._maybe_fail("screenshot")
+            return draw(vm.name, "poweredOn", vm.ip)
+
+    def power_state(self, vm_id: str) -> str:
+        with self._lock:
+            return "poweredOn" if self._vm(vm_id).powered_on else "poweredOff"
+
+    def power(self, vm_id: str, action: str) -> None:
+        if action not in POWER_ACTIONS:
+            raise ValueError(f"power action must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
+        if action == "on":
+            self.power_on(vm_id)
+        elif action == "off":
+            self.power_off(vm_id)
+        else:
+            with self._lock:
+                self._powered_on(vm_id, "reset")
+                self._maybe_fail("reset")
 
     def all_vms(self) -> list[VmInfo]:
         with self._lock:

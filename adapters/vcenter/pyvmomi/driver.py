@@ -14,10 +14,12 @@ from uuid import UUID
 from pyVmomi import vim
 
 from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     CloneSpec,
+    ConsoleTicket,
     GuestIdentity,
     NicSetting,
     PoolStatus,
@@ -36,6 +38,7 @@ class PyVmomiDriver:
 
     def __init__(self, settings: ConnectionSettings, default_network: str = "VM Network") -> None:
         self.session = Session(settings)
+        self.consoles = Consoles(self.session)
         self.default_network = default_network
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
@@ -356,7 +359,7 @@ class PyVmomiDriver:
             self.session.wait(task, f"NIC change of {vm_id}")
 
     def _network(self, vm: Any, name: str) -> Any | None:
-        dc = self._datacenter_of.get(vm._moId) or _datacenter_object(vm)
+        dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
         if key not in self._networks:
             self._networks[key] = inventory.network(self._content, dc, name)
@@ -412,6 +415,24 @@ class PyVmomiDriver:
             memory_mib=sum(vm.memory_mib for vm in here),
         )
 
+    def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        return self.consoles.ticket(vm_id)
+
+    def screenshot(self, vm_id: str) -> bytes:
+        return self.consoles.screenshot(vm_id)
+
+    def power_state(self, vm_id: str) -> str:
+        return self.consoles.power_state(vm_id)
+
+    def power(self, vm_id: str, action: str) -> None:
+        check_action(action)
+        if action == "on":
+            self.power_on(vm_id)
+        elif action == "off":
+            self.power_off(vm_id)
+        else:
+            self.consoles.reset(vm_id)
+
     def close(self) -> None:
         self.session.close()
 
@@ -424,16 +445,8 @@ def _get(obj: Any, path: str) -> Any:
     return obj
 
 
-def _datacenter_object(entity: Any) -> Any:
-    while entity is not None and not isinstance(entity, vim.Datacenter):
-        entity = entity.parent
-    if entity is None:
-        raise VCenterObjectNotFoundError("object is not inside a datacenter")
-    return entity
-
-
 def _datacenter_of(entity: Any) -> str:
-    return str(_datacenter_object(entity).name)
+    return str(inventory.datacenter_of(entity).name)
 
 
 def _backing(network: Any) -> Any:

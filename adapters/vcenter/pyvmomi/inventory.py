@@ -120,3 +120,12 @@ def pool_paths(content: Any) -> dict[str, str]:
 
 def network(content: Any, dc: Any, name: str) -> Any | None:
     return next((n for n in dc.network if n.name == name), None)
+
+
+def datacenter_of(entity: Any) -> Any:
+    """The datacenter an entity lives in (walking up its parents)."""
+    while entity is not None and not isinstance(entity, vim.Datacenter):
+        entity = entity.parent
+    if entity is None:
+        raise vim.fault.NotFound(msg="object is not inside a datacenter")
+    return entity

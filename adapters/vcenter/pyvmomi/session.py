@@ -12,11 +12,13 @@ import logging
 import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
@@ -173,6 +175,33 @@ class Session:
                     )
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
+
+    def download(self, path: str, query: dict[str, str], operation: str) -> bytes:
+        """GET a file from vCenter's HTTP interface (e.g. /folder/... of a datastore) with the
+        session's cookie, TLS settings and timeout; an expired session logs in again once."""
+        parts = urlsplit(self.settings.url)
+        url = f"{parts.scheme}://{parts.netloc}{path}?{urlencode(query)}"
+        context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=self.settings.ca_bundle)
+            if not self.settings.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+
+        def get() -> bytes:
+            request = urllib.request.Request(url, headers={"Cookie": self.connect()._stub.cookie})  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=self.settings.task_timeout, context=context) as answer:  # noqa: S310
+                    data: bytes = answer.read()
+                    return data
+            except urllib.error.HTTPError as error:
+                if error.code == 401:
+                    raise vim.fault.NotAuthenticated() from error
+                if error.code == 404:
+                    raise vim.fault.FileNotFound(file=path, msg=f"{path} not found on vCenter") from error
+                raise vim.fault.FileFault(file=path, msg=f"HTTP {error.code} reading {path}") from error
+
+        return self.call(operation, get)
 
     def call(self, operation: str, function: Callable[[], T]) -> T:
         with translated(operation, self.settings.task_timeout):
