@@ -174,7 +174,7 @@ class VCenterDriver(Protocol):
         ...
 
     def power_state(self, vm_id: str) -> str:
-        """"poweredOn", "poweredOff" or "suspended"."""
+        """The power state: poweredOn, poweredOff or suspended."""
         ...
 
     def power(self, vm_id: str, action: str) -> None:
