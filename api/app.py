@@ -15,6 +15,7 @@ from api.routes import (
     audit,
     board,
     configurations,
+    consoles,
     deployments,
     health,
     me,
@@ -56,4 +57,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     install_error_handlers(app)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
+    app.include_router(consoles.router)
     return app

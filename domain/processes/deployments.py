@@ -42,6 +42,7 @@ TOPICS = tuple(
         "Deployment.RetryRequested",
         "Deployment.MoveRequested",
         "Deployment.UndeployRequested",
+        "Deployment.PowerRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -73,6 +74,8 @@ class DeploymentProcess:
             self.ensure_pools(event.originator_id, [(event.stage["name"], event.stage["resource_pool"])])
         elif kind == "Service.StageMapped":
             self.ensure_pools(event.originator_id, [(event.stage, event.resource_pool)])
+        elif kind == "Deployment.PowerRequested":
+            self.power(event.originator_id, event.machine)
         elif isinstance(event, Deployment.Event):
             self.drive(event.originator_id)
 
@@ -86,6 +89,31 @@ class DeploymentProcess:
                 continue
             if created:
                 self.app.record_pool_created(service_id, stage, path)
+
+    def power(self, deployment_id: UUID, machine: str) -> None:
+        """Carry out the machine's oldest pending power action (one per PowerRequested event, so a
+        restarted worker that redoes an event finds that action already recorded and does nothing)."""
+        deployment = self.app.deployment(deployment_id)
+        found = deployment.machine(machine)
+        pending = found.get("power_pending") or []
+        if not pending:
+            return
+        action = pending[0]
+        try:
+            if not found.get("vm_id"):
+                raise InvalidTransitionError(f"machine '{machine}' has no VM any more")
+            self.vcenter.power(found["vm_id"], action)
+            state = self.vcenter.power_state(found["vm_id"])
+        except (VCenterFaultError, InvalidTransitionError) as fault:
+            failed = partial(
+                Deployment.record_power_failure, machine=machine, action=action, reason=fault.message, actor=ACTOR
+            )
+            self.app.record_step(deployment_id, failed)
+            return
+        changed = partial(
+            Deployment.record_power_changed, machine=machine, action=action, power_state=state, actor=ACTOR
+        )
+        self.app.record_step(deployment_id, changed)
 
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
