@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi import inventory, specs
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
@@ -212,7 +212,9 @@ class PyVmomiDriver:
                 missing_part = status.value.replace("_", " ")
                 raise VCenterObjectNotFoundError(f"cannot create resource pool {path}: {missing_part}")
             for name in missing:
-                pool = self.session.call(f"create pool {name}", partial(pool.CreateResourcePool, name, _pool_spec()))
+                pool = self.session.call(
+                    f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
+                )
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -293,34 +295,7 @@ class PyVmomiDriver:
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        hostname = vim.vm.customization.FixedName(name=identity.hostname)
-        if identity.os_family == "windows":
-            ident: Any = vim.vm.customization.Sysprep(
-                guiUnattended=vim.vm.customization.GuiUnattended(autoLogon=False, autoLogonCount=0, timeZone=85),
-                userData=vim.vm.customization.UserData(
-                    computerName=hostname, fullName="Stagekeeper", orgName="Stagekeeper", productId=""
-                ),
-                identification=vim.vm.customization.Identification(joinWorkgroup="WORKGROUP"),
-            )
-            # Sysprep with changeSID gives every clone its own machine SID.
-            options: Any = vim.vm.customization.WinOptions(changeSID=True, deleteAccounts=False)
-        else:
-            ident = vim.vm.customization.LinuxPrep(hostName=hostname, domain="localdomain")
-            options = vim.vm.customization.LinuxOptions()
-        if identity.ip is None:
-            address: Any = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
-        else:
-            address = vim.vm.customization.IPSettings(
-                ip=vim.vm.customization.FixedIp(ipAddress=identity.ip),
-                subnetMask=_netmask(identity.prefix_length or 24),
-                gateway=[identity.gateway] if identity.gateway else [],
-            )
-        spec = vim.vm.customization.Specification(
-            identity=ident,
-            options=options,
-            globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(identity.dns)),
-            nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)],
-        )
+        spec = specs.customization(identity)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
 
@@ -340,7 +315,7 @@ class PyVmomiDriver:
                         f"network '{nic.network}' (and default '{self.default_network}') not found"
                     )
                 card = cards[i] if i < len(cards) else vim.vm.device.VirtualVmxnet3(key=-(i + 1))
-                card.backing = _backing(target)
+                card.backing = specs.backing(target)
                 card.connectable = vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True)
                 if nic.mac:
                     card.addressType = "manual"
@@ -447,27 +422,3 @@ def _get(obj: Any, path: str) -> Any:
 
 def _datacenter_of(entity: Any) -> str:
     return str(inventory.datacenter_of(entity).name)
-
-
-def _backing(network: Any) -> Any:
-    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
-        switch = network.config.distributedVirtualSwitch
-        assert switch is not None
-        connection = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=switch.uuid)
-        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
-    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
-
-
-def _pool_spec() -> Any:
-    def allocation() -> Any:
-        return vim.ResourceAllocationInfo(
-            reservation=0, expandableReservation=True, limit=-1,
-            shares=vim.SharesInfo(level=vim.SharesInfo.Level.normal, shares=0),
-        )  # fmt: skip
-
-    return vim.ResourceConfigSpec(cpuAllocation=allocation(), memoryAllocation=allocation())
-
-
-def _netmask(prefix: int) -> str:
-    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-    return ".".join(str((bits >> shift) & 0xFF) for shift in (24, 16, 8, 0))
