@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.errors import UnavailableError
 from projections.follower import Follower
 
 log = logging.getLogger("stagekeeper.workers")

@@ -20,6 +20,7 @@ from api.routes import (
     audit,
     board,
     configurations,
+    consoles,
     deployments,
     health,
     me,
@@ -85,4 +86,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
+    app.include_router(consoles.router)
     return app

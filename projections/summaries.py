@@ -94,6 +94,10 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.UndeployRequested": lambda d: f"undeploy requested (was {d['previous_state']})",
     "Deployment.MachineDestroyed": lambda d: f"machine '{d['machine']}' destroyed",
     "Deployment.Undeployed": lambda d: "undeployed",
+    "Deployment.PowerRequested": lambda d: f"power {d['action']} of machine '{d['machine']}' requested",
+    "Deployment.MachinePowerChanged": lambda d: f"machine '{d['machine']}' {d['action']}: now {d['power_state']}",
+    "Deployment.PowerFailed": lambda d: f"power {d['action']} of machine '{d['machine']}' failed: {d['reason']}",
+    "Deployment.ConsoleOpened": lambda d: f"console of machine '{d['machine']}' ({d['vm_id']}) opened",
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (
         f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"

@@ -43,6 +43,12 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.update_stage(service_id, "test", {"resource_pool": "/DC0/host/DC0_H1/Resources/t"}, actor="a")
     app.promote(deployment_id, actor="a")  # across clusters: recloned
     runtime.catch_up()
+    app.open_console(deployment_id, "web1", actor="a")
+    app.power_machine(deployment_id, "web1", "off", actor="a")
+    runtime.catch_up()
+    vcenter.inject_fault("power_on", "busy")
+    app.power_machine(deployment_id, "web1", "on", actor="a")
+    runtime.catch_up()
     app.undeploy(deployment_id, actor="a")
     runtime.catch_up()
     vcenter.inject_fault("clone", "no space")

@@ -76,6 +76,9 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/demote"): (OPERATE_PROD, None),  # out of prod
     ("POST", D + "/{deployment_id}/undeploy"): (OPERATE_INT, None),
     ("POST", D + "/{deployment_id}/retry"): (OPERATE_INT, None),
+    ("GET", D + "/{deployment_id}/machines/{machine}/console"): (OPERATE_INT, None),
+    ("GET", D + "/{deployment_id}/machines/{machine}/screenshot"): (READ, None),
+    ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
@@ -137,7 +140,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         ids = {
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
-            "in_test": str(in_test), "in_prod": str(in_prod),
+            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
