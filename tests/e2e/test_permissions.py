@@ -201,6 +201,75 @@ def test_reads_are_filtered_to_the_services_a_caller_holds_a_role_on(world_facto
     assert board["services"] == []
 
 
+# Every list or search route with each of its filters. "{...}" values are filled from the world;
+# "{secret_*}" are ids of a second service on which neither caller below holds a role.
+LIST_FILTERS: dict[str, list[dict[str, str]]] = {
+    "/api/v1/services": [{}, {"include_retired": "true"}, {"min_position": "1"}],
+    "/api/v1/services/{secret_service}/configurations": [{}],
+    "/api/v1/services/{secret_service}/grants": [{}],
+    "/api/v1/configurations/{secret_configuration}/history": [{}],
+    D: [
+        {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"}, {"stage": "int"},
+        {"state": "requested"}, {"state": "deployed"}, {"limit": "1"}, {"min_position": "1"},
+    ],
+    "/api/v1/board": [{}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}],
+    "/api/v1/inventory": [{"service": "{secret_service}"}, {"service": "{secret_service}", "stage": "int"}],
+    "/api/v1/audit": [
+        {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"},
+        {"deployment": "{secret_deployment}"}, {"stage": "int"}, {"actor": "setup"}, {"type": "Deployment."},
+        {"type": "Service.Registered"}, {"from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
+    ],
+    "/api/v1/audit/export": [
+        {}, {"format": "csv"}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"},
+        {"deployment": "{secret_deployment}"}, {"actor": "setup"}, {"type": "Service."},
+    ],
+    "/api/v1/templates": [{}],
+}  # fmt: skip
+SINGLE_READS = {"/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events"}
+
+
+def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_on(world_factory: Any) -> None:
+    world = world_factory("admin")
+    app = world.runtime.app
+    secret = app.register_service("secret-project", "", stages("int"), actor="setup").value.id
+    secret_configuration = app.create_configuration(
+        secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
+    ).value.id
+    secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
+    world.runtime.catch_up()
+    fill = {
+        "{secret_service}": str(secret),
+        "{secret_configuration}": str(secret_configuration),
+        "{secret_deployment}": str(secret_deployment),
+    }
+    hidden_from_viewer = {*fill.values(), "secret-project"}
+    # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.
+    hidden = {
+        "no-role": hidden_from_viewer | {world.ids["{service_id}"], world.ids["in_int"]},
+        "viewer": hidden_from_viewer,
+    }
+    # Every GET route is either a list above or a read of one object (checked by read_service).
+    lists = {t.replace("{secret_service}", "{service_id}") for t in LIST_FILTERS}
+    lists = {t.replace("{secret_configuration}", "{configuration_id}") for t in lists}
+    assert {t for (m, t) in TABLE if m == "GET"} == lists | SINGLE_READS
+    leaks = []
+    for role, secrets in hidden.items():
+        for template, variants in LIST_FILTERS.items():
+            path = template
+            for placeholder, value in fill.items():
+                path = path.replace(placeholder, value)
+            for params in variants:
+                query = {k: fill.get(v, v) for k, v in params.items()}
+                response = world.client.get(path, params=query, auth=CREDENTIALS[role])
+                assert response.status_code in (200, 403, 404), (role, path, query, response.text)
+                # An id the caller sent may be echoed back (e.g. in a 403): that tells them nothing.
+                sent = {v for v in fill.values() if v in path or v in query.values()}
+                seen = [s for s in secrets - sent if s in response.text]
+                if seen:
+                    leaks.append(f"{role} GET {path} {query}: {response.status_code} shows {seen}")
+    assert not leaks, "\n".join(leaks)
+
+
 def test_me_shows_groups_and_effective_roles(world_factory: Any) -> None:
     world = world_factory("operator")
     me = world.client.get("/api/v1/me", auth=CREDENTIALS["operator"]).json()
