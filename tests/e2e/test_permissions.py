@@ -303,6 +303,24 @@ def test_refusals_grants_and_revocations_are_in_the_audit_with_who_did_them(worl
     assert revoked.json()["position"] > granted.json()["position"]
 
 
+def test_the_audit_records_the_directory_uid_whatever_spelling_the_user_typed(world_factory: Any) -> None:
+    world = world_factory("owner")
+    client, sid = world.client, world.ids["{service_id}"]
+    shouting = ("OLIVIA ", "olivia-pw")  # the directory matches uid case-insensitively, spaces ignored
+    assert client.get("/api/v1/me", auth=shouting).json()["user"] == "olivia"
+    changed = client.patch(f"/api/v1/services/{sid}", json={"description": "typed loudly"}, auth=shouting)
+    assert changed.status_code == 200
+    refused = client.post(f"/api/v1/deployments/{world.ids['in_test']}/promote", auth=shouting)
+    assert refused.status_code == 403
+    token = client.post("/api/v1/tokens", json={"name": "ci"}, auth=shouting)
+    assert token.json()["user"] == "olivia"
+    world.runtime.catch_up()
+    entries = client.get("/api/v1/audit", params={"limit": 1000}, auth=CREDENTIALS["admin"]).json()["items"]
+    by_olivia = {e["event_type"] for e in entries if e["actor"] == "olivia"}
+    assert {"Service.DescriptionChanged", "Refusal.Recorded", "ApiToken.Issued"} <= by_olivia
+    assert {e["actor"] for e in entries} <= {"setup", "olivia", "stagekeeper", None}
+
+
 def test_a_token_keeps_working_when_the_directory_is_down_but_passwords_get_503(slapd: Slapd, tmp_path: Any) -> None:
     from scripts.slapd_harness import start as start_slapd
 
