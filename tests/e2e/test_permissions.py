@@ -79,6 +79,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
+    ("GET", "/api/v1/tokens"): (ANY, None),
     ("DELETE", "/api/v1/tokens/{token_id}"): (ANY, None),
     ("GET", "/api/v1/board"): (ANY, None),
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
@@ -224,6 +225,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
         {"deployment": "{secret_deployment}"}, {"actor": "setup"}, {"type": "Service."},
     ],
     "/api/v1/templates": [{}],
+    "/api/v1/tokens": [{}, {"all": "true"}],
 }  # fmt: skip
 SINGLE_READS = {"/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events"}
 
@@ -319,6 +321,26 @@ def test_the_audit_records_the_directory_uid_whatever_spelling_the_user_typed(wo
     by_olivia = {e["event_type"] for e in entries if e["actor"] == "olivia"}
     assert {"Service.DescriptionChanged", "Refusal.Recorded", "ApiToken.Issued"} <= by_olivia
     assert {e["actor"] for e in entries} <= {"setup", "olivia", "stagekeeper", None}
+
+
+def test_callers_list_their_own_tokens_and_administrators_everyone_s_never_the_secret(world_factory: Any) -> None:
+    world = world_factory("viewer")  # victor holds one token ("mine") already
+    client = world.client
+    issued = client.post("/api/v1/tokens", json={"name": "ci"}, auth=CREDENTIALS["viewer"]).json()
+    client.post("/api/v1/tokens", json={"name": "olivia's"}, auth=CREDENTIALS["owner"])
+    client.delete(f"/api/v1/tokens/{world.ids['{token_id}']}", auth=CREDENTIALS["viewer"])
+    world.runtime.catch_up()
+    mine = client.get("/api/v1/tokens", auth=CREDENTIALS["viewer"])
+    assert mine.status_code == 200
+    listed = {t["name"]: t for t in mine.json()["items"]}
+    assert set(listed) == {"ci", "mine"}
+    assert (listed["ci"]["revoked"], listed["mine"]["revoked"]) == (False, True)
+    assert listed["ci"]["hint"] == issued["hint"]
+    assert issued["token"] not in mine.text
+    assert issued["token"][4:12] not in mine.text  # no part of the secret, only the digest's hint
+    assert client.get("/api/v1/tokens", params={"all": "true"}, auth=CREDENTIALS["viewer"]).status_code == 403
+    everyone = client.get("/api/v1/tokens", params={"all": "true"}, auth=CREDENTIALS["admin"]).json()["items"]
+    assert {t["user"] for t in everyone} >= {"victor", "olivia"}
 
 
 def test_a_token_keeps_working_when_the_directory_is_down_but_passwords_get_503(slapd: Slapd, tmp_path: Any) -> None:
