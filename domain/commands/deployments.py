@@ -36,6 +36,7 @@ class DeploymentCommands(StagekeeperApplication):
 
         def attempt() -> Outcome[Deployment]:
             configuration = self.load(Configuration, configuration_id, "configuration")
+            configuration.check_active()
             if configuration_version is not None:
                 if not 1 <= configuration_version <= configuration.version:
                     raise ValidationError(

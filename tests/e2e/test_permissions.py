@@ -63,6 +63,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", C + "/history"): (READ, None),
     ("GET", C + "/diff"): (READ, {"query": {"from": 1}}),
     ("POST", C + "/restore"): (MANAGE, {"version": 1}),
+    ("POST", C + "/retire"): (MANAGE, {"reason": "replaced"}),  # 409 for those allowed: it is deployed
     ("POST", C + "/machines"): (MANAGE, machine("web9")),
     ("PUT", C + "/machines/{name}"): (MANAGE, machine("web1", cpus=4)),
     ("DELETE", C + "/machines/{name}"): (MANAGE, None),
@@ -188,7 +189,7 @@ def test_every_route_allows_exactly_the_roles_in_the_table(world_factory: Any, r
 
 def test_reads_are_filtered_to_the_services_a_caller_holds_a_role_on(world_factory: Any) -> None:
     world = world_factory("admin")
-    world.runtime.app.register_service("secret-project", "", stages("int"), actor="setup")
+    world.runtime.app.register_service("secret-project", "", stages("int", pools="secret-"), actor="setup")
     world.runtime.catch_up()
     as_viewer = world.client.get("/api/v1/services", auth=CREDENTIALS["viewer"]).json()["items"]
     assert [s["name"] for s in as_viewer] == ["payroll"]
@@ -233,7 +234,7 @@ SINGLE_READS = {"/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_i
 def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_on(world_factory: Any) -> None:
     world = world_factory("admin")
     app = world.runtime.app
-    secret = app.register_service("secret-project", "", stages("int"), actor="setup").value.id
+    secret = app.register_service("secret-project", "", stages("int", pools="secret-"), actor="setup").value.id
     secret_configuration = app.create_configuration(
         secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
     ).value.id
