@@ -30,7 +30,7 @@ def _readable(runtime: Runtime, who: Principal, service_id: UUID, subject: str) 
     if not can_read(_grants(service), who.caller):
         # Named by what the caller asked for, never by the service's name or id: a caller with no
         # role on the service learns nothing from the refusal.
-        raise PermissionDeniedError(f"{who.user} holds no role on the service of {subject}")
+        raise PermissionDeniedError(f"{who.user} holds no role on {subject}")
     return service
 
 
@@ -47,7 +47,7 @@ def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Servic
 
 def read_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:
     configuration = runtime.app.configuration(configuration_id)
-    _readable(runtime, who, configuration.service_id, f"configuration {configuration_id}")
+    _readable(runtime, who, configuration.service_id, f"the service of configuration {configuration_id}")
     return configuration
 
 
@@ -70,7 +70,7 @@ def operate_stage(runtime: Runtime, who: Principal, service: Service, stage_name
 
 def read_deployment(runtime: Runtime, who: Principal, deployment_id: UUID) -> Deployment:
     deployment = runtime.app.deployment(deployment_id)
-    _readable(runtime, who, deployment.service_id, f"deployment {deployment_id}")
+    _readable(runtime, who, deployment.service_id, f"the service of deployment {deployment_id}")
     return deployment
 
 
