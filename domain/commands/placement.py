@@ -41,7 +41,8 @@ class Placement:
         return Placement(
             service.name,
             frozenset(s["resource_pool"] for s in service.stages),
-            {s["name"]: list(s.get("ip_pools", [])) for s in service.stages},
+            # Stages without IP pools are left out, so services without any never touch the plan.
+            {s["name"]: list(s["ip_pools"]) for s in service.stages if s.get("ip_pools")},
         )
 
 
