@@ -35,6 +35,7 @@ from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
+from projections.tokens import TokensProjection
 
 log = logging.getLogger("stagekeeper")
 
@@ -55,6 +56,7 @@ def projections() -> list[Projection]:
         ConfigurationHistoryProjection(),
         StageHistoryProjection(),
         GrantsProjection(),
+        TokensProjection(),
     ]
 
 

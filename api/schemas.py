@@ -51,6 +51,7 @@ class ServiceCreate(Reason):
 
 
 class ServicePatch(Reason):
+    name: str | None = Field(None, description="A new name (unique, case-insensitively)")
     description: str | None = None
 
 
@@ -147,6 +148,10 @@ class GrantRequest(Reason):
 class TokenCreate(Body):
     name: str
     expires_in_days: int = 90
+
+
+class RetireRequest(Body):
+    reason: str = Field(description="Why it is retired (kept in the audit log)")
 
 
 def machine_dict(machine: MachineIn) -> dict[str, Any]:

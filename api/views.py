@@ -32,6 +32,7 @@ def configuration_view(configuration: Configuration) -> dict[str, Any]:
         "service_id": str(configuration.service_id),
         "name": configuration.name,
         "description": configuration.description,
+        "retired": configuration.retired,
         "networks": configuration.networks,
         "machines": configuration.machines,
         "created_at": configuration.created_on.isoformat(),

@@ -276,6 +276,25 @@ class Service(Aggregate):
     def _revoked(self, grant_id: str, grant: dict[str, Any], actor: str, reason: str | None) -> None:
         self.grants.pop(grant_id, None)
 
+    def rename(self, name: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        if name != self.name:
+            self._renamed(before=self.name, name=name, actor=actor, reason=reason)
+
+    @event("Renamed", topic="stagekeeper:Service.Renamed")
+    def _renamed(self, before: str, name: str, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
+        self.name = name
+
+    def record_configuration_retired(self, configuration_id: UUID, name: str, actor: str, reason: str | None) -> None:
+        """Written with the configuration's own Retired event: a deploy of it racing the retirement
+        writes this service too, so exactly one of the two commits."""
+        self._configuration_retired(configuration_id=configuration_id, name=name, actor=actor, reason=reason)
+
+    @event("ConfigurationRetired", topic="stagekeeper:Service.ConfigurationRetired")
+    def _configuration_retired(self, configuration_id: UUID, name: str, actor: str, reason: str | None) -> None:
+        pass
+
     def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
         self._pool_created(stage=stage, resource_pool=resource_pool, actor=actor, reason=None)
 

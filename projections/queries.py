@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from domain.errors import UnavailableError
@@ -61,7 +61,14 @@ class ReadModels:
         state: str | None = None,
         configuration_id: str | None = None,
         limit: int = 500,
+        service_ids: Collection[str] | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[Row]:
+        """Newest first (requested_at, then id). `service_ids` restricts to a caller's readable
+        services inside the query, so a limit never hides readable rows behind others; `after`
+        is the (requested_at, id) of the previous page's last row (keyset paging)."""
+        if service_ids is not None and not service_ids:
+            return []
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -73,9 +80,15 @@ class ReadModels:
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)
+        if service_ids is not None:
+            clauses.append(f"service_id IN ({', '.join(['%s'] * len(service_ids))})")
+            params.extend(sorted(service_ids))
+        if after is not None:
+            clauses.append("(requested_at < %s OR (requested_at = %s AND id < %s))")
+            params.extend([after[0], after[0], after[1]])
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self.store.query(
-            "SELECT * FROM sk_deployments" + where + " ORDER BY requested_at DESC LIMIT %s",  # noqa: S608
+            "SELECT * FROM sk_deployments" + where + " ORDER BY requested_at DESC, id DESC LIMIT %s",  # noqa: S608
             (*params, limit),
         )
         return [_deployment(r) for r in rows]

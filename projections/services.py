@@ -71,6 +71,10 @@ class ServicesProjection(Projection):
     def description_changed(self, event: Any, position: int, cursor: Cursor) -> None:
         self._touch(cursor, event, position, description=event.description)
 
+    @on("Service.Renamed")
+    def renamed(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._touch(cursor, event, position, name=event.name, name_key=event.name.casefold())
+
     @on("Service.StageAdded")
     def stage_added(self, event: Any, position: int, cursor: Cursor) -> None:
         stages = self._stages(cursor, str(event.originator_id))
@@ -116,6 +120,7 @@ class ServicesProjection(Projection):
         "Service.ResourcePoolCreated",
         "Service.DeploymentAdmitted",
         "Service.DeploymentReleased",
+        "Service.ConfigurationRetired",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
         cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))

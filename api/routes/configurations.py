@@ -16,6 +16,7 @@ from api.schemas import (
     MachineBody,
     NetworkBody,
     RestoreRequest,
+    RetireRequest,
     machine_dict,
 )
 from api.views import configuration_view
@@ -144,6 +145,23 @@ def restore_configuration(
     version = body.version if body.version is not None else version_at(runtime, configuration_id, str(body.as_of))
     outcome = runtime.app.restore_configuration(
         configuration_id, version, actor=who.user, reason=body.reason, expected_version=if_match
+    )
+    return _result(response, outcome)
+
+
+@router.post("/api/v1/configurations/{configuration_id}/retire")
+def retire_configuration(
+    configuration_id: UUID,
+    body: RetireRequest,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Retire a configuration with no live deployment: readable with its history, no deploys or changes."""
+    manage_configuration(runtime, who, configuration_id)
+    outcome = runtime.app.retire_configuration(
+        configuration_id, actor=who.user, reason=body.reason, expected_version=if_match
     )
     return _result(response, outcome)
 

@@ -9,6 +9,7 @@ from uuid import UUID
 from domain.application import Outcome, StagekeeperApplication
 from domain.catalogue import TemplateCatalogue
 from domain.configuration import Configuration, check_definition
+from domain.deployment import Deployment
 from domain.errors import InvalidTransitionError, ValidationError
 from domain.service import Service
 from domain.text import check_reason
@@ -126,6 +127,7 @@ class ConfigurationCommands(StagekeeperApplication):
         def attempt() -> Outcome[Configuration]:
             configuration = self.configuration(configuration_id)
             self.check_version(configuration, expected_version, "configuration")
+            configuration.check_active()
             others = change(configuration) or []
             return Outcome(configuration, self.commit(configuration, *others))
 
@@ -238,6 +240,36 @@ class ConfigurationCommands(StagekeeperApplication):
         return self._change_configuration(
             configuration_id, expected_version, lambda c: c.remove_network(name, actor, reason)
         )
+
+    def retire_configuration(
+        self,
+        configuration_id: UUID,
+        actor: str,
+        reason: object,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Retire a configuration with no live deployment: it keeps its history, takes no deploy
+        and no change, and its name is free again."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("say why the configuration is retired", field="reason")
+
+        def attempt() -> Outcome[Configuration]:
+            configuration = self.configuration(configuration_id)
+            self.check_version(configuration, expected_version, "configuration")
+            service = self.load(Service, configuration.service_id, "service")
+            live = []
+            for stage in service.stages:
+                for deployment_id in service.live_deployments(stage["name"]):
+                    deployment = self.load(Deployment, UUID(deployment_id), "deployment")
+                    if deployment.configuration_id == configuration.id:
+                        live.append(f"{deployment_id} ({deployment.state} in {stage['name']})")
+            configuration.retire(live, actor, reason)
+            # The service is written too: a deploy racing this one writes it as well, so one loses.
+            service.record_configuration_retired(configuration.id, configuration.name, actor, reason)
+            released = self.release_name(CONFIGURATION_NAMES, str(service.id), configuration.name)
+            return Outcome(configuration, self.commit(configuration, service, *([released] if released else [])))
+
+        return self.retrying(attempt)
 
     def restore_configuration(
         self,

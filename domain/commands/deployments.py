@@ -40,6 +40,7 @@ class DeploymentCommands(StagekeeperApplication):
 
         def attempt() -> Outcome[Deployment]:
             configuration = self.load(Configuration, configuration_id, "configuration")
+            configuration.check_active()
             if configuration_version is not None:
                 check_version_number(configuration_version, configuration.version, "configuration_version")
                 configuration = self.load(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.application import Outcome, StagekeeperApplication
+from eventsourcing.domain import Aggregate
+
+from domain.application import Outcome
+from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
 from domain.dn import check_dn
 from domain.errors import ValidationError
@@ -18,13 +21,14 @@ from domain.values import (
     Stage,
     check_description,
     check_display_name,
+    normalise_key,
     parse_ip_pools,
 )
 
 SERVICE_NAMES = "service"
 
 
-class ServiceCommands(StagekeeperApplication):
+class ServiceCommands(PlacementCommands):
     def check_pool(self, path: str, field: str) -> str:
         """Validate a pool path against the inventory: unknown datacenter/cluster is refused."""
         pool = PoolPath.parse(path, field)
@@ -69,7 +73,8 @@ class ServiceCommands(StagekeeperApplication):
                 reason=reason,
             )
             claim = self.claim_name(SERVICE_NAMES, "", name, service.id)
-            return Outcome(service, self.commit(service, claim))
+            placement = self.placement_writes(service, None, "stages", "stages")
+            return Outcome(service, self.commit(service, claim, *placement))
 
         return self.retrying(attempt)
 
@@ -77,8 +82,9 @@ class ServiceCommands(StagekeeperApplication):
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
             change(service)
-            return Outcome(service, self.commit(service))
+            return Outcome(service, self.commit(service, *self.placement_writes(service, before)))
 
         return self.retrying(attempt)
 
@@ -89,11 +95,33 @@ class ServiceCommands(StagekeeperApplication):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        name: object = None,
     ) -> Outcome[Service]:
-        """Change a service's description."""
+        """Change a service's description and/or rename it (None: unchanged), in one write.
+
+        A rename moves the unique-name claim in the same write: the new name is claimed (409 if
+        another service holds it) and the old one released, so no other service can slip in.
+        """
         reason = check_reason(reason)
-        text = check_description(description)
-        return self._change_service(service_id, expected_version, lambda s: s.update_description(text, actor, reason))
+        text = check_description(description) if description is not None else None
+        new_name = check_display_name(name, "name") if name is not None else None
+
+        def attempt() -> Outcome[Service]:
+            service = self.service(service_id)
+            self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
+            claims: list[Aggregate] = []
+            if text is not None:
+                service.update_description(text, actor, reason)
+            if new_name is not None and new_name != service.name:
+                claims.append(self.claim_name(SERVICE_NAMES, "", new_name, service.id))
+                if normalise_key(new_name) != normalise_key(service.name):
+                    claims.extend(filter(None, [self.release_name(SERVICE_NAMES, "", service.name)]))
+                service.rename(new_name, actor, reason)
+            claims.extend(self.placement_writes(service, before))
+            return Outcome(service, self.commit(service, *claims))
+
+        return self.retrying(attempt)
 
     def add_stage(
         self,
@@ -152,6 +180,7 @@ class ServiceCommands(StagekeeperApplication):
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
             current = service.stage(stage)["name"]
+            before = Placement.of(service)
             if pool is not None:
                 service.map_stage(current, pool, actor, reason)
             if isinstance(restricted, bool):
@@ -166,7 +195,8 @@ class ServiceCommands(StagekeeperApplication):
                     deployment = self.load(Deployment, UUID(deployment_id), "deployment")
                     deployment.follow_stage_rename(current, new_name, actor, reason)
                     followers.append(deployment)
-            return Outcome(service, self.commit(service, *followers))
+            placement = self.placement_writes(service, before)
+            return Outcome(service, self.commit(service, *followers, *placement))
 
         return self.retrying(attempt)
 
@@ -199,9 +229,11 @@ class ServiceCommands(StagekeeperApplication):
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
             service.retire(actor, reason)
             claim = self.release_name(SERVICE_NAMES, "", service.name)
-            return Outcome(service, self.commit(service, *([claim] if claim else [])))
+            placement = self.placement_writes(service, before)
+            return Outcome(service, self.commit(service, *([claim] if claim else []), *placement))
 
         return self.retrying(attempt)
 

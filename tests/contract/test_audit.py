@@ -59,6 +59,8 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.undeploy(failing, actor="a")
     runtime.catch_up()
     app.remove_stage(service_id, "uat", actor="a")
+    app.update_service(service_id, None, actor="a", name="renamed")
+    app.retire_configuration(configuration_id, actor="a", reason="replaced")
     app.record_refusal("promote", "invalid_transition", "nope", "mallory", deployment_id)
     _token, record, _ = app.issue_token("admin", "ci", 5, actor="admin")
     app.revoke_token(record.id, actor="admin", is_admin=True)

@@ -35,7 +35,7 @@ def fail_after(runtime: Runtime, count: int) -> None:
 
 def fill_audit(runtime: Runtime) -> None:
     for n in range(ROWS_BEFORE_FAILURE + 2):
-        runtime.app.register_service(f"svc-{n}", "", stages("int"), actor="admin")
+        runtime.app.register_service(f"svc-{n}", "", stages("int", pools=f"s{n}-"), actor="admin")
     runtime.projection_follower.catch_up()
 
 

@@ -55,10 +55,27 @@ HIDDEN: list[tuple[str, str, dict[str, Any], str]] = [
 ]  # fmt: skip
 
 
+def settle(client: TestClient) -> None:
+    """Wait until the background workers have nothing left to write (e.g. resource pools the
+    process manager creates after a service is registered), so a later write is the request's."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        head = runtime.app.head()
+        if runtime.process_follower.position() >= head:
+            time.sleep(0.1)
+            if runtime.app.head() == head:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the workers never settled")
+
+
 @pytest.fixture
 def made(client: TestClient) -> dict[str, str]:
     service = setup_service(client)
-    return {"service": service["id"], "configuration": setup_configuration(client, service["id"])["id"]}
+    made = {"service": service["id"], "configuration": setup_configuration(client, service["id"])["id"]}
+    settle(client)
+    return made
 
 
 def test_text_fields_refuse_hidden_characters_naming_the_field(client: TestClient, made: dict[str, str]) -> None:

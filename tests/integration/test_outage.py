@@ -63,7 +63,7 @@ def load(server: Server, worker: int, stop: threading.Event, answers: list[Answe
         n = 0
         while not stop.is_set():
             n += 1
-            body: dict[str, object] = {"name": f"svc-{worker}-{n}", "stages": stages("int")}
+            body: dict[str, object] = {"name": f"svc-{worker}-{n}", "stages": stages("int", pools=f"w{worker}-{n}-")}
             answers.append(call(client, "POST", "/api/v1/services", body))
             answers.append(call(client, "GET", READS[n % len(READS)]))
 
