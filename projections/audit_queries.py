@@ -14,6 +14,12 @@ AUDIT_FIELDS = (
 )
 
 
+# Bookkeeping aggregates with no actor and no service (name and address claims): a fifth of the
+# newest rows, noise to a reader. The default view leaves them out; `include_system` or a `type`
+# naming them shows them (the hash chain covers them either way).
+SYSTEM_TYPES = ("NameClaim.",)
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     service_id: str | None = None
@@ -25,6 +31,12 @@ class AuditFilter:
     since: str | None = None  # fixed-width ISO UTC, inclusive
     until: str | None = None  # exclusive
     service_ids: tuple[str, ...] | None = None  # restrict to these services (a caller's readable ones)
+    include_system: bool = False  # also the SYSTEM_TYPES rows
+
+    @property
+    def shows_system(self) -> bool:
+        asked = self.event_type is not None and self.event_type.startswith(SYSTEM_TYPES)
+        return self.include_system or asked
 
     def where(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
@@ -54,6 +66,10 @@ class AuditFilter:
             else:
                 clauses.append("event_type = %s")
                 params.append(self.event_type)
+        if not self.shows_system:
+            for prefix in SYSTEM_TYPES:
+                clauses.append("event_type NOT LIKE %s")
+                params.append(prefix + "%")
         if self.since is not None:
             clauses.append("at >= %s")
             params.append(self.since)

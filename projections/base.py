@@ -35,6 +35,9 @@ class Projection:
     tables: ClassVar[tuple[str, ...]]
     # A raw projection sees every stored event undecoded, through `apply_batch`.
     raw: ClassVar[bool] = False
+    # Raise it with any change of `ddl` or of what the rows hold: at start-up, a read model
+    # built with another version is dropped and rebuilt from position zero (projections/schema.py).
+    schema_version: ClassVar[int] = 1
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")

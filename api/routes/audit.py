@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -29,6 +29,9 @@ def audit_filter(
     type: str | None = Query(None, description='Event type, e.g. "Deployment.Moved", or a prefix "Deployment."'),
     since: str | None = Query(None, alias="from", description="ISO 8601 time, inclusive"),
     until: str | None = Query(None, alias="to", description="ISO 8601 time, exclusive"),
+    include: Literal["system"] | None = Query(
+        None, description='"system": also bookkeeping entries (name and address claims), hidden by default'
+    ),
 ) -> AuditFilter:
     start, end = parse_time(since, "from"), parse_time(until, "to")
     if start and end and start >= end:
@@ -42,6 +45,7 @@ def audit_filter(
         event_type=type,
         since=start,
         until=end,
+        include_system=include == "system",
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import RuntimeDep
 from domain.errors import UnavailableError
+from projections.quarantine import quarantined
 
 router = APIRouter(tags=["health"])
 
@@ -25,8 +26,11 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
         except UnavailableError as error:
             directory = "unreachable"
             errors["directory"] = error.message
+    # Events a read model passed over (it goes on without them): an operator fixes the cause,
+    # then `stagekeeper projections rebuild NAME`.
+    passed_over = quarantined(runtime.store)
     return {
-        "status": "degraded" if errors else "ok",
+        "status": "degraded" if errors or passed_over else "ok",
         "head": runtime.app.head(),
         "read_models": positions,
         "process_manager": {
@@ -36,4 +40,5 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
         "vcenter_driver": runtime.vcenter.name,
         "directory": directory,
         "errors": errors,
+        "quarantined": passed_over,
     }
