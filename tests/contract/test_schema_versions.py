@@ -17,7 +17,10 @@ class ServicesWithNotes(ServicesProjection):
     """The services read model as a later release might shape it: one more column."""
 
     schema_version = ServicesProjection.schema_version + 1
-    ddl = (ServicesProjection.ddl[0].replace("position BIGINT NOT NULL", "position BIGINT NOT NULL, note TEXT"),)
+    ddl = (
+        ServicesProjection.ddl[0].replace("position BIGINT NOT NULL", "position BIGINT NOT NULL, note TEXT"),
+        ServicesProjection.ddl[1],
+    )
 
 
 def test_a_changed_schema_version_recreates_the_tables_and_rebuilds_the_rows(database_url: str) -> None:
