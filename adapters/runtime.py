@@ -30,7 +30,7 @@ from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
-from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
+from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 
@@ -44,14 +44,13 @@ PROJECTION_DEBOUNCE = 0.005
 ADMIN = "admin"
 
 
-def projections() -> list[Projection]:
+def projections(app: Stagekeeper) -> list[Projection]:
     return [
         ServicesProjection(),
         ConfigurationsProjection(),
-        DeploymentsProjection(),
+        DeploymentsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
         AuditProjection(),
         ConfigurationHistoryProjection(),
-        StageHistoryProjection(),
         GrantsProjection(),
     ]
 
@@ -129,7 +128,7 @@ class Runtime:
         with schema_lock(self.db):
             self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
             self.store = open_read_store(self.db)
-            self.projections = projections()
+            self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)

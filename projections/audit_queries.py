@@ -130,17 +130,6 @@ class AuditQueries:
         )
         return int(rows[0]["version"]) if rows and rows[0]["version"] is not None else None
 
-    def stage_contents_at(self, when: str) -> list[Row]:
-        """Deployments in each stage at `when`, with their state then."""
-        return self.store.query(
-            "SELECT i.deployment_id, i.service_id, i.stage, i.configuration_id, i.configuration_name, "
-            "i.configuration_version, (SELECT s.state FROM sk_deployment_states s "
-            "  WHERE s.deployment_id = i.deployment_id AND s.at <= %s ORDER BY s.position DESC LIMIT 1) AS state "
-            "FROM sk_stage_intervals i WHERE i.entered_at <= %s AND (i.left_at IS NULL OR i.left_at > %s) "
-            "ORDER BY i.entered_at",
-            (when, when, when),
-        )
-
     def services_known_at(self, when: str) -> list[str]:
         rows = self.store.query(
             "SELECT aggregate_id FROM sk_audit_subjects s WHERE kind = 'service' AND EXISTS "

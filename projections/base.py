@@ -44,10 +44,22 @@ class Projection:
 
     def __init__(self) -> None:
         self.handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
+        # `@on("Deployment.*")`: every topic of that aggregate, those added later included.
+        self.prefix_handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
         for attr in dir(type(self)):
             method = getattr(self, attr)
             for topic in getattr(method, "_sk_topics", ()):
-                self.handlers[TOPIC_PREFIX + topic] = method
+                if topic.endswith(".*"):
+                    self.prefix_handlers[TOPIC_PREFIX + topic[:-1]] = method
+                else:
+                    self.handlers[TOPIC_PREFIX + topic] = method
+
+    def handler(self, topic: str) -> Callable[[Any, int, Cursor], None] | None:
+        found = self.handlers.get(topic)
+        if found is None and self.prefix_handlers:
+            prefix = topic[: topic.rfind(".") + 1]
+            found = self.prefix_handlers.get(prefix)
+        return found
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -127,7 +127,7 @@ class ProjectionFollower:
         decoded = {} if decoded is None else decoded
         for notification in notifications:
             for projection in projections:
-                handler = None if projection.raw else projection.handlers.get(notification.topic)
+                handler = None if projection.raw else projection.handler(notification.topic)
                 if handler is None or notification.id <= positions[projection.name]:
                     continue
                 if notification.id not in decoded:
