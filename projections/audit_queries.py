@@ -9,7 +9,8 @@ from typing import Any
 from projections.store import ReadStore, Row
 
 AUDIT_FIELDS = (
-    "position, at, actor, reason, service_id, stage, from_stage, configuration_id, deployment_id, "
+    "position, at, actor, reason, service_id, stage, from_stage, stage_id, from_stage_id, configuration_id, "
+    "deployment_id, "
     "aggregate_id, aggregate_version, event_type, summary, hash"
 )
 
@@ -23,7 +24,8 @@ SYSTEM_TYPES = ("NameClaim.",)
 @dataclass(frozen=True)
 class AuditFilter:
     service_id: str | None = None
-    stage: str | None = None
+    stage: str | None = None  # a stage name as it was at the time (stages without an id today)
+    stage_ids: tuple[str, ...] | None = None  # stable stage ids (a stage by id, or a name resolved to ids)
     configuration_id: str | None = None
     deployment_id: str | None = None
     actor: str | None = None
@@ -56,7 +58,11 @@ class AuditFilter:
                 params.extend(self.service_ids)
             else:
                 clauses.append("1 = 0")
-        if self.stage is not None:
+        if self.stage_ids is not None:
+            marks = ", ".join(["%s"] * len(self.stage_ids)) or "NULL"
+            clauses.append(f"(stage_id IN ({marks}) OR from_stage_id IN ({marks}))")
+            params += [*self.stage_ids, *self.stage_ids]
+        elif self.stage is not None:
             clauses.append("(stage = %s OR from_stage = %s)")
             params += [self.stage, self.stage]
         if self.event_type is not None:

@@ -9,7 +9,7 @@ from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import Deployment
 from domain.errors import ValidationError
 from domain.ports import PoolStatus
-from domain.service import Service
+from domain.service import Service, new_stages
 from domain.values import (
     PoolPath,
     Stage,
@@ -60,7 +60,7 @@ class ServiceCommands(StagekeeperApplication):
             service = Service(
                 name=name,
                 description=description,
-                stages=[s.to_dict() for s in parsed],
+                stages=new_stages([s.to_dict() for s in parsed]),
                 actor=actor,
                 reason=reason,
             )

@@ -186,3 +186,35 @@ def test_the_board_filtered_by_service_shows_only_that_service_now_and_as_of(cli
         assert [d["id"] for d in shown["stages"][0]["deployments"]] == [deployment["id"]], params
     unknown = client.get("/api/v1/board", params={"service": "00000000-0000-0000-0000-000000000000"}, auth=AUTH)
     assert unknown.status_code == 404
+
+
+def test_the_audit_of_a_renamed_stage_is_one_history_by_name_or_id(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int"}, auth=AUTH
+    ).json()
+    wait_state(client, deployment["id"], "deployed")
+    renamed = client.patch(
+        f"/api/v1/services/{service['id']}/stages/int", json={"name": "integration"}, auth=AUTH
+    ).json()
+    [stage_id] = [s["id"] for s in renamed["stages"] if s["name"] == "integration"]
+    client.post(f"/api/v1/deployments/{deployment['id']}/undeploy", auth=AUTH)
+    gone = wait_state(client, deployment["id"], "undeployed")
+
+    def types(**params: str) -> list[str]:
+        query = {"service": service["id"], "min_position": str(gone["position"]), **params}
+        items = client.get("/api/v1/audit", params=query, auth=AUTH).json()["items"]
+        assert all(i["stage_id"] == stage_id for i in items if i["stage"] in ("int", "integration"))
+        return [str(i["event_type"]) for i in reversed(items)]
+
+    by_name = types(stage="integration")
+    assert "Deployment.Requested" in by_name  # recorded while the stage was called "int"
+    assert "Service.StageRenamed" in by_name
+    assert "Deployment.Undeployed" in by_name  # recorded after the rename
+    assert types(stage=stage_id) == by_name
+    assert types(stage="INTEGRATION") == by_name
+    # A name no stage has now matches the name as it was then: "int" before the rename only.
+    before = types(stage="int")
+    assert "Deployment.Requested" in before
+    assert "Deployment.Undeployed" not in before
