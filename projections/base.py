@@ -42,6 +42,12 @@ class Projection:
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
 
+    def start_batch(self) -> None:
+        """Forget anything buffered by a batch that did not commit."""
+
+    def flush(self, cursor: Cursor) -> None:
+        """Write what the handlers of this batch buffered (one statement per table, not per event)."""
+
     def __init__(self) -> None:
         self.handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
         # `@on("Deployment.*")`: every topic of that aggregate, those added later included.

@@ -64,6 +64,7 @@ class DeploymentsProjection(Projection):
         super().__init__()
         self._load = load
         self._kept: dict[UUID, Deployment] = {}
+        self.start_batch()
 
     def _at(self, event: Any) -> Deployment:
         """The deployment as of this event, from the kept aggregate when the event follows it."""
@@ -82,28 +83,42 @@ class DeploymentsProjection(Projection):
         self._kept[deployment_id] = deployment
         return deployment
 
+    def start_batch(self) -> None:
+        self._rows: dict[str, tuple[Any, ...]] = {}
+        self._history: list[tuple[Any, ...]] = []
+
     @on("Deployment.*")
     def changed(self, event: Any, position: int, cursor: Cursor) -> None:
         view = self._at(event).view()
-        cursor.execute(
-            "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
-            "position, view) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-            "stage = excluded.stage, state = excluded.state, version = excluded.version, "
-            "position = excluded.position, view = excluded.view",
-            (
-                view["id"],
-                view["service_id"],
-                view["configuration_id"],
-                view["stage"],
-                view["state"],
-                view["requested_at"],
-                view["version"],
-                position,
-                to_json(view),
-            ),
+        # Within a batch only each deployment's last view is written; its history gets every one.
+        self._rows[view["id"]] = (
+            view["id"],
+            view["service_id"],
+            view["configuration_id"],
+            view["stage"],
+            view["state"],
+            view["requested_at"],
+            view["version"],
+            position,
+            to_json(view),
         )
-        cursor.execute(
-            "INSERT INTO sk_deployment_history (deployment_id, position, at, service_id, state, entry) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (deployment_id, position) DO NOTHING",
-            (view["id"], position, view["updated_at"], view["service_id"], view["state"], to_json(board_entry(view))),
+        self._history.append(
+            (view["id"], position, view["updated_at"], view["service_id"], view["state"], to_json(board_entry(view)))
         )
+
+    def flush(self, cursor: Cursor) -> None:
+        if self._rows:
+            cursor.executemany(
+                "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
+                "position, view) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "stage = excluded.stage, state = excluded.state, version = excluded.version, "
+                "position = excluded.position, view = excluded.view",
+                list(self._rows.values()),
+            )
+        if self._history:
+            cursor.executemany(
+                "INSERT INTO sk_deployment_history (deployment_id, position, at, service_id, state, entry) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (deployment_id, position) DO NOTHING",
+                self._history,
+            )
+        self.start_batch()

@@ -117,6 +117,8 @@ class ProjectionFollower:
         cursor: Cursor,
         decoded: dict[int, Any] | None = None,
     ) -> None:
+        for projection in projections:
+            projection.start_batch()
         raw = [p for p in projections if p.raw]
         if raw:
             parsed = [RawEvent.parse(n) for n in notifications]
@@ -133,6 +135,8 @@ class ProjectionFollower:
                 if notification.id not in decoded:
                     decoded[notification.id] = self.source.decode(notification)
                 handler(decoded[notification.id], notification.id, cursor)
+        for projection in projections:
+            projection.flush(cursor)
 
     def _apply_isolated(self, notifications: Sequence[Notification]) -> None:
         """Each projection in its own transaction, each event in its own savepoint: an event
