@@ -218,3 +218,19 @@ def test_the_audit_of_a_renamed_stage_is_one_history_by_name_or_id(client: TestC
     before = types(stage="int")
     assert "Deployment.Requested" in before
     assert "Deployment.Undeployed" not in before
+
+
+def test_bookkeeping_entries_are_shown_only_when_asked_for(client: TestClient) -> None:
+    service = setup_service(client)
+
+    def types(**params: str) -> list[str]:
+        query = {"min_position": str(service["position"]), **params}
+        return [str(i["event_type"]) for i in client.get("/api/v1/audit", params=query, auth=AUTH).json()["items"]]
+
+    assert "Service.Registered" in types()
+    assert not [t for t in types() if t.startswith("NameClaim.")]
+    assert "NameClaim.Claimed" in types(include="system")
+    assert set(types(type="NameClaim.")) == {"NameClaim.Claimed"}
+    refused = client.get("/api/v1/audit", params={"include": "everything"}, auth=AUTH)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "include"
