@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.runtime import Runtime
+from api.cli import main
 from domain.service import legacy_stage_id
 from projections.audit_queries import AuditFilter
-from tests.support import ROOT_POOL, stages
+from tests.support import ROOT_POOL, runtime_for, stages
 
 
 def types(runtime: Runtime, filters: AuditFilter) -> list[str]:
@@ -59,3 +62,22 @@ def test_stages_get_ids_in_their_events_and_old_stages_a_derived_id(runtime: Run
     items, _ = runtime.audit.page(AuditFilter(stage_ids=(expected[0],)), None, 100)
     assert [i["event_type"] for i in items] == ["Service.StageRenamed"]
     assert items[0]["stage_id"] == expected[0]
+
+
+def test_the_cli_export_is_the_whole_log_bookkeeping_included(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = runtime_for(sqlite_url)
+    try:
+        first.app.register_service("payroll", "", stages("int"), actor="a")
+        head = first.app.head()
+    finally:
+        first.close()
+    monkeypatch.setenv("STAGEKEEPER_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("STAGEKEEPER_ADMIN_PASSWORD", "secret-pw")
+    output = tmp_path / "audit.jsonl"
+    assert main(["audit", "export", "--output", str(output)]) == 0
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["position"] for line in lines] == list(range(1, len(lines) + 1))
+    assert len(lines) >= head
+    assert "NameClaim.Claimed" in [line["event_type"] for line in lines]
