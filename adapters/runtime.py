@@ -32,7 +32,7 @@ from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
-from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
+from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.tokens import TokensProjection
@@ -47,14 +47,13 @@ PROJECTION_DEBOUNCE = 0.005
 ADMIN = "admin"
 
 
-def projections() -> list[Projection]:
+def projections(app: Stagekeeper) -> list[Projection]:
     return [
         ServicesProjection(),
         ConfigurationsProjection(),
-        DeploymentsProjection(),
+        DeploymentsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
         AuditProjection(),
         ConfigurationHistoryProjection(),
-        StageHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
     ]
@@ -155,7 +154,7 @@ class Runtime:
                 unavailable_seconds=settings.unavailable_seconds,
             )
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
-            self.projections = projections()
+            self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.leadership = Leadership(

@@ -66,7 +66,8 @@ def _audit_export(settings: Settings, fmt: str, output: str | None, service: str
     runtime = Runtime(settings)
     try:
         runtime.projection_follower.catch_up()
-        rows = runtime.audit.stream(AuditFilter(service_id=service))
+        # The whole log, bookkeeping entries included: an export is a complete copy of the chain.
+        rows = runtime.audit.stream(AuditFilter(service_id=service, include_system=True))
         chunks = csv_chunks(rows) if fmt == "csv" else jsonl_lines(rows)
         target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:

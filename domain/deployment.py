@@ -7,6 +7,7 @@ takes as an event here, so a restarted worker knows exactly where it stopped.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,7 @@ UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
 # The states in which a machine's console can be opened and its power changed.
 CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING)
 POWERED_ON = "poweredOn"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
 class Deployment(Aggregate):
@@ -88,6 +90,55 @@ class Deployment(Aggregate):
             if machine["name"] == name:
                 return machine
         raise NotFoundError(f"deployment has no machine '{name}'", field="machine")
+
+    def view(self) -> dict[str, Any]:
+        """Everything lists, the board and the board's history show of this deployment, as plain
+        data. Read models store this, computed from the aggregate at each event's version, so
+        the state machine above is the only one."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "service_id": str(self.service_id),
+            "configuration_id": str(self.configuration_id),
+            "configuration_name": self.configuration_name,
+            "configuration_version": self.configuration_version,
+            "stage": self.stage,
+            "resource_pool": self.resource_pool,
+            "target_stage": self.target_stage,
+            "target_pool": self.target_pool,
+            "state": self.state,
+            "failure": self.failure,
+            "attempt": self.attempt,
+            "requested_by": self.requested_by,
+            # Fixed-width UTC text: its string order is time order (read models sort on it).
+            "requested_at": self.created_on.astimezone(UTC).strftime(_TIME_FORMAT),
+            "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
+            "machines": [self._machine_view(m) for m in self.machines],
+        }
+
+    @staticmethod
+    def _machine_view(machine: dict[str, Any]) -> dict[str, Any]:
+        spec = machine["spec"]
+        # Until the VM exists, the addresses assigned to it are the ones it will get.
+        addressing = machine.get("addressing") or {}
+        macs = [n["mac"] for n in addressing.get("macs", [])]
+        return {
+            "name": machine["name"],
+            "template": spec.get("template"),
+            "cpus": spec.get("cpus"),
+            "memory_mib": spec.get("memory_mib"),
+            "os": (spec.get("customization") or {}).get("os"),
+            "clone_mode": spec.get("clone_mode"),
+            "state": machine["state"],
+            "vm_name": machine["vm_name"],
+            "vm_id": machine["vm_id"],
+            "ip": machine["ip"] if machine["ip"] is not None else addressing.get("ip"),
+            "mac": machine["mac"] if machine["mac"] is not None else (macs[0] if macs else None),
+            "resource_pool": machine["resource_pool"],
+            # vCenter's power state as last recorded, and power actions not yet carried out.
+            "power": machine.get("power"),
+            "power_pending": list(machine.get("power_pending", [])),
+        }
 
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
         if self.state not in allowed:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import RuntimeDep
 from domain.errors import UnavailableError
+from projections.quarantine import quarantined
 
 router = APIRouter(tags=["health"])
 
@@ -25,6 +26,9 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
         except UnavailableError as error:
             directory = "unreachable"
             errors["directory"] = error.message
+    # Events a read model passed over (it goes on without them): an operator fixes the cause,
+    # then `stagekeeper projections rebuild NAME`.
+    passed_over = quarantined(runtime.store)
     warnings: dict[str, str] = {}
     waiting = runtime.leadership.waiting_seconds()
     if waiting is not None and waiting > runtime.settings.leadership_wait_warning_seconds:
@@ -34,7 +38,7 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
             "and schema leads (pg_stat_activity, application_name 'stagekeeper:process:deployments:pid=...')"
         )
     return {
-        "status": "degraded" if errors or warnings else "ok",
+        "status": "degraded" if errors or warnings or passed_over else "ok",
         "head": runtime.app.head(),
         "read_models": positions,
         "process_manager": {
@@ -46,4 +50,5 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
         "directory": directory,
         "errors": errors,
         "warnings": warnings,
+        "quarantined": passed_over,
     }

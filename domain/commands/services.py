@@ -13,7 +13,7 @@ from domain.deployment import Deployment
 from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.ports import PoolStatus
-from domain.service import Service
+from domain.service import Service, new_stages
 from domain.text import check_reason, check_text
 from domain.values import (
     MAX_NAME,
@@ -68,7 +68,7 @@ class ServiceCommands(PlacementCommands):
             service = Service(
                 name=name,
                 description=description,
-                stages=[s.to_dict() for s in parsed],
+                stages=new_stages([s.to_dict() for s in parsed]),
                 actor=actor,
                 reason=reason,
             )

@@ -129,6 +129,7 @@ def main() -> None:
         with runtime.store.transaction() as cursor:
             cursor.execute("DELETE FROM sk_audit")
             cursor.execute("DELETE FROM sk_audit_subjects")
+            cursor.execute("DELETE FROM sk_audit_stages")
             cursor.execute("UPDATE sk_tracking SET position = 0 WHERE name = 'audit'")
         started = time.perf_counter()
         audit_only.catch_up()
