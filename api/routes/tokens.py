@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 
-from api.deps import PrincipalDep, RuntimeDep
+from api.access import require_admin
+from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.schemas import TokenCreate
 from api.views import token_view
+from projections.tokens import list_tokens
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
@@ -21,6 +23,22 @@ def create_token(body: TokenCreate, runtime: RuntimeDep, who: PrincipalDep) -> d
         who.user, body.name, body.expires_in_days, actor=who.user, groups=who.groups
     )
     return {**token_view(record), "token": token, "position": position}
+
+
+@router.get("")
+def tokens(
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    min_position: MinPosition = None,
+    all: bool = Query(False, description="Every user's tokens (administrators)"),
+) -> dict[str, Any]:
+    """Your API tokens (administrators: everyone's with `all=true`); never the token itself."""
+    if all:
+        require_admin(who, "list other users' tokens")
+    position = runtime.read_models.wait("tokens", min_position, runtime.settings.read_wait_seconds)
+    rows = list_tokens(runtime.store, None if all else who.user)
+    items = [{**row, "revoked": row["revoked_at"] is not None} for row in rows]
+    return {"items": items, "position": position}
 
 
 @router.delete("/{token_id}")

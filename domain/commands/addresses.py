@@ -14,7 +14,7 @@ from uuid import UUID, uuid5
 from domain.addressing import candidate_ips, candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import Deployment
-from domain.errors import ConflictError, InfrastructureError
+from domain.errors import AddressExhaustedError, ConflictError
 from domain.names import NameClaim
 from domain.service import Service
 
@@ -79,7 +79,7 @@ class AddressCommands(StagekeeperApplication):
                     )  # fmt: skip
                     break
             else:
-                raise InfrastructureError(f"no free address left in the IP pools of stage '{stage['name']}'")
+                raise AddressExhaustedError(_exhausted(stage["name"], [p["cidr"] for p in pools]), field="ip_pools")
         macs = []
         for index, nic in enumerate(spec["nics"]):
             claim = next(
@@ -91,9 +91,15 @@ class AddressCommands(StagekeeperApplication):
                 None,
             )
             if claim is None:
-                raise InfrastructureError(f"no free MAC found for {name} on network '{nic['network']}'")
+                raise AddressExhaustedError(f"no free MAC found for {name} on network '{nic['network']}'")
             claims.append(claim)
             macs.append({"network": nic["network"], "mac": claim.name})
         addressing["macs"] = macs
         deployment.record_addresses(name, addressing, actor)
         return claims
+
+
+def _exhausted(stage: str, cidrs: list[str]) -> str:
+    if len(cidrs) == 1:
+        return f"stage {stage}'s IP pool {cidrs[0]} has no free address"
+    return f"stage {stage}'s IP pools {', '.join(cidrs)} have no free address"
