@@ -1,4 +1,4 @@
-"""Consoles as the console pages use them: power states, and screenshots shared between viewers.
+"""Screenshots of machine consoles, shared between the people viewing them.
 
 Every open deployment page refreshes each machine's screenshot every few seconds; with several
 people watching the same consoles, vCenter would be asked for the same picture again and again.
@@ -11,9 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-from adapters.runtime import Runtime
 
 SCREENSHOT_SECONDS = 4.0
 
@@ -39,16 +36,3 @@ class ScreenshotCache:
                     self._pictures.clear()
                 self._pictures[key] = (self._clock() + self.seconds, picture)
             return picture
-
-
-def console_port(runtime: Runtime) -> Any:
-    vcenter = runtime.vcenter
-    needed = ("console_ticket", "screenshot", "power_state")
-    return vcenter if all(hasattr(vcenter, name) for name in needed) else None
-
-
-def power_states(runtime: Runtime, machines: list[dict[str, Any]]) -> dict[str, str]:
-    port = console_port(runtime)
-    if port is None:
-        return {}
-    return {m["name"]: str(port.power_state(m["vm_id"])) for m in machines if m.get("vm_id")}

@@ -6,17 +6,16 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from adapters.runtime import Runtime
 from api.access import operate_deployment, read_deployment
 from api.auth import Principal
 from api.ui.allowed import deployment_actions
-from api.ui.consoles import console_port, power_states
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, console_of, redirect, render
 from api.ui.forms import optional, text
 from domain.deployment import ACTIVE_STATES, Deployment
-from domain.errors import NotFoundError, ValidationError
+from domain.errors import NotFoundError
 from projections.audit_queries import AuditFilter
 
 router = APIRouter(prefix="/ui/deployments", route_class=ConsoleRoute, include_in_schema=False)
@@ -54,8 +53,7 @@ def _context(runtime: Runtime, who: Principal, deployment_id: UUID) -> dict[str,
     return {
         "title": f"{deployment.configuration_name} in {deployment.stage}", "nav": "board", "deployment": deployment,
         "service": service, "machines": machines, "actions": actions,
-        "active": deployment.state in ACTIVE_STATES, "consoles": console_port(runtime) is not None,
-        "power": power_states(runtime, deployment.machines), "activity": activity,
+        "active": deployment.state in ACTIVE_STATES, "activity": activity,
     }  # fmt: skip
 
 
@@ -89,51 +87,36 @@ async def act(request: Request, deployment_id: UUID, action: str, runtime: Runti
     return redirect(request, f"/ui/deployments/{deployment_id}")
 
 
-def _machine(runtime: Runtime, who: Principal, deployment_id: UUID, name: str, operate: bool) -> dict[str, Any]:
-    deployment = read_deployment(runtime, who, deployment_id)
-    if operate:
-        operate_deployment(runtime, who, deployment_id, "use the console of")
-    machine = deployment.machine(name)
-    if not machine.get("vm_id"):
-        raise NotFoundError(f"machine '{name}' has no VM right now", field="machine")
-    return machine
-
-
-def _port(runtime: Runtime) -> Any:
-    port = console_port(runtime)
-    if port is None:
-        raise NotFoundError("this vCenter driver offers no consoles", field="machine")
-    return port
-
-
 @router.get("/{deployment_id}/machines/{name}/screenshot")
 def screenshot(request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep) -> Response:
     """The machine's screen, shared by everyone watching it for a few seconds."""
-    machine = _machine(runtime, session.principal, deployment_id, name, operate=False)
-    port = _port(runtime)
-    png = console_of(request).screenshots.get(machine["vm_id"], lambda: bytes(port.screenshot(machine["vm_id"])))
+    deployment = read_deployment(runtime, session.principal, deployment_id)
+    vm_id = str(deployment.machine(name).get("vm_id"))
+    png = console_of(request).screenshots.get(vm_id, lambda: runtime.app.machine_screenshot(deployment_id, name))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{deployment_id}/machines/{name}/{kind}")
-def open_console(deployment_id: UUID, name: str, kind: str, runtime: RuntimeDep, session: SessionDep) -> Response:
-    """A fresh ticket for this user, then straight to the HTML5 console (or VMware Remote Console)."""
-    if kind not in ("console", "vmrc"):
-        raise NotFoundError(f"no '{kind}' for a machine (console or vmrc)", field="kind")
-    machine = _machine(runtime, session.principal, deployment_id, name, operate=True)
-    ticket = _port(runtime).console_ticket(machine["vm_id"])
-    return RedirectResponse(ticket.webmks_url if kind == "console" else ticket.vmrc_url, status_code=303)
+@router.get("/{deployment_id}/machines/{name}/console")
+def open_console(
+    request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    """A fresh ticket for this user (recorded as ConsoleOpened), and the ways to use it."""
+    operate_deployment(runtime, session.principal, deployment_id, "open a console")
+    outcome = runtime.app.open_console(deployment_id, name, actor=session.user)
+    deployment = runtime.app.deployment(deployment_id)
+    context = {
+        "title": f"Console of {name}", "nav": "board", "deployment": deployment, "machine": deployment.machine(name),
+        "ticket": outcome.value, "service": runtime.app.service(deployment.service_id),
+    }  # fmt: skip
+    return render(request, "console.html", context)
 
 
 @router.post("/{deployment_id}/machines/{name}/power")
 async def power(request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: CheckedDep) -> Response:
+    """Power on, off or reset: the API's permission check, then the same command (carried out in
+    the background and recorded)."""
     form = await request.form()
     action = text(form, "action")
-    if action not in ("on", "off", "reset"):
-        raise ValidationError("action must be on, off or reset", field="action")
     operate_deployment(runtime, session.principal, deployment_id, f"power {action}")
-    power_machine = getattr(runtime.app, "power_machine", None)
-    if power_machine is None:
-        raise NotFoundError("power commands are not available in this version", field="action")
-    power_machine(deployment_id, name, action, actor=session.user, reason=optional(form, "reason"))
+    runtime.app.power_machine(deployment_id, name, action, actor=session.user, reason=optional(form, "reason"))
     return redirect(request, f"/ui/deployments/{deployment_id}#consoles")

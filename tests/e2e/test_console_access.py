@@ -85,10 +85,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", C + "/deploy"): (OPERATE_INT, {"stage": "int"}),
     ("GET", D): (READ, None),
     ("GET", D + "/live"): (READ, None),
-    ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int
     ("GET", D + "/machines/{name}/screenshot"): (READ, None),
-    ("GET", D + "/machines/{name}/{kind}"): (OPERATE_INT, None),
+    ("GET", D + "/machines/{name}/console"): (OPERATE_INT, None),
     ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
+    ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
     ("GET", "/ui/audit/verify"): (ADMIN, None),
@@ -140,7 +140,7 @@ def build_world() -> World:
     ids = {
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
-        "{kind}": "console", "{index}": "0",
+        "{index}": "0",
     }  # fmt: skip
     client = TestClient(create_app(settings_for("memory://"), runtime=runtime, start_workers=False))
     return World(client, runtime, ids)

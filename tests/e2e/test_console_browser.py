@@ -283,3 +283,46 @@ def test_a_viewer_sees_no_actions_a_forged_post_is_refused_and_sign_out_ends_the
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     page.goto(console.server.url + "/ui/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_every_console_of_a_deployment_on_one_page_for_several_viewers(console: Console) -> None:
+    """The simulated driver draws each machine's screen (name, state, IP); vcsim's tickets and
+    screenshots are exercised by h-vcenter's tests of the pyvmomi driver."""
+    _, configuration_id = console.service("tiles", "tiles-app", [machine("web1"), machine("app1"), machine("db1")])
+    deployment_id = console.api.post(
+        f"/api/v1/configurations/{configuration_id}/deployments", json={"stage": "int"}
+    ).json()["id"]
+    page = console.page("alice", "alice-pw")
+    viewer = console.page("victor", "victor-pw")
+    for each in (page, viewer):
+        each.goto(f"{console.server.url}/ui/deployments/{deployment_id}")
+        expect(each.locator("#deployment-live .state").first).to_contain_text("deployed", timeout=TIMEOUT_MS)
+        tiles = each.locator(".tile")
+        expect(tiles).to_have_count(3)
+        for i in range(3):
+            expect(tiles.nth(i).locator("img")).to_have_js_property("complete", True)
+            assert tiles.nth(i).locator("img").evaluate("img => img.naturalWidth") > 0
+    expect(viewer.get_by_role("link", name="Open console")).to_have_count(0)
+    expect(viewer.get_by_role("button", name=re.compile("^Power"))).to_have_count(0)
+    console.shot(page, "12-consoles")
+
+    page.get_by_role("button", name="Power off app1").click()
+    expect(page.locator('[data-power="app1"]')).to_have_text("○ powered off", timeout=TIMEOUT_MS)
+    expect(viewer.locator('[data-power="app1"]')).to_have_text("○ powered off", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Power on app1")).to_be_enabled()
+    page.get_by_role("button", name="Power on app1").click()
+    expect(page.locator('[data-power="app1"]')).to_have_text("● powered on", timeout=TIMEOUT_MS)
+
+    with page.context.expect_page() as opened:
+        page.locator(".tile", has_text="web1").get_by_role("link", name="Open console").click()
+    tab = opened.value
+    expect(tab.get_by_role("heading", name="Console of web1")).to_be_visible()
+    expect(tab.get_by_role("link", name="Open in VMware Remote Console")).to_have_attribute(
+        "href", re.compile(r"^vmrc://clone:[0-9a-f]+@")
+    )
+    expect(tab.get_by_label("HTML5 console (WebMKS) address")).to_have_value(re.compile(r"^wss://.+/ticket/"))
+    console.shot(tab, "13-console-of-web1")
+    audit = console.api.get("/api/v1/audit", params={"deployment": deployment_id, "limit": 100}).json()["items"]
+    kinds = {(e["event_type"], e["actor"]) for e in audit}
+    assert ("Deployment.ConsoleOpened", "alice") in kinds
+    assert ("Deployment.PowerRequested", "alice") in kinds
