@@ -91,7 +91,10 @@ def _as_of_iso(value: str) -> str | None:
 
 def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_position: int | None) -> dict[str, Any]:
     """The board document of the API (same code, same permissions), filtered and paged for a page."""
-    document = board_document(runtime=runtime, who=who, min_position=min_position, as_of=_as_of_iso(filters.as_of))
+    # The API's own board: the same reads and the same permissions.
+    document = board_document(
+        runtime=runtime, who=who, min_position=min_position, service=None, as_of=_as_of_iso(filters.as_of)
+    )
     rows: list[dict[str, Any]] = []
     services = []
     for service in document["services"]:

@@ -67,7 +67,10 @@ class Console:
 
     def service(self, name: str, configuration: str, machines: list[dict[str, Any]]) -> tuple[str, str]:
         """A service and configuration made through the API (tests of later pages start from here)."""
-        body = {"name": name, "stages": stages("int", "test", "prod", restricted=("prod",))}
+        # A resource pool belongs to one service's stage: each service gets its own.
+        pools = [{**stage, "resource_pool": f"{ROOT_POOL}/{name}-{stage['name']}"} for stage in
+                 stages("int", "test", "prod", restricted=("prod",))]  # fmt: skip
+        body = {"name": name, "stages": pools}
         service = self.api.post("/api/v1/services", json=body)
         assert service.status_code == 201, service.text
         service_id = str(service.json()["id"])

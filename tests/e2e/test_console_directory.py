@@ -47,7 +47,7 @@ def test_a_user_removed_from_a_group_loses_its_role_in_an_open_session(tmp_path:
             assert root.modify(READERS, {"member": [(ldap3.MODIFY_REPLACE, [f"uid=nobody,{USER_BASE}"])]}), root.result
         refused = client.get(f"/ui/services/{service_id}")
         assert refused.status_code == 403
-        assert "victor holds no role on service &#39;payroll&#39;" in refused.text
+        assert "victor holds no role on service" in refused.text
     finally:
         runtime.close()
         slapd.stop()

@@ -218,7 +218,7 @@ def test_the_board_pages_through_many_services(world: World) -> None:
     world.sign_in("admin")
     for i in range(30):
         world.runtime.app.register_service(
-            f"svc-{i:02d}", "", [{"name": "int", "resource_pool": "/DC0/host/DC0_C0/Resources/p"}], actor="setup"
+            f"svc-{i:02d}", "", [{"name": "int", "resource_pool": f"/DC0/host/DC0_C0/Resources/p{i}"}], actor="setup"
         )
     world.runtime.catch_up()
     first = world.client.get("/ui/").text
