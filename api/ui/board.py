@@ -15,7 +15,8 @@ from starlette.responses import RedirectResponse, Response
 from adapters.runtime import Runtime
 from api.auth import Principal
 from api.routes.board import board as board_document
-from api.ui.context import ConsoleRoute, RuntimeDep, SessionDep, render
+from api.ui.boardcache import BoardCache
+from api.ui.context import ConsoleRoute, RuntimeDep, SessionDep, console_of, render
 from domain.deployment import STATES
 from domain.errors import ValidationError
 from projections.audit_queries import AuditFilter
@@ -89,12 +90,16 @@ def _as_of_iso(value: str) -> str | None:
     return value
 
 
-def board_view(runtime: Runtime, who: Principal, filters: BoardFilter, min_position: int | None) -> dict[str, Any]:
+def board_view(
+    runtime: Runtime, who: Principal, filters: BoardFilter, min_position: int | None, cache: BoardCache | None = None
+) -> dict[str, Any]:
     """The board document of the API (same code, same permissions), filtered and paged for a page."""
-    # The API's own board: the same reads and the same permissions.
-    document = board_document(
-        runtime=runtime, who=who, min_position=min_position, service=None, as_of=_as_of_iso(filters.as_of)
-    )
+    # The API's own board: the same reads and the same permissions (now: shared while nothing moves).
+    when = _as_of_iso(filters.as_of)
+    if when is None and cache is not None:
+        document = cache.now(runtime, who, min_position)
+    else:
+        document = board_document(runtime=runtime, who=who, min_position=min_position, service=None, as_of=when)
     rows: list[dict[str, Any]] = []
     services = []
     for service in document["services"]:
@@ -157,7 +162,7 @@ FilterDep = Annotated[BoardFilter, Depends(board_filter)]
 
 @router.get("/")
 def board_page(request: Request, runtime: RuntimeDep, session: SessionDep, filters: FilterDep) -> Response:
-    board = board_view(runtime, session.principal, filters, None)
+    board = board_view(runtime, session.principal, filters, None, console_of(request).boards)
     start = first_event_time(runtime)
     now = int(runtime.clock.now().timestamp()) + 60
     slider = {
@@ -177,7 +182,7 @@ def board_fragment(
     min_position: int | None = Query(None, ge=0),
 ) -> Response:
     """The board's body alone, for live updates and the filters (read after `min_position`)."""
-    board = board_view(runtime, session.principal, filters, min_position)
+    board = board_view(runtime, session.principal, filters, min_position, console_of(request).boards)
     response = render(request, "fragments/board.html", {"board": board})
     if min_position is None and request.headers.get("hx-request"):
         # A change of filters: the address bar shows the page with them (reload, bookmark, share).

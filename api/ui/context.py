@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from adapters.runtime import Runtime
 from api.auth import Authenticator
 from api.errors import REFUSALS, record_refusal, status_of
+from api.ui.boardcache import BoardCache
 from api.ui.consoles import ScreenshotCache
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
 from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
@@ -38,6 +39,7 @@ class Console:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["static"] = static_url
         self.screenshots = ScreenshotCache()
+        self.boards = BoardCache()
         self._codec: SessionCodec | None = None
         self._lock = threading.Lock()
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from adapters.runtime import Runtime
 from api.app import create_app
+from api.ui.boardcache import BoardCache
 from api.ui.session import COOKIE, Session, SessionCodec
 from projections.audit_queries import AuditFilter
 from tests.e2e.test_console_access import PRINCIPALS, World, build_world
@@ -285,3 +286,26 @@ def test_promote_and_demote_confirmations_name_the_target_stage_and_act(world: W
     assert f'<a href="/ui/deployments/{deployment}">v2 in int</a>' in configuration
     entries, _ = world.runtime.audit.page(AuditFilter(event_type="Deployment.MoveRequested"), None, 10)
     assert [(e["actor"], e["reason"]) for e in entries] == [("olivia", "rollback"), ("olivia", None)]
+
+
+def test_the_board_now_is_shared_until_a_read_model_moves_and_never_across_permissions(world: World) -> None:
+    cache, runtime = BoardCache(), world.runtime
+    admin, viewer = PRINCIPALS["admin"], PRINCIPALS["viewer"]
+    assert admin is not None
+    assert viewer is not None
+    runtime.app.register_service(
+        "secret-project", "", [{"name": "int", "resource_pool": "/DC0/host/DC0_C0/Resources/x"}], actor="setup"
+    )
+    runtime.catch_up()
+    first = cache.now(runtime, admin, None)
+    assert cache.now(runtime, admin, None) is first, "nothing moved: the same document"
+    seen_by_viewer = cache.now(runtime, viewer, None)
+    assert [s["name"] for s in seen_by_viewer["services"]] == ["payroll"]
+    assert sorted(s["name"] for s in first["services"]) == ["payroll", "secret-project"]
+    deployed = runtime.app.deploy(UUID(world.ids["{configuration_id}"]), "test", actor="alice")
+    runtime.catch_up()
+    after = cache.now(runtime, admin, deployed.position)
+    assert after is not first
+    payroll = next(s for s in after["services"] if s["name"] == "payroll")
+    test_stage = next(st for st in payroll["stages"] if st["name"] == "test")
+    assert [d["id"] for d in test_stage["deployments"]] == [str(deployed.value.id)]
