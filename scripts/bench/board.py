@@ -105,7 +105,7 @@ def main() -> None:
                 grid = report("console /ui/ (grid, page 1 of 25 services)", timed(client, "/ui/", args.rounds))
                 # As right after a change: the shared board is computed again for this request.
                 console = app.state.console
-                cold = report("console /ui/ (board recomputed: first viewer after a change)", timed(
+                cold = report("console /ui/ (recomputed, as after a change)", timed(
                     client, "/ui/", args.rounds, lambda: setattr(console, "boards", BoardCache())))  # fmt: skip
                 report("console /ui/board (fragment, live redraw)", timed(client, "/ui/board", args.rounds))
                 report("console /ui/?view=list (50 deployments)", timed(client, "/ui/?view=list", args.rounds))
