@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from adapters.runtime import Runtime
 from api.auth import Principal
 from api.routes.board import board as board_document
-from api.ui.boardcache import BoardCache
+from api.ui.boardcache import BoardCache, plain
 from api.ui.context import ConsoleRoute, RuntimeDep, SessionDep, console_of, render
 from domain.deployment import STATES
 from domain.errors import ValidationError
@@ -99,7 +99,7 @@ def board_view(
     if when is None and cache is not None:
         document = cache.now(runtime, who, min_position)
     else:
-        document = board_document(runtime=runtime, who=who, min_position=min_position, service=None, as_of=when)
+        document = plain(board_document(runtime=runtime, who=who, min_position=min_position, service=None, as_of=when))
     rows: list[dict[str, Any]] = []
     services = []
     for service in document["services"]:

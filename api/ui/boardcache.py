@@ -21,6 +21,12 @@ from api.routes.board import board as board_document
 Key = tuple[int, int, frozenset[str] | None]
 
 
+def plain(document: Any) -> dict[str, Any]:
+    """The API route's answer as plain data (its response model, or the dict it returned)."""
+    dumped: dict[str, Any] = document.model_dump(mode="json") if hasattr(document, "model_dump") else document
+    return dumped
+
+
 class BoardCache:
     def __init__(self, size: int = 32) -> None:
         self.size = size
@@ -42,7 +48,7 @@ class BoardCache:
             if kept is not None:
                 self._documents.move_to_end(key)
                 return kept
-        document = board_document(runtime=runtime, who=who, min_position=None, service=None, as_of=None)
+        document = plain(board_document(runtime=runtime, who=who, min_position=None, service=None, as_of=None))
         with self._lock:
             self._documents[key] = document
             while len(self._documents) > self.size:
