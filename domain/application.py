@@ -22,6 +22,7 @@ from eventsourcing.persistence import ApplicationRecorder, EventStore, Integrity
 from eventsourcing.utils import get_topic
 
 from domain.accounts import ApiToken, LocalAccount
+from domain.address_plan import AddressPlan
 from domain.catalogue import CATALOGUE_ID, TemplateCatalogue
 from domain.configuration import Configuration
 from domain.deployment import Deployment
@@ -56,7 +57,8 @@ class StagekeeperApplication(Application[UUID]):
     """Base: persistence, aggregate loading and the save-with-retry machinery."""
 
     name = "stagekeeper"
-    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20}
+    # The address plan is one aggregate for the whole installation: snapshot it often.
+    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20, AddressPlan: 20}
 
     def __init__(
         self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0

@@ -46,6 +46,8 @@ class DeploymentsProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_deployments_service_stage ON sk_deployments (service_id, stage)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_state ON sk_deployments (state)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_configuration ON sk_deployments (configuration_id)",
+        # Newest first, a page at a time: the keyset cursor of GET /deployments.
+        "CREATE INDEX IF NOT EXISTS sk_deployments_requested ON sk_deployments (requested_at, id)",
         # One row per deployment event: the board entry as it was from that moment on.
         """CREATE TABLE IF NOT EXISTS sk_deployment_history (
             deployment_id TEXT NOT NULL,

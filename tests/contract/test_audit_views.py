@@ -23,16 +23,16 @@ def types(runtime: Runtime, filters: AuditFilter) -> list[str]:
 
 def test_name_claims_stay_out_of_the_default_view_but_an_explicit_filter_shows_them(runtime: Runtime) -> None:
     runtime.app.register_service("payroll", "", stages("int"), actor="a")
-    runtime.app.register_service("hr", "", stages("int"), actor="a")
+    runtime.app.register_service("hr", "", stages("int", pools="hr-"), actor="a")
     runtime.catch_up()
     shown = types(runtime, AuditFilter())
     assert "Service.Registered" in shown
     assert not [t for t in shown if t.startswith("NameClaim.")]
     everything = types(runtime, AuditFilter(include_system=True))
-    assert everything.count("NameClaim.Claimed") == 2
+    assert everything.count("NameClaim.Claimed") == 4  # a name and a resource pool per service
     assert len(everything) == runtime.app.head()
-    assert types(runtime, AuditFilter(event_type="NameClaim.")) == ["NameClaim.Claimed"] * 2
-    assert types(runtime, AuditFilter(event_type="NameClaim.Claimed")) == ["NameClaim.Claimed"] * 2
+    assert types(runtime, AuditFilter(event_type="NameClaim.")) == ["NameClaim.Claimed"] * 4
+    assert types(runtime, AuditFilter(event_type="NameClaim.Claimed")) == ["NameClaim.Claimed"] * 4
 
 
 def test_stages_get_ids_in_their_events_and_old_stages_a_derived_id(runtime: Runtime) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
-from domain.errors import InfrastructureError, StagekeeperError
+from domain.errors import StagekeeperError, VCenterFaultError
 from projections.base import iso
 from projections.deployments import board_entry
 from tests.e2e.conftest import AUTH
@@ -38,7 +38,7 @@ class ScheduledFaults(SimulatedVCenter):
     def _maybe_fail(self, method: str) -> None:
         planned = self.plan.get(method)
         if planned and planned.pop(0):
-            raise InfrastructureError(f"vCenter fault during {method}: injected")
+            raise VCenterFaultError(f"vCenter fault during {method}: injected")
         super()._maybe_fail(method)
 
 

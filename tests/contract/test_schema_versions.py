@@ -28,7 +28,7 @@ def test_a_changed_schema_version_recreates_the_tables_and_rebuilds_the_rows(dat
         pytest.skip("the in-memory store starts empty every time")
     first: Runtime = runtime_for(database_url)
     first.app.register_service("payroll", "", stages("int", "test"), actor="a")
-    first.app.register_service("hr", "", stages("int"), actor="a")
+    first.app.register_service("hr", "", stages("int", pools="hr-"), actor="a")
     first.catch_up()
     before = first.read_models.services()
     first.close()

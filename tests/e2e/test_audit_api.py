@@ -168,7 +168,7 @@ def test_board_now_and_as_of_and_inventory(client: TestClient) -> None:
 def test_the_board_filtered_by_service_shows_only_that_service_now_and_as_of(client: TestClient) -> None:
     payroll = setup_service(client)
     other = client.post(
-        "/api/v1/services", json={"name": "hr", "description": "", "stages": stages("int")}, auth=AUTH
+        "/api/v1/services", json={"name": "hr", "description": "", "stages": stages("int", pools="hr-")}, auth=AUTH
     ).json()
     configuration = setup_configuration(client, payroll["id"])
     deployment = client.post(
