@@ -46,13 +46,16 @@ WINDOWS_HOSTNAME_MAX = 15
 def check_display_name(value: object, field_name: str) -> str:
     """A service, stage, configuration or network name, NFC-normalised: 1-63 letters (any
     script), digits, spaces, '.', '_' or '-', starting with a letter or digit."""
+    rule = (
+        f"{field_name} must be 1-{MAX_NAME} characters: letters (any script), digits, spaces, "
+        "'.', '_' or '-', starting with a letter or digit"
+    )
+    # Decomposed input may be longer than its NFC form: allow for that before normalising.
+    if isinstance(value, str) and len(value) > 4 * MAX_NAME:
+        raise ValidationError(rule, field=field_name)
     text = unicodedata.normalize("NFC", check_text(value, field_name, max_length=4 * MAX_NAME))
     if not 1 <= len(text) <= MAX_NAME or not _is_name(text):
-        raise ValidationError(
-            f"{field_name} must be 1-{MAX_NAME} characters: letters (any script), digits, spaces, "
-            "'.', '_' or '-', starting with a letter or digit",
-            field=field_name,
-        )
+        raise ValidationError(rule, field=field_name)
     return text
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from domain.errors import UnavailableError
 from projections.base import iso
 from projections.store import Cursor, ReadStore, Row
 
@@ -21,7 +22,10 @@ _TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
 
 
 def transient(error: BaseException) -> bool:
-    """True when the database failed rather than the event: retry later, do not quarantine."""
+    """True when the database failed rather than the event: retry later, do not quarantine.
+    That includes the event store being unreachable while a read model loads an aggregate."""
+    if isinstance(error, UnavailableError):
+        return True
     return any(cls.__name__ in _TRANSIENT for cls in type(error).__mro__)
 
 

@@ -250,8 +250,10 @@ class ConfigurationCommands(StagekeeperApplication):
     ) -> Outcome[Configuration]:
         """Retire a configuration with no live deployment: it keeps its history, takes no deploy
         and no change, and its name is free again."""
-        if not isinstance(reason, str) or not reason.strip():
+        checked = check_reason(reason)
+        if checked is None or not checked.strip():
             raise ValidationError("say why the configuration is retired", field="reason")
+        reason = checked
 
         def attempt() -> Outcome[Configuration]:
             configuration = self.configuration(configuration_id)

@@ -9,6 +9,7 @@ from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import POWERED_ON, Deployment
 from domain.errors import InvalidTransitionError
 from domain.ports import ConsoleTicket
+from domain.text import check_reason
 
 
 class ConsoleCommands(StagekeeperApplication):
@@ -34,6 +35,7 @@ class ConsoleCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Ask for one machine of a deployed deployment to be powered on, off or reset; the process
         manager carries it out and records MachinePowerChanged or PowerFailed."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[Deployment]:
             deployment = self.load(Deployment, deployment_id, "deployment")

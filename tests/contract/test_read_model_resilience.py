@@ -12,7 +12,10 @@ from fastapi.testclient import TestClient
 from adapters.runtime import Runtime
 from api.app import create_app
 from api.cli import main
+from domain.deployment import Deployment
+from domain.errors import UnavailableError
 from projections.audit_queries import AuditFilter
+from projections.deployments import DeploymentsProjection
 from projections.quarantine import quarantined
 from projections.verify import verify
 from tests.support import THREE_TIER, runtime_for, settings_for, stages
@@ -138,3 +141,31 @@ def test_verify_passes_over_an_event_the_audit_quarantined_and_names_it(runtime:
     assert verdict.quarantined == (bad,)
     assert f"positions {bad}" in verdict.describe()
     assert verdict.checked == app.head() - 1
+
+
+def test_an_unreachable_event_store_is_retried_never_quarantined(runtime: Runtime) -> None:
+    """The deployments read model loads aggregates from the event store: while that store is
+    unreachable the batch fails and is retried later; nothing is passed over for good."""
+    app = runtime.app
+    service_id = app.register_service("payroll", "", stages("int"), actor="a").value.id
+    configuration = app.create_configuration(service_id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a").value
+    deployment_id = app.deploy(configuration.id, "int", actor="a").value.id
+    runtime.catch_up()
+    [projection] = [p for p in runtime.projections if isinstance(p, DeploymentsProjection)]
+    load = projection._load
+
+    def unreachable(deployment: UUID, version: int) -> Deployment:
+        raise UnavailableError("the event store is unreachable; try again shortly")
+
+    projection._kept.clear()  # as after a restart: the next event needs a load
+    projection._load = unreachable
+    app.undeploy(deployment_id, actor="a")
+    with pytest.raises(UnavailableError):
+        runtime.projection_follower.catch_up()
+    assert quarantined(runtime.store) == []
+    projection._load = load
+    runtime.catch_up()
+    assert quarantined(runtime.store) == []
+    [row] = runtime.read_models.deployments()
+    assert row["state"] == app.deployment(deployment_id).view()["state"]
+    assert row["version"] == app.deployment(deployment_id).version
