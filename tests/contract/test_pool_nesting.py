@@ -44,6 +44,12 @@ def test_the_cluster_root_and_pools_under_it_never_serve_two_services(runtime: R
     assert [s["resource_pool"] for s in app.service(payroll.id).stages] == [f"{ROOT_POOL}/teamwork"]
     app.retire_service(team.id, actor="a")
     app.add_stage(payroll.id, stage("qa", "/team"), None, actor="a")
+    runtime.catch_up()
+    [last] = runtime.store.query(
+        "SELECT summary FROM sk_audit WHERE event_type = %s ORDER BY position DESC LIMIT 1",
+        ("PoolPlan.ServicePoolsSet",),
+    )
+    assert last["summary"] == f"resource pools of service 'payroll': int {ROOT_POOL}/teamwork, qa {ROOT_POOL}/team"
 
 
 def test_a_pool_claimed_before_the_pool_plan_still_keeps_pools_out_from_under_it(runtime: Runtime) -> None:
