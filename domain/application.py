@@ -34,6 +34,7 @@ from domain.errors import (
 )
 from domain.names import NameClaim
 from domain.outage import GuardedRecorder
+from domain.pool_plan import PoolPlan
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
 from domain.requests import DuplicateRequestError, PendingRequest, RequestRecord
@@ -69,8 +70,15 @@ class StagekeeperApplication(Application[UUID]):
     """Base: persistence, aggregate loading and the save-with-retry machinery."""
 
     name = "stagekeeper"
-    # The address plan is one aggregate for the whole installation: snapshot it often.
-    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20, AddressPlan: 20}
+    # The address and pool plans are one aggregate each for the whole installation: snapshot them often.
+    snapshotting_intervals = {
+        Service: 50,
+        Configuration: 50,
+        Deployment: 50,
+        TemplateCatalogue: 20,
+        AddressPlan: 20,
+        PoolPlan: 20,
+    }
 
     def __init__(
         self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
