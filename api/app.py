@@ -72,9 +72,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
     )
     notifier = Notifier(runtime_.app.head, settings.poll_seconds)
-    runtime_.app.on_saved(lambda position, _topics: notifier.notify(position))
+    runtime_.app.on_commit(lambda saved: notifier.notify(saved.position, saved.originator_ids, saved.positions))
     app.state.notifier = notifier
     app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
+    app.state.stream_limiter = progress.read_limiter()
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(

@@ -34,6 +34,7 @@ from domain.errors import (
 )
 from domain.names import NameClaim
 from domain.outage import GuardedRecorder
+from domain.pool_plan import PoolPlan
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
 from domain.requests import DuplicateRequestError, PendingRequest, RequestRecord
@@ -53,12 +54,31 @@ class Outcome(Generic[R]):
     position: int
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What one save of this process wrote: the aggregates, the positions (none when the outcome
+    had to be found out after an interruption: then only `position`, the head, bounds them) and
+    the event topics."""
+
+    position: int
+    positions: tuple[int, ...]
+    originator_ids: frozenset[UUID]
+    topics: tuple[str, ...]
+
+
 class StagekeeperApplication(Application[UUID]):
     """Base: persistence, aggregate loading and the save-with-retry machinery."""
 
     name = "stagekeeper"
-    # The address plan is one aggregate for the whole installation: snapshot it often.
-    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20, AddressPlan: 20}
+    # The address and pool plans are one aggregate each for the whole installation: snapshot them often.
+    snapshotting_intervals = {
+        Service: 50,
+        Configuration: 50,
+        Deployment: 50,
+        TemplateCatalogue: 20,
+        AddressPlan: 20,
+        PoolPlan: 20,
+    }
 
     def __init__(
         self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
@@ -69,6 +89,7 @@ class StagekeeperApplication(Application[UUID]):
         self.vcenter = vcenter
         self.clock = clock
         self._listeners: list[Callable[[int, Sequence[str]], None]] = []
+        self._commit_listeners: list[Callable[[Saved], None]] = []
         self._listeners_lock = threading.Lock()
         # The request being served (Idempotency-Key), if any. A request is served partly on the
         # event loop and partly in a worker thread; a context variable follows it into the thread
@@ -95,6 +116,12 @@ class StagekeeperApplication(Application[UUID]):
         """Call `listener(position, topics)` after every successful save (wakes in-process followers)."""
         with self._listeners_lock:
             self._listeners.append(listener)
+
+    def on_commit(self, listener: Callable[[Saved], None]) -> None:
+        """Call `listener(saved)` after every successful save, with the aggregates and positions it
+        wrote (lets a follower of one aggregate ignore writes to others)."""
+        with self._listeners_lock:
+            self._commit_listeners.append(listener)
 
     def head(self) -> int:
         """Position of the last event in the store (0 when empty)."""
@@ -157,7 +184,8 @@ class StagekeeperApplication(Application[UUID]):
         started = time.monotonic()
         try:
             recordings = self.save(*pending)
-            position = max((r.notification.id for r in recordings), default=0)
+            positions = tuple(r.notification.id for r in recordings)
+            position = max(positions, default=0)
         except IntegrityError as error:
             if record is not None and request is not None and self._exists(record.id):
                 # The same caller's same key took effect in another request meanwhile.
@@ -173,12 +201,17 @@ class StagekeeperApplication(Application[UUID]):
                 raise
             # Its own notification id is not known any more; the head bounds it from above.
             position = self.head()
+            positions = ()
         if request is not None:
             request.saved = True
         with self._listeners_lock:
             listeners = list(self._listeners)
+            commit_listeners = list(self._commit_listeners)
         for listener in listeners:
             listener(position, topics)
+        saved = Saved(position, positions, frozenset(a.id for a in pending), tuple(topics))
+        for commit_listener in commit_listeners:
+            commit_listener(saved)
         return position
 
     def _exists(self, aggregate_id: UUID) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from domain.errors import UnavailableError
+from domain.values import normalise_key
 from projections.base import from_json
 from projections.deployments import board_entry
 from projections.store import ReadStore, Row
@@ -97,12 +98,13 @@ class ReadModels:
     # -- grants -------------------------------------------------------------------------------------
     def grants_of(self, user: str, groups: frozenset[str]) -> list[Row]:
         """Every grant that applies to this user (directly or through one of the groups)."""
-        names = sorted({g.casefold() for g in groups})
+        # The same key as domain/permissions.py and the grants read model: one way to match a member.
+        names = sorted({normalise_key(g) for g in groups})
         marks = ", ".join(["%s"] * len(names)) or "NULL"
         return self.store.query(
             f"SELECT * FROM sk_grants WHERE member_user = %s OR member_group IN ({marks}) "  # noqa: S608
             "ORDER BY service_id, role",
-            (user.casefold(), *names),
+            (normalise_key(user), *names),
         )
 
     def readable_services(self, user: str, groups: frozenset[str]) -> set[str]:

@@ -110,6 +110,11 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         f"IP ranges of service '{d['service_name']}': "
         + (", ".join(f"{stage} {p['first']}-{p['last']}" for stage, ps in d["stages"].items() for p in ps) or "none")
     ),
+    "PoolPlan.Opened": lambda d: "pool plan opened",
+    "PoolPlan.ServicePoolsSet": lambda d: (
+        f"resource pools of service '{d['service_name']}': "
+        + (", ".join(f"{stage} {path}" for path, stage in d["pools"].items()) or "none")
+    ),
     "NameClaim.Claimed": lambda d: f"{d['kind']} name '{d['name']}' claimed",
     "NameClaim.Reclaimed": lambda d: f"{d.get('kind', 'name')} '{d['name']}' claimed again",
     "NameClaim.Released": lambda d: "name released",

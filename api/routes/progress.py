@@ -1,8 +1,12 @@
 """Deployment progress as server-sent events.
 
-A stream costs no thread while it waits: it is an async generator waiting on the app's one
-shared Notifier, and it reads the store (in a worker thread) only when the notifier has seen the
-head move. Each caller may hold a bounded number of open streams.
+A stream costs no thread while it waits: it is an async generator watching its deployment on the
+app's one shared Notifier, which wakes it only for writes to that deployment (or, once per poll
+at most, for another process's writes, whose aggregates are not known here). It then reads the
+deployment's new events once, in a worker thread of the streams' own small limiter, so that
+streams never take the threads the sync routes run in, and applies them to its own copy of the
+deployment to tell each event's resulting state. Each caller may hold a bounded number of open
+streams.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -24,12 +29,19 @@ from adapters.runtime import Runtime
 from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
 from api.notify import Notifier
-from domain.deployment import ACTIVE_STATES
+from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import TooManyRequestsError
 from projections.summaries import summarise
 
 router = APIRouter(tags=["deployments"])
 HEARTBEAT_SECONDS = 15.0
+# Threads the stream reads of one app share (their own limiter, not the sync routes' 40).
+READ_THREADS = 4
+
+
+def read_limiter() -> anyio.CapacityLimiter:
+    """The limiter every stream of one app reads in (built in create_app)."""
+    return anyio.CapacityLimiter(READ_THREADS)
 
 
 class StreamSlots:
@@ -96,53 +108,75 @@ class Batch:
     frames: list[bytes]
     after: int
     ended: bool
+    # The stream's own copy of the deployment, at the last version read.
+    deployment: Deployment
 
 
-def read_after(runtime: Runtime, deployment_id: UUID, after: int) -> Batch:
+def _frame(event: Any, state: str) -> bytes:
+    body = json.dumps(_payload(event, state), separators=(",", ":"))
+    return f"id: {event.originator_version}\nevent: progress\ndata: {body}\n\n".encode()
+
+
+def read_after(runtime: Runtime, deployment_id: UUID, after: int, deployment: Deployment | None = None) -> Batch:
     """The deployment's events after version `after` as SSE frames, and the `end` frame once it
-    rests (blocking: run in a worker thread)."""
-    deployment = runtime.app.deployment(deployment_id)
+    rests (blocking: run in a worker thread). Reads the events past `deployment` (the stream's
+    copy; None on the first read: the copy at version `after` is loaded) once, and applies them
+    to the copy, which gives each event's resulting state without loading the deployment again."""
+    if deployment is None:
+        deployment = runtime.app.deployment(deployment_id, version=after) if after > 0 else None
+    start = deployment.version if deployment is not None else 0
     frames: list[bytes] = []
-    for event in runtime.app.events.get(deployment_id, gt=after, lte=deployment.version):
-        after = event.originator_version
-        state = runtime.app.deployment(deployment_id, version=after).state
-        body = json.dumps(_payload(event, state), separators=(",", ":"))
-        frames.append(f"id: {after}\nevent: progress\ndata: {body}\n\n".encode())
+    for event in runtime.app.events.get(deployment_id, gt=start):
+        deployment = cast(Deployment, cast(Any, event).mutate(deployment))
+        if event.originator_version > after:
+            after = event.originator_version
+            frames.append(_frame(event, deployment.state))
+    if deployment is None:
+        # Checked before the stream starts (404); only a store emptied since gets here.
+        raise LookupError(f"deployment {deployment_id} has no events")
     ended = deployment.state not in ACTIVE_STATES and after >= deployment.version
     if ended:
         end = json.dumps({"state": deployment.state, "version": deployment.version})
         frames.append(f"event: end\ndata: {end}\n\n".encode())
-    return Batch(frames, after, ended)
+    return Batch(frames, after, ended, deployment)
 
 
 async def stream(
-    runtime: Runtime, notifier: Notifier, deployment_id: UUID, after: int, limit: float, heartbeat: float
-) -> AsyncIterator[bytes]:
+    runtime: Runtime,
+    notifier: Notifier,
+    limiter: anyio.CapacityLimiter,
+    deployment_id: UUID,
+    after: int,
+    limit: float,
+    heartbeat: float,
+) -> AsyncGenerator[bytes]:
     """Every event of the deployment after version `after`, then new ones as they are stored,
     until the deployment rests (deployed, failed, undeployed) or `limit` seconds pass."""
     deadline = time.monotonic() + limit
     last_sent = time.monotonic()
-    while True:
-        # Taken before reading: a write landing during the read makes the wait return at once.
-        seen = notifier.position
-        batch = await anyio.to_thread.run_sync(read_after, runtime, deployment_id, after)
-        after = batch.after
-        for frame in batch.frames:
-            yield frame
-        if batch.frames:
-            last_sent = time.monotonic()
-        if batch.ended:
-            return
+    copy: Deployment | None = None
+    with notifier.watch(deployment_id):
         while True:
-            now = time.monotonic()
-            if now >= deadline:
+            # Taken before reading: a write landing during the read makes the wait return at once.
+            seen = notifier.mark(deployment_id)
+            batch = await anyio.to_thread.run_sync(read_after, runtime, deployment_id, after, copy, limiter=limiter)
+            after, copy = batch.after, batch.deployment
+            for frame in batch.frames:
+                yield frame
+            if batch.frames:
+                last_sent = time.monotonic()
+            if batch.ended:
                 return
-            if now - last_sent >= heartbeat:
-                yield b": still working\n\n"
-                last_sent = now
-            wait = min(deadline - now, heartbeat - (now - last_sent))
-            if await notifier.wait(seen, wait) > seen:
-                break
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if now - last_sent >= heartbeat:
+                    yield b": still working\n\n"
+                    last_sent = now
+                wait = min(deadline - now, heartbeat - (now - last_sent))
+                if await notifier.wait_for(deployment_id, seen, wait) > seen:
+                    break
 
 
 @router.get("/api/v1/deployments/{deployment_id}/events")
@@ -161,5 +195,7 @@ def deployment_events(
     start = last_event_id if last_event_id is not None else after
     slots: StreamSlots = request.app.state.stream_slots
     notifier: Notifier = request.app.state.notifier
+    limiter: anyio.CapacityLimiter = request.app.state.stream_limiter
     slots.take(who.user)
-    return HeldStream(stream(runtime, notifier, deployment_id, start, timeout, HEARTBEAT_SECONDS), slots, who.user)
+    events = stream(runtime, notifier, limiter, deployment_id, start, timeout, HEARTBEAT_SECONDS)
+    return HeldStream(events, slots, who.user)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.commands.addresses import ip_releases
 from domain.configuration import Configuration
 from domain.deployment import UNDEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
@@ -73,7 +74,7 @@ class DeploymentCommands(StagekeeperApplication):
         for machine in deployment.machines:
             addressing = machine.get("addressing") or {}
             if addressing.get("ip"):
-                released.extend(filter(None, [self.release_name("ip", addressing["cidr"], addressing["ip"])]))
+                released.extend(ip_releases(self, uuid5(deployment.id, machine["name"]), addressing))
             for nic in addressing.get("macs", []):
                 released.extend(filter(None, [self.release_name("mac", nic["network"], nic["mac"])]))
         return released

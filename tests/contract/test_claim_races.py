@@ -40,6 +40,19 @@ def test_a_pool_taken_by_a_rival_between_read_and_write_is_refused(
     assert [s["name"] for s in runtime.read_models.services()] == ["hr"]
 
 
+def test_a_pool_under_one_taken_by_a_rival_between_read_and_write_is_refused(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = runtime.app
+    payroll = app.register_service("payroll", "", stages("int", pools="p-"), actor="a").value.id
+    nested = [{"name": "dev", "resource_pool": f"{ROOT_POOL}/team/hr"}]
+    rival_commits_first(runtime, monkeypatch, lambda: app.register_service("hr", "", nested, actor="b"))
+    expected = f"holds resource pool '{ROOT_POOL}/team/hr' of stage 'dev' of service 'hr'"
+    with pytest.raises(ConflictError, match=expected):
+        app.add_stage(payroll, {"name": "test", "resource_pool": f"{ROOT_POOL}/team"}, None, actor="a")
+    assert [s["name"] for s in app.service(payroll).stages] == ["int"]
+
+
 def test_an_ip_range_taken_by_a_rival_between_read_and_write_is_refused(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,7 +67,7 @@ def test_sqlite_and_postgres_give_the_same_hash_chain_for_the_same_events(sqlite
         # Only the copied events: each process manager then writes its own (other timestamps).
         chain = "SELECT position, hash FROM sk_audit WHERE position <= %s ORDER BY position"
         assert first.store.query(chain, (len(stored),)) == second.store.query(chain, (len(stored),))
-        assert len(first.store.query(chain, (len(stored),))) == len(stored) == 5  # incl. the pool claim
+        assert len(first.store.query(chain, (len(stored),))) == len(stored) == 7  # incl. pool claim and pool plan
         assert verify(second.app, second.store).ok
     finally:
         first.close()

@@ -217,7 +217,10 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
         {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"}, {"stage": "int"},
         {"state": "requested"}, {"state": "deployed"}, {"limit": "1"}, {"min_position": "1"},
     ],
-    "/api/v1/board": [{}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}],
+    "/api/v1/board": [
+        {}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}, {"service": "{secret_service}"},
+        {"service": "{secret_service}", "as_of": "2030-01-01T00:00:00Z"},
+    ],
     "/api/v1/inventory": [{"service": "{secret_service}"}, {"service": "{secret_service}", "stage": "int"}],
     "/api/v1/audit": [
         {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"},

@@ -70,13 +70,20 @@ def test_ip_pools_of_two_services_never_overlap(client: TestClient) -> None:
         client.patch(payroll_int, json={"ip_pools": [ip_pool("10.20.0.0/24", "10.20.0.1")]}, auth=AUTH).status_code
         == 200
     )
-    # Another stage of the same service may share the network (addresses are claimed per network).
+    # Another stage of the same service may not hand out the same addresses either.
     same_service = client.patch(
         f"/api/v1/services/{payroll['id']}/stages/test",
-        json={"ip_pools": [ip_pool("10.20.0.0/24", "10.20.0.1")]},
+        json={"ip_pools": [ip_pool("10.20.0.0/29", "10.20.0.1")]},
         auth=AUTH,
     )
-    assert same_service.status_code == 200, same_service.text
+    assert same_service.status_code == 409, same_service.text
+    assert same_service.json()["error"] == {
+        "code": "conflict",
+        "message": "ip_pools: 10.20.0.1-10.20.0.6 of stage 'test' overlaps the IP pool of stage 'int' of service "
+        "'payroll' (10.20.0.1-10.20.0.254)",
+        "field": "ip_pools",
+        "position": same_service.json()["error"]["position"],
+    }
 
     overlapping = client.patch(hr_dev, json={"ip_pools": [ip_pool("10.20.0.128/25", "10.20.0.129")]}, auth=AUTH)
     assert overlapping.status_code == 409
