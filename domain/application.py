@@ -8,6 +8,7 @@ InvalidTransitionError); a caller's stale If-Match is a PreconditionFailedError.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +44,11 @@ from domain.service import Service
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
-_ATTEMPTS = 6
+# Installation-wide aggregates (the pool and address plans) make unrelated commands of different
+# services race on one version: those are retried, with a jittered backoff, until one of them has
+# truly lost to a change of the same object.
+_ATTEMPTS = 12
+_BACKOFF_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -255,11 +260,11 @@ class StagekeeperApplication(Application[UUID]):
 
     def retrying(self, attempt: Callable[[], Outcome[R]]) -> Outcome[R]:
         """Run a read-decide-save attempt, again from a fresh read when another write won a race."""
-        for _ in range(_ATTEMPTS):
+        for tries in range(_ATTEMPTS):
             try:
                 return attempt()
             except IntegrityError:
-                continue
+                time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2 ** min(tries, 5)))
         raise ConcurrencyError("another change to the same object won a race; retry the command")
 
     # -- shared lookups --------------------------------------------------------------------------
