@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from api.access import read_service, readable_service_ids
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
+from api.responses import errors
+from api.responses.deployments import Board, Inventory
 from domain.errors import NotFoundError
 
-router = APIRouter(prefix="/api/v1", tags=["board"])
+router = APIRouter(prefix="/api/v1", tags=["board"], responses=errors(401, 422, 503))
 
 
-@router.get("/board")
+@router.get("/board", response_model=Board)
 def board(
     runtime: RuntimeDep,
     who: PrincipalDep,
     min_position: MinPosition = None,
     as_of: str | None = Query(None, description="ISO 8601 time: what every stage held then"),
-) -> dict[str, Any]:
+) -> Board:
     """Every service with its stages and the deployments each stage holds (now, or at `as_of`)."""
     when = parse_time(as_of, "as_of")
     readable = readable_service_ids(runtime, who)
     if when is None:
         position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
         services_now = [s for s in runtime.read_models.board() if readable is None or s["id"] in readable]
-        return {"services": services_now, "position": position, "as_of": None}
+        return Board.model_validate({"services": services_now, "position": position, "as_of": None})
     position = runtime.read_models.wait("stage_history", runtime.app.head(), runtime.settings.read_wait_seconds)
     runtime.read_models.wait("audit", runtime.app.head(), runtime.settings.read_wait_seconds)
     services = []
@@ -54,17 +55,17 @@ def board(
             }
         )
     services.sort(key=lambda s: str(s["name"]).casefold())
-    return {"services": services, "position": position, "as_of": when}
+    return Board.model_validate({"services": services, "position": position, "as_of": when})
 
 
-@router.get("/inventory")
+@router.get("/inventory", response_model=Inventory, responses=errors(403, 404))
 def inventory(
     runtime: RuntimeDep,
     who: PrincipalDep,
     service: UUID = Query(description="Service id"),
     stage: str | None = Query(None, description="Stage name (default: every stage)"),
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> Inventory:
     """The machines living in a service's stages, with their VM, address and size."""
     read_service(runtime, who, service)
     position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
@@ -75,4 +76,4 @@ def inventory(
         and stage.casefold() not in {s["name"].casefold() for s in runtime.app.service(service).stages}
     ):
         raise NotFoundError(f"service has no stage '{stage}'", field="stage")
-    return {"items": items, "position": position}
+    return Inventory.model_validate({"items": items, "position": position})

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from adapters.runtime import Runtime
 from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
+from api.responses import errors
 from domain.deployment import ACTIVE_STATES
 from projections.summaries import summarise
 
@@ -60,7 +61,17 @@ def stream(runtime: Runtime, deployment_id: UUID, after: int, poll: float, limit
         time.sleep(poll)
 
 
-@router.get("/api/v1/deployments/{deployment_id}/events")
+@router.get(
+    "/api/v1/deployments/{deployment_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`progress` events (id: the deployment version; data: JSON), then one `end` event",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(401, 403, 404, 422, 503),
+    },
+)
 def deployment_events(
     deployment_id: UUID,
     runtime: RuntimeDep,
