@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import Field
@@ -30,3 +31,14 @@ class AuditPage(Out):
     items: list[AuditEntry]
     next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page; null on the last")
     position: Position
+
+
+def export_formats() -> dict[str, Any]:
+    """The 200 answer of the export: JSON Lines (one entry per line) or CSV with a header row."""
+    return {
+        "description": "The entries, oldest first: JSON Lines (format=jsonl) or CSV with a header row (format=csv)",
+        "content": {
+            "application/x-ndjson": {"itemSchema": AuditEntry.model_json_schema()},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from api.responses import Out, Position, State, Timestamp
@@ -152,3 +152,40 @@ class InventoryMachine(MachineSummary):
 class Inventory(Out):
     items: list[InventoryMachine]
     position: Position
+
+
+# -- progress stream -------------------------------------------------------------------------------
+class ProgressData(Out):
+    """`data` of a `progress` event: one event of the deployment, and its state after it."""
+
+    version: int
+    type: str
+    at: Timestamp
+    actor: str | None
+    summary: str
+    state: State
+
+
+class EndData(Out):
+    """`data` of the `end` event: the deployment rests."""
+
+    state: State
+    version: int
+
+
+def progress_stream() -> dict[str, Any]:
+    """The 200 answer of the progress stream: server-sent events whose `data` is JSON."""
+    data = {"oneOf": [ProgressData.model_json_schema(), EndData.model_json_schema()]}
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"enum": ["progress", "end"]},
+            "id": {"type": "string", "description": "The deployment version (send as Last-Event-ID to resume)"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
+    }
+    return {
+        "description": "`progress` events, one per deployment event, then one `end` event when the deployment rests",
+        "content": {"text/event-stream": {"itemSchema": event}},
+    }

@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.export import csv_chunks, jsonl_lines
 from api.responses import errors
-from api.responses.audit import AuditPage
+from api.responses.audit import AuditPage, export_formats
 from domain.errors import ValidationError
 from projections.audit_queries import AuditFilter
 
@@ -77,15 +77,7 @@ def audit(
 @router.get(
     "/export",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "JSON Lines (one audit entry per line) or CSV with a header row",
-            "content": {
-                "application/x-ndjson": {"schema": {"type": "string"}},
-                "text/csv": {"schema": {"type": "string"}},
-            },
-        }
-    },
+    responses={200: export_formats()},
 )
 def export(
     runtime: RuntimeDep,

@@ -15,6 +15,7 @@ from adapters.runtime import Runtime
 from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
+from api.responses.deployments import progress_stream
 from domain.deployment import ACTIVE_STATES
 from projections.summaries import summarise
 
@@ -65,10 +66,7 @@ def stream(runtime: Runtime, deployment_id: UUID, after: int, poll: float, limit
     "/api/v1/deployments/{deployment_id}/events",
     response_class=StreamingResponse,
     responses={
-        200: {
-            "description": "`progress` events (id: the deployment version; data: JSON), then one `end` event",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        },
+        200: progress_stream(),
         **errors(401, 403, 404, 422, 503),
     },
 )
