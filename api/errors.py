@@ -113,5 +113,5 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
-            headers["Allow"] = allowed_methods(request)
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=headers)

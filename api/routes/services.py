@@ -14,10 +14,10 @@ from api.responses.services import GrantChange, GrantList, GrantRevoked, Service
 from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
 
-router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 403, 422, 503))
+router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
 # Commands on an existing service: it may be missing, the command may conflict (or race), the body may be too big.
-CHANGE = errors(404, 409, 413)
-VERSIONED = errors(404, 409, 412, 413)
+CHANGE = errors(403, 404, 409, 413)
+VERSIONED = errors(403, 404, 409, 412, 413)
 
 
 def _result(response: Response, outcome: Any) -> Service:
@@ -25,7 +25,7 @@ def _result(response: Response, outcome: Any) -> Service:
     return Service.model_validate({**service_view(outcome.value), "position": outcome.position})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(409, 413, 502))
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(403, 409, 413, 502))
 def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Service:
     """Register a service with its ordered stages (administrators)."""
     require_admin(who, "register services")
@@ -56,7 +56,7 @@ def list_services(
     return ServiceList.model_validate({"items": items, "position": position})
 
 
-@router.get("/{service_id}", response_model=Service, responses=errors(404))
+@router.get("/{service_id}", response_model=Service, responses=errors(403, 404))
 def get_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Service:
     """One service, current state."""
     service = read_service(runtime, who, service_id)
@@ -192,7 +192,7 @@ def grant(service_id: UUID, body: GrantRequest, runtime: RuntimeDep, who: Princi
     return GrantChange.model_validate({**outcome.value, "position": outcome.position})
 
 
-@router.get("/{service_id}/grants", response_model=GrantList, responses=errors(404))
+@router.get("/{service_id}/grants", response_model=GrantList, responses=errors(403, 404))
 def list_grants(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> GrantList:
     """Who holds which role on the service."""
     service = read_service(runtime, who, service_id)

@@ -88,6 +88,9 @@ def test_405_allows_every_method_of_the_path(client: TestClient) -> None:
     assert response.status_code == 405
     assert {"GET", "PATCH", "DELETE"} <= {m.strip() for m in response.headers["allow"].split(",")}
     assert response.json()["error"]["code"] == "method_not_allowed"
+    # /stages/order also matches /stages/{stage}; the order itself is only ever PUT.
+    response = client.post(f"/api/v1/services/{service['id']}/stages/order", json={}, auth=AUTH)
+    assert (response.status_code, response.headers["allow"]) == (405, "PUT")
 
 
 def test_a_body_that_is_not_utf8_is_a_422_naming_the_body(client: TestClient) -> None:

@@ -35,6 +35,8 @@ ACCEPTED = ["2xx", "401", "403", "404", "409", "412", "422", "503"]
 # A read asked to wait for a position the read model never reaches answers 503 by design (any
 # min_position is schema-valid); every other 5xx is a failure, see `server_errors`.
 NOT_SERVER_ERRORS = ["2xx", "3xx", "4xx", "503"]
+# Query filters by id (?service=, ...) get the seeded ids too.
+FILTERS = ("service_id", "configuration_id", "deployment_id")
 
 
 @dataclass
@@ -81,7 +83,10 @@ def config(world: World, user: str) -> SchemathesisConfig:
             "auth": {"basic": {"username": name, "password": password}},
             "generation": {"max-examples": EXAMPLES[user], "deterministic": True, "database": "none"},
             "dictionaries": seeded,
-            "parameters": {f"path.{key}": {"dictionary": key, "probability": 0.5} for key in seeded},
+            "parameters": {
+                **{f"path.{key}": {"dictionary": key, "probability": 0.5} for key in seeded},
+                **{f"query.{key.removesuffix('_id')}": {"dictionary": key, "probability": 0.5} for key in FILTERS},
+            },
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ACCEPTED},
                 "not_a_server_error": {"expected-statuses": NOT_SERVER_ERRORS},
