@@ -49,4 +49,16 @@ ERRORS: dict[int, str] = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries: each status with the error body and what it means here."""
-    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in statuses}
+    return {
+        status: {"model": ErrorResponse, "description": ERRORS[status], **_HEADERS.get(status, {})}
+        for status in statuses
+    }
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "headers": {
+            "WWW-Authenticate": {"description": "The schemes accepted: Basic and Bearer", "schema": {"type": "string"}}
+        }
+    }
+}
