@@ -41,9 +41,11 @@ ERRORS: dict[int, str] = {
     409: "Conflicts with the current state: duplicate name, invalid transition, concurrent change",
     412: "If-Match names a version that is no longer current",
     413: "The request body is larger than the server accepts",
+    415: "The request body is not sent as JSON (content-type: application/json)",
     422: "Malformed input; `field` names the offending field or rule",
+    429: "Too many requests of this kind open at once; retry after `Retry-After` seconds",
     502: "vCenter refused or failed the request; the message carries its reason",
-    503: "The directory or vCenter is unreachable, or a read model did not reach `min_position` in time",
+    503: "The database, the directory or vCenter is unreachable, or a read model did not reach `min_position` in time",
 }
 
 
@@ -55,10 +57,13 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+_RETRY = {"headers": {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}}
 _HEADERS: dict[int, dict[str, Any]] = {
+    429: _RETRY,
+    503: _RETRY,
     401: {
         "headers": {
             "WWW-Authenticate": {"description": "The schemes accepted: Basic and Bearer", "schema": {"type": "string"}}
         }
-    }
+    },
 }

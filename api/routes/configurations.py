@@ -31,7 +31,7 @@ from domain.errors import NotFoundError, ValidationError
 
 router = APIRouter(tags=["configurations"], responses=errors(401, 403, 404, 422, 503))
 # Commands on a configuration: they may conflict (or race), the body may be too big, If-Match may be stale.
-VERSIONED = errors(409, 412, 413)
+VERSIONED = errors(409, 412, 413, 415)
 
 
 def _result(response: Response, outcome: Any) -> Configuration:
@@ -43,7 +43,7 @@ def _result(response: Response, outcome: Any) -> Configuration:
     "/api/v1/services/{service_id}/configurations",
     status_code=status.HTTP_201_CREATED,
     response_model=Configuration,
-    responses=errors(409, 413),
+    responses=errors(409, 413, 415),
 )
 def create_configuration(
     service_id: UUID,

@@ -35,7 +35,7 @@ def _result(response: Response, outcome: Any) -> Deployment:
     "/api/v1/configurations/{configuration_id}/deployments",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Deployment,
-    responses=errors(409, 413),
+    responses=errors(409, 413, 415),
 )
 def deploy(
     configuration_id: UUID,
@@ -122,7 +122,7 @@ def _command(name: str, summary: str) -> None:
         status_code=status.HTTP_202_ACCEPTED,
         name=name,
         response_model=Deployment,
-        responses=errors(409, 412, 413),
+        responses=errors(409, 412, 413, 415),
     )
 
 

@@ -16,8 +16,8 @@ from api.views import service_view
 
 router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
 # Commands on an existing service: it may be missing, the command may conflict (or race), the body may be too big.
-CHANGE = errors(403, 404, 409, 413)
-VERSIONED = errors(403, 404, 409, 412, 413)
+CHANGE = errors(403, 404, 409, 413, 415)
+VERSIONED = errors(403, 404, 409, 412, 413, 415)
 
 
 def _result(response: Response, outcome: Any) -> Service:
@@ -25,7 +25,7 @@ def _result(response: Response, outcome: Any) -> Service:
     return Service.model_validate({**service_view(outcome.value), "position": outcome.position})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(403, 409, 413, 502))
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(403, 409, 413, 415, 502))
 def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Service:
     """Register a service with its ordered stages (administrators)."""
     require_admin(who, "register services")

@@ -21,7 +21,7 @@ def list_templates(runtime: RuntimeDep, _: PrincipalDep) -> TemplateList:
     return TemplateList.model_validate({"items": items})
 
 
-@router.post("/import", response_model=TemplatesImported, responses=errors(403, 409, 413, 422, 502))
+@router.post("/import", response_model=TemplatesImported, responses=errors(403, 409, 413, 415, 422, 502))
 def import_templates(body: TemplateImport, runtime: RuntimeDep, who: PrincipalDep) -> TemplatesImported:
     """Import templates from vCenter by name (`names`) or all of them (`all: true`); administrators."""
     require_admin(who, "import templates")

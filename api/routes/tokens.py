@@ -15,7 +15,7 @@ from api.views import token_view
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses=errors(401, 422, 503))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewToken, responses=errors(409, 413))
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewToken, responses=errors(409, 413, 415))
 def create_token(body: TokenCreate, runtime: RuntimeDep, who: PrincipalDep) -> NewToken:
     """Create a token for yourself; the `token` field is shown only in this response."""
     token, record, position = runtime.app.issue_token(
