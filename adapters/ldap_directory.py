@@ -6,6 +6,7 @@ the directory, never from input. Group lookups are cached briefly.
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
 import time
@@ -20,6 +21,14 @@ from domain.errors import UnavailableError
 from domain.ports import DirectoryUser
 
 MAX_USERNAME = 256
+# The attribute a login name is matched against in the user filter, e.g. "uid" in "(uid={username})".
+_LOGIN_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z][\w-]*)\s*=\s*\{username\}\s*\)")
+
+
+def login_attribute(user_filter: str) -> str:
+    """The attribute whose value is a user's canonical name (uid unless the filter says otherwise)."""
+    match = _LOGIN_ATTRIBUTE.search(user_filter)
+    return match.group(1) if match else "uid"
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,25 @@ class LdapDirectory:
     def _usable(username: str) -> bool:
         return 0 < len(username) <= MAX_USERNAME and "\x00" not in username
 
-    def _find_user(self, connection: Connection, username: str) -> tuple[str, dict[str, Any]] | None:
+    def _find_user(self, connection: Connection, username: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(DN, canonical name, attributes) of the one entry matching `username`, or None.
+
+        The directory matches names loosely (uid compares case-insensitively and ignores extra
+        spaces), so "ALICE " finds alice: the canonical name is the entry's own value, never the
+        spelling typed, so one person is one actor in the audit log and in grants.
+        """
+        attribute = login_attribute(self.settings.user_filter)
         search = self.settings.user_filter.replace("{username}", escape_filter_chars(username))
-        connection.search(self.settings.user_base, search, SUBTREE, attributes=["uid", "cn"], size_limit=2)
+        connection.search(self.settings.user_base, search, SUBTREE, attributes=[attribute, "cn"], size_limit=2)
         entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
         if len(entries) != 1:
             return None  # unknown, or ambiguous: never guess which account was meant
-        return str(entries[0]["dn"]), dict(entries[0]["attributes"])
+        attributes = dict(entries[0]["attributes"])
+        values = attributes.get(attribute)
+        canonical = values[0] if isinstance(values, list) and values else values
+        if not isinstance(canonical, str) or not canonical:
+            return None  # an entry without a name cannot be an actor
+        return str(entries[0]["dn"]), canonical, attributes
 
     def _groups(self, connection: Connection, username: str, dn: str) -> frozenset[str]:
         search = (
@@ -100,20 +121,20 @@ class LdapDirectory:
                 found = self._find_user(service, username)
                 if found is None:
                     return None
-                dn, attributes = found
+                dn, canonical, attributes = found
                 try:
                     self._connect(dn, password).unbind()
                 except (LDAPBindError, LDAPInvalidCredentialsResult):
                     return None
-                groups = self._groups(service, username, dn)
+                groups = self._groups(service, canonical, dn)
             finally:
                 service.unbind()
         except LDAPException as error:
             raise UnavailableError(f"the directory failed: {error}") from error
-        self._remember(username, groups)
+        self._remember(canonical, groups)
         name = attributes.get("cn")
-        display = str(name[0] if isinstance(name, list) and name else name or username)
-        return DirectoryUser(username=username, dn=dn, display_name=display, groups=groups)
+        display = str(name[0] if isinstance(name, list) and name else name or canonical)
+        return DirectoryUser(username=canonical, dn=dn, display_name=display, groups=groups)
 
     def groups(self, username: str) -> frozenset[str] | None:
         with self._lock:
@@ -126,7 +147,7 @@ class LdapDirectory:
             service = self._service()
             try:
                 found = self._find_user(service, username)
-                groups = self._groups(service, username, found[0]) if found else None
+                groups = self._groups(service, found[1], found[0]) if found else None
             finally:
                 service.unbind()
         except LDAPException as error:

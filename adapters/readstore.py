@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import threading
@@ -15,7 +14,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from adapters.pglock import AdvisoryLock
 from adapters.settings import Database
+from domain.errors import UnavailableError
 from projections.store import ReadStore, Row
 
 
@@ -47,7 +48,7 @@ class SqliteReadStore:
     def __init__(self, path: str) -> None:
         self._path = path
         self._local = threading.local()
-        self._lock_files: list[int] = []
+        self._lock_files: dict[str, int] = {}
         # One shared connection for an in-memory database (each connection would be a new db).
         self._shared: sqlite3.Connection | None = self._connect() if path == ":memory:" else None
         self._shared_lock = threading.RLock()
@@ -101,7 +102,7 @@ class SqliteReadStore:
                 conn.close()
 
     def try_lock(self, name: str) -> bool:
-        if self._path == ":memory:":
+        if self._path == ":memory:" or name in self._lock_files:
             return True
         fd = os.open(f"{self._path}.{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -109,11 +110,15 @@ class SqliteReadStore:
         except BlockingIOError:
             os.close(fd)
             return False
-        self._lock_files.append(fd)
+        self._lock_files[name] = fd
         return True
 
+    def holds_lock(self, name: str) -> bool:
+        # An flock lives as long as its descriptor: once taken it cannot be lost.
+        return self._path == ":memory:" or name in self._lock_files
+
     def close(self) -> None:
-        for fd in self._lock_files:
+        for fd in self._lock_files.values():
             os.close(fd)
         self._lock_files.clear()
         conn = getattr(self._local, "conn", None)
@@ -151,31 +156,50 @@ class _PgCursor:
         return self._cursor.fetchone()
 
 
+@contextmanager
+def _outage() -> Iterator[None]:
+    """Where the read store's outages enter: lost connections and pool timeouts become UnavailableError."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        raise UnavailableError("the read store is unreachable; try again shortly") from error
+
+
 class PostgresReadStore:
     dialect = "postgres"
 
-    def __init__(self, db: Database, pool_size: int = 4) -> None:
+    def __init__(self, db: Database, pool_size: int = 4, timeout: float = 5.0) -> None:
         self._db = db
-        options = f"-c search_path={db.schema}" if db.schema else ""
+        # Half the outage bound per call (see event_store_env), in whole seconds for libpq.
+        self._connect_timeout = max(1, round(timeout / 2))
+        kwargs: dict[str, Any] = {
+            "row_factory": dict_row,
+            "autocommit": False,
+            "connect_timeout": self._connect_timeout,
+        }
+        if db.schema:
+            kwargs["options"] = f"-c search_path={db.schema}"
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             db.conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"row_factory": dict_row, "autocommit": False, "options": options}
-            if options
-            else {"row_factory": dict_row, "autocommit": False},
+            kwargs=kwargs,
             open=True,
             name="stagekeeper-read",
+            # During an outage a caller waits this long for a connection, then gets a 503.
+            timeout=timeout / 2,
+            # Connections broken by a server restart are dropped before use, not handed out.
+            check=ConnectionPool.check_connection,
         )
-        self._lock_conns: list[psycopg.Connection[Any]] = []
+        self._locks: dict[str, AdvisoryLock] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[_PgCursor]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        with _outage(), self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield _PgCursor(cursor)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._pool.connection() as conn, conn.cursor() as cursor:
+        with _outage(), self._pool.connection() as conn, conn.cursor() as cursor:
             cursor.execute(sql.encode(), tuple(params))
             rows = cursor.fetchall()
             conn.rollback()
@@ -184,6 +208,7 @@ class PostgresReadStore:
     def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> Iterator[Row]:
         # A named (server-side) cursor keeps memory flat for exports of any size.
         with (
+            _outage(),
             self._pool.connection() as conn,
             conn.transaction(),
             conn.cursor(name="sk_stream") as cursor,
@@ -193,26 +218,23 @@ class PostgresReadStore:
             yield from cursor
 
     def try_lock(self, name: str) -> bool:
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        # application_name lets an operator see which process leads (pg_stat_activity).
-        conn = psycopg.connect(
-            self._db.conninfo, autocommit=True, application_name=f"stagekeeper:{name}:pid={os.getpid()}"
-        )
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if row and row[0]:
-            self._lock_conns.append(conn)
-            return True
-        conn.close()
-        return False
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = AdvisoryLock(self._db, name)
+        return lock.try_acquire()
+
+    def holds_lock(self, name: str) -> bool:
+        lock = self._locks.get(name)
+        return lock is not None and lock.holds()
 
     def close(self) -> None:
-        for conn in self._lock_conns:
-            conn.close()
-        self._lock_conns.clear()
+        for lock in self._locks.values():
+            lock.close()
+        self._locks.clear()
         self._pool.close()
 
 
-def open_read_store(db: Database) -> ReadStore:
+def open_read_store(db: Database, timeout: float = 5.0) -> ReadStore:
     if db.kind in ("sqlite", "memory"):
         return SqliteReadStore(db.path)
-    return PostgresReadStore(db)
+    return PostgresReadStore(db, timeout=timeout)

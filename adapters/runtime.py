@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -10,15 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
+from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.simulator_state import FileState, InventoryState, PostgresState
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
-from adapters.workers import FollowerThread
+from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
@@ -30,9 +32,10 @@ from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
-from projections.history import ConfigurationHistoryProjection, StageHistoryProjection
+from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
+from projections.tokens import TokensProjection
 
 log = logging.getLogger("stagekeeper")
 
@@ -44,24 +47,30 @@ PROJECTION_DEBOUNCE = 0.005
 ADMIN = "admin"
 
 
-def projections() -> list[Projection]:
+def projections(app: Stagekeeper) -> list[Projection]:
     return [
         ServicesProjection(),
         ConfigurationsProjection(),
-        DeploymentsProjection(),
+        DeploymentsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
         AuditProjection(),
         ConfigurationHistoryProjection(),
-        StageHistoryProjection(),
         GrantsProjection(),
+        TokensProjection(),
     ]
 
 
 def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
     if settings.vcenter_driver == "simulated":
-        state = settings.simulator_state
-        if state is None and db.kind == "sqlite" and db.path != ":memory:":
-            state = db.path + ".vcenter-sim.json"
-        return SimulatedVCenter(state_file=Path(state) if state else None, task_seconds=settings.simulator_task_seconds)
+        # The simulated inventory outlives a restart like the event store does: a file beside a
+        # SQLite database (or STAGEKEEPER_SIMULATOR_STATE), a table in a PostgreSQL schema.
+        state: InventoryState | None = None
+        if settings.simulator_state is not None:
+            state = FileState(Path(settings.simulator_state))
+        elif db.kind == "sqlite" and db.path != ":memory:":
+            state = FileState(Path(db.path + ".vcenter-sim.json"))
+        elif db.kind == "postgres":
+            state = PostgresState(db)
+        return SimulatedVCenter(state=state, task_seconds=settings.simulator_task_seconds)
     if not (settings.vcenter_url and settings.vcenter_user and settings.vcenter_password):
         raise SettingsError("the pyvmomi driver needs STAGEKEEPER_VCENTER_URL, _USER and _PASSWORD")
     connection = ConnectionSettings(
@@ -77,17 +86,27 @@ def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
 
 @contextmanager
 def schema_lock(db: Database) -> Iterator[None]:
-    """Serialise table creation between processes starting at once (PostgreSQL only)."""
+    """Serialise table creation between processes starting at once (PostgreSQL only), and create
+    the schema named by `?schema=` when it does not exist yet."""
     if db.kind != "postgres":
         yield
         return
-    key = int.from_bytes(hashlib.sha256(b"stagekeeper-schema").digest()[:8], "big", signed=True)
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key(db, "schema"),))
         try:
+            # CREATE SCHEMA needs the CREATE privilege even when the schema exists: look first.
+            found = db.schema and conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)).fetchone()
+            if db.schema and not found:
+                try:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+                except psycopg.errors.InsufficientPrivilege:
+                    raise SettingsError(
+                        f"STAGEKEEPER_DATABASE_URL: schema {db.schema!r} does not exist and user "
+                        f"{db.user or 'postgres'!r} may not create it"
+                    ) from None
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(db, "schema"),))
 
 
 def make_directory(settings: Settings) -> Directory | None:
@@ -123,17 +142,30 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.db = database(settings.database_url)
-        self.vcenter = vcenter or make_vcenter(settings, self.db)
         self.clock = clock or SystemClock()
         self.directory = directory if directory is not None else make_directory(settings)
         with schema_lock(self.db):
-            self.app = Stagekeeper(env=event_store_env(self.db), vcenter=self.vcenter, clock=self.clock)
-            self.store = open_read_store(self.db)
-            self.projections = projections()
+            # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
+            self.vcenter = vcenter or make_vcenter(settings, self.db)
+            self.app = Stagekeeper(
+                env=event_store_env(self.db, timeout=settings.unavailable_seconds),
+                vcenter=self.vcenter,
+                clock=self.clock,
+                unavailable_seconds=settings.unavailable_seconds,
+            )
+            self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
+            self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
-        self.process = DeploymentProcess(self.app, self.vcenter, settings.vcenter_parallel_tasks)
-        self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self.process.handle)
+        self.leadership = Leadership(
+            acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
+        )
+        # The process manager acts only while it can prove it leads: before each event, and
+        # before each vCenter call of a job (a long job may outlive the lock connection).
+        self.process = DeploymentProcess(
+            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks
+        )
+        self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
             "projections", [self.projection_follower], settings.poll_seconds, debounce=PROJECTION_DEBOUNCE
         )
@@ -141,13 +173,17 @@ class Runtime:
             "process-manager",
             [self.process_follower],
             settings.poll_seconds,
-            acquire=lambda: self.store.try_lock(PROCESS_NAME),
+            leadership=self.leadership,
         )
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
         self._started = False
+
+    def _act_as_leader(self, event: object) -> None:
+        self.leadership.verify()
+        self.process.handle(event)
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):

@@ -1,38 +1,73 @@
-"""Settings, read from STAGEKEEPER_* environment variables in one place."""
+"""Settings: every STAGEKEEPER_* environment variable is parsed here, once, by pydantic-settings.
+
+Booleans read one way everywhere (on/off, yes/no, true/false, 1/0, any case), numbers have bounds,
+and a value that cannot be used raises `SettingsError` naming the variable, in one line.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from psycopg.conninfo import make_conninfo
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
 DEFAULT_DATABASE_URL = "sqlite:///./stagekeeper.db"
+PREFIX = "STAGEKEEPER_"
+_TRUE = frozenset({"on", "yes", "true", "1"})
+_FALSE = frozenset({"off", "no", "false", "0"})
 
 
 class SettingsError(ValueError):
     """A setting has a value Stagekeeper cannot use; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def _flag(value: object) -> object:
+    # Pydantic alone also takes "t", "y", "f", "n"; one documented spelling set is easier to audit.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"must be on/off, yes/no, true/false or 1/0, not {value!r}")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class Settings(BaseSettings):
+    """What one Stagekeeper process is configured with. Field `name` is `STAGEKEEPER_NAME`
+    (except `run_workers`: `STAGEKEEPER_SERVE_WORKERS`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", populate_by_name=True
+    )
+
     database_url: str = DEFAULT_DATABASE_URL
     admin_password: str | None = None
-    vcenter_driver: str = "simulated"
+    vcenter_driver: Literal["simulated", "pyvmomi"] = "simulated"
     vcenter_url: str | None = None
     vcenter_user: str | None = None
     vcenter_password: str | None = None
     vcenter_ca_bundle: str | None = None
-    vcenter_verify_tls: bool = True
-    vcenter_parallel_tasks: int = 8
-    vcenter_task_timeout: float = 600.0
+    vcenter_verify_tls: Flag = True
+    vcenter_parallel_tasks: Annotated[int, Field(ge=1, le=64)] = 8
+    vcenter_task_timeout: Annotated[float, Field(ge=1.0, le=86400.0)] = 600.0
     vcenter_default_network: str = "VM Network"
     simulator_state: str | None = None
-    simulator_task_seconds: float = 0.0
-    read_wait_seconds: float = 5.0
-    poll_seconds: float = 0.2
-    credential_cache_seconds: float = 60.0
-    run_workers: bool = True
+    simulator_task_seconds: Annotated[float, Field(ge=0.0, le=60.0)] = 0.0
+    read_wait_seconds: Annotated[float, Field(ge=0.0, le=300.0)] = 5.0
+    poll_seconds: Annotated[float, Field(ge=0.01, le=60.0)] = 0.2
+    credential_cache_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    run_workers: Annotated[Flag, Field(validation_alias=PREFIX + "SERVE_WORKERS")] = True
     ldap_url: str | None = None
     ldap_bind_dn: str | None = None
     ldap_bind_password: str | None = None
@@ -40,74 +75,100 @@ class Settings:
     ldap_user_filter: str = "(uid={username})"
     ldap_group_base: str | None = None
     ldap_admin_group: str | None = None
-    ldap_start_tls: bool = False
+    ldap_start_tls: Flag = False
     ldap_ca_file: str | None = None
+    # Bound on any request while the database is unreachable (then 503).
+    unavailable_seconds: Annotated[float, Field(ge=0.1, le=300.0)] = 5.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1_073_741_824)] = 1_048_576
+    max_streams_per_caller: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # A worker waiting this long to lead the process manager says so on /healthz.
+    leadership_wait_warning_seconds: Annotated[float, Field(ge=0.1, le=86400.0)] = 60.0
+    session_idle_minutes: Annotated[int, Field(ge=1, le=10_080)] = 30
+    # Unset: the web console generates one and keeps it beside the database / in the database.
+    session_secret: str | None = None
+    webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` takes only its arguments: the environment is read explicitly through
+        # `from_env(os.environ)`, so tests building settings are not changed by the caller's shell.
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        def get(name: str) -> str | None:
-            value = env.get(f"STAGEKEEPER_{name}")
-            return value if value not in (None, "") else None
+        """Settings from STAGEKEEPER_* variables in `env`; raises SettingsError naming the variable."""
+        values = _MappingSource(cls, env)()
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise SettingsError(_describe(error, values)) from None
 
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(f"STAGEKEEPER_{name} must be a number, not {raw!r}") from None
-            if not low <= value <= high:
-                raise SettingsError(f"STAGEKEEPER_{name} must be from {low} to {high}")
-            return value
+    @field_validator("database_url")
+    @classmethod
+    def _parse_database_url(cls, url: str) -> str:
+        database(url)  # fail early on a bad URL
+        return url
 
-        driver = get("VCENTER_DRIVER") or "simulated"
-        if driver not in ("simulated", "pyvmomi"):
-            raise SettingsError("STAGEKEEPER_VCENTER_DRIVER must be 'simulated' or 'pyvmomi'")
-        settings = cls(
-            database_url=get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-            admin_password=get("ADMIN_PASSWORD"),
-            vcenter_driver=driver,
-            vcenter_url=get("VCENTER_URL"),
-            vcenter_user=get("VCENTER_USER"),
-            vcenter_password=get("VCENTER_PASSWORD"),
-            vcenter_ca_bundle=get("VCENTER_CA_BUNDLE"),
-            vcenter_verify_tls=(get("VCENTER_VERIFY_TLS") or "true").lower() not in ("0", "false", "no"),
-            vcenter_parallel_tasks=int(number("VCENTER_PARALLEL_TASKS", 8, 1, 64)),
-            vcenter_task_timeout=number("VCENTER_TASK_TIMEOUT", 600.0, 1.0, 86400.0),
-            vcenter_default_network=get("VCENTER_DEFAULT_NETWORK") or "VM Network",
-            simulator_state=get("SIMULATOR_STATE"),
-            simulator_task_seconds=number("SIMULATOR_TASK_SECONDS", 0.0, 0.0, 60.0),
-            read_wait_seconds=number("READ_WAIT_SECONDS", 5.0, 0.0, 300.0),
-            poll_seconds=number("POLL_SECONDS", 0.2, 0.01, 60.0),
-            credential_cache_seconds=number("CREDENTIAL_CACHE_SECONDS", 60.0, 0.0, 3600.0),
-            run_workers=(get("SERVE_WORKERS") or "true").lower() not in ("0", "false", "no", "off"),
-            ldap_url=get("LDAP_URL"),
-            ldap_bind_dn=get("LDAP_BIND_DN"),
-            ldap_bind_password=get("LDAP_BIND_PASSWORD"),
-            ldap_user_base=get("LDAP_USER_BASE"),
-            ldap_user_filter=get("LDAP_USER_FILTER") or "(uid={username})",
-            ldap_group_base=get("LDAP_GROUP_BASE"),
-            ldap_admin_group=get("LDAP_ADMIN_GROUP"),
-            ldap_start_tls=(get("LDAP_START_TLS") or "false").lower() in ("1", "true", "yes"),
-            ldap_ca_file=get("LDAP_CA_FILE"),
-        )
-        database(settings.database_url)  # fail early on a bad URL
-        if driver == "pyvmomi":
-            missing = [n for n in ("VCENTER_URL", "VCENTER_USER", "VCENTER_PASSWORD") if get(n) is None]
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        if self.vcenter_driver == "pyvmomi":
+            missing = [n for n in ("vcenter_url", "vcenter_user", "vcenter_password") if getattr(self, n) is None]
             if missing:
-                raise SettingsError(
-                    f"STAGEKEEPER_VCENTER_DRIVER=pyvmomi needs {', '.join('STAGEKEEPER_' + m for m in missing)}"
-                )
-        if settings.ldap_url:
-            missing = [
-                n for n in ("LDAP_BIND_DN", "LDAP_BIND_PASSWORD", "LDAP_USER_BASE", "LDAP_GROUP_BASE") if get(n) is None
-            ]
+                raise ValueError(f"{PREFIX}VCENTER_DRIVER=pyvmomi needs {_names(missing)}")
+        if self.ldap_url:
+            needed = ("ldap_bind_dn", "ldap_bind_password", "ldap_user_base", "ldap_group_base")
+            missing = [n for n in needed if getattr(self, n) is None]
             if missing:
-                raise SettingsError(f"STAGEKEEPER_LDAP_URL needs {', '.join('STAGEKEEPER_' + m for m in missing)}")
-            if "{username}" not in settings.ldap_user_filter:
-                raise SettingsError("STAGEKEEPER_LDAP_USER_FILTER must contain {username}")
-        return settings
+                raise ValueError(f"{PREFIX}LDAP_URL needs {_names(missing)}")
+            if "{username}" not in self.ldap_user_filter:
+                raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
+        return self
+
+
+def variable(field: str) -> str:
+    """The environment variable a Settings field is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else PREFIX + field.upper()
+
+
+def _names(fields: list[str]) -> str:
+    return ", ".join(variable(f) for f in fields)
+
+
+_SECRET = frozenset({"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret"})
+
+
+def _describe(error: ValidationError, values: Mapping[str, Any]) -> str:
+    first = error.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"] or message.startswith(PREFIX):
+        return message  # the message already names its variables
+    key = str(first["loc"][0])
+    field = next((f for f in Settings.model_fields if variable(f).lower() == key.lower()), key)
+    if key in values and field not in _SECRET and "not " not in message:
+        message = f"{message}, not {values[key]!r}"
+    return f"{variable(field) if field in Settings.model_fields else key.upper()}: {message}"
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._env.items() if k.upper().startswith(PREFIX) and v != ""}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        return value  # every setting is a plain string; nothing is decoded as JSON
 
 
 @dataclass(frozen=True)
@@ -123,12 +184,14 @@ class Database:
 
     @property
     def conninfo(self) -> str:
-        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.dbname}"]
-        if self.user:
-            parts.append(f"user={self.user}")
-        if self.password:
-            parts.append(f"password={self.password}")
-        return " ".join(parts)
+        # make_conninfo quotes what needs quoting (a password with a space or a quote).
+        return make_conninfo(
+            host=self.host, port=self.port, dbname=self.dbname, user=self.user or None, password=self.password or None
+        )
+
+
+# Schema names go into search_path and CREATE SCHEMA: plain identifiers only.
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def database(url: str) -> Database:
@@ -149,14 +212,21 @@ def database(url: str) -> Database:
         if not parsed.hostname or not dbname:
             raise SettingsError("STAGEKEEPER_DATABASE_URL: postgres URLs look like postgresql://user@host:5432/db")
         query = dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p)
+        schema = query.get("schema", "")
+        if schema and not _SCHEMA.fullmatch(schema):
+            raise SettingsError("STAGEKEEPER_DATABASE_URL: ?schema= must be letters, digits and _ (not first a digit)")
+        try:
+            port = parsed.port or 5432
+        except ValueError:
+            raise SettingsError("STAGEKEEPER_DATABASE_URL: the port must be a number from 1 to 65535") from None
         return Database(
             kind="postgres",
             host=parsed.hostname,
-            port=parsed.port or 5432,
+            port=port,
             user=unquote(parsed.username or ""),
             password=unquote(parsed.password or ""),
             dbname=dbname,
-            schema=query.get("schema", ""),
+            schema=schema,
         )
     raise SettingsError(
         "STAGEKEEPER_DATABASE_URL must be sqlite:///<file>, postgresql://user@host:port/db or memory://"
@@ -168,8 +238,12 @@ def database(url: str) -> Database:
 _CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
-    """The eventsourcing library's environment for this database."""
+def event_store_env(db: Database, create_tables: bool = True, timeout: float = 5.0) -> dict[str, str]:
+    """The eventsourcing library's environment for this database. During an outage a request
+    answers 503 within `timeout`: one call waits at most half of it for a pooled connection
+    (POSTGRES_CONNECT_TIMEOUT is the pool's wait) or a lock, in whole seconds as the library
+    reads them, which leaves time for a second call (e.g. checking an interrupted commit)."""
+    seconds = str(max(1, round(timeout / 2)))
     create = "y" if create_tables else "n"
     if db.kind == "memory":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -191,7 +265,8 @@ def event_store_env(db: Database, create_tables: bool = True) -> dict[str, str]:
         "POSTGRES_PASSWORD": db.password,
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "10",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": seconds,
+        "POSTGRES_LOCK_TIMEOUT": seconds,
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": create,
     }

@@ -25,15 +25,21 @@ def require_admin(who: Principal, action: str) -> None:
         raise PermissionDeniedError(f"{who.user} may not {action}: administrators only")
 
 
-def read_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
+def _readable(runtime: Runtime, who: Principal, service_id: UUID, subject: str) -> Service:
     service = runtime.app.service(service_id)
     if not can_read(_grants(service), who.caller):
-        raise PermissionDeniedError(f"{who.user} holds no role on service '{service.name}'")
+        # Named by what the caller asked for, never by the service's name or id: a caller with no
+        # role on the service learns nothing from the refusal.
+        raise PermissionDeniedError(f"{who.user} holds no role on {subject}")
     return service
 
 
+def read_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
+    return _readable(runtime, who, service_id, f"service {service_id}")
+
+
 def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
-    service = runtime.app.service(service_id)
+    service = read_service(runtime, who, service_id)
     if not can_manage(_grants(service), who.caller):
         raise PermissionDeniedError(f"{who.user} is not an owner of service '{service.name}'")
     return service
@@ -41,12 +47,12 @@ def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Servic
 
 def read_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:
     configuration = runtime.app.configuration(configuration_id)
-    read_service(runtime, who, configuration.service_id)
+    _readable(runtime, who, configuration.service_id, f"the service of configuration {configuration_id}")
     return configuration
 
 
 def manage_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:
-    configuration = runtime.app.configuration(configuration_id)
+    configuration = read_configuration(runtime, who, configuration_id)
     manage_service(runtime, who, configuration.service_id)
     return configuration
 
@@ -64,7 +70,7 @@ def operate_stage(runtime: Runtime, who: Principal, service: Service, stage_name
 
 def read_deployment(runtime: Runtime, who: Principal, deployment_id: UUID) -> Deployment:
     deployment = runtime.app.deployment(deployment_id)
-    read_service(runtime, who, deployment.service_id)
+    _readable(runtime, who, deployment.service_id, f"the service of deployment {deployment_id}")
     return deployment
 
 

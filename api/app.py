@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from api.auth import Authenticator
+from api.deps import check_parameters
+from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
+from api.limits import BodyLimits
+from api.notify import Notifier
+from api.openapi import install_openapi
 from api.routes import (
     audit,
     board,
     configurations,
+    consoles,
     deployments,
     health,
     me,
@@ -36,13 +43,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.notifier.start()
         if start_workers and settings.run_workers:
             app.state.runtime.start_workers()
         yield
+        await app.state.notifier.stop()
         if owned:
             app.state.runtime.close()
 
-    app = FastAPI(title="Stagekeeper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Stagekeeper",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # Every route's query and path parameters pass the text rule before anything runs.
+        dependencies=[Depends(check_parameters)],
+    )
     app.state.runtime = runtime or Runtime(settings)
     runtime_ = app.state.runtime
     app.state.authenticator = Authenticator(
@@ -53,7 +71,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         # With a directory, the local admin is break-glass only: enabled by STAGEKEEPER_ADMIN_PASSWORD.
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
     )
+    notifier = Notifier(runtime_.app.head, settings.poll_seconds)
+    runtime_.app.on_commit(lambda saved: notifier.notify(saved.position, saved.originator_ids, saved.positions))
+    app.state.notifier = notifier
+    app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
+    app.state.stream_limiter = progress.read_limiter()
     install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        application=runtime_.app,
+        authenticator=app.state.authenticator,
+        wait_seconds=settings.unavailable_seconds,
+    )
+    # Added last, so it runs first: no other middleware reads a body past the limit.
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
+    app.include_router(consoles.router)
     return app

@@ -16,7 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from domain.credentials import token_digest, verify_password
+from domain.accounts import LocalAccount
+from domain.credentials import spend_verification, token_digest, verify_password
 from domain.errors import AuthenticationError, UnavailableError
 from domain.permissions import Caller
 from domain.ports import Directory
@@ -103,7 +104,13 @@ class Authenticator:
         cached = self._cached(key)
         if cached is not None:
             return cached
-        principal = self._local(username, password) if username == LOCAL_ADMIN else None
+        # Every failure costs the same: one scrypt verification (the local account's own hash, or
+        # one no password matches) after the same directory lookup, so timing does not tell an
+        # unknown user from a wrong password, or a directory user from the local admin.
+        account = self._local_account(username)
+        principal = None
+        if account is not None and verify_password(password, account.password_hash):
+            principal = Principal(user=username, is_admin=True, via="local", display_name="local administrator")
         if principal is None and self.directory is not None:
             user = self.directory.authenticate(username, password)
             if user is not None:
@@ -112,17 +119,16 @@ class Authenticator:
                     display_name=user.display_name,
                 )  # fmt: skip
         if principal is None:
+            if account is None:
+                spend_verification(password)
             raise AuthenticationError("wrong username or password")
         self._remember(key, principal, self.cache_seconds)
         return principal
 
-    def _local(self, username: str, password: str) -> Principal | None:
-        if not self.local_admin_enabled:
+    def _local_account(self, username: str) -> LocalAccount | None:
+        if username != LOCAL_ADMIN or not self.local_admin_enabled:
             return None
-        account = self.app.local_account(username)
-        if account is None or not verify_password(password, account.password_hash):
-            return None
-        return Principal(user=username, is_admin=True, via="local", display_name="local administrator")
+        return self.app.local_account(username)
 
     def _bearer(self, token: str) -> Principal:
         digest = token_digest(token)

@@ -66,7 +66,8 @@ def _audit_export(settings: Settings, fmt: str, output: str | None, service: str
     runtime = Runtime(settings)
     try:
         runtime.projection_follower.catch_up()
-        rows = runtime.audit.stream(AuditFilter(service_id=service))
+        # The whole log, bookkeeping entries included: an export is a complete copy of the chain.
+        rows = runtime.audit.stream(AuditFilter(service_id=service, include_system=True))
         chunks = csv_chunks(rows) if fmt == "csv" else jsonl_lines(rows)
         target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:
@@ -114,10 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.from_env(os.environ)
+        return _run(args)
     except SettingsError as error:
+        # A setting that cannot be used (parsed, or found at start-up): one line, no traceback.
         print(f"stagekeeper: {error}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import (
@@ -17,6 +18,7 @@ from fastapi.security import (
 from adapters.runtime import Runtime
 from api.auth import Authenticator, Principal
 from domain.errors import ValidationError
+from domain.text import check_text
 
 _basic = HTTPBasic(auto_error=False, description="A local account (e.g. admin)")
 _bearer = HTTPBearer(auto_error=False, description="An API token from POST /api/v1/tokens")
@@ -48,16 +50,49 @@ def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+# One entity-tag of an If-Match list: "3", W/"3" (or a bare 3, which clients send too).
+_ETAG = re.compile(r'\s*(?:W/)?(?:"(\d{1,18})"|(\d{1,18}))\s*')
+_MAX_ETAGS = 64
+# Path parameters naming the object a conditional command changes, most specific first.
+_TARGETS = ("deployment_id", "configuration_id", "service_id")
 
 
-def get_if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
+def parse_if_match(value: str | None) -> tuple[int, ...] | None:
+    """The versions an If-Match header lists (RFC 9110: `*` or a comma-separated list of
+    entity-tags, weak ones accepted); None when absent or `*` (anything matches)."""
+    if value is None or value.strip() == "*":
         return None
-    match = _ETAG.match(if_match)
-    if not match:
-        raise ValidationError('If-Match must be a version number, e.g. If-Match: "3"', field="If-Match")
-    return int(match.group(1))
+    items = value.split(",")
+    matches = [_ETAG.fullmatch(item) for item in items]
+    if len(items) > _MAX_ETAGS or not all(matches):
+        raise ValidationError(
+            f'If-Match must list up to {_MAX_ETAGS} versions such as "3" or "3", "4" (or be *)', field="If-Match"
+        )
+    return tuple(int(m.group(1) or m.group(2)) for m in matches if m is not None)
+
+
+def get_if_match(
+    request: Request,
+    runtime: RuntimeDep,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> int | None:
+    """The one version a command compares with (the domain checks it in the same write).
+
+    With several listed, the one that is current now is passed on, so the command succeeds only
+    if the object is still at a listed version when it writes (a concurrent change gives 412).
+    """
+    versions = parse_if_match(if_match)
+    if versions is None:
+        return None
+    if len(versions) > 1:
+        target = next((str(request.path_params[n]) for n in _TARGETS if n in request.path_params), "")
+        try:
+            current = runtime.app.current_version(UUID(target))
+        except ValueError:
+            current = None  # not an id: the route refuses the path itself
+        if current in versions:
+            return current
+    return versions[0]
 
 
 IfMatchDep = Annotated[int | None, Depends(get_if_match)]
@@ -68,16 +103,40 @@ MinPosition = Annotated[
 
 
 def parse_time(value: str | None, field: str) -> str | None:
-    """ISO 8601 -> the fixed-width UTC text the read models store (naive times are UTC)."""
+    """ISO 8601 -> the fixed-width UTC text the read models store (naive times are UTC).
+
+    Every time a route accepts goes through here: times that do not fit in years 1-9999 once
+    converted to UTC are refused like malformed ones."""
     if value is None:
         return None
+    check_text(value, field, max_length=64)
+    text = value.strip().replace(" ", "+") if "T" in value else value.strip()  # '+' arrives as ' ' in a query
     try:
-        when = datetime.fromisoformat(value.strip().replace(" ", "+") if "T" in value else value.strip())
-    except ValueError:
-        raise ValidationError(f"{field} must be an ISO 8601 time such as 2026-11-26T09:30:00Z", field=field) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        when = datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        utc = when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"{field} must be an ISO 8601 time from year 1 to 9999 (UTC), such as 2026-11-26T09:30:00Z",
+            field=field,
+        ) from None
+    return utc.isoformat(timespec="microseconds")
+
+
+# Query parameters that are free text (several lines allowed); every other one is a single line.
+_MULTILINE_PARAMETERS = frozenset({"reason"})
+_MAX_PARAMETER = 8192
+
+
+def check_parameters(request: Request) -> None:
+    """Every query and path parameter of every route holds text the domain's text rule accepts
+    (so a NUL in a filter is a 422 naming it, before a query runs or an export starts)."""
+    for name, value in request.query_params.multi_items():
+        check_text(name, "query parameter name", max_length=_MAX_PARAMETER)
+        check_text(value, name, max_length=_MAX_PARAMETER, multiline=name in _MULTILINE_PARAMETERS)
+    for name, value in request.path_params.items():
+        check_text(str(value), name, max_length=_MAX_PARAMETER)
 
 
 def set_version(response: Response, version: int, position: int | None = None) -> None:

@@ -20,9 +20,11 @@ from domain.errors import (
     PermissionDeniedError,
     PreconditionFailedError,
     StagekeeperError,
+    TooManyRequestsError,
     UnavailableError,
     ValidationError,
 )
+from domain.requests import DuplicateRequestError
 
 log = logging.getLogger("stagekeeper.api")
 
@@ -34,6 +36,8 @@ STATUS: tuple[tuple[type[StagekeeperError], int], ...] = (
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (UnavailableError, 503),
+    (TooManyRequestsError, 429),
+    (DuplicateRequestError, 409),
     (InfrastructureError, 502),
 )
 
@@ -85,6 +89,20 @@ def record_refusal(request: Request, error: StagekeeperError) -> int | None:
     return position
 
 
+def headers_for(request: Request, status: int) -> dict[str, str] | None:
+    if status == 401:
+        return {"WWW-Authenticate": 'Basic realm="stagekeeper", Bearer'}
+    if status in (429, 503):
+        # Worth trying again once a dependency had the time to come back (or a slot to free up).
+        return {"Retry-After": str(retry_after(request))}
+    return None
+
+
+def retry_after(request: Request) -> int:
+    seconds: float = request.app.state.runtime.settings.unavailable_seconds
+    return max(1, round(seconds))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagekeeperError)
     def domain_error(request: Request, error: StagekeeperError) -> JSONResponse:
@@ -93,8 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, REFUSALS) and request.method != "GET":
             # The refusal is itself audited; its position lets the caller read it back.
             body["error"]["position"] = record_refusal(request, error)
-        headers = {"WWW-Authenticate": 'Basic realm="stagekeeper", Bearer'} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
+        return JSONResponse(body, status_code=status, headers=headers_for(request, status))
 
     @app.exception_handler(RequestValidationError)
     def request_error(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -110,7 +127,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 400:
             # FastAPI's only 400: a body it cannot even decode (not UTF-8). Malformed input is a 422 here.
             return JSONResponse(error_body("invalid", "the request body is not valid JSON", "body"), status_code=422)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}.get(
+            error.status_code, "http_error"
+        )
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
             headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")

@@ -1,15 +1,25 @@
-"""Request bodies. Shapes and types are checked here; the domain checks the rules (ranges,
-uniqueness, references) and names the offending field itself."""
+"""Request bodies. Shapes and types are checked here, strictly (no "yes" for true, no true for
+1, no "3" for 3); the domain checks the rules (text, ranges, uniqueness, references) and names
+the offending field itself."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from domain.text import check_text
+from domain.values import MAX_NAME
+
+
+def _stage_reference(value: str) -> str:
+    # Checked while the body is read, because routes look the stage up (for permissions)
+    # before the command runs; the domain's text rule, raised as the domain's 422.
+    return check_text(value, "stage", max_length=4 * MAX_NAME)
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude={"reason"})
@@ -41,6 +51,7 @@ class ServiceCreate(Reason):
 
 
 class ServicePatch(Reason):
+    name: str | None = Field(None, description="A new name (unique, case-insensitively)")
     description: str | None = None
 
 
@@ -77,8 +88,8 @@ class CustomizationIn(Body):
 class MachineIn(Body):
     name: str
     template: str
-    cpus: int = 1
-    memory_mib: int = 1024
+    cpus: int | None = Field(None, description="Default: the template's (or 1 when it has none)")
+    memory_mib: int | None = Field(None, description="Default: the template's (or 1024 when it has none)")
     clone_mode: Literal["full", "linked"] = "full"
     disks: list[DiskIn] = []
     nics: list[NicIn] = []
@@ -113,7 +124,7 @@ class ConfigurationPatch(Reason):
 
 
 class DeployRequest(Reason):
-    stage: str
+    stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
 
 
@@ -137,6 +148,10 @@ class GrantRequest(Reason):
 class TokenCreate(Body):
     name: str
     expires_in_days: int = 90
+
+
+class RetireRequest(Body):
+    reason: str = Field(description="Why it is retired (kept in the audit log)")
 
 
 def machine_dict(machine: MachineIn) -> dict[str, Any]:

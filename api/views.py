@@ -32,6 +32,7 @@ def configuration_view(configuration: Configuration) -> dict[str, Any]:
         "service_id": str(configuration.service_id),
         "name": configuration.name,
         "description": configuration.description,
+        "retired": configuration.retired,
         "networks": configuration.networks,
         "machines": configuration.machines,
         "created_at": configuration.created_on.isoformat(),
@@ -40,27 +41,8 @@ def configuration_view(configuration: Configuration) -> dict[str, Any]:
 
 
 def deployment_view(deployment: Deployment) -> dict[str, Any]:
-    return {
-        "id": str(deployment.id),
-        "version": deployment.version,
-        "service_id": str(deployment.service_id),
-        "configuration_id": str(deployment.configuration_id),
-        "configuration_name": deployment.configuration_name,
-        "configuration_version": deployment.configuration_version,
-        "stage": deployment.stage,
-        "resource_pool": deployment.resource_pool,
-        "state": deployment.state,
-        "target_stage": deployment.target_stage,
-        "failure": deployment.failure,
-        "attempt": deployment.attempt,
-        "requested_by": deployment.requested_by,
-        "machines": [
-            {k: v for k, v in machine.items() if k != "spec"} | {"template": machine["spec"]["template"]}
-            for machine in deployment.machines
-        ],
-        "created_at": deployment.created_on.isoformat(),
-        "updated_at": deployment.modified_on.isoformat(),
-    }
+    """The aggregate's own view (what lists and the board show too), plus when it was created."""
+    return {**deployment.view(), "created_at": deployment.created_on.isoformat()}
 
 
 def token_view(token: ApiToken) -> dict[str, Any]:

@@ -9,16 +9,20 @@ InvalidTransitionError); a caller's stale If-Match is a PreconditionFailedError.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import ApplicationRecorder, EventStore, IntegrityError, Notification, StoredEvent
+from eventsourcing.utils import get_topic
 
 from domain.accounts import ApiToken, LocalAccount
+from domain.address_plan import AddressPlan
 from domain.catalogue import CATALOGUE_ID, TemplateCatalogue
 from domain.configuration import Configuration
 from domain.deployment import Deployment
@@ -26,10 +30,14 @@ from domain.errors import (
     ConcurrencyError,
     NotFoundError,
     PreconditionFailedError,
+    UnavailableError,
 )
 from domain.names import NameClaim
+from domain.outage import GuardedRecorder
+from domain.pool_plan import PoolPlan
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
+from domain.requests import DuplicateRequestError, PendingRequest, RequestRecord
 from domain.service import Service
 
 A = TypeVar("A", bound=Aggregate)
@@ -46,24 +54,74 @@ class Outcome(Generic[R]):
     position: int
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What one save of this process wrote: the aggregates, the positions (none when the outcome
+    had to be found out after an interruption: then only `position`, the head, bounds them) and
+    the event topics."""
+
+    position: int
+    positions: tuple[int, ...]
+    originator_ids: frozenset[UUID]
+    topics: tuple[str, ...]
+
+
 class StagekeeperApplication(Application[UUID]):
     """Base: persistence, aggregate loading and the save-with-retry machinery."""
 
     name = "stagekeeper"
-    snapshotting_intervals = {Service: 50, Configuration: 50, Deployment: 50, TemplateCatalogue: 20}
+    # The address and pool plans are one aggregate each for the whole installation: snapshot them often.
+    snapshotting_intervals = {
+        Service: 50,
+        Configuration: 50,
+        Deployment: 50,
+        TemplateCatalogue: 20,
+        AddressPlan: 20,
+        PoolPlan: 20,
+    }
 
-    def __init__(self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock) -> None:
+    def __init__(
+        self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
+    ) -> None:
+        # Set first: the recorders built by Application.__init__ take their time budget from it.
+        self.unavailable_seconds = unavailable_seconds
         super().__init__(env=env)
         self.vcenter = vcenter
         self.clock = clock
         self._listeners: list[Callable[[int, Sequence[str]], None]] = []
+        self._commit_listeners: list[Callable[[Saved], None]] = []
         self._listeners_lock = threading.Lock()
+        # The request being served (Idempotency-Key), if any. A request is served partly on the
+        # event loop and partly in a worker thread; a context variable follows it into the thread
+        # where commit() runs, without every command having to pass it along. One per instance.
+        self.pending_request: ContextVar[PendingRequest | None] = ContextVar(
+            f"stagekeeper-request-{id(self)}", default=None
+        )
+
+    # -- the event store, with outages translated where they enter (domain/outage.py) ---------
+    def construct_recorder(self) -> ApplicationRecorder:
+        return cast(ApplicationRecorder, GuardedRecorder(super().construct_recorder(), self._call_budget()))
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        store = super().construct_snapshot_store()
+        store.recorder = cast(ApplicationRecorder, GuardedRecorder(store.recorder, self._call_budget()))
+        return store
+
+    def _call_budget(self) -> float:
+        # Half the bound per call leaves room for a second one (an interrupted commit's check).
+        return self.unavailable_seconds / 2
 
     # -- notifications inside this process -------------------------------------------------
     def on_saved(self, listener: Callable[[int, Sequence[str]], None]) -> None:
         """Call `listener(position, topics)` after every successful save (wakes in-process followers)."""
         with self._listeners_lock:
             self._listeners.append(listener)
+
+    def on_commit(self, listener: Callable[[Saved], None]) -> None:
+        """Call `listener(saved)` after every successful save, with the aggregates and positions it
+        wrote (lets a follower of one aggregate ignore writes to others)."""
+        with self._listeners_lock:
+            self._commit_listeners.append(listener)
 
     def head(self) -> int:
         """Position of the last event in the store (0 when empty)."""
@@ -87,8 +145,20 @@ class StagekeeperApplication(Application[UUID]):
         return aggregate
 
     @staticmethod
+    def user_version(aggregate: Aggregate) -> int:
+        """The version users see and compare (ETag / If-Match)."""
+        return int(getattr(aggregate, "definition_version", aggregate.version))
+
+    def current_version(self, aggregate_id: UUID) -> int | None:
+        """The user-visible version of an aggregate now (None when there is no such aggregate)."""
+        try:
+            return self.user_version(self.repository.get(aggregate_id))
+        except AggregateNotFoundError:
+            return None
+
+    @staticmethod
     def check_version(aggregate: Aggregate, expected: int | None, what: str) -> None:
-        current = getattr(aggregate, "definition_version", aggregate.version)
+        current = StagekeeperApplication.user_version(aggregate)
         if expected is not None and current != expected:
             raise PreconditionFailedError(
                 f"{what} is at version {current}, not {expected} (If-Match); reload and retry",
@@ -97,18 +167,91 @@ class StagekeeperApplication(Application[UUID]):
 
     # -- saving -------------------------------------------------------------------------------
     def commit(self, *aggregates: Aggregate) -> int:
-        """Save aggregates atomically; returns the last notification position written."""
+        """Save aggregates atomically; returns the last notification position written. The record
+        of the request being served (Idempotency-Key) goes into its first write."""
+        request = self.pending_request.get()
+        record = request.record() if request is not None and not request.saved else None
+        if record is not None:
+            aggregates = (*aggregates, record)
         pending = [a for a in aggregates if a.pending_events]
         if not pending:
             return 0
-        recordings = self.save(*pending)
-        position = max((r.notification.id for r in recordings), default=0)
-        topics = [r.notification.topic for r in recordings]
+        # What this write will store, kept before saving (saving takes the pending events): if
+        # the outcome is unknown, it tells our own write apart from anybody else's.
+        events = [e for a in pending for e in a.pending_events]
+        mine = self.mapper.to_stored_event(events[-1])
+        topics = [get_topic(type(e)) for e in events]
+        started = time.monotonic()
+        try:
+            recordings = self.save(*pending)
+            positions = tuple(r.notification.id for r in recordings)
+            position = max(positions, default=0)
+        except IntegrityError as error:
+            if record is not None and request is not None and self._exists(record.id):
+                # The same caller's same key took effect in another request meanwhile.
+                request.duplicate = True
+                raise DuplicateRequestError(
+                    "a request with this Idempotency-Key took effect meanwhile", field="Idempotency-Key"
+                ) from error
+            raise
+        except UnavailableError:
+            # The connection was lost during or after COMMIT: the write may have landed. All of it
+            # or none of it did (one transaction), so one event of it answers for the whole.
+            if not self._landed(mine, deadline=started + self.unavailable_seconds):
+                raise
+            # Its own notification id is not known any more; the head bounds it from above.
+            position = self.head()
+            positions = ()
+        if request is not None:
+            request.saved = True
         with self._listeners_lock:
             listeners = list(self._listeners)
+            commit_listeners = list(self._commit_listeners)
         for listener in listeners:
             listener(position, topics)
+        saved = Saved(position, positions, frozenset(a.id for a in pending), tuple(topics))
+        for commit_listener in commit_listeners:
+            commit_listener(saved)
         return position
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    # -- idempotent requests ----------------------------------------------------------------------
+    def request_record(self, actor: str, key: str) -> RequestRecord | None:
+        """What `actor` first used Idempotency-Key `key` for (None: never used)."""
+        try:
+            record: Aggregate = self.repository.get(RequestRecord.id_for(actor, key))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(record, RequestRecord)
+        return record
+
+    def answer_request(self, actor: str, key: str, status: int, headers: dict[str, str], body: str) -> None:
+        """Keep the answer given to the request that saved this key's record."""
+        record = self.request_record(actor, key)
+        if record is None or record.answered:
+            return
+        record.answer(status, headers, body)
+        self.commit(record)
+
+    def _landed(self, mine: StoredEvent, deadline: float) -> bool:
+        """Whether `mine` is in the store; asks again while the store is unreachable, until `deadline`."""
+        while True:
+            try:
+                found = self.recorder.select_events(
+                    mine.originator_id, gt=mine.originator_version - 1, lte=mine.originator_version
+                )
+            except UnavailableError as error:
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        "the event store became unreachable while this change was being saved; whether it "
+                        "was saved is unknown: read it back before trying again (or retry with the same "
+                        "Idempotency-Key)"
+                    ) from error
+                time.sleep(0.2)
+                continue
+            return bool(found) and found[0].topic == mine.topic and found[0].state == mine.state
 
     def retrying(self, attempt: Callable[[], Outcome[R]]) -> Outcome[R]:
         """Run a read-decide-save attempt, again from a fresh read when another write won a race."""

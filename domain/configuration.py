@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.diff import diff_definitions
-from domain.errors import ConflictError, NotFoundError, ValidationError
+from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.values import Machine, Network, normalise_key
 
 
@@ -40,6 +40,8 @@ def check_definition(networks: list[Network], machines: list[Machine]) -> None:
 
 class Configuration(Aggregate):
     TOPIC = "stagekeeper:Configuration"
+    # A class default, so configurations (and snapshots) from before retirement existed read as active.
+    retired = False
 
     class Created(Aggregate.Created):
         TOPIC = "stagekeeper:Configuration.Created"
@@ -85,7 +87,27 @@ class Configuration(Aggregate):
     def _check(self, networks: list[dict[str, Any]], machines: list[dict[str, Any]]) -> None:
         check_definition([Network.parse(n) for n in networks], [Machine.from_dict(m) for m in machines])
 
+    def check_active(self) -> None:
+        """A retired configuration stays readable but takes no deploy and no change."""
+        if self.retired:
+            raise InvalidTransitionError(f"configuration '{self.name}' is retired", field="configuration_id")
+
     # -- commands --------------------------------------------------------------------------
+    def retire(self, live: list[str], actor: str, reason: str) -> None:
+        """Retire, refused while `live` (descriptions of its live deployments) is not empty."""
+        self.check_active()
+        if live:
+            raise ConflictError(
+                f"configuration '{self.name}' has {len(live)} live deployment(s): {', '.join(live)}; "
+                "undeploy them first",
+                field="configuration_id",
+            )
+        self._retired(name=self.name, actor=actor, reason=reason)
+
+    @event("Retired", topic="stagekeeper:Configuration.Retired")
+    def _retired(self, name: str, actor: str, reason: str) -> None:
+        self.retired = True
+
     def rename(self, name: str, actor: str, reason: str | None) -> None:
         if name != self.name:
             self._renamed(before=self.name, name=name, actor=actor, reason=reason)

@@ -8,12 +8,23 @@ import hmac
 import secrets
 
 _N, _R, _P = 2**14, 8, 1
+# A hash no password matches (its digest is all zeros), with the same cost parameters as real
+# ones: failed logins that have no hash of their own verify against it, so an unknown user, a
+# wrong directory password and a wrong local password all cost the same scrypt work.
+UNMATCHABLE_HASH = (
+    f"scrypt${_N}${_R}${_P}${base64.b64encode(bytes(16)).decode()}${base64.b64encode(bytes(32)).decode()}"
+)
 
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
     return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def spend_verification(password: str) -> None:
+    """Do the work of one password verification that cannot succeed (equal timing for failures)."""
+    verify_password(password, UNMATCHABLE_HASH)
 
 
 def verify_password(password: str, encoded: str) -> bool:

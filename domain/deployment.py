@@ -7,12 +7,14 @@ takes as an event here, so a restarted worker knows exactly where it stopped.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidTransitionError, NotFoundError
+from domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from domain.ports import POWER_ACTIONS
 
 REQUESTED = "requested"
 PROVISIONING = "provisioning"
@@ -27,6 +29,10 @@ STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, U
 # States in which the process manager still has work to do.
 ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING)
 UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
+# The states in which a machine's console can be opened and its power changed.
+CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING)
+POWERED_ON = "poweredOn"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
 class Deployment(Aggregate):
@@ -72,6 +78,8 @@ class Deployment(Aggregate):
                 "ip": None,
                 "mac": None,
                 "resource_pool": None,
+                "power": None,  # vCenter's power state as last recorded (poweredOn after provisioning)
+                "power_pending": [],  # power actions requested and not yet carried out, oldest first
             }
             for m in machines
         ]
@@ -82,6 +90,55 @@ class Deployment(Aggregate):
             if machine["name"] == name:
                 return machine
         raise NotFoundError(f"deployment has no machine '{name}'", field="machine")
+
+    def view(self) -> dict[str, Any]:
+        """Everything lists, the board and the board's history show of this deployment, as plain
+        data. Read models store this, computed from the aggregate at each event's version, so
+        the state machine above is the only one."""
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "service_id": str(self.service_id),
+            "configuration_id": str(self.configuration_id),
+            "configuration_name": self.configuration_name,
+            "configuration_version": self.configuration_version,
+            "stage": self.stage,
+            "resource_pool": self.resource_pool,
+            "target_stage": self.target_stage,
+            "target_pool": self.target_pool,
+            "state": self.state,
+            "failure": self.failure,
+            "attempt": self.attempt,
+            "requested_by": self.requested_by,
+            # Fixed-width UTC text: its string order is time order (read models sort on it).
+            "requested_at": self.created_on.astimezone(UTC).strftime(_TIME_FORMAT),
+            "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
+            "machines": [self._machine_view(m) for m in self.machines],
+        }
+
+    @staticmethod
+    def _machine_view(machine: dict[str, Any]) -> dict[str, Any]:
+        spec = machine["spec"]
+        # Until the VM exists, the addresses assigned to it are the ones it will get.
+        addressing = machine.get("addressing") or {}
+        macs = [n["mac"] for n in addressing.get("macs", [])]
+        return {
+            "name": machine["name"],
+            "template": spec.get("template"),
+            "cpus": spec.get("cpus"),
+            "memory_mib": spec.get("memory_mib"),
+            "os": (spec.get("customization") or {}).get("os"),
+            "clone_mode": spec.get("clone_mode"),
+            "state": machine["state"],
+            "vm_name": machine["vm_name"],
+            "vm_id": machine["vm_id"],
+            "ip": machine["ip"] if machine["ip"] is not None else addressing.get("ip"),
+            "mac": machine["mac"] if machine["mac"] is not None else (macs[0] if macs else None),
+            "resource_pool": machine["resource_pool"],
+            # vCenter's power state as last recorded, and power actions not yet carried out.
+            "power": machine.get("power"),
+            "power_pending": list(machine.get("power_pending", [])),
+        }
 
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
         if self.state not in allowed:
@@ -199,6 +256,7 @@ class Deployment(Aggregate):
             ip=ip,
             mac=mac,
             resource_pool=resource_pool,
+            power=POWERED_ON,
         )
 
     def mark_deployed(self, actor: str) -> None:
@@ -221,7 +279,7 @@ class Deployment(Aggregate):
         self.state = FAILED
         self.failure = reason
         for machine in self.machines:
-            machine.update(state="pending", vm_name=None, vm_id=None, ip=None, mac=None, resource_pool=None)
+            machine.update(state="pending", vm_name=None, vm_id=None, ip=None, mac=None, resource_pool=None, power=None)
 
     def record_machine_moved(self, machine: str, resource_pool: str, actor: str) -> None:
         self._require((PROMOTING, DEMOTING), "record a moved machine on")
@@ -244,7 +302,7 @@ class Deployment(Aggregate):
     def _machine_recloned(
         self, machine: str, resource_pool: str, vm_name: str, vm_id: str, actor: str, reason: str | None
     ) -> None:
-        self.machine(machine).update(resource_pool=resource_pool, vm_name=vm_name, vm_id=vm_id)
+        self.machine(machine).update(resource_pool=resource_pool, vm_name=vm_name, vm_id=vm_id, power=POWERED_ON)
 
     def complete_move(self, actor: str) -> None:
         self._require((PROMOTING, DEMOTING), "complete the move of")
@@ -291,7 +349,7 @@ class Deployment(Aggregate):
 
     @event("MachineDestroyed", topic="stagekeeper:Deployment.MachineDestroyed")
     def _machine_destroyed(self, machine: str, actor: str, reason: str | None) -> None:
-        self.machine(machine).update(state="destroyed", vm_id=None, resource_pool=None)
+        self.machine(machine).update(state="destroyed", vm_id=None, resource_pool=None, power=None, power_pending=[])
 
     def mark_undeployed(self, actor: str) -> None:
         self._require((UNDEPLOYING,), "complete the undeploy of")
@@ -300,3 +358,56 @@ class Deployment(Aggregate):
     @event("Undeployed", topic="stagekeeper:Deployment.Undeployed")
     def _undeployed(self, actor: str, reason: str | None) -> None:
         self.state = UNDEPLOYED
+
+    # -- consoles and power of one machine -----------------------------------------------------
+    def running_machine(self, name: str, action: str) -> dict[str, Any]:
+        """The machine, if it has a VM that can be reached now (for consoles and power)."""
+        self._require(CONSOLE_STATES, action)
+        machine = self.machine(name)
+        if not machine.get("vm_id"):
+            raise InvalidTransitionError(f"machine '{name}' has no VM to {action}")
+        return machine
+
+    def request_power(self, machine: str, action: str, actor: str, reason: str | None) -> None:
+        if action not in POWER_ACTIONS:
+            raise ValidationError(f"action must be one of {', '.join(POWER_ACTIONS)}", field="action")
+        self._require((DEPLOYED,), f"power {action} a machine of")
+        current = self.running_machine(machine, f"power {action}").get("power")
+        if action in ("off", "reset") and current != POWERED_ON:
+            raise InvalidTransitionError(f"cannot {action} machine '{machine}': it is {current or 'not running'}")
+        self._power_requested(machine=machine, action=action, actor=actor, reason=reason)
+
+    @event("PowerRequested", topic="stagekeeper:Deployment.PowerRequested")
+    def _power_requested(self, machine: str, action: str, actor: str, reason: str | None) -> None:
+        found = self.machine(machine)
+        found["power_pending"] = [*found.get("power_pending", []), action]
+
+    def record_power_changed(self, machine: str, action: str, power_state: str, actor: str) -> None:
+        self.machine(machine)
+        self._machine_power_changed(machine=machine, action=action, power_state=power_state, actor=actor, reason=None)
+
+    @event("MachinePowerChanged", topic="stagekeeper:Deployment.MachinePowerChanged")
+    def _machine_power_changed(
+        self, machine: str, action: str, power_state: str, actor: str, reason: str | None
+    ) -> None:
+        found = self.machine(machine)
+        found["power"] = power_state
+        found["power_pending"] = found.get("power_pending", [])[1:]
+
+    def record_power_failure(self, machine: str, action: str, reason: str, actor: str) -> None:
+        self.machine(machine)
+        self._power_failed(machine=machine, action=action, actor=actor, reason=reason)
+
+    @event("PowerFailed", topic="stagekeeper:Deployment.PowerFailed")
+    def _power_failed(self, machine: str, action: str, actor: str, reason: str | None) -> None:
+        found = self.machine(machine)
+        found["power_pending"] = found.get("power_pending", [])[1:]
+
+    def record_console_opened(self, machine: str, vm_id: str, actor: str) -> None:
+        """A console ticket was issued to `actor` (the ticket itself is never recorded)."""
+        self.machine(machine)
+        self._console_opened(machine=machine, vm_id=vm_id, actor=actor, reason=None)
+
+    @event("ConsoleOpened", topic="stagekeeper:Deployment.ConsoleOpened")
+    def _console_opened(self, machine: str, vm_id: str, actor: str, reason: str | None) -> None:
+        pass  # an audit fact: it changes nothing in the deployment

@@ -72,3 +72,27 @@ class UnavailableError(StagekeeperError):
     """A dependency is unreachable or a read model has not caught up in time."""
 
     code = "unavailable"
+
+
+class TooManyRequestsError(StagekeeperError):
+    """The caller holds as many of a bounded resource (e.g. open progress streams) as allowed."""
+
+    code = "too_many_requests"
+
+
+class VCenterFaultError(InfrastructureError):
+    """vCenter refused or failed an operation (raised only by the drivers, where the vendor's fault
+    enters). The process manager turns it into a failure event; a domain error never is one."""
+
+
+class VCenterObjectNotFoundError(VCenterFaultError, NotFoundError):
+    """vCenter has no such object (template, resource pool, VM, network): a fault met in vCenter,
+    not an unknown id in a request."""
+
+    code = "not_found"
+
+
+class AddressExhaustedError(ConflictError):
+    """A stage's IP pools (or a network's MAC range) have no free address left for a machine."""
+
+    code = "addresses_exhausted"

@@ -91,6 +91,25 @@ class PoolUsage:
     memory_mib: int
 
 
+POWER_ACTIONS = ("on", "off", "reset")
+POWER_STATES = ("poweredOn", "poweredOff", "suspended")
+
+
+@dataclass(frozen=True)
+class ConsoleTicket:
+    """What a browser needs to open one VM's console, issued for one caller.
+
+    `webmks_url` is the HTML5 console's WebSocket (wss://host:port/ticket/<ticket>); `vmrc_url`
+    opens the VMware Remote Console with a one-use clone ticket
+    (vmrc://clone:<ticket>@<vcenter host>/?moid=<vm moid>). `expires_at` is None when vCenter does
+    not say (its tickets are short-lived and single-use)."""
+
+    vm_id: str
+    webmks_url: str
+    vmrc_url: str
+    expires_at: datetime | None
+
+
 class VCenterDriver(Protocol):
     """Everything Stagekeeper asks of vCenter. Faults surface as domain errors
     (InfrastructureError with the vendor's message, NotFoundError for missing objects)."""
@@ -144,6 +163,22 @@ class VCenterDriver(Protocol):
 
     def pool_usage(self, path: str) -> PoolUsage:
         """VM count, power state and allocated CPU/memory in a pool."""
+        ...
+
+    def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        """A fresh console ticket for a powered-on VM (VCenterFaultError when it is not on)."""
+        ...
+
+    def screenshot(self, vm_id: str) -> bytes:
+        """A PNG of the VM's screen now (VCenterFaultError when it is not on)."""
+        ...
+
+    def power_state(self, vm_id: str) -> str:
+        """The power state: poweredOn, poweredOff or suspended."""
+        ...
+
+    def power(self, vm_id: str, action: str) -> None:
+        """Power a VM "on" or "off" (no-op when already so), or "reset" it (a fault when not on)."""
         ...
 
     def close(self) -> None:

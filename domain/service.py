@@ -7,12 +7,28 @@ stage cannot be removed while a deployment is being admitted into it.
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.values import Stage, check_display_name, normalise_key
+
+
+def legacy_stage_id(service_id: UUID | str, name: str) -> str:
+    """The id of a stage created before stages had ids: derived from the service and the name the
+    stage was created with (unique within the service then), so old stores need no migration."""
+    return str(uuid5(UUID(str(service_id)), f"stage:{name}"))
+
+
+def with_stage_id(service_id: UUID | str, stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage as recorded when it was created, with its id (read from the event, or derived)."""
+    return {**stage, "id": stage.get("id") or legacy_stage_id(service_id, stage["name"])}
+
+
+def new_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stages about to be created: each gets a fresh id, carried in the event that creates it."""
+    return [{**stage, "id": str(uuid4())} for stage in stages]
 
 
 class Service(Aggregate):
@@ -32,7 +48,7 @@ class Service(Aggregate):
     ) -> None:
         self.name = name
         self.description = description
-        self.stages: list[dict[str, Any]] = [dict(s) for s in stages]
+        self.stages: list[dict[str, Any]] = [with_stage_id(self.id, s) for s in stages]
         self.retired = False
         self.registered_by = actor
         # The version users compare (ETag / If-Match): it moves only with changes users make,
@@ -101,12 +117,13 @@ class Service(Aggregate):
             position = len(self.stages)
         if not 0 <= position <= len(self.stages):
             raise ValidationError(f"position must be from 0 to {len(self.stages)}", field="position")
-        self._stage_added(stage=stage.to_dict(), position=position, actor=actor, reason=reason)
+        [created] = new_stages([stage.to_dict()])
+        self._stage_added(stage=created, position=position, actor=actor, reason=reason)
 
     @event("StageAdded", topic="stagekeeper:Service.StageAdded")
     def _stage_added(self, stage: dict[str, Any], position: int, actor: str, reason: str | None) -> None:
         self.definition_version = self.version + 1
-        self.stages.insert(position, dict(stage))
+        self.stages.insert(position, with_stage_id(self.id, stage))
 
     def remove_stage(self, name: str, actor: str, reason: str | None) -> None:
         self._check_active()
@@ -275,6 +292,25 @@ class Service(Aggregate):
     @event("GrantRevoked", topic="stagekeeper:Service.GrantRevoked")
     def _revoked(self, grant_id: str, grant: dict[str, Any], actor: str, reason: str | None) -> None:
         self.grants.pop(grant_id, None)
+
+    def rename(self, name: str, actor: str, reason: str | None) -> None:
+        self._check_active()
+        if name != self.name:
+            self._renamed(before=self.name, name=name, actor=actor, reason=reason)
+
+    @event("Renamed", topic="stagekeeper:Service.Renamed")
+    def _renamed(self, before: str, name: str, actor: str, reason: str | None) -> None:
+        self.definition_version = self.version + 1
+        self.name = name
+
+    def record_configuration_retired(self, configuration_id: UUID, name: str, actor: str, reason: str | None) -> None:
+        """Written with the configuration's own Retired event: a deploy of it racing the retirement
+        writes this service too, so exactly one of the two commits."""
+        self._configuration_retired(configuration_id=configuration_id, name=name, actor=actor, reason=reason)
+
+    @event("ConfigurationRetired", topic="stagekeeper:Service.ConfigurationRetired")
+    def _configuration_retired(self, configuration_id: UUID, name: str, actor: str, reason: str | None) -> None:
+        pass
 
     def record_pool_created(self, stage: str, resource_pool: str, actor: str) -> None:
         self._pool_created(stage=stage, resource_pool=resource_pool, actor=actor, reason=None)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from domain.commands.addresses import AddressCommands
 from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
+from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.services import ServiceCommands
 
 
-class Stagekeeper(ServiceCommands, ConfigurationCommands, DeploymentCommands, AddressCommands, CatalogueCommands):
+class Stagekeeper(
+    ServiceCommands, ConfigurationCommands, DeploymentCommands, AddressCommands, CatalogueCommands, ConsoleCommands
+):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -1,18 +1,24 @@
 """Value objects and the validation rules they enforce.
 
 Values travel inside events as plain dicts (JSON-friendly, stable on disk); the dataclasses
-here are how the domain reads and checks them.
+here are how the domain reads and checks them. Every text goes through domain.text.check_text.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from domain.addressing import parse_ip_pool
+from domain.addressing import MAX_POOLS, parse_ip_pool
 from domain.errors import ValidationError
+from domain.paths import PoolPath
+from domain.text import check_text
+
+__all__ = ["PoolPath"]  # re-exported: it used to live here
 
 CloneMode = Literal["full", "linked"]
 OsFamily = Literal["linux", "windows"]
@@ -22,33 +28,58 @@ CLONE_MODES: tuple[str, ...] = ("full", "linked")
 OS_FAMILIES: tuple[str, ...] = ("linux", "windows")
 IP_MODES: tuple[str, ...] = ("static-pool", "dhcp")
 
-_DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
-_MACHINE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+MAX_NAME = 63
+# Machine names become hostnames and VM names: DNS labels, ASCII only. re.ASCII, because with
+# IGNORECASE a Unicode pattern lets [a-z] match the Kelvin sign and the long s.
+_MACHINE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE | re.ASCII)
+_NAME_PUNCTUATION = frozenset(" ._-")
 
 MAX_CPUS = 768
+DEFAULT_CPUS = 1
+DEFAULT_MEMORY_MIB = 1024
+MAX_TEMPLATE_NAME = 80  # vSphere's limit for inventory names
 MAX_MEMORY_MIB = 24 * 1024 * 1024
 MAX_DISK_GIB = 62 * 1024
 WINDOWS_HOSTNAME_MAX = 15
 
 
 def check_display_name(value: object, field_name: str) -> str:
-    """A service, stage, configuration or network name: 1-63 chars, starts alphanumeric."""
-    if not isinstance(value, str) or not _DISPLAY_NAME.match(value):
+    """A service, stage, configuration or network name, NFC-normalised: 1-63 letters (any
+    script), digits, spaces, '.', '_' or '-', starting with a letter or digit."""
+    rule = (
+        f"{field_name} must be 1-{MAX_NAME} characters: letters (any script), digits, spaces, "
+        "'.', '_' or '-', starting with a letter or digit"
+    )
+    # Decomposed input may be longer than its NFC form: allow for that before normalising.
+    if isinstance(value, str) and len(value) > 4 * MAX_NAME:
+        raise ValidationError(rule, field=field_name)
+    text = unicodedata.normalize("NFC", check_text(value, field_name, max_length=4 * MAX_NAME))
+    if not 1 <= len(text) <= MAX_NAME or not _is_name(text):
+        raise ValidationError(rule, field=field_name)
+    return text
+
+
+def _is_name(text: str) -> bool:
+    # Letters, marks (accents that do not compose) and digits of any script.
+    if unicodedata.category(text[0])[0] not in "LN":
+        return False
+    return all(c in _NAME_PUNCTUATION or unicodedata.category(c)[0] in "LMN" for c in text)
+
+
+def check_machine_name(value: object, field_name: str) -> str:
+    """A machine name doubles as the default hostname, so it follows RFC 1123 label rules."""
+    if not isinstance(value, str) or not _MACHINE_NAME.fullmatch(value):
         raise ValidationError(
-            f"{field_name} must be 1-63 characters of letters, digits, space, '.', '_' or '-', "
-            "starting with a letter or digit",
+            f"{field_name} must be a DNS label: 1-63 ASCII letters, digits or '-', not starting or ending with '-'",
             field=field_name,
         )
     return value
 
 
-def check_machine_name(value: object, field_name: str) -> str:
-    """A machine name doubles as the default hostname, so it follows RFC 1123 label rules."""
-    if not isinstance(value, str) or not _MACHINE_NAME.match(value):
-        raise ValidationError(
-            f"{field_name} must be a DNS label: 1-63 letters, digits or '-', not starting or ending with '-'",
-            field=field_name,
-        )
+def check_version_number(value: object, latest: int, field_name: str) -> int:
+    """A version of an object whose newest version is `latest` (the same answer on every route)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= latest:
+        raise ValidationError(f"{field_name} must be a version from 1 to {latest}", field=field_name)
     return value
 
 
@@ -66,49 +97,9 @@ def check_choice(value: object, field_name: str, choices: tuple[str, ...]) -> st
 
 
 def normalise_key(name: str) -> str:
-    """Names are unique case-insensitively; this is the comparison key."""
-    return name.casefold()
-
-
-@dataclass(frozen=True)
-class PoolPath:
-    """A vCenter resource pool inventory path: /<datacenter>/host/<cluster>/Resources[/<pool>...]."""
-
-    datacenter: str
-    cluster: str
-    pools: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, value: object, field_name: str = "resource_pool") -> PoolPath:
-        if not isinstance(value, str) or not value.startswith("/"):
-            raise ValidationError(
-                f"{field_name} must be an inventory path such as /DC0/host/DC0_C0/Resources/payroll-test",
-                field=field_name,
-            )
-        parts = value.strip("/").split("/")
-        if (
-            len(parts) < 4
-            or parts[1] != "host"
-            or parts[3] != "Resources"
-            or any(not p.strip() for p in parts)
-            or len(value) > 1024
-        ):
-            raise ValidationError(
-                f"{field_name} must look like /<datacenter>/host/<cluster>/Resources[/<pool>...]",
-                field=field_name,
-            )
-        return cls(datacenter=parts[0], cluster=parts[2], pools=tuple(parts[4:]))
-
-    @property
-    def path(self) -> str:
-        return "/".join(["", self.datacenter, "host", self.cluster, "Resources", *self.pools])
-
-    @property
-    def cluster_path(self) -> str:
-        return f"/{self.datacenter}/host/{self.cluster}"
-
-    def __str__(self) -> str:
-        return self.path
+    """Names are unique case-insensitively and whatever their Unicode normal form; this is the
+    comparison key (identity on ASCII, so keys of names stored before stay the same)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 @dataclass(frozen=True)
@@ -120,14 +111,16 @@ class Stage:
 
     @classmethod
     def parse(cls, data: object, field_name: str = "stage") -> Stage:
+        """`field_name` prefixes the fields named in refusals ("" when they are the body's own)."""
         if not isinstance(data, dict):
-            raise ValidationError(f"{field_name} must be an object", field=field_name)
-        name = check_display_name(data.get("name"), f"{field_name}.name")
-        pool = PoolPath.parse(data.get("resource_pool"), f"{field_name}.resource_pool").path
+            raise ValidationError(f"{field_name or 'body'} must be an object", field=field_name or None)
+        at = f"{field_name}." if field_name else ""
+        name = check_display_name(data.get("name"), f"{at}name")
+        pool = PoolPath.parse(data.get("resource_pool"), f"{at}resource_pool").path
         restricted = data.get("restricted", False)
         if not isinstance(restricted, bool):
-            raise ValidationError(f"{field_name}.restricted must be true or false", field=f"{field_name}.restricted")
-        ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{field_name}.ip_pools")
+            raise ValidationError(f"{at}restricted must be true or false", field=f"{at}restricted")
+        ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{at}ip_pools")
         return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +136,8 @@ def parse_ip_pools(value: object, field: str) -> tuple[dict[str, Any], ...]:
     """A stage's IP pools; their networks must not overlap."""
     if not isinstance(value, list):
         raise ValidationError(f"{field} must be a list", field=field)
+    if len(value) > MAX_POOLS:
+        raise ValidationError(f"{field} may hold at most {MAX_POOLS} pools", field=field)
     pools = tuple(parse_ip_pool(p, f"{field}[{i}]") for i, p in enumerate(value))
     networks = [ipaddress.IPv4Network(p["cidr"]) for p in pools]
     for i, a in enumerate(networks):
@@ -193,7 +188,11 @@ class Machine:
     nics: tuple[str, ...] = field(default=())
 
     @classmethod
-    def parse(cls, data: object, field_name: str = "machine") -> Machine:
+    def parse(
+        cls, data: object, field_name: str = "machine", template_info: Mapping[str, Any] | None = None
+    ) -> Machine:
+        """`template_info` (the catalogue's record of the template) sizes a machine that gives no
+        cpus / memory_mib; without it, or when it has no usable size, DEFAULT_CPUS / DEFAULT_MEMORY_MIB."""
         if not isinstance(data, dict):
             raise ValidationError(f"{field_name} must be an object", field=field_name)
         name = check_machine_name(data.get("name"), f"{field_name}.name")
@@ -203,8 +202,16 @@ class Machine:
                 f"{field_name}.template must name a catalogue template",
                 field=f"{field_name}.template",
             )
-        cpus = check_int(data.get("cpus", 1), f"{field_name}.cpus", 1, MAX_CPUS)
-        memory = check_int(data.get("memory_mib", 1024), f"{field_name}.memory_mib", 4, MAX_MEMORY_MIB)
+        check_text(template, f"{field_name}.template", max_length=MAX_TEMPLATE_NAME)
+        cpus = check_int(
+            _given(data, "cpus", template_info, DEFAULT_CPUS, MAX_CPUS, 1), f"{field_name}.cpus", 1, MAX_CPUS
+        )
+        memory = check_int(
+            _given(data, "memory_mib", template_info, DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, 4),
+            f"{field_name}.memory_mib",
+            4,
+            MAX_MEMORY_MIB,
+        )
         if memory % 4:
             raise ValidationError(f"{field_name}.memory_mib must be a multiple of 4", field=f"{field_name}.memory_mib")
         clone_mode = check_choice(data.get("clone_mode", "full"), f"{field_name}.clone_mode", CLONE_MODES)
@@ -225,7 +232,7 @@ class Machine:
             where = f"{field_name}.nics[{i}]"
             if not isinstance(nic, dict) or not isinstance(nic.get("network"), str):
                 raise ValidationError(f"{where} must be an object naming a network", field=f"{where}.network")
-            nics.append(nic["network"])
+            nics.append(check_text(nic["network"], f"{where}.network", max_length=4 * MAX_NAME, required=True))
         customization = Customization.parse(data.get("customization"), name, f"{field_name}.customization")
         return cls(
             name=name,
@@ -265,12 +272,9 @@ class Network:
         if not isinstance(data, dict):
             raise ValidationError(f"{field_name} must be an object", field=field_name)
         name = check_display_name(data.get("name"), f"{field_name}.name")
-        description = data.get("description", "")
-        if not isinstance(description, str) or len(description) > 1024:
-            raise ValidationError(
-                f"{field_name}.description must be text up to 1024 characters",
-                field=f"{field_name}.description",
-            )
+        description = check_text(
+            data.get("description", ""), f"{field_name}.description", max_length=1024, multiline=True
+        )
         return cls(name=name, description=description)
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,8 +282,17 @@ class Network:
 
 
 def check_description(value: object, field_name: str = "description") -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > 4096:
-        raise ValidationError(f"{field_name} must be text up to 4096 characters", field=field_name)
-    return value
+    """Free text (several lines allowed) up to 4096 characters; None is empty."""
+    return "" if value is None else check_text(value, field_name, max_length=4096, multiline=True)
+
+
+def _given(
+    data: Mapping[str, Any], key: str, template: Mapping[str, Any] | None, default: int, high: int, multiple: int
+) -> object:
+    """The size the user gave, else the template's (when usable here), else the default."""
+    if data.get(key) is not None:
+        return data[key]
+    size = template.get(key) if template is not None else None
+    if isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= high and size % multiple == 0:
+        return size
+    return default

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from domain.service import with_stage_id
+from domain.values import normalise_key
 from projections.base import Projection
 from projections.chain import GENESIS, link
 from projections.raw import RawEvent
@@ -22,6 +24,8 @@ COLUMNS = (
     "service_id",
     "stage",
     "from_stage",
+    "stage_id",
+    "from_stage_id",
     "configuration_id",
     "deployment_id",
     "aggregate_id",
@@ -35,7 +39,8 @@ COLUMNS = (
 class AuditProjection(Projection):
     name = "audit"
     raw = True
-    tables = ("sk_audit", "sk_audit_subjects")
+    schema_version = 2  # 2: stage ids
+    tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_audit (
             position BIGINT PRIMARY KEY,
@@ -45,6 +50,8 @@ class AuditProjection(Projection):
             service_id TEXT,
             stage TEXT,
             from_stage TEXT,
+            stage_id TEXT,
+            from_stage_id TEXT,
             configuration_id TEXT,
             deployment_id TEXT,
             aggregate_id TEXT NOT NULL,
@@ -59,6 +66,8 @@ class AuditProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_audit_configuration ON sk_audit (configuration_id, position)",
         "CREATE INDEX IF NOT EXISTS sk_audit_deployment ON sk_audit (deployment_id, position)",
         "CREATE INDEX IF NOT EXISTS sk_audit_type ON sk_audit (event_type, position)",
+        "CREATE INDEX IF NOT EXISTS sk_audit_stage ON sk_audit (stage_id, position)",
+        "CREATE INDEX IF NOT EXISTS sk_audit_from_stage ON sk_audit (from_stage_id, position)",
         "CREATE INDEX IF NOT EXISTS sk_audit_at ON sk_audit (at)",
         "CREATE INDEX IF NOT EXISTS sk_audit_aggregate ON sk_audit (aggregate_id, aggregate_version)",
         # Which service / configuration / stage each aggregate belongs to, for filtering.
@@ -68,6 +77,13 @@ class AuditProjection(Projection):
             service_id TEXT,
             configuration_id TEXT,
             stage TEXT
+        )""",
+        # The id of each service's stage names as of the last event applied (names change, ids do not).
+        """CREATE TABLE IF NOT EXISTS sk_audit_stages (
+            service_id TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            stage_id TEXT NOT NULL,
+            PRIMARY KEY (service_id, name_key)
         )""",
     )
 
@@ -83,20 +99,32 @@ class AuditProjection(Projection):
         previous = row["hash"] if row else GENESIS
         subjects: dict[str, dict[str, Any] | None] = {}
         rows: list[tuple[Any, ...]] = []
+        ids = StageIds(cursor)
         for raw in events:
             notification, kind, data = raw.notification, raw.type, raw.data
             aggregate_id = str(notification.originator_id)
             subject = self._subject(cursor, subjects, kind, aggregate_id, data)
             previous = link(previous, notification)
+            service_id = subject.get("service_id") if subject else None
+            stage = self._stage(kind, data, subject)
+            from_stage = data.get("from_stage") if kind.startswith("Deployment.Move") else None
+            # Names resolve as they were before the event (a rename's old name), or, for a stage
+            # the event creates, after it.
+            stage_id = ids.of(service_id, stage)
+            if kind.startswith("Service."):
+                ids.follow(kind, aggregate_id, data)
+            stage_id = stage_id or ids.of(service_id, stage)
             rows.append(
                 (
                     notification.id,
                     data.get("timestamp"),
                     data.get("actor"),
                     data.get("reason"),
-                    subject.get("service_id") if subject else None,
-                    self._stage(kind, data, subject),
-                    data.get("from_stage") if kind.startswith("Deployment.Move") else None,
+                    service_id,
+                    stage,
+                    from_stage,
+                    stage_id,
+                    ids.of(service_id, from_stage),
                     subject.get("configuration_id") if subject else None,
                     aggregate_id if kind.startswith("Deployment.") else data.get("deployment_id"),
                     aggregate_id,
@@ -173,3 +201,51 @@ class AuditProjection(Projection):
         if kind in ("Deployment.MoveRequested", "Deployment.Moved"):
             return str(data["to_stage"])
         return subject.get("stage") if subject else None
+
+
+class StageIds:
+    """Which stage each name meant when an event was recorded: rows keep the stage's id, so a
+    renamed stage's history stays one history."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+        self._known: dict[tuple[str, str], str | None] = {}
+
+    def of(self, service_id: str | None, name: str | None) -> str | None:
+        if service_id is None or name is None:
+            return None
+        key = (service_id, normalise_key(name))
+        if key not in self._known:
+            self._cursor.execute("SELECT stage_id FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", key)
+            row = self._cursor.fetchone()
+            self._known[key] = row["stage_id"] if row else None
+        return self._known[key]
+
+    def follow(self, kind: str, service_id: str, data: dict[str, Any]) -> None:
+        """Apply a service event's stage change, after its own row resolved the names it holds."""
+        if kind == "Service.Registered":
+            for stage in data.get("stages", []):
+                self._set(service_id, stage["name"], with_stage_id(service_id, stage)["id"])
+        elif kind == "Service.StageAdded":
+            self._set(service_id, data["stage"]["name"], with_stage_id(service_id, data["stage"])["id"])
+        elif kind == "Service.StageRenamed":
+            stage_id = self.of(service_id, data["stage"])
+            self._drop(service_id, data["stage"])
+            if stage_id is not None:
+                self._set(service_id, data["new_name"], stage_id)
+        elif kind == "Service.StageRemoved":
+            self._drop(service_id, data["stage"])
+
+    def _set(self, service_id: str, name: str, stage_id: str) -> None:
+        key = (service_id, normalise_key(name))
+        self._cursor.execute(
+            "INSERT INTO sk_audit_stages (service_id, name_key, stage_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (service_id, name_key) DO UPDATE SET stage_id = excluded.stage_id",
+            (*key, stage_id),
+        )
+        self._known[key] = stage_id
+
+    def _drop(self, service_id: str, name: str) -> None:
+        key = (service_id, normalise_key(name))
+        self._cursor.execute("DELETE FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", key)
+        self._known[key] = None

@@ -9,15 +9,23 @@ from typing import Any
 from projections.store import ReadStore, Row
 
 AUDIT_FIELDS = (
-    "position, at, actor, reason, service_id, stage, from_stage, configuration_id, deployment_id, "
+    "position, at, actor, reason, service_id, stage, from_stage, stage_id, from_stage_id, configuration_id, "
+    "deployment_id, "
     "aggregate_id, aggregate_version, event_type, summary, hash"
 )
+
+
+# Bookkeeping aggregates with no actor and no service (name and address claims): a fifth of the
+# newest rows, noise to a reader. The default view leaves them out; `include_system` or a `type`
+# naming them shows them (the hash chain covers them either way).
+SYSTEM_TYPES = ("NameClaim.",)
 
 
 @dataclass(frozen=True)
 class AuditFilter:
     service_id: str | None = None
-    stage: str | None = None
+    stage: str | None = None  # a stage name as it was at the time (stages without an id today)
+    stage_ids: tuple[str, ...] | None = None  # stable stage ids (a stage by id, or a name resolved to ids)
     configuration_id: str | None = None
     deployment_id: str | None = None
     actor: str | None = None
@@ -25,6 +33,12 @@ class AuditFilter:
     since: str | None = None  # fixed-width ISO UTC, inclusive
     until: str | None = None  # exclusive
     service_ids: tuple[str, ...] | None = None  # restrict to these services (a caller's readable ones)
+    include_system: bool = False  # also the SYSTEM_TYPES rows
+
+    @property
+    def shows_system(self) -> bool:
+        asked = self.event_type is not None and self.event_type.startswith(SYSTEM_TYPES)
+        return self.include_system or asked
 
     def where(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
@@ -44,7 +58,11 @@ class AuditFilter:
                 params.extend(self.service_ids)
             else:
                 clauses.append("1 = 0")
-        if self.stage is not None:
+        if self.stage_ids is not None:
+            marks = ", ".join(["%s"] * len(self.stage_ids)) or "NULL"
+            clauses.append(f"(stage_id IN ({marks}) OR from_stage_id IN ({marks}))")
+            params += [*self.stage_ids, *self.stage_ids]
+        elif self.stage is not None:
             clauses.append("(stage = %s OR from_stage = %s)")
             params += [self.stage, self.stage]
         if self.event_type is not None:
@@ -54,6 +72,10 @@ class AuditFilter:
             else:
                 clauses.append("event_type = %s")
                 params.append(self.event_type)
+        if not self.shows_system:
+            for prefix in SYSTEM_TYPES:
+                clauses.append("event_type NOT LIKE %s")
+                params.append(prefix + "%")
         if self.since is not None:
             clauses.append("at >= %s")
             params.append(self.since)
@@ -113,17 +135,6 @@ class AuditQueries:
             (aggregate_id, when),
         )
         return int(rows[0]["version"]) if rows and rows[0]["version"] is not None else None
-
-    def stage_contents_at(self, when: str) -> list[Row]:
-        """Deployments in each stage at `when`, with their state then."""
-        return self.store.query(
-            "SELECT i.deployment_id, i.service_id, i.stage, i.configuration_id, i.configuration_name, "
-            "i.configuration_version, (SELECT s.state FROM sk_deployment_states s "
-            "  WHERE s.deployment_id = i.deployment_id AND s.at <= %s ORDER BY s.position DESC LIMIT 1) AS state "
-            "FROM sk_stage_intervals i WHERE i.entered_at <= %s AND (i.left_at IS NULL OR i.left_at > %s) "
-            "ORDER BY i.entered_at",
-            (when, when, when),
-        )
 
     def services_known_at(self, when: str) -> list[str]:
         rows = self.store.query(

@@ -35,16 +35,37 @@ class Projection:
     tables: ClassVar[tuple[str, ...]]
     # A raw projection sees every stored event undecoded, through `apply_batch`.
     raw: ClassVar[bool] = False
+    # Raise it with any change of `ddl` or of what the rows hold: at start-up, a read model
+    # built with another version is dropped and rebuilt from position zero (projections/schema.py).
+    schema_version: ClassVar[int] = 1
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
 
+    def start_batch(self) -> None:
+        """Forget anything buffered by a batch that did not commit."""
+
+    def flush(self, cursor: Cursor) -> None:
+        """Write what the handlers of this batch buffered (one statement per table, not per event)."""
+
     def __init__(self) -> None:
         self.handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
+        # `@on("Deployment.*")`: every topic of that aggregate, those added later included.
+        self.prefix_handlers: dict[str, Callable[[Any, int, Cursor], None]] = {}
         for attr in dir(type(self)):
             method = getattr(self, attr)
             for topic in getattr(method, "_sk_topics", ()):
-                self.handlers[TOPIC_PREFIX + topic] = method
+                if topic.endswith(".*"):
+                    self.prefix_handlers[TOPIC_PREFIX + topic[:-1]] = method
+                else:
+                    self.handlers[TOPIC_PREFIX + topic] = method
+
+    def handler(self, topic: str) -> Callable[[Any, int, Cursor], None] | None:
+        found = self.handlers.get(topic)
+        if found is None and self.prefix_handlers:
+            prefix = topic[: topic.rfind(".") + 1]
+            found = self.prefix_handlers.get(prefix)
+        return found
 
     @property
     def topics(self) -> tuple[str, ...]:

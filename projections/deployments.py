@@ -1,249 +1,126 @@
-"""Deployments read model: state, stage and machines of every deployment (lists, board)."""
+"""Deployments read model: every deployment's view now (lists, the board, stage inventory) and
+at each of its events (the board as of a past time).
+
+The rows are `Deployment.view()` computed from the aggregate at each event's version, so the
+aggregate's state machine is the only one: this module knows no transitions. Within a follow,
+each deployment's aggregate is kept and the next event applied to it; a deployment met for the
+first time (or out of sequence, after a replayed batch) is loaded at that event's version
+(from the nearest snapshot).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
-from domain import deployment as states
-from projections.base import Projection, from_json, iso, on, to_json
+from domain.deployment import Deployment
+from projections.base import Projection, on, to_json
 from projections.store import Cursor
+
+# Deployments whose aggregate stays in memory between events; beyond it, they are loaded again.
+KEPT = 5000
+
+
+def board_entry(view: dict[str, Any]) -> dict[str, Any]:
+    """What the board shows of a deployment, now or at a past time: its view without machines."""
+    return {key: value for key, value in view.items() if key != "machines"}
 
 
 class DeploymentsProjection(Projection):
     name = "deployments"
-    tables = ("sk_deployments",)
+    schema_version = 2
+    tables = ("sk_deployments", "sk_deployment_history")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_deployments (
             id TEXT PRIMARY KEY,
             service_id TEXT NOT NULL,
             configuration_id TEXT NOT NULL,
-            configuration_name TEXT NOT NULL,
-            configuration_version INTEGER NOT NULL,
             stage TEXT NOT NULL,
-            resource_pool TEXT NOT NULL,
-            target_stage TEXT,
-            target_pool TEXT,
             state TEXT NOT NULL,
-            failure TEXT,
-            machines TEXT NOT NULL,
-            requested_by TEXT NOT NULL,
             requested_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
             version INTEGER NOT NULL,
-            position BIGINT NOT NULL
+            position BIGINT NOT NULL,
+            view TEXT NOT NULL
         )""",
         "CREATE INDEX IF NOT EXISTS sk_deployments_service_stage ON sk_deployments (service_id, stage)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_state ON sk_deployments (state)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_configuration ON sk_deployments (configuration_id)",
+        # Newest first, a page at a time: the keyset cursor of GET /deployments.
+        "CREATE INDEX IF NOT EXISTS sk_deployments_requested ON sk_deployments (requested_at, id)",
+        # One row per deployment event: the board entry as it was from that moment on.
+        """CREATE TABLE IF NOT EXISTS sk_deployment_history (
+            deployment_id TEXT NOT NULL,
+            position BIGINT NOT NULL,
+            at TEXT NOT NULL,
+            service_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            PRIMARY KEY (deployment_id, position)
+        )""",
+        "CREATE INDEX IF NOT EXISTS sk_deployment_history_at ON sk_deployment_history (at, deployment_id)",
     )
 
-    def _update(self, cursor: Cursor, event: Any, position: int, **columns: Any) -> None:
-        sets = "".join(f", {column} = %s" for column in columns)
-        cursor.execute(
-            f"UPDATE sk_deployments SET version = %s, updated_at = %s, position = %s{sets} WHERE id = %s",  # noqa: S608
-            (
-                event.originator_version,
-                iso(event.timestamp),
-                position,
-                *columns.values(),
-                str(event.originator_id),
-            ),
-        )
+    def __init__(self, load: Callable[[UUID, int], Deployment]) -> None:
+        """`load(id, version)` reads a deployment at a version from the event store."""
+        super().__init__()
+        self._load = load
+        self._kept: dict[UUID, Deployment] = {}
+        self.start_batch()
 
-    def _machines(self, cursor: Cursor, deployment_id: str) -> list[dict[str, Any]]:
-        cursor.execute("SELECT machines FROM sk_deployments WHERE id = %s", (deployment_id,))
-        row = cursor.fetchone()
-        return list(from_json(row["machines"])) if row else []
-
-    def _set_machine(self, cursor: Cursor, event: Any, position: int, name: str, **fields: Any) -> None:
-        machines = self._machines(cursor, str(event.originator_id))
-        for machine in machines:
-            if machine["name"] == name:
-                machine.update(fields)
-        self._update(cursor, event, position, machines=to_json(machines))
-
-    @on("Deployment.Requested")
-    def requested(self, event: Any, position: int, cursor: Cursor) -> None:
-        machines = [
-            {
-                "name": m["name"],
-                "template": m["template"],
-                "cpus": m["cpus"],
-                "memory_mib": m["memory_mib"],
-                "os": m["customization"]["os"],
-                "clone_mode": m["clone_mode"],
-                "state": "pending",
-                "vm_name": None,
-                "ip": None,
-                "mac": None,
-                "resource_pool": None,
-            }
-            for m in event.machines
-        ]
-        cursor.execute(
-            "INSERT INTO sk_deployments (id, service_id, configuration_id, configuration_name, "
-            "configuration_version, stage, resource_pool, state, machines, requested_by, requested_at, "
-            "updated_at, version, position) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (id) DO NOTHING",
-            (
-                str(event.originator_id),
-                str(event.service_id),
-                str(event.configuration_id),
-                event.configuration_name,
-                event.configuration_version,
-                event.stage,
-                event.resource_pool,
-                states.REQUESTED,
-                to_json(machines),
-                event.actor,
-                iso(event.timestamp),
-                iso(event.timestamp),
-                event.originator_version,
-                position,
-            ),
-        )
-
-    @on("Deployment.AddressesAssigned")
-    def addresses_assigned(self, event: Any, position: int, cursor: Cursor) -> None:
-        macs = [n["mac"] for n in event.addressing.get("macs", [])]
-        self._set_machine(
-            cursor, event, position, event.machine, ip=event.addressing.get("ip"), mac=macs[0] if macs else None
-        )
-
-    @on("Deployment.ProvisioningStarted")
-    def provisioning(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, state=states.PROVISIONING)
-
-    @on("Deployment.MachineProvisioned")
-    def machine_provisioned(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._set_machine(
-            cursor,
-            event,
-            position,
-            event.machine,
-            state="provisioned",
-            vm_name=event.vm_name,
-            ip=event.ip,
-            mac=event.mac,
-            resource_pool=event.resource_pool,
-        )
-
-    @on("Deployment.Deployed")
-    def deployed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, state=states.DEPLOYED)
-
-    @on("Deployment.ProvisioningFailed")
-    def failed(self, event: Any, position: int, cursor: Cursor) -> None:
-        machines = self._machines(cursor, str(event.originator_id))
-        for machine in machines:
-            machine.update(state="pending", vm_name=None, ip=None, mac=None, resource_pool=None)
-        self._update(
-            cursor,
-            event,
-            position,
-            state=states.FAILED,
-            failure=event.reason,
-            machines=to_json(machines),
-        )
-
-    @on("Deployment.RetryRequested")
-    def retried(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, state=states.REQUESTED, failure=None)
-
-    @on("Deployment.MoveRequested")
-    def move_requested(self, event: Any, position: int, cursor: Cursor) -> None:
-        state = states.PROMOTING if event.direction == "promote" else states.DEMOTING
-        self._update(
-            cursor,
-            event,
-            position,
-            state=state,
-            target_stage=event.to_stage,
-            target_pool=event.to_pool,
-        )
-
-    @on("Deployment.MachineMoved")
-    def machine_moved(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._set_machine(cursor, event, position, event.machine, resource_pool=event.resource_pool)
-
-    @on("Deployment.MachineRecloned")
-    def machine_recloned(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._set_machine(
-            cursor, event, position, event.machine, resource_pool=event.resource_pool, vm_name=event.vm_name
-        )
-
-    @on("Deployment.Moved")
-    def moved(self, event: Any, position: int, cursor: Cursor) -> None:
-        cursor.execute("SELECT target_pool FROM sk_deployments WHERE id = %s", (str(event.originator_id),))
-        row = cursor.fetchone()
-        self._update(
-            cursor,
-            event,
-            position,
-            state=states.DEPLOYED,
-            stage=event.to_stage,
-            target_stage=None,
-            target_pool=None,
-            resource_pool=row["target_pool"] if row else None,
-        )
-
-    @on("Deployment.MoveFailed")
-    def move_failed(self, event: Any, position: int, cursor: Cursor) -> None:
-        if event.rolled_back:
-            cursor.execute(
-                "SELECT resource_pool FROM sk_deployments WHERE id = %s",
-                (str(event.originator_id),),
-            )
-            row = cursor.fetchone()
-            machines = self._machines(cursor, str(event.originator_id))
-            for machine in machines:
-                if machine["state"] == "provisioned" and row is not None:
-                    machine["resource_pool"] = row["resource_pool"]
-            self._update(
-                cursor,
-                event,
-                position,
-                state=states.DEPLOYED,
-                target_stage=None,
-                machines=to_json(machines),
-            )
+    def _at(self, event: Any) -> Deployment:
+        """The deployment as of this event, from the kept aggregate when the event follows it."""
+        deployment_id: UUID = event.originator_id
+        kept = self._kept.pop(deployment_id, None)
+        if kept is not None and kept.version == event.originator_version - 1:
+            # If applying fails, the aggregate is not kept: it may be half-changed.
+            event.mutate(kept)
+            deployment = kept
+        elif event.originator_version == 1:
+            deployment = event.mutate(None)
         else:
-            self._update(
-                cursor,
-                event,
-                position,
-                state=states.FAILED,
-                target_stage=None,
-                target_pool=None,
-                failure=event.reason,
-            )
+            deployment = self._load(deployment_id, event.originator_version)
+        if len(self._kept) >= KEPT:
+            self._kept.clear()
+        self._kept[deployment_id] = deployment
+        return deployment
 
-    @on("Deployment.UndeployRequested")
-    def undeploy_requested(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, state=states.UNDEPLOYING)
+    def start_batch(self) -> None:
+        self._rows: dict[str, tuple[Any, ...]] = {}
+        self._history: list[tuple[Any, ...]] = []
 
-    @on("Deployment.MachineDestroyed")
-    def machine_destroyed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._set_machine(cursor, event, position, event.machine, state="destroyed", resource_pool=None)
-
-    @on("Deployment.Undeployed")
-    def undeployed(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._update(cursor, event, position, state=states.UNDEPLOYED)
-
-    @on("Deployment.StageRenamed")
-    def stage_renamed(self, event: Any, position: int, cursor: Cursor) -> None:
-        cursor.execute(
-            "SELECT stage, target_stage FROM sk_deployments WHERE id = %s",
-            (str(event.originator_id),),
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return
-        self._update(
-            cursor,
-            event,
+    @on("Deployment.*")
+    def changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        view = self._at(event).view()
+        # Within a batch only each deployment's last view is written; its history gets every one.
+        self._rows[view["id"]] = (
+            view["id"],
+            view["service_id"],
+            view["configuration_id"],
+            view["stage"],
+            view["state"],
+            view["requested_at"],
+            view["version"],
             position,
-            stage=event.new if row["stage"] == event.old else row["stage"],
-            target_stage=event.new if row["target_stage"] == event.old else row["target_stage"],
+            to_json(view),
         )
+        self._history.append(
+            (view["id"], position, view["updated_at"], view["service_id"], view["state"], to_json(board_entry(view)))
+        )
+
+    def flush(self, cursor: Cursor) -> None:
+        if self._rows:
+            cursor.executemany(
+                "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
+                "position, view) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "stage = excluded.stage, state = excluded.state, version = excluded.version, "
+                "position = excluded.position, view = excluded.view",
+                list(self._rows.values()),
+            )
+        if self._history:
+            cursor.executemany(
+                "INSERT INTO sk_deployment_history (deployment_id, position, at, service_id, state, entry) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (deployment_id, position) DO NOTHING",
+                self._history,
+            )
+        self.start_batch()

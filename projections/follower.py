@@ -10,15 +10,18 @@ is finished.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from eventsourcing.persistence import Notification
 
+from projections import quarantine
 from projections.base import Projection
 from projections.raw import RawEvent
-from projections.store import TRACKING_DDL, Cursor, ReadStore, set_tracking, tracking_position
+from projections.schema import install
+from projections.store import Cursor, ReadStore, SafeCursor, set_tracking, tracking_position
+
+__all__ = ["EventSource", "Follower", "ProcessFollower", "ProjectionFollower", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +46,6 @@ class Follower(Protocol):
     def catch_up(self, until: int | None = None) -> int:
         """Process what is pending; returns the number of notifications processed."""
         ...
-
-
-def install(store: ReadStore, projections: Sequence[Projection], followers: Sequence[str] = ()) -> None:
-    """Create tracking and projection tables and tracking rows (idempotent)."""
-    statements = [*TRACKING_DDL, *(ddl for projection in projections for ddl in projection.ddl)]
-    with store.transaction() as cursor:
-        for ddl in statements:
-            # Even "IF NOT EXISTS" DDL locks the table it names; against a running follower that
-            # can deadlock, so statements whose object already exists are not run at all.
-            if not _exists(store, cursor, _object_name(ddl)):
-                cursor.execute(ddl)
-        for name in [p.name for p in projections] + list(followers):
-            cursor.execute(
-                "INSERT INTO sk_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
-                (name,),
-            )
-
-
-def _object_name(ddl: str) -> str:
-    match = re.search(r"IF NOT EXISTS\s+(\w+)", ddl)
-    if match is None:
-        raise ValueError(f"DDL must use IF NOT EXISTS: {ddl[:60]}")
-    return match.group(1)
-
-
-def _exists(store: ReadStore, cursor: Cursor, name: str) -> bool:
-    if store.dialect == "postgres":
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
-    else:
-        cursor.execute("SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE name = %s", (name,))
-    row = cursor.fetchone()
-    return bool(row and row["found"])
 
 
 class ProjectionFollower:
@@ -119,39 +90,90 @@ class ProjectionFollower:
             notifications = self.source.select_notifications(start + 1, self.batch)
             if not notifications:
                 return processed
-            with self.store.transaction() as cursor:
-                # Several processes may follow at once: the row locks make them take turns, and
-                # whoever finds a position moved since its read starts over.
-                if self._locked_positions(cursor) != positions:
-                    continue
-                raw = [p for p in self.projections if p.raw]
-                if raw:
-                    parsed = [RawEvent.parse(n) for n in notifications]
-                    for projection in raw:
-                        fresh = [e for e in parsed if e.notification.id > positions[projection.name]]
-                        if fresh:
-                            projection.apply_batch(fresh, cursor)
-                for notification in notifications:
-                    event: Any = None
+            try:
+                with self.store.transaction() as plain:
+                    cursor = SafeCursor(plain)
+                    # Several processes may follow at once: the row locks make them take turns, and
+                    # whoever finds a position moved since its read starts over.
+                    if self._locked_positions(cursor) != positions:
+                        continue
+                    self._apply(self.projections, notifications, positions, cursor)
                     for projection in self.projections:
-                        handler = None if projection.raw else projection.handlers.get(notification.topic)
-                        if handler is None or notification.id <= positions[projection.name]:
-                            continue
-                        if event is None:
-                            event = self.source.decode(notification)
-                        handler(event, notification.id, cursor)
-                for projection in self.projections:
-                    set_tracking(cursor, projection.name, notifications[-1].id)
+                        set_tracking(cursor, projection.name, notifications[-1].id)
+            except Exception as error:
+                if quarantine.transient(error):
+                    raise
+                log.warning("a batch from position %d failed (%s); applying it event by event", start + 1, error)
+                self._apply_isolated(notifications)
             processed += len(notifications)
             if len(notifications) < self.batch:
                 return processed
 
+    def _apply(
+        self,
+        projections: Sequence[Projection],
+        notifications: Sequence[Notification],
+        positions: dict[str, int],
+        cursor: Cursor,
+        decoded: dict[int, Any] | None = None,
+    ) -> None:
+        for projection in projections:
+            projection.start_batch()
+        raw = [p for p in projections if p.raw]
+        if raw:
+            parsed = [RawEvent.parse(n) for n in notifications]
+            for projection in raw:
+                fresh = [e for e in parsed if e.notification.id > positions[projection.name]]
+                if fresh:
+                    projection.apply_batch(fresh, cursor)
+        decoded = {} if decoded is None else decoded
+        for notification in notifications:
+            for projection in projections:
+                handler = None if projection.raw else projection.handler(notification.topic)
+                if handler is None or notification.id <= positions[projection.name]:
+                    continue
+                if notification.id not in decoded:
+                    decoded[notification.id] = self.source.decode(notification)
+                handler(decoded[notification.id], notification.id, cursor)
+        for projection in projections:
+            projection.flush(cursor)
+
+    def _apply_isolated(self, notifications: Sequence[Notification]) -> None:
+        """Each projection in its own transaction, each event in its own savepoint: an event
+        that fails is rolled back alone and quarantined, and the projection goes on past it."""
+        decoded: dict[int, Any] = {}
+        for projection in self.projections:
+            with self.store.transaction() as plain:
+                cursor = SafeCursor(plain)
+                lock = self.store.dialect == "postgres"
+                position = tracking_position(cursor, projection.name, for_update=lock)
+                for notification in notifications:
+                    if notification.id <= position:
+                        continue
+                    cursor.execute("SAVEPOINT sk_event")
+                    try:
+                        self._apply([projection], [notification], {projection.name: position}, cursor, decoded)
+                    except Exception as error:
+                        if quarantine.transient(error):
+                            raise
+                        cursor.execute("ROLLBACK TO SAVEPOINT sk_event")
+                        log.error(
+                            "read model %s cannot apply the event at position %d; quarantined: %s",
+                            projection.name,
+                            notification.id,
+                            error,
+                        )
+                        quarantine.record(cursor, projection.name, notification.id, error)
+                    cursor.execute("RELEASE SAVEPOINT sk_event")
+                set_tracking(cursor, projection.name, max(position, notifications[-1].id))
+
     def rebuild(self, name: str) -> int:
-        """Drop one projection's rows and tracking, then replay it from position zero."""
+        """Drop one projection's rows, tracking and quarantined events, then replay it from position zero."""
         [projection] = [p for p in self.projections if p.name == name]
         with self.store.transaction() as cursor:
             for table in projection.tables:
                 cursor.execute(f"DELETE FROM {table}")  # noqa: S608
+            cursor.execute("DELETE FROM sk_quarantine WHERE name = %s", (name,))
             set_tracking(cursor, name, 0)
         return self.catch_up()
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.values import normalise_key
 from projections.base import Projection, on
 from projections.store import Cursor
 
 
 class GrantsProjection(Projection):
     name = "grants"
+    # 2: members are stored as normalise_key (NFC + case-fold), the key domain/permissions.py compares.
+    schema_version = 2
     tables = ("sk_grants",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_grants (
@@ -35,7 +38,7 @@ class GrantsProjection(Projection):
             "position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             (
                 str(event.grant_id), str(event.originator_id), event.role,
-                event.user.casefold() if event.user else None, event.group.casefold() if event.group else None,
+                normalise_key(event.user) if event.user else None, normalise_key(event.group) if event.group else None,
                 event.stage, event.actor, event.timestamp.isoformat(), position,
             ),
         )  # fmt: skip

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from domain.errors import UnavailableError
+from domain.values import normalise_key
 from projections.base import from_json
+from projections.deployments import board_entry
 from projections.store import ReadStore, Row
 
 
@@ -61,7 +63,14 @@ class ReadModels:
         state: str | None = None,
         configuration_id: str | None = None,
         limit: int = 500,
+        service_ids: Collection[str] | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[Row]:
+        """Newest first (requested_at, then id). `service_ids` restricts to a caller's readable
+        services inside the query, so a limit never hides readable rows behind others; `after`
+        is the (requested_at, id) of the previous page's last row (keyset paging)."""
+        if service_ids is not None and not service_ids:
+            return []
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -73,9 +82,15 @@ class ReadModels:
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)
+        if service_ids is not None:
+            clauses.append(f"service_id IN ({', '.join(['%s'] * len(service_ids))})")
+            params.extend(sorted(service_ids))
+        if after is not None:
+            clauses.append("(requested_at < %s OR (requested_at = %s AND id < %s))")
+            params.extend([after[0], after[0], after[1]])
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self.store.query(
-            "SELECT * FROM sk_deployments" + where + " ORDER BY requested_at DESC LIMIT %s",  # noqa: S608
+            "SELECT view, position FROM sk_deployments" + where + " ORDER BY requested_at DESC, id DESC LIMIT %s",  # noqa: S608
             (*params, limit),
         )
         return [_deployment(r) for r in rows]
@@ -83,42 +98,45 @@ class ReadModels:
     # -- grants -------------------------------------------------------------------------------------
     def grants_of(self, user: str, groups: frozenset[str]) -> list[Row]:
         """Every grant that applies to this user (directly or through one of the groups)."""
-        names = sorted({g.casefold() for g in groups})
+        # The same key as domain/permissions.py and the grants read model: one way to match a member.
+        names = sorted({normalise_key(g) for g in groups})
         marks = ", ".join(["%s"] * len(names)) or "NULL"
         return self.store.query(
             f"SELECT * FROM sk_grants WHERE member_user = %s OR member_group IN ({marks}) "  # noqa: S608
             "ORDER BY service_id, role",
-            (user.casefold(), *names),
+            (normalise_key(user), *names),
         )
 
     def readable_services(self, user: str, groups: frozenset[str]) -> set[str]:
         return {str(g["service_id"]) for g in self.grants_of(user, groups)}
 
     # -- board and inventory ------------------------------------------------------------------
-    def board(self) -> list[Row]:
-        """Every active service, its stages in order, and the live deployments in each stage."""
-        services = self.services()
+    def board(self, service_id: str | None = None) -> list[Row]:
+        """Every active service (or one), its stages in order, and the live deployments in each."""
+        services = [s for s in self.services() if service_id is None or s["id"] == service_id]
+        where, params = ("state <> %s", ["undeployed"])
+        if service_id is not None:
+            where, params = where + " AND service_id = %s", [*params, service_id]
         live = self.store.query(
-            "SELECT id, service_id, configuration_id, configuration_name, configuration_version, stage, "
-            "target_stage, state, failure, requested_by, requested_at, updated_at, version "
-            "FROM sk_deployments WHERE state <> %s ORDER BY requested_at",
-            ("undeployed",),
+            f"SELECT view FROM sk_deployments WHERE {where} ORDER BY requested_at",  # noqa: S608
+            params,
         )
-        by_stage: dict[tuple[str, str], list[Row]] = {}
-        for row in live:
-            by_stage.setdefault((row["service_id"], row["stage"]), []).append(row)
-        return [
-            {
-                "id": service["id"],
-                "name": service["name"],
-                "version": service["version"],
-                "stages": [
-                    {**stage, "deployments": by_stage.get((service["id"], stage["name"]), [])}
-                    for stage in service["stages"]
-                ],
-            }
-            for service in services
-        ]
+        entries = [board_entry(from_json(row["view"])) for row in live]
+        return [board_service(service, service["stages"], entries) for service in services]
+
+    def board_entries_at(self, when: str, service_id: str | None = None) -> list[Row]:
+        """The board entry of every deployment living at `when`, as it was then."""
+        scope, params = ("", [when])
+        if service_id is not None:
+            scope, params = " AND service_id = %s", [when, service_id]
+        latest = "SELECT deployment_id, MAX(position) AS position FROM sk_deployment_history WHERE at <= %s"
+        sql = (
+            f"SELECT h.entry FROM sk_deployment_history h JOIN ({latest}{scope} GROUP BY deployment_id) latest "  # noqa: S608
+            "ON latest.deployment_id = h.deployment_id AND latest.position = h.position WHERE h.state <> 'undeployed'"
+        )
+        rows = self.store.query(sql, params)
+        entries = [from_json(row["entry"]) for row in rows]
+        return sorted(entries, key=lambda e: (e["requested_at"], e["id"]))
 
     def inventory(self, service_id: str, stage: str | None = None) -> list[Row]:
         """Machines of live deployments in a service's stages (one row per machine)."""
@@ -127,22 +145,32 @@ class ReadModels:
             clauses.append("LOWER(stage) = LOWER(%s)")
             params.append(stage)
         rows = self.store.query(
-            "SELECT id, stage, state, configuration_name, configuration_version, machines FROM sk_deployments "  # noqa: S608
-            "WHERE " + " AND ".join(clauses) + " ORDER BY stage, requested_at",
+            "SELECT view FROM sk_deployments WHERE " + " AND ".join(clauses) + " ORDER BY stage, requested_at",  # noqa: S608
             params,
         )
         return [
             {
-                "stage": row["stage"],
-                "deployment_id": row["id"],
-                "deployment_state": row["state"],
-                "configuration_name": row["configuration_name"],
-                "configuration_version": row["configuration_version"],
+                "stage": view["stage"],
+                "deployment_id": view["id"],
+                "deployment_state": view["state"],
+                "configuration_name": view["configuration_name"],
+                "configuration_version": view["configuration_version"],
                 **machine,
             }
-            for row in rows
-            for machine in from_json(row["machines"])
+            for view in (from_json(row["view"]) for row in rows)
+            for machine in view["machines"]
         ]
+
+
+def board_service(service: Row, stages: list[dict[str, Any]], entries: list[Row]) -> Row:
+    """One service on the board: its stages in order, each with the deployments it holds."""
+    held = [e for e in entries if e["service_id"] == service["id"]]
+    return {
+        "id": service["id"],
+        "name": service["name"],
+        "version": service["version"],
+        "stages": [{**stage, "deployments": [e for e in held if e["stage"] == stage["name"]]} for stage in stages],
+    }
 
 
 def _service(row: Row) -> Row:
@@ -150,4 +178,4 @@ def _service(row: Row) -> Row:
 
 
 def _deployment(row: Row) -> Row:
-    return {**row, "machines": from_json(row["machines"])}
+    return {**from_json(row["view"]), "position": row["position"]}

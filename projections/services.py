@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.service import with_stage_id
 from projections.base import Projection, from_json, iso, on, to_json
 from projections.store import Cursor
 
 
 class ServicesProjection(Projection):
     name = "services"
+    schema_version = 2  # 2: stages carry their id
     tables = ("sk_services",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_services (
@@ -57,7 +59,7 @@ class ServicesProjection(Projection):
                 event.name,
                 event.name.casefold(),
                 event.description,
-                to_json(event.stages),
+                to_json([with_stage_id(event.originator_id, s) for s in event.stages]),
                 False,
                 event.originator_version,
                 iso(event.timestamp),
@@ -71,10 +73,14 @@ class ServicesProjection(Projection):
     def description_changed(self, event: Any, position: int, cursor: Cursor) -> None:
         self._touch(cursor, event, position, description=event.description)
 
+    @on("Service.Renamed")
+    def renamed(self, event: Any, position: int, cursor: Cursor) -> None:
+        self._touch(cursor, event, position, name=event.name, name_key=event.name.casefold())
+
     @on("Service.StageAdded")
     def stage_added(self, event: Any, position: int, cursor: Cursor) -> None:
         stages = self._stages(cursor, str(event.originator_id))
-        stages.insert(event.position, event.stage)
+        stages.insert(event.position, with_stage_id(event.originator_id, event.stage))
         self._touch(cursor, event, position, stages=to_json(stages))
 
     @on("Service.StageRemoved")
@@ -116,6 +122,7 @@ class ServicesProjection(Projection):
         "Service.ResourcePoolCreated",
         "Service.DeploymentAdmitted",
         "Service.DeploymentReleased",
+        "Service.ConfigurationRetired",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
         cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))

@@ -48,6 +48,10 @@ class ReadStore(Protocol):
         """Take the exclusive lock `name` for this process (held until close); False if held elsewhere."""
         ...
 
+    def holds_lock(self, name: str) -> bool:
+        """Whether this process still holds lock `name` (asked of the database, not remembered)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -68,3 +72,37 @@ def set_tracking(cursor: Cursor, name: str, position: int) -> None:
         "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
         (name, position),
     )
+
+
+def safe_text(value: Any) -> Any:
+    """Text PostgreSQL can store: NUL becomes the six characters `\\u0000` (as JSON writes it).
+
+    PostgreSQL refuses NUL in text; an event holding one must still be readable. Read models
+    escape it on every database, so SQLite and PostgreSQL show the same text; the audit hash
+    covers the stored event itself, never this text.
+    """
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\\u0000")
+    return value
+
+
+class SafeCursor:
+    """The cursor projections write through: every text parameter goes through `safe_text`."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, [safe_text(p) for p in params])
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql, [[safe_text(p) for p in row] for row in params])
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.copy_rows(table, columns, [[safe_text(p) for p in row] for row in rows])
+
+    def fetchall(self) -> list[Row]:
+        return self._cursor.fetchall()
+
+    def fetchone(self) -> Row | None:
+        return self._cursor.fetchone()

@@ -25,6 +25,8 @@ def _machine_change(data: Data) -> str:
 
 SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.Registered": lambda d: f"registered service '{d['name']}' with stages {_stages(d)}",
+    "Service.Renamed": lambda d: f"name: {d['before']!r} -> {d['name']!r}",
+    "Service.ConfigurationRetired": lambda d: f"configuration '{d['name']}' retired",
     "Service.DescriptionChanged": lambda d: f"description: {d['before']!r} -> {d['description']!r}",
     "Service.StageAdded": lambda d: (
         f"added stage '{d['stage']['name']}' at position {d['position']} ({d['stage']['resource_pool']}"
@@ -67,6 +69,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     ),
     "Configuration.MachineChanged": _machine_change,
     "Configuration.MachineRemoved": lambda d: f"removed machine '{d['machine_name']}'",
+    "Configuration.Retired": lambda d: f"configuration '{d['name']}' retired",
     "Configuration.Restored": lambda d: f"restored version {d['source_version']}: {describe(d['changes'])}",
     "Deployment.Requested": lambda d: (
         f"requested deployment of '{d['configuration_name']}' v{d['configuration_version']} "
@@ -94,9 +97,23 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.UndeployRequested": lambda d: f"undeploy requested (was {d['previous_state']})",
     "Deployment.MachineDestroyed": lambda d: f"machine '{d['machine']}' destroyed",
     "Deployment.Undeployed": lambda d: "undeployed",
+    "Deployment.PowerRequested": lambda d: f"power {d['action']} of machine '{d['machine']}' requested",
+    "Deployment.MachinePowerChanged": lambda d: f"machine '{d['machine']}' {d['action']}: now {d['power_state']}",
+    "Deployment.PowerFailed": lambda d: f"power {d['action']} of machine '{d['machine']}' failed: {d['reason']}",
+    "Deployment.ConsoleOpened": lambda d: f"console of machine '{d['machine']}' ({d['vm_id']}) opened",
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (
         f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"
+    ),
+    "AddressPlan.Opened": lambda d: "address plan opened",
+    "AddressPlan.ServiceRangesSet": lambda d: (
+        f"IP ranges of service '{d['service_name']}': "
+        + (", ".join(f"{stage} {p['first']}-{p['last']}" for stage, ps in d["stages"].items() for p in ps) or "none")
+    ),
+    "PoolPlan.Opened": lambda d: "pool plan opened",
+    "PoolPlan.ServicePoolsSet": lambda d: (
+        f"resource pools of service '{d['service_name']}': "
+        + (", ".join(f"{stage} {path}" for path, stage in d["pools"].items()) or "none")
     ),
     "NameClaim.Claimed": lambda d: f"{d['kind']} name '{d['name']}' claimed",
     "NameClaim.Reclaimed": lambda d: f"{d.get('kind', 'name')} '{d['name']}' claimed again",

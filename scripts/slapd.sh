@@ -14,7 +14,7 @@ tls_port=${3:-}
 mkdir -p "$dir/data"
 # A restart on the same directory keeps its data (tests stop and start it to simulate outages).
 fresh=1
-[ -f "$dir/data/data.mdb" ] && fresh=0
+if [ -f "$dir/data/data.mdb" ]; then fresh=0; fi
 schema=/etc/ldap/schema
 tls_conf=""
 urls="ldap://127.0.0.1:$port/"

@@ -57,8 +57,9 @@ def runtime_for(url: str, vcenter: VCenterDriver | None = None, **changes: Any) 
     return Runtime(settings_for(url, **changes), vcenter=vcenter or SimulatedVCenter(), clock=FixedClock())
 
 
-def stages(*names: str, restricted: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [{"name": n, "resource_pool": f"{ROOT_POOL}/{n}-pool", "restricted": n in restricted} for n in names]
+def stages(*names: str, restricted: tuple[str, ...] = (), pools: str = "") -> list[dict[str, Any]]:
+    """Stages on pools `<ROOT_POOL>/<pools><name>-pool` (a resource pool serves one service only)."""
+    return [{"name": n, "resource_pool": f"{ROOT_POOL}/{pools}{n}-pool", "restricted": n in restricted} for n in names]
 
 
 def machine(name: str, template: str = "tpl-ubuntu-2404", os_family: str = "linux", **extra: Any) -> dict[str, Any]:

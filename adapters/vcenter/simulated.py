@@ -8,17 +8,22 @@ given one, so a restarted service still sees the VMs it "created".
 
 from __future__ import annotations
 
-import json
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from domain.errors import InfrastructureError, NotFoundError
+from adapters.simulator_state import FileState, InventoryState
+from adapters.vcenter.picture import draw
+from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
+    POWER_ACTIONS,
     CloneSpec,
+    ConsoleTicket,
     GuestIdentity,
     NicSetting,
     PoolStatus,
@@ -41,6 +46,9 @@ DEFAULT_TEMPLATES: tuple[TemplateInfo, ...] = (
         "/DC0/vm/tpl-windows-2022",
     ),
 )
+# Where the simulated vCenter "is": a reserved name (RFC 2606), so a console link leads nowhere real.
+CONSOLE_HOST = "vcenter.simulated.invalid"
+TICKET_LIFETIME = timedelta(minutes=5)
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
 
@@ -89,9 +97,10 @@ class SimulatedVCenter:
         templates: tuple[TemplateInfo, ...] = DEFAULT_TEMPLATES,
         clusters: dict[str, tuple[str, ...]] | None = None,
         task_seconds: float = 0.0,
+        state: InventoryState | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._state_file = state_file
+        self._state = state if state is not None else FileState(state_file) if state_file is not None else None
         self._templates = {t.name: t for t in templates}
         self._clusters = clusters or DEFAULT_CLUSTERS
         self._task_seconds = task_seconds
@@ -100,8 +109,8 @@ class SimulatedVCenter:
         self._counter = 0
         self._faults: dict[str, list[str]] = {}
         self._dhcp_next = 10
-        if state_file is not None and state_file.exists():
-            self._load(state_file)
+        if self._state is not None:
+            self._load()
 
     # -- test hooks (fault injection), the same idea as the vcsim harness's /_control -----------
     def inject_fault(self, method: str, message: str, count: int = 1) -> None:
@@ -111,7 +120,7 @@ class SimulatedVCenter:
     def _maybe_fail(self, method: str) -> None:
         queue = self._faults.get(method)
         if queue:
-            raise InfrastructureError(f"vCenter fault during {method}: {queue.pop(0)}")
+            raise VCenterFaultError(f"vCenter fault during {method}: {queue.pop(0)}")
 
     def _work(self) -> None:
         # Model the latency of a vCenter task outside the lock, so parallel tasks overlap.
@@ -119,25 +128,27 @@ class SimulatedVCenter:
             time.sleep(self._task_seconds)
 
     # -- persistence -----------------------------------------------------------------------------
-    def _load(self, path: Path) -> None:
-        data = json.loads(path.read_text())
+    def _load(self) -> None:
+        assert self._state is not None
+        data = self._state.load()
+        if data is None:
+            return
         self._pools.update(data.get("pools", []))
         self._vms = {v["vm_id"]: _Vm(**v) for v in data.get("vms", [])}
         self._counter = int(data.get("counter", 0))
         self._dhcp_next = int(data.get("dhcp_next", 10))
 
     def _save(self) -> None:
-        if self._state_file is None:
+        if self._state is None:
             return
-        data = {
-            "pools": sorted(self._pools),
-            "vms": [asdict(v) for v in self._vms.values()],
-            "counter": self._counter,
-            "dhcp_next": self._dhcp_next,
-        }
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self._state_file)
+        self._state.save(
+            {
+                "pools": sorted(self._pools),
+                "vms": [asdict(v) for v in self._vms.values()],
+                "counter": self._counter,
+                "dhcp_next": self._dhcp_next,
+            }
+        )
 
     # -- port ------------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
@@ -157,7 +168,7 @@ class SimulatedVCenter:
     def ensure_pool(self, path: str) -> bool:
         status = self.inspect_pool(path)
         if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
-            raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
+            raise VCenterObjectNotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
         with self._lock:
             self._maybe_fail("ensure_pool")
             if path in self._pools:
@@ -177,13 +188,13 @@ class SimulatedVCenter:
             self._maybe_fail("clone")
             source = self._vms.get(spec.source_vm_id) if spec.source_vm_id else None
             if spec.source_vm_id and source is None:
-                raise NotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
+                raise VCenterObjectNotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
             if source is None and spec.template not in self._templates:
-                raise NotFoundError(f"template '{spec.template}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"template '{spec.template}' not found in vCenter")
             if spec.resource_pool not in self._pools:
-                raise NotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"resource pool '{spec.resource_pool}' not found in vCenter")
             if any(vm.name == spec.vm_name for vm in self._vms.values()):
-                raise InfrastructureError(f"vCenter fault during clone: DuplicateName {spec.vm_name}")
+                raise VCenterFaultError(f"vCenter fault during clone: DuplicateName {spec.vm_name}")
         self._work()
         with self._lock:
             self._counter += 1
@@ -212,7 +223,7 @@ class SimulatedVCenter:
     def _vm(self, vm_id: str) -> _Vm:
         vm = self._vms.get(vm_id)
         if vm is None:
-            raise NotFoundError(f"VM {vm_id} not found in vCenter")
+            raise VCenterObjectNotFoundError(f"VM {vm_id} not found in vCenter")
         return vm
 
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
@@ -220,9 +231,9 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             self._maybe_fail("customize")
             if vm.powered_on:
-                raise InfrastructureError(f"vCenter fault during customize: VM {vm.name} is powered on")
+                raise VCenterFaultError(f"vCenter fault during customize: VM {vm.name} is powered on")
             if identity.os_family != vm.os_family:
-                raise InfrastructureError(
+                raise VCenterFaultError(
                     f"vCenter fault during customize: {identity.os_family} customisation on a {vm.os_family} guest"
                 )
             vm.hostname = identity.hostname
@@ -264,7 +275,7 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             self._maybe_fail("relocate")
             if resource_pool not in self._pools:
-                raise NotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
             vm.resource_pool = resource_pool
             self._save()
 
@@ -274,7 +285,7 @@ class SimulatedVCenter:
                 return
             self._maybe_fail("destroy")
             if self._vms[vm_id].powered_on:
-                raise InfrastructureError(f"vCenter fault during destroy: VM {vm_id} is powered on")
+                raise VCenterFaultError(f"vCenter fault during destroy: VM {vm_id} is powered on")
             del self._vms[vm_id]
             self._save()
 
@@ -295,6 +306,47 @@ class SimulatedVCenter:
                 memory_mib=sum(vm.memory_mib for vm in vms),
             )
 
+    def _powered_on(self, vm_id: str, what: str) -> _Vm:
+        vm = self._vm(vm_id)
+        if not vm.powered_on:
+            # vCenter answers consoles, screenshots and resets of a VM that is off the same way.
+            raise VCenterFaultError(f"vCenter fault during {what}: InvalidPowerState: {vm.name} is poweredOff")
+        return vm
+
+    def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        with self._lock:
+            self._powered_on(vm_id, "console ticket")
+            self._maybe_fail("console_ticket")
+        # A new random ticket per call, as vCenter issues them; nothing serves it (see CONSOLE_HOST).
+        return ConsoleTicket(
+            vm_id=vm_id,
+            webmks_url=f"wss://{CONSOLE_HOST}:443/ticket/{secrets.token_hex(16)}",
+            vmrc_url=f"vmrc://clone:{secrets.token_hex(16)}@{CONSOLE_HOST}/?moid={vm_id}",
+            expires_at=datetime.now(UTC) + TICKET_LIFETIME,
+        )
+
+    def screenshot(self, vm_id: str) -> bytes:
+        with self._lock:
+            vm = self._powered_on(vm_id, "screenshot")
+            self._maybe_fail("screenshot")
+            return draw(vm.name, "poweredOn", vm.ip)
+
+    def power_state(self, vm_id: str) -> str:
+        with self._lock:
+            return "poweredOn" if self._vm(vm_id).powered_on else "poweredOff"
+
+    def power(self, vm_id: str, action: str) -> None:
+        if action not in POWER_ACTIONS:
+            raise ValueError(f"power action must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
+        if action == "on":
+            self.power_on(vm_id)
+        elif action == "off":
+            self.power_off(vm_id)
+        else:
+            with self._lock:
+                self._powered_on(vm_id, "reset")
+                self._maybe_fail("reset")
+
     def all_vms(self) -> list[VmInfo]:
         with self._lock:
             return [vm.info() for vm in self._vms.values()]
@@ -302,3 +354,5 @@ class SimulatedVCenter:
     def close(self) -> None:
         with self._lock:
             self._save()
+            if self._state is not None:
+                self._state.close()

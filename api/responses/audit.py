@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from api.responses import Out, Position, Timestamp
+from api.responses import ErrorResponse, Out, Position, Timestamp
 
 
 class AuditEntry(Out):
@@ -18,6 +18,8 @@ class AuditEntry(Out):
     service_id: UUID | None
     stage: str | None
     from_stage: str | None
+    stage_id: UUID | None = Field(description="Stable id of the stage (it stays when the stage is renamed)")
+    from_stage_id: UUID | None
     configuration_id: UUID | None
     deployment_id: UUID | None
     aggregate_id: UUID
@@ -38,7 +40,10 @@ def export_formats() -> dict[str, Any]:
     return {
         "description": "The entries, oldest first: JSON Lines (format=jsonl) or CSV with a header row (format=csv)",
         "content": {
-            "application/x-ndjson": {"itemSchema": AuditEntry.model_json_schema()},
+            # An export that fails midway ends with one error record (and an aborted body).
+            "application/x-ndjson": {
+                "itemSchema": {"oneOf": [AuditEntry.model_json_schema(), ErrorResponse.model_json_schema()]}
+            },
             "text/csv": {"schema": {"type": "string"}},
         },
     }

@@ -46,6 +46,7 @@ class Configuration(Out):
     service_id: UUID
     name: str
     description: str
+    retired: bool = Field(description="Retired: readable with its history; no deploys or changes")
     networks: list[Network]
     machines: list[Machine]
     created_at: Timestamp

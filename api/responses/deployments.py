@@ -5,57 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from api.responses import Out, Position, State, Timestamp
 from api.responses.services import Stage
 
 
-class MacAddress(Out):
-    network: str
-    mac: str
-
-
-class Addressing(Out):
-    ip: str | None
-    cidr: str | None
-    prefix_length: int | None
-    gateway: str | None
-    dns: list[str]
-    macs: list[MacAddress]
-
-
-class DeploymentMachine(Out):
-    name: str
-    template: str
-    state: str
-    vm_name: str | None
-    vm_id: str | None
-    ip: str | None
-    mac: str | None
-    resource_pool: str | None
-    addressing: Addressing | None = None
-
-
-class Deployment(Out):
-    id: UUID
-    version: int
-    service_id: UUID
-    configuration_id: UUID
-    configuration_name: str
-    configuration_version: int
-    stage: str
-    resource_pool: str
-    state: State
-    target_stage: str | None
-    failure: str | None
-    attempt: int
-    requested_by: str
-    machines: list[DeploymentMachine]
-    created_at: Timestamp
-    updated_at: Timestamp
-    position: Position
-
-
-class MachineSummary(Out):
+class MachineView(Out):
     name: str
     template: str
     cpus: int
@@ -64,13 +20,21 @@ class MachineSummary(Out):
     clone_mode: Literal["full", "linked"]
     state: str
     vm_name: str | None
-    ip: str | None
+    vm_id: str | None
+    ip: str | None = Field(description="The address it has, or until its VM exists, the one it will get")
     mac: str | None
     resource_pool: str | None
+    power: str | None = Field(description="vCenter's power state as last recorded (poweredOn after provisioning)")
+    power_pending: list[Literal["on", "off", "reset"]] = Field(
+        description="Power actions requested and not yet carried out, oldest first"
+    )
 
 
-class DeploymentSummary(Out):
+class DeploymentEntry(Out):
+    """A deployment as the board shows it (its view without machines)."""
+
     id: UUID
+    version: int
     service_id: UUID
     configuration_id: UUID
     configuration_name: str
@@ -81,51 +45,33 @@ class DeploymentSummary(Out):
     target_pool: str | None
     state: State
     failure: str | None
-    machines: list[MachineSummary]
+    attempt: int
     requested_by: str
     requested_at: Timestamp
     updated_at: Timestamp
-    version: int
-    position: int
+
+
+class DeploymentSummary(DeploymentEntry):
+    """A deployment as lists show it."""
+
+    machines: list[MachineView]
+    position: int = Field(description="Position of the deployment's last event")
+
+
+class Deployment(DeploymentEntry):
+    machines: list[MachineView]
+    created_at: Timestamp
+    position: Position
 
 
 class DeploymentList(Out):
     items: list[DeploymentSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null on the last")
     position: Position
 
 
-class BoardDeployment(Out):
-    """A deployment living in a stage now."""
-
-    id: UUID
-    service_id: UUID
-    configuration_id: UUID
-    configuration_name: str
-    configuration_version: int
-    stage: str
-    target_stage: str | None
-    state: State
-    failure: str | None
-    requested_by: str
-    requested_at: Timestamp
-    updated_at: Timestamp
-    version: int
-
-
-class BoardDeploymentThen(Out):
-    """A deployment that lived in a stage at `as_of`, with its state then."""
-
-    deployment_id: UUID
-    service_id: UUID
-    stage: str
-    configuration_id: UUID
-    configuration_name: str
-    configuration_version: int
-    state: State | None
-
-
 class BoardStage(Stage):
-    deployments: list[BoardDeployment | BoardDeploymentThen]
+    deployments: list[DeploymentEntry]
 
 
 class BoardService(Out):
@@ -141,7 +87,7 @@ class Board(Out):
     as_of: Timestamp | None
 
 
-class InventoryMachine(MachineSummary):
+class InventoryMachine(MachineView):
     stage: str
     deployment_id: UUID
     deployment_state: State

@@ -19,6 +19,7 @@ class IpPool(Out):
 
 
 class Stage(Out):
+    id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
     resource_pool: str
     restricted: bool

@@ -41,6 +41,25 @@ class Token(Out):
     position: Position
 
 
+class TokenSummary(Out):
+    id: UUID
+    name: str
+    user: str
+    hint: str
+    issued_by: str
+    created_at: Timestamp
+    expires_at: Timestamp
+    revoked: bool
+    revoked_at: Timestamp | None
+    revoked_by: str | None
+    position: int
+
+
+class TokenList(Out):
+    items: list[TokenSummary] = Field(description="Newest first; never the token itself")
+    position: Position
+
+
 class NewToken(Token):
     token: str = Field(description="The secret: shown in this response only")
 
@@ -64,6 +83,16 @@ class Me(Out):
 class ProcessManager(Out):
     position: int
     leader: bool
+    waiting_for_leadership_seconds: float | None = Field(
+        description="How long this process has been waiting to lead the process manager (null: it leads or runs none)"
+    )
+
+
+class Passed(Out):
+    projection: str
+    position: int
+    error: str
+    at: Timestamp
 
 
 class Health(Out):
@@ -74,3 +103,5 @@ class Health(Out):
     vcenter_driver: str
     directory: Literal["not configured", "ok", "unreachable"]
     errors: dict[str, str]
+    warnings: dict[str, str] = Field(description="Conditions worth a look that are not failures (a long wait to lead)")
+    quarantined: list[Passed] = Field(description="Events a read model passed over (rebuild it once fixed)")

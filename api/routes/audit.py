@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -13,10 +13,11 @@ from adapters.runtime import Runtime
 from api.access import read_service, readable_service_ids
 from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
-from api.export import csv_chunks, jsonl_lines
+from api.export import csv_chunks, csv_failure, guarded, jsonl_failure, jsonl_lines, started
 from api.responses import errors
 from api.responses.audit import AuditPage, export_formats
-from domain.errors import ValidationError
+from domain.errors import NotFoundError, ValidationError
+from domain.values import normalise_key
 from projections.audit_queries import AuditFilter
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=errors(401, 403, 404, 422, 503))
@@ -24,13 +25,20 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=errors(401,
 
 def audit_filter(
     service: UUID | None = Query(None, description="Service id"),
-    stage: str | None = Query(None, description="Stage name (events in or moving out of it)"),
+    stage: str | None = Query(
+        None,
+        description="Stage id, or a stage's current name (its whole history, under every name it had); "
+        "a name no stage has now matches the name as it was at the time",
+    ),
     configuration: UUID | None = Query(None, description="Configuration id"),
     deployment: UUID | None = Query(None, description="Deployment id"),
     actor: str | None = Query(None, description="Who did it"),
     type: str | None = Query(None, description='Event type, e.g. "Deployment.Moved", or a prefix "Deployment."'),
     since: str | None = Query(None, alias="from", description="ISO 8601 time, inclusive"),
     until: str | None = Query(None, alias="to", description="ISO 8601 time, exclusive"),
+    include: Literal["system"] | None = Query(
+        None, description='"system": also bookkeeping entries (name and address claims), hidden by default'
+    ),
 ) -> AuditFilter:
     start, end = parse_time(since, "from"), parse_time(until, "to")
     if start and end and start >= end:
@@ -44,6 +52,7 @@ def audit_filter(
         event_type=type,
         since=start,
         until=end,
+        include_system=include == "system",
     )
 
 
@@ -54,9 +63,36 @@ def visible(runtime: Runtime, who: Principal, filters: AuditFilter) -> AuditFilt
     """Non-administrators see the entries of the services they hold a role on, and nothing else."""
     if filters.service_id is not None:
         read_service(runtime, who, UUID(filters.service_id))
-        return filters
+        return stage_ids(runtime, filters)
     readable = readable_service_ids(runtime, who)
+    filters = stage_ids(runtime, filters)
     return filters if readable is None else replace(filters, service_ids=tuple(sorted(readable)))
+
+
+def stage_ids(runtime: Runtime, filters: AuditFilter) -> AuditFilter:
+    """`stage` as stable ids: an id as given; a name through the current service (or through
+    every service having a stage of that name now). A name no stage has now stays a name."""
+    if filters.stage is None:
+        return filters
+    try:
+        return replace(filters, stage=None, stage_ids=(str(UUID(filters.stage)),))
+    except ValueError:
+        pass
+    found: tuple[str, ...]
+    if filters.service_id is not None:
+        try:
+            found = (runtime.app.service(UUID(filters.service_id)).stage(filters.stage)["id"],)
+        except NotFoundError:
+            found = ()
+    else:
+        key = normalise_key(filters.stage)
+        found = tuple(
+            stage["id"]
+            for service in runtime.read_models.services(include_retired=True)
+            for stage in service["stages"]
+            if normalise_key(stage["name"]) == key
+        )
+    return replace(filters, stage_ids=found) if found else filters
 
 
 @router.get("", response_model=AuditPage)
@@ -74,19 +110,17 @@ def audit(
     return AuditPage.model_validate({"items": items, "next_cursor": next_cursor, "position": position})
 
 
-@router.get(
-    "/export",
-    response_class=StreamingResponse,
-    responses={200: export_formats()},
-)
+@router.get("/export", response_class=StreamingResponse, responses={200: export_formats()})
 def export(
     runtime: RuntimeDep,
     who: PrincipalDep,
     filters: FilterDep,
     format: str = Query("jsonl", pattern="^(jsonl|csv)$", description="jsonl or csv"),
 ) -> StreamingResponse:
-    """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV."""
+    """The whole (filtered) audit log, oldest first, streamed as JSON Lines or CSV. An export that
+    fails midway ends with an error record and an aborted (incomplete) chunked response."""
     rows = runtime.audit.stream(visible(runtime, who, filters))
     if format == "csv":
-        return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8")
-    return StreamingResponse(jsonl_lines(rows), media_type="application/x-ndjson")
+        chunks = guarded(started(csv_chunks(rows)), csv_failure)
+        return StreamingResponse(chunks, media_type="text/csv; charset=utf-8")
+    return StreamingResponse(guarded(started(jsonl_lines(rows)), jsonl_failure), media_type="application/x-ndjson")

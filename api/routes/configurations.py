@@ -23,11 +23,13 @@ from api.schemas import (
     MachineBody,
     NetworkBody,
     RestoreRequest,
+    RetireRequest,
     machine_dict,
 )
 from api.views import configuration_view
 from domain.diff import describe, diff_definitions
 from domain.errors import NotFoundError, ValidationError
+from domain.values import check_version_number
 
 router = APIRouter(tags=["configurations"], responses=errors(401, 403, 404, 422, 503))
 # Commands on a configuration: they may conflict (or race), the body may be too big, If-Match may be stale.
@@ -107,12 +109,7 @@ def get_configuration(
     if as_of is not None:
         version = version_at(runtime, configuration_id, as_of)
     if version is not None:
-        latest = runtime.app.configuration(configuration_id)
-        if version > latest.version:
-            raise NotFoundError(
-                f"configuration {configuration_id} has versions 1 to {latest.version}",
-                field="version",
-            )
+        check_version_number(version, runtime.app.configuration(configuration_id).version, "version")
     configuration = runtime.app.configuration(configuration_id, version=version)
     position = runtime.app.head()
     set_version(response, configuration.version, position)
@@ -143,8 +140,7 @@ def configuration_diff(
     latest = read_configuration(runtime, who, configuration_id).version
     to_version = to_version or latest
     for name, value in (("from", from_version), ("to", to_version)):
-        if value > latest:
-            raise NotFoundError(f"configuration {configuration_id} has versions 1 to {latest}", field=name)
+        check_version_number(value, latest, name)
     before = runtime.app.definition_at(configuration_id, from_version)
     after = runtime.app.definition_at(configuration_id, to_version)
     changes = diff_definitions(before, after)
@@ -169,6 +165,23 @@ def restore_configuration(
     version = body.version if body.version is not None else version_at(runtime, configuration_id, str(body.as_of))
     outcome = runtime.app.restore_configuration(
         configuration_id, version, actor=who.user, reason=body.reason, expected_version=if_match
+    )
+    return _result(response, outcome)
+
+
+@router.post("/api/v1/configurations/{configuration_id}/retire", response_model=Configuration, responses=VERSIONED)
+def retire_configuration(
+    configuration_id: UUID,
+    body: RetireRequest,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> Configuration:
+    """Retire a configuration with no live deployment: readable with its history, no deploys or changes."""
+    manage_configuration(runtime, who, configuration_id)
+    outcome = runtime.app.retire_configuration(
+        configuration_id, actor=who.user, reason=body.reason, expected_version=if_match
     )
     return _result(response, outcome)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +16,7 @@ from api.access import (
     read_configuration,
     read_deployment,
     read_service,
+    readable_service_ids,
 )
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
@@ -57,31 +61,54 @@ def deploy(
     return _result(response, outcome)
 
 
+def encode_cursor(row: dict[str, Any]) -> str:
+    """An opaque cursor: the (requested_at, id) of a page's last row, base64url of JSON."""
+    return base64.urlsafe_b64encode(json.dumps([row["requested_at"], row["id"]]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        requested_at, deployment_id = json.loads(raw)
+        if isinstance(requested_at, str) and isinstance(deployment_id, str):
+            return requested_at, str(UUID(deployment_id))
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise ValidationError("cursor must be the next_cursor of a previous page", field="cursor")
+
+
 @router.get("/api/v1/deployments", response_model=DeploymentList)
 def list_deployments(
     runtime: RuntimeDep,
     who: PrincipalDep,
     min_position: MinPosition = None,
     service: UUID | None = Query(None, description="Service id"),
-    stage: str | None = Query(None, description="Stage name (with service)"),
+    stage: str | None = Query(None, description="Stage name"),
     state: str | None = Query(None, description=f"One of: {', '.join(STATES)}"),
     configuration: UUID | None = Query(None, description="Configuration id"),
+    cursor: str | None = Query(None, max_length=512, description="`next_cursor` of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> DeploymentList:
-    """List deployments of the services you can read, newest first (from the deployments read model)."""
+    """Deployments of the services you can read, newest first, a page at a time (`next_cursor`)."""
     if service is not None:
         read_service(runtime, who, service)
     if state is not None and state not in STATES:
         raise ValidationError(f"state must be one of {', '.join(STATES)}", field="state")
+    after = decode_cursor(cursor) if cursor is not None else None
+    readable = readable_service_ids(runtime, who)
     position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
-    items = runtime.read_models.deployments(
+    rows = runtime.read_models.deployments(
         str(service) if service else None,
         stage,
         state,
         str(configuration) if configuration else None,
-        limit,
+        limit + 1,
+        service_ids=readable,
+        after=after,
     )
-    return DeploymentList.model_validate({"items": items, "position": position})
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return DeploymentList.model_validate({"items": items, "next_cursor": next_cursor, "position": position})
 
 
 @router.get("/api/v1/deployments/{deployment_id}", response_model=Deployment)

@@ -75,10 +75,10 @@ def update_service(
     if_match: IfMatchDep,
     response: Response,
 ) -> Service:
-    """Change a service's description."""
+    """Rename a service and/or change its description (fields left out stay as they are)."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.update_service(
-        service_id, body.description, actor=who.user, reason=body.reason, expected_version=if_match
+        service_id, body.description, actor=who.user, reason=body.reason, expected_version=if_match, name=body.name
     )
     return _result(response, outcome)
 

@@ -3,23 +3,35 @@
 The claims and the deployment's AddressesAssigned event are saved together, so an address is
 never held without the deployment knowing it (undeploy releases exactly what it recorded), and
 two deployments racing for one address cannot both win it.
+
+IP claims are scoped by the address alone (`IPV4_SCOPE`): whichever pool, stage or service hands an
+address out, one claim decides who holds it. Stores written before this held IP claims scoped by
+their pool's CIDR; such a claim can still be live, so an address whose new claim does not exist yet
+is also looked up under every CIDR that could hold it (/0-/30, the pool sizes ever accepted), and
+undeploy releases whichever of the two the machine holds.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
 from domain.addressing import candidate_ips, candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import Deployment
-from domain.errors import ConflictError, InfrastructureError
+from domain.errors import AddressExhaustedError, ConflictError
 from domain.names import NameClaim
 from domain.service import Service
 
 IP_CLAIMS = "ip"
 MAC_CLAIMS = "mac"
+IPV4_SCOPE = "ipv4"
+_LEGACY_PREFIXES = range(31)  # pools were /30 or larger
 
 
 class AddressCommands(StagekeeperApplication):
@@ -43,12 +55,24 @@ class AddressCommands(StagekeeperApplication):
         key = (kind, scope, name.casefold())
         if key in taken:
             return None
+        if kind == IP_CLAIMS and _find_claim(self, kind, scope, name) is None and self._held_before(name, owner):
+            return None
         try:
             claim = self.claim_name(kind, scope, name, owner)
         except ConflictError:
             return None
         taken.add(key)
         return claim
+
+    def _held_before(self, ip: str, owner: UUID) -> bool:
+        """Whether another machine holds `ip` by a claim scoped by its pool's CIDR (older stores).
+        Only asked while the address has no claim of its own: once one exists, it was written after
+        this check found no live old claim, and old-scope claims are never written any more."""
+        for scope in _legacy_scopes(ip):
+            claim = _find_claim(self, IP_CLAIMS, scope, ip)
+            if claim is not None and claim.owner_id is not None and claim.owner_id != owner:
+                return True
+        return False
 
     def _assign(
         self, deployment: Deployment, service: Service, name: str, actor: str, taken: set[tuple[str, str, str]]
@@ -67,7 +91,7 @@ class AddressCommands(StagekeeperApplication):
                     (
                         c
                         for ip in candidate_ips(pool, f"{deployment_id}/{name}")
-                        if (c := self._try_claim(IP_CLAIMS, pool["cidr"], ip, owner, taken)) is not None
+                        if (c := self._try_claim(IP_CLAIMS, IPV4_SCOPE, ip, owner, taken)) is not None
                     ),
                     None,
                 )
@@ -79,7 +103,7 @@ class AddressCommands(StagekeeperApplication):
                     )  # fmt: skip
                     break
             else:
-                raise InfrastructureError(f"no free address left in the IP pools of stage '{stage['name']}'")
+                raise AddressExhaustedError(_exhausted(stage["name"], [p["cidr"] for p in pools]), field="ip_pools")
         macs = []
         for index, nic in enumerate(spec["nics"]):
             claim = next(
@@ -91,9 +115,40 @@ class AddressCommands(StagekeeperApplication):
                 None,
             )
             if claim is None:
-                raise InfrastructureError(f"no free MAC found for {name} on network '{nic['network']}'")
+                raise AddressExhaustedError(f"no free MAC found for {name} on network '{nic['network']}'")
             claims.append(claim)
             macs.append({"network": nic["network"], "mac": claim.name})
         addressing["macs"] = macs
         deployment.record_addresses(name, addressing, actor)
         return claims
+
+
+def _exhausted(stage: str, cidrs: list[str]) -> str:
+    if len(cidrs) == 1:
+        return f"stage {stage}'s IP pool {cidrs[0]} has no free address"
+    return f"stage {stage}'s IP pools {', '.join(cidrs)} have no free address"
+
+
+def ip_releases(app: StagekeeperApplication, owner: UUID, addressing: dict[str, Any]) -> list[NameClaim]:
+    """The claims by which machine `owner` holds its IP, released: the address's own claim, or the
+    pool-CIDR-scoped claim of a store written before addresses were scoped alone."""
+    released = []
+    for scope in (IPV4_SCOPE, addressing["cidr"]):
+        claim = _find_claim(app, IP_CLAIMS, scope, addressing["ip"])
+        if claim is not None and claim.owner_id == owner:
+            claim.release()
+            released.append(claim)
+    return released
+
+
+def _find_claim(app: StagekeeperApplication, kind: str, scope: str, name: str) -> NameClaim | None:
+    try:
+        claim: Aggregate = app.repository.get(NameClaim.id_for(kind, scope, name))
+    except AggregateNotFoundError:
+        return None
+    assert isinstance(claim, NameClaim)
+    return claim
+
+
+def _legacy_scopes(ip: str) -> list[str]:
+    return [str(ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)) for prefix in _LEGACY_PREFIXES]

@@ -11,7 +11,8 @@ from domain.accounts import ApiToken, LocalAccount
 from domain.application import Outcome, StagekeeperApplication
 from domain.credentials import hash_password, new_token, token_digest, verify_password
 from domain.errors import NotFoundError, ValidationError
-from domain.values import normalise_key
+from domain.text import check_reason, check_text
+from domain.values import MAX_TEMPLATE_NAME, normalise_key
 
 MAX_TOKEN_DAYS = 366
 
@@ -21,10 +22,13 @@ class CatalogueCommands(StagekeeperApplication):
         self, names: object, import_all: object, actor: str, reason: str | None = None
     ) -> Outcome[list[dict[str, Any]]]:
         """Import vCenter templates into the shared catalogue (by name, or all of them)."""
+        reason = check_reason(reason)
         if import_all is not None and not isinstance(import_all, bool):
             raise ValidationError("all must be true or false", field="all")
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
             raise ValidationError("names must be a list of template names", field="names")
+        for i, name in enumerate(names or []):
+            check_text(name, f"names[{i}]", max_length=MAX_TEMPLATE_NAME, required=True)
         if bool(import_all) == bool(names):
             raise ValidationError('give either "names": [...] or "all": true', field="names")
         available = {normalise_key(t.name): t for t in self.vcenter.list_templates()}
@@ -66,8 +70,7 @@ class CatalogueCommands(StagekeeperApplication):
         self, user: str, name: object, days: object, actor: str, groups: frozenset[str] = frozenset()
     ) -> tuple[str, ApiToken, int]:
         """Create an API token for `user`; the clear token is returned once and never stored."""
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise ValidationError("name must be 1-100 characters", field="name")
+        name = check_text(name, "name", max_length=100, required=True)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
             raise ValidationError(f"expires_in_days must be from 1 to {MAX_TOKEN_DAYS}", field="expires_in_days")
         token = new_token()
@@ -79,6 +82,7 @@ class CatalogueCommands(StagekeeperApplication):
 
     def revoke_token(self, token_id: UUID, actor: str, is_admin: bool, reason: str | None = None) -> Outcome[ApiToken]:
         """Revoke a token (its owner or an admin)."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[ApiToken]:
             token = self.load(ApiToken, token_id, "token")

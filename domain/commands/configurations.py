@@ -7,10 +7,20 @@ from typing import Any
 from uuid import UUID
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.catalogue import TemplateCatalogue
 from domain.configuration import Configuration, check_definition
+from domain.deployment import Deployment
 from domain.errors import InvalidTransitionError, ValidationError
 from domain.service import Service
-from domain.values import Machine, Network, check_description, check_display_name
+from domain.text import check_reason
+from domain.values import (
+    Machine,
+    Network,
+    check_description,
+    check_display_name,
+    check_version_number,
+    normalise_key,
+)
 
 CONFIGURATION_NAMES = "configuration"
 
@@ -21,10 +31,16 @@ def parse_networks(value: object, field: str = "networks") -> list[Network]:
     return [Network.parse(n, f"{field}[{i}]") for i, n in enumerate(value)]
 
 
-def parse_machines(value: object, field: str = "machines") -> list[Machine]:
+def parse_machines(value: object, catalogue: TemplateCatalogue, field: str = "machines") -> list[Machine]:
     if not isinstance(value, list):
         raise ValidationError(f"{field} must be a list", field=field)
-    return [Machine.parse(m, f"{field}[{i}]") for i, m in enumerate(value)]
+    return [Machine.parse(m, f"{field}[{i}]", template_info(catalogue, m)) for i, m in enumerate(value)]
+
+
+def template_info(catalogue: TemplateCatalogue, machine: object) -> dict[str, Any] | None:
+    """The catalogue's record of the template a machine names: it sizes a machine given no size."""
+    template = machine.get("template") if isinstance(machine, dict) else None
+    return catalogue.get(template) if isinstance(template, str) else None
 
 
 class ConfigurationCommands(StagekeeperApplication):
@@ -61,10 +77,11 @@ class ConfigurationCommands(StagekeeperApplication):
         reason: str | None = None,
     ) -> Outcome[Configuration]:
         """Define a new configuration (version 1) of a service; the name is unique in the service."""
+        reason = check_reason(reason)
         name = check_display_name(name, "name")
         text = check_description(description)
         parsed_networks = parse_networks(networks if networks is not None else [])
-        parsed_machines = parse_machines(machines if machines is not None else [])
+        parsed_machines = parse_machines(machines if machines is not None else [], self.catalogue())
         check_definition(parsed_networks, parsed_machines)
         self.check_templates(parsed_machines)
 
@@ -96,7 +113,7 @@ class ConfigurationCommands(StagekeeperApplication):
             return []
         scope = str(configuration.service_id)
         claims: list[Any] = [self.claim_name(CONFIGURATION_NAMES, scope, new_name, configuration.id)]
-        if new_name.casefold() != configuration.name.casefold():
+        if normalise_key(new_name) != normalise_key(configuration.name):
             released = self.release_name(CONFIGURATION_NAMES, scope, configuration.name)
             claims.extend([released] if released else [])
         return claims
@@ -110,6 +127,7 @@ class ConfigurationCommands(StagekeeperApplication):
         def attempt() -> Outcome[Configuration]:
             configuration = self.configuration(configuration_id)
             self.check_version(configuration, expected_version, "configuration")
+            configuration.check_active()
             others = change(configuration) or []
             return Outcome(configuration, self.commit(configuration, *others))
 
@@ -124,13 +142,14 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Rename and/or replace description, networks, machines. Each changed part is one version."""
+        reason = check_reason(reason)
         unknown = set(changes) - {"name", "description", "networks", "machines"}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
         text = check_description(changes["description"]) if "description" in changes else None
         networks = parse_networks(changes["networks"]) if "networks" in changes else None
-        machines = parse_machines(changes["machines"]) if "machines" in changes else None
+        machines = parse_machines(changes["machines"], self.catalogue()) if "machines" in changes else None
         if machines is not None:
             self.check_templates(machines)
 
@@ -153,7 +172,8 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Add one machine."""
-        parsed = Machine.parse(machine, "machine")
+        reason = check_reason(reason)
+        parsed = Machine.parse(machine, "machine", template_info(self.catalogue(), machine))
         self.check_templates([parsed], "machine")
         return self._change_configuration(
             configuration_id, expected_version, lambda c: c.add_machine(parsed, actor, reason)
@@ -169,7 +189,8 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Replace one machine's definition."""
-        parsed = Machine.parse(machine, "machine")
+        reason = check_reason(reason)
+        parsed = Machine.parse(machine, "machine", template_info(self.catalogue(), machine))
         self.check_templates([parsed], "machine")
         return self._change_configuration(
             configuration_id,
@@ -186,6 +207,7 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Remove one machine."""
+        reason = check_reason(reason)
         return self._change_configuration(
             configuration_id, expected_version, lambda c: c.remove_machine(name, actor, reason)
         )
@@ -199,6 +221,7 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Add one network."""
+        reason = check_reason(reason)
         parsed = Network.parse(network, "network")
         return self._change_configuration(
             configuration_id, expected_version, lambda c: c.add_network(parsed, actor, reason)
@@ -213,9 +236,42 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Remove a network no machine uses."""
+        reason = check_reason(reason)
         return self._change_configuration(
             configuration_id, expected_version, lambda c: c.remove_network(name, actor, reason)
         )
+
+    def retire_configuration(
+        self,
+        configuration_id: UUID,
+        actor: str,
+        reason: object,
+        expected_version: int | None = None,
+    ) -> Outcome[Configuration]:
+        """Retire a configuration with no live deployment: it keeps its history, takes no deploy
+        and no change, and its name is free again."""
+        checked = check_reason(reason)
+        if checked is None or not checked.strip():
+            raise ValidationError("say why the configuration is retired", field="reason")
+        reason = checked
+
+        def attempt() -> Outcome[Configuration]:
+            configuration = self.configuration(configuration_id)
+            self.check_version(configuration, expected_version, "configuration")
+            service = self.load(Service, configuration.service_id, "service")
+            live = []
+            for stage in service.stages:
+                for deployment_id in service.live_deployments(stage["name"]):
+                    deployment = self.load(Deployment, UUID(deployment_id), "deployment")
+                    if deployment.configuration_id == configuration.id:
+                        live.append(f"{deployment_id} ({deployment.state} in {stage['name']})")
+            configuration.retire(live, actor, reason)
+            # The service is written too: a deploy racing this one writes it as well, so one loses.
+            service.record_configuration_retired(configuration.id, configuration.name, actor, reason)
+            released = self.release_name(CONFIGURATION_NAMES, str(service.id), configuration.name)
+            return Outcome(configuration, self.commit(configuration, service, *([released] if released else [])))
+
+        return self.retrying(attempt)
 
     def restore_configuration(
         self,
@@ -226,9 +282,9 @@ class ConfigurationCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
         """Make the configuration what it was at `version`, as a new version (history is kept)."""
+        reason = check_reason(reason)
         current = self.configuration(configuration_id)
-        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= current.version:
-            raise ValidationError(f"version must be from 1 to {current.version}", field="version")
+        check_version_number(version, current.version, "version")
         definition = self.definition_at(configuration_id, version)
 
         def change(configuration: Configuration) -> list[Any]:

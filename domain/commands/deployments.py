@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.commands.addresses import ip_releases
 from domain.configuration import Configuration
 from domain.deployment import UNDEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
 from domain.service import Service
+from domain.text import check_reason, check_text
+from domain.values import MAX_NAME, check_version_number
 
 
 class DeploymentCommands(StagekeeperApplication):
@@ -27,8 +30,10 @@ class DeploymentCommands(StagekeeperApplication):
         configuration_version: object = None,
     ) -> Outcome[Deployment]:
         """Instantiate a configuration version (default: the latest) in one stage of its service."""
+        reason = check_reason(reason)
         if not isinstance(stage, str) or not stage:
             raise ValidationError("stage must name a stage of the configuration's service", field="stage")
+        check_text(stage, "stage", max_length=4 * MAX_NAME)
         if configuration_version is not None and (
             isinstance(configuration_version, bool) or not isinstance(configuration_version, int)
         ):
@@ -36,12 +41,9 @@ class DeploymentCommands(StagekeeperApplication):
 
         def attempt() -> Outcome[Deployment]:
             configuration = self.load(Configuration, configuration_id, "configuration")
+            configuration.check_active()
             if configuration_version is not None:
-                if not 1 <= configuration_version <= configuration.version:
-                    raise ValidationError(
-                        f"configuration_version must be from 1 to {configuration.version}",
-                        field="configuration_version",
-                    )
+                check_version_number(configuration_version, configuration.version, "configuration_version")
                 configuration = self.load(
                     Configuration, configuration_id, "configuration", version=configuration_version
                 )
@@ -72,7 +74,7 @@ class DeploymentCommands(StagekeeperApplication):
         for machine in deployment.machines:
             addressing = machine.get("addressing") or {}
             if addressing.get("ip"):
-                released.extend(filter(None, [self.release_name("ip", addressing["cidr"], addressing["ip"])]))
+                released.extend(ip_releases(self, uuid5(deployment.id, machine["name"]), addressing))
             for nic in addressing.get("macs", []):
                 released.extend(filter(None, [self.release_name("mac", nic["network"], nic["mac"])]))
         return released
@@ -85,6 +87,7 @@ class DeploymentCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Deployment]:
         """Move a deployed deployment to the next stage of its service."""
+        reason = check_reason(reason)
         return self._move(deployment_id, +1, actor, reason, expected_version)
 
     def demote(
@@ -95,6 +98,7 @@ class DeploymentCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Deployment]:
         """Move a deployed deployment to the previous stage of its service."""
+        reason = check_reason(reason)
         return self._move(deployment_id, -1, actor, reason, expected_version)
 
     def _move(
@@ -125,6 +129,7 @@ class DeploymentCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Deployment]:
         """Power off and destroy every VM of the deployment."""
+        reason = check_reason(reason)
         return self.record_step(
             deployment_id,
             lambda d: d.request_undeploy(actor, reason),
@@ -139,6 +144,7 @@ class DeploymentCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Deployment]:
         """Provision a failed deployment again."""
+        reason = check_reason(reason)
         return self.record_step(deployment_id, lambda d: d.retry(actor, reason), expected_version=expected_version)
 
     def record_step(

@@ -5,23 +5,30 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.application import Outcome, StagekeeperApplication
+from eventsourcing.domain import Aggregate
+
+from domain.application import Outcome
+from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
+from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.ports import PoolStatus
-from domain.service import Service
+from domain.service import Service, new_stages
+from domain.text import check_reason, check_text
 from domain.values import (
+    MAX_NAME,
     PoolPath,
     Stage,
     check_description,
     check_display_name,
+    normalise_key,
     parse_ip_pools,
 )
 
 SERVICE_NAMES = "service"
 
 
-class ServiceCommands(StagekeeperApplication):
+class ServiceCommands(PlacementCommands):
     def check_pool(self, path: str, field: str) -> str:
         """Validate a pool path against the inventory: unknown datacenter/cluster is refused."""
         pool = PoolPath.parse(path, field)
@@ -47,6 +54,7 @@ class ServiceCommands(StagekeeperApplication):
         reason: str | None = None,
     ) -> Outcome[Service]:
         """Register a service with its ordered stages; the name is unique case-insensitively."""
+        reason = check_reason(reason)
         name = check_display_name(name, "name")
         description = check_description(description)
         if not isinstance(stages, list) or not stages:
@@ -60,12 +68,13 @@ class ServiceCommands(StagekeeperApplication):
             service = Service(
                 name=name,
                 description=description,
-                stages=[s.to_dict() for s in parsed],
+                stages=new_stages([s.to_dict() for s in parsed]),
                 actor=actor,
                 reason=reason,
             )
             claim = self.claim_name(SERVICE_NAMES, "", name, service.id)
-            return Outcome(service, self.commit(service, claim))
+            placement = self.placement_writes(service, None, "stages", "stages")
+            return Outcome(service, self.commit(service, claim, *placement))
 
         return self.retrying(attempt)
 
@@ -73,8 +82,9 @@ class ServiceCommands(StagekeeperApplication):
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
             change(service)
-            return Outcome(service, self.commit(service))
+            return Outcome(service, self.commit(service, *self.placement_writes(service, before)))
 
         return self.retrying(attempt)
 
@@ -85,10 +95,33 @@ class ServiceCommands(StagekeeperApplication):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        name: object = None,
     ) -> Outcome[Service]:
-        """Change a service's description."""
-        text = check_description(description)
-        return self._change_service(service_id, expected_version, lambda s: s.update_description(text, actor, reason))
+        """Change a service's description and/or rename it (None: unchanged), in one write.
+
+        A rename moves the unique-name claim in the same write: the new name is claimed (409 if
+        another service holds it) and the old one released, so no other service can slip in.
+        """
+        reason = check_reason(reason)
+        text = check_description(description) if description is not None else None
+        new_name = check_display_name(name, "name") if name is not None else None
+
+        def attempt() -> Outcome[Service]:
+            service = self.service(service_id)
+            self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
+            claims: list[Aggregate] = []
+            if text is not None:
+                service.update_description(text, actor, reason)
+            if new_name is not None and new_name != service.name:
+                claims.append(self.claim_name(SERVICE_NAMES, "", new_name, service.id))
+                if normalise_key(new_name) != normalise_key(service.name):
+                    claims.extend(filter(None, [self.release_name(SERVICE_NAMES, "", service.name)]))
+                service.rename(new_name, actor, reason)
+            claims.extend(self.placement_writes(service, before))
+            return Outcome(service, self.commit(service, *claims))
+
+        return self.retrying(attempt)
 
     def add_stage(
         self,
@@ -100,8 +133,9 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Add a stage (at the end, or at `position`)."""
-        parsed = Stage.parse(stage, "stage")
-        # Fields of the body are top-level, so name them without the "stage." prefix.
+        reason = check_reason(reason)
+        # Fields of the body are top-level, so name them without a "stage." prefix.
+        parsed = Stage.parse(stage, "")
         self.check_pool(parsed.resource_pool, "resource_pool")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
@@ -118,6 +152,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Remove a stage that holds no live deployment."""
+        reason = check_reason(reason)
         return self._change_service(service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason))
 
     def update_stage(
@@ -130,6 +165,7 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
+        reason = check_reason(reason)
         unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools"}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -144,6 +180,7 @@ class ServiceCommands(StagekeeperApplication):
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
             current = service.stage(stage)["name"]
+            before = Placement.of(service)
             if pool is not None:
                 service.map_stage(current, pool, actor, reason)
             if isinstance(restricted, bool):
@@ -158,7 +195,8 @@ class ServiceCommands(StagekeeperApplication):
                     deployment = self.load(Deployment, UUID(deployment_id), "deployment")
                     deployment.follow_stage_rename(current, new_name, actor, reason)
                     followers.append(deployment)
-            return Outcome(service, self.commit(service, *followers))
+            placement = self.placement_writes(service, before)
+            return Outcome(service, self.commit(service, *followers, *placement))
 
         return self.retrying(attempt)
 
@@ -171,8 +209,11 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Set the order of the service's stages (the lifecycle promotions follow)."""
+        reason = check_reason(reason)
         if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
             raise ValidationError("order must be a list of stage names", field="order")
+        for i, name in enumerate(order):
+            check_text(name, f"order[{i}]", max_length=4 * MAX_NAME)
         return self._change_service(service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason))
 
     def retire_service(
@@ -183,13 +224,16 @@ class ServiceCommands(StagekeeperApplication):
         expected_version: int | None = None,
     ) -> Outcome[Service]:
         """Retire a service with no live deployments; its name becomes free again."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
             self.check_version(service, expected_version, "service")
+            before = Placement.of(service)
             service.retire(actor, reason)
             claim = self.release_name(SERVICE_NAMES, "", service.name)
-            return Outcome(service, self.commit(service, *([claim] if claim else [])))
+            placement = self.placement_writes(service, before)
+            return Outcome(service, self.commit(service, *([claim] if claim else []), *placement))
 
         return self.retrying(attempt)
 
@@ -204,9 +248,12 @@ class ServiceCommands(StagekeeperApplication):
         reason: str | None = None,
     ) -> Outcome[dict[str, Any]]:
         """Grant a role on a service (stage-operator: on one stage) to a directory user or group."""
-        for name, value in (("role", role), ("user", user), ("group", group), ("stage", stage)):
-            if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 1024):
-                raise ValidationError(f"{name} must be non-empty text", field=name)
+        reason = check_reason(reason)
+        for name, value in (("role", role), ("user", user), ("stage", stage)):
+            if value is not None:
+                check_text(value, name, max_length=256, required=True)
+        if group is not None:
+            group = check_dn(group, "group")
 
         def attempt() -> Outcome[dict[str, Any]]:
             service = self.service(service_id)
@@ -219,6 +266,7 @@ class ServiceCommands(StagekeeperApplication):
         self, service_id: UUID, grant_id: str, actor: str, reason: str | None = None
     ) -> Outcome[dict[str, Any]]:
         """Withdraw a grant."""
+        reason = check_reason(reason)
 
         def attempt() -> Outcome[dict[str, Any]]:
             service = self.service(service_id)

@@ -4,8 +4,10 @@ It is a reconciler. For any deployment event it loads the deployment and carries
 current state to the next resting state (deployed, undeployed, failed), recording each step as
 an event. Before acting it asks vCenter what already exists (VMs are tagged with deployment and
 machine ids and named deterministically), so a worker killed at any point and started again
-finishes the work without duplicating or orphaning a VM. vCenter faults become events with the
-fault's message; anything else propagates, and the follower retries the event later.
+finishes the work without duplicating or orphaning a VM. vCenter faults (VCenterFaultError, raised
+only by the drivers) and a stage's exhausted IP pools become failure events with their message;
+anything else (a domain lookup that fails, a database outage, a bug) propagates, and the follower
+retries the event later.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from domain.deployment import (
     UNDEPLOYING,
     Deployment,
 )
-from domain.errors import InfrastructureError, InvalidTransitionError, NotFoundError
+from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
@@ -40,12 +42,15 @@ TOPICS = tuple(
         "Deployment.RetryRequested",
         "Deployment.MoveRequested",
         "Deployment.UndeployRequested",
+        "Deployment.PowerRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
     )
 )
-VCENTER_FAULTS = (InfrastructureError, NotFoundError)
+VCENTER_FAULTS = (VCenterFaultError,)
+# What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
+PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
 MAX_PASSES = 50
 
 
@@ -69,6 +74,8 @@ class DeploymentProcess:
             self.ensure_pools(event.originator_id, [(event.stage["name"], event.stage["resource_pool"])])
         elif kind == "Service.StageMapped":
             self.ensure_pools(event.originator_id, [(event.stage, event.resource_pool)])
+        elif kind == "Deployment.PowerRequested":
+            self.power(event.originator_id, event.machine)
         elif isinstance(event, Deployment.Event):
             self.drive(event.originator_id)
 
@@ -82,6 +89,31 @@ class DeploymentProcess:
                 continue
             if created:
                 self.app.record_pool_created(service_id, stage, path)
+
+    def power(self, deployment_id: UUID, machine: str) -> None:
+        """Carry out the machine's oldest pending power action (one per PowerRequested event, so a
+        restarted worker that redoes an event finds that action already recorded and does nothing)."""
+        deployment = self.app.deployment(deployment_id)
+        found = deployment.machine(machine)
+        pending = found.get("power_pending") or []
+        if not pending:
+            return
+        action = pending[0]
+        try:
+            if not found.get("vm_id"):
+                raise InvalidTransitionError(f"machine '{machine}' has no VM any more")
+            self.vcenter.power(found["vm_id"], action)
+            state = self.vcenter.power_state(found["vm_id"])
+        except (VCenterFaultError, InvalidTransitionError) as fault:
+            failed = partial(
+                Deployment.record_power_failure, machine=machine, action=action, reason=fault.message, actor=ACTOR
+            )
+            self.app.record_step(deployment_id, failed)
+            return
+        changed = partial(
+            Deployment.record_power_changed, machine=machine, action=action, power_state=state, actor=ACTOR
+        )
+        self.app.record_step(deployment_id, changed)
 
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
@@ -134,7 +166,7 @@ class DeploymentProcess:
                 finally:
                     for future in futures:
                         future.cancel()
-        except VCENTER_FAULTS as fault:
+        except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))

@@ -55,9 +55,12 @@ def machine(name: str, cpus: int) -> Machine:
 def build(runtime: Runtime, services: int, events: int, big_versions: int) -> tuple[UUID, list[UUID]]:
     app = runtime.app
     app.import_templates(None, True, actor="bench")
-    stage_list = [{"name": s, "resource_pool": f"/DC0/host/DC0_C0/Resources/{s}"} for s in ("int", "test", "prod")]
     service_ids, configs = [], []
     for i in range(services):
+        # A resource pool belongs to one service.
+        stage_list = [
+            {"name": s, "resource_pool": f"/DC0/host/DC0_C0/Resources/svc-{i:03d}-{s}"} for s in ("int", "test", "prod")
+        ]
         service_id = app.register_service(f"svc-{i:03d}", "", stage_list, actor=f"owner{i % 7}").value.id
         service_ids.append(service_id)
         configs.append(
@@ -126,6 +129,7 @@ def main() -> None:
         with runtime.store.transaction() as cursor:
             cursor.execute("DELETE FROM sk_audit")
             cursor.execute("DELETE FROM sk_audit_subjects")
+            cursor.execute("DELETE FROM sk_audit_stages")
             cursor.execute("UPDATE sk_tracking SET position = 0 WHERE name = 'audit'")
         started = time.perf_counter()
         audit_only.catch_up()

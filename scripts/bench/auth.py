@@ -2,6 +2,8 @@
 and no authentication at all, against the same server in one run (slapd started by the harness).
 
 Goal (issue 5): token-authenticated reads within 1.2x of unauthenticated ones.
+Also the median time of the three kinds of failed login (issue 8, item 13: the same, whatever
+failed): an unknown user, a wrong directory password, a wrong local admin password.
 Usage: .venv/bin/python -m scripts.bench.auth [--seconds 4]
 """
 
@@ -48,9 +50,30 @@ def measure(url: str, path: str, seconds: float, **kwargs: Any) -> tuple[float, 
     return len(latencies) / seconds, percentile(latencies, 0.5)
 
 
+FAILED_LOGINS = {
+    "unknown user": ("mallory", "some-password"),
+    "wrong directory password": ("victor", "not-victor-pw"),
+    "wrong local admin password": ("admin", "not-the-admin-pw"),
+}
+
+
+def failed_login_medians(url: str, path: str, rounds: int) -> dict[str, float]:
+    """Median latency of each kind of failed login, interleaved so drift affects all alike."""
+    latencies: dict[str, list[float]] = {kind: [] for kind in FAILED_LOGINS}
+    with httpx.Client(base_url=url) as client:
+        for _ in range(rounds):
+            for kind, credentials in FAILED_LOGINS.items():
+                started = time.perf_counter()
+                status = client.get(path, auth=credentials).status_code
+                latencies[kind].append(time.perf_counter() - started)
+                assert status == 401, (kind, status)
+    return {kind: percentile(values, 0.5) for kind, values in latencies.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--failed-logins", type=int, default=30, help="rounds of the three failed logins")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         slapd = start_slapd(Path(tmp))
@@ -58,8 +81,10 @@ def main() -> None:
             base = Settings(
                 database_url="memory://", ldap_url=slapd.url, ldap_bind_dn=BIND_DN, ldap_bind_password=BIND_PASSWORD,
                 ldap_user_base=USER_BASE, ldap_group_base=GROUP_BASE, ldap_admin_group=ADMIN_GROUP,
+                admin_password="bench-admin-pw",  # the break-glass admin, for its failed logins
             )  # fmt: skip
             runtime = Runtime(base)
+            runtime.ensure_admin()
             service = runtime.app.register_service(
                 "payroll", "", [{"name": "int", "resource_pool": "/DC0/host/DC0_C0/Resources"}], actor="bench"
             ).value
@@ -81,6 +106,7 @@ def main() -> None:
                 "LDAP login, cached 60 s": measure(cached_url, path, args.seconds, auth=("victor", "victor-pw")),
                 "LDAP login every request": measure(uncached_url, path, args.seconds, auth=("victor", "victor-pw")),
             }
+            failures = failed_login_medians(uncached_url, path, args.failed_logins)
             for server in servers:
                 server[1].should_exit = True
             runtime.close()
@@ -90,6 +116,10 @@ def main() -> None:
         print(f"{name:28s} {rate:8.0f} requests/s   p50 {p50 * 1000:6.2f} ms")
     ratio = results["API token (Bearer)"][1] / results["no authentication"][1]
     print(f"token / unauthenticated p50 latency: {ratio:.2f}x (goal <= 1.2x)")
+    for kind, median in failures.items():
+        print(f"failed login: {kind:28s} p50 {median * 1000:6.2f} ms")
+    spread = max(failures.values()) / min(failures.values())
+    print(f"slowest / fastest failed login p50: {spread:.2f}x (goal: 1.0x, the same work)")
 
 
 if __name__ == "__main__":

@@ -73,14 +73,14 @@ def plain_script(sim: Vcsim, machines: int) -> float:
     return elapsed
 
 
-def stagekeeper(sim: Vcsim, url: str, machines: int) -> float:
+def stagekeeper(sim: Vcsim, url: str, machines: int, run: int) -> float:
     settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)
     runtime = Runtime(settings, vcenter=sim.driver())
     try:
         app = runtime.app
         app.import_templates(["tpl-ubuntu-2404"], None, actor="bench")
         stage = {"name": "int", "resource_pool": f"{POOL_PATH}/bench-{uuid.uuid4().hex[:6]}",
-                 "ip_pools": [{"cidr": "10.98.0.0/16", "gateway": "10.98.0.1"}]}  # fmt: skip
+                 "ip_pools": [{"cidr": f"10.{98 + run}.0.0/16", "gateway": f"10.{98 + run}.0.1"}]}  # fmt: skip
         service = app.register_service(f"bench-{uuid.uuid4().hex[:6]}", "", [stage], actor="bench").value
         specs = [
             {"name": f"m{i:02d}", "template": "tpl-ubuntu-2404", "cpus": 2, "memory_mib": 2048, "clone_mode": "full",
@@ -115,9 +115,10 @@ def main() -> None:
             sim.control("method-delay", method="CloneVM_Task", ms=args.clone_ms)
             sim.control("method-delay", method="PowerOnVM_Task", ms=args.power_ms)
             plain = [plain_script(sim, args.machines)]
-            ours = [stagekeeper(sim, url, args.machines)]
+            # Each run is a new service: its IP range must not overlap the previous run's.
+            ours = [stagekeeper(sim, url, args.machines, 0)]
             plain.append(plain_script(sim, args.machines))
-            ours.append(stagekeeper(sim, url, args.machines))
+            ours.append(stagekeeper(sim, url, args.machines, 1))
         finally:
             sim.stop()
     best_plain, best_ours = min(plain), min(ours)

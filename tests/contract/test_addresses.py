@@ -53,7 +53,12 @@ def test_an_exhausted_pool_fails_the_deployment_and_undeploy_returns_addresses(
     runtime.catch_up()
     states = [runtime.app.deployment(d).state for d in deployments]
     assert states == ["deployed", "deployed", "failed"]
-    assert "no free address" in (runtime.app.deployment(deployments[2]).failure or "")
+    failed = runtime.app.deployment(deployments[2])
+    # Not a vCenter fault: the deployment fails with the domain's own reason, as an event.
+    assert failed.failure == "stage int's IP pool 10.50.0.0/29 has no free address"
+    last = runtime.app.select_notifications(1, 10_000)[-1]
+    assert last.topic == "stagekeeper:Deployment.ProvisioningFailed"
+    assert last.originator_id == deployments[2]
     runtime.app.undeploy(deployments[0], actor="a")
     runtime.catch_up()
     runtime.app.retry_deployment(deployments[2], actor="a")

@@ -79,7 +79,7 @@ def test_names_are_unique_within_a_service_only(runtime: Runtime, service_id: UU
     create(runtime, service_id, "p3")
     with pytest.raises(ConflictError):
         create(runtime, service_id, "P3")
-    other = runtime.app.register_service("hr", "", stages("int"), actor="a").value.id
+    other = runtime.app.register_service("hr", "", stages("int", pools="hr-"), actor="a").value.id
     create(runtime, other, "p3")
 
 

@@ -16,7 +16,7 @@ from tests.support import THREE_TIER, runtime_for, stages
 def populate(runtime: Runtime) -> tuple[UUID, UUID, UUID]:
     app = runtime.app
     service_id = app.register_service("payroll", "", stages("int", "test"), actor="a").value.id
-    app.register_service("hr", "", stages("int"), actor="a")
+    app.register_service("hr", "", stages("int", pools="hr-"), actor="a")
     configuration_id = app.create_configuration(
         service_id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a"
     ).value.id

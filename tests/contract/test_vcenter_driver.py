@@ -3,14 +3,16 @@ driver against vcsim (govmomi's vSphere API simulator, started by scripts/vcsim.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from adapters.vcenter.simulated import SimulatedVCenter
-from domain.errors import InfrastructureError, NotFoundError
+from domain.errors import NotFoundError, VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
 from scripts.vcsim_harness import Vcsim
 
@@ -99,15 +101,18 @@ def test_relocate_power_off_and_destroy(driver: VCenterDriver) -> None:
     assert driver.find_vms(deployment) == []
 
 
-def test_missing_objects_and_faults_surface_as_domain_errors(driver: VCenterDriver) -> None:
-    with pytest.raises(NotFoundError):
+def test_missing_objects_and_faults_surface_as_vcenter_errors(driver: VCenterDriver) -> None:
+    # Vendor faults become the driver's own errors where they enter: the process manager fails a
+    # deployment on these, never on a domain lookup (a plain NotFoundError) that went wrong.
+    with pytest.raises(VCenterObjectNotFoundError) as missing:
         driver.clone(spec(uuid4(), template="no-such-template"))
-    with pytest.raises(NotFoundError):
+    assert isinstance(missing.value, NotFoundError)  # still a 404 wherever it reaches the API
+    with pytest.raises(VCenterObjectNotFoundError):
         driver.clone(spec(uuid4(), pool=f"{ROOT}/does-not-exist"))
-    with pytest.raises(NotFoundError):
+    with pytest.raises(VCenterObjectNotFoundError):
         driver.power_on("vm-does-not-exist")
     vm = driver.clone(spec(uuid4(), template="tpl-windows-2022"))
-    with pytest.raises(InfrastructureError):
+    with pytest.raises(VCenterFaultError):
         driver.customize(vm.vm_id, GuestIdentity(hostname="x", os_family="linux"))
 
 
@@ -119,3 +124,60 @@ def test_the_simulated_inventory_survives_a_restart(tmp_path: Path) -> None:
     second = SimulatedVCenter(state_file=tmp_path / "inv.json")
     assert [v.vm_id for v in second.find_vms(deployment)] == [vm.vm_id]
     assert second.clone(spec(uuid4(), machine="other")).vm_id != vm.vm_id
+
+
+def powered_on_vm(driver: VCenterDriver, machine: str = "web1") -> str:
+    vm = driver.clone(spec(uuid4(), machine=machine))
+    driver.customize(vm.vm_id, GuestIdentity(hostname=machine, os_family="linux", ip="10.0.0.7", prefix_length=24))
+    driver.power_on(vm.vm_id)
+    return vm.vm_id
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+# On vcsim, AcquireTicket and CreateScreenshot_Task are the harness's own implementations of the
+# documented API (scripts/vcsim/console.go: vcsim 0.24 lacks both), so the pyvmomi code runs as
+# it would against vCenter: a ticket object, a PNG written to the VM's folder and read back over
+# the datastore HTTP interface.
+def test_a_console_ticket_is_fresh_per_call_and_points_at_the_vm(driver: VCenterDriver) -> None:
+    vm_id = powered_on_vm(driver)
+    first, second = driver.console_ticket(vm_id), driver.console_ticket(vm_id)
+    assert first.vm_id == vm_id
+    webmks = re.fullmatch(r"wss://([^/:]+):(\d+)/ticket/(\S+)", first.webmks_url)
+    assert webmks is not None, first.webmks_url
+    vmrc = re.fullmatch(r"vmrc://clone:([^@]+)@([^/]+)/\?moid=(\S+)", first.vmrc_url)
+    assert vmrc is not None, first.vmrc_url
+    assert vmrc.group(3) == vm_id
+    assert first.webmks_url != second.webmks_url
+    assert first.vmrc_url != second.vmrc_url
+    assert first.expires_at is None or first.expires_at > datetime.now(UTC)
+
+
+def test_a_screenshot_is_a_png_of_the_running_vm(driver: VCenterDriver) -> None:
+    vm_id = powered_on_vm(driver)
+    width, height = png_size(driver.screenshot(vm_id))
+    assert width >= 100
+    assert height >= 100
+
+
+def test_power_actions_are_reflected_in_the_power_state(driver: VCenterDriver) -> None:
+    vm_id = powered_on_vm(driver)
+    assert driver.power_state(vm_id) == "poweredOn"
+    driver.power(vm_id, "reset")
+    assert driver.power_state(vm_id) == "poweredOn"
+    driver.power(vm_id, "off")
+    assert driver.power_state(vm_id) == "poweredOff"
+    driver.power(vm_id, "off")  # already off: nothing to do
+    for refused in (lambda: driver.power(vm_id, "reset"), lambda: driver.screenshot(vm_id)):
+        with pytest.raises(VCenterFaultError, match="InvalidPowerState"):
+            refused()
+    with pytest.raises(VCenterFaultError, match="InvalidPowerState"):
+        driver.console_ticket(vm_id)
+    driver.power(vm_id, "on")
+    assert driver.power_state(vm_id) == "poweredOn"
+    with pytest.raises(VCenterObjectNotFoundError):
+        driver.power_state("vm-does-not-exist")

@@ -77,6 +77,22 @@ def test_health_and_openapi_are_public(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_the_api_reference_loads_every_asset_from_stagekeeper_itself(client: TestClient) -> None:
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+    for asset in assets:
+        # Air-gapped sites have no CDN: every asset is a path on this server, and it is served.
+        assert asset.startswith("/"), f"{asset} is not served by Stagekeeper"
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 0
+    assert client.get("/redoc").status_code == 404
+
+
 def test_the_walkthrough_deploy_promote_undeploy(client: TestClient) -> None:
     service = setup_service(client)
     configuration = setup_configuration(client, service["id"])
@@ -201,7 +217,8 @@ def test_configuration_versions_are_readable_over_http(client: TestClient) -> No
     assert latest.headers["etag"] == '"3"'
     old = client.get(path, params={"version": 1}, auth=AUTH).json()
     assert [m["name"] for m in old["machines"]] == ["web1", "web2", "app1", "db1"]
-    assert client.get(path, params={"version": 9}, auth=AUTH).status_code == 404
+    # A version out of range is refused like any other bad value (422), on every route taking one.
+    assert client.get(path, params={"version": 9}, auth=AUTH).status_code == 422
     bad = client.put(
         f"{path}/machines/web1", json={"name": "web1", "template": "tpl-ubuntu-2404", "cpus": 0}, auth=AUTH
     )

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import AUTH
 from tests.e2e.test_api import setup_configuration, setup_service, wait_state
-from tests.support import machine
+from tests.support import machine, stages
 
 
 def now() -> str:
@@ -141,8 +141,15 @@ def test_board_now_and_as_of_and_inventory(client: TestClient) -> None:
     assert held == {"int": [], "test": [deployment["id"]], "prod": []}
     past = client.get("/api/v1/board", params={"as_of": while_in_int}, auth=AUTH).json()
     [payroll_then] = past["services"]
-    then = {s["name"]: [(d["deployment_id"], d["state"]) for d in s["deployments"]] for s in payroll_then["stages"]}
+    then = {s["name"]: [(d["id"], d["state"]) for d in s["deployments"]] for s in payroll_then["stages"]}
     assert then == {"int": [(deployment["id"], "deployed")], "test": [], "prod": []}
+    # One shape, whatever the time.
+    [entry_now] = payroll["stages"][1]["deployments"]
+    [entry_then] = payroll_then["stages"][0]["deployments"]
+    assert sorted(entry_then) == sorted(entry_now)
+    assert (entry_then["stage"], entry_now["stage"]) == ("int", "test")
+    assert entry_then["version"] < entry_now["version"]
+    assert [sorted(s) for s in payroll_then["stages"]] == [sorted(s) for s in payroll["stages"]]
     before_everything = client.get("/api/v1/board", params={"as_of": "2000-01-01T00:00:00Z"}, auth=AUTH).json()
     assert before_everything["services"] == []
     inventory = client.get(
@@ -156,3 +163,74 @@ def test_board_now_and_as_of_and_inventory(client: TestClient) -> None:
         client.get("/api/v1/inventory", params={"service": service["id"], "stage": "nope"}, auth=AUTH).status_code
         == 404
     )
+
+
+def test_the_board_filtered_by_service_shows_only_that_service_now_and_as_of(client: TestClient) -> None:
+    payroll = setup_service(client)
+    other = client.post(
+        "/api/v1/services", json={"name": "hr", "description": "", "stages": stages("int", pools="hr-")}, auth=AUTH
+    ).json()
+    configuration = setup_configuration(client, payroll["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int"}, auth=AUTH
+    ).json()
+    deployed = wait_state(client, deployment["id"], "deployed")
+    moment = now()
+    everything = client.get("/api/v1/board", params={"min_position": deployed["position"]}, auth=AUTH).json()
+    assert sorted(s["name"] for s in everything["services"]) == ["hr", "payroll"]
+    for params in ({}, {"as_of": moment}):
+        only_hr = client.get("/api/v1/board", params={"service": other["id"], **params}, auth=AUTH).json()
+        assert [s["name"] for s in only_hr["services"]] == ["hr"], params
+        only_payroll = client.get("/api/v1/board", params={"service": payroll["id"], **params}, auth=AUTH).json()
+        [shown] = only_payroll["services"]
+        assert [d["id"] for d in shown["stages"][0]["deployments"]] == [deployment["id"]], params
+    unknown = client.get("/api/v1/board", params={"service": "00000000-0000-0000-0000-000000000000"}, auth=AUTH)
+    assert unknown.status_code == 404
+
+
+def test_the_audit_of_a_renamed_stage_is_one_history_by_name_or_id(client: TestClient) -> None:
+    service = setup_service(client)
+    configuration = setup_configuration(client, service["id"])
+    deployment = client.post(
+        f"/api/v1/configurations/{configuration['id']}/deployments", json={"stage": "int"}, auth=AUTH
+    ).json()
+    wait_state(client, deployment["id"], "deployed")
+    renamed = client.patch(
+        f"/api/v1/services/{service['id']}/stages/int", json={"name": "integration"}, auth=AUTH
+    ).json()
+    [stage_id] = [s["id"] for s in renamed["stages"] if s["name"] == "integration"]
+    client.post(f"/api/v1/deployments/{deployment['id']}/undeploy", auth=AUTH)
+    gone = wait_state(client, deployment["id"], "undeployed")
+
+    def types(**params: str) -> list[str]:
+        query = {"service": service["id"], "min_position": str(gone["position"]), **params}
+        items = client.get("/api/v1/audit", params=query, auth=AUTH).json()["items"]
+        assert all(i["stage_id"] == stage_id for i in items if i["stage"] in ("int", "integration"))
+        return [str(i["event_type"]) for i in reversed(items)]
+
+    by_name = types(stage="integration")
+    assert "Deployment.Requested" in by_name  # recorded while the stage was called "int"
+    assert "Service.StageRenamed" in by_name
+    assert "Deployment.Undeployed" in by_name  # recorded after the rename
+    assert types(stage=stage_id) == by_name
+    assert types(stage="INTEGRATION") == by_name
+    # A name no stage has now matches the name as it was then: "int" before the rename only.
+    before = types(stage="int")
+    assert "Deployment.Requested" in before
+    assert "Deployment.Undeployed" not in before
+
+
+def test_bookkeeping_entries_are_shown_only_when_asked_for(client: TestClient) -> None:
+    service = setup_service(client)
+
+    def types(**params: str) -> list[str]:
+        query = {"min_position": str(service["position"]), **params}
+        return [str(i["event_type"]) for i in client.get("/api/v1/audit", params=query, auth=AUTH).json()["items"]]
+
+    assert "Service.Registered" in types()
+    assert not [t for t in types() if t.startswith("NameClaim.")]
+    assert "NameClaim.Claimed" in types(include="system")
+    assert set(types(type="NameClaim.")) == {"NameClaim.Claimed"}
+    refused = client.get("/api/v1/audit", params={"include": "everything"}, auth=AUTH)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "include"

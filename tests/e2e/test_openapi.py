@@ -103,3 +103,12 @@ def test_a_body_that_is_not_utf8_is_a_422_naming_the_body(client: TestClient) ->
         "message": "the request body is not valid JSON",
         "field": "body",
     }
+
+
+def test_every_post_documents_the_idempotency_key(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    posts = [op for method, _, op in operations(spec) if method == "POST"]
+    assert len(posts) >= 15
+    for op in posts:
+        (header,) = [p for p in op["parameters"] if p["name"] == "Idempotency-Key"]
+        assert (header["in"], header["required"]) == ("header", False)

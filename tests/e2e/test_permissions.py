@@ -63,6 +63,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", C + "/history"): (READ, None),
     ("GET", C + "/diff"): (READ, {"query": {"from": 1}}),
     ("POST", C + "/restore"): (MANAGE, {"version": 1}),
+    ("POST", C + "/retire"): (MANAGE, {"reason": "replaced"}),  # 409 for those allowed: it is deployed
     ("POST", C + "/machines"): (MANAGE, machine("web9")),
     ("PUT", C + "/machines/{name}"): (MANAGE, machine("web1", cpus=4)),
     ("DELETE", C + "/machines/{name}"): (MANAGE, None),
@@ -76,9 +77,13 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/demote"): (OPERATE_PROD, None),  # out of prod
     ("POST", D + "/{deployment_id}/undeploy"): (OPERATE_INT, None),
     ("POST", D + "/{deployment_id}/retry"): (OPERATE_INT, None),
+    ("GET", D + "/{deployment_id}/machines/{machine}/console"): (OPERATE_INT, None),
+    ("GET", D + "/{deployment_id}/machines/{machine}/screenshot"): (READ, None),
+    ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
+    ("GET", "/api/v1/tokens"): (ANY, None),
     ("DELETE", "/api/v1/tokens/{token_id}"): (ANY, None),
     ("GET", "/api/v1/board"): (ANY, None),
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
@@ -137,7 +142,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         ids = {
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
-            "in_test": str(in_test), "in_prod": str(in_prod),
+            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -187,7 +192,7 @@ def test_every_route_allows_exactly_the_roles_in_the_table(world_factory: Any, r
 
 def test_reads_are_filtered_to_the_services_a_caller_holds_a_role_on(world_factory: Any) -> None:
     world = world_factory("admin")
-    world.runtime.app.register_service("secret-project", "", stages("int"), actor="setup")
+    world.runtime.app.register_service("secret-project", "", stages("int", pools="secret-"), actor="setup")
     world.runtime.catch_up()
     as_viewer = world.client.get("/api/v1/services", auth=CREDENTIALS["viewer"]).json()["items"]
     assert [s["name"] for s in as_viewer] == ["payroll"]
@@ -199,6 +204,82 @@ def test_reads_are_filtered_to_the_services_a_caller_holds_a_role_on(world_facto
     assert {e["service_id"] for e in audit} == {world.ids["{service_id}"]}
     board = world.client.get("/api/v1/board", auth=CREDENTIALS["no-role"]).json()
     assert board["services"] == []
+
+
+# Every list or search route with each of its filters. "{...}" values are filled from the world;
+# "{secret_*}" are ids of a second service on which neither caller below holds a role.
+LIST_FILTERS: dict[str, list[dict[str, str]]] = {
+    "/api/v1/services": [{}, {"include_retired": "true"}, {"min_position": "1"}],
+    "/api/v1/services/{secret_service}/configurations": [{}],
+    "/api/v1/services/{secret_service}/grants": [{}],
+    "/api/v1/configurations/{secret_configuration}/history": [{}],
+    D: [
+        {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"}, {"stage": "int"},
+        {"state": "requested"}, {"state": "deployed"}, {"limit": "1"}, {"min_position": "1"},
+    ],
+    "/api/v1/board": [
+        {}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}, {"service": "{secret_service}"},
+        {"service": "{secret_service}", "as_of": "2030-01-01T00:00:00Z"},
+    ],
+    "/api/v1/inventory": [{"service": "{secret_service}"}, {"service": "{secret_service}", "stage": "int"}],
+    "/api/v1/audit": [
+        {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"},
+        {"deployment": "{secret_deployment}"}, {"stage": "int"}, {"actor": "setup"}, {"type": "Deployment."},
+        {"type": "Service.Registered"}, {"from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
+    ],
+    "/api/v1/audit/export": [
+        {}, {"format": "csv"}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"},
+        {"deployment": "{secret_deployment}"}, {"actor": "setup"}, {"type": "Service."},
+    ],
+    "/api/v1/templates": [{}],
+    "/api/v1/tokens": [{}, {"all": "true"}],
+}  # fmt: skip
+SINGLE_READS = {
+    "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
+    D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
+}  # fmt: skip
+
+
+def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_on(world_factory: Any) -> None:
+    world = world_factory("admin")
+    app = world.runtime.app
+    secret = app.register_service("secret-project", "", stages("int", pools="secret-"), actor="setup").value.id
+    secret_configuration = app.create_configuration(
+        secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
+    ).value.id
+    secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
+    world.runtime.catch_up()
+    fill = {
+        "{secret_service}": str(secret),
+        "{secret_configuration}": str(secret_configuration),
+        "{secret_deployment}": str(secret_deployment),
+    }
+    hidden_from_viewer = {*fill.values(), "secret-project"}
+    # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.
+    hidden = {
+        "no-role": hidden_from_viewer | {world.ids["{service_id}"], world.ids["in_int"]},
+        "viewer": hidden_from_viewer,
+    }
+    # Every GET route is either a list above or a read of one object (checked by read_service).
+    lists = {t.replace("{secret_service}", "{service_id}") for t in LIST_FILTERS}
+    lists = {t.replace("{secret_configuration}", "{configuration_id}") for t in lists}
+    assert {t for (m, t) in TABLE if m == "GET"} == lists | SINGLE_READS
+    leaks = []
+    for role, secrets in hidden.items():
+        for template, variants in LIST_FILTERS.items():
+            path = template
+            for placeholder, value in fill.items():
+                path = path.replace(placeholder, value)
+            for params in variants:
+                query = {k: fill.get(v, v) for k, v in params.items()}
+                response = world.client.get(path, params=query, auth=CREDENTIALS[role])
+                assert response.status_code in (200, 403, 404), (role, path, query, response.text)
+                # An id the caller sent may be echoed back (e.g. in a 403): that tells them nothing.
+                sent = {v for v in fill.values() if v in path or v in query.values()}
+                seen = [s for s in secrets - sent if s in response.text]
+                if seen:
+                    leaks.append(f"{role} GET {path} {query}: {response.status_code} shows {seen}")
+    assert not leaks, "\n".join(leaks)
 
 
 def test_me_shows_groups_and_effective_roles(world_factory: Any) -> None:
@@ -232,6 +313,44 @@ def test_refusals_grants_and_revocations_are_in_the_audit_with_who_did_them(worl
     assert by_type["Service.Granted"]["summary"] == "granted viewer to user zoe"
     assert by_type["Service.GrantRevoked"]["summary"] == "revoked viewer from user zoe"
     assert revoked.json()["position"] > granted.json()["position"]
+
+
+def test_the_audit_records_the_directory_uid_whatever_spelling_the_user_typed(world_factory: Any) -> None:
+    world = world_factory("owner")
+    client, sid = world.client, world.ids["{service_id}"]
+    shouting = ("OLIVIA ", "olivia-pw")  # the directory matches uid case-insensitively, spaces ignored
+    assert client.get("/api/v1/me", auth=shouting).json()["user"] == "olivia"
+    changed = client.patch(f"/api/v1/services/{sid}", json={"description": "typed loudly"}, auth=shouting)
+    assert changed.status_code == 200
+    refused = client.post(f"/api/v1/deployments/{world.ids['in_test']}/promote", auth=shouting)
+    assert refused.status_code == 403
+    token = client.post("/api/v1/tokens", json={"name": "ci"}, auth=shouting)
+    assert token.json()["user"] == "olivia"
+    world.runtime.catch_up()
+    entries = client.get("/api/v1/audit", params={"limit": 1000}, auth=CREDENTIALS["admin"]).json()["items"]
+    by_olivia = {e["event_type"] for e in entries if e["actor"] == "olivia"}
+    assert {"Service.DescriptionChanged", "Refusal.Recorded", "ApiToken.Issued"} <= by_olivia
+    assert {e["actor"] for e in entries} <= {"setup", "olivia", "stagekeeper", None}
+
+
+def test_callers_list_their_own_tokens_and_administrators_everyone_s_never_the_secret(world_factory: Any) -> None:
+    world = world_factory("viewer")  # victor holds one token ("mine") already
+    client = world.client
+    issued = client.post("/api/v1/tokens", json={"name": "ci"}, auth=CREDENTIALS["viewer"]).json()
+    client.post("/api/v1/tokens", json={"name": "olivia's"}, auth=CREDENTIALS["owner"])
+    client.delete(f"/api/v1/tokens/{world.ids['{token_id}']}", auth=CREDENTIALS["viewer"])
+    world.runtime.catch_up()
+    mine = client.get("/api/v1/tokens", auth=CREDENTIALS["viewer"])
+    assert mine.status_code == 200
+    listed = {t["name"]: t for t in mine.json()["items"]}
+    assert set(listed) == {"ci", "mine"}
+    assert (listed["ci"]["revoked"], listed["mine"]["revoked"]) == (False, True)
+    assert listed["ci"]["hint"] == issued["hint"]
+    assert issued["token"] not in mine.text
+    assert issued["token"][4:12] not in mine.text  # no part of the secret, only the digest's hint
+    assert client.get("/api/v1/tokens", params={"all": "true"}, auth=CREDENTIALS["viewer"]).status_code == 403
+    everyone = client.get("/api/v1/tokens", params={"all": "true"}, auth=CREDENTIALS["admin"]).json()["items"]
+    assert {t["user"] for t in everyone} >= {"victor", "olivia"}
 
 
 def test_a_token_keeps_working_when_the_directory_is_down_but_passwords_get_503(slapd: Slapd, tmp_path: Any) -> None:

@@ -66,7 +66,7 @@ def world(slapd: Slapd) -> Iterator[World]:
     runtime.start_workers()
     ids = {
         "service_id": str(service_id), "configuration_id": str(configuration_id), "deployment_id": str(deployment_id),
-        "grant_id": grant["id"], "token_id": str(token.id), "stage": "test", "name": "web1",
+        "grant_id": grant["id"], "token_id": str(token.id), "stage": "test", "name": "web1", "machine": "web1",
     }  # fmt: skip
     yield World(runtime, ids)
     runtime.close()

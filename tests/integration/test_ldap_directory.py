@@ -43,6 +43,17 @@ def test_users_in_nested_ous_log_in_and_get_both_group_styles(slapd: Slapd) -> N
     assert directory.groups("petra") == frozenset({OPERATORS})
 
 
+def test_a_login_gets_the_directory_uid_whatever_spelling_was_typed(slapd: Slapd) -> None:
+    directory = directory_for(slapd.url)
+    alice = directory.authenticate("ALICE ", "alice-pw")
+    assert alice is not None
+    assert alice.username == "alice"
+    assert ADMIN_GROUP in alice.groups
+    oscar = directory.authenticate(" Oscar", "oscar-pw")  # posixGroup members are found by the uid
+    assert oscar is not None
+    assert (oscar.username, oscar.groups) == ("oscar", frozenset({OPERATORS}))
+
+
 def test_wrong_passwords_unknown_users_and_empty_passwords_are_refused(slapd: Slapd) -> None:
     directory = directory_for(slapd.url)
     assert directory.authenticate("oscar", "wrong") is None

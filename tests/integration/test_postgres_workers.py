@@ -16,7 +16,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.runtime import Runtime
+from adapters.pglock import advisory_key
+from adapters.runtime import PROCESS_NAME, Runtime
+from adapters.settings import database as parse_database_url
 from adapters.vcenter.simulated import SimulatedVCenter
 from tests.support import POSTGRES_CONNINFO, THREE_TIER, postgres_schema, runtime_for, stages
 
@@ -47,14 +49,25 @@ def wait_for(runtime: Runtime, deployment_id: UUID, state: str, timeout: float =
     raise AssertionError(f"{deployment_id} is {runtime.app.deployment(deployment_id).state}, not {state}")
 
 
-def leader_pid() -> int:
+def lock_holders(url: str) -> list[tuple[int, str]]:
+    """(backend pid, application_name) of the sessions holding this schema's process-manager lock:
+    only this test's own lock, whatever else uses the same PostgreSQL server."""
+    key = advisory_key(parse_database_url(url), PROCESS_NAME)
     with psycopg.connect(POSTGRES_CONNINFO) as conn:
         rows = conn.execute(
-            "SELECT application_name FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'stagekeeper:process%'"
+            "SELECT a.pid, a.application_name FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+            (key,),
         ).fetchall()
-    assert len(rows) == 1, rows
-    return int(rows[0][0].rsplit("=", 1)[1])
+    return [(int(pid), str(name)) for pid, name in rows]
+
+
+def leader_pid(url: str) -> int:
+    holders = lock_holders(url)
+    assert len(holders) == 1, holders
+    return int(holders[0][1].rsplit("=", 1)[1])
 
 
 def event_counts(runtime: Runtime, deployment_id: UUID) -> Counter[str]:
@@ -84,7 +97,7 @@ def test_workers_share_the_work_without_doing_any_step_twice(database: tuple[str
         assert counts["Deployed"] == 1
 
         # Kill the worker that leads the process manager; the other must take over.
-        leader = next(w for w in workers if w.pid == leader_pid())
+        leader = next(w for w in workers if w.pid == leader_pid(url))
         leader.send_signal(signal.SIGKILL)
         leader.wait()
         second = commands.app.deploy(configuration_id, "int", actor="a").value.id

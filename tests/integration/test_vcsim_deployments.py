@@ -176,3 +176,18 @@ def test_a_promotion_to_another_cluster_reclones_on_vcsim(runtime: Runtime) -> N
         assert vm.vm_id != before[name].vm_id
         assert vm.powered_on
         assert vm.macs == before[name].macs
+
+
+def test_a_stage_pool_that_runs_out_fails_the_deployment_with_its_name_on_vcsim(runtime: Runtime) -> None:
+    service_id = runtime.app.register_service("tiny", "", stages("int", "test"), actor="alice").value.id
+    one_address = {"cidr": "10.70.0.0/24", "gateway": "10.70.0.1", "first": "10.70.0.10", "last": "10.70.0.10"}
+    runtime.app.update_stage(service_id, "test", {"ip_pools": [one_address]}, actor="alice")
+    configuration_id = runtime.app.create_configuration(
+        service_id, "c", "", [{"name": "front"}], [machine("web1"), machine("web2")], actor="alice"
+    ).value.id
+    deployment_id = runtime.app.deploy(configuration_id, "test", actor="alice").value.id
+    runtime.catch_up()
+    deployment = runtime.app.deployment(deployment_id)
+    assert deployment.state == "failed"
+    assert deployment.failure == "stage test's IP pool 10.70.0.0/24 has no free address"
+    assert runtime.vcenter.find_vms(deployment_id) == []  # nothing was cloned

@@ -13,11 +13,13 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi import inventory, specs
+from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
-from domain.errors import InfrastructureError, NotFoundError
+from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     CloneSpec,
+    ConsoleTicket,
     GuestIdentity,
     NicSetting,
     PoolStatus,
@@ -36,6 +38,7 @@ class PyVmomiDriver:
 
     def __init__(self, settings: ConnectionSettings, default_network: str = "VM Network") -> None:
         self.session = Session(settings)
+        self.consoles = Consoles(self.session)
         self.default_network = default_network
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
@@ -61,7 +64,8 @@ class PyVmomiDriver:
         with self._fields_lock:
             if len(self._fields) < 2:
                 manager = self._content.customFieldsManager
-                existing = {f.name: f.key for f in manager.field or []}
+                fields = self.session.call("read custom attributes", lambda: list(manager.field or []))
+                existing = {f.name: f.key for f in fields}
                 for name in (DEPLOYMENT_FIELD, MACHINE_FIELD):
                     if name not in existing:
                         definition = partial(manager.AddCustomFieldDef, name=name, moType=vim.VirtualMachine)
@@ -126,7 +130,7 @@ class PyVmomiDriver:
             self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
             template = self._templates.get(name)
         if template is None:
-            raise NotFoundError(f"template '{name}' not found in vCenter")
+            raise VCenterObjectNotFoundError(f"template '{name}' not found in vCenter")
         return template
 
     def _resolve_pool(self, path: str) -> tuple[PoolStatus, Any, list[str]]:
@@ -155,7 +159,7 @@ class PyVmomiDriver:
                 return pool
             status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
             if status is not PoolStatus.EXISTS:
-                raise NotFoundError(f"resource pool '{path}' not found in vCenter")
+                raise VCenterObjectNotFoundError(f"resource pool '{path}' not found in vCenter")
             self._pools[path] = pool
             return pool
 
@@ -169,6 +173,9 @@ class PyVmomiDriver:
 
     # -- port ----------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
+        return self.session.call("list templates", self._list_templates)
+
+    def _list_templates(self) -> list[TemplateInfo]:
         found = []
         for vm, props in self._vms():
             if not props.get("config.template"):
@@ -202,9 +209,12 @@ class PyVmomiDriver:
         with self._pool_lock:
             status, pool, missing = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
             if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
-                raise NotFoundError(f"cannot create resource pool {path}: {status.value.replace('_', ' ')}")
+                missing_part = status.value.replace("_", " ")
+                raise VCenterObjectNotFoundError(f"cannot create resource pool {path}: {missing_part}")
             for name in missing:
-                pool = self.session.call(f"create pool {name}", partial(pool.CreateResourcePool, name, _pool_spec()))
+                pool = self.session.call(
+                    f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
+                )
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -215,7 +225,7 @@ class PyVmomiDriver:
             if dc is None:
                 dc = self.session.call("find datacenter", lambda: inventory.datacenter(content, dc_name))
                 if dc is None:
-                    raise NotFoundError(f"datacenter '{dc_name}' not found in vCenter")
+                    raise VCenterObjectNotFoundError(f"datacenter '{dc_name}' not found in vCenter")
                 self._datacenters[dc_name] = dc
         existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
@@ -227,7 +237,7 @@ class PyVmomiDriver:
         if spec.linked and not spec.source_vm_id:
             snapshot = self.session.call("read template snapshot", lambda: _get(template, "snapshot.currentSnapshot"))
             if snapshot is None:
-                raise InfrastructureError(
+                raise VCenterFaultError(
                     f"template '{spec.template}' has no snapshot: linked clones need one (or use clone_mode full)"
                 )
             relocate.diskMoveType = "createNewChildDiskBacking"
@@ -237,7 +247,7 @@ class PyVmomiDriver:
                 "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
             )
             vm = self.session.wait(task, f"clone of {spec.vm_name}")
-        except NotFoundError:
+        except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
         self._tag(vm, spec.deployment_id, spec.machine)
@@ -273,7 +283,7 @@ class PyVmomiDriver:
             self._tag(vm, deployment_id, machine)
             return self._read(vm._moId)
         if info.deployment_id != deployment_id or info.machine != machine:
-            raise InfrastructureError(f"a VM named {vm_name} already exists for another deployment")
+            raise VCenterFaultError(f"a VM named {vm_name} already exists for another deployment")
         return info
 
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
@@ -282,37 +292,10 @@ class PyVmomiDriver:
         family = "windows" if guest.lower().startswith("win") else "linux"
         if family != identity.os_family:
             # vCenter refuses such a spec (CustomizationFault); vcsim does not check, so we do.
-            raise InfrastructureError(
+            raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        hostname = vim.vm.customization.FixedName(name=identity.hostname)
-        if identity.os_family == "windows":
-            ident: Any = vim.vm.customization.Sysprep(
-                guiUnattended=vim.vm.customization.GuiUnattended(autoLogon=False, autoLogonCount=0, timeZone=85),
-                userData=vim.vm.customization.UserData(
-                    computerName=hostname, fullName="Stagekeeper", orgName="Stagekeeper", productId=""
-                ),
-                identification=vim.vm.customization.Identification(joinWorkgroup="WORKGROUP"),
-            )
-            # Sysprep with changeSID gives every clone its own machine SID.
-            options: Any = vim.vm.customization.WinOptions(changeSID=True, deleteAccounts=False)
-        else:
-            ident = vim.vm.customization.LinuxPrep(hostName=hostname, domain="localdomain")
-            options = vim.vm.customization.LinuxOptions()
-        if identity.ip is None:
-            address: Any = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
-        else:
-            address = vim.vm.customization.IPSettings(
-                ip=vim.vm.customization.FixedIp(ipAddress=identity.ip),
-                subnetMask=_netmask(identity.prefix_length or 24),
-                gateway=[identity.gateway] if identity.gateway else [],
-            )
-        spec = vim.vm.customization.Specification(
-            identity=ident,
-            options=options,
-            globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(identity.dns)),
-            nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)],
-        )
+        spec = specs.customization(identity)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
 
@@ -328,9 +311,11 @@ class PyVmomiDriver:
             for i, nic in enumerate(nics):
                 target = self._network(vm, nic.network) or self._network(vm, self.default_network)
                 if target is None:
-                    raise NotFoundError(f"network '{nic.network}' (and default '{self.default_network}') not found")
+                    raise VCenterObjectNotFoundError(
+                        f"network '{nic.network}' (and default '{self.default_network}') not found"
+                    )
                 card = cards[i] if i < len(cards) else vim.vm.device.VirtualVmxnet3(key=-(i + 1))
-                card.backing = _backing(target)
+                card.backing = specs.backing(target)
                 card.connectable = vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True)
                 if nic.mac:
                     card.addressType = "manual"
@@ -349,7 +334,7 @@ class PyVmomiDriver:
             self.session.wait(task, f"NIC change of {vm_id}")
 
     def _network(self, vm: Any, name: str) -> Any | None:
-        dc = self._datacenter_of.get(vm._moId) or _datacenter_object(vm)
+        dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
         if key not in self._networks:
             self._networks[key] = inventory.network(self._content, dc, name)
@@ -359,7 +344,7 @@ class PyVmomiDriver:
         vm = self._vm(vm_id)
         try:
             self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
-        except InfrastructureError as error:
+        except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
         return self._read(vm_id)
@@ -380,11 +365,11 @@ class PyVmomiDriver:
         try:
             task = self.session.call("destroy", vm.Destroy_Task)
             self.session.wait(task, f"destruction of {vm_id}")
-        except NotFoundError:
+        except VCenterObjectNotFoundError:
             return  # already gone
 
     def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
-        paths = inventory.pool_paths(self._content)
+        paths = self.session.call("list pools", lambda: inventory.pool_paths(self._content))
         self._paths = paths
         prefix = f"sk-{deployment_id.hex[:12]}-"
         found = []
@@ -395,7 +380,7 @@ class PyVmomiDriver:
         return sorted(found, key=lambda v: v.name)
 
     def pool_usage(self, path: str) -> PoolUsage:
-        paths = inventory.pool_paths(self._content)
+        paths = self.session.call("list pools", lambda: inventory.pool_paths(self._content))
         vms = [self._info(vm, props, paths) for vm, props in self._vms() if not props.get("config.template")]
         here = [vm for vm in vms if vm.resource_pool == path]
         return PoolUsage(
@@ -404,6 +389,24 @@ class PyVmomiDriver:
             cpus=sum(vm.cpus for vm in here),
             memory_mib=sum(vm.memory_mib for vm in here),
         )
+
+    def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        return self.consoles.ticket(vm_id)
+
+    def screenshot(self, vm_id: str) -> bytes:
+        return self.consoles.screenshot(vm_id)
+
+    def power_state(self, vm_id: str) -> str:
+        return self.consoles.power_state(vm_id)
+
+    def power(self, vm_id: str, action: str) -> None:
+        check_action(action)
+        if action == "on":
+            self.power_on(vm_id)
+        elif action == "off":
+            self.power_off(vm_id)
+        else:
+            self.consoles.reset(vm_id)
 
     def close(self) -> None:
         self.session.close()
@@ -417,37 +420,5 @@ def _get(obj: Any, path: str) -> Any:
     return obj
 
 
-def _datacenter_object(entity: Any) -> Any:
-    while entity is not None and not isinstance(entity, vim.Datacenter):
-        entity = entity.parent
-    if entity is None:
-        raise NotFoundError("object is not inside a datacenter")
-    return entity
-
-
 def _datacenter_of(entity: Any) -> str:
-    return str(_datacenter_object(entity).name)
-
-
-def _backing(network: Any) -> Any:
-    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
-        switch = network.config.distributedVirtualSwitch
-        assert switch is not None
-        connection = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=switch.uuid)
-        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
-    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
-
-
-def _pool_spec() -> Any:
-    def allocation() -> Any:
-        return vim.ResourceAllocationInfo(
-            reservation=0, expandableReservation=True, limit=-1,
-            shares=vim.SharesInfo(level=vim.SharesInfo.Level.normal, shares=0),
-        )  # fmt: skip
-
-    return vim.ResourceConfigSpec(cpuAllocation=allocation(), memoryAllocation=allocation())
-
-
-def _netmask(prefix: int) -> str:
-    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-    return ".".join(str((bits >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+    return str(inventory.datacenter_of(entity).name)

@@ -43,6 +43,16 @@ def child_pool(pool: Any, name: str) -> Any | None:
     return next((p for p in pool.resourcePool if p.name == name), None)
 
 
+def _check_session(item: Any) -> None:
+    """Raise the NotAuthenticated a property read reports in `missingSet` (vcsim answers an expired
+    session that way instead of with a fault), so the session logs in again rather than reading an
+    inventory with no properties."""
+    for missing in getattr(item, "missingSet", None) or []:
+        fault: Any = getattr(getattr(missing, "fault", None), "fault", None)
+        if isinstance(fault, vim.fault.NotAuthenticated):
+            raise fault
+
+
 def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any, dict[str, Any]]]:
     """(object, {property: value}) for every object of `kind`, in one property-collector call per page."""
     view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
@@ -67,6 +77,7 @@ def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any,
         found: list[tuple[Any, dict[str, Any]]] = []
         while result is not None:
             for item in result.objects:
+                _check_session(item)
                 found.append((item.obj, {p.name: p.val for p in item.propSet}))
             if not result.token:
                 break
@@ -85,6 +96,7 @@ def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, An
     result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
     if result is None or not result.objects:
         raise vmodl.fault.ManagedObjectNotFound(obj=obj)
+    _check_session(result.objects[0])
     return {p.name: p.val for p in result.objects[0].propSet}
 
 
@@ -108,3 +120,12 @@ def pool_paths(content: Any) -> dict[str, str]:
 
 def network(content: Any, dc: Any, name: str) -> Any | None:
     return next((n for n in dc.network if n.name == name), None)
+
+
+def datacenter_of(entity: Any) -> Any:
+    """The datacenter an entity lives in (walking up its parents)."""
+    while entity is not None and not isinstance(entity, vim.Datacenter):
+        entity = entity.parent
+    if entity is None:
+        raise vim.fault.NotFound(msg="object is not inside a datacenter")
+    return entity

@@ -1,26 +1,32 @@
 """Connection, task waits and fault translation for the pyvmomi driver.
 
-Vendor faults stop here: callers see NotFoundError (missing objects) and InfrastructureError
-(everything else vCenter refuses or fails at), each with vCenter's own message.
+Vendor faults stop here: callers see VCenterObjectNotFoundError (missing objects) and
+VCenterFaultError (everything else vCenter refuses or fails at), each with vCenter's own message,
+or UnavailableError (vCenter unreachable). An expired session is not a fault: the session logs in
+again, once for all the threads that met it, and the call is made once more.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
-from domain.errors import InfrastructureError, NotFoundError, UnavailableError
+from domain.errors import UnavailableError, VCenterFaultError, VCenterObjectNotFoundError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,13 @@ def translated(operation: str, timeout: float | None = None) -> Iterator[None]:
         yield
     except TimeoutError as error:
         limit = f" within {timeout:g}s" if timeout else ""
-        raise InfrastructureError(f"vCenter did not finish {operation}{limit} (timed out)") from error
+        raise VCenterFaultError(f"vCenter did not finish {operation}{limit} (timed out)") from error
     except vmodl.fault.ManagedObjectNotFound as fault:
-        raise NotFoundError(f"vCenter: object gone during {operation}: {describe_fault(fault)}") from fault
+        raise VCenterObjectNotFoundError(f"vCenter: object gone during {operation}: {describe_fault(fault)}") from fault
     except (vim.fault.NotFound, vim.fault.InvalidName) as fault:
-        raise NotFoundError(f"vCenter: {operation}: {describe_fault(fault)}") from fault
+        raise VCenterObjectNotFoundError(f"vCenter: {operation}: {describe_fault(fault)}") from fault
     except vmodl.MethodFault as fault:
-        raise InfrastructureError(f"vCenter fault during {operation}: {describe_fault(fault)}") from fault
+        raise VCenterFaultError(f"vCenter fault during {operation}: {describe_fault(fault)}") from fault
     except (ConnectionError, OSError) as error:
         raise UnavailableError(f"vCenter unreachable during {operation}: {error}") from error
 
@@ -68,17 +74,45 @@ class Session:
         self.settings = settings
         self._lock = threading.Lock()
         self._si: Any = None
+        # Bumped by every login: a thread that met an expired session logs in again only if no
+        # other thread has done so since its call began.
+        self._generation = 0
 
     def connect(self) -> Any:
         with self._lock:
             if self._si is None:
                 self._si = self._connect()
+                self._generation += 1
             return self._si
+
+    def _relogin(self, generation: int) -> None:
+        with self._lock:
+            if self._generation != generation or self._si is None:
+                return  # another thread logged in already (or close() ran): just call again
+            log.warning("vCenter session of %s expired; logging in again", self.settings.user)
+            manager = self._si.content.sessionManager
+            try:
+                # Same stub: it takes the new session cookie, so every managed object the driver
+                # holds (cached pools, templates, tasks in flight) stays usable.
+                manager.Login(userName=self.settings.user, password=self.settings.password)
+            except vim.fault.InvalidLogin as fault:
+                raise VCenterFaultError(f"vCenter refused the login: {describe_fault(fault)}") from fault
+            self._generation += 1
+
+    def _authenticated(self, function: Callable[[], T]) -> T:
+        """Call; on NotAuthenticated (the session expired or was terminated), log in and call once more."""
+        self.connect()
+        generation = self._generation
+        try:
+            return function()
+        except vim.fault.NotAuthenticated:
+            self._relogin(generation)
+        return function()  # a second NotAuthenticated is a real refusal: translated as a fault
 
     def _connect(self) -> Any:
         parts = urlsplit(self.settings.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InfrastructureError("STAGEKEEPER_VCENTER_URL must look like https://vcenter.example/sdk")
+            raise VCenterFaultError("STAGEKEEPER_VCENTER_URL must look like https://vcenter.example/sdk")
         context: ssl.SSLContext | None = None
         kwargs: dict[str, Any] = {}
         if parts.scheme == "https":
@@ -102,7 +136,7 @@ class Session:
                     **kwargs,
                 )
             except vim.fault.InvalidLogin as fault:
-                raise InfrastructureError(f"vCenter refused the login: {describe_fault(fault)}") from fault
+                raise VCenterFaultError(f"vCenter refused the login: {describe_fault(fault)}") from fault
 
     @property
     def content(self) -> Any:
@@ -122,24 +156,53 @@ class Session:
         delay = 0.02
         with translated(operation, self.settings.task_timeout):
             while True:
-                info = task.info
+                info = self._authenticated(lambda: task.info)
                 if info.state == vim.TaskInfo.State.success:
                     return info.result
                 if info.state == vim.TaskInfo.State.error:
                     error = info.error
                     if isinstance(error, vmodl.fault.ManagedObjectNotFound):
-                        raise NotFoundError(f"vCenter: object gone during {operation}: {describe_fault(error)}")
-                    raise InfrastructureError(f"vCenter fault during {operation}: {describe_fault(error)}")
+                        raise VCenterObjectNotFoundError(
+                            f"vCenter: object gone during {operation}: {describe_fault(error)}"
+                        )
+                    raise VCenterFaultError(f"vCenter fault during {operation}: {describe_fault(error)}")
                 if time.monotonic() > deadline:
                     # A task that cannot be cancelled still ends here with the timeout error.
                     with suppress(vmodl.MethodFault):
                         task.CancelTask()
-                    raise InfrastructureError(
+                    raise VCenterFaultError(
                         f"vCenter did not finish {operation} within {self.settings.task_timeout:g}s (timed out)"
                     )
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
 
+    def download(self, path: str, query: dict[str, str], operation: str) -> bytes:
+        """GET a file from vCenter's HTTP interface (e.g. /folder/... of a datastore) with the
+        session's cookie, TLS settings and timeout; an expired session logs in again once."""
+        parts = urlsplit(self.settings.url)
+        url = f"{parts.scheme}://{parts.netloc}{path}?{urlencode(query)}"
+        context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=self.settings.ca_bundle)
+            if not self.settings.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+
+        def get() -> bytes:
+            request = urllib.request.Request(url, headers={"Cookie": self.connect()._stub.cookie})  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=self.settings.task_timeout, context=context) as answer:  # noqa: S310
+                    data: bytes = answer.read()
+                    return data
+            except urllib.error.HTTPError as error:
+                if error.code == 401:
+                    raise vim.fault.NotAuthenticated() from error
+                if error.code == 404:
+                    raise vim.fault.FileNotFound(file=path, msg=f"{path} not found on vCenter") from error
+                raise vim.fault.FileFault(file=path, msg=f"HTTP {error.code} reading {path}") from error
+
+        return self.call(operation, get)
+
     def call(self, operation: str, function: Callable[[], T]) -> T:
         with translated(operation, self.settings.task_timeout):
-            return function()
+            return self._authenticated(function)

@@ -1,0 +1,66 @@
+"""vSphere specs the driver sends: guest customisation, NIC backings, resource pool allocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyVmomi import vim
+
+from domain.ports import GuestIdentity
+
+
+def customization(identity: GuestIdentity) -> Any:
+    """LinuxPrep, or Sysprep with a new SID for Windows; a static IP or DHCP on the first NIC."""
+    hostname = vim.vm.customization.FixedName(name=identity.hostname)
+    if identity.os_family == "windows":
+        ident: Any = vim.vm.customization.Sysprep(
+            guiUnattended=vim.vm.customization.GuiUnattended(autoLogon=False, autoLogonCount=0, timeZone=85),
+            userData=vim.vm.customization.UserData(
+                computerName=hostname, fullName="Stagekeeper", orgName="Stagekeeper", productId=""
+            ),
+            identification=vim.vm.customization.Identification(joinWorkgroup="WORKGROUP"),
+        )
+        # Sysprep with changeSID gives every clone its own machine SID.
+        options: Any = vim.vm.customization.WinOptions(changeSID=True, deleteAccounts=False)
+    else:
+        ident = vim.vm.customization.LinuxPrep(hostName=hostname, domain="localdomain")
+        options = vim.vm.customization.LinuxOptions()
+    if identity.ip is None:
+        address: Any = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+    else:
+        address = vim.vm.customization.IPSettings(
+            ip=vim.vm.customization.FixedIp(ipAddress=identity.ip),
+            subnetMask=netmask(identity.prefix_length or 24),
+            gateway=[identity.gateway] if identity.gateway else [],
+        )
+    spec = vim.vm.customization.Specification(
+        identity=ident,
+        options=options,
+        globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(identity.dns)),
+        nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)],
+    )
+    return spec
+
+
+def backing(network: Any) -> Any:
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        switch = network.config.distributedVirtualSwitch
+        assert switch is not None
+        connection = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=switch.uuid)
+        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
+
+
+def pool_spec() -> Any:
+    def allocation() -> Any:
+        return vim.ResourceAllocationInfo(
+            reservation=0, expandableReservation=True, limit=-1,
+            shares=vim.SharesInfo(level=vim.SharesInfo.Level.normal, shares=0),
+        )  # fmt: skip
+
+    return vim.ResourceConfigSpec(cpuAllocation=allocation(), memoryAllocation=allocation())
+
+
+def netmask(prefix: int) -> str:
+    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return ".".join(str((bits >> shift) & 0xFF) for shift in (24, 16, 8, 0))

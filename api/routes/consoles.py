@@ -1,0 +1,75 @@
+"""Consoles of a deployment's machines: console tickets (audited), screenshots, power."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+
+from api.access import operate_deployment, read_deployment
+from api.deps import PrincipalDep, RuntimeDep, set_version
+from api.responses import errors
+from api.responses.deployments import Deployment
+from api.schemas import Body
+from api.views import deployment_view
+
+router = APIRouter(tags=["consoles"], responses=errors(401, 403, 404, 409, 422, 502, 503))
+MACHINE = "/api/v1/deployments/{deployment_id}/machines/{machine}"
+
+
+class PowerRequest(Body):
+    action: str = Field(description="on, off or reset")
+    reason: str | None = Field(None, description="Why (kept in the audit log)")
+
+
+class ConsoleTicketOut(BaseModel):
+    deployment_id: UUID
+    machine: str
+    vm_id: str = Field(description="vCenter's managed object id of the VM")
+    webmks_url: str = Field(description="WebSocket of the HTML5 console: wss://host:port/ticket/<ticket>")
+    vmrc_url: str = Field(description="VMware Remote Console link: vmrc://clone:<ticket>@<vcenter>/?moid=<vm>")
+    expires_at: datetime | None = Field(description="When the ticket stops working (null: vCenter does not say)")
+    position: int = Field(description="Notification position of the ConsoleOpened event")
+
+
+@router.get(MACHINE + "/console", response_model=ConsoleTicketOut)
+def open_console(
+    deployment_id: UUID, machine: str, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> ConsoleTicketOut:
+    """A console ticket for one running machine, for you only; recorded as ConsoleOpened."""
+    operate_deployment(runtime, who, deployment_id, "open a console")
+    outcome = runtime.app.open_console(deployment_id, machine, actor=who.user)
+    # A ticket is a credential: never kept by a browser or a proxy.
+    response.headers["Cache-Control"] = "no-store"
+    ticket = outcome.value
+    return ConsoleTicketOut(
+        deployment_id=deployment_id, machine=machine, vm_id=ticket.vm_id, webmks_url=ticket.webmks_url,
+        vmrc_url=ticket.vmrc_url, expires_at=ticket.expires_at, position=outcome.position,
+    )  # fmt: skip
+
+
+@router.get(
+    MACHINE + "/screenshot",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "A PNG of the machine's screen now"}},
+)
+def screenshot(deployment_id: UUID, machine: str, runtime: RuntimeDep, who: PrincipalDep) -> Response:
+    """A PNG of a running machine's screen (readers of the service)."""
+    read_deployment(runtime, who, deployment_id)
+    png = runtime.app.machine_screenshot(deployment_id, machine)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    MACHINE + "/power", status_code=status.HTTP_202_ACCEPTED, response_model=Deployment, responses=errors(413, 415)
+)
+def power(
+    deployment_id: UUID, machine: str, body: PowerRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Power one machine on or off, or reset it; carried out in the background and recorded."""
+    operate_deployment(runtime, who, deployment_id, f"power {body.action}")
+    outcome = runtime.app.power_machine(deployment_id, machine, body.action, actor=who.user, reason=body.reason)
+    set_version(response, outcome.value.version, outcome.position)
+    return Deployment.model_validate({**deployment_view(outcome.value), "position": outcome.position})

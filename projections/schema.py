@@ -1,0 +1,91 @@
+"""Creating read-model tables, and rebuilding a read model whose schema version changed.
+
+Each projection declares `schema_version`; the version its tables were built with is kept in
+`sk_schema` next to the tracking rows. When they differ at start-up, that read model's tables
+are dropped, created again from its DDL and its tracking goes back to zero, so the followers
+rebuild it from the first event. Callers run this under the schema lock (one process at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from projections.base import Projection
+from projections.store import TRACKING_DDL, Cursor, ReadStore, set_tracking
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DDL = ("CREATE TABLE IF NOT EXISTS sk_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)",)
+QUARANTINE_DDL = (
+    """CREATE TABLE IF NOT EXISTS sk_quarantine (
+        name TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        error TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (name, position)
+    )""",
+)
+# Read models built before versions were recorded have the shape of version 1.
+UNRECORDED_VERSION = 1
+
+
+def install(store: ReadStore, projections: Sequence[Projection], followers: Sequence[str] = ()) -> None:
+    """Create tracking and projection tables and tracking rows; rebuild read models whose
+    schema version changed (idempotent)."""
+    with store.transaction() as cursor:
+        for ddl in (*TRACKING_DDL, *SCHEMA_DDL, *QUARANTINE_DDL):
+            _create(store, cursor, ddl)
+        cursor.execute("SELECT name, version FROM sk_schema")
+        recorded = {str(r["name"]): int(r["version"]) for r in cursor.fetchall()}
+        for projection in projections:
+            version = recorded.get(projection.name)
+            if version is None and _exists(store, cursor, projection.tables[0]):
+                version = UNRECORDED_VERSION
+            if version is not None and version != projection.schema_version:
+                log.warning(
+                    "read model %s: schema version %s -> %s; dropping its tables and rebuilding it",
+                    projection.name,
+                    version,
+                    projection.schema_version,
+                )
+                for table in projection.tables:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute("DELETE FROM sk_quarantine WHERE name = %s", (projection.name,))
+                set_tracking(cursor, projection.name, 0)
+            for ddl in projection.ddl:
+                _create(store, cursor, ddl)
+            cursor.execute(
+                "INSERT INTO sk_schema (name, version) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                (projection.name, projection.schema_version),
+            )
+        for name in [p.name for p in projections] + list(followers):
+            cursor.execute(
+                "INSERT INTO sk_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
+                (name,),
+            )
+
+
+def _create(store: ReadStore, cursor: Cursor, ddl: str) -> None:
+    # Even "IF NOT EXISTS" DDL locks the table it names; against a running follower that can
+    # deadlock, so statements whose object already exists are not run at all.
+    if not _exists(store, cursor, _object_name(ddl)):
+        cursor.execute(ddl)
+
+
+def _object_name(ddl: str) -> str:
+    match = re.search(r"IF NOT EXISTS\s+(\w+)", ddl)
+    if match is None:
+        raise ValueError(f"DDL must use IF NOT EXISTS: {ddl[:60]}")
+    return match.group(1)
+
+
+def _exists(store: ReadStore, cursor: Cursor, name: str) -> bool:
+    if store.dialect == "postgres":
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
+    else:
+        cursor.execute("SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE name = %s", (name,))
+    row = cursor.fetchone()
+    return bool(row and row["found"])
