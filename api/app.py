@@ -16,6 +16,7 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimits
 from api.notify import Notifier
+from api.openapi import install_openapi
 from api.routes import (
     audit,
     board,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
     app.state.stream_limiter = progress.read_limiter()
     install_error_handlers(app)
+    install_openapi(app)
     install_docs(app)
     app.add_middleware(
         IdempotencyMiddleware,

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.allow import allowed_methods
 from domain.errors import (
     AuthenticationError,
     ConflictError,
@@ -122,12 +123,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's only 400: a body it cannot even decode (not UTF-8). Malformed input is a 422 here.
+            return JSONResponse(error_body("invalid", "the request body is not valid JSON", "body"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}.get(
             error.status_code, "http_error"
         )
-        return JSONResponse(
-            error_body(code, str(error.detail)),
-            status_code=error.status_code,
-            headers=getattr(error, "headers", None),
-        )
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -14,11 +14,13 @@ from api.access import read_service, readable_service_ids
 from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.export import csv_chunks, csv_failure, guarded, jsonl_failure, jsonl_lines, started
+from api.responses import errors
+from api.responses.audit import AuditPage, export_formats
 from domain.errors import NotFoundError, ValidationError
 from domain.values import normalise_key
 from projections.audit_queries import AuditFilter
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=errors(401, 403, 404, 422, 503))
 
 
 def audit_filter(
@@ -93,7 +95,7 @@ def stage_ids(runtime: Runtime, filters: AuditFilter) -> AuditFilter:
     return replace(filters, stage_ids=found) if found else filters
 
 
-@router.get("")
+@router.get("", response_model=AuditPage)
 def audit(
     runtime: RuntimeDep,
     who: PrincipalDep,
@@ -101,14 +103,14 @@ def audit(
     min_position: MinPosition = None,
     cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
     limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> AuditPage:
     """Audit entries, newest first, with a cursor for the next (older) page."""
     position = runtime.read_models.wait("audit", min_position, runtime.settings.read_wait_seconds)
     items, next_cursor = runtime.audit.page(visible(runtime, who, filters), cursor, limit)
-    return {"items": items, "next_cursor": next_cursor, "position": position}
+    return AuditPage.model_validate({"items": items, "next_cursor": next_cursor, "position": position})
 
 
-@router.get("/export")
+@router.get("/export", response_class=StreamingResponse, responses={200: export_formats()})
 def export(
     runtime: RuntimeDep,
     who: PrincipalDep,

@@ -7,23 +7,38 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
+from adapters.runtime import Runtime
 from api.access import read_service, readable_service_ids
+from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
+from api.responses import errors
+from api.responses.deployments import Board, Inventory
 from domain.errors import NotFoundError
 from projections.queries import board_service
 
-router = APIRouter(prefix="/api/v1", tags=["board"])
+router = APIRouter(prefix="/api/v1", tags=["board"], responses=errors(401, 422, 503))
 
 
-@router.get("/board")
+@router.get("/board", response_model=Board, responses=errors(403, 404))
 def board(
     runtime: RuntimeDep,
     who: PrincipalDep,
     min_position: MinPosition = None,
     service: UUID | None = Query(None, description="Service id (default: every service you may read)"),
     as_of: str | None = Query(None, description="ISO 8601 time: what every stage held then"),
-) -> dict[str, Any]:
+) -> Board:
     """Every service with its stages and the deployments each stage holds (now, or at `as_of`)."""
+    return Board.model_validate(board_document(runtime, who, min_position, service, as_of))
+
+
+def board_document(
+    runtime: Runtime,
+    who: Principal,
+    min_position: int | None,
+    service: UUID | None,
+    as_of: str | None,
+) -> dict[str, Any]:
+    """The board as plain data: the route validates it, the web console renders it."""
     when = parse_time(as_of, "as_of")
     if service is not None:
         read_service(runtime, who, service)
@@ -53,14 +68,14 @@ def board(
     return {"services": services, "position": position, "as_of": when}
 
 
-@router.get("/inventory")
+@router.get("/inventory", response_model=Inventory, responses=errors(403, 404))
 def inventory(
     runtime: RuntimeDep,
     who: PrincipalDep,
     service: UUID = Query(description="Service id"),
     stage: str | None = Query(None, description="Stage name (default: every stage)"),
     min_position: MinPosition = None,
-) -> dict[str, Any]:
+) -> Inventory:
     """The machines living in a service's stages, with their VM, address and size."""
     read_service(runtime, who, service)
     position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
@@ -71,4 +86,4 @@ def inventory(
         and stage.casefold() not in {s["name"].casefold() for s in runtime.app.service(service).stages}
     ):
         raise NotFoundError(f"service has no stage '{stage}'", field="stage")
-    return {"items": items, "position": position}
+    return Inventory.model_validate({"items": items, "position": position})

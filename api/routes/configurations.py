@@ -10,6 +10,13 @@ from fastapi import APIRouter, Query, Response, status
 from adapters.runtime import Runtime
 from api.access import manage_configuration, manage_service, read_configuration, read_service
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, parse_time, set_version
+from api.responses import errors
+from api.responses.configurations import (
+    Configuration,
+    ConfigurationDiff,
+    ConfigurationHistory,
+    ConfigurationList,
+)
 from api.schemas import (
     ConfigurationCreate,
     ConfigurationPatch,
@@ -24,22 +31,29 @@ from domain.diff import describe, diff_definitions
 from domain.errors import NotFoundError, ValidationError
 from domain.values import check_version_number
 
-router = APIRouter(tags=["configurations"])
+router = APIRouter(tags=["configurations"], responses=errors(401, 403, 404, 422, 503))
+# Commands on a configuration: they may conflict (or race), the body may be too big, If-Match may be stale.
+VERSIONED = errors(409, 412, 413, 415)
 
 
-def _result(response: Response, outcome: Any) -> dict[str, Any]:
+def _result(response: Response, outcome: Any) -> Configuration:
     set_version(response, outcome.value.version, outcome.position)
-    return {**configuration_view(outcome.value), "position": outcome.position}
+    return Configuration.model_validate({**configuration_view(outcome.value), "position": outcome.position})
 
 
-@router.post("/api/v1/services/{service_id}/configurations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/services/{service_id}/configurations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Configuration,
+    responses=errors(409, 413, 415),
+)
 def create_configuration(
     service_id: UUID,
     body: ConfigurationCreate,
     runtime: RuntimeDep,
     who: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Define a configuration (version 1) of a service."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.create_configuration(
@@ -55,14 +69,16 @@ def create_configuration(
     return _result(response, outcome)
 
 
-@router.get("/api/v1/services/{service_id}/configurations")
+@router.get("/api/v1/services/{service_id}/configurations", response_model=ConfigurationList)
 def list_configurations(
     service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, min_position: MinPosition = None
-) -> dict[str, Any]:
+) -> ConfigurationList:
     """List a service's configurations (from the configurations read model)."""
     read_service(runtime, who, service_id)
     position = runtime.read_models.wait("configurations", min_position, runtime.settings.read_wait_seconds)
-    return {"items": runtime.read_models.configurations(str(service_id)), "position": position}
+    return ConfigurationList.model_validate(
+        {"items": runtime.read_models.configurations(str(service_id)), "position": position}
+    )
 
 
 def version_at(runtime: Runtime, configuration_id: UUID, as_of: str) -> int:
@@ -77,7 +93,7 @@ def version_at(runtime: Runtime, configuration_id: UUID, as_of: str) -> int:
     return version
 
 
-@router.get("/api/v1/configurations/{configuration_id}")
+@router.get("/api/v1/configurations/{configuration_id}", response_model=Configuration)
 def get_configuration(
     configuration_id: UUID,
     runtime: RuntimeDep,
@@ -85,7 +101,7 @@ def get_configuration(
     response: Response,
     version: int | None = Query(None, ge=1, description="Read this version instead of the latest"),
     as_of: str | None = Query(None, description="Read the version current at this ISO 8601 time"),
-) -> dict[str, Any]:
+) -> Configuration:
     """One configuration: latest, at a given version, or as it was at a given time."""
     read_configuration(runtime, who, configuration_id)
     if version is not None and as_of is not None:
@@ -97,27 +113,29 @@ def get_configuration(
     configuration = runtime.app.configuration(configuration_id, version=version)
     position = runtime.app.head()
     set_version(response, configuration.version, position)
-    return {**configuration_view(configuration), "position": position}
+    return Configuration.model_validate({**configuration_view(configuration), "position": position})
 
 
-@router.get("/api/v1/configurations/{configuration_id}/history")
+@router.get("/api/v1/configurations/{configuration_id}/history", response_model=ConfigurationHistory)
 def configuration_history(
     configuration_id: UUID, runtime: RuntimeDep, who: PrincipalDep, min_position: MinPosition = None
-) -> dict[str, Any]:
+) -> ConfigurationHistory:
     """Every version: when, who, why and what changed."""
     read_configuration(runtime, who, configuration_id)
     position = runtime.read_models.wait("configuration_history", min_position, runtime.settings.read_wait_seconds)
-    return {"items": runtime.audit.history(str(configuration_id)), "position": position}
+    return ConfigurationHistory.model_validate(
+        {"items": runtime.audit.history(str(configuration_id)), "position": position}
+    )
 
 
-@router.get("/api/v1/configurations/{configuration_id}/diff")
+@router.get("/api/v1/configurations/{configuration_id}/diff", response_model=ConfigurationDiff)
 def configuration_diff(
     configuration_id: UUID,
     runtime: RuntimeDep,
     who: PrincipalDep,
     from_version: int = Query(alias="from", ge=1, description="Older version"),
     to_version: int | None = Query(None, alias="to", ge=1, description="Newer version (default: latest)"),
-) -> dict[str, Any]:
+) -> ConfigurationDiff:
     """What changed between two versions: machines and networks added, removed, changed field by field."""
     latest = read_configuration(runtime, who, configuration_id).version
     to_version = to_version or latest
@@ -126,10 +144,12 @@ def configuration_diff(
     before = runtime.app.definition_at(configuration_id, from_version)
     after = runtime.app.definition_at(configuration_id, to_version)
     changes = diff_definitions(before, after)
-    return {"from": from_version, "to": to_version, "changes": changes, "summary": describe(changes)}
+    return ConfigurationDiff.model_validate(
+        {"from": from_version, "to": to_version, "changes": changes, "summary": describe(changes)}
+    )
 
 
-@router.post("/api/v1/configurations/{configuration_id}/restore")
+@router.post("/api/v1/configurations/{configuration_id}/restore", response_model=Configuration, responses=VERSIONED)
 def restore_configuration(
     configuration_id: UUID,
     body: RestoreRequest,
@@ -137,7 +157,7 @@ def restore_configuration(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Make the configuration what it was at a version or time, as a new version (history is kept)."""
     manage_configuration(runtime, who, configuration_id)
     if (body.version is None) == (body.as_of is None):
@@ -149,7 +169,7 @@ def restore_configuration(
     return _result(response, outcome)
 
 
-@router.post("/api/v1/configurations/{configuration_id}/retire")
+@router.post("/api/v1/configurations/{configuration_id}/retire", response_model=Configuration, responses=VERSIONED)
 def retire_configuration(
     configuration_id: UUID,
     body: RetireRequest,
@@ -157,7 +177,7 @@ def retire_configuration(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Retire a configuration with no live deployment: readable with its history, no deploys or changes."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.retire_configuration(
@@ -166,7 +186,7 @@ def retire_configuration(
     return _result(response, outcome)
 
 
-@router.patch("/api/v1/configurations/{configuration_id}")
+@router.patch("/api/v1/configurations/{configuration_id}", response_model=Configuration, responses=VERSIONED)
 def revise_configuration(
     configuration_id: UUID,
     body: ConfigurationPatch,
@@ -174,7 +194,7 @@ def revise_configuration(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Rename, or replace description / networks / machines."""
     manage_configuration(runtime, who, configuration_id)
     changes = body.fields()
@@ -186,7 +206,12 @@ def revise_configuration(
     return _result(response, outcome)
 
 
-@router.post("/api/v1/configurations/{configuration_id}/machines", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/configurations/{configuration_id}/machines",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Configuration,
+    responses=VERSIONED,
+)
 def add_machine(
     configuration_id: UUID,
     body: MachineBody,
@@ -194,7 +219,7 @@ def add_machine(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Add a machine."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.add_machine(
@@ -207,7 +232,9 @@ def add_machine(
     return _result(response, outcome)
 
 
-@router.put("/api/v1/configurations/{configuration_id}/machines/{name}")
+@router.put(
+    "/api/v1/configurations/{configuration_id}/machines/{name}", response_model=Configuration, responses=VERSIONED
+)
 def change_machine(
     configuration_id: UUID,
     name: str,
@@ -216,7 +243,7 @@ def change_machine(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Replace a machine's definition."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.change_machine(
@@ -230,7 +257,9 @@ def change_machine(
     return _result(response, outcome)
 
 
-@router.delete("/api/v1/configurations/{configuration_id}/machines/{name}")
+@router.delete(
+    "/api/v1/configurations/{configuration_id}/machines/{name}", response_model=Configuration, responses=VERSIONED
+)
 def remove_machine(
     configuration_id: UUID,
     name: str,
@@ -239,7 +268,7 @@ def remove_machine(
     if_match: IfMatchDep,
     response: Response,
     reason: str | None = Query(None, max_length=2048),
-) -> dict[str, Any]:
+) -> Configuration:
     """Remove a machine."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.remove_machine(
@@ -248,7 +277,12 @@ def remove_machine(
     return _result(response, outcome)
 
 
-@router.post("/api/v1/configurations/{configuration_id}/networks", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/configurations/{configuration_id}/networks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Configuration,
+    responses=VERSIONED,
+)
 def add_network(
     configuration_id: UUID,
     body: NetworkBody,
@@ -256,7 +290,7 @@ def add_network(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Configuration:
     """Add a network."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.add_network(
@@ -269,7 +303,9 @@ def add_network(
     return _result(response, outcome)
 
 
-@router.delete("/api/v1/configurations/{configuration_id}/networks/{name}")
+@router.delete(
+    "/api/v1/configurations/{configuration_id}/networks/{name}", response_model=Configuration, responses=VERSIONED
+)
 def remove_network(
     configuration_id: UUID,
     name: str,
@@ -278,7 +314,7 @@ def remove_network(
     if_match: IfMatchDep,
     response: Response,
     reason: str | None = Query(None, max_length=2048),
-) -> dict[str, Any]:
+) -> Configuration:
     """Remove a network that no machine uses."""
     manage_configuration(runtime, who, configuration_id)
     outcome = runtime.app.remove_network(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
@@ -11,10 +10,12 @@ from pydantic import BaseModel, Field
 
 from api.access import operate_deployment, read_deployment
 from api.deps import PrincipalDep, RuntimeDep, set_version
+from api.responses import errors
+from api.responses.deployments import Deployment
 from api.schemas import Body
 from api.views import deployment_view
 
-router = APIRouter(tags=["consoles"])
+router = APIRouter(tags=["consoles"], responses=errors(401, 403, 404, 409, 422, 502, 503))
 MACHINE = "/api/v1/deployments/{deployment_id}/machines/{machine}"
 
 
@@ -33,7 +34,7 @@ class ConsoleTicketOut(BaseModel):
     position: int = Field(description="Notification position of the ConsoleOpened event")
 
 
-@router.get(MACHINE + "/console")
+@router.get(MACHINE + "/console", response_model=ConsoleTicketOut)
 def open_console(
     deployment_id: UUID, machine: str, runtime: RuntimeDep, who: PrincipalDep, response: Response
 ) -> ConsoleTicketOut:
@@ -61,12 +62,14 @@ def screenshot(deployment_id: UUID, machine: str, runtime: RuntimeDep, who: Prin
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.post(MACHINE + "/power", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    MACHINE + "/power", status_code=status.HTTP_202_ACCEPTED, response_model=Deployment, responses=errors(413, 415)
+)
 def power(
     deployment_id: UUID, machine: str, body: PowerRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
-) -> dict[str, Any]:
+) -> Deployment:
     """Power one machine on or off, or reset it; carried out in the background and recorded."""
     operate_deployment(runtime, who, deployment_id, f"power {body.action}")
     outcome = runtime.app.power_machine(deployment_id, machine, body.action, actor=who.user, reason=body.reason)
     set_version(response, outcome.value.version, outcome.position)
-    return {**deployment_view(outcome.value), "position": outcome.position}
+    return Deployment.model_validate({**deployment_view(outcome.value), "position": outcome.position})

@@ -19,28 +19,35 @@ from api.access import (
     readable_service_ids,
 )
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from api.responses import errors
+from api.responses.deployments import Deployment, DeploymentList
 from api.schemas import DeployRequest, Reason
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503))
 
 
-def _result(response: Response, outcome: Any) -> dict[str, Any]:
+def _result(response: Response, outcome: Any) -> Deployment:
     set_version(response, outcome.value.version, outcome.position)
     response.headers["Location"] = f"/api/v1/deployments/{outcome.value.id}"
-    return {**deployment_view(outcome.value), "position": outcome.position}
+    return Deployment.model_validate({**deployment_view(outcome.value), "position": outcome.position})
 
 
-@router.post("/api/v1/configurations/{configuration_id}/deployments", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/api/v1/configurations/{configuration_id}/deployments",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
 def deploy(
     configuration_id: UUID,
     body: DeployRequest,
     runtime: RuntimeDep,
     who: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Deployment:
     """Deploy a configuration version into a stage; the VMs are built in the background."""
     configuration = read_configuration(runtime, who, configuration_id)
     operate_stage(runtime, who, runtime.app.service(configuration.service_id), body.stage, "deploy")
@@ -70,7 +77,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     raise ValidationError("cursor must be the next_cursor of a previous page", field="cursor")
 
 
-@router.get("/api/v1/deployments")
+@router.get("/api/v1/deployments", response_model=DeploymentList)
 def list_deployments(
     runtime: RuntimeDep,
     who: PrincipalDep,
@@ -81,7 +88,7 @@ def list_deployments(
     configuration: UUID | None = Query(None, description="Configuration id"),
     cursor: str | None = Query(None, max_length=512, description="`next_cursor` of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
-) -> dict[str, Any]:
+) -> DeploymentList:
     """Deployments of the services you can read, newest first, a page at a time (`next_cursor`)."""
     if service is not None:
         read_service(runtime, who, service)
@@ -101,16 +108,16 @@ def list_deployments(
     )
     items = rows[:limit]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
-    return {"items": items, "next_cursor": next_cursor, "position": position}
+    return DeploymentList.model_validate({"items": items, "next_cursor": next_cursor, "position": position})
 
 
-@router.get("/api/v1/deployments/{deployment_id}")
-def get_deployment(deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
+@router.get("/api/v1/deployments/{deployment_id}", response_model=Deployment)
+def get_deployment(deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Deployment:
     """One deployment with each machine's state."""
     deployment = read_deployment(runtime, who, deployment_id)
     position = runtime.app.head()
     set_version(response, deployment.version, position)
-    return {**deployment_view(deployment), "position": position}
+    return Deployment.model_validate({**deployment_view(deployment), "position": position})
 
 
 def _command(name: str, summary: str) -> None:
@@ -121,7 +128,7 @@ def _command(name: str, summary: str) -> None:
         if_match: IfMatchDep,
         response: Response,
         body: Reason | None = Body(None),
-    ) -> dict[str, Any]:
+    ) -> Deployment:
         operate_deployment(runtime, who, deployment_id, name.removesuffix("_deployment"))
         command = getattr(runtime.app, name)
         outcome = command(
@@ -141,6 +148,8 @@ def _command(name: str, summary: str) -> None:
         methods=["POST"],
         status_code=status.HTTP_202_ACCEPTED,
         name=name,
+        response_model=Deployment,
+        responses=errors(409, 412, 413, 415),
     )
 
 

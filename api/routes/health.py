@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from api.deps import RuntimeDep
+from api.responses.system import Health
 from domain.errors import UnavailableError
 from projections.quarantine import quarantined
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+@router.get("/healthz", response_model=Health)
+def healthz(runtime: RuntimeDep) -> Health:
     """Event store head, read-model positions and worker errors."""
     positions = runtime.projection_follower.positions()
     errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors}
@@ -37,18 +36,20 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
             f"waiting {waiting:.0f}s for the process manager's lock: another process on this database "
             "and schema leads (pg_stat_activity, application_name 'stagekeeper:process:deployments:pid=...')"
         )
-    return {
-        "status": "degraded" if errors or warnings or passed_over else "ok",
-        "head": runtime.app.head(),
-        "read_models": positions,
-        "process_manager": {
-            "position": runtime.read_models.position(runtime.process_follower.name),
-            "leader": runtime.process_thread.leader,
-            "waiting_for_leadership_seconds": None if waiting is None else round(waiting, 1),
-        },
-        "vcenter_driver": runtime.vcenter.name,
-        "directory": directory,
-        "errors": errors,
-        "warnings": warnings,
-        "quarantined": passed_over,
-    }
+    return Health.model_validate(
+        {
+            "status": "degraded" if errors or warnings or passed_over else "ok",
+            "head": runtime.app.head(),
+            "read_models": positions,
+            "process_manager": {
+                "position": runtime.read_models.position(runtime.process_follower.name),
+                "leader": runtime.process_thread.leader,
+                "waiting_for_leadership_seconds": None if waiting is None else round(waiting, 1),
+            },
+            "vcenter_driver": runtime.vcenter.name,
+            "directory": directory,
+            "errors": errors,
+            "warnings": warnings,
+            "quarantined": passed_over,
+        }
+    )

@@ -29,6 +29,8 @@ from adapters.runtime import Runtime
 from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
 from api.notify import Notifier
+from api.responses import errors
+from api.responses.deployments import progress_stream
 from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import TooManyRequestsError
 from projections.summaries import summarise
@@ -179,7 +181,11 @@ async def stream(
                     break
 
 
-@router.get("/api/v1/deployments/{deployment_id}/events")
+@router.get(
+    "/api/v1/deployments/{deployment_id}/events",
+    response_class=StreamingResponse,
+    responses={200: progress_stream(), **errors(401, 403, 404, 422, 429, 503)},
+)
 def deployment_events(
     request: Request,
     deployment_id: UUID,

@@ -9,19 +9,24 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.access import manage_service, read_service, readable_service_ids, require_admin
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from api.responses import errors
+from api.responses.services import GrantChange, GrantList, GrantRevoked, Service, ServiceList
 from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
 
-router = APIRouter(prefix="/api/v1/services", tags=["services"])
+router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
+# Commands on an existing service: it may be missing, the command may conflict (or race), the body may be too big.
+CHANGE = errors(403, 404, 409, 413, 415)
+VERSIONED = errors(403, 404, 409, 412, 413, 415)
 
 
-def _result(response: Response, outcome: Any) -> dict[str, Any]:
+def _result(response: Response, outcome: Any) -> Service:
     set_version(response, outcome.value.definition_version, outcome.position)
-    return {**service_view(outcome.value), "position": outcome.position}
+    return Service.model_validate({**service_view(outcome.value), "position": outcome.position})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(403, 409, 413, 415, 502))
+def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Service:
     """Register a service with its ordered stages (administrators)."""
     require_admin(who, "register services")
     outcome = runtime.app.register_service(
@@ -35,33 +40,33 @@ def register_service(body: ServiceCreate, runtime: RuntimeDep, who: PrincipalDep
     return _result(response, outcome)
 
 
-@router.get("")
+@router.get("", response_model=ServiceList)
 def list_services(
     runtime: RuntimeDep,
     who: PrincipalDep,
     min_position: MinPosition = None,
     include_retired: bool = Query(False, description="Also list retired services"),
-) -> dict[str, Any]:
+) -> ServiceList:
     """List the services you hold a role on (administrators: all), from the services read model."""
     position = runtime.read_models.wait("services", min_position, runtime.settings.read_wait_seconds)
     items = runtime.read_models.services(include_retired)
     readable = readable_service_ids(runtime, who)
     if readable is not None:
         items = [s for s in items if s["id"] in readable]
-    return {"items": items, "position": position}
+    return ServiceList.model_validate({"items": items, "position": position})
 
 
-@router.get("/{service_id}")
-def get_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> dict[str, Any]:
+@router.get("/{service_id}", response_model=Service, responses=errors(403, 404))
+def get_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Service:
     """One service, current state."""
     service = read_service(runtime, who, service_id)
     # Read after the aggregate, the head bounds every event it reflects (pass it as min_position).
     position = runtime.app.head()
     set_version(response, service.definition_version, position)
-    return {**service_view(service), "position": position}
+    return Service.model_validate({**service_view(service), "position": position})
 
 
-@router.patch("/{service_id}")
+@router.patch("/{service_id}", response_model=Service, responses=VERSIONED)
 def update_service(
     service_id: UUID,
     body: ServicePatch,
@@ -69,7 +74,7 @@ def update_service(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Service:
     """Rename a service and/or change its description (fields left out stay as they are)."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.update_service(
@@ -78,7 +83,7 @@ def update_service(
     return _result(response, outcome)
 
 
-@router.delete("/{service_id}")
+@router.delete("/{service_id}", response_model=Service, responses=VERSIONED)
 def retire_service(
     service_id: UUID,
     runtime: RuntimeDep,
@@ -86,14 +91,19 @@ def retire_service(
     if_match: IfMatchDep,
     response: Response,
     reason: str | None = Query(None, max_length=2048),
-) -> dict[str, Any]:
+) -> Service:
     """Retire a service (refused while it has live deployments). History is kept."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.retire_service(service_id, actor=who.user, reason=reason, expected_version=if_match)
     return _result(response, outcome)
 
 
-@router.post("/{service_id}/stages", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{service_id}/stages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Service,
+    responses=VERSIONED | errors(502),
+)
 def add_stage(
     service_id: UUID,
     body: StageCreate,
@@ -101,7 +111,7 @@ def add_stage(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Service:
     """Add a stage (at the end, or at `position`)."""
     manage_service(runtime, who, service_id)
     stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools"}, exclude_none=True)
@@ -116,7 +126,7 @@ def add_stage(
     return _result(response, outcome)
 
 
-@router.put("/{service_id}/stages/order")
+@router.put("/{service_id}/stages/order", response_model=Service, responses=VERSIONED)
 def reorder_stages(
     service_id: UUID,
     body: StageOrder,
@@ -124,7 +134,7 @@ def reorder_stages(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Service:
     """Set the order of the stages (the path promotions follow)."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.reorder_stages(
@@ -133,7 +143,7 @@ def reorder_stages(
     return _result(response, outcome)
 
 
-@router.patch("/{service_id}/stages/{stage}")
+@router.patch("/{service_id}/stages/{stage}", response_model=Service, responses=VERSIONED | errors(502))
 def update_stage(
     service_id: UUID,
     stage: str,
@@ -142,7 +152,7 @@ def update_stage(
     who: PrincipalDep,
     if_match: IfMatchDep,
     response: Response,
-) -> dict[str, Any]:
+) -> Service:
     """Rename a stage, map it to another resource pool, or change its restricted flag."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.update_stage(
@@ -156,7 +166,7 @@ def update_stage(
     return _result(response, outcome)
 
 
-@router.delete("/{service_id}/stages/{stage}")
+@router.delete("/{service_id}/stages/{stage}", response_model=Service, responses=VERSIONED)
 def remove_stage(
     service_id: UUID,
     stage: str,
@@ -165,39 +175,40 @@ def remove_stage(
     if_match: IfMatchDep,
     response: Response,
     reason: str | None = Query(None, max_length=2048),
-) -> dict[str, Any]:
+) -> Service:
     """Remove a stage that holds no live deployment."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.remove_stage(service_id, stage, actor=who.user, reason=reason, expected_version=if_match)
     return _result(response, outcome)
 
 
-@router.post("/{service_id}/grants", status_code=status.HTTP_201_CREATED)
-def grant(service_id: UUID, body: GrantRequest, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+@router.post("/{service_id}/grants", status_code=status.HTTP_201_CREATED, response_model=GrantChange, responses=CHANGE)
+def grant(service_id: UUID, body: GrantRequest, runtime: RuntimeDep, who: PrincipalDep) -> GrantChange:
     """Grant a role on the service to a directory group (DN) or user (uid); stage-operator needs `stage`."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.grant_role(
         service_id, body.role, body.user, body.group, body.stage, actor=who.user, reason=body.reason
     )
-    return {**outcome.value, "position": outcome.position}
+    return GrantChange.model_validate({**outcome.value, "position": outcome.position})
 
 
-@router.get("/{service_id}/grants")
-def list_grants(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+@router.get("/{service_id}/grants", response_model=GrantList, responses=errors(403, 404))
+def list_grants(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> GrantList:
     """Who holds which role on the service."""
     service = read_service(runtime, who, service_id)
-    return {"items": sorted(service.grants.values(), key=lambda g: (g["role"], g["stage"] or "", g["id"]))}
+    grants = sorted(service.grants.values(), key=lambda g: (g["role"], g["stage"] or "", g["id"]))
+    return GrantList.model_validate({"items": grants})
 
 
-@router.delete("/{service_id}/grants/{grant_id}")
+@router.delete("/{service_id}/grants/{grant_id}", response_model=GrantRevoked, responses=CHANGE)
 def revoke(
     service_id: UUID,
     grant_id: str,
     runtime: RuntimeDep,
     who: PrincipalDep,
     reason: str | None = Query(None, max_length=2048),
-) -> dict[str, Any]:
+) -> GrantRevoked:
     """Revoke a grant."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.revoke_grant(service_id, grant_id, actor=who.user, reason=reason)
-    return {**outcome.value, "revoked": True, "position": outcome.position}
+    return GrantRevoked.model_validate({**outcome.value, "revoked": True, "position": outcome.position})

@@ -1,0 +1,137 @@
+"""Deployments, the board and stage inventory."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from api.responses import Out, Position, State, Timestamp
+from api.responses.services import Stage
+
+
+class MachineView(Out):
+    name: str
+    template: str
+    cpus: int
+    memory_mib: int
+    os: Literal["linux", "windows"]
+    clone_mode: Literal["full", "linked"]
+    state: str
+    vm_name: str | None
+    vm_id: str | None
+    ip: str | None = Field(description="The address it has, or until its VM exists, the one it will get")
+    mac: str | None
+    resource_pool: str | None
+    power: str | None = Field(description="vCenter's power state as last recorded (poweredOn after provisioning)")
+    power_pending: list[Literal["on", "off", "reset"]] = Field(
+        description="Power actions requested and not yet carried out, oldest first"
+    )
+
+
+class DeploymentEntry(Out):
+    """A deployment as the board shows it (its view without machines)."""
+
+    id: UUID
+    version: int
+    service_id: UUID
+    configuration_id: UUID
+    configuration_name: str
+    configuration_version: int
+    stage: str
+    resource_pool: str
+    target_stage: str | None
+    target_pool: str | None
+    state: State
+    failure: str | None
+    attempt: int
+    requested_by: str
+    requested_at: Timestamp
+    updated_at: Timestamp
+
+
+class DeploymentSummary(DeploymentEntry):
+    """A deployment as lists show it."""
+
+    machines: list[MachineView]
+    position: int = Field(description="Position of the deployment's last event")
+
+
+class Deployment(DeploymentEntry):
+    machines: list[MachineView]
+    created_at: Timestamp
+    position: Position
+
+
+class DeploymentList(Out):
+    items: list[DeploymentSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null on the last")
+    position: Position
+
+
+class BoardStage(Stage):
+    deployments: list[DeploymentEntry]
+
+
+class BoardService(Out):
+    id: UUID
+    name: str
+    version: int
+    stages: list[BoardStage]
+
+
+class Board(Out):
+    services: list[BoardService]
+    position: Position
+    as_of: Timestamp | None
+
+
+class InventoryMachine(MachineView):
+    stage: str
+    deployment_id: UUID
+    deployment_state: State
+    configuration_name: str
+    configuration_version: int
+
+
+class Inventory(Out):
+    items: list[InventoryMachine]
+    position: Position
+
+
+# -- progress stream -------------------------------------------------------------------------------
+class ProgressData(Out):
+    """`data` of a `progress` event: one event of the deployment, and its state after it."""
+
+    version: int
+    type: str
+    at: Timestamp
+    actor: str | None
+    summary: str
+    state: State
+
+
+class EndData(Out):
+    """`data` of the `end` event: the deployment rests."""
+
+    state: State
+    version: int
+
+
+def progress_stream() -> dict[str, Any]:
+    """The 200 answer of the progress stream: server-sent events whose `data` is JSON."""
+    data = {"oneOf": [ProgressData.model_json_schema(), EndData.model_json_schema()]}
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"enum": ["progress", "end"]},
+            "id": {"type": "string", "description": "The deployment version (send as Last-Event-ID to resume)"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
+    }
+    return {
+        "description": "`progress` events, one per deployment event, then one `end` event when the deployment rests",
+        "content": {"text/event-stream": {"itemSchema": event}},
+    }
