@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from adapters.runtime import Runtime
 from api.auth import Principal
-from api.routes.board import board as board_document
+from api.routes.board import board_document
 from api.ui.boardcache import BoardCache, plain
 from api.ui.context import ConsoleRoute, RuntimeDep, SessionDep, console_of, render
 from domain.deployment import STATES

@@ -16,7 +16,7 @@ from typing import Any
 from adapters.runtime import Runtime
 from api.access import readable_service_ids
 from api.auth import Principal
-from api.routes.board import board as board_document
+from api.routes.board import board_document
 
 Key = tuple[int, int, frozenset[str] | None]
 
