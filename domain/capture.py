@@ -73,7 +73,9 @@ def plan_capture(descriptions: list[VmDescription]) -> CapturePlan:
             if nic.mac:
                 other = seen_macs.setdefault((network, nic.mac.lower()), vm.name)
                 if other != vm.name:
-                    plan.refuse(vm, f"its MAC {nic.mac} on network '{network}' is also the MAC of VM {other} in this capture")
+                    plan.refuse(
+                        vm, f"its MAC {nic.mac} on network '{network}' is also the MAC of VM {other} in this capture"
+                    )
         if vm.ip:
             other = seen_ips.setdefault(vm.ip, vm.name)
             if other != vm.name:

@@ -114,6 +114,7 @@ class Deployment(Aggregate):
             "requested_at": self.created_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "machines": [self._machine_view(m) for m in self.machines],
+            "captured": self.captured,  # adopted running VMs: undeploy lets go of them unless destroy_vms
         }
 
     @staticmethod

@@ -81,7 +81,9 @@ def pick(entries: tuple[str, ...], names: dict[str, str]) -> list[str]:
             found = by_name[entry][0]
         elif entry in by_name:
             ids = ", ".join(sorted(by_name[entry]))
-            raise ValidationError(f"vms[{i}]: several VMs are named '{entry}' ({ids}): give the VM id", field=f"vms[{i}]")
+            raise ValidationError(
+                f"vms[{i}]: several VMs are named '{entry}' ({ids}): give the VM id", field=f"vms[{i}]"
+            )
         else:
             raise VCenterObjectNotFoundError(f"vms[{i}]: no VM with id or name '{entry}' in vCenter")
         if found not in picked:

@@ -18,8 +18,8 @@ from typing import Any
 from uuid import UUID
 
 from adapters.simulator_state import FileState, InventoryState
-from adapters.vcenter.picture import draw
 from adapters.vcenter import simulated_capture
+from adapters.vcenter.picture import draw
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (

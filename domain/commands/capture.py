@@ -41,13 +41,21 @@ class CaptureResult:
 
 
 def parse_selector(vms: object, folder: object, resource_pool: object) -> VmSelector:
-    given = [name for name, value in (("vms", vms), ("folder", folder), ("resource_pool", resource_pool)) if value is not None]
+    given = [
+        name
+        for name, value in (("vms", vms), ("folder", folder), ("resource_pool", resource_pool))
+        if value is not None
+    ]
     if len(given) != 1:
-        raise ValidationError("give exactly one of vms, folder or resource_pool", field=given[1] if given[1:] else "vms")
+        raise ValidationError(
+            "give exactly one of vms, folder or resource_pool", field=given[1] if given[1:] else "vms"
+        )
     if vms is not None:
         if not isinstance(vms, list) or not 1 <= len(vms) <= MAX_SELECTED:
             raise ValidationError(f"vms must be a list of 1 to {MAX_SELECTED} VM ids or names", field="vms")
-        entries = tuple(check_text(v, f"vms[{i}]", max_length=MAX_TEMPLATE_NAME, required=True) for i, v in enumerate(vms))
+        entries = tuple(
+            check_text(v, f"vms[{i}]", max_length=MAX_TEMPLATE_NAME, required=True) for i, v in enumerate(vms)
+        )
         return VmSelector(vms=entries)
     if folder is not None:
         path = check_text(folder, "folder", max_length=MAX_FOLDER, required=True)

@@ -46,12 +46,15 @@ def take_claims(
             existing = _find(app, kind, scope, name)
             if existing is not None and existing.owner_id is not None and existing.owner_id != owner:
                 what = {VM_CLAIMS: f"VM {name}", MAC_CLAIMS: f"MAC {name} on network '{scope}'"}.get(kind, f"IP {name}")
-                held_by = holder(existing.owner_id) or f"another live deployment's machine (claim owner {existing.owner_id})"
+                held_by = (
+                    holder(existing.owner_id) or f"another live deployment's machine (claim owner {existing.owner_id})"
+                )
                 refusals.append(
                     {
                         "vm": machine["vm_name"],
                         "vm_id": machine["vm_id"],
-                        "reason": f"{what} of VM {machine['vm_name']} (machine '{machine['name']}') is held by {held_by}",
+                        "reason": f"{what} of VM {machine['vm_name']} (machine '{machine['name']}') "
+                        f"is held by {held_by}",
                     }
                 )
                 continue

@@ -8,6 +8,7 @@ killed at any point redoes at most one call on restart.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 def tag_captured(process: DeploymentProcess, deployment: Deployment, actor: str) -> None:
     for machine in deployment.untagged_machines():
         process.vcenter.tag_vm(machine["vm_id"], deployment.id, machine["name"])
-        process.app.record_step(deployment.id, partial(Deployment.record_machine_tagged, machine=machine["name"], actor=actor))
+        process.app.record_step(
+            deployment.id, partial(Deployment.record_machine_tagged, machine=machine["name"], actor=actor)
+        )
 
 
 def undeploy_captured(process: DeploymentProcess, deployment: Deployment, actor: str) -> None:
@@ -32,10 +35,8 @@ def undeploy_captured(process: DeploymentProcess, deployment: Deployment, actor:
             process.vcenter.untag_vm(machine["vm_id"])
             step = partial(Deployment.record_machine_released, machine=machine["name"], actor=actor)
         else:
-            try:
+            with suppress(VCenterObjectNotFoundError):  # gone already: destroy below is a no-op too
                 process.vcenter.power_off(machine["vm_id"])
-            except VCenterObjectNotFoundError:
-                pass  # gone already: destroy below is a no-op too
             process.vcenter.destroy(machine["vm_id"])
             step = partial(Deployment.record_machine_destroyed, machine=machine["name"], actor=actor)
         process.app.record_step(deployment.id, step)

@@ -58,7 +58,9 @@ def _describe(driver: PyVmomiDriver, selector: VmSelector) -> list[VmDescription
         assert selector.resource_pool is not None
         if selector.resource_pool not in pools.values():
             raise VCenterObjectNotFoundError(f"resource pool '{selector.resource_pool}' not found in vCenter")
-        chosen = [(vm, p) for vm, p in vms if _inside(pools.get(_moid(p.get("resourcePool")), ""), selector.resource_pool)]
+        chosen = [
+            (vm, p) for vm, p in vms if _inside(pools.get(_moid(p.get("resourcePool")), ""), selector.resource_pool)
+        ]
     hosts = _names(content, vim.HostSystem)
     datastores = _names(content, vim.Datastore)
     portgroups = {
@@ -117,7 +119,7 @@ def _disk(device: Any) -> DiskDescription:
         provisioning = "eager-zeroed-thick"
     else:
         provisioning = "thick"
-    chain = []
+    chain: list[str] = []
     parent = getattr(backing, "parent", None)
     while parent is not None and len(chain) < 256:
         chain.append(str(getattr(parent, "fileName", "") or ""))

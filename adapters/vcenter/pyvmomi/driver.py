@@ -16,6 +16,7 @@ from pyVmomi import vim
 from adapters.vcenter.pyvmomi import capture, inventory, specs
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
+from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     CloneSpec,
@@ -27,7 +28,6 @@ from domain.ports import (
     TemplateInfo,
     VmInfo,
 )
-from domain.descriptions import VmDescription, VmSelector
 
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
