@@ -72,8 +72,10 @@ def set_mac(si: Any, name: str, mac: str, address_type: str = "manual") -> None:
 
 @pytest.fixture
 def distinct_macs(si: Any) -> Iterator[str]:
-    original = next(
-        d.macAddress for d in vm(si, VMS[1]).config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
+    original: str = next(
+        str(d.macAddress)
+        for d in vm(si, VMS[1]).config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualEthernetCard)
     )
     set_mac(si, VMS[1], VM1_MAC)
     yield original
@@ -193,7 +195,7 @@ def outcome_is_none_or_complete(commands: Runtime, service_id: UUID, vm_ids: lis
 
 def _claim(commands: Runtime, vm_id: str) -> NameClaim | None:
     try:
-        found = commands.app.repository.get(NameClaim.id_for(VM_CLAIMS, VM_SCOPE, vm_id))
+        found: object = commands.app.repository.get(NameClaim.id_for(VM_CLAIMS, VM_SCOPE, vm_id))
     except AggregateNotFoundError:  # never claimed
         return None
     assert isinstance(found, NameClaim)
