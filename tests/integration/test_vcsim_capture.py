@@ -124,7 +124,8 @@ def test_capture_adopts_the_vms_without_changing_them_and_lets_go_of_them(
     assert (deployment.state, deployment.captured) == ("deployed", True)
     configuration = runtime.app.configuration(deployment.configuration_id)
     assert configuration.networks == [{"name": "DC0_DVPG0", "description": "port group DC0_DVPG0"}]
-    for name, mac in (("dc0-c0-rp0-vm0", distinct_macs), ("dc0-c0-rp0-vm1", VM1_MAC)):
+    vm0_mac = next(d.macAddress for d in vm(si, VMS[0]).config.hardware.device if hasattr(d, "macAddress"))
+    for name, mac in (("dc0-c0-rp0-vm0", vm0_mac), ("dc0-c0-rp0-vm1", VM1_MAC)):
         machine = configuration.machine(name)
         assert (machine["cpus"], machine["memory_mib"], machine["disks"]) == (1, 32, [{"size_gib": 1}])
         assert machine["nics"] == [{"network": "DC0_DVPG0"}]
