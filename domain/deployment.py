@@ -183,6 +183,8 @@ class Deployment(Aggregate):
 
     def retry(self, actor: str, reason: str | None) -> None:
         self._require((FAILED,), "retry")
+        if self.captured:  # provisioning would clone from templates and, failing, destroy the adopted VMs
+            raise InvalidTransitionError("a captured deployment cannot be provisioned again: undeploy it, then capture")
         self._retried(attempt=self.attempt + 1, actor=actor, reason=reason)
 
     @event("RetryRequested", topic="stagekeeper:Deployment.RetryRequested")

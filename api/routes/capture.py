@@ -33,17 +33,19 @@ class CaptureRequest(Reason):
 def holder_in(runtime: Runtime) -> Any:
     """Names the live deployment machine holding a claim (owner = uuid5(deployment id, machine))."""
 
+    holders: dict[UUID, str] = {}
+
     def resolve(owner: UUID) -> str | None:
-        for row in runtime.read_models.deployments(limit=SCAN_LIMIT):
-            if row["state"] == "undeployed":
-                continue
-            for machine in row["machines"]:
-                if uuid5(UUID(row["id"]), machine["name"]) == owner:
-                    return (
+        if not holders:  # read once per capture, and only when a claim is refused
+            for row in runtime.read_models.deployments(limit=SCAN_LIMIT):
+                if row["state"] == "undeployed":
+                    continue
+                for machine in row["machines"]:
+                    holders[uuid5(UUID(row["id"]), machine["name"])] = (
                         f"machine '{machine['name']}' of deployment {row['id']} "
                         f"('{row['configuration_name']}' in stage '{row['stage']}' of service {row['service_id']})"
                     )
-        return None
+        return holders.get(owner)
 
     return resolve
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from domain.capture import MAX_CAPTURE_VMS, plan_capture
+from domain.deployment import Deployment
 from domain.descriptions import DiskDescription, NicDescription, VmDescription
-from domain.errors import ValidationError
+from domain.errors import InvalidTransitionError, ValidationError
 from domain.permissions import Caller, can_capture
 
 
@@ -88,3 +90,22 @@ def test_capture_takes_an_owner_who_operates_the_stage(
     grants: list[dict[str, Any]], caller: Caller, stage: dict[str, Any], allowed: bool
 ) -> None:
     assert can_capture(grants, caller, stage) is allowed
+
+
+def test_a_failed_captured_deployment_is_not_provisioned_again() -> None:
+    plan = plan_capture([vm("ERP_DB")])
+    deployment = Deployment(
+        service_id=uuid4(), configuration_id=uuid4(), configuration_version=1, configuration_name="erp",
+        stage="prod", resource_pool="/DC0/host/DC0_C0/Resources/prod", networks=plan.networks,
+        machines=plan.machines, actor="alice", reason=None,
+    )  # fmt: skip
+    deployment.adopt(plan.adopted, "alice", None)
+    assert deployment.state == "deployed"
+    deployment.request_move("test", "/DC0/host/DC0_H0/Resources/test", "demote", "alice", None)
+    deployment.record_move_failure("InsufficientResourcesFault (moving back also failed)", False, "stagekeeper")
+    assert deployment.state == "failed"
+    # Provisioning clones from templates; failing, it would destroy the adopted VMs.
+    with pytest.raises(InvalidTransitionError, match="captured deployment cannot be provisioned again"):
+        deployment.retry("alice", None)
+    deployment.request_let_go("alice", "hand back")
+    assert (deployment.state, deployment.letting_go) == ("undeploying", True)
