@@ -20,6 +20,7 @@ from api.openapi import install_openapi
 from api.routes import (
     audit,
     board,
+    capture,
     configurations,
     consoles,
     deployments,
@@ -91,5 +92,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     app.include_router(consoles.router)
+    app.include_router(capture.router)
     install_console(app)
     return app

@@ -263,3 +263,20 @@ class Configuration(Aggregate):
         self.description = description
         self.networks = list(networks)
         self.machines = list(machines)
+
+    # -- capture (domain/capture.py) ---------------------------------------------------------
+    def record_capture(
+        self, networks: list[dict[str, Any]], machines: list[dict[str, Any]], actor: str, reason: str | None
+    ) -> None:
+        """A new version describing captured VMs (their machines keep what vCenter said in `captured`)."""
+        self.check_active()
+        self._check(networks, machines)
+        after = {**self.definition(), "networks": networks, "machines": machines}
+        self._revised(
+            description=self.description,
+            networks=networks,
+            machines=machines,
+            changes=diff_definitions(self.definition(), after),
+            actor=actor,
+            reason=reason,
+        )

@@ -114,6 +114,7 @@ class Deployment(Aggregate):
             "requested_at": self.created_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "machines": [self._machine_view(m) for m in self.machines],
+            "captured": self.captured,  # adopted running VMs: undeploy lets go of them unless destroy_vms
         }
 
     @staticmethod
@@ -182,6 +183,8 @@ class Deployment(Aggregate):
 
     def retry(self, actor: str, reason: str | None) -> None:
         self._require((FAILED,), "retry")
+        if self.captured:  # provisioning would clone from templates and, failing, destroy the adopted VMs
+            raise InvalidTransitionError("a captured deployment cannot be provisioned again: undeploy it, then capture")
         self._retried(attempt=self.attempt + 1, actor=actor, reason=reason)
 
     @event("RetryRequested", topic="stagekeeper:Deployment.RetryRequested")
@@ -411,3 +414,75 @@ class Deployment(Aggregate):
     @event("ConsoleOpened", topic="stagekeeper:Deployment.ConsoleOpened")
     def _console_opened(self, machine: str, vm_id: str, actor: str, reason: str | None) -> None:
         pass  # an audit fact: it changes nothing in the deployment
+
+    # -- captured deployments ----------------------------------------------------------------
+    # A captured deployment adopts VMs that existed before Stagekeeper: created with the usual
+    # Requested event and, in the same write, Captured (deployed at once: no clone, no power
+    # change). The process manager then tags each VM (MachineTagged). Undeploying it either
+    # destroys the VMs (UndeployRequested) or lets go of them (LetGoRequested: tags removed,
+    # MachineReleased, VMs left running). Class defaults keep older deployments readable.
+    captured = False
+    letting_go = False
+
+    def adopt(self, machines: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        """Record the existing VMs this (just requested) deployment adopts, with their addresses."""
+        self._require((REQUESTED,), "capture")
+        for machine in machines:
+            self.machine(machine["name"])
+        self._captured(machines=machines, actor=actor, reason=reason)
+
+    @event("Captured", topic="stagekeeper:Deployment.Captured")
+    def _captured(self, machines: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        self.captured = True
+        self.state = DEPLOYED
+        for adopted in machines:
+            self.machine(adopted["name"]).update(
+                state="provisioned",
+                vm_name=adopted["vm_name"],
+                vm_id=adopted["vm_id"],
+                ip=adopted["ip"],
+                mac=adopted["mac"],
+                resource_pool=adopted["resource_pool"],
+                power=adopted["power"],
+                addressing=adopted["addressing"],
+                tagged=False,
+                captured_vm_id=adopted["vm_id"],  # kept after undeploy: the VM claim it releases
+            )
+
+    def untagged_machines(self) -> list[dict[str, Any]]:
+        """Captured machines whose VM does not carry Stagekeeper's tags yet."""
+        if not self.captured or self.state in (UNDEPLOYING, UNDEPLOYED):
+            return []
+        return [m for m in self.machines if m.get("vm_id") and m.get("tagged") is False]
+
+    def record_machine_tagged(self, machine: str, actor: str) -> None:
+        if self.machine(machine).get("tagged") is not False:
+            raise InvalidTransitionError(f"machine '{machine}' needs no tagging")
+        self._machine_tagged(machine=machine, vm_id=self.machine(machine)["vm_id"], actor=actor, reason=None)
+
+    @event("MachineTagged", topic="stagekeeper:Deployment.MachineTagged")
+    def _machine_tagged(self, machine: str, vm_id: str, actor: str, reason: str | None) -> None:
+        self.machine(machine)["tagged"] = True
+
+    def request_let_go(self, actor: str, reason: str | None) -> None:
+        """Stop managing a captured deployment's VMs, leaving them as they run."""
+        if not self.captured:
+            raise ValidationError(
+                "destroy_vms: false lets go of captured VMs only; this deployment's VMs were built by Stagekeeper",
+                field="destroy_vms",
+            )
+        self._require(UNDEPLOYABLE_FROM, "undeploy")
+        self._let_go_requested(previous_state=self.state, actor=actor, reason=reason)
+
+    @event("LetGoRequested", topic="stagekeeper:Deployment.LetGoRequested")
+    def _let_go_requested(self, previous_state: str, actor: str, reason: str | None) -> None:
+        self.state = UNDEPLOYING
+        self.letting_go = True
+
+    def record_machine_released(self, machine: str, actor: str) -> None:
+        self._require((UNDEPLOYING,), "record a released machine on")
+        self._machine_released(machine=machine, vm_id=self.machine(machine)["vm_id"], actor=actor, reason=None)
+
+    @event("MachineReleased", topic="stagekeeper:Deployment.MachineReleased")
+    def _machine_released(self, machine: str, vm_id: str, actor: str, reason: str | None) -> None:
+        self.machine(machine).update(state="released", vm_id=None, resource_pool=None, power=None, power_pending=[])

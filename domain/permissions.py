@@ -58,6 +58,13 @@ def can_operate(grants: list[dict[str, Any]], caller: Caller, stage: dict[str, A
     return can_manage(grants, caller) or operates(grants, caller, stage["name"])
 
 
+def can_capture(grants: list[dict[str, Any]], caller: Caller, stage: dict[str, Any]) -> bool:
+    """Capture running VMs into `stage`: a service owner who is also a stage-operator of that stage.
+    Administrators count as owners, and as operators outside restricted stages (as for deploys)."""
+    operator = operates(grants, caller, stage["name"]) or (caller.is_admin and not stage.get("restricted"))
+    return can_manage(grants, caller) and operator
+
+
 def require(allowed: bool, caller: Caller, action: str) -> None:
     if not allowed:
         raise PermissionDeniedError(f"{caller.user} may not {action}")

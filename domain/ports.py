@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from domain.descriptions import VmDescription, VmSelector
+
 
 @dataclass(frozen=True)
 class TemplateInfo:
@@ -159,6 +161,19 @@ class VCenterDriver(Protocol):
 
     def find_vms(self, deployment_id: UUID) -> list[VmInfo]:
         """Every VM tagged with this deployment id."""
+        ...
+
+    def describe_vms(self, selector: VmSelector) -> list[VmDescription]:
+        """The VMs (and templates) the selector names, as vCenter describes them now, sorted by name.
+        An id, name, folder or pool that does not exist: VCenterObjectNotFoundError naming it."""
+        ...
+
+    def tag_vm(self, vm_id: str, deployment_id: UUID, machine: str) -> None:
+        """Tag an existing VM as machine `machine` of a deployment (idempotent); nothing else changes."""
+        ...
+
+    def untag_vm(self, vm_id: str) -> None:
+        """Remove Stagekeeper's tags from a VM and leave it as it is; a VM already gone is no error."""
         ...
 
     def pool_usage(self, path: str) -> PoolUsage:

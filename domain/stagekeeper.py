@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.commands.addresses import AddressCommands
+from domain.commands.capture import CaptureCommands
 from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
@@ -11,6 +12,12 @@ from domain.commands.services import ServiceCommands
 
 
 class Stagekeeper(
-    ServiceCommands, ConfigurationCommands, DeploymentCommands, AddressCommands, CatalogueCommands, ConsoleCommands
+    ServiceCommands,
+    ConfigurationCommands,
+    DeploymentCommands,
+    AddressCommands,
+    CatalogueCommands,
+    ConsoleCommands,
+    CaptureCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

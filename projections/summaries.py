@@ -100,6 +100,12 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.PowerRequested": lambda d: f"power {d['action']} of machine '{d['machine']}' requested",
     "Deployment.MachinePowerChanged": lambda d: f"machine '{d['machine']}' {d['action']}: now {d['power_state']}",
     "Deployment.PowerFailed": lambda d: f"power {d['action']} of machine '{d['machine']}' failed: {d['reason']}",
+    "Deployment.Captured": lambda d: (
+        "captured running VM(s) " + ", ".join(f"{m['vm_name']} ({m['vm_id']}) as '{m['name']}'" for m in d["machines"])
+    ),
+    "Deployment.MachineTagged": lambda d: f"VM {d['vm_id']} of machine '{d['machine']}' tagged",
+    "Deployment.LetGoRequested": lambda d: f"let go of the captured VMs requested (was {d['previous_state']})",
+    "Deployment.MachineReleased": lambda d: f"machine '{d['machine']}' let go: VM {d['vm_id']} untagged, left running",
     "Deployment.ConsoleOpened": lambda d: f"console of machine '{d['machine']}' ({d['vm_id']}) opened",
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (

@@ -18,7 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from adapters.simulator_state import FileState, InventoryState
+from adapters.vcenter import simulated_capture
 from adapters.vcenter.picture import draw
+from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     POWER_ACTIONS,
@@ -69,6 +71,14 @@ class _Vm:
     ip: str | None = None
     os_family: str | None = None
     nics: list[dict[str, Any]] = field(default_factory=list)
+    # What a VM made outside Stagekeeper carries (see add_existing_vm); clones leave the defaults.
+    guest_id: str = ""
+    disks: list[dict[str, Any]] = field(default_factory=list)
+    annotation: str = ""
+    folder: str = ""
+    host: str = ""
+    snapshots: list[str] = field(default_factory=list)
+    is_template: bool = False
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -77,7 +87,7 @@ class _Vm:
             resource_pool=self.resource_pool,
             powered_on=self.powered_on,
             deployment_id=UUID(self.deployment_id) if self.deployment_id else None,
-            machine=self.machine,
+            machine=self.machine or None,
             ip=self.ip if self.powered_on else None,
             hostname=self.hostname if self.powered_on else None,
             macs=tuple(n["mac"] for n in self.nics if n.get("mac")),
@@ -295,6 +305,39 @@ class SimulatedVCenter:
                 (vm.info() for vm in self._vms.values() if vm.deployment_id == str(deployment_id)),
                 key=lambda v: v.name,
             )
+
+    def describe_vms(self, selector: VmSelector) -> list[VmDescription]:
+        with self._lock:
+            self._maybe_fail("describe_vms")
+            return simulated_capture.describe(list(self._vms.values()), self._pools, selector)
+
+    def tag_vm(self, vm_id: str, deployment_id: UUID, machine: str) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("tag_vm")
+            vm.deployment_id, vm.machine = str(deployment_id), machine
+            self._save()
+
+    def untag_vm(self, vm_id: str) -> None:
+        with self._lock:
+            vm = self._vms.get(vm_id)
+            if vm is None:
+                return
+            self._maybe_fail("untag_vm")
+            vm.deployment_id, vm.machine = "", ""
+            self._save()
+
+    def add_existing_vm(self, name: str, resource_pool: str, **details: Any) -> str:
+        """Put a VM made outside Stagekeeper into the simulated inventory (what capture reads);
+        `details` are _Vm fields (cpus, memory_mib, nics, disks, guest_id, ip, ...). Returns its id."""
+        with self._lock:
+            if resource_pool not in self._pools:
+                raise VCenterObjectNotFoundError(f"resource pool '{resource_pool}' not found in vCenter")
+            self._counter += 1
+            vm = simulated_capture.existing_vm(f"vm-{self._counter}", name, resource_pool, details)
+            self._vms[vm.vm_id] = vm
+            self._save()
+            return vm.vm_id
 
     def pool_usage(self, path: str) -> PoolUsage:
         with self._lock:

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from api.responses import Out, Position, Timestamp
+from api.responses.captured import CapturedVm
 
 
 class Network(Out):
@@ -38,6 +39,7 @@ class Machine(Out):
     disks: list[Disk]
     nics: list[Nic]
     customization: Customization
+    captured: CapturedVm | None = Field(None, description="Captured machines: their VM as vCenter described it")
 
 
 class Configuration(Out):

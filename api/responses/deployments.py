@@ -49,6 +49,9 @@ class DeploymentEntry(Out):
     requested_by: str
     requested_at: Timestamp
     updated_at: Timestamp
+    captured: bool = Field(
+        False, description="It adopted running VMs (capture): undeploy lets go of them unless destroy_vms"
+    )
 
 
 class DeploymentSummary(DeploymentEntry):

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import Field
 
 from api.access import (
     operate_deployment,
@@ -155,5 +156,38 @@ def _command(name: str, summary: str) -> None:
 
 _command("promote", "Move the deployment to the next stage of its service.")
 _command("demote", "Move the deployment to the previous stage of its service.")
-_command("undeploy", "Power off and destroy every VM of the deployment.")
 _command("retry_deployment", "Provision a failed deployment again.")
+
+
+class UndeployRequest(Reason):
+    destroy_vms: bool | None = Field(
+        None,
+        description="Captured deployments only: true destroys their VMs; otherwise Stagekeeper lets go of them "
+        "(removes its tags, leaves them running). Stagekeeper's own deployments are always destroyed.",
+    )
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/undeploy",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 412, 413, 415),
+)
+def undeploy(
+    deployment_id: UUID,
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    if_match: IfMatchDep,
+    response: Response,
+    body: UndeployRequest | None = Body(None),
+) -> Deployment:
+    """Power off and destroy every VM of the deployment (a captured one: let go of them, unless destroy_vms)."""
+    operate_deployment(runtime, who, deployment_id, "undeploy")
+    outcome = runtime.app.undeploy(
+        deployment_id,
+        actor=who.user,
+        reason=body.reason if body else None,
+        expected_version=if_match,
+        destroy_vms=body.destroy_vms if body else None,
+    )
+    return _result(response, outcome)

@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands.addresses import ip_releases
+from domain.commands.capture_claims import vm_releases
 from domain.configuration import Configuration
 from domain.deployment import UNDEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
@@ -127,14 +128,21 @@ class DeploymentCommands(StagekeeperApplication):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        destroy_vms: object = None,
     ) -> Outcome[Deployment]:
-        """Power off and destroy every VM of the deployment."""
+        """Power off and destroy every VM of the deployment. A captured deployment's VMs are destroyed
+        only with `destroy_vms=True`; otherwise Stagekeeper lets go of them (untags, leaves them running)."""
         reason = check_reason(reason)
-        return self.record_step(
-            deployment_id,
-            lambda d: d.request_undeploy(actor, reason),
-            expected_version=expected_version,
-        )
+        if destroy_vms is not None and not isinstance(destroy_vms, bool):
+            raise ValidationError("destroy_vms must be true or false", field="destroy_vms")
+
+        def step(deployment: Deployment) -> None:
+            if destroy_vms is False or (deployment.captured and destroy_vms is not True):
+                deployment.request_let_go(actor, reason)
+            else:
+                deployment.request_undeploy(actor, reason)
+
+        return self.record_step(deployment_id, step, expected_version=expected_version)
 
     def retry_deployment(
         self,
@@ -165,6 +173,7 @@ class DeploymentCommands(StagekeeperApplication):
             if deployment.state == UNDEPLOYED:
                 released = None  # every stage
                 others.extend(self._address_releases(deployment))
+                others.extend(vm_releases(self, deployment))
             elif deployment.stage != before_stage:
                 released = before_stage  # a move completed
             elif before_target is not None and deployment.target_stage is None:

@@ -29,6 +29,7 @@ from domain.deployment import (
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
+from domain.processes.capture import tag_captured, undeploy_captured
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
 
@@ -43,6 +44,8 @@ TOPICS = tuple(
         "Deployment.MoveRequested",
         "Deployment.UndeployRequested",
         "Deployment.PowerRequested",
+        "Deployment.Captured",
+        "Deployment.LetGoRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -123,7 +126,9 @@ class DeploymentProcess:
         for _ in range(MAX_PASSES):
             deployment = self.app.deployment(deployment_id)
             try:
-                if deployment.state == REQUESTED:
+                if deployment.untagged_machines():  # captured VMs: tagged before anything else
+                    tag_captured(self, deployment, ACTOR)
+                elif deployment.state == REQUESTED:
                     self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
                 elif deployment.state == PROVISIONING:
                     self._provision(deployment)
@@ -226,6 +231,9 @@ class DeploymentProcess:
             return [m for m in pool.map(destroy, vms) if m]
 
     def _undeploy(self, deployment: Deployment) -> None:
+        if deployment.captured:  # by the VM ids it adopted; or let go of them
+            undeploy_captured(self, deployment, ACTOR)
+            return
         try:
             destroyed = set(self._destroy_all(deployment.id))
         except VCENTER_FAULTS as fault:

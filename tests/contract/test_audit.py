@@ -58,6 +58,12 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     runtime.catch_up()
     app.undeploy(failing, actor="a")
     runtime.catch_up()
+    legacy = vcenter.add_existing_vm("LEGACY", "/DC0/host/DC0_C0/Resources", nics=[{"network": "front", "mac": "x"}])
+    adopted = app.capture(service_id, "test", "legacy", actor="a", vms=[legacy]).value.deployment
+    assert adopted is not None
+    runtime.catch_up()
+    app.undeploy(adopted.id, actor="a")  # lets go of it
+    runtime.catch_up()
     app.remove_stage(service_id, "uat", actor="a")
     app.update_service(service_id, None, actor="a", name="renamed")
     app.retire_configuration(configuration_id, actor="a", reason="replaced")

@@ -56,6 +56,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", S + "/grants"): (MANAGE, {"role": "viewer", "user": "newcomer"}),
     ("GET", S + "/grants"): (READ, None),
     ("DELETE", S + "/grants/{grant_id}"): (MANAGE, None),
+    # An owner who is also a stage-operator of the stage; nobody operates "spare", so administrators only.
+    ("POST", S + "/stages/{stage}/capture"): (ADMIN, {"configuration": "cap", "vms": ["vm-1"], "dry_run": True}),
     ("POST", S + "/configurations"): (MANAGE, {"name": "other"}),
     ("GET", S + "/configurations"): (READ, None),
     ("GET", C): (READ, None),

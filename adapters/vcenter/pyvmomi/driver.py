@@ -13,9 +13,10 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import inventory, specs
+from adapters.vcenter.pyvmomi import capture, inventory, specs
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
+from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import (
     CloneSpec,
@@ -378,6 +379,23 @@ class PyVmomiDriver:
             if info.deployment_id == deployment_id or (info.deployment_id is None and info.name.startswith(prefix)):
                 found.append(info)
         return sorted(found, key=lambda v: v.name)
+
+    def describe_vms(self, selector: VmSelector) -> list[VmDescription]:
+        return capture.describe(self, selector)
+
+    def tag_vm(self, vm_id: str, deployment_id: UUID, machine: str) -> None:
+        capture.tag(self, vm_id, deployment_id, machine)
+
+    def untag_vm(self, vm_id: str) -> None:
+        capture.untag(self, vm_id)
+
+    def tag_keys(self) -> tuple[int, int]:
+        """The custom-attribute keys of (deployment, machine)."""
+        keys = self._field_keys()
+        return keys[DEPLOYMENT_FIELD], keys[MACHINE_FIELD]
+
+    def vm_ref(self, vm_id: str) -> Any:
+        return self._vm(vm_id)
 
     def pool_usage(self, path: str) -> PoolUsage:
         paths = self.session.call("list pools", lambda: inventory.pool_paths(self._content))

@@ -1,0 +1,86 @@
+"""The claims a captured deployment holds in the event store: each adopted VM (by its vCenter id),
+each NIC's MAC (per network) and the IP VMware Tools reported. They are saved in the same write as
+the deployment, so two captures of one VM, or of one address, cannot both win; undeploy releases
+them in the write that records Undeployed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from domain.application import StagekeeperApplication
+from domain.commands.addresses import IP_CLAIMS, IPV4_SCOPE, MAC_CLAIMS
+from domain.deployment import Deployment
+from domain.names import NameClaim
+
+VM_CLAIMS = "vm"
+VM_SCOPE = "vcenter"
+
+Holder = Callable[[UUID], str | None]
+
+
+def wanted_claims(adopted: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, scope, name) of every claim one adopted machine holds."""
+    wanted = [(VM_CLAIMS, VM_SCOPE, adopted["vm_id"])]
+    wanted += [(MAC_CLAIMS, n["network"], n["mac"]) for n in adopted["addressing"]["macs"]]
+    if adopted["ip"]:
+        wanted.append((IP_CLAIMS, IPV4_SCOPE, adopted["ip"]))
+    return wanted
+
+
+def take_claims(
+    app: StagekeeperApplication, deployment_id: UUID, adopted: list[dict[str, Any]], holder: Holder
+) -> tuple[list[NameClaim], list[dict[str, str]], list[dict[str, str]]]:
+    """(claims to save, the claims as data, refusals naming both sides) for the adopted machines."""
+    claims: list[NameClaim] = []
+    described: list[dict[str, str]] = []
+    refusals: list[dict[str, str]] = []
+    for machine in adopted:
+        owner = uuid5(deployment_id, machine["name"])
+        for kind, scope, name in wanted_claims(machine):
+            described.append({"kind": kind, "scope": scope, "name": name, "machine": machine["name"]})
+            existing = _find(app, kind, scope, name)
+            if existing is not None and existing.owner_id is not None and existing.owner_id != owner:
+                what = {VM_CLAIMS: f"VM {name}", MAC_CLAIMS: f"MAC {name} on network '{scope}'"}.get(kind, f"IP {name}")
+                held_by = (
+                    holder(existing.owner_id) or f"another live deployment's machine (claim owner {existing.owner_id})"
+                )
+                refusals.append(
+                    {
+                        "vm": machine["vm_name"],
+                        "vm_id": machine["vm_id"],
+                        "reason": f"{what} of VM {machine['vm_name']} (machine '{machine['name']}') "
+                        f"is held by {held_by}",
+                    }
+                )
+                continue
+            claims.append(app.claim_name(kind, scope, name, owner))
+    return claims, described, refusals
+
+
+def vm_releases(app: StagekeeperApplication, deployment: Deployment) -> list[Aggregate]:
+    """The VM claims of a captured deployment, released (its addresses are released with every deployment's)."""
+    if not deployment.captured:
+        return []
+    released: list[Aggregate] = []
+    for machine in deployment.machines:
+        vm_id = machine.get("captured_vm_id")
+        if vm_id:
+            claim = _find(app, VM_CLAIMS, VM_SCOPE, vm_id)
+            if claim is not None and claim.owner_id == uuid5(deployment.id, machine["name"]):
+                claim.release()
+                released.append(claim)
+    return released
+
+
+def _find(app: StagekeeperApplication, kind: str, scope: str, name: str) -> NameClaim | None:
+    try:
+        claim: Aggregate = app.repository.get(NameClaim.id_for(kind, scope, name))
+    except AggregateNotFoundError:
+        return None
+    assert isinstance(claim, NameClaim)
+    return claim

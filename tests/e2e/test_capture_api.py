@@ -1,0 +1,87 @@
+"""Capture over HTTP: dry run (200), capture (201), refusals (409 naming the VM), the undeploy body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from adapters.runtime import Runtime
+from adapters.vcenter.simulated import SimulatedVCenter
+from tests.e2e.conftest import AUTH
+from tests.e2e.test_api import setup_service, wait_state
+from tests.support import ROOT_POOL
+
+
+def existing(runtime: Runtime) -> list[str]:
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    return [
+        vcenter.add_existing_vm(
+            f"ERP_{n}", ROOT_POOL, cpus=2, memory_mib=4096, ip=f"10.1.0.{n}",
+            nics=[{"network": "VM Network", "mac": f"00:0c:29:00:00:0{n}", "adapter": "vmxnet3"}],
+        )
+        for n in (1, 2)
+    ]  # fmt: skip
+
+
+def capture(client: TestClient, service: dict[str, Any], body: dict[str, Any]) -> Any:
+    return client.post(f"/api/v1/services/{service['id']}/stages/prod/capture", json=body, auth=AUTH)
+
+
+def test_capture_over_http_dry_run_then_capture_then_let_go(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)  # prod is restricted; the admin holds stage-operator on it
+    vms = existing(runtime)
+    dry = capture(client, service, {"configuration": "erp", "vms": ["ERP_1", vms[1]], "dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["deployment"] is None
+    assert [m["name"] for m in dry.json()["configuration"]["machines"]] == ["erp-1", "erp-2"]
+    assert len(dry.json()["claims"]) == 6
+    done = capture(client, service, {"configuration": "erp", "vms": vms, "reason": "adopt production"})
+    assert done.status_code == 201, done.text
+    deployment = done.json()["deployment"]
+    assert (deployment["state"], deployment["stage"], deployment["captured"]) == ("deployed", "prod", True)
+    assert done.headers["Location"] == f"/api/v1/deployments/{deployment['id']}"
+    configuration = client.get(f"/api/v1/configurations/{done.json()['configuration']['id']}", auth=AUTH).json()
+    assert configuration["machines"][0]["captured"]["nics"][0]["adapter"] == "vmxnet3"
+    again = capture(client, service, {"configuration": "erp", "vms": [vms[0]]})
+    assert again.status_code == 409
+    assert "ERP_1" in again.json()["error"]["message"]
+    undeploy = client.post(f"/api/v1/deployments/{deployment['id']}/undeploy", json={"reason": "hand back"}, auth=AUTH)
+    assert undeploy.status_code == 202, undeploy.text
+    wait_state(client, deployment["id"], "undeployed")
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    left = [vm for vm in vcenter.all_vms() if vm.vm_id in vms]
+    assert [(vm.powered_on, vm.deployment_id) for vm in left] == [(True, None), (True, None)]
+    audit = client.get("/api/v1/audit", params={"deployment": deployment["id"], "limit": 100}, auth=AUTH).json()
+    types = [e["event_type"] for e in audit["items"]]
+    assert "Deployment.Captured" in types
+    assert "Deployment.MachineReleased" in types
+
+
+def test_bad_capture_bodies_are_422_naming_the_field(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    existing(runtime)
+    for body, field in (
+        ({"configuration": "erp"}, "vms"),
+        ({"configuration": "erp", "vms": ["ERP_1"], "folder": "/DC0/vm"}, "folder"),
+        ({"configuration": "erp", "folder": "DC0"}, "folder"),
+        ({"configuration": "bad/name", "vms": ["ERP_1"]}, "configuration"),
+    ):
+        response = capture(client, service, body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["field"] == field
+
+
+def test_undeploy_takes_destroy_vms_as_a_boolean(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    vms = existing(runtime)
+    deployment = capture(client, service, {"configuration": "erp", "vms": vms}).json()["deployment"]
+    path = f"/api/v1/deployments/{deployment['id']}/undeploy"
+    assert client.post(path, json={"destroy_vms": "yes"}, auth=AUTH).status_code == 422
+    assert client.post(path, json={"destroy_vms": True}, auth=AUTH).status_code == 202
+    wait_state(client, deployment["id"], "undeployed")
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    assert [vm for vm in vcenter.all_vms() if vm.vm_id in vms] == []
