@@ -316,16 +316,32 @@ def test_every_console_of_a_deployment_on_one_page_for_several_viewers(console: 
     page.get_by_role("button", name="Power on app1").click()
     expect(page.locator('[data-power="app1"]')).to_have_text("● powered on", timeout=TIMEOUT_MS)
 
+    # "Open console": a new tab on the HTML5 console page the ticket signs in to; with the simulated
+    # vCenter that page is Stagekeeper's own, showing the simulation's picture of the machine.
     with page.context.expect_page() as opened:
         page.locator(".tile", has_text="web1").get_by_role("link", name="Open console").click()
+    tab = opened.value
+    expect(tab.get_by_role("heading", name=re.compile(r"^Simulated console of sk-"))).to_be_visible()
+    expect(tab.get_by_text("Simulated vCenter.")).to_be_visible()
+    assert re.search(r"/ui/simulated-vcenter/webconsole\.html\?vmId=vm-\d+&vmName=.+&sessionTicket=cst-SIM-", tab.url)
+    screen = tab.get_by_role("img", name=re.compile(r"^Screen of .+ \(simulated\)$"))
+    expect(screen).to_have_js_property("complete", True)
+    assert screen.evaluate("img => img.naturalWidth") == 640
+    console.shot(tab, "13-html5-console-of-web1")
+    with page.context.expect_page() as opened:
+        page.locator(".tile", has_text="web1").get_by_role("link", name="VMware Remote Console").click()
     tab = opened.value
     expect(tab.get_by_role("heading", name="Console of web1")).to_be_visible()
     expect(tab.get_by_role("link", name="Open in VMware Remote Console")).to_have_attribute(
         "href", re.compile(r"^vmrc://clone:[0-9a-f]+@")
     )
+    expect(tab.get_by_role("link", name="Open HTML5 console")).to_have_attribute(
+        "href", re.compile(r"^/ui/simulated-vcenter/webconsole\.html\?vmId=")
+    )
     expect(tab.get_by_label("HTML5 console (WebMKS) address")).to_have_value(re.compile(r"^wss://.+/ticket/"))
-    console.shot(tab, "13-console-of-web1")
+    console.shot(tab, "14-ticket-of-web1")
     audit = console.api.get("/api/v1/audit", params={"deployment": deployment_id, "limit": 100}).json()["items"]
     kinds = {(e["event_type"], e["actor"]) for e in audit}
     assert ("Deployment.ConsoleOpened", "alice") in kinds
+    assert [e["event_type"] for e in audit].count("Deployment.ConsoleOpened") == 2, "each opening is audited"
     assert ("Deployment.PowerRequested", "alice") in kinds
