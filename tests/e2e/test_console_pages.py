@@ -310,3 +310,21 @@ def test_the_board_now_is_shared_until_a_read_model_moves_and_never_across_permi
     payroll = next(s for s in after["services"] if s["name"] == "payroll")
     test_stage = next(st for st in payroll["stages"] if st["name"] == "test")
     assert [d["id"] for d in test_stage["deployments"]] == [str(deployed.value.id)]
+
+
+def test_the_navigation_has_a_place_for_fences_leases_archives_and_resources(world: World) -> None:
+    world.sign_in("viewer")
+    board = world.client.get("/ui/").text
+    for path, title, promise in (
+        ("/ui/copies", "Copies &amp; fences", "fenced network"),
+        ("/ui/leases", "Leases", "one-click extension"),
+        ("/ui/archives", "Archives", "Archive Now"),
+        ("/ui/resources", "Resources", "linked-clone dependency tree"),
+    ):
+        assert f'<a href="{path}">{title}</a>' in board, path
+        page = world.client.get(path)
+        assert page.status_code == 200
+        assert f'<a href="{path}" aria-current="page">{title}</a>' in page.text
+        assert f"<h1>{title}</h1>" in page.text
+        assert promise in page.text
+        assert "Coming with the next capabilities" in page.text
