@@ -114,6 +114,13 @@ class ReadModels:
     def board(self, service_id: str | None = None) -> list[Row]:
         """Every active service (or one), its stages in order, and the live deployments in each."""
         services = [s for s in self.services() if service_id is None or s["id"] == service_id]
+        held = self.board_entries(service_id)
+        return [board_service(service, service["stages"], held.get(str(service["id"]), [])) for service in services]
+
+    def board_entries(self, service_id: str | None = None) -> dict[str, list[Row]]:
+        """The board entry of every live deployment (or one service's), by service id, in board
+        order (requested_at, then id). Grouped once by service: matching every entry against every
+        service grew as their product."""
         where, params = ("state <> %s", ["undeployed"])
         if service_id is not None:
             where, params = where + " AND service_id = %s", [*params, service_id]
@@ -125,8 +132,7 @@ class ReadModels:
         for row in live:
             entry = board_entry(from_json(row["view"]))
             held.setdefault(str(entry["service_id"]), []).append(entry)
-        # Grouped once by service: matching every entry against every service grew as their product.
-        return [board_service(service, service["stages"], held.get(str(service["id"]), [])) for service in services]
+        return held
 
     def services_mark(self) -> tuple[int, int]:
         """Changes whenever what the board shows of services does: (rows, sum of their versions).

@@ -6,8 +6,9 @@ expensive read there is. So the board of every service is built once from the re
 same query the API's `/board` makes); each later request applies only the deployments written
 since the position it was built at (the rows whose `position` is past it) and rebuilds just the
 services they belong to. A change to what the board shows of services (a service registered,
-renamed or retired, a stage added, renamed or remapped), or a deployments read model rebuilt from
-the start, builds it all again. Each caller then gets the services it may
+renamed or retired, a stage added, renamed or remapped) lays the services out again from the
+services read model around the deployments already known; only a deployments read model rebuilt
+from the start makes it read every deployment again. Each caller then gets the services it may
 read. Past instants (`as_of`) are not kept: they are read as the API reads them.
 
 A board handed out is never changed afterwards: an update makes new lists and new service
@@ -40,34 +41,38 @@ def order(entry: Row) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class LiveBoard:
-    """Every service's board at one pair of read-model positions."""
+    """Every service's board at one deployments position and one services mark."""
 
     deployments_position: int
     services_mark: tuple[int, int]
     services: list[Row]  # in board order, each as board_service() makes it
-    held: dict[str, dict[str, Row]]  # service id -> deployment id -> its board entry
+    held: dict[str, dict[str, Row]]  # service id -> deployment id -> board entry, every live deployment
 
     @classmethod
     def build(cls, runtime: Runtime, deployments_position: int, services_mark: tuple[int, int]) -> LiveBoard:
-        services = runtime.read_models.board()
-        held: dict[str, dict[str, Row]] = {}
-        for service in services:
-            entries = held.setdefault(str(service["id"]), {})
-            for stage in service["stages"]:
-                entries.update({str(e["id"]): e for e in stage["deployments"]})
-        return cls(deployments_position, services_mark, services, held)
+        """From the read models: the API board's own queries."""
+        entries = runtime.read_models.board_entries()
+        held = {service_id: {str(e["id"]): e for e in listed} for service_id, listed in entries.items()}
+        return cls(deployments_position, (-1, -1), [], {}).relaid(runtime, services_mark, held)
+
+    def relaid(self, runtime: Runtime, services_mark: tuple[int, int], held: dict[str, dict[str, Row]]) -> LiveBoard:
+        """The services as the services read model has them now, with the deployments already known
+        (a stage renamed or added, a service registered or retired: no deployment is read again)."""
+        services = [
+            board_service(service, service["stages"], sorted(held.get(str(service["id"]), {}).values(), key=order))
+            for service in runtime.read_models.services()
+        ]
+        return LiveBoard(self.deployments_position, services_mark, services, held)
 
     def moved(self, runtime: Runtime, deployments_position: int) -> LiveBoard:
-        """This board with every deployment written since it was built applied to it."""
+        """This board with every deployment written since its position applied to it."""
         changes = runtime.read_models.board_changes(self.deployments_position)
         touched: dict[str, dict[str, Row]] = {}
         for entry in changes:
             service_id = str(entry["service_id"])
-            if service_id not in self.held:
-                continue  # not on the board (a retired service): as the full board
             entries = touched.get(service_id)
             if entries is None:
-                entries = touched[service_id] = dict(self.held[service_id])
+                entries = touched[service_id] = dict(self.held.get(service_id, {}))
             if entry["state"] == "undeployed":
                 entries.pop(str(entry["id"]), None)
             else:
@@ -105,11 +110,11 @@ class BoardCache:
         services = runtime.read_models.services_mark()
         with self._lock:  # one request brings it up to date; the others wait for that, not redo it
             board = self._board
-            if board is not None and board.services_mark == services:
-                if board.deployments_position == deployments:
-                    return board
-                if board.deployments_position < deployments:
-                    self._board = board.moved(runtime, deployments)
-                    return self._board
-            self._board = LiveBoard.build(runtime, deployments, services)
-            return self._board
+            if board is None or board.deployments_position > deployments:
+                board = LiveBoard.build(runtime, deployments, services)  # first use, or a rebuilt read model
+            if board.services_mark != services:
+                board = board.relaid(runtime, services, board.held)
+            if board.deployments_position < deployments:
+                board = board.moved(runtime, deployments)
+            self._board = board
+            return board

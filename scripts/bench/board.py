@@ -83,6 +83,23 @@ class Changes:
             time.sleep(0.01)
 
 
+class ServiceChanges:
+    """Before each timed request: one service's description changed, and seen by the read models."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.service_id = runtime.read_models.services()[0]["id"]
+        self.count = 0
+
+    def __call__(self) -> None:
+        from uuid import UUID
+
+        self.count += 1
+        app = self.runtime.app
+        app.update_service(UUID(self.service_id), f"changed {self.count} times", actor="bench")
+        self.runtime.read_models.wait("services", app.head(), 30)
+
+
 def timed(client: httpx.Client, path: str, rounds: int, before: Callable[[], None] = lambda: None) -> list[float]:
     client.get(path).raise_for_status()
     latencies = []
@@ -131,7 +148,11 @@ def main() -> None:
                 # read models) before each timed request, which brings the shared board up to date.
                 change = Changes(runtime, configurations)
                 cold = report("console /ui/ (right after a change)", timed(client, "/ui/", args.rounds, change))
-                # The first request after a start (or a services change) builds the whole board.
+                # A service changed (its description here): the services are laid out again around
+                # the deployments already known.
+                services = ServiceChanges(runtime)
+                report("console /ui/ (right after a service change)", timed(client, "/ui/", args.rounds, services))
+                # The first request after a start reads every deployment.
                 console = app.state.console
                 report("console /ui/ (built from scratch)", timed(
                     client, "/ui/", args.rounds, lambda: setattr(console, "boards", BoardCache())))  # fmt: skip
