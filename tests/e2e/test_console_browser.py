@@ -338,6 +338,12 @@ def test_every_console_of_a_deployment_on_one_page_for_several_viewers(console: 
     screen = tab.get_by_role("img", name=re.compile(r"^Screen of .+ \(simulated\)$"))
     expect(screen).to_have_js_property("complete", True)
     assert screen.evaluate("img => img.naturalWidth") > 0  # the picture the simulation drew
+    # Refreshed every 5 s with the same ticket (its address already has a query).
+    tab.wait_for_function(
+        "() => { const i = document.querySelector('img.screen');"
+        " return i.src.includes('&t=') && i.complete && i.naturalWidth > 0; }",
+        timeout=TIMEOUT_MS,
+    )
     console.shot(tab, "13-html5-console-of-web1")
     with page.context.expect_page() as opened:
         page.locator(".tile", has_text="web1").get_by_role("link", name="VMware Remote Console").click()
@@ -379,13 +385,16 @@ def test_retry_from_the_console_brings_a_failed_deployment_to_deployed(console: 
     expect(page.get_by_role("alert")).to_contain_text("has no free address")
     console.shot(page, "15-deployment-failed")
 
-    wider = {**pool, "last": "10.77.0.20"}
-    widened = console.api.patch(f"/api/v1/services/{service_id}/stages/int", json={"ip_pools": [wider]})
-    assert widened.status_code == 200, widened.text
-    page.evaluate("window.notReloaded = true")
     page.get_by_role("button", name="Retry", exact=True).click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Retry in int?")
+    # The pool is widened while the confirmation is open: the change announced meanwhile must not
+    # redraw the page under the dialog.
+    wider = {**pool, "last": "10.77.0.20"}
+    widened = console.api.patch(f"/api/v1/services/{service_id}/stages/int", json={"ip_pools": [wider]})
+    assert widened.status_code == 200, widened.text
+    page.wait_for_timeout(500)
+    expect(dialog).to_be_visible()
     dialog.get_by_label("Reason").fill("pool widened")
     dialog.get_by_role("button", name="Retry").click()
     expect(page.locator("#deployment-live .state").first).to_contain_text("deployed", timeout=TIMEOUT_MS)
