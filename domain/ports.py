@@ -101,15 +101,19 @@ POWER_STATES = ("poweredOn", "poweredOff", "suspended")
 class ConsoleTicket:
     """What a browser needs to open one VM's console, issued for one caller.
 
-    `webmks_url` is the HTML5 console's WebSocket (wss://host:port/ticket/<ticket>); `vmrc_url`
-    opens the VMware Remote Console with a one-use clone ticket
-    (vmrc://clone:<ticket>@<vcenter host>/?moid=<vm moid>). `expires_at` is None when vCenter does
-    not say (its tickets are short-lived and single-use)."""
+    `html5_url` is the page a browser opens to show the console: vCenter's own web console
+    (https://<vcenter>/ui/webconsole.html?vmId=&vmName=&serverGuid=&host=&sessionTicket=&thumbprint=,
+    signed in by a one-use clone ticket), or a path on Stagekeeper itself when the driver is the
+    simulation. `webmks_url` is the HTML5 console's WebSocket (wss://host:port/ticket/<ticket>) for
+    clients embedding VMware's WebMKS library; `vmrc_url` opens the VMware Remote Console with
+    another one-use clone ticket (vmrc://clone:<ticket>@<vcenter host>/?moid=<vm moid>).
+    `expires_at` is None when vCenter does not say (its tickets are short-lived and single-use)."""
 
     vm_id: str
     webmks_url: str
     vmrc_url: str
     expires_at: datetime | None
+    html5_url: str
 
 
 class VCenterDriver(Protocol):

@@ -114,15 +114,40 @@ class ReadModels:
     def board(self, service_id: str | None = None) -> list[Row]:
         """Every active service (or one), its stages in order, and the live deployments in each."""
         services = [s for s in self.services() if service_id is None or s["id"] == service_id]
+        held = self.board_entries(service_id)
+        return [board_service(service, service["stages"], held.get(str(service["id"]), [])) for service in services]
+
+    def board_entries(self, service_id: str | None = None) -> dict[str, list[Row]]:
+        """The board entry of every live deployment (or one service's), by service id, in board
+        order (requested_at, then id). Grouped once by service: matching every entry against every
+        service grew as their product."""
         where, params = ("state <> %s", ["undeployed"])
         if service_id is not None:
             where, params = where + " AND service_id = %s", [*params, service_id]
         live = self.store.query(
-            f"SELECT view FROM sk_deployments WHERE {where} ORDER BY requested_at",  # noqa: S608
+            f"SELECT view FROM sk_deployments WHERE {where} ORDER BY requested_at, id",  # noqa: S608
             params,
         )
-        entries = [board_entry(from_json(row["view"])) for row in live]
-        return [board_service(service, service["stages"], entries) for service in services]
+        held: dict[str, list[Row]] = {}
+        for row in live:
+            entry = board_entry(from_json(row["view"]))
+            held.setdefault(str(entry["service_id"]), []).append(entry)
+        return held
+
+    def services_mark(self) -> tuple[int, int]:
+        """Changes whenever what the board shows of services does: (rows, sum of their versions).
+
+        A registration adds a row; a rename, a stage change or a retirement raises its service's
+        version. Events that only touch a row's position (a deployment admitted or released, a
+        pool created) leave it alone."""
+        rows = self.store.query("SELECT COUNT(*) AS services, SUM(version) AS versions FROM sk_services")
+        return (int(rows[0]["services"]), int(rows[0]["versions"] or 0)) if rows else (0, 0)
+
+    def board_changes(self, after: int) -> list[Row]:
+        """The board entry of every deployment written after position `after` (undeployed ones
+        too: they leave the board)."""
+        rows = self.store.query("SELECT view FROM sk_deployments WHERE position > %s", (after,))
+        return [board_entry(from_json(row["view"])) for row in rows]
 
     def board_entries_at(self, when: str, service_id: str | None = None) -> list[Row]:
         """The board entry of every deployment living at `when`, as it was then."""

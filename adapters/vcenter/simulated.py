@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from urllib.parse import quote, urlencode
+from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from adapters.simulator_state import FileState, InventoryState
 from adapters.vcenter import simulated_capture
@@ -51,6 +52,10 @@ DEFAULT_TEMPLATES: tuple[TemplateInfo, ...] = (
 # Where the simulated vCenter "is": a reserved name (RFC 2606), so a console link leads nowhere real.
 CONSOLE_HOST = "vcenter.simulated.invalid"
 TICKET_LIFETIME = timedelta(minutes=5)
+# The simulation's web console is a page Stagekeeper serves (api/ui/simulated_console.py), with
+# the query vCenter's own /ui/webconsole.html takes; it shows the simulated VM's picture.
+WEB_CONSOLE_PATH = "/ui/simulated-vcenter/webconsole.html"
+SERVER_GUID = str(uuid5(NAMESPACE_DNS, CONSOLE_HOST))
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
 
@@ -119,6 +124,9 @@ class SimulatedVCenter:
         self._counter = 0
         self._faults: dict[str, list[str]] = {}
         self._dhcp_next = 10
+        # Web console tickets issued by this process: ticket -> (vm id, expiry). Like vCenter's,
+        # they are never persisted; a restarted process has none.
+        self._console_tickets: dict[str, tuple[str, datetime]] = {}
         if self._state is not None:
             self._load()
 
@@ -357,16 +365,37 @@ class SimulatedVCenter:
         return vm
 
     def console_ticket(self, vm_id: str) -> ConsoleTicket:
+        now = datetime.now(UTC)
+        expires_at = now + TICKET_LIFETIME
+        session_ticket = f"cst-SIM-{secrets.token_hex(16)}"
         with self._lock:
-            self._powered_on(vm_id, "console ticket")
+            vm = self._powered_on(vm_id, "console ticket")
             self._maybe_fail("console_ticket")
-        # A new random ticket per call, as vCenter issues them; nothing serves it (see CONSOLE_HOST).
+            self._console_tickets = {t: kept for t, kept in self._console_tickets.items() if kept[1] > now}
+            self._console_tickets[session_ticket] = (vm_id, expires_at)
+        query = {
+            "vmId": vm_id, "vmName": vm.name, "serverGuid": SERVER_GUID, "host": f"{CONSOLE_HOST}:443",
+            "sessionTicket": session_ticket,
+        }  # fmt: skip
+        # A new random ticket per call, as vCenter issues them. The WebMKS and VMRC addresses lead
+        # nowhere (see CONSOLE_HOST); the web console page is served by Stagekeeper itself.
         return ConsoleTicket(
             vm_id=vm_id,
             webmks_url=f"wss://{CONSOLE_HOST}:443/ticket/{secrets.token_hex(16)}",
             vmrc_url=f"vmrc://clone:{secrets.token_hex(16)}@{CONSOLE_HOST}/?moid={vm_id}",
-            expires_at=datetime.now(UTC) + TICKET_LIFETIME,
+            expires_at=expires_at,
+            html5_url=f"{WEB_CONSOLE_PATH}?{urlencode(query, quote_via=quote)}",
         )
+
+    def web_console(self, vm_id: str, session_ticket: str) -> VmInfo | None:
+        """The VM the simulated web console shows, if `session_ticket` was issued for it and has not
+        expired (None otherwise). Unlike vCenter's, the ticket keeps working until it expires, so
+        the page can refresh its picture."""
+        with self._lock:
+            kept = self._console_tickets.get(session_ticket)
+            if kept is None or kept[0] != vm_id or kept[1] <= datetime.now(UTC) or vm_id not in self._vms:
+                return None
+            return self._vms[vm_id].info()
 
     def screenshot(self, vm_id: str) -> bytes:
         with self._lock:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from urllib.parse import urljoin
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request, Response, status
+from pydantic import Field
 
 from api.access import operate_deployment, read_deployment
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
+from api.responses.consoles import ConsoleTicket
 from api.responses.deployments import Deployment
 from api.schemas import Body
 from api.views import deployment_view
@@ -24,28 +25,20 @@ class PowerRequest(Body):
     reason: str | None = Field(None, description="Why (kept in the audit log)")
 
 
-class ConsoleTicketOut(BaseModel):
-    deployment_id: UUID
-    machine: str
-    vm_id: str = Field(description="vCenter's managed object id of the VM")
-    webmks_url: str = Field(description="WebSocket of the HTML5 console: wss://host:port/ticket/<ticket>")
-    vmrc_url: str = Field(description="VMware Remote Console link: vmrc://clone:<ticket>@<vcenter>/?moid=<vm>")
-    expires_at: datetime | None = Field(description="When the ticket stops working (null: vCenter does not say)")
-    position: int = Field(description="Notification position of the ConsoleOpened event")
-
-
-@router.get(MACHINE + "/console", response_model=ConsoleTicketOut)
+@router.get(MACHINE + "/console", response_model=ConsoleTicket)
 def open_console(
-    deployment_id: UUID, machine: str, runtime: RuntimeDep, who: PrincipalDep, response: Response
-) -> ConsoleTicketOut:
+    deployment_id: UUID, machine: str, runtime: RuntimeDep, who: PrincipalDep, request: Request, response: Response
+) -> ConsoleTicket:
     """A console ticket for one running machine, for you only; recorded as ConsoleOpened."""
     operate_deployment(runtime, who, deployment_id, "open a console")
     outcome = runtime.app.open_console(deployment_id, machine, actor=who.user)
     # A ticket is a credential: never kept by a browser or a proxy.
     response.headers["Cache-Control"] = "no-store"
     ticket = outcome.value
-    return ConsoleTicketOut(
-        deployment_id=deployment_id, machine=machine, vm_id=ticket.vm_id, webmks_url=ticket.webmks_url,
+    return ConsoleTicket(
+        deployment_id=deployment_id, machine=machine, vm_id=ticket.vm_id,
+        # The simulated vCenter's console is a page of this server: given as a path, sent absolute.
+        html5_url=urljoin(str(request.base_url), ticket.html5_url), webmks_url=ticket.webmks_url,
         vmrc_url=ticket.vmrc_url, expires_at=ticket.expires_at, position=outcome.position,
     )  # fmt: skip
 

@@ -21,6 +21,7 @@ from api.auth import Authenticator
 from api.errors import REFUSALS, record_refusal, status_of
 from api.ui.boardcache import BoardCache
 from api.ui.consoles import ScreenshotCache
+from api.ui.revocation import SignedOut
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
 from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
 
@@ -40,6 +41,7 @@ class Console:
         self.templates.env.globals["static"] = static_url
         self.screenshots = ScreenshotCache()
         self.boards = BoardCache()
+        self.signed_out = SignedOut(runtime.store)
         self._codec: SessionCodec | None = None
         self._lock = threading.Lock()
 
@@ -73,7 +75,7 @@ def runtime_of(request: Request) -> Runtime:
 def current_session(request: Request) -> Session:
     console = console_of(request)
     session = console.codec.decode(request.cookies.get(COOKIE), now())
-    if session is None:
+    if session is None or console.signed_out.contains(session):
         raise SignInRequired
     session = regroup(request, session)
     request.state.session = session

@@ -6,13 +6,22 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from adapters.runtime import Runtime
 from api.access import operate_deployment, read_deployment
 from api.auth import Principal
 from api.ui.allowed import deployment_actions
-from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, console_of, redirect, render
+from api.ui.context import (
+    SECURITY_HEADERS,
+    CheckedDep,
+    ConsoleRoute,
+    RuntimeDep,
+    SessionDep,
+    console_of,
+    redirect,
+    render,
+)
 from api.ui.forms import optional, text
 from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import NotFoundError
@@ -96,11 +105,25 @@ def screenshot(request: Request, deployment_id: UUID, name: str, runtime: Runtim
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/{deployment_id}/machines/{name}/console/open")
+def open_html5_console(
+    request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    """ "Open console": a fresh ticket for this user (recorded as ConsoleOpened), then straight to
+    the HTML5 console page it signs in (vCenter's web console, or the simulation's own page)."""
+    operate_deployment(runtime, session.principal, deployment_id, "open a console")
+    outcome = runtime.app.open_console(deployment_id, name, actor=session.user)
+    response = RedirectResponse(outcome.value.html5_url, status_code=303)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 @router.get("/{deployment_id}/machines/{name}/console")
 def open_console(
     request: Request, deployment_id: UUID, name: str, runtime: RuntimeDep, session: SessionDep
 ) -> Response:
-    """A fresh ticket for this user (recorded as ConsoleOpened), and the ways to use it."""
+    """A fresh ticket for this user (recorded as ConsoleOpened), and every way to use it: the HTML5
+    console page, the VMware Remote Console link and the WebMKS address."""
     operate_deployment(runtime, session.principal, deployment_id, "open a console")
     outcome = runtime.app.open_console(deployment_id, name, actor=session.user)
     deployment = runtime.app.deployment(deployment_id)

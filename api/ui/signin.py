@@ -78,6 +78,10 @@ async def login(
 
 @router.post("/logout")
 def logout(request: Request, session: CheckedDep) -> Response:
+    console = console_of(request)
+    moment = now()
+    # Every copy of this cookie stops working now, not only the one this browser drops.
+    console.signed_out.record(session, until=moment + console.codec.idle_seconds, now=moment)
     response = RedirectResponse("/ui/login", status_code=303)
-    console_of(request).codec.clear_cookie(response, secure=request.url.scheme == "https")
+    console.codec.clear_cookie(response, secure=request.url.scheme == "https")
     return response

@@ -7,11 +7,15 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from uuid import uuid4
 
 import pytest
+from pyVmomi import SoapStubAdapter, vim
 
-from adapters.vcenter.simulated import SimulatedVCenter
+from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
+from adapters.vcenter.simulated import WEB_CONSOLE_PATH, SimulatedVCenter
 from domain.errors import NotFoundError, VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, PoolStatus, VCenterDriver
 from scripts.vcsim_harness import Vcsim
@@ -181,3 +185,51 @@ def test_power_actions_are_reflected_in_the_power_state(driver: VCenterDriver) -
     assert driver.power_state(vm_id) == "poweredOn"
     with pytest.raises(VCenterObjectNotFoundError):
         driver.power_state("vm-does-not-exist")
+
+
+def test_a_console_ticket_opens_the_web_console_page_of_its_vm(driver: VCenterDriver) -> None:
+    """`html5_url` is what "Open console" opens: the web console page with the query vCenter's
+    /ui/webconsole.html takes, signed in by a one-use clone ticket of its own."""
+    vm_id = powered_on_vm(driver)
+    first, second = driver.console_ticket(vm_id), driver.console_ticket(vm_id)
+    page = urlsplit(first.html5_url)
+    query = dict(parse_qsl(page.query, strict_parsing=True))
+    assert page.path.endswith("/webconsole.html"), first.html5_url
+    assert query["vmId"] == vm_id
+    assert query["serverGuid"]
+    assert re.fullmatch(r"[^:/]+:\d+", query["host"]), query["host"]
+    assert query["sessionTicket"] != dict(parse_qsl(urlsplit(second.html5_url).query))["sessionTicket"]
+    assert query["sessionTicket"] not in first.vmrc_url, "clone tickets work once: each link has its own"
+    if isinstance(driver, SimulatedVCenter):
+        # Served by Stagekeeper itself (api/ui/simulated_console.py), which accepts the ticket.
+        assert page.scheme == ""
+        assert page.path == WEB_CONSOLE_PATH
+        assert query["vmName"] == next(vm.name for vm in driver.all_vms() if vm.vm_id == vm_id)
+        shown = driver.web_console(vm_id, query["sessionTicket"])
+        assert shown is not None
+        assert shown.vm_id == vm_id
+        assert driver.web_console(vm_id, "cst-SIM-forged") is None
+        assert driver.web_console("vm-other", query["sessionTicket"]) is None
+        return
+    assert isinstance(driver, PyVmomiDriver)
+    content = driver.session.content
+    vm = vim.VirtualMachine(vm_id, driver.session.connect()._stub)
+    assert (page.path, query["vmName"]) == ("/ui/webconsole.html", vm.name)
+    assert query["serverGuid"] == content.about.instanceUuid
+    sdk = urlsplit(driver.session.settings.url)
+    assert (page.scheme, page.netloc) == (sdk.scheme, sdk.netloc)
+    # vcsim serves plain http: there is no certificate, so no thumbprint (over https it is the
+    # SHA-1 of vCenter's certificate: tests/integration/test_console_thumbprint.py).
+    assert "thumbprint" not in query
+    # A real clone ticket: another connection can take the session over with it, once.
+    assert sdk.hostname is not None
+    assert sdk.port is not None
+    version = driver.session.connect()._stub.version
+    stub = SoapStubAdapter(host=sdk.hostname, port=-sdk.port, version=version)  # a negative port: plain http
+    other = vim.ServiceInstance("ServiceInstance", stub)
+    manager: Any = other.content.sessionManager
+    with pytest.raises(vim.fault.NotAuthenticated):
+        _ = manager.currentSession
+    manager.CloneSession(cloneTicket=query["sessionTicket"])
+    assert manager.currentSession.userName == driver.session.settings.user
+    manager.Logout()

@@ -43,6 +43,7 @@ ADMIN = {"admin"}
 OPERATE_INT = MANAGE | {"operator"}
 OPERATE_PROD = {"prod-operator"}
 PUBLIC = {*PRINCIPALS}
+TICKET: set[str] = set()  # a console ticket in the address, whoever holds it
 STREAM = "stream"  # a never-ending response: only its refusal of anonymous callers is checked here
 
 S, C, D = "/ui/services/{service_id}", "/ui/configurations/{configuration_id}", "/ui/deployments/{deployment_id}"
@@ -87,6 +88,11 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", D + "/live"): (READ, None),
     ("GET", D + "/machines/{name}/screenshot"): (READ, None),
     ("GET", D + "/machines/{name}/console"): (OPERATE_INT, None),
+    ("GET", D + "/machines/{name}/console/open"): (OPERATE_INT, None),
+    # The simulated vCenter's console page: its ticket is the credential, not a session (see
+    # test_console_simulated.py): without a valid ticket it is refused to everyone.
+    ("GET", "/ui/simulated-vcenter/webconsole.html"): (TICKET, None),
+    ("GET", "/ui/simulated-vcenter/screen.png"): (TICKET, None),
     ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
@@ -204,6 +210,11 @@ def test_every_console_route_allows_exactly_the_roles_in_the_table(role: str) ->
     for (method, template), (allowed, spec) in TABLE.items():
         if template in ("/", "/ui/login"):
             continue  # public pages, tested below
+        if allowed is TICKET:
+            status = call(current, method, template, {"query": {"vmId": "vm-1", "sessionTicket": "forged"}}, None)
+            if status not in (403, 404):
+                mistakes.append(f"{method} {template}: {status} (a forged console ticket must be refused)")
+            continue
         if spec == STREAM and role != "anonymous":
             continue
         csrf = current.sign_in(role)  # again each time: "Sign out" is in the table

@@ -57,7 +57,8 @@ class Console:
         if message.type == "error" and not message.text.startswith(
             "Failed to load resource: the server responded with a status of 4"
         ):
-            self.errors.append(message.text)
+            where = f"{message.location.get('url')}:{message.location.get('lineNumber')}"
+            self.errors.append(f"{message.text} (at {where})")
 
     def shot(self, page: Page, name: str) -> Path:
         path = self.shots / f"{name}.png"
@@ -113,7 +114,7 @@ def console(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def no_browser_errors(console: Console) -> Iterator[None]:
     console.errors.clear()
     yield
-    assert console.errors == []
+    assert console.errors == [], "\n".join(console.errors)
 
 
 def test_a_directory_admin_creates_a_service_and_a_configuration_through_the_forms(console: Console) -> None:
@@ -282,10 +283,20 @@ def test_a_viewer_sees_no_actions_a_forged_post_is_refused_and_sign_out_ends_the
     assert forged.status == 403
     assert "security token" in forged.text()
     assert console.api.get(f"/api/v1/deployments/{deployment_id}").json()["state"] != "undeploying"
+    copied = [c for c in page.context.cookies() if c["name"] == "sk_session"]
+    assert len(copied) == 1
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     page.goto(console.server.url + "/ui/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    # The cookie copied before signing out, replayed from another browser: refused by the server.
+    other = console.browser.new_context()
+    other.add_cookies([{"name": "sk_session", "value": copied[0]["value"], "url": console.server.url}])
+    replay = other.new_page()
+    replay.goto(console.server.url + "/ui/")
+    expect(replay.get_by_role("button", name="Sign in")).to_be_visible()
+    assert replay.url.startswith(console.server.url + "/ui/login")
+    other.close()
 
 
 def test_every_console_of_a_deployment_on_one_page_for_several_viewers(console: Console) -> None:
@@ -316,16 +327,85 @@ def test_every_console_of_a_deployment_on_one_page_for_several_viewers(console: 
     page.get_by_role("button", name="Power on app1").click()
     expect(page.locator('[data-power="app1"]')).to_have_text("● powered on", timeout=TIMEOUT_MS)
 
+    # "Open console": a new tab on the HTML5 console page the ticket signs in to; with the simulated
+    # vCenter that page is Stagekeeper's own, showing the simulation's picture of the machine.
     with page.context.expect_page() as opened:
         page.locator(".tile", has_text="web1").get_by_role("link", name="Open console").click()
+    tab = opened.value
+    expect(tab.get_by_role("heading", name=re.compile(r"^Simulated console of sk-"))).to_be_visible()
+    expect(tab.get_by_text("Simulated vCenter.")).to_be_visible()
+    assert re.search(r"/ui/simulated-vcenter/webconsole\.html\?vmId=vm-\d+&vmName=.+&sessionTicket=cst-SIM-", tab.url)
+    screen = tab.get_by_role("img", name=re.compile(r"^Screen of .+ \(simulated\)$"))
+    expect(screen).to_have_js_property("complete", True)
+    assert screen.evaluate("img => img.naturalWidth") > 0  # the picture the simulation drew
+    # Refreshed every 5 s with the same ticket (its address already has a query).
+    tab.wait_for_function(
+        "() => { const i = document.querySelector('img.screen');"
+        " return i.src.includes('&t=') && i.complete && i.naturalWidth > 0; }",
+        timeout=TIMEOUT_MS,
+    )
+    console.shot(tab, "13-html5-console-of-web1")
+    with page.context.expect_page() as opened:
+        page.locator(".tile", has_text="web1").get_by_role("link", name="VMware Remote Console").click()
     tab = opened.value
     expect(tab.get_by_role("heading", name="Console of web1")).to_be_visible()
     expect(tab.get_by_role("link", name="Open in VMware Remote Console")).to_have_attribute(
         "href", re.compile(r"^vmrc://clone:[0-9a-f]+@")
     )
+    expect(tab.get_by_role("link", name="Open HTML5 console")).to_have_attribute(
+        "href", re.compile(r"^/ui/simulated-vcenter/webconsole\.html\?vmId=")
+    )
     expect(tab.get_by_label("HTML5 console (WebMKS) address")).to_have_value(re.compile(r"^wss://.+/ticket/"))
-    console.shot(tab, "13-console-of-web1")
+    console.shot(tab, "14-ticket-of-web1")
     audit = console.api.get("/api/v1/audit", params={"deployment": deployment_id, "limit": 100}).json()["items"]
     kinds = {(e["event_type"], e["actor"]) for e in audit}
     assert ("Deployment.ConsoleOpened", "alice") in kinds
+    assert [e["event_type"] for e in audit].count("Deployment.ConsoleOpened") == 2, "each opening is audited"
     assert ("Deployment.PowerRequested", "alice") in kinds
+
+
+def test_retry_from_the_console_brings_a_failed_deployment_to_deployed(console: Console) -> None:
+    """A deployment fails for want of addresses (stage int's pool holds one, the configuration
+    needs two); once the pool is widened, "Retry" on its page provisions it again."""
+    pool = {"cidr": "10.77.0.0/24", "gateway": "10.77.0.1", "first": "10.77.0.10", "last": "10.77.0.10"}
+    int_stage = {"name": "int", "resource_pool": f"{ROOT_POOL}/retried-int", "ip_pools": [pool]}
+    service = console.api.post("/api/v1/services", json={"name": "retried", "stages": [int_stage]})
+    assert service.status_code == 201, service.text
+    service_id = service.json()["id"]
+    made = console.api.post(
+        f"/api/v1/services/{service_id}/configurations",
+        json={"name": "retried-app", "networks": [{"name": "front"}], "machines": [machine("web1"), machine("app1")]},
+    )
+    assert made.status_code == 201, made.text
+    deployed = console.api.post(f"/api/v1/configurations/{made.json()['id']}/deployments", json={"stage": "int"})
+    deployment_id = deployed.json()["id"]
+    page = console.page("alice", "alice-pw")
+    page.goto(f"{console.server.url}/ui/deployments/{deployment_id}")
+    expect(page.locator("#deployment-live .state").first).to_contain_text("failed", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("alert")).to_contain_text("has no free address")
+    console.shot(page, "15-deployment-failed")
+
+    page.get_by_role("button", name="Retry", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Retry in int?")
+    # The pool is widened while the confirmation is open: the change announced meanwhile must not
+    # redraw the page under the dialog.
+    wider = {**pool, "last": "10.77.0.20"}
+    widened = console.api.patch(f"/api/v1/services/{service_id}/stages/int", json={"ip_pools": [wider]})
+    assert widened.status_code == 200, widened.text
+    page.wait_for_timeout(500)
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Reason").fill("pool widened")
+    dialog.get_by_role("button", name="Retry").click()
+    expect(page.locator("#deployment-live .state").first).to_contain_text("deployed", timeout=TIMEOUT_MS)
+    for name in ("web1", "app1"):
+        expect(page.locator(f'[data-progress="{name}"]')).to_have_text("deployed", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
+    console.shot(page, "16-deployment-retried")
+    view = console.api.get(f"/api/v1/deployments/{deployment_id}").json()
+    assert (view["state"], view["attempt"]) == ("deployed", 2)
+    audit = console.api.get("/api/v1/audit", params={"deployment": deployment_id, "limit": 100}).json()["items"]
+    assert ("Deployment.RetryRequested", "alice", "pool widened") in {
+        (e["event_type"], e["actor"], e["reason"]) for e in audit
+    }

@@ -81,6 +81,11 @@ def test_console_screenshot_and_power_of_a_vm_on_vcsim(runtime: Runtime, client:
     clone = re.fullmatch(r"vmrc://clone:([0-9a-f-]{36})@([^/]+)/\?moid=(vm-\d+)", ticket["vmrc_url"])
     assert clone is not None, ticket
     assert (clone[2], clone[3]) == (urlsplit(vcsim.url).netloc, vm_id)
+    # "Open console" goes to vCenter's own web console page (vcsim has none to serve; the
+    # contract test checks that its sessionTicket is a real clone ticket).
+    html5 = urlsplit(ticket["html5_url"])
+    assert (html5.netloc, html5.path) == (urlsplit(vcsim.url).netloc, "/ui/webconsole.html")
+    assert f"vmId={vm_id}&" in html5.query
 
     off = client.post(f"{machine}/power", json={"action": "off", "reason": "patching"}, auth=AUTH)
     assert off.status_code == 202, off.text

@@ -8,17 +8,33 @@
   var latest = 0;        // the newest position announced
   var drawn = 0;         // the position the last redraw asked for
 
+  var deferred = false;  // a redraw that arrived while its part was in use was not applied
+
+  // Never redraw under an open confirmation dialog or a form field being filled in; the part is
+  // redrawn when the dialog closes or at the next change.
+  function inUse(el) {
+    return el.querySelector("dialog[open]") || el.contains(document.activeElement) && document.activeElement.form;
+  }
+
+  // A redraw sent before a dialog opened must not land under it (it would close the dialog).
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (target && target.hasAttribute && target.hasAttribute("data-live") && inUse(target)) {
+      e.detail.shouldSwap = false;
+      deferred = true;
+    }
+  });
+
   function refreshLive() {
     var parts = document.querySelectorAll("[data-live]");
     if (busy || latest <= drawn || !parts.length) return;
     busy = true;
     drawn = latest;
+    deferred = false;
     var requests = [];
     var skipped = false;
     parts.forEach(function (el) {
-      // Never redraw under an open confirmation dialog or a form field being filled in;
-      // the next change redraws it.
-      if (el.querySelector("dialog[open]") || el.contains(document.activeElement) && document.activeElement.form) {
+      if (inUse(el)) {
         skipped = true;
         return;
       }
@@ -30,7 +46,7 @@
     Promise.all(requests).then(done, done);
     function done() {
       busy = false;
-      if (skipped) { drawn = 0; return; }  // redrawn at the next change, not in a loop
+      if (skipped || deferred) { drawn = 0; return; }  // redrawn later, not in a loop
       refreshLive();
     }
   }
@@ -70,7 +86,11 @@
       button.dataset.wired = "1";
       button.addEventListener("click", function () {
         var dialog = document.getElementById(button.getAttribute("data-dialog"));
-        if (dialog && dialog.showModal) { dialog.showModal(); }
+        if (dialog && dialog.showModal) {
+          dialog.showModal();
+          // What changed while it was open is drawn once it closes (Cancel, Escape).
+          dialog.addEventListener("close", function () { setTimeout(refreshLive, 0); }, { once: true });
+        }
       });
     });
     root.querySelectorAll("dialog [data-close]").forEach(function (button) {
@@ -85,7 +105,8 @@
   setInterval(function () {
     if (document.visibilityState !== "visible") return;
     document.querySelectorAll("img[data-refresh]").forEach(function (img) {
-      img.src = img.getAttribute("data-refresh") + "?t=" + Date.now();
+      var url = img.getAttribute("data-refresh");
+      img.src = url + (url.indexOf("?") < 0 ? "?" : "&") + "t=" + Date.now();
     });
   }, 5000);
 
