@@ -29,6 +29,12 @@ class Customization(Out):
     ip_mode: Literal["static-pool", "dhcp"]
 
 
+class StartOrder(Out):
+    group: int
+    delay_seconds: int
+    wait_for: Literal["delay", "tools"]
+
+
 class Machine(Out):
     name: str
     template: str
@@ -38,6 +44,7 @@ class Machine(Out):
     disks: list[Disk]
     nics: list[Nic]
     customization: Customization
+    start_order: StartOrder | None = Field(None, description="Start group and wait (absent: group 0, no wait)")
 
 
 class Configuration(Out):
