@@ -173,6 +173,17 @@ class VCenterDriver(Protocol):
         """A PNG of the VM's screen now (VCenterFaultError when it is not on)."""
         ...
 
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        """Wait until VMware Tools reports the guest running (guest.toolsRunningStatus is
+        guestToolsRunning), at most `timeout_seconds`; say whether it did."""
+        ...
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        """Set CPU count and memory (the VM must be powered off: VCenterFaultError otherwise, as
+        vCenter answers without hot-add) and disk sizes: disk i grows to disks_gib[i], missing disks
+        are added; a disk never shrinks (VCenterFaultError). Values already right change nothing."""
+        ...
+
     def power_state(self, vm_id: str) -> str:
         """The power state: poweredOn, poweredOff or suspended."""
         ...

@@ -69,6 +69,7 @@ class _Vm:
     ip: str | None = None
     os_family: str | None = None
     nics: list[dict[str, Any]] = field(default_factory=list)
+    disks_gib: list[int] | None = None  # None: the template's disks, as cloned
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -356,3 +357,43 @@ class SimulatedVCenter:
             self._save()
             if self._state is not None:
                 self._state.close()
+
+    # -- upgrade in place and start order ----------------------------------------------------------
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        # No guest runs here: the simulated Tools heartbeat is up exactly while the VM is on.
+        with self._lock:
+            self._maybe_fail("wait_for_tools")
+            return self._vm(vm_id).powered_on
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("reconfigure")
+            if (cpus, memory_mib) != (vm.cpus, vm.memory_mib) and vm.powered_on:
+                raise VCenterFaultError(
+                    f"vCenter fault during reconfigure: InvalidPowerState: CPU/memory hot-add is off on {vm.name}"
+                )
+            current = list(vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template))
+            for index, size in enumerate(disks_gib):
+                if index < len(current) and size < current[index]:
+                    raise VCenterFaultError(
+                        f"vCenter fault during reconfigure: disk {index} of {vm.name} cannot shrink "
+                        f"from {current[index]} GiB to {size} GiB"
+                    )
+                if index < len(current):
+                    current[index] = size
+                else:
+                    current.append(size)
+            vm.cpus, vm.memory_mib, vm.disks_gib = cpus, memory_mib, current
+            self._save()
+
+    def template_disks(self, template: str) -> tuple[int, ...]:
+        found = self._templates.get(template)
+        return found.disks_gib if found is not None else ()
+
+    def hardware(self, vm_id: str) -> tuple[int, int, tuple[int, ...]]:
+        """(cpus, memory_mib, disk sizes) of a VM, for tests to compare with vCenter's."""
+        with self._lock:
+            vm = self._vm(vm_id)
+            disks = vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template)
+            return vm.cpus, vm.memory_mib, tuple(disks)

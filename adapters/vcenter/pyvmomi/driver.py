@@ -7,6 +7,7 @@ named deterministically, so a retried step finds what an interrupted one created
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ from domain.ports import (
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
 POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
+TOOLS_RUNNING = "guestToolsRunning"  # vim.vm.GuestInfo.ToolsRunningStatus
 
 
 class PyVmomiDriver:
@@ -410,6 +412,48 @@ class PyVmomiDriver:
 
     def close(self) -> None:
         self.session.close()
+
+    # -- upgrade in place and start order ----------------------------------------------------------
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        vm = self._vm(vm_id)
+        deadline = time.monotonic() + timeout_seconds
+        pause = 0.2
+        while True:
+            status = self.session.call("read Tools status", lambda: _get(vm, "guest.toolsRunningStatus"))
+            if status == TOOLS_RUNNING:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        vm = self._vm(vm_id)
+        content = self._content
+
+        def plan() -> Any:
+            props = inventory.properties_of(
+                content, vm,
+                ["config.hardware.device", "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState"],
+            )  # fmt: skip
+            resize = (cpus, memory_mib) != (props.get("config.hardware.numCPU"), props.get("config.hardware.memoryMB"))
+            if resize and props.get("runtime.powerState") == POWERED_ON:
+                # Without hot-add vCenter refuses this; say so before sending half a change.
+                raise VCenterFaultError(f"vCenter fault during reconfigure: InvalidPowerState: {vm_id} is powered on")
+            devices = props.get("config.hardware.device") or []
+            changes = specs.disk_changes(devices, disks_gib, vm_id)
+            if not resize and not changes:
+                return None
+            config = vim.vm.ConfigSpec(deviceChange=changes)
+            if resize:
+                config.numCPUs, config.memoryMB = cpus, memory_mib
+            return config
+
+        config = self.session.call("plan reconfiguration", plan)
+        if config is not None:
+            task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
+            self.session.wait(task, f"reconfiguration of {vm_id}")
 
 
 def _get(obj: Any, path: str) -> Any:
