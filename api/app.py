@@ -29,6 +29,7 @@ from api.routes import (
     services,
     templates,
     tokens,
+    upgrades,
 )
 from api.ui import install_console
 
@@ -91,5 +92,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     app.include_router(consoles.router)
+    app.include_router(upgrades.router)
     install_console(app)
     return app

@@ -8,9 +8,16 @@ from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.services import ServiceCommands
+from domain.commands.upgrades import UpgradeCommands
 
 
 class Stagekeeper(
-    ServiceCommands, ConfigurationCommands, DeploymentCommands, AddressCommands, CatalogueCommands, ConsoleCommands
+    ServiceCommands,
+    ConfigurationCommands,
+    DeploymentCommands,
+    AddressCommands,
+    CatalogueCommands,
+    ConsoleCommands,
+    UpgradeCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

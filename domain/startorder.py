@@ -35,14 +35,18 @@ class StartOrder:
     @classmethod
     def parse(cls, data: object, field_name: str) -> StartOrder:
         if not isinstance(data, dict):
-            raise ValidationError(f"{field_name} must be an object with group, delay_seconds, wait_for", field=field_name)
+            raise ValidationError(
+                f"{field_name} must be an object with group, delay_seconds, wait_for", field=field_name
+            )
         unknown = sorted(set(data) - {"group", "delay_seconds", "wait_for"})
         if unknown:
             raise ValidationError(f"{field_name} has unknown field '{unknown[0]}'", field=f"{field_name}.{unknown[0]}")
         group = _int(data.get("group") or 0, f"{field_name}.group", MAX_GROUP)
         wait_for = data.get("wait_for") or "delay"
         if wait_for not in WAIT_FOR:
-            raise ValidationError(f"{field_name}.wait_for must be one of {', '.join(WAIT_FOR)}", field=f"{field_name}.wait_for")
+            raise ValidationError(
+                f"{field_name}.wait_for must be one of {', '.join(WAIT_FOR)}", field=f"{field_name}.wait_for"
+            )
         assert isinstance(wait_for, str)
         default_delay = DEFAULT_TOOLS_TIMEOUT if wait_for == "tools" else 0
         given = data.get("delay_seconds")

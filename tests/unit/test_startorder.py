@@ -32,10 +32,15 @@ def test_groups_start_databases_first_and_stop_them_last() -> None:
 
 def test_each_group_waits_as_it_says_before_the_next_starts() -> None:
     log: list[str] = []
+
+    def tools(machine: str, timeout: float) -> bool:
+        log.append(f"tools {machine} {timeout:g}")
+        return True
+
     result = start_in_order(
         start_groups(THREE_TIER),
         start=lambda machines: log.append("start " + ",".join(machines)),
-        tools_running=lambda machine, timeout: log.append(f"tools {machine} {timeout:g}") is None,
+        tools_running=tools,
         sleep=lambda seconds: log.append(f"sleep {seconds:g}"),
     )
     assert log == ["start db", "tools db 120", "start app", "sleep 30", "start web"]
@@ -52,8 +57,11 @@ def test_tools_that_never_answer_are_reported_and_the_next_group_still_starts() 
 def test_a_group_already_started_before_a_restart_does_not_wait_again() -> None:
     slept: list[float] = []
     started: list[tuple[str, ...]] = []
-    start_in_order(start_groups(THREE_TIER), started.append, lambda m, t: True, slept.append, wants=lambda m: m == "web")
-    assert started == [("web",)] and slept == []
+    start_in_order(
+        start_groups(THREE_TIER), started.append, lambda m, t: True, slept.append, wants=lambda m: m == "web"
+    )
+    assert started == [("web",)]
+    assert slept == []
 
 
 def test_machines_without_start_order_start_together_in_group_zero() -> None:

@@ -94,8 +94,9 @@ def disk_changes(devices: list[Any], disks_gib: tuple[int, ...], vm_id: str) -> 
         controller = disks[0].controllerKey
         unit = next(u for u in range(16) if u != 7 and (controller, u) not in used)  # 7: the SCSI controller
         used.add((controller, unit))
+        first = disks[0].backing
         backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-            diskMode="persistent", thinProvisioned=True, datastore=disks[0].backing.datastore
+            diskMode="persistent", thinProvisioned=True, datastore=first.datastore if first is not None else None
         )
         disk = vim.vm.device.VirtualDisk(
             key=-(100 + index), controllerKey=controller, unitNumber=unit, capacityInKB=wanted, backing=backing
