@@ -48,8 +48,12 @@ def vms(vcenter: SimulatedVCenter, deployment_id: UUID) -> dict[str, VmInfo]:
     return {vm.machine or "": vm for vm in vcenter.find_vms(deployment_id)}
 
 
+def events(runtime: Runtime, deployment_id: UUID) -> list[Any]:
+    return list(runtime.app.repository.event_store.get(deployment_id))
+
+
 def topics(runtime: Runtime, deployment_id: UUID) -> list[str]:
-    return [type(e).__qualname__.split(".")[-1] for e in runtime.app.repository.event_store.get(deployment_id)]
+    return [type(e).__qualname__.split(".")[-1] for e in events(runtime, deployment_id)]
 
 
 @pytest.fixture
@@ -63,7 +67,7 @@ def test_deploy_starts_machines_in_start_order_waiting_between_groups(
     runtime: Runtime, vcenter: SimulatedVCenter, slept: list[float]
 ) -> None:
     deployment_id = deployed(runtime, versions(runtime))
-    provisioned = [e.machine for e in runtime.app.repository.event_store.get(deployment_id) if hasattr(e, "vm_id")]
+    provisioned = [e.machine for e in events(runtime, deployment_id) if hasattr(e, "vm_id")]
     assert provisioned == ["db", "app", "web"]
     assert slept == [20.0]
     assert all(vm.powered_on for vm in vms(vcenter, deployment_id).values())
@@ -95,7 +99,7 @@ def test_upgrade_from_v1_to_v3_touches_only_the_added_and_the_resized_machine(
     assert steps["MachineReconfigured"] == 1
     assert steps["Upgraded"] == 1
     assert steps["MachineProvisioned"] == 4  # three on deploy, the cache on upgrade
-    reconfigured = next(e for e in runtime.app.repository.event_store.get(deployment_id) if hasattr(e, "power_cycled"))
+    reconfigured = next(e for e in events(runtime, deployment_id) if hasattr(e, "power_cycled"))
     assert reconfigured.power_cycled is True
     assert reconfigured.before["cpus"] == 2
     assert reconfigured.after["cpus"] == 4
@@ -191,11 +195,7 @@ def test_whole_deployment_power_goes_off_in_reverse_order_and_on_in_start_order(
     runtime.app.power_deployment(deployment_id, "on", actor="bob")
     runtime.catch_up()
     assert all(vm.powered_on for vm in vms(vcenter, deployment_id).values())
-    changed = [
-        (e.action, e.machine)
-        for e in runtime.app.repository.event_store.get(deployment_id)
-        if hasattr(e, "power_state")
-    ]
+    changed = [(e.action, e.machine) for e in events(runtime, deployment_id) if hasattr(e, "power_state")]
     assert changed == [("off", "web"), ("off", "app"), ("off", "db"), ("on", "db"), ("on", "app"), ("on", "web")]
     assert slept == [20.0]
     with pytest.raises(InvalidTransitionError, match="already powered on"):
