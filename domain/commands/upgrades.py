@@ -29,6 +29,12 @@ def rebuild_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if before.get(k) != after.get(k))
 
 
+def _loses_disk(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    old = [d["size_gib"] for d in before.get("disks", [])]
+    new = [d["size_gib"] for d in after.get("disks", [])]
+    return len(new) < len(old) or any(n < o for o, n in zip(old, new, strict=False))
+
+
 class UpgradeCommands(StagekeeperApplication):
     def upgrade_deployment(
         self,
@@ -61,6 +67,11 @@ class UpgradeCommands(StagekeeperApplication):
             for machine in deployment.machines:
                 after = next((m for m in target.machines if m["name"] == machine["name"]), None)
                 changed = rebuild_fields(machine["spec"], after) if after is not None else []
+                if after is not None and _loses_disk(machine["spec"], after):
+                    raise InvalidTransitionError(
+                        f"machine '{machine['name']}' would lose or shrink a disk: disks only grow or are added "
+                        "in place (vSphere cannot shrink a disk); remove the machine in one version instead"
+                    )
                 if changed:
                     raise InvalidTransitionError(
                         f"machine '{machine['name']}' changes {', '.join(changed)}, which needs a new VM: "

@@ -174,6 +174,10 @@ def test_upgrade_refusals_name_the_field_or_the_rule(runtime: Runtime, slept: li
     runtime.app.change_machine(configuration_id, "db", machine("db", template="tpl-rhel-9"), actor="a")
     with pytest.raises(InvalidTransitionError, match="template"):
         runtime.app.upgrade_deployment(deployment_id, 4, actor="bob")
+    runtime.app.change_machine(configuration_id, "db", machine("db", disks=[{"size_gib": 40}]), actor="a")  # v5
+    bigger = deployed(runtime, configuration_id, version=5)
+    with pytest.raises(InvalidTransitionError, match="shrink a disk"):
+        runtime.app.upgrade_deployment(bigger, 1, actor="bob")
     in_prod = deployed(runtime, configuration_id, stage="prod")
     with pytest.raises(ValidationError) as unexplained:
         runtime.app.upgrade_deployment(in_prod, 2, actor="bob")
