@@ -140,11 +140,11 @@ class UpgradeCommands(StagekeeperApplication):
         """The machine's VM is gone: drop the machine and release its addresses, in one write."""
         self._with_releases(deployment_id, lambda d: d.record_machine_removed(machine, actor), [machine])
 
-    def record_upgrade_failed(self, deployment_id: UUID, reason: str, actor: str) -> None:
-        """Record the failure; the addresses of added machines that never got a VM are released."""
+    def record_upgrade_failed(self, deployment_id: UUID, failure: str, actor: str) -> None:
+        """Record vCenter's refusal; the addresses of added machines that never got a VM are released."""
 
         def step(deployment: Deployment) -> None:
-            deployment.record_upgrade_failure(reason, actor)
+            deployment.record_upgrade_failure(failure, actor)
 
         deployment = self.load(Deployment, deployment_id, "deployment")
         self._with_releases(deployment_id, step, [m["name"] for m in deployment.unbuilt_machines()])
