@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -109,3 +116,71 @@ def test_whole_deployment_power_on_vcsim(runtime: Runtime, reader: PyVmomiDriver
     runtime.catch_up()
     assert all(vm.powered_on for vm in reader.find_vms(deployment_id))
     assert {m["power"] for m in runtime.app.deployment(deployment_id).machines} == {"poweredOn"}
+
+
+def test_a_worker_killed_mid_upgrade_on_vcsim_finishes_without_duplicates(vcsim: Vcsim, tmp_path: Path) -> None:
+    vcsim.control("reset")
+    try:
+        with postgres_schema() as url:
+            commands = runtime_for(url, vcenter=vcsim.driver())
+            commands.app.import_templates(None, True, actor="admin")
+            service_id = commands.app.register_service("big", "", stages("int"), actor="alice").value.id
+            v1 = [machine(f"m{i:02d}") for i in range(6)]
+            cid = commands.app.create_configuration(service_id, "big", "", [{"name": "front"}], v1, "alice").value.id
+            v2 = [
+                *[machine(f"m{i:02d}", cpus=4) for i in range(2)],  # resized
+                *[machine(f"m{i:02d}") for i in range(2, 4)],  # kept; m04, m05 removed
+                *[machine(f"n{i:02d}") for i in range(8)],  # added
+            ]
+            commands.app.revise_configuration(cid, {"machines": v2}, actor="alice")
+            deployment_id = commands.app.deploy(cid, "int", actor="alice", configuration_version=1).value.id
+            commands.catch_up()
+            # Each vCenter task now takes 150 ms, so the kill lands in the middle of the upgrade.
+            for method in ("CloneVM_Task", "ReconfigVM_Task", "PowerOnVM_Task"):
+                vcsim.control("method-delay", method=method, ms=150)
+            env = {
+                **os.environ,
+                "STAGEKEEPER_DATABASE_URL": url,
+                "STAGEKEEPER_VCENTER_DRIVER": "pyvmomi",
+                "STAGEKEEPER_VCENTER_URL": vcsim.sdk,
+                "STAGEKEEPER_VCENTER_USER": "user",
+                "STAGEKEEPER_VCENTER_PASSWORD": "pass",
+                "STAGEKEEPER_VCENTER_PARALLEL_TASKS": "4",
+                "STAGEKEEPER_POLL_SECONDS": "0.05",
+            }
+            command = [sys.executable, "-m", "api.cli", "worker"]
+            log = (tmp_path / "worker.log").open("wb")
+            worker = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            requested = commands.app.upgrade_deployment(deployment_id, 2, actor="bob").value.version
+            deadline = time.monotonic() + 60
+            while commands.app.deployment(deployment_id).version < requested + 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            assert commands.app.deployment(deployment_id).state == "upgrading"
+            restarted = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 120
+                while commands.app.deployment(deployment_id).state != "deployed" and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            finally:
+                restarted.terminate()
+                restarted.wait(10)
+            deployment = commands.app.deployment(deployment_id)
+            assert (deployment.state, deployment.configuration_version) == ("deployed", 2), deployment.failure
+            vms = commands.vcenter.find_vms(deployment_id)
+            expected = sorted(m["name"] for m in v2)
+            assert sorted(vm.machine or "" for vm in vms) == expected
+            assert len({vm.name for vm in vms}) == len(expected)
+            assert {vm.machine: vm.cpus for vm in vms if vm.machine in ("m00", "m01", "m02")} == {
+                "m00": 4, "m01": 4, "m02": 2,
+            }  # fmt: skip
+            assert all(vm.powered_on for vm in vms)
+            steps = Counter(type(e).__qualname__ for e in commands.app.repository.event_store.get(deployment_id))
+            assert steps["Deployment.MachineReconfigured"] == 2
+            assert steps["Deployment.MachineRemoved"] == 2
+            assert steps["Deployment.MachineProvisioned"] == 6 + 8
+            assert steps["Deployment.Upgraded"] == 1
+            commands.close()
+    finally:
+        vcsim.control("reset")
