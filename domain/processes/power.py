@@ -8,6 +8,7 @@ machines still to do; a group with nothing left to do does not wait again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from uuid import UUID
 
 from domain.deployment import Deployment
 from domain.errors import VCenterFaultError
-from domain.ports import VmInfo
+from domain.ports import VCenterDriver, VmInfo
 from domain.startorder import start_groups, start_in_order, stop_groups, stop_in_order
 
 if TYPE_CHECKING:
@@ -24,31 +25,46 @@ if TYPE_CHECKING:
 ACTOR = "stagekeeper"
 
 
+def power_on_in_order(
+    vcenter: VCenterDriver,
+    sleep: Callable[[float], None],
+    vms: dict[str, tuple[Mapping[str, Any], str]],
+    record: Callable[[str, VmInfo], None],
+    parallel_tasks: int = 8,
+) -> None:
+    """Power on VMs that exist (machine name -> (machine spec, vm id)) in the specs' start order,
+    a group's VMs in parallel; `record(machine, vm)` is called from this thread as each one runs.
+    Deploy, copy, restore and swap all start their machines through this one function."""
+
+    def start(names: tuple[str, ...]) -> None:
+        with ThreadPoolExecutor(parallel_tasks, thread_name_prefix="sk-start") as pool:
+            started = list(pool.map(lambda n: vcenter.power_on(vms[n][1]), names))
+        for name, vm in zip(names, started, strict=True):
+            record(name, vm)
+
+    start_in_order(
+        start_groups(spec for spec, _ in vms.values()),
+        start,
+        lambda name, timeout: vcenter.wait_for_tools(vms[name][1], timeout),
+        sleep,
+    )
+
+
 def provision_in_order(process: DeploymentProcess, deployment: Deployment, pending: list[dict[str, Any]]) -> list[Any]:
     """Clone and customise `pending` machines in parallel, powered off; then power them on group
     by group, recording each as provisioned once it runs. Returns [] (nothing left to provision)."""
-    specs = {m["name"]: m["spec"] for m in pending}
     with ThreadPoolExecutor(process.parallel_tasks, thread_name_prefix="sk-clone") as pool:
-        built = dict(
-            zip(specs, pool.map(lambda m: process._provision_machine(deployment, m, False), pending), strict=True)
-        )
+        built = list(pool.map(lambda m: process._provision_machine(deployment, m, False), pending))
 
-    def start(names: tuple[str, ...]) -> None:
-        with ThreadPoolExecutor(process.parallel_tasks, thread_name_prefix="sk-start") as pool:
-            started: list[VmInfo] = list(pool.map(lambda n: process.vcenter.power_on(built[n].vm_id), names))
-        for name, vm in zip(names, started, strict=True):
-            step = partial(
-                Deployment.record_machine_provisioned, machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip,
-                mac=vm.macs[0] if vm.macs else None, actor=ACTOR,
-            )  # fmt: skip
-            process.app.record_step(deployment.id, step)
+    def record(name: str, vm: VmInfo) -> None:
+        step = partial(
+            Deployment.record_machine_provisioned, machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip,
+            mac=vm.macs[0] if vm.macs else None, actor=ACTOR,
+        )  # fmt: skip
+        process.app.record_step(deployment.id, step)
 
-    start_in_order(
-        start_groups(specs.values()),
-        start,
-        lambda name, timeout: process.vcenter.wait_for_tools(built[name].vm_id, timeout),
-        process.sleep,
-    )
+    vms = {m["name"]: (m["spec"], vm.vm_id) for m, vm in zip(pending, built, strict=True)}
+    power_on_in_order(process.vcenter, process.sleep, vms, record, process.parallel_tasks)
     return []
 
 
