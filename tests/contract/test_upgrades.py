@@ -3,7 +3,9 @@ persistence (the same process manager drives vcsim in tests/integration/test_vcs
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -273,3 +275,31 @@ def test_a_worker_killed_mid_upgrade_finishes_on_restart_without_duplicates(
     assert (steps["MachineReconfigured"], steps["MachineRemoved"], steps["Upgraded"]) == (1, 1, 1)
     assert steps["MachineProvisioned"] == 4
     third.close()
+
+
+def test_concurrent_upgrade_and_undeploy_one_wins_the_other_is_refused(runtime: Runtime, slept: list[float]) -> None:
+    configuration_id = versions(runtime)
+    deployment_id = deployed(runtime, configuration_id)
+    results: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def attempt(command: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            command()
+            results.append("won")
+        except InvalidTransitionError:
+            results.append("refused")
+
+    threads = [
+        threading.Thread(target=attempt, args=(lambda: runtime.app.upgrade_deployment(deployment_id, 2, actor="a"),)),
+        threading.Thread(target=attempt, args=(lambda: runtime.app.upgrade_deployment(deployment_id, 3, actor="b"),)),
+        threading.Thread(target=attempt, args=(lambda: runtime.app.undeploy(deployment_id, actor="c"),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["refused", "refused", "won"]
+    runtime.catch_up()
+    assert runtime.app.deployment(deployment_id).state in ("deployed", "undeployed")
