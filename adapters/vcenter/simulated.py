@@ -70,6 +70,7 @@ class _Vm:
     os_family: str | None = None
     nics: list[dict[str, Any]] = field(default_factory=list)
     disks_gib: list[int] | None = None  # None: the template's disks, as cloned
+    hot_add: bool = False  # CPU and memory hot-add enabled (vSphere's default: off)
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -369,7 +370,7 @@ class SimulatedVCenter:
         with self._lock:
             vm = self._vm(vm_id)
             self._maybe_fail("reconfigure")
-            if (cpus, memory_mib) != (vm.cpus, vm.memory_mib) and vm.powered_on:
+            if self._needs_power_off(vm, cpus, memory_mib):
                 raise VCenterFaultError(
                     f"vCenter fault during reconfigure: InvalidPowerState: CPU/memory hot-add is off on {vm.name}"
                 )
@@ -385,6 +386,22 @@ class SimulatedVCenter:
                 else:
                     current.append(size)
             vm.cpus, vm.memory_mib, vm.disks_gib = cpus, memory_mib, current
+            self._save()
+
+    def needs_power_off(self, vm_id: str, cpus: int, memory_mib: int) -> bool:
+        with self._lock:
+            return self._needs_power_off(self._vm(vm_id), cpus, memory_mib)
+
+    @staticmethod
+    def _needs_power_off(vm: _Vm, cpus: int, memory_mib: int) -> bool:
+        if not vm.powered_on or (cpus, memory_mib) == (vm.cpus, vm.memory_mib):
+            return False
+        return not (vm.hot_add and cpus >= vm.cpus and memory_mib >= vm.memory_mib)
+
+    def enable_hot_add(self, vm_id: str) -> None:
+        """What an administrator does in vCenter (cpuHotAddEnabled, memoryHotAddEnabled)."""
+        with self._lock:
+            self._vm(vm_id).hot_add = True
             self._save()
 
     def template_disks(self, template: str) -> tuple[int, ...]:

@@ -98,8 +98,15 @@ def _change(process: DeploymentProcess, deployment: Deployment, name: str) -> No
     resize = (target["cpus"], target["memory_mib"]) != (spec["cpus"], spec["memory_mib"])
     disks = tuple(d["size_gib"] for d in target["disks"]) if target["disks"] != spec["disks"] else ()
     # The recorded power, not vCenter's: after a crash between power-off and power-on, it still
-    # says the machine was running and is to run again.
-    cycle = resize and machine.get("power") == POWERED_ON
+    # says the machine was running and is to run again. A growth that hot-add allows needs no cycle.
+    cycle = (
+        resize
+        and machine.get("power") == POWERED_ON
+        and (
+            process.vcenter.power_state(vm_id) != POWERED_ON
+            or process.vcenter.needs_power_off(vm_id, target["cpus"], target["memory_mib"])
+        )
+    )
     if resize or disks:
         if cycle:
             process.vcenter.power_off(vm_id)

@@ -303,3 +303,16 @@ def test_concurrent_upgrade_and_undeploy_one_wins_the_other_is_refused(runtime: 
     assert sorted(results) == ["refused", "refused", "won"]
     runtime.catch_up()
     assert runtime.app.deployment(deployment_id).state in ("deployed", "undeployed")
+
+
+def test_a_growth_that_hot_add_allows_is_applied_without_a_power_cycle(
+    runtime: Runtime, vcenter: SimulatedVCenter, slept: list[float]
+) -> None:
+    deployment_id = deployed(runtime, versions(runtime))
+    vcenter.enable_hot_add(vms(vcenter, deployment_id)["app"].vm_id)
+    runtime.app.upgrade_deployment(deployment_id, 3, actor="bob")
+    runtime.catch_up()
+    [reconfigured] = [e for e in events(runtime, deployment_id) if hasattr(e, "power_cycled")]
+    assert reconfigured.power_cycled is False
+    app = vms(vcenter, deployment_id)["app"]
+    assert (app.cpus, app.memory_mib, app.powered_on) == (4, 4096, True)

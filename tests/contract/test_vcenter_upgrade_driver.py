@@ -79,3 +79,30 @@ def test_tools_answer_on_a_running_vm(driver: VCenterDriver) -> None:
     assert driver.wait_for_tools(vm.vm_id, 10) is True
     driver.power_off(vm.vm_id)
     driver.destroy(vm.vm_id)
+
+
+def enable_hot_add(driver: VCenterDriver, vm_id: str) -> None:
+    """What an administrator sets in vCenter (each driver by its own means)."""
+    if isinstance(driver, SimulatedVCenter):
+        driver.enable_hot_add(vm_id)
+        return
+    assert isinstance(driver, PyVmomiDriver)
+    spec = vim.vm.ConfigSpec(cpuHotAddEnabled=True, memoryHotAddEnabled=True)
+    driver.session.wait(driver._vm(vm_id).ReconfigVM_Task(spec=spec), "enable hot-add")
+
+
+def test_a_running_vm_grows_without_power_off_only_when_hot_add_allows(driver: VCenterDriver) -> None:
+    vm = driver.clone(spec(DEPLOYMENT, "hot"))
+    assert driver.needs_power_off(vm.vm_id, 4, 4096) is False  # off: nothing to ask
+    driver.power_on(vm.vm_id)
+    assert driver.needs_power_off(vm.vm_id, 2, 2048) is False  # no change
+    assert driver.needs_power_off(vm.vm_id, 4, 4096) is True
+    driver.power_off(vm.vm_id)
+    enable_hot_add(driver, vm.vm_id)
+    driver.power_on(vm.vm_id)
+    assert driver.needs_power_off(vm.vm_id, 4, 4096) is False
+    assert driver.needs_power_off(vm.vm_id, 1, 2048) is True  # no hot remove
+    driver.reconfigure(vm.vm_id, 4, 4096, ())
+    assert sized(driver, vm.vm_id) == (4, 4096)
+    driver.power_off(vm.vm_id)
+    driver.destroy(vm.vm_id)

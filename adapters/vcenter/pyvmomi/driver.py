@@ -428,17 +428,21 @@ class PyVmomiDriver:
             time.sleep(min(pause, left))
             pause = min(pause * 2, 5.0)
 
+    def needs_power_off(self, vm_id: str, cpus: int, memory_mib: int) -> bool:
+        vm = self._vm(vm_id)
+        props = self.session.call(
+            "read hot-add settings", lambda: inventory.properties_of(self._content, vm, HOT_ADD_PROPERTIES)
+        )
+        return _needs_power_off(props, cpus, memory_mib)
+
     def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
         vm = self._vm(vm_id)
         content = self._content
 
         def plan() -> Any:
-            props = inventory.properties_of(
-                content, vm,
-                ["config.hardware.device", "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState"],
-            )  # fmt: skip
+            props = inventory.properties_of(content, vm, ["config.hardware.device", *HOT_ADD_PROPERTIES])
             resize = (cpus, memory_mib) != (props.get("config.hardware.numCPU"), props.get("config.hardware.memoryMB"))
-            if resize and props.get("runtime.powerState") == POWERED_ON:
+            if _needs_power_off(props, cpus, memory_mib):
                 # Without hot-add vCenter refuses this; say so before sending half a change.
                 raise VCenterFaultError(f"vCenter fault during reconfigure: InvalidPowerState: {vm_id} is powered on")
             devices = props.get("config.hardware.device") or []
@@ -454,6 +458,22 @@ class PyVmomiDriver:
         if config is not None:
             task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
             self.session.wait(task, f"reconfiguration of {vm_id}")
+
+
+HOT_ADD_PROPERTIES = [
+    "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState",
+    "config.cpuHotAddEnabled", "config.memoryHotAddEnabled",
+]  # fmt: skip
+
+
+def _needs_power_off(props: dict[str, Any], cpus: int, memory_mib: int) -> bool:
+    """vSphere changes CPU / memory of a running VM only as a growth its hot-add settings allow."""
+    now_cpus, now_memory = props.get("config.hardware.numCPU") or 0, props.get("config.hardware.memoryMB") or 0
+    if props.get("runtime.powerState") != POWERED_ON or (cpus, memory_mib) == (now_cpus, now_memory):
+        return False
+    cpu_ok = cpus == now_cpus or (cpus > now_cpus and bool(props.get("config.cpuHotAddEnabled")))
+    memory_ok = memory_mib == now_memory or (memory_mib > now_memory and bool(props.get("config.memoryHotAddEnabled")))
+    return not (cpu_ok and memory_ok)
 
 
 def _get(obj: Any, path: str) -> Any:
