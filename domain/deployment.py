@@ -506,6 +506,21 @@ class Deployment(Aggregate):
     def _machine_removed(self, machine: str, actor: str, reason: str | None) -> None:
         self.machines = [m for m in self.machines if m["name"] != machine]
 
+    def record_machine_rebuilding(self, machine: str, changed: list[str], actor: str) -> None:
+        """The machine's template, clone mode or customisation changes: its VM is destroyed (done
+        before this is recorded), its addresses released, and it is built anew from the target."""
+        self._require((UPGRADING,), "rebuild a machine of")
+        if self.upgrade_target(machine) is None:
+            raise InvalidTransitionError(f"machine '{machine}' is not part of version {self._to_version()}")
+        self.machine(machine)
+        self._machine_rebuilding(machine=machine, changed=changed, actor=actor, reason=None)
+
+    @event("MachineRebuilding", topic="stagekeeper:Deployment.MachineRebuilding")
+    def _machine_rebuilding(self, machine: str, changed: list[str], actor: str, reason: str | None) -> None:
+        found = self.machine(machine)
+        target = self.upgrade_target(machine)
+        found.update(_new_machine(target if target is not None else found["spec"]))
+
     def complete_upgrade(self, actor: str) -> None:
         self._require((UPGRADING,), "complete the upgrade of")
         assert self.upgrade is not None

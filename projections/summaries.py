@@ -119,6 +119,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         f"NICs of machine '{d['machine']}': " + (", ".join(f"{n['network']} {n['mac']}" for n in d["macs"]) or "none")
     ),
     "Deployment.MachineRemoved": lambda d: f"machine '{d['machine']}' removed, its addresses released",
+    "Deployment.MachineRebuilding": lambda d: (
+        f"machine '{d['machine']}' rebuilt for its new {', '.join(d['changed'])}: VM destroyed, addresses released"
+    ),
     "Deployment.Upgraded": lambda d: f"upgraded: version {d['from_version']} -> {d['to_version']}",
     "Deployment.UpgradeFailed": lambda d: (
         f"upgrade to version {d['to_version']} failed: {d['reason']}"

@@ -19,7 +19,8 @@ from domain.service import Service
 from domain.text import check_reason
 from domain.values import check_version_number
 
-# What an upgrade can change on a machine that stays, without rebuilding its VM.
+# What an upgrade can change on a machine that stays without rebuilding its VM; a change of
+# anything else (template, clone mode, customisation) destroys the VM and builds it anew.
 IN_PLACE = ("cpus", "memory_mib", "disks", "nics", "start_order")
 
 
@@ -66,16 +67,11 @@ class UpgradeCommands(StagekeeperApplication):
                 )
             for machine in deployment.machines:
                 after = next((m for m in target.machines if m["name"] == machine["name"]), None)
-                changed = rebuild_fields(machine["spec"], after) if after is not None else []
-                if after is not None and _loses_disk(machine["spec"], after):
+                in_place = after is not None and not rebuild_fields(machine["spec"], after)
+                if in_place and after is not None and _loses_disk(machine["spec"], after):
                     raise InvalidTransitionError(
                         f"machine '{machine['name']}' would lose or shrink a disk: disks only grow or are added "
                         "in place (vSphere cannot shrink a disk); remove the machine in one version instead"
-                    )
-                if changed:
-                    raise InvalidTransitionError(
-                        f"machine '{machine['name']}' changes {', '.join(changed)}, which needs a new VM: "
-                        "remove it in one version and add it back in the next, or deploy anew"
                     )
             deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
             return Outcome(deployment, self.commit(deployment))
@@ -139,6 +135,11 @@ class UpgradeCommands(StagekeeperApplication):
     def record_upgrade_removal(self, deployment_id: UUID, machine: str, actor: str) -> None:
         """The machine's VM is gone: drop the machine and release its addresses, in one write."""
         self._with_releases(deployment_id, lambda d: d.record_machine_removed(machine, actor), [machine])
+
+    def record_upgrade_rebuild(self, deployment_id: UUID, machine: str, changed: list[str], actor: str) -> None:
+        """The machine's VM is gone to be built anew: its addresses are released in the same write
+        (and claimed again, the same ones when still free, before its new VM is cloned)."""
+        self._with_releases(deployment_id, lambda d: d.record_machine_rebuilding(machine, changed, actor), [machine])
 
     def record_upgrade_failed(self, deployment_id: UUID, failure: str, actor: str) -> None:
         """Record vCenter's refusal; the addresses of added machines that never got a VM are released."""

@@ -2,6 +2,8 @@
 
 Only the differences are touched, in this order, each step an event: machines that go are
 stopped (reverse start order) and destroyed, then their addresses released (MachineRemoved);
+machines whose template, clone mode or customisation change are destroyed and built anew
+(MachineRebuilding, their addresses released and claimed again, the same ones when still free);
 machines that stay and change get their NICs (MachineNicsChanged, MAC claims in the same write),
 CPU, memory and disks (MachineReconfigured; a VM running when CPU or memory change is powered
 off for it and started again); machines that come are cloned, customised with claimed addresses
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from domain.commands.upgrades import rebuild_fields
 from domain.deployment import POWERED_ON, Deployment
 from domain.errors import AddressExhaustedError, VCenterFaultError
 from domain.ports import NicSetting
@@ -36,24 +39,32 @@ class UpgradePlan:
     """What is left to do, from the deployment as recorded (pure: unit-tested)."""
 
     remove: tuple[str, ...]
+    rebuild: tuple[tuple[str, tuple[str, ...]], ...]  # (machine, the fields that need a new VM)
     change: tuple[str, ...]
     add: tuple[str, ...]
 
     @property
     def done(self) -> bool:
-        return not (self.remove or self.change or self.add)
+        return not (self.remove or self.rebuild or self.change or self.add)
 
 
 def plan_upgrade(deployment: Deployment) -> UpgradePlan:
     remove = [m for m in deployment.machines if deployment.upgrade_target(m["name"]) is None]
     ordered = [name for group in stop_groups([m["spec"] for m in remove]) for name in group.machines]
-    change = [
-        m["name"]
-        for m in deployment.machines
-        if m["state"] == "provisioned" and (t := deployment.upgrade_target(m["name"])) is not None and m["spec"] != t
-    ]
+    rebuild: list[tuple[str, tuple[str, ...]]] = []
+    change: list[str] = []
+    for m in deployment.machines:
+        target = deployment.upgrade_target(m["name"])
+        if m["state"] != "provisioned" or target is None or m["spec"] == target:
+            continue
+        fields = rebuild_fields(m["spec"], target)
+        if fields:
+            rebuild.append((m["name"], tuple(fields)))
+        else:
+            change.append(m["name"])
     add = [m["name"] for m in deployment.machines if m["state"] != "provisioned" and m["name"] not in ordered]
-    return UpgradePlan(remove=tuple(ordered), change=tuple(change), add=tuple(add))
+    rebuilt = [name for name, _ in rebuild]
+    return UpgradePlan(remove=tuple(ordered), rebuild=tuple(rebuild), change=tuple(change), add=(*add, *rebuilt))
 
 
 def run_upgrade(process: DeploymentProcess, deployment: Deployment) -> None:
@@ -64,6 +75,9 @@ def run_upgrade(process: DeploymentProcess, deployment: Deployment) -> None:
         for name in plan.remove:
             _destroy(process, deployment, name)
             app.record_upgrade_removal(deployment.id, name, ACTOR)
+        for name, fields in plan.rebuild:
+            _destroy(process, deployment, name)
+            app.record_upgrade_rebuild(deployment.id, name, list(fields), ACTOR)
         for name in plan.change:
             _change(process, app.deployment(deployment.id), name)
         if plan.add:

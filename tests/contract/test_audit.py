@@ -16,7 +16,10 @@ def upgrade_in_place(runtime: Runtime, vcenter: SimulatedVCenter, configuration_
     running = app.deployment(deployment_id).configuration_version
     app.add_machine(configuration_id, machine("web8"), actor="a")
     wider = machine("web2", cpus=4, nics=[{"network": "front"}, {"network": "front"}])
-    latest = app.change_machine(configuration_id, "web2", wider, actor="a").value.version
+    app.change_machine(configuration_id, "web2", wider, actor="a")
+    latest = app.change_machine(
+        configuration_id, "app1", machine("app1", template="tpl-rhel-9"), actor="a"
+    ).value.version
     vcenter.inject_fault("reconfigure", "InvalidState")
     app.upgrade_deployment(deployment_id, latest, actor="a")
     runtime.catch_up()

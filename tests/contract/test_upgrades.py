@@ -173,11 +173,8 @@ def test_upgrade_refusals_name_the_field_or_the_rule(runtime: Runtime, slept: li
         runtime.app.upgrade_deployment(deployment_id, "2", actor="bob")
     with pytest.raises(InvalidTransitionError, match="already runs version 1"):
         runtime.app.upgrade_deployment(deployment_id, 1, actor="bob")
-    runtime.app.change_machine(configuration_id, "db", machine("db", template="tpl-rhel-9"), actor="a")
-    with pytest.raises(InvalidTransitionError, match="template"):
-        runtime.app.upgrade_deployment(deployment_id, 4, actor="bob")
-    runtime.app.change_machine(configuration_id, "db", machine("db", disks=[{"size_gib": 40}]), actor="a")  # v5
-    bigger = deployed(runtime, configuration_id, version=5)
+    runtime.app.change_machine(configuration_id, "db", machine("db", disks=[{"size_gib": 40}]), actor="a")  # v4
+    bigger = deployed(runtime, configuration_id, version=4)
     with pytest.raises(InvalidTransitionError, match="shrink a disk"):
         runtime.app.upgrade_deployment(bigger, 1, actor="bob")
     in_prod = deployed(runtime, configuration_id, stage="prod")
@@ -316,3 +313,28 @@ def test_a_growth_that_hot_add_allows_is_applied_without_a_power_cycle(
     assert reconfigured.power_cycled is False
     app = vms(vcenter, deployment_id)["app"]
     assert (app.cpus, app.memory_mib, app.powered_on) == (4, 4096, True)
+
+
+def test_a_template_change_rebuilds_only_that_machine_keeping_its_addresses(
+    runtime: Runtime, vcenter: SimulatedVCenter, slept: list[float]
+) -> None:
+    service_id = runtime.app.register_service("pos", "", stages("int"), actor="a").value.id
+    pools = [{"cidr": "10.70.0.0/24", "gateway": "10.70.0.1", "dns": ["10.70.0.2"]}]
+    runtime.app.update_stage(service_id, "int", {"ip_pools": pools}, actor="a")
+    configuration_id = runtime.app.create_configuration(service_id, "pos", "", NETWORKS, V1, actor="a").value.id
+    patched = machine("db", template="tpl-rhel-9", disks=[{"size_gib": 1}], start_order={"group": 0})
+    runtime.app.change_machine(configuration_id, "db", patched, actor="a")  # v2: the patched template
+    deployment_id = deployed(runtime, configuration_id)
+    before = vms(vcenter, deployment_id)
+    addressing = runtime.app.deployment(deployment_id).machine("db")["addressing"]
+    runtime.app.upgrade_deployment(deployment_id, 2, actor="bob", reason="patched template")
+    runtime.catch_up()
+    deployment = runtime.app.deployment(deployment_id)
+    assert (deployment.state, deployment.configuration_version) == ("deployed", 2), deployment.failure
+    after = vms(vcenter, deployment_id)
+    assert after["db"].vm_id != before["db"].vm_id
+    assert vcenter.hardware(after["db"].vm_id) == (2, 2048, (20,))  # a new VM from tpl-rhel-9
+    assert (after["db"].ip, after["db"].macs[0]) == (addressing["ip"], addressing["macs"][0]["mac"])
+    assert (after["app"], after["web"]) == (before["app"], before["web"])
+    rebuilding = [e for e in events(runtime, deployment_id) if type(e).__name__ == "MachineRebuilding"]
+    assert [e.changed for e in rebuilding] == [["template"]]
