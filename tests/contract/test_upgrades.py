@@ -248,12 +248,14 @@ def test_a_worker_killed_mid_upgrade_finishes_on_restart_without_duplicates(
     first.app.import_templates(None, True, actor="a")
     configuration_id = versions(first)
     first.app.remove_machine(configuration_id, "web", actor="a")  # v4: cache added, app resized, web gone
+    rebuilt = machine("db", template="tpl-rhel-9", start_order={"group": 0})
+    first.app.change_machine(configuration_id, "db", rebuilt, actor="a")  # v5: and db on a new template
     deployment_id = deployed(first, configuration_id)
     first.close()
     dying = CrashingVCenter(inventory, method)
     second = runtime_for(database_url, vcenter=dying)
     second.process.sleep = lambda seconds: None
-    second.app.upgrade_deployment(deployment_id, 4, actor="bob")
+    second.app.upgrade_deployment(deployment_id, 5, actor="bob")
     with pytest.raises(SystemExit):
         second.catch_up()
     second.close()
@@ -262,7 +264,7 @@ def test_a_worker_killed_mid_upgrade_finishes_on_restart_without_duplicates(
     third.process.sleep = lambda seconds: None
     third.catch_up()
     deployment = third.app.deployment(deployment_id)
-    assert (deployment.state, deployment.configuration_version) == ("deployed", 4)
+    assert (deployment.state, deployment.configuration_version) == ("deployed", 5)
     after = vms(survivor, deployment_id)
     assert sorted(after) == ["app", "cache", "db"]
     assert len(survivor.all_vms()) == 3
@@ -270,7 +272,9 @@ def test_a_worker_killed_mid_upgrade_finishes_on_restart_without_duplicates(
     assert after["app"].cpus == 4
     steps = Counter(topics(third, deployment_id))
     assert (steps["MachineReconfigured"], steps["MachineRemoved"], steps["Upgraded"]) == (1, 1, 1)
-    assert steps["MachineProvisioned"] == 4
+    assert steps["MachineRebuilding"] == 1
+    assert steps["MachineProvisioned"] == 5  # three on deploy, then cache and the rebuilt db
+    assert survivor.hardware(after["db"].vm_id)[2] == (20,)  # cloned from tpl-rhel-9
     third.close()
 
 
