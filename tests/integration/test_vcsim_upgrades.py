@@ -135,6 +135,8 @@ def test_a_worker_killed_mid_upgrade_on_vcsim_finishes_without_duplicates(vcsim:
             commands.app.revise_configuration(cid, {"machines": v2}, actor="alice")
             deployment_id = commands.app.deploy(cid, "int", actor="alice", configuration_version=1).value.id
             commands.catch_up()
+            first = commands.app.deployment(deployment_id)
+            assert first.state == "deployed", first.failure
             # Each vCenter task now takes 150 ms, so the kill lands in the middle of the upgrade.
             for method in ("CloneVM_Task", "ReconfigVM_Task", "PowerOnVM_Task"):
                 vcsim.control("method-delay", method=method, ms=150)
@@ -157,7 +159,8 @@ def test_a_worker_killed_mid_upgrade_on_vcsim_finishes_without_duplicates(vcsim:
                 time.sleep(0.02)
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            assert commands.app.deployment(deployment_id).state == "upgrading"
+            mid = commands.app.deployment(deployment_id)
+            assert mid.state == "upgrading", (mid.state, mid.failure, (tmp_path / "worker.log").read_text()[-2000:])
             restarted = subprocess.Popen(command, env=env, stdout=log, stderr=log)
             try:
                 deadline = time.monotonic() + 120
