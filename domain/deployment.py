@@ -114,6 +114,8 @@ class Deployment(Aggregate):
             "requested_at": self.created_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "machines": [self._machine_view(m) for m in self.machines],
+            "fence": self.fence_view(),
+            "copied_from": self.copy_view(),
         }
 
     @staticmethod
@@ -138,6 +140,7 @@ class Deployment(Aggregate):
             # vCenter's power state as last recorded, and power actions not yet carried out.
             "power": machine.get("power"),
             "power_pending": list(machine.get("power_pending", [])),
+            "copied_from": machine.get("copied_from"),
         }
 
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
@@ -358,6 +361,133 @@ class Deployment(Aggregate):
     @event("Undeployed", topic="stagekeeper:Deployment.Undeployed")
     def _undeployed(self, actor: str, reason: str | None) -> None:
         self.state = UNDEPLOYED
+
+    # -- fenced networks ------------------------------------------------------------------------
+    # Set by FenceRequested; None for an unfenced deployment (and every deployment made before).
+    fence: dict[str, Any] | None = None
+
+    def request_fence(self, stage: dict[str, Any], actor: str) -> None:
+        """Fence this new deployment: one port group per configuration network on the stage's
+        switch, and a gateway from the stage's template. Recorded in the same write as Requested."""
+        self._require((REQUESTED,), "fence")
+        names = [n["name"] for n in self.networks]
+        for machine in self.machines:
+            names.extend(nic["network"] for nic in machine["spec"].get("nics", []) if nic["network"] not in names)
+        self._fence_requested(
+            dvswitch=stage["dvswitch"], vlan_range=stage["vlan_range"], gateway_template=stage["fence_gateway_template"],
+            external_network=stage["external_network"], networks=names, actor=actor, reason=None,
+        )  # fmt: skip
+
+    @event("FenceRequested", topic="stagekeeper:Deployment.FenceRequested")
+    def _fence_requested(
+        self, dvswitch: str, vlan_range: dict[str, int], gateway_template: str, external_network: str,
+        networks: list[str], actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.fence = {
+            "dvswitch": dvswitch, "vlan_range": dict(vlan_range), "gateway_template": gateway_template,
+            "external_network": external_network, "requested_networks": list(networks), "networks": [],
+            "gateway": None, "nat": [],
+        }  # fmt: skip
+
+    def record_fence_plan(
+        self, networks: list[dict[str, Any]], gateway: dict[str, Any], nat: list[dict[str, Any]], actor: str
+    ) -> None:
+        """VLANs, port group names, the gateway's name and external IP and the NAT map, claimed in
+        the same write (the machines' own addresses are recorded by AddressesAssigned)."""
+        self._require((REQUESTED, PROVISIONING), "plan the fence of")
+        if self.fence is None:
+            raise InvalidTransitionError("this deployment is not fenced")
+        self._fence_planned(networks=networks, gateway=gateway, nat=nat, actor=actor, reason=None)
+
+    @event("FencePlanned", topic="stagekeeper:Deployment.FencePlanned")
+    def _fence_planned(
+        self, networks: list[dict[str, Any]], gateway: dict[str, Any], nat: list[dict[str, Any]], actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        assert self.fence is not None
+        self.fence = {
+            **self.fence,
+            "networks": [{**n, "created": False} for n in networks],
+            "gateway": {**gateway, "vm_id": None},
+            "nat": [dict(n) for n in nat],
+        }
+
+    @property
+    def fence_planned(self) -> bool:
+        return self.fence is not None and self.fence["gateway"] is not None
+
+    def record_fence_network(self, network: str, created: bool, actor: str) -> None:
+        """A fenced network's port group now exists (created) or is gone (not created)."""
+        assert self.fence is not None
+        if any(n["network"] == network and n["created"] != created for n in self.fence["networks"]):
+            self._fence_network_changed(network=network, created=created, actor=actor, reason=None)
+
+    @event("FenceNetworkChanged", topic="stagekeeper:Deployment.FenceNetworkChanged")
+    def _fence_network_changed(self, network: str, created: bool, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {
+            **self.fence,
+            "networks": [{**n, "created": created} if n["network"] == network else n for n in self.fence["networks"]],
+        }
+
+    def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
+        """The gateway VM was provisioned (its id) or destroyed (None)."""
+        assert self.fence is not None and self.fence["gateway"] is not None
+        if self.fence["gateway"]["vm_id"] != vm_id:
+            self._fence_gateway_changed(vm_id=vm_id, actor=actor, reason=None)
+
+    @event("FenceGatewayChanged", topic="stagekeeper:Deployment.FenceGatewayChanged")
+    def _fence_gateway_changed(self, vm_id: str | None, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {**self.fence, "gateway": {**self.fence["gateway"], "vm_id": vm_id}}
+
+    def fence_view(self) -> dict[str, Any] | None:
+        if self.fence is None:
+            return None
+        gateway = self.fence["gateway"]
+        return {
+            "dvswitch": self.fence["dvswitch"],
+            "networks": [{k: n[k] for k in ("network", "portgroup", "vlan")} for n in self.fence["networks"]],
+            "gateway": None
+            if gateway is None
+            else {"vm_name": gateway["vm_name"], "external_ip": gateway["external_ip"]},
+            "nat": [dict(n) for n in self.fence["nat"]],
+        }
+
+    # -- copies of live deployments -------------------------------------------------------------
+    # Set by CopyRequested; None for a deployment built from templates.
+    copy_of: dict[str, Any] | None = None
+
+    def record_copy_source(self, source: Deployment, linked: bool, actor: str, reason: str | None) -> None:
+        """This new deployment copies the running VMs of `source` (same configuration version)."""
+        self._require((REQUESTED,), "copy into")
+        machines = {
+            m["name"]: {"vm_id": m["vm_id"], "vm_name": m["vm_name"], "addressing": m.get("addressing")}
+            for m in source.machines
+        }
+        self._copy_requested(
+            source_deployment_id=source.id, source_stage=source.stage,
+            source_configuration_version=source.configuration_version, machines=machines, linked=linked,
+            actor=actor, reason=reason,
+        )  # fmt: skip
+
+    @event("CopyRequested", topic="stagekeeper:Deployment.CopyRequested")
+    def _copy_requested(
+        self, source_deployment_id: UUID, source_stage: str, source_configuration_version: int,
+        machines: dict[str, Any], linked: bool, actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.copy_of = {
+            "deployment_id": str(source_deployment_id), "stage": source_stage,
+            "configuration_version": source_configuration_version, "machines": machines, "linked": linked,
+        }  # fmt: skip
+        for machine in self.machines:
+            source = machines.get(machine["name"])
+            machine["copied_from"] = source["vm_name"] if source else None
+
+    def copy_view(self) -> dict[str, Any] | None:
+        if self.copy_of is None:
+            return None
+        return {k: self.copy_of[k] for k in ("deployment_id", "stage", "configuration_version", "linked")}
 
     # -- consoles and power of one machine -----------------------------------------------------
     def running_machine(self, name: str, action: str) -> dict[str, Any]:

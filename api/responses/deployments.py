@@ -28,6 +28,40 @@ class MachineView(Out):
     power_pending: list[Literal["on", "off", "reset"]] = Field(
         description="Power actions requested and not yet carried out, oldest first"
     )
+    copied_from: str | None = Field(None, description="The VM this machine was cloned from (copies of deployments)")
+
+
+class FenceNetwork(Out):
+    network: str
+    portgroup: str
+    vlan: int
+
+
+class FenceGateway(Out):
+    vm_name: str
+    external_ip: str | None
+
+
+class NatEntry(Out):
+    machine: str
+    internal_ip: str | None
+    external_ip: str | None
+
+
+class Fence(Out):
+    """A fenced deployment's own networks, its gateway and the gateway's NAT map."""
+
+    dvswitch: str
+    networks: list[FenceNetwork]
+    gateway: FenceGateway | None
+    nat: list[NatEntry]
+
+
+class CopySource(Out):
+    deployment_id: UUID
+    stage: str
+    configuration_version: int
+    linked: bool
 
 
 class DeploymentEntry(Out):
@@ -49,6 +83,8 @@ class DeploymentEntry(Out):
     requested_by: str
     requested_at: Timestamp
     updated_at: Timestamp
+    fence: Fence | None = None
+    copied_from: CopySource | None = Field(None, description="The deployment this one copies")
 
 
 class DeploymentSummary(DeploymentEntry):
