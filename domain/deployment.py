@@ -374,8 +374,9 @@ class Deployment(Aggregate):
         for machine in self.machines:
             names.extend(nic["network"] for nic in machine["spec"].get("nics", []) if nic["network"] not in names)
         self._fence_requested(
-            dvswitch=stage["dvswitch"], vlan_range=stage["vlan_range"], gateway_template=stage["fence_gateway_template"],
-            external_network=stage["external_network"], networks=names, actor=actor, reason=None,
+            dvswitch=stage["dvswitch"], vlan_range=stage["vlan_range"],
+            gateway_template=stage["fence_gateway_template"], external_network=stage["external_network"],
+            networks=names, actor=actor, reason=None,
         )  # fmt: skip
 
     @event("FenceRequested", topic="stagekeeper:Deployment.FenceRequested")
@@ -432,7 +433,8 @@ class Deployment(Aggregate):
 
     def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
         """The gateway VM was provisioned (its id) or destroyed (None)."""
-        assert self.fence is not None and self.fence["gateway"] is not None
+        assert self.fence is not None
+        assert self.fence["gateway"] is not None
         if self.fence["gateway"]["vm_id"] != vm_id:
             self._fence_gateway_changed(vm_id=vm_id, actor=actor, reason=None)
 

@@ -28,8 +28,8 @@ from domain.ports import (
     NicInfo,
     NicSetting,
     PoolStatus,
-    PortgroupInfo,
     PoolUsage,
+    PortgroupInfo,
     TemplateInfo,
     VmInfo,
 )
@@ -53,7 +53,8 @@ CONSOLE_HOST = "vcenter.simulated.invalid"
 TICKET_LIFETIME = timedelta(minutes=5)
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
-# vcsim's distributed switch (scripts/vcsim_harness.py starts it with -pg 3): DVS0 with DC0_DVPG0..2.
+# vcsim's standard network, and its distributed switch (scripts/vcsim_harness.py starts it with -pg 3): DVS0 with DC0_DVPG0..2.
+STANDARD_NETWORKS = ("VM Network",)
 DEFAULT_PORTGROUPS: dict[str, dict[str, dict[str, Any]]] = {
     "DVS0": {f"DC0_DVPG{i}": {"key": f"dvportgroup-{13 + 2 * i}", "vlan": 0} for i in range(3)}
 }
@@ -264,7 +265,7 @@ class SimulatedVCenter:
             self._maybe_fail("set_nics")
             keys = {name: g["key"] for groups in self._portgroups.values() for name, g in groups.items()}
             for nic in nics:
-                if nic.exact and nic.network not in keys:
+                if nic.exact and nic.network not in keys and nic.network not in STANDARD_NETWORKS:
                     raise VCenterObjectNotFoundError(f"network '{nic.network}' not found")
             vm.nics = [{"network": n.network, "mac": n.mac, "portgroup_key": keys.get(n.network)} for n in nics]
             self._save()

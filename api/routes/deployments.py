@@ -21,7 +21,7 @@ from api.access import (
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
-from api.schemas import DeployRequest, Reason
+from api.schemas import CopyRequest, DeployRequest, Reason
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
@@ -57,6 +57,25 @@ def deploy(
         actor=who.user,
         reason=body.reason,
         configuration_version=body.configuration_version,
+        fence=body.fence,
+    )
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/copy",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def copy_deployment(
+    deployment_id: UUID, body: CopyRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Copy a running deployment's VMs into a stage (read on the source, operator on the target stage)."""
+    source = read_deployment(runtime, who, deployment_id)
+    operate_stage(runtime, who, runtime.app.service(source.service_id), body.stage, "copy into")
+    outcome = runtime.app.copy_deployment(
+        deployment_id, body.stage, actor=who.user, reason=body.reason, fence=body.fence
     )
     return _result(response, outcome)
 

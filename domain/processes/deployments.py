@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
     PROMOTING,
@@ -29,6 +30,7 @@ from domain.deployment import (
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
+from domain.processes.fencing import FenceSteps, machine_nics
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
 
@@ -54,6 +56,11 @@ PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
 MAX_PASSES = 50
 
 
+def copy_snapshot(deployment_id: UUID) -> str:
+    """The snapshot a linked copy is cloned from, taken on each source VM for that copy."""
+    return f"sk-copy-{deployment_id.hex[:12]}"
+
+
 def vm_name(deployment_id: UUID, machine: str) -> str:
     """Deterministic VM name: a retried clone finds the VM an interrupted attempt made."""
     return f"sk-{deployment_id.hex[:12]}-{machine}"
@@ -64,6 +71,7 @@ class DeploymentProcess:
         self.app = app
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
+        self.fences = FenceSteps(app, vcenter)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -143,6 +151,11 @@ class DeploymentProcess:
             self.app.assign_addresses(deployment.id, ACTOR)
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
+            if deployment.fence is not None:
+                self.fences.build_networks(deployment)
+                deployment = self.app.deployment(deployment.id)
+            if deployment.copy_of is not None and deployment.copy_of["linked"]:
+                self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 futures: dict[Future[VmInfo], str] = {
@@ -166,6 +179,8 @@ class DeploymentProcess:
                 finally:
                     for future in futures:
                         future.cancel()
+            if deployment.fence is not None:
+                self.fences.provision_gateway(self.app.deployment(deployment.id))
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
@@ -174,6 +189,8 @@ class DeploymentProcess:
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any]) -> VmInfo:
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
+        source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
+        linked = deployment.copy_of["linked"] if deployment.copy_of is not None else spec["clone_mode"] == "linked"
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
         # (found by its deterministic name / tags), powered on or not.
         vm = self.vcenter.clone(
@@ -181,17 +198,21 @@ class DeploymentProcess:
                 vm_name=vm_name(deployment.id, spec["name"]),
                 template=spec["template"],
                 resource_pool=deployment.resource_pool,
-                linked=spec["clone_mode"] == "linked",
+                linked=linked,
                 cpus=spec["cpus"],
                 memory_mib=spec["memory_mib"],
                 deployment_id=deployment.id,
                 machine=spec["name"],
+                source_vm_id=source["vm_id"] if source else None,
+                source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
             )
         )
         if not vm.powered_on:
             custom = spec["customization"]
-            nics = [NicSetting(network=n["network"], mac=n["mac"]) for n in addressing.get("macs", [])]
-            self.vcenter.set_nics(vm.vm_id, nics)
+            self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))
+            if source is not None and deployment.fence is not None:
+                # A fenced copy keeps its source's guest identity and addresses: nothing to customise.
+                return self.vcenter.power_on(vm.vm_id)
             identity = GuestIdentity(
                 hostname=custom["hostname"],
                 os_family=custom["os"],
@@ -204,11 +225,20 @@ class DeploymentProcess:
             vm = self.vcenter.power_on(vm.vm_id)
         return vm
 
+    def _snapshot_sources(self, deployment: Deployment) -> None:
+        """A linked copy clones each source VM from a snapshot taken for this copy."""
+        assert deployment.copy_of is not None
+        for machine in deployment.machines:
+            source = deployment.copy_of["machines"].get(machine["name"])
+            if machine["state"] != "provisioned" and source and source["vm_id"]:
+                self.vcenter.create_snapshot(source["vm_id"], copy_snapshot(deployment.id))
+
     def _fail(self, deployment_id: UUID, reason: str) -> None:
         """Clean up every VM of the attempt, then record the failure with vCenter's reason."""
         cleanup_error = ""
         try:
             self._destroy_all(deployment_id)
+            self.fences.tear_down(self.app.deployment(deployment_id))
         except VCENTER_FAULTS as fault:
             cleanup_error = f" (cleanup also failed: {fault.message})"
         self.app.record_step(deployment_id, lambda d: d.record_failure(reason + cleanup_error, ACTOR))
@@ -222,8 +252,10 @@ class DeploymentProcess:
             self.vcenter.destroy(vm.vm_id)
             return vm.machine
 
+        # Machines first: a fence's gateway goes after them (FenceSteps.tear_down).
+        machines = [vm for vm in vms if vm.machine != GATEWAY_MACHINE]
         with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-destroy") as pool:
-            return [m for m in pool.map(destroy, vms) if m]
+            return [m for m in pool.map(destroy, machines) if m]
 
     def _undeploy(self, deployment: Deployment) -> None:
         try:
@@ -235,6 +267,10 @@ class DeploymentProcess:
             if machine["state"] == "provisioned" or machine["name"] in destroyed:
                 step = partial(Deployment.record_machine_destroyed, machine=machine["name"], actor=ACTOR)
                 self.app.record_step(deployment.id, step)
+        try:
+            self.fences.tear_down(self.app.deployment(deployment.id))
+        except VCENTER_FAULTS as fault:
+            raise InfrastructureError(f"undeploy of {deployment.id} failed: {fault.message}") from fault
         self.app.record_step(deployment.id, lambda d: d.mark_undeployed(ACTOR))
 
     def _move(self, deployment: Deployment) -> None:

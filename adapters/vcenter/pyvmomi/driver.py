@@ -24,8 +24,8 @@ from domain.ports import (
     NicInfo,
     NicSetting,
     PoolStatus,
-    PortgroupInfo,
     PoolUsage,
+    PortgroupInfo,
     TemplateInfo,
     VmInfo,
 )
