@@ -5,6 +5,7 @@ the offending field itself."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -138,6 +139,19 @@ class DeployRequest(Reason):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
     fence: bool = Field(False, description="Deploy behind a fence (own port groups and a NAT gateway)")
+
+
+class SnapshotRequest(Reason):
+    name: str = Field(description="The snapshot's name (unique within the deployment)")
+
+
+class RevertRequest(Reason):
+    snapshot: str = Field(description="The name of one of the deployment's snapshots")
+
+
+class SwapRequest(Reason):
+    replaces: UUID = Field(description="The deployment this one replaces (in its stage)")
+    keep_previous: bool = Field(True, description="Keep the replaced deployment, powered off (else undeploy it)")
 
 
 class CopyRequest(Reason):

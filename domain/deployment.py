@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.ports import POWER_ACTIONS
 
 REQUESTED = "requested"
@@ -33,6 +33,7 @@ UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
 CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING)
 POWERED_ON = "poweredOn"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+MAX_SNAPSHOTS = 32
 
 
 class Deployment(Aggregate):
@@ -116,6 +117,7 @@ class Deployment(Aggregate):
             "machines": [self._machine_view(m) for m in self.machines],
             "fence": self.fence_view(),
             "copied_from": self.copy_view(),
+            "snapshots": list(self.snapshots),
         }
 
     @staticmethod
@@ -490,6 +492,71 @@ class Deployment(Aggregate):
         if self.copy_of is None:
             return None
         return {k: self.copy_of[k] for k in ("deployment_id", "stage", "configuration_version", "linked")}
+
+    # -- snapshots of the whole deployment -------------------------------------------------------
+    # Names of completed snapshots, oldest first; the pending operation ({"action", "name",
+    # "done": [machines]}) while the process manager carries it out. Class defaults: older
+    # deployments have none.
+    snapshots: tuple[str, ...] = ()
+    snapshot_work: dict[str, Any] | None = None
+
+    def request_snapshot(self, name: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "snapshot")
+        self._check_no_snapshot_work()
+        if name in self.snapshots:
+            raise ConflictError(f"the deployment has a snapshot '{name}' already", field="name")
+        if len(self.snapshots) >= MAX_SNAPSHOTS:
+            raise ConflictError(f"a deployment keeps at most {MAX_SNAPSHOTS} snapshots", field="name")
+        self._snapshot_requested(name=name, actor=actor, reason=reason)
+
+    @event("SnapshotRequested", topic="stagekeeper:Deployment.SnapshotRequested")
+    def _snapshot_requested(self, name: str, actor: str, reason: str | None) -> None:
+        self.snapshot_work = {"action": "snapshot", "name": name, "done": []}
+
+    def request_revert(self, name: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "revert")
+        self._check_no_snapshot_work()
+        if name not in self.snapshots:
+            raise NotFoundError(f"the deployment has no snapshot '{name}'", field="snapshot")
+        self._revert_requested(snapshot=name, actor=actor, reason=reason)
+
+    @event("RevertRequested", topic="stagekeeper:Deployment.RevertRequested")
+    def _revert_requested(self, snapshot: str, actor: str, reason: str | None) -> None:
+        self.snapshot_work = {"action": "revert", "name": snapshot, "done": []}
+
+    def _check_no_snapshot_work(self) -> None:
+        if self.snapshot_work is not None:
+            work = self.snapshot_work
+            raise ConflictError(f"a {work['action']} to '{work['name']}' is still running", field="name")
+
+    def record_machine_snapshot(self, machine: str, actor: str) -> None:
+        """One machine's snapshot was taken (or its VM reverted to it, then powered on)."""
+        self.machine(machine)
+        if self.snapshot_work is None or machine in self.snapshot_work["done"]:
+            return
+        work = self.snapshot_work
+        self._machine_snapshot_done(machine=machine, action=work["action"], name=work["name"], actor=actor, reason=None)
+
+    @event("MachineSnapshotDone", topic="stagekeeper:Deployment.MachineSnapshotDone")
+    def _machine_snapshot_done(self, machine: str, action: str, name: str, actor: str, reason: str | None) -> None:
+        assert self.snapshot_work is not None
+        self.snapshot_work = {**self.snapshot_work, "done": [*self.snapshot_work["done"], machine]}
+        if action == "revert":
+            self.machine(machine)["power"] = POWERED_ON
+
+    def complete_snapshot_work(self, failure: str | None, actor: str) -> None:
+        if self.snapshot_work is None:
+            return
+        work = self.snapshot_work
+        self._snapshot_work_ended(
+            action=work["action"], name=work["name"], failed=failure is not None, actor=actor, reason=failure
+        )
+
+    @event("SnapshotWorkEnded", topic="stagekeeper:Deployment.SnapshotWorkEnded")
+    def _snapshot_work_ended(self, action: str, name: str, failed: bool, actor: str, reason: str | None) -> None:
+        if action == "snapshot" and not failed:
+            self.snapshots = (*self.snapshots, name)
+        self.snapshot_work = None
 
     # -- consoles and power of one machine -----------------------------------------------------
     def running_machine(self, name: str, action: str) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class DeploymentEntry(Out):
     updated_at: Timestamp
     fence: Fence | None = None
     copied_from: CopySource | None = Field(None, description="The deployment this one copies")
+    snapshots: list[str] = Field([], description="Snapshots of every machine, oldest first")
 
 
 class DeploymentSummary(DeploymentEntry):

@@ -21,7 +21,7 @@ from api.access import (
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
-from api.schemas import CopyRequest, DeployRequest, Reason
+from api.schemas import CopyRequest, DeployRequest, Reason, RevertRequest, SnapshotRequest
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
@@ -77,6 +77,36 @@ def copy_deployment(
     outcome = runtime.app.copy_deployment(
         deployment_id, body.stage, actor=who.user, reason=body.reason, fence=body.fence
     )
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/snapshot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def snapshot_deployment(
+    deployment_id: UUID, body: SnapshotRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Snapshot every machine of the deployment (operator of its stage)."""
+    operate_deployment(runtime, who, deployment_id, "snapshot")
+    outcome = runtime.app.snapshot_deployment(deployment_id, body.name, actor=who.user, reason=body.reason)
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/revert",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def revert_deployment(
+    deployment_id: UUID, body: RevertRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Revert every machine of the deployment to one of its snapshots, then power them on."""
+    operate_deployment(runtime, who, deployment_id, "revert")
+    outcome = runtime.app.revert_deployment(deployment_id, body.snapshot, actor=who.user, reason=body.reason)
     return _result(response, outcome)
 
 

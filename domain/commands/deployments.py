@@ -18,7 +18,9 @@ from domain.errors import InvalidTransitionError, ValidationError
 from domain.names import NameClaim
 from domain.service import Service
 from domain.text import check_reason, check_text
-from domain.values import MAX_NAME, check_version_number
+from domain.values import MAX_NAME, MAX_TEMPLATE_NAME, check_version_number
+
+MAX_SNAPSHOT_NAME = MAX_TEMPLATE_NAME  # vSphere's limit for a snapshot name
 
 
 class DeploymentCommands(StagekeeperApplication):
@@ -113,6 +115,22 @@ class DeploymentCommands(StagekeeperApplication):
             return Outcome(deployment, self.commit(deployment, service))
 
         return self.retrying(attempt)
+
+    def snapshot_deployment(
+        self, deployment_id: UUID, name: object, actor: str, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Snapshot every machine of a deployed deployment under one name."""
+        reason = check_reason(reason)
+        snapshot = check_snapshot_name(name, "name")
+        return self.record_step(deployment_id, lambda d: d.request_snapshot(snapshot, actor, reason))
+
+    def revert_deployment(
+        self, deployment_id: UUID, snapshot: object, actor: str, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Revert every machine of a deployed deployment to one of its snapshots (then power them on)."""
+        reason = check_reason(reason)
+        name = check_snapshot_name(snapshot, "snapshot")
+        return self.record_step(deployment_id, lambda d: d.request_revert(name, actor, reason))
 
     def _address_releases(self, deployment: Deployment) -> list[Aggregate]:
         """The deployment's address claims, released (saved with its Undeployed event)."""
@@ -273,3 +291,9 @@ def fence_if_asked(deployment: Deployment, stage: dict[str, Any], fence: object,
             field="fence",
         )
     deployment.request_fence(stage, actor)
+
+
+def check_snapshot_name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} must name a snapshot (1-80 characters)", field=field)
+    return check_text(value, field, max_length=MAX_SNAPSHOT_NAME)

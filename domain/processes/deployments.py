@@ -31,6 +31,7 @@ from domain.deployment import (
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.fencing import FenceSteps, machine_nics
+from domain.processes.snapshots import SnapshotSteps
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
 
@@ -45,6 +46,8 @@ TOPICS = tuple(
         "Deployment.MoveRequested",
         "Deployment.UndeployRequested",
         "Deployment.PowerRequested",
+        "Deployment.SnapshotRequested",
+        "Deployment.RevertRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -72,6 +75,7 @@ class DeploymentProcess:
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
         self.fences = FenceSteps(app, vcenter)
+        self.snapshot_steps = SnapshotSteps(app, vcenter)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -131,6 +135,9 @@ class DeploymentProcess:
         for _ in range(MAX_PASSES):
             deployment = self.app.deployment(deployment_id)
             try:
+                if deployment.snapshot_work is not None:
+                    self.snapshot_steps.carry_out(deployment)
+                    continue
                 if deployment.state == REQUESTED:
                     self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
                 elif deployment.state == PROVISIONING:

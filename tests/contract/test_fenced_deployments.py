@@ -9,7 +9,7 @@ import pytest
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
-from domain.errors import ConflictError, ValidationError
+from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.names import NameClaim
 from domain.processes.fencing import NAT_KEY
 from tests.fencing import SWITCH, three_tier
@@ -139,3 +139,28 @@ def test_only_a_deployed_deployment_can_be_copied(runtime: Runtime) -> None:
     production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
     with pytest.raises(ConflictError):
         runtime.app.copy_deployment(production, "test", actor="bob")
+
+
+def test_a_snapshot_and_a_revert_cover_every_machine(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    configuration_id = three_tier(runtime)
+    deployment_id = fenced(runtime, configuration_id)
+    runtime.app.snapshot_deployment(deployment_id, "before patch", actor="bob", reason="patch 42")
+    with pytest.raises(ConflictError):  # one snapshot operation at a time
+        runtime.app.snapshot_deployment(deployment_id, "other", actor="bob")
+    runtime.catch_up()
+    deployment = runtime.app.deployment(deployment_id)
+    assert deployment.snapshots == ("before patch",)
+    assert deployment.snapshot_work is None
+    machines = [vm for vm in vcenter.find_vms(deployment_id) if vm.machine != "_fence-gateway"]
+    assert all(vcenter.list_snapshots(vm.vm_id) == ["before patch"] for vm in machines)
+    with pytest.raises(ConflictError):
+        runtime.app.snapshot_deployment(deployment_id, "before patch", actor="bob")
+    vcenter.power_off(machines[0].vm_id)  # "a change"
+    runtime.app.revert_deployment(deployment_id, "before patch", actor="bob")
+    runtime.catch_up()
+    assert all(vm.powered_on for vm in vcenter.find_vms(deployment_id))
+    kinds = [type(e).__qualname__ for e in runtime.app.repository.event_store.get(deployment_id)]
+    assert kinds.count("Deployment.MachineSnapshotDone") == 6
+    assert kinds.count("Deployment.SnapshotWorkEnded") == 2
+    with pytest.raises(NotFoundError):
+        runtime.app.revert_deployment(deployment_id, "never taken", actor="bob")
