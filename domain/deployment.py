@@ -24,10 +24,11 @@ DEMOTING = "demoting"
 UNDEPLOYING = "undeploying"
 UNDEPLOYED = "undeployed"
 FAILED = "failed"
+SWAPPING = "swapping"  # a copy taking a deployment's place (or giving it back), and the one it replaces
 
-STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED)
+STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED, SWAPPING)
 # States in which the process manager still has work to do.
-ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING)
+ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING, SWAPPING)
 UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
 # The states in which a machine's console can be opened and its power changed.
 CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING)
@@ -118,6 +119,8 @@ class Deployment(Aggregate):
             "fence": self.fence_view(),
             "copied_from": self.copy_view(),
             "snapshots": list(self.snapshots),
+            "replaced": self.replaced,
+            "replaced_by": self.replaced_by,
         }
 
     @staticmethod
@@ -557,6 +560,109 @@ class Deployment(Aggregate):
         if action == "snapshot" and not failed:
             self.snapshots = (*self.snapshots, name)
         self.snapshot_work = None
+
+    # -- swap: a tested copy takes a deployment's place ------------------------------------------
+    # During a swap both deployments are swapping: `swap` says which role each plays. After it,
+    # the incoming one `replaced` the other, which (kept, powered off) was `replaced_by` it.
+    swap: dict[str, Any] | None = None
+    replaced: str | None = None
+    replaced_by: str | None = None
+
+    def request_swap_in(
+        self, outgoing: Deployment, to_pool: str, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self._require((DEPLOYED,), "swap in")
+        self._swap_requested(
+            replaces=outgoing.id, from_stage=self.stage, to_stage=outgoing.stage, to_pool=to_pool,
+            keep_previous=keep_previous, back=back, actor=actor, reason=reason,
+        )  # fmt: skip
+
+    @event("SwapRequested", topic="stagekeeper:Deployment.SwapRequested")
+    def _swap_requested(
+        self, replaces: UUID, from_stage: str, to_stage: str, to_pool: str, keep_previous: bool, back: bool,
+        actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.state = SWAPPING
+        self.target_stage = to_stage if to_stage != self.stage else None
+        self.target_pool = to_pool if to_stage != self.stage else None
+        self.swap = {
+            "role": "incoming", "partner": str(replaces), "to_stage": to_stage, "to_pool": to_pool,
+            "keep_previous": keep_previous, "back": back, "done": [],
+        }  # fmt: skip
+
+    def request_swap_out(
+        self, incoming: Deployment, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self._require((DEPLOYED,), "be replaced")
+        self._swap_out_requested(
+            replaced_by=incoming.id, keep_previous=keep_previous, back=back, actor=actor, reason=reason
+        )
+
+    @event("SwapOutRequested", topic="stagekeeper:Deployment.SwapOutRequested")
+    def _swap_out_requested(
+        self, replaced_by: UUID, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self.state = SWAPPING
+        self.swap = {"role": "outgoing", "partner": str(replaced_by), "keep_previous": keep_previous, "back": back}
+
+    def record_swap_step(self, step: str, machine: str, actor: str) -> None:
+        """One step of the swap done for one machine ("off" of the outgoing one; "moved",
+        "joined" (left the fence) and "on" of the incoming one)."""
+        self._require((SWAPPING,), "record a swap step on")
+        assert self.swap is not None
+        if f"{step}:{machine}" not in self.swap["done"]:
+            self._swap_step_done(step=step, machine=machine, actor=actor, reason=None)
+
+    @event("SwapStepDone", topic="stagekeeper:Deployment.SwapStepDone")
+    def _swap_step_done(self, step: str, machine: str, actor: str, reason: str | None) -> None:
+        assert self.swap is not None
+        self.swap = {**self.swap, "done": [*self.swap["done"], f"{step}:{machine}"]}
+        if step == "moved":
+            self.machine(machine)["resource_pool"] = self.swap["to_pool"]
+
+    def swap_step_done(self, step: str, machine: str) -> bool:
+        return self.swap is not None and f"{step}:{machine}" in self.swap.get("done", [])
+
+    def complete_swap_in(self, actor: str) -> None:
+        self._require((SWAPPING,), "complete the swap of")
+        assert self.swap is not None
+        self._swapped(
+            replaced=UUID(self.swap["partner"]), from_stage=self.stage, to_stage=self.swap["to_stage"],
+            left_fence=self.fence is not None, actor=actor, reason=None,
+        )  # fmt: skip
+
+    @event("Swapped", topic="stagekeeper:Deployment.Swapped")
+    def _swapped(
+        self, replaced: UUID, from_stage: str, to_stage: str, left_fence: bool, actor: str, reason: str | None
+    ) -> None:
+        assert self.swap is not None
+        self.stage = to_stage
+        self.resource_pool = self.swap["to_pool"]
+        self.target_stage = None
+        self.target_pool = None
+        self.fence = None
+        self.replaced = str(replaced)
+        self.replaced_by = None
+        self.state = DEPLOYED
+        self.swap = None
+        for machine in self.machines:
+            machine.update(resource_pool=self.resource_pool, power=POWERED_ON)
+
+    def complete_swap_out(self, actor: str) -> None:
+        self._require((SWAPPING,), "complete the swap of")
+        assert self.swap is not None
+        self._swapped_out(
+            replaced_by=UUID(self.swap["partner"]), kept=self.swap["keep_previous"], actor=actor, reason=None
+        )
+
+    @event("SwappedOut", topic="stagekeeper:Deployment.SwappedOut")
+    def _swapped_out(self, replaced_by: UUID, kept: bool, actor: str, reason: str | None) -> None:
+        self.replaced_by = str(replaced_by)
+        self.replaced = None
+        self.swap = None
+        self.state = DEPLOYED if kept else UNDEPLOYING
+        for machine in self.machines:
+            machine["power"] = "poweredOff"
 
     # -- consoles and power of one machine -----------------------------------------------------
     def running_machine(self, name: str, action: str) -> dict[str, Any]:

@@ -86,6 +86,8 @@ class DeploymentEntry(Out):
     fence: Fence | None = None
     copied_from: CopySource | None = Field(None, description="The deployment this one copies")
     snapshots: list[str] = Field([], description="Snapshots of every machine, oldest first")
+    replaced: UUID | None = Field(None, description="The deployment this one took the place of (swap)")
+    replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
 
 
 class DeploymentSummary(DeploymentEntry):

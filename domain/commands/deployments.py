@@ -10,7 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
-from domain.commands import fencing
+from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.configuration import Configuration
 from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
@@ -132,6 +132,61 @@ class DeploymentCommands(StagekeeperApplication):
         name = check_snapshot_name(snapshot, "snapshot")
         return self.record_step(deployment_id, lambda d: d.request_revert(name, actor, reason))
 
+    def swap_deployment(
+        self, deployment_id: UUID, replaces: UUID, actor: str, keep_previous: object = True, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Put a tested copy in the place of the deployment it copies: the copy moves into that
+        stage and leaves its fence; the replaced one is powered off and kept (or undeployed)."""
+        reason = check_reason(reason)
+        if not isinstance(keep_previous, bool):
+            raise ValidationError("keep_previous must be true or false", field="keep_previous")
+
+        def attempt() -> Outcome[Deployment]:
+            incoming, outgoing = self.deployment(deployment_id), self.load(Deployment, replaces, "replaces")
+            swaps.check_swap(incoming, outgoing)
+            service = self.load(Service, incoming.service_id, "service")
+            written = swaps.start(incoming, outgoing, service, keep_previous, False, actor, reason)
+            return Outcome(incoming, self.commit(*written))
+
+        return self.retrying(attempt)
+
+    def swap_back(self, deployment_id: UUID, actor: str, reason: str | None = None) -> Outcome[Deployment]:
+        """Undo a swap while the replaced deployment is kept: it takes its place back."""
+        reason = check_reason(reason)
+
+        def attempt() -> Outcome[Deployment]:
+            previous = self.deployment(deployment_id)
+            current = self.deployment(swaps.previous_of(previous))
+            if current.replaced != str(previous.id):
+                raise InvalidTransitionError("the deployment that replaced this one has since been replaced")
+            service = self.load(Service, previous.service_id, "service")
+            written = swaps.start(previous, current, service, True, True, actor, reason)
+            return Outcome(previous, self.commit(*written))
+
+        return self.retrying(attempt)
+
+    def complete_swap(self, deployment_id: UUID, actor: str) -> Outcome[Deployment]:
+        """The swap's last write: both deployments, the claims, the service's occupancy."""
+
+        def attempt() -> Outcome[Deployment]:
+            incoming = self.deployment(deployment_id)
+            assert incoming.swap is not None
+            outgoing = self.deployment(UUID(incoming.swap["partner"]))
+            before_stage = incoming.stage
+            others: list[Aggregate] = []
+            if incoming.fence is not None:
+                others.extend(self._fence_releases(incoming))
+            others.extend(swaps.claims_moving(self, outgoing, incoming))
+            incoming.complete_swap_in(actor)
+            outgoing.complete_swap_out(actor)
+            if incoming.stage != before_stage:
+                service = self.load(Service, incoming.service_id, "service")
+                service.release(incoming.id, before_stage, actor="stagekeeper")
+                others.append(service)
+            return Outcome(incoming, self.commit(incoming, outgoing, *others))
+
+        return self.retrying(attempt)
+
     def _address_releases(self, deployment: Deployment) -> list[Aggregate]:
         """The deployment's address claims, released (saved with its Undeployed event)."""
         released: list[Aggregate] = []
@@ -141,8 +196,13 @@ class DeploymentCommands(StagekeeperApplication):
             addressing = machine.get("addressing") or {}
             if addressing.get("ip"):
                 released.extend(ip_releases(self, uuid5(deployment.id, machine["name"]), addressing))
+            owner = uuid5(deployment.id, machine["name"])
             for nic in addressing.get("macs", []):
-                released.extend(filter(None, [self.release_name("mac", nic["network"], nic["mac"])]))
+                # Only a claim this machine holds: a swap may have handed it to the copy that replaced it.
+                claim = self._held("mac", nic["network"], nic["mac"], owner)
+                if claim is not None:
+                    claim.release()
+                    released.append(claim)
         return released
 
     def _fence_releases(self, deployment: Deployment) -> list[Aggregate]:

@@ -25,6 +25,7 @@ from domain.deployment import (
     PROMOTING,
     PROVISIONING,
     REQUESTED,
+    SWAPPING,
     UNDEPLOYING,
     Deployment,
 )
@@ -32,6 +33,7 @@ from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTra
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.snapshots import SnapshotSteps
+from domain.processes.swaps import SwapSteps
 from domain.stagekeeper import Stagekeeper
 from domain.values import PoolPath
 
@@ -48,6 +50,8 @@ TOPICS = tuple(
         "Deployment.PowerRequested",
         "Deployment.SnapshotRequested",
         "Deployment.RevertRequested",
+        "Deployment.SwapRequested",
+        "Deployment.SwappedOut",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -76,6 +80,7 @@ class DeploymentProcess:
         self.parallel_tasks = parallel_tasks
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
+        self.swaps = SwapSteps(app, vcenter, self.fences)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -146,6 +151,9 @@ class DeploymentProcess:
                     self._move(deployment)
                 elif deployment.state == UNDEPLOYING:
                     self._undeploy(deployment)
+                elif deployment.state == SWAPPING:
+                    self.swaps.carry_out(deployment)
+                    return
                 else:
                     return
             except InvalidTransitionError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import pytest
 
@@ -164,3 +164,78 @@ def test_a_snapshot_and_a_revert_cover_every_machine(runtime: Runtime, vcenter: 
     assert kinds.count("Deployment.SnapshotWorkEnded") == 2
     with pytest.raises(NotFoundError):
         runtime.app.revert_deployment(deployment_id, "never taken", actor="bob")
+
+
+def test_a_tested_copy_swaps_into_production_and_back(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    configuration_id = three_tier(runtime)
+    production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    runtime.catch_up()
+    copy_id = runtime.app.copy_deployment(production, "test", actor="bob", fence=True).value.id
+    runtime.catch_up()
+    copy_fence = runtime.app.deployment(copy_id).fence_view()
+    assert copy_fence is not None
+    runtime.app.snapshot_deployment(copy_id, "clean", actor="bob")
+    runtime.catch_up()
+    runtime.app.revert_deployment(copy_id, "clean", actor="bob")
+    runtime.catch_up()
+    runtime.app.swap_deployment(copy_id, production, actor="petra", keep_previous=True, reason="patch 42 tested")
+    assert runtime.app.deployment(production).state == "swapping"
+    with pytest.raises(ConflictError):
+        runtime.app.undeploy(production, actor="petra")
+    runtime.catch_up()
+    copy, previous = runtime.app.deployment(copy_id), runtime.app.deployment(production)
+    assert (copy.state, copy.stage, copy.fence, copy.replaced) == ("deployed", "prod", None, str(production))
+    assert (previous.state, previous.replaced_by) == ("deployed", str(copy_id))
+    prod_pool = previous.resource_pool
+    vms = {vm.machine: vm for vm in vcenter.find_vms(copy_id)}
+    assert set(vms) == {"web", "app", "db"}  # the gateway is gone
+    assert all(vm.powered_on and vm.resource_pool == prod_pool for vm in vms.values())
+    assert [n.network for n in vcenter.vm_nics(vms["app"].vm_id)] == ["front", "back"]
+    assert all(not vm.powered_on for vm in vcenter.find_vms(production))
+    assert own_portgroups(vcenter, copy_id) == set()
+    owner = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("web")["addressing"]["ip"]))
+    assert isinstance(owner, NameClaim)
+    assert owner.owner_id == uuid5(copy_id, "web")  # the production address's claim moved to the copy
+    service = runtime.app.service(copy.service_id)
+    assert str(copy_id) in service.live_deployments("prod")
+    assert str(copy_id) not in service.live_deployments("test")
+
+    runtime.app.swap_back(production, actor="petra", reason="rollback")
+    runtime.catch_up()
+    copy, previous = runtime.app.deployment(copy_id), runtime.app.deployment(production)
+    assert (previous.state, previous.replaced) == ("deployed", str(copy_id))
+    assert (copy.state, copy.replaced_by) == ("deployed", str(production))
+    assert all(vm.powered_on for vm in vcenter.find_vms(production))
+    assert all(not vm.powered_on for vm in vcenter.find_vms(copy_id))
+    owner = runtime.app.repository.get(owner.id)
+    assert isinstance(owner, NameClaim)
+    assert owner.owner_id == uuid5(production, "web")
+
+
+def test_a_swap_without_keeping_the_previous_undeploys_it(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    configuration_id = three_tier(runtime)
+    production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    runtime.catch_up()
+    copy_id = runtime.app.copy_deployment(production, "test", actor="bob", fence=True).value.id
+    runtime.catch_up()
+    runtime.app.swap_deployment(copy_id, production, actor="petra", keep_previous=False)
+    runtime.catch_up()
+    assert runtime.app.deployment(production).state == "undeployed"
+    assert vcenter.find_vms(production) == []
+    copy = runtime.app.deployment(copy_id)
+    claim = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("db")["addressing"]["ip"]))
+    assert isinstance(claim, NameClaim)
+    assert claim.owner_id == uuid5(copy_id, "db")  # not released by the previous one's undeploy
+    with pytest.raises(ConflictError):  # nothing kept: nothing to swap back to
+        runtime.app.swap_back(production, actor="petra")
+
+
+def test_only_a_copy_of_the_replaced_deployment_can_swap_in(runtime: Runtime) -> None:
+    configuration_id = three_tier(runtime)
+    one = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    other = runtime.app.deploy(configuration_id, "test", actor="alice").value.id
+    runtime.catch_up()
+    with pytest.raises(ConflictError):
+        runtime.app.swap_deployment(other, one, actor="petra")
+    with pytest.raises(ValidationError):
+        runtime.app.swap_deployment(one, one, actor="petra")
