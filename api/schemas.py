@@ -5,7 +5,6 @@ the offending field itself."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -150,7 +149,7 @@ class RevertRequest(Reason):
 
 
 class SwapRequest(Reason):
-    replaces: UUID = Field(description="The deployment this one replaces (in its stage)")
+    replaces: str = Field(description="Id of the deployment this one replaces (in its stage)")
     keep_previous: bool = Field(True, description="Keep the replaced deployment, powered off (else undeploy it)")
 
 

@@ -21,7 +21,7 @@ from api.access import (
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
-from api.schemas import CopyRequest, DeployRequest, Reason, RevertRequest, SnapshotRequest
+from api.schemas import CopyRequest, DeployRequest, Reason, RevertRequest, SnapshotRequest, SwapRequest
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
@@ -108,6 +108,47 @@ def revert_deployment(
     operate_deployment(runtime, who, deployment_id, "revert")
     outcome = runtime.app.revert_deployment(deployment_id, body.snapshot, actor=who.user, reason=body.reason)
     return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/swap",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def swap_deployment(
+    deployment_id: UUID, body: SwapRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Put this tested copy in the place of `replaces` (operator of that deployment's stage)."""
+    replaces = parse_id(body.replaces, "replaces")
+    read_deployment(runtime, who, deployment_id)
+    operate_deployment(runtime, who, replaces, "swap")
+    outcome = runtime.app.swap_deployment(
+        deployment_id, replaces, actor=who.user, keep_previous=body.keep_previous, reason=body.reason
+    )
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/swap-back",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def swap_back(
+    deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response, body: Reason | None = Body(None)
+) -> Deployment:
+    """Give a replaced (and kept) deployment its place back from the copy that replaced it."""
+    operate_deployment(runtime, who, deployment_id, "swap back")
+    outcome = runtime.app.swap_back(deployment_id, actor=who.user, reason=body.reason if body else None)
+    return _result(response, outcome)
+
+
+def parse_id(value: str, field: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValidationError(f"{field} must be a deployment id", field=field) from None
 
 
 def encode_cursor(row: dict[str, Any]) -> str:

@@ -78,7 +78,7 @@ def test_undeploying_one_fence_leaves_the_other_and_releases_vlans_and_addresses
     held += [("ip", "ipv4", n["external_ip"]) for n in released["nat"]]
     held += [("ip", "ipv4", released["gateway"]["external_ip"])]
     for kind, scope, name in held:
-        claim = runtime.app.repository.get(NameClaim.id_for(kind, scope, name))
+        claim: object = runtime.app.repository.get(NameClaim.id_for(kind, scope, name))
         assert isinstance(claim, NameClaim)
         assert claim.owner_id is None, (kind, name)
 
@@ -193,7 +193,7 @@ def test_a_tested_copy_swaps_into_production_and_back(runtime: Runtime, vcenter:
     assert [n.network for n in vcenter.vm_nics(vms["app"].vm_id)] == ["front", "back"]
     assert all(not vm.powered_on for vm in vcenter.find_vms(production))
     assert own_portgroups(vcenter, copy_id) == set()
-    owner = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("web")["addressing"]["ip"]))
+    owner: object = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("web")["addressing"]["ip"]))
     assert isinstance(owner, NameClaim)
     assert owner.owner_id == uuid5(copy_id, "web")  # the production address's claim moved to the copy
     service = runtime.app.service(copy.service_id)
@@ -223,7 +223,7 @@ def test_a_swap_without_keeping_the_previous_undeploys_it(runtime: Runtime, vcen
     assert runtime.app.deployment(production).state == "undeployed"
     assert vcenter.find_vms(production) == []
     copy = runtime.app.deployment(copy_id)
-    claim = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("db")["addressing"]["ip"]))
+    claim: object = runtime.app.repository.get(NameClaim.id_for("ip", "ipv4", copy.machine("db")["addressing"]["ip"]))
     assert isinstance(claim, NameClaim)
     assert claim.owner_id == uuid5(copy_id, "db")  # not released by the previous one's undeploy
     with pytest.raises(ConflictError):  # nothing kept: nothing to swap back to
