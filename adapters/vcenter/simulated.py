@@ -53,7 +53,7 @@ CONSOLE_HOST = "vcenter.simulated.invalid"
 TICKET_LIFETIME = timedelta(minutes=5)
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
-# vcsim's standard network, and its distributed switch (scripts/vcsim_harness.py starts it with -pg 3): DVS0 with DC0_DVPG0..2.
+# vcsim's standard network, and its distributed switch DVS0 with DC0_DVPG0..2 (the harness's -pg 3).
 STANDARD_NETWORKS = ("VM Network",)
 DEFAULT_PORTGROUPS: dict[str, dict[str, dict[str, Any]]] = {
     "DVS0": {f"DC0_DVPG{i}": {"key": f"dvportgroup-{13 + 2 * i}", "vlan": 0} for i in range(3)}

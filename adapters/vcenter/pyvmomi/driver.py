@@ -304,7 +304,11 @@ class PyVmomiDriver:
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        spec = specs.customization(identity)
+        devices = self.session.call(
+            "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
+        ).get("config.hardware.device")
+        nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
+        spec = specs.customization(identity, nics)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
 
