@@ -491,6 +491,17 @@ class Deployment(Aggregate):
             source = machines.get(machine["name"])
             machine["copied_from"] = source["vm_name"] if source else None
 
+    # Copies made of this deployment, oldest first (the process manager builds the pending ones together).
+    copies: tuple[str, ...] = ()
+
+    def record_copy_made(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "copy")
+        self._copied(copy_id=copy_id, stage=stage, actor=actor, reason=reason)
+
+    @event("Copied", topic="stagekeeper:Deployment.Copied")
+    def _copied(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        self.copies = (*self.copies, str(copy_id))
+
     def copy_view(self) -> dict[str, Any] | None:
         if self.copy_of is None:
             return None

@@ -112,7 +112,9 @@ class DeploymentCommands(StagekeeperApplication):
             deployment.record_copy_source(source, target.get("copy_mode") == "linked", actor, reason)
             fence_if_asked(deployment, target, fence, actor)
             service.admit(deployment.id, target["name"], actor)
-            return Outcome(deployment, self.commit(deployment, service))
+            # Written with the source: a copy and a change of the source (undeploy, move) cannot both win.
+            source.record_copy_made(deployment.id, target["name"], actor, reason)
+            return Outcome(deployment, self.commit(deployment, service, source))
 
         return self.retrying(attempt)
 

@@ -134,6 +134,25 @@ class DeploymentProcess:
 
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
+        """Carry the deployment to its next resting state. A requested copy is built together
+        with the other copies of its source still waiting (each is idempotent, and the later
+        events of those copies then find them built), so copies requested at once run at once."""
+        deployment = self.app.deployment(deployment_id)
+        if deployment.state != REQUESTED or deployment.copy_of is None:
+            self._drive(deployment_id)
+            return
+        source = self.app.deployment(UUID(deployment.copy_of["deployment_id"]))
+        waiting = [deployment_id] + [
+            UUID(c) for c in source.copies if c != str(deployment_id) and self._waiting(UUID(c))
+        ]
+        with ThreadPoolExecutor(len(waiting), thread_name_prefix="sk-copy") as pool:
+            for _ in pool.map(self._drive, waiting):
+                pass
+
+    def _waiting(self, deployment_id: UUID) -> bool:
+        return self.app.deployment(deployment_id).state in (REQUESTED, PROVISIONING)
+
+    def _drive(self, deployment_id: UUID) -> None:
         """Carry the deployment to its next resting state, from whatever state it is in."""
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
@@ -166,20 +185,26 @@ class DeploymentProcess:
             self.app.assign_addresses(deployment.id, ACTOR)
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
-            if deployment.fence is not None:
-                self.fences.build_networks(deployment)
-                deployment = self.app.deployment(deployment.id)
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
+                if deployment.fence is not None:
+                    self.fences.build_networks(deployment, pool)
+                    deployment = self.app.deployment(deployment.id)
                 futures: dict[Future[VmInfo], str] = {
                     pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
                 }
+                if self.fences.gateway_pending(deployment):
+                    # The gateway is cloned beside the machines (it needs only the port groups).
+                    futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
                     # Record results from this thread only, so step events never race each other.
                     for future in as_completed(futures):
                         vm = future.result()
+                        if futures[future] == GATEWAY_MACHINE:
+                            self.fences.record_gateway(deployment, vm)
+                            continue
                         mac = vm.macs[0] if vm.macs else None
                         step = partial(
                             Deployment.record_machine_provisioned,
@@ -194,8 +219,6 @@ class DeploymentProcess:
                 finally:
                     for future in futures:
                         future.cancel()
-            if deployment.fence is not None:
-                self.fences.provision_gateway(self.app.deployment(deployment.id))
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return

@@ -9,12 +9,13 @@ order real vCenter needs (it refuses to destroy a port group in use): machines, 
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import Deployment
-from domain.ports import CloneSpec, NicSetting, VCenterDriver
+from domain.ports import CloneSpec, NicSetting, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
 
 ACTOR = "stagekeeper"
@@ -57,16 +58,28 @@ class FenceSteps:
         self.app = app
         self.vcenter = vcenter
 
-    def build_networks(self, deployment: Deployment) -> None:
+    def build_networks(self, deployment: Deployment, pool: Executor) -> None:
+        """Every fenced network's port group, made at once (found first when it exists)."""
         assert deployment.fence is not None
         switch = deployment.fence["dvswitch"]
-        for network in deployment.fence["networks"]:
-            self.vcenter.ensure_portgroup(switch, network["portgroup"], network["vlan"])
+        wanted = deployment.fence["networks"]
+        for _ in pool.map(lambda n: self.vcenter.ensure_portgroup(switch, n["portgroup"], n["vlan"]), wanted):
+            pass
+        for network in wanted:
             if not network["created"]:
                 step = partial(Deployment.record_fence_network, network=network["network"], created=True, actor=ACTOR)
                 self.app.record_step(deployment.id, step)
 
-    def provision_gateway(self, deployment: Deployment) -> None:
+    @staticmethod
+    def gateway_pending(deployment: Deployment) -> bool:
+        fence = deployment.fence
+        return fence is not None and fence["gateway"] is not None and fence["gateway"]["vm_id"] is None
+
+    def record_gateway(self, deployment: Deployment, vm: VmInfo) -> None:
+        self.app.record_step(deployment.id, partial(Deployment.record_fence_gateway, vm_id=vm.vm_id, actor=ACTOR))
+
+    def build_gateway(self, deployment: Deployment) -> VmInfo:
+        """Clone the gateway (or find it), wire it, hand it the NAT map, start it (vCenter only)."""
         assert deployment.fence is not None
         fence = deployment.fence
         assert fence["gateway"] is not None
@@ -82,7 +95,7 @@ class FenceSteps:
             self.vcenter.set_nics(vm.vm_id, [*inside, NicSetting(network=fence["external_network"], exact=True)])
             self.vcenter.set_extra_config(vm.vm_id, {NAT_KEY: nat_document(deployment)})
             vm = self.vcenter.power_on(vm.vm_id)
-        self.app.record_step(deployment.id, partial(Deployment.record_fence_gateway, vm_id=vm.vm_id, actor=ACTOR))
+        return vm
 
     def tear_down(self, deployment: Deployment) -> None:
         """After the machines are gone: the gateway, then the port groups (each recorded)."""

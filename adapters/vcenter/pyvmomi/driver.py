@@ -45,6 +45,7 @@ class PyVmomiDriver:
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
         self._pool_lock = threading.Lock()
+        self._portgroup_locks: dict[str, threading.Lock] = {}
         # Inventory that rarely changes, cached; a miss (or a vanished object) refreshes it.
         self._paths: dict[str, str] = {}
         self._templates: dict[str, Any] = {}
@@ -436,7 +437,9 @@ class PyVmomiDriver:
 
     def ensure_portgroup(self, switch: str, name: str, vlan: int) -> bool:
         dvs = self._switch(switch)
-        with self._pool_lock:  # find-before-create, one at a time: two creates would both add one
+        with self._cache_lock:
+            lock = self._portgroup_locks.setdefault(name, threading.Lock())
+        with lock:  # find-before-create, one at a time per name: two creates would both add one
             existing = self.session.call("list port groups", lambda: networks.portgroups(dvs))
             if any(info.name == name for _, info in existing):
                 return False
