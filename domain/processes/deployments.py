@@ -145,7 +145,8 @@ class DeploymentProcess:
         waiting = [deployment_id] + [
             UUID(c) for c in source.copies if c != str(deployment_id) and self._waiting(UUID(c))
         ]
-        with ThreadPoolExecutor(len(waiting), thread_name_prefix="sk-copy") as pool:
+        # At most parallel_tasks copies at once (each with its own parallel_tasks vCenter tasks).
+        with ThreadPoolExecutor(min(len(waiting), self.parallel_tasks), thread_name_prefix="sk-copy") as pool:
             for _ in pool.map(self._drive, waiting):
                 pass
 
