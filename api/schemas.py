@@ -76,6 +76,12 @@ class StagePatch(Reason):
     resource_pool: str | None = None
     restricted: bool | None = None
     ip_pools: list[IpPoolIn] | None = None
+    dvswitch: str | None = Field(None, description="Fence settings: those not given stay; null clears")
+    vlan_range: VlanRangeIn | None = None
+    fence_gateway_template: str | None = None
+    external_network: str | None = None
+    fence: Literal["optional", "always"] | None = None
+    copy_mode: Literal["full", "linked"] | None = None
 
 
 class StageOrder(Reason):

@@ -160,11 +160,17 @@ class Stage:
         return stage
 
 
+def _or(data: Mapping[str, Any], key: str, default: str) -> object:
+    """The value given, or the default when absent or null (a patch clears a setting with null)."""
+    value = data.get(key)
+    return default if value is None else value
+
+
 def parse_fencing(data: Mapping[str, Any], at: str = "") -> dict[str, Any]:
     """A stage's fence settings: all of dvswitch, vlan_range, fence_gateway_template and
     external_network, or none of them (then `fence` may only be "optional")."""
-    fence = check_choice(data.get("fence", "optional"), f"{at}fence", FENCE_MODES)
-    copy_mode = check_choice(data.get("copy_mode", "full"), f"{at}copy_mode", COPY_MODES)
+    fence = check_choice(_or(data, "fence", "optional"), f"{at}fence", FENCE_MODES)
+    copy_mode = check_choice(_or(data, "copy_mode", "full"), f"{at}copy_mode", COPY_MODES)
     given = [k for k in ("dvswitch", "vlan_range", "fence_gateway_template", "external_network") if data.get(k)]
     if not given:
         if fence == "always":

@@ -154,7 +154,7 @@ def update_stage(
     if_match: IfMatchDep,
     response: Response,
 ) -> Service:
-    """Rename a stage, map it to another resource pool, or change its restricted flag."""
+    """Rename a stage, map it to another resource pool, change its restricted flag, IP pools or fence settings."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.update_stage(
         service_id,

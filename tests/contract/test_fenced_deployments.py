@@ -239,3 +239,24 @@ def test_only_a_copy_of_the_replaced_deployment_can_swap_in(runtime: Runtime) ->
         runtime.app.swap_deployment(other, one, actor="petra")
     with pytest.raises(ValidationError):
         runtime.app.swap_deployment(one, one, actor="petra")
+
+
+def test_a_stage_learns_to_fence_and_forgets_it(runtime: Runtime) -> None:
+    configuration_id = three_tier(runtime)
+    service_id = runtime.app.configuration(configuration_id).service_id
+    runtime.app.add_stage(service_id, {"name": "uat", "resource_pool": "/DC0/host/DC0_C0/Resources/uat"}, None, "a")
+    settings = {"dvswitch": SWITCH, "vlan_range": {"first": 900, "last": 909},
+                "fence_gateway_template": "tpl-ubuntu-2404", "external_network": "VM Network"}  # fmt: skip
+    runtime.app.update_stage(service_id, "uat", settings, actor="a", reason="fences for uat")
+    assert runtime.app.service(service_id).stage("uat")["vlan_range"] == {"first": 900, "last": 909}
+    runtime.app.update_stage(service_id, "uat", {"fence": "always"}, actor="a")  # the rest stays
+    deployment_id = runtime.app.deploy(configuration_id, "uat", actor="alice").value.id
+    runtime.catch_up()
+    fence = runtime.app.deployment(deployment_id).fence_view()
+    assert fence is not None
+    assert all(900 <= n["vlan"] <= 909 for n in fence["networks"])
+    with pytest.raises(ValidationError):
+        runtime.app.update_stage(service_id, "uat", {"dvswitch": None}, actor="a")  # half a fence
+    cleared = dict.fromkeys(("dvswitch", "vlan_range", "fence_gateway_template", "external_network"))
+    runtime.app.update_stage(service_id, "uat", {**cleared, "fence": "optional"}, actor="a")
+    assert "dvswitch" not in runtime.app.service(service_id).stage("uat")
