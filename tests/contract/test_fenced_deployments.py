@@ -260,3 +260,13 @@ def test_a_stage_learns_to_fence_and_forgets_it(runtime: Runtime) -> None:
     cleared = dict.fromkeys(("dvswitch", "vlan_range", "fence_gateway_template", "external_network"))
     runtime.app.update_stage(service_id, "uat", {**cleared, "fence": "optional"}, actor="a")
     assert "dvswitch" not in runtime.app.service(service_id).stage("uat")
+
+
+def test_the_services_read_model_shows_changed_fence_settings(runtime: Runtime) -> None:
+    configuration_id = three_tier(runtime)
+    service_id = runtime.app.configuration(configuration_id).service_id
+    runtime.app.update_stage(service_id, "test", {"fence": "always", "copy_mode": "linked"}, actor="a")
+    runtime.catch_up()
+    [listed] = [s for s in runtime.read_models.services(False) if s["id"] == str(service_id)]
+    test = next(s for s in listed["stages"] if s["name"] == "test")
+    assert (test["fence"], test["copy_mode"], test["dvswitch"]) == ("always", "linked", SWITCH)
