@@ -134,16 +134,17 @@ class DeploymentProcess:
 
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
-        """Carry the deployment to its next resting state. A requested copy is built together
-        with the other copies of its source still waiting (each is idempotent, and the later
-        events of those copies then find them built), so copies requested at once run at once."""
-        deployment = self.app.deployment(deployment_id)
-        if deployment.state != REQUESTED or deployment.copy_of is None:
-            self._drive(deployment_id)
-            return
+        """Carry the deployment to its next resting state, from whatever state it is in."""
+        self._drive(deployment_id, together=True)
+
+    def _drive_copies(self, deployment: Deployment) -> None:
+        """A requested copy is built together with the other copies of its source still waiting
+        (each is idempotent, and the later events of those copies then find them built), so
+        copies requested at once are built at once."""
+        assert deployment.copy_of is not None
         source = self.app.deployment(UUID(deployment.copy_of["deployment_id"]))
-        waiting = [deployment_id] + [
-            UUID(c) for c in source.copies if c != str(deployment_id) and self._waiting(UUID(c))
+        waiting = [deployment.id] + [
+            UUID(c) for c in source.copies if c != str(deployment.id) and self._waiting(UUID(c))
         ]
         # At most parallel_tasks copies at once (each with its own parallel_tasks vCenter tasks).
         with ThreadPoolExecutor(min(len(waiting), self.parallel_tasks), thread_name_prefix="sk-copy") as pool:
@@ -153,8 +154,7 @@ class DeploymentProcess:
     def _waiting(self, deployment_id: UUID) -> bool:
         return self.app.deployment(deployment_id).state in (REQUESTED, PROVISIONING)
 
-    def _drive(self, deployment_id: UUID) -> None:
-        """Carry the deployment to its next resting state, from whatever state it is in."""
+    def _drive(self, deployment_id: UUID, together: bool = False) -> None:
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
         for _ in range(MAX_PASSES):
@@ -163,6 +163,9 @@ class DeploymentProcess:
                 if deployment.snapshot_work is not None:
                     self.snapshot_steps.carry_out(deployment)
                     continue
+                if deployment.state == REQUESTED and together and deployment.copy_of is not None:
+                    self._drive_copies(deployment)
+                    return
                 if deployment.state == REQUESTED:
                     self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
                 elif deployment.state == PROVISIONING:
