@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from adapters.runtime import Runtime
 from api.app import create_app
+from domain.commands.addresses import IP_CLAIMS, IPV4_SCOPE
+from domain.names import NameClaim
 from tests.fencing import three_tier
 from tests.support import machine, settings_for
 
@@ -158,3 +160,23 @@ def test_a_swap_refusal_is_a_readable_sentence(runtime: Runtime, idle: TestClien
     message = refused.json()["error"]["message"]
     assert "cannot be replaced a deployment" not in message, message
     assert prod in message or "replaces" in message, message
+
+
+@pytest.mark.xfail(strict=True, reason="finding 8: a machine upgraded out of a fence keeps its NAT entry and IP")
+def test_an_upgrade_of_a_fenced_deployment_releases_a_removed_machines_external_address(
+    runtime: Runtime, idle: TestClient
+) -> None:
+    configuration = str(three_tier(runtime))
+    fenced = accepted(idle, f"/api/v1/configurations/{configuration}/deployments", {"stage": "test", "fence": True})
+    runtime.catch_up()
+    nat = get(idle, fenced["id"])["fence"]["nat"]
+    external = next(n["external_ip"] for n in nat if n["machine"] == "web")
+    assert idle.delete(f"/api/v1/configurations/{configuration}/machines/web", auth=AUTH).status_code == 200
+    accepted(idle, f"{D}/{fenced['id']}/upgrade", {"version": 2})
+    runtime.catch_up()
+    done = get(idle, fenced["id"])
+    assert [m["name"] for m in done["machines"]] == ["app", "db"]
+    claim = runtime.app.repository.get(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, external))
+    # Today: the NAT map still lists web, and its external address stays claimed for good.
+    assert [n["machine"] for n in done["fence"]["nat"]] == ["app", "db"]
+    assert claim.owner_id is None, f"{external} is still claimed"
