@@ -176,7 +176,7 @@ def test_an_upgrade_of_a_fenced_deployment_releases_a_removed_machines_external_
     runtime.catch_up()
     done = get(idle, fenced["id"])
     assert [m["name"] for m in done["machines"]] == ["app", "db"]
-    claim = runtime.app.repository.get(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, external))
+    claim: NameClaim = runtime.app.repository.get(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, external))
     # Today: the NAT map still lists web, and its external address stays claimed for good.
     assert [n["machine"] for n in done["fence"]["nat"]] == ["app", "db"]
     assert claim.owner_id is None, f"{external} is still claimed"
