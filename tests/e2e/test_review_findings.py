@@ -206,3 +206,18 @@ def test_a_captured_machine_can_be_resized_and_upgraded_in_place(runtime: Runtim
     accepted(idle, f"{D}/{done.json()['deployment']['id']}/upgrade", {"version": 2, "reason": "more cpu"})
     runtime.catch_up()
     assert next(v for v in vcenter.all_vms() if v.vm_id == vm).cpus == 4
+
+
+@pytest.mark.xfail(strict=True, reason="finding 10: the source of live linked-clone copies can be undeployed")
+def test_the_source_of_a_live_linked_copy_cannot_be_destroyed(runtime: Runtime, idle: TestClient) -> None:
+    configuration = str(three_tier(runtime, copy_mode="linked"))
+    prod = accepted(idle, f"/api/v1/configurations/{configuration}/deployments", {"stage": "prod"})
+    runtime.catch_up()
+    copy = accepted(idle, f"{D}/{prod['id']}/copy", {"stage": "test", "fence": True})
+    runtime.catch_up()
+    assert get(idle, copy["id"])["copied_from"]["linked"] is True
+    # The copy's VMs are linked clones of a snapshot of prod's VMs: their disks are delta disks on
+    # prod's. Undeploying prod (or swapping the copy in with keep_previous false, which undeploys
+    # prod) destroys the VMs those delta disks depend on. Today: 202.
+    undeploy = post(idle, f"{D}/{prod['id']}/undeploy", {"reason": "done"})
+    assert undeploy.status_code == 409, undeploy.text
