@@ -190,3 +190,14 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = name[: MAX_NAME - len(suffix)] + suffix
     taken.add(candidate)
     return candidate
+
+
+def vcenter_network(machines: list[dict[str, Any]], network: str) -> str:
+    """The vCenter network a configuration network stands for. A captured configuration names its
+    networks after the port groups (cleaned up when a port group's name is no display name), so
+    its machines lead back to the port group itself; any other network is its own name."""
+    for machine in machines:
+        for nic in (machine.get("spec", machine).get("captured") or {}).get("nics", []):
+            if nic.get("network") == network and nic.get("port_group"):
+                return str(nic["port_group"])
+    return network
