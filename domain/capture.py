@@ -17,7 +17,7 @@ from typing import Any
 
 from domain.configuration import check_definition
 from domain.descriptions import VmDescription
-from domain.errors import ValidationError
+from domain.errors import ConflictError, ValidationError
 from domain.text import check_text
 from domain.values import (
     MAX_CPUS,
@@ -201,3 +201,18 @@ def vcenter_network(machines: list[dict[str, Any]], network: str) -> str:
             if nic.get("network") == network and nic.get("port_group"):
                 return str(nic["port_group"])
     return network
+
+
+def check_deployable_from_templates(configuration: str, machines: list[dict[str, Any]]) -> None:
+    """A captured machine's template is its source VM's name, not a catalogue template: deploying
+    it anew could only fail at vCenter. Refused up front, naming the machine; copies are the way."""
+    for machine in machines:
+        captured = machine.get("captured") or {}
+        if captured and machine.get("template") == captured.get("vm_name"):
+            raise ConflictError(
+                f"machine '{machine['name']}' of configuration '{configuration}' was captured from VM "
+                f"{captured.get('vm_name')} ({captured.get('vm_id')}) and has no template to deploy from: "
+                "copy the captured deployment instead (POST /api/v1/deployments/{id}/copy), or give the "
+                "machine a catalogue template first",
+                field="configuration",
+            )

@@ -151,7 +151,9 @@ class ConfigurationCommands(StagekeeperApplication):
         networks = parse_networks(changes["networks"]) if "networks" in changes else None
         machines = parse_machines(changes["machines"], self.catalogue()) if "machines" in changes else None
         if machines is not None:
-            self.check_templates(machines)
+            current = self.load(Configuration, configuration_id, "configuration")
+            # A captured machine keeps its VM as template (copies and upgrades act on the VM itself).
+            self.check_templates([m for m in machines if current.captured_source(m) is None])
 
         def change(configuration: Configuration) -> list[Any]:
             configuration.revise(text, networks, machines, actor, reason)

@@ -10,6 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.commands.capture_claims import vm_releases
@@ -59,6 +60,7 @@ class DeploymentCommands(StagekeeperApplication):
                 )
             if not configuration.machines:
                 raise InvalidTransitionError(f"configuration '{configuration.name}' has no machines to deploy")
+            check_deployable_from_templates(configuration.name, configuration.machines)
             service = self.load(Service, configuration.service_id, "service")
             target = service.stage(stage)
             deployment = Deployment(
