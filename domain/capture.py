@@ -48,13 +48,15 @@ class CapturePlan:
         self.refusals.append({"vm": vm.name, "vm_id": vm.vm_id, "reason": reason})
 
 
-def plan_capture(descriptions: list[VmDescription]) -> CapturePlan:
-    """The configuration and adopted machines these VMs make, and why any of them cannot be captured."""
+def plan_capture(descriptions: list[VmDescription], selected_by: str = "vms") -> CapturePlan:
+    """The configuration and adopted machines these VMs make, and why any of them cannot be captured.
+    `selected_by`: the request's field that chose them (vms, folder or resource_pool), named by refusals."""
     if not descriptions:
-        raise ValidationError("the selection holds no VM", field="vms")
+        raise ValidationError(f"the {selected_by} selection holds no VM", field=selected_by)
     if len(descriptions) > MAX_CAPTURE_VMS:
         raise ValidationError(
-            f"the selection holds {len(descriptions)} VMs; one capture adopts at most {MAX_CAPTURE_VMS}", field="vms"
+            f"the {selected_by} selection holds {len(descriptions)} VMs; one capture adopts at most {MAX_CAPTURE_VMS}",
+            field=selected_by,
         )
     plan = CapturePlan()
     network_names: dict[str, str] = {}  # port group -> configuration network

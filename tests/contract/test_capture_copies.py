@@ -45,7 +45,7 @@ def fenced_copy(runtime: Runtime, source: UUID) -> UUID:
     return copy_id
 
 
-def vms_of(vcenter: SimulatedVCenter, deployment_id: UUID) -> dict[str, Any]:
+def vms_of(vcenter: SimulatedVCenter, deployment_id: UUID) -> dict[str | None, Any]:
     return {vm.machine: vm for vm in vcenter.all_vms() if vm.deployment_id == deployment_id}
 
 

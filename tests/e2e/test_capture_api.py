@@ -85,3 +85,45 @@ def test_undeploy_takes_destroy_vms_as_a_boolean(client: TestClient, runtime: Ru
     vcenter = runtime.vcenter
     assert isinstance(vcenter, SimulatedVCenter)
     assert [vm for vm in vcenter.all_vms() if vm.vm_id in vms] == []
+
+
+def test_hostile_capture_input_is_a_4xx_naming_the_field(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    existing(runtime)
+    for body, status, field in (
+        ({"configuration": "erp\x00", "vms": ["ERP_1"]}, 422, "configuration"),
+        ({"configuration": "erp\u202e", "vms": ["ERP_1"]}, 422, "configuration"),
+        ({"configuration": "erp", "vms": ["ERP_1\x00"]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": ["ERP_1", "ERP\u202e2"]}, 422, "vms[1]"),
+        ({"configuration": "erp", "vms": ["ERP\x07"]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": [f"vm-{n}" for n in range(101)]}, 422, "vms"),
+        ({"configuration": "erp", "vms": []}, 422, "vms"),
+        ({"configuration": "erp", "vms": [7]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": "ERP_1"}, 422, "vms"),
+        ({"configuration": "erp", "folder": "/DC0/vm/\x00erp"}, 422, "folder"),
+        ({"configuration": "erp", "folder": "/DC0/vm/er\u2066p"}, 422, "folder"),
+        ({"configuration": "erp", "folder": "/DC0/vm/" + "x" * 2000}, 422, "folder"),
+        ({"configuration": "erp", "resource_pool": "/DC0/host/DC0_C0/Resources/\x1berp"}, 422, "resource_pool"),
+        ({"configuration": "erp", "resource_pool": "/DC0/host/DC0_C0/Resources/e\u202erp"}, 422, "resource_pool"),
+        ({"configuration": "erp", "vms": ["vm-999999"]}, 404, "vms[0]"),
+        ({"configuration": "erp", "vms": ["ERP_1", "no-such-vm"]}, 404, "vms[1]"),
+        ({"configuration": "erp", "folder": "/DC0/vm/no-such-folder"}, 404, "folder"),
+        ({"configuration": "erp", "resource_pool": f"{ROOT_POOL}/no-such-pool"}, 404, "resource_pool"),
+        ({"configuration": "erp", "vms": ["ERP_1"], "dry_run": "yes"}, 422, "dry_run"),
+        ({"configuration": "erp", "vms": ["ERP_1"], "reason": "x\x00"}, 422, "reason"),
+    ):
+        response = capture(client, service, body)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"]["field"] == field, (body, response.text)
+    assert vcenter.all_vms() and all(vm.deployment_id in (None, "") for vm in vcenter.all_vms())
+
+
+def test_a_folder_or_pool_without_vms_is_a_422_naming_it(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    existing(runtime)
+    response = capture(client, service, {"configuration": "erp", "resource_pool": f"{ROOT_POOL}/prod-pool"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "resource_pool"
+    assert "the resource_pool selection holds no VM" in response.json()["error"]["message"]
