@@ -135,3 +135,15 @@ def test_a_captured_machine_is_resized_in_place(runtime: Runtime, vcenter: Simul
     db = next(m for m in upgraded.machines if m["name"] == "erp-db")
     assert next(v for v in vcenter.all_vms() if v.vm_id == db["vm_id"]).cpus == 4
     assert db["vm_id"] == db["captured_vm_id"]  # the adopted VM itself, not a new one
+
+
+def test_a_revision_keeps_captured_machines_and_checks_every_other_template(runtime: Runtime, captured: UUID) -> None:
+    configuration = runtime.app.configuration(runtime.app.deployment(captured).configuration_id)
+    kept = [dict(m) for m in configuration.machines]  # as read back, with `captured`
+    renamed = {**kept[1], "template": "ERP_DB_OLD"}  # no longer its VM: a catalogue template is needed
+    with pytest.raises(ValidationError, match="'ERP_DB_OLD' is not in the template catalogue") as refused:
+        runtime.app.revise_configuration(configuration.id, {"machines": [kept[0], renamed]}, actor="alice")
+    assert refused.value.field == "machines[1].template"
+    resized = [{**m, "memory_mib": 8192} for m in kept]
+    revised = runtime.app.revise_configuration(configuration.id, {"machines": resized}, actor="alice").value
+    assert [m["captured"]["vm_name"] for m in revised.machines] == [m["captured"]["vm_name"] for m in kept]
