@@ -147,3 +147,14 @@ def test_a_revision_keeps_captured_machines_and_checks_every_other_template(runt
     resized = [{**m, "memory_mib": 8192} for m in kept]
     revised = runtime.app.revise_configuration(configuration.id, {"machines": resized}, actor="alice").value
     assert [m["captured"]["vm_name"] for m in revised.machines] == [m["captured"]["vm_name"] for m in kept]
+
+
+def test_an_unfenced_copy_gets_addresses_of_its_own(runtime: Runtime, vcenter: SimulatedVCenter, captured: UUID) -> None:
+    copy_id = runtime.app.copy_deployment(captured, "test", actor="bob", reason="try").value.id
+    runtime.catch_up()
+    copy = runtime.app.deployment(copy_id)
+    assert copy.state == "deployed", copy.failure
+    production = {n.mac for m in runtime.app.deployment(captured).machines for n in vcenter.vm_nics(m["vm_id"])}
+    copied = {n.mac for vm in vms_of(vcenter, copy_id).values() for n in vcenter.vm_nics(vm.vm_id)}
+    assert len(copied) == 2
+    assert copied.isdisjoint(production)  # no fence: the copy must not reuse production's MACs
