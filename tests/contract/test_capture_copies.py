@@ -149,7 +149,9 @@ def test_a_revision_keeps_captured_machines_and_checks_every_other_template(runt
     assert [m["captured"]["vm_name"] for m in revised.machines] == [m["captured"]["vm_name"] for m in kept]
 
 
-def test_an_unfenced_copy_gets_addresses_of_its_own(runtime: Runtime, vcenter: SimulatedVCenter, captured: UUID) -> None:
+def test_an_unfenced_copy_gets_addresses_of_its_own(
+    runtime: Runtime, vcenter: SimulatedVCenter, captured: UUID
+) -> None:
     copy_id = runtime.app.copy_deployment(captured, "test", actor="bob", reason="try").value.id
     runtime.catch_up()
     copy = runtime.app.deployment(copy_id)
