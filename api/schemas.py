@@ -166,6 +166,11 @@ class RevertRequest(Reason):
 class SwapRequest(Reason):
     replaces: str = Field(description="Id of the deployment this one replaces (in its stage)")
     keep_previous: bool = Field(True, description="Keep the replaced deployment, powered off (else undeploy it)")
+    destroy_vms: bool | None = Field(
+        None,
+        description="With keep_previous false and a captured replaced deployment: true destroys its VMs; "
+        "otherwise Stagekeeper lets go of them (removes its tags, leaves them powered off).",
+    )
 
 
 class CopyRequest(Reason):

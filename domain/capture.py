@@ -17,7 +17,7 @@ from typing import Any
 
 from domain.configuration import check_definition
 from domain.descriptions import VmDescription
-from domain.errors import ValidationError
+from domain.errors import ConflictError, ValidationError
 from domain.text import check_text
 from domain.values import (
     MAX_CPUS,
@@ -48,13 +48,15 @@ class CapturePlan:
         self.refusals.append({"vm": vm.name, "vm_id": vm.vm_id, "reason": reason})
 
 
-def plan_capture(descriptions: list[VmDescription]) -> CapturePlan:
-    """The configuration and adopted machines these VMs make, and why any of them cannot be captured."""
+def plan_capture(descriptions: list[VmDescription], selected_by: str = "vms") -> CapturePlan:
+    """The configuration and adopted machines these VMs make, and why any of them cannot be captured.
+    `selected_by`: the request's field that chose them (vms, folder or resource_pool), named by refusals."""
     if not descriptions:
-        raise ValidationError("the selection holds no VM", field="vms")
+        raise ValidationError(f"the {selected_by} selection holds no VM", field=selected_by)
     if len(descriptions) > MAX_CAPTURE_VMS:
         raise ValidationError(
-            f"the selection holds {len(descriptions)} VMs; one capture adopts at most {MAX_CAPTURE_VMS}", field="vms"
+            f"the {selected_by} selection holds {len(descriptions)} VMs; one capture adopts at most {MAX_CAPTURE_VMS}",
+            field=selected_by,
         )
     plan = CapturePlan()
     network_names: dict[str, str] = {}  # port group -> configuration network
@@ -190,3 +192,29 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = name[: MAX_NAME - len(suffix)] + suffix
     taken.add(candidate)
     return candidate
+
+
+def vcenter_network(machines: list[dict[str, Any]], network: str) -> str:
+    """The vCenter network a configuration network stands for. A captured configuration names its
+    networks after the port groups (cleaned up when a port group's name is no display name), so
+    its machines lead back to the port group itself; any other network is its own name."""
+    for machine in machines:
+        for nic in (machine.get("spec", machine).get("captured") or {}).get("nics", []):
+            if nic.get("network") == network and nic.get("port_group"):
+                return str(nic["port_group"])
+    return network
+
+
+def check_deployable_from_templates(configuration: str, machines: list[dict[str, Any]]) -> None:
+    """A captured machine's template is its source VM's name, not a catalogue template: deploying
+    it anew could only fail at vCenter. Refused up front, naming the machine; copies are the way."""
+    for machine in machines:
+        captured = machine.get("captured") or {}
+        if captured and machine.get("template") == captured.get("vm_name"):
+            raise ConflictError(
+                f"machine '{machine['name']}' of configuration '{configuration}' was captured from VM "
+                f"{captured.get('vm_name')} ({captured.get('vm_id')}) and has no template to deploy from: "
+                "copy the captured deployment instead (POST /api/v1/deployments/{id}/copy), or give the "
+                "machine a catalogue template first",
+                field="configuration",
+            )

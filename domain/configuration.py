@@ -126,7 +126,7 @@ class Configuration(Aggregate):
     ) -> bool:
         """Replace any of description / networks / machines in one version. False if nothing changed."""
         new_networks = [n.to_dict() for n in networks] if networks is not None else self.networks
-        new_machines = [m.to_dict() for m in machines] if machines is not None else self.machines
+        new_machines = [self.keep_captured(m.to_dict()) for m in machines] if machines is not None else self.machines
         new_description = description if description is not None else self.description
         check_definition([Network.parse(n) for n in new_networks], [Machine.from_dict(m) for m in new_machines])
         if (new_description, new_networks, new_machines) == (
@@ -265,6 +265,19 @@ class Configuration(Aggregate):
         self.machines = list(machines)
 
     # -- capture (domain/capture.py) ---------------------------------------------------------
+    def captured_source(self, machine: Machine) -> dict[str, Any] | None:
+        """What vCenter said of the VM `machine` was captured from, while it still comes from that VM
+        (same name, the VM's name as template): such a machine is revised (resized, rewired) in place."""
+        for existing in self.machines:
+            captured = existing.get("captured")
+            if existing["name"] == machine.name and captured and captured.get("vm_name") == machine.template:
+                return dict(captured)
+        return None
+
+    def keep_captured(self, machine: dict[str, Any]) -> dict[str, Any]:
+        captured = self.captured_source(Machine.from_dict(machine))
+        return machine if captured is None else {**machine, "captured": captured}
+
     def record_capture(
         self, networks: list[dict[str, Any]], machines: list[dict[str, Any]], actor: str, reason: str | None
     ) -> None:

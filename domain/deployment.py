@@ -618,19 +618,39 @@ class Deployment(Aggregate):
         }  # fmt: skip
 
     def request_swap_out(
-        self, incoming: Deployment, keep_previous: bool, back: bool, actor: str, reason: str | None
+        self,
+        incoming: Deployment,
+        keep_previous: bool,
+        back: bool,
+        actor: str,
+        reason: str | None,
+        destroy_vms: bool | None = None,
     ) -> None:
+        """Be replaced by `incoming`. Not kept, a captured deployment's VMs are let go of (untagged,
+        left powered off) unless `destroy_vms` is true: the rule undeploy follows."""
         self._require((DEPLOYED,), "be replaced")
+        if destroy_vms is not None and keep_previous:
+            raise ValidationError("destroy_vms applies only with keep_previous false", field="destroy_vms")
+        if destroy_vms is False and not self.captured:
+            raise ValidationError(
+                "destroy_vms: false lets go of captured VMs only; the replaced deployment's VMs were built by "
+                "Stagekeeper",
+                field="destroy_vms",
+            )
+        let_go = self.captured and not keep_previous and destroy_vms is not True
         self._swap_out_requested(
-            replaced_by=incoming.id, keep_previous=keep_previous, back=back, actor=actor, reason=reason
+            replaced_by=incoming.id, keep_previous=keep_previous, back=back, actor=actor, reason=reason, let_go=let_go
         )
 
     @event("SwapOutRequested", topic="stagekeeper:Deployment.SwapOutRequested")
     def _swap_out_requested(
-        self, replaced_by: UUID, keep_previous: bool, back: bool, actor: str, reason: str | None
+        self, replaced_by: UUID, keep_previous: bool, back: bool, actor: str, reason: str | None, let_go: bool = False
     ) -> None:
         self.state = SWAPPING
-        self.swap = {"role": "outgoing", "partner": str(replaced_by), "keep_previous": keep_previous, "back": back}
+        self.swap = {
+            "role": "outgoing", "partner": str(replaced_by), "keep_previous": keep_previous, "back": back,
+            "let_go": let_go,
+        }  # fmt: skip
 
     def record_swap_step(self, step: str, machine: str, actor: str) -> None:
         """One step of the swap done for one machine ("off" of the outgoing one; "moved",
@@ -673,7 +693,9 @@ class Deployment(Aggregate):
         self.state = DEPLOYED
         self.swap = None
         for machine in self.machines:
-            machine.update(resource_pool=self.resource_pool, power=POWERED_ON)
+            machine["power"] = POWERED_ON
+            if not machine.get("captured_vm_id"):  # adopted VMs stay in their own pools (swap-back)
+                machine["resource_pool"] = self.resource_pool
 
     def complete_swap_out(self, actor: str) -> None:
         self._require((SWAPPING,), "complete the swap of")
@@ -686,6 +708,8 @@ class Deployment(Aggregate):
     def _swapped_out(self, replaced_by: UUID, kept: bool, actor: str, reason: str | None) -> None:
         self.replaced_by = str(replaced_by)
         self.replaced = None
+        # Not kept, a captured deployment lets go of its VMs unless the swap said destroy_vms.
+        self.letting_go = not kept and self.swap is not None and bool(self.swap.get("let_go"))
         self.swap = None
         self.state = DEPLOYED if kept else UNDEPLOYING
         for machine in self.machines:

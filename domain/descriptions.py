@@ -85,7 +85,7 @@ def pick(entries: tuple[str, ...], names: dict[str, str]) -> list[str]:
                 f"vms[{i}]: several VMs are named '{entry}' ({ids}): give the VM id", field=f"vms[{i}]"
             )
         else:
-            raise VCenterObjectNotFoundError(f"vms[{i}]: no VM with id or name '{entry}' in vCenter")
+            raise VCenterObjectNotFoundError(f"vms[{i}]: no VM with id or name '{entry}' in vCenter", field=f"vms[{i}]")
         if found not in picked:
             picked.append(found)
     return picked

@@ -125,7 +125,12 @@ def swap_deployment(
     read_deployment(runtime, who, deployment_id)
     operate_deployment(runtime, who, replaces, "swap")
     outcome = runtime.app.swap_deployment(
-        deployment_id, replaces, actor=who.user, keep_previous=body.keep_previous, reason=body.reason
+        deployment_id,
+        replaces,
+        actor=who.user,
+        keep_previous=body.keep_previous,
+        reason=body.reason,
+        destroy_vms=body.destroy_vms,
     )
     return _result(response, outcome)
 

@@ -17,7 +17,7 @@ from domain.commands.configurations import CONFIGURATION_NAMES
 from domain.configuration import Configuration
 from domain.deployment import Deployment
 from domain.descriptions import VmSelector
-from domain.errors import ConflictError, ValidationError
+from domain.errors import ConflictError, ValidationError, VCenterObjectNotFoundError
 from domain.names import NameClaim
 from domain.paths import PoolPath
 from domain.service import Service
@@ -91,7 +91,12 @@ class CaptureCommands(StagekeeperApplication):
             raise ValidationError("dry_run must be true or false", field="dry_run")
         selector = parse_selector(vms, folder, resource_pool)
         self.load(Service, service_id, "service").stage(stage)  # unknown stage: 404 before asking vCenter
-        plan = plan_capture(self.vcenter.describe_vms(selector))
+        try:
+            described = self.vcenter.describe_vms(selector)
+        except VCenterObjectNotFoundError as missing:  # a folder or pool vCenter does not have: that field
+            missing.field = missing.field or ("folder" if selector.folder else "resource_pool")
+            raise
+        plan = plan_capture(described, "vms" if selector.vms else "folder" if selector.folder else "resource_pool")
         resolve = holder or (lambda _owner: None)
 
         def attempt() -> Outcome[CaptureResult]:

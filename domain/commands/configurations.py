@@ -47,10 +47,15 @@ class ConfigurationCommands(StagekeeperApplication):
     def configuration(self, configuration_id: UUID, version: int | None = None) -> Configuration:
         return self.load(Configuration, configuration_id, "configuration", version=version)
 
-    def check_templates(self, machines: list[Machine], field: str = "machines") -> None:
-        """Machines may only use catalogue templates, with a matching OS family."""
+    def check_templates(
+        self, machines: list[Machine], field: str = "machines", captured_in: Configuration | None = None
+    ) -> None:
+        """Machines may only use catalogue templates, with a matching OS family (a machine still
+        captured from its VM in `captured_in`, the version revised, keeps that VM as template)."""
         catalogue = self.catalogue()
         for i, machine in enumerate(machines):
+            if captured_in is not None and captured_in.captured_source(machine) is not None:
+                continue
             where = f"{field}[{i}]" if field == "machines" else field
             template = catalogue.get(machine.template)
             if template is None:
@@ -151,7 +156,8 @@ class ConfigurationCommands(StagekeeperApplication):
         networks = parse_networks(changes["networks"]) if "networks" in changes else None
         machines = parse_machines(changes["machines"], self.catalogue()) if "machines" in changes else None
         if machines is not None:
-            self.check_templates(machines)
+            # A captured machine keeps its VM as template (copies and upgrades act on the VM itself).
+            self.check_templates(machines, captured_in=self.load(Configuration, configuration_id, "configuration"))
 
         def change(configuration: Configuration) -> list[Any]:
             configuration.revise(text, networks, machines, actor, reason)

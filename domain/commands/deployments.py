@@ -10,6 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.commands.capture_claims import vm_releases
@@ -59,6 +60,7 @@ class DeploymentCommands(StagekeeperApplication):
                 )
             if not configuration.machines:
                 raise InvalidTransitionError(f"configuration '{configuration.name}' has no machines to deploy")
+            check_deployable_from_templates(configuration.name, configuration.machines)
             service = self.load(Service, configuration.service_id, "service")
             target = service.stage(stage)
             deployment = Deployment(
@@ -136,19 +138,28 @@ class DeploymentCommands(StagekeeperApplication):
         return self.record_step(deployment_id, lambda d: d.request_revert(name, actor, reason))
 
     def swap_deployment(
-        self, deployment_id: UUID, replaces: UUID, actor: str, keep_previous: object = True, reason: str | None = None
+        self,
+        deployment_id: UUID,
+        replaces: UUID,
+        actor: str,
+        keep_previous: object = True,
+        reason: str | None = None,
+        destroy_vms: object = None,
     ) -> Outcome[Deployment]:
         """Put a tested copy in the place of the deployment it copies: the copy moves into that
-        stage and leaves its fence; the replaced one is powered off and kept (or undeployed)."""
+        stage and leaves its fence; the replaced one is powered off and kept (or undeployed: a
+        captured one's VMs are let go of, powered off, unless `destroy_vms` is true)."""
         reason = check_reason(reason)
         if not isinstance(keep_previous, bool):
             raise ValidationError("keep_previous must be true or false", field="keep_previous")
+        if destroy_vms is not None and not isinstance(destroy_vms, bool):
+            raise ValidationError("destroy_vms must be true or false", field="destroy_vms")
 
         def attempt() -> Outcome[Deployment]:
             incoming, outgoing = self.deployment(deployment_id), self.load(Deployment, replaces, "replaces")
             swaps.check_swap(incoming, outgoing)
             service = self.load(Service, incoming.service_id, "service")
-            written = swaps.start(incoming, outgoing, service, keep_previous, False, actor, reason)
+            written = swaps.start(incoming, outgoing, service, keep_previous, False, actor, reason, destroy_vms)
             return Outcome(incoming, self.commit(*written))
 
         return self.retrying(attempt)

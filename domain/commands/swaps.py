@@ -68,12 +68,13 @@ def _claim(app: StagekeeperApplication, kind: str, scope: str, name: str) -> Nam
 
 def start(
     incoming: Deployment, outgoing: Deployment, service: Service, keep_previous: bool, back: bool, actor: str,
-    reason: str | None,
+    reason: str | None, destroy_vms: bool | None = None,
 ) -> list[Aggregate]:  # fmt: skip
-    """Both deployments enter the swap; the incoming one is admitted to the outgoing one's stage."""
+    """Both deployments enter the swap; the incoming one is admitted to the outgoing one's stage.
+    A captured outgoing deployment not kept lets go of its VMs unless `destroy_vms` (undeploy's rule)."""
     to_pool = service.stage(outgoing.stage)["resource_pool"]
     incoming.request_swap_in(outgoing, to_pool, keep_previous, back, actor, reason)
-    outgoing.request_swap_out(incoming, keep_previous, back, actor, reason)
+    outgoing.request_swap_out(incoming, keep_previous, back, actor, reason, destroy_vms)
     if incoming.target_stage is not None:
         service.admit(incoming.id, outgoing.stage, actor)
     return [incoming, outgoing, service]

@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
+from domain.capture import vcenter_network
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import Deployment
 from domain.ports import CloneSpec, NicSetting, VCenterDriver, VmInfo
@@ -33,7 +34,7 @@ def portgroups(deployment: Deployment) -> dict[str, str]:
 def machine_nics(deployment: Deployment, macs: list[dict[str, Any]]) -> list[NicSetting]:
     """A machine's NICs: on its fence's port groups (which must exist) when fenced."""
     if deployment.fence is None:
-        return [NicSetting(network=n["network"], mac=n["mac"]) for n in macs]
+        return [NicSetting(network=vcenter_network(deployment.machines, n["network"]), mac=n["mac"]) for n in macs]
     groups = portgroups(deployment)
     return [NicSetting(network=groups[n["network"]], mac=n["mac"], exact=True) for n in macs]
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from uuid import UUID
 
+from domain.capture import vcenter_network
 from domain.deployment import SWAPPING, Deployment
 from domain.errors import InfrastructureError, VCenterFaultError
 from domain.ports import NicSetting, VCenterDriver
@@ -76,6 +77,7 @@ class SwapSteps:
         for machine in incoming.machines:
             if (
                 machine["vm_id"]
+                and not machine.get("captured_vm_id")  # adopted VMs stay in their own pools (swap-back)
                 and machine["resource_pool"] != target
                 and not incoming.swap_step_done("moved", machine["name"])
             ):
@@ -86,7 +88,11 @@ class SwapSteps:
                 if machine["vm_id"] and not incoming.swap_step_done("joined", machine["name"]):
                     macs = (machine.get("addressing") or {}).get("macs", [])
                     self.vcenter.set_nics(
-                        machine["vm_id"], [NicSetting(network=n["network"], mac=n["mac"]) for n in macs]
+                        machine["vm_id"],
+                        [
+                            NicSetting(network=vcenter_network(incoming.machines, n["network"]), mac=n["mac"])
+                            for n in macs
+                        ],
                     )
                     self._record(incoming, "joined", machine["name"])
             self.fences.tear_down(self.app.deployment(incoming.id))

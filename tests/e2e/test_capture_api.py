@@ -10,6 +10,7 @@ from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from tests.e2e.conftest import AUTH
 from tests.e2e.test_api import setup_service, wait_state
+from tests.fencing import fenced_stage
 from tests.support import ROOT_POOL
 
 
@@ -85,3 +86,90 @@ def test_undeploy_takes_destroy_vms_as_a_boolean(client: TestClient, runtime: Ru
     vcenter = runtime.vcenter
     assert isinstance(vcenter, SimulatedVCenter)
     assert [vm for vm in vcenter.all_vms() if vm.vm_id in vms] == []
+
+
+def test_hostile_capture_input_is_a_4xx_naming_the_field(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    existing(runtime)
+    for body, status, field in (
+        ({"configuration": "erp\x00", "vms": ["ERP_1"]}, 422, "configuration"),
+        ({"configuration": "erp\u202e", "vms": ["ERP_1"]}, 422, "configuration"),
+        ({"configuration": "erp", "vms": ["ERP_1\x00"]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": ["ERP_1", "ERP\u202e2"]}, 422, "vms[1]"),
+        ({"configuration": "erp", "vms": ["ERP\x07"]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": [f"vm-{n}" for n in range(101)]}, 422, "vms"),
+        ({"configuration": "erp", "vms": []}, 422, "vms"),
+        ({"configuration": "erp", "vms": [7]}, 422, "vms[0]"),
+        ({"configuration": "erp", "vms": "ERP_1"}, 422, "vms"),
+        ({"configuration": "erp", "folder": "/DC0/vm/\x00erp"}, 422, "folder"),
+        ({"configuration": "erp", "folder": "/DC0/vm/er\u2066p"}, 422, "folder"),
+        ({"configuration": "erp", "folder": "/DC0/vm/" + "x" * 2000}, 422, "folder"),
+        ({"configuration": "erp", "resource_pool": "/DC0/host/DC0_C0/Resources/\x1berp"}, 422, "resource_pool"),
+        ({"configuration": "erp", "resource_pool": "/DC0/host/DC0_C0/Resources/e\u202erp"}, 422, "resource_pool"),
+        ({"configuration": "erp", "vms": ["vm-999999"]}, 404, "vms[0]"),
+        ({"configuration": "erp", "vms": ["ERP_1", "no-such-vm"]}, 404, "vms[1]"),
+        ({"configuration": "erp", "folder": "/DC0/vm/no-such-folder"}, 404, "folder"),
+        ({"configuration": "erp", "resource_pool": f"{ROOT_POOL}/no-such-pool"}, 404, "resource_pool"),
+        ({"configuration": "erp", "vms": ["ERP_1"], "dry_run": "yes"}, 422, "dry_run"),
+        ({"configuration": "erp", "vms": ["ERP_1"], "reason": "x\x00"}, 422, "reason"),
+    ):
+        response = capture(client, service, body)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"]["field"] == field, (body, response.text)
+    assert vcenter.all_vms()
+    assert all(vm.deployment_id in (None, "") for vm in vcenter.all_vms())  # nothing captured
+
+
+def test_a_folder_or_pool_without_vms_is_a_422_naming_it(client: TestClient, runtime: Runtime) -> None:
+    service = setup_service(client)
+    existing(runtime)
+    response = capture(client, service, {"configuration": "erp", "resource_pool": f"{ROOT_POOL}/prod-pool"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "resource_pool"
+    assert "the resource_pool selection holds no VM" in response.json()["error"]["message"]
+
+
+def test_a_captured_deployment_is_copied_shown_and_swapped_over_http(client: TestClient, runtime: Runtime) -> None:
+    assert client.post("/api/v1/templates/import", json={"all": True}, auth=AUTH).status_code == 200
+    stages = [fenced_stage("test", 100, "10.61.0.0/24"), fenced_stage("prod", 300, "10.62.0.0/24")]
+    service = client.post("/api/v1/services", json={"name": "erp", "stages": stages}, auth=AUTH).json()
+    vms = existing(runtime)
+    done = capture(client, service, {"configuration": "erp", "vms": vms, "reason": "adopt"})
+    assert done.status_code == 201, done.text
+    prod, configuration_id = done.json()["deployment"], done.json()["configuration"]["id"]
+    # Deploying it from templates is refused up front, naming the machine; copies are the way.
+    refused = client.post(f"/api/v1/configurations/{configuration_id}/deployments", json={"stage": "test"}, auth=AUTH)
+    assert refused.status_code == 409, refused.text
+    assert "machine 'erp-1' of configuration 'erp' was captured from VM ERP_1" in refused.json()["error"]["message"]
+    copy = client.post(f"/api/v1/deployments/{prod['id']}/copy", json={"stage": "test", "fence": True}, auth=AUTH)
+    assert copy.status_code == 202, copy.text
+    copy_id = wait_state(client, copy.json()["id"], "deployed")["id"]
+    board = client.get("/api/v1/board", auth=AUTH).json()
+    [shown] = [s for s in board["services"] if s["id"] == service["id"]]
+    on_board = {st["name"]: [(d["id"], d["captured"]) for d in st["deployments"]] for st in shown["stages"]}
+    assert on_board == {"test": [(copy_id, False)], "prod": [(prod["id"], True)]}
+    history = client.get(f"/api/v1/configurations/{configuration_id}/history", auth=AUTH)
+    assert history.status_code == 200, history.text
+    swap = f"/api/v1/deployments/{copy_id}/swap"
+    body = {"replaces": prod["id"], "keep_previous": False, "reason": "patched"}
+    for bad, field in (
+        ({"destroy_vms": "yes"}, "destroy_vms"),
+        ({"keep_previous": True, "destroy_vms": True}, "destroy_vms"),
+    ):
+        response = client.post(swap, json={**body, **bad}, auth=AUTH)
+        assert response.status_code == 422, response.text
+        assert field in response.text
+    assert client.post(swap, json=body, auth=AUTH).status_code == 202
+    wait_state(client, copy_id, "deployed")
+    wait_state(client, prod["id"], "undeployed")
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    left = [vm for vm in vcenter.all_vms() if vm.vm_id in vms]
+    assert [(vm.powered_on, vm.deployment_id) for vm in left] == [(False, None), (False, None)]  # let go of, off
+    audit = client.get("/api/v1/audit", params={"deployment": prod["id"], "limit": 100}, auth=AUTH).json()
+    types = [e["event_type"] for e in audit["items"]]
+    assert "Deployment.SwappedOut" in types
+    assert "Deployment.MachineReleased" in types
+    assert "Deployment.MachineDestroyed" not in types

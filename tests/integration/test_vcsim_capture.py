@@ -25,6 +25,7 @@ from domain.descriptions import VmSelector
 from domain.errors import ConflictError
 from domain.names import NameClaim
 from scripts.vcsim_harness import Vcsim
+from tests.fencing import SWITCH, fenced_stage
 from tests.support import postgres_schema, runtime_for, stages
 
 VMS = ("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1")
@@ -157,10 +158,98 @@ def test_capture_adopts_the_vms_without_changing_them_and_lets_go_of_them(
     assert state_of(si) == before
 
 
-@pytest.mark.skip(reason="fenced copies are built by h-fence at the same time; this test is written after the merge")
-def test_a_fenced_copy_into_test_has_the_production_macs() -> None:
-    """After the merge: capture VM0 and VM1 into prod, copy the deployment (fenced) into test, and assert
-    that per machine the copy's VM has the same MAC as the production VM, on the fence's port group."""
+def fenced_production(runtime: Runtime) -> UUID:
+    """A service whose test stage fences (on vcsim's DVS0) and whose prod stage holds the captured VMs."""
+    test = fenced_stage("test", 500, "10.71.0.0/24")
+    return runtime.app.register_service("erp", "", [test, *stages("prod")], actor="alice").value.id
+
+
+def macs_of(runtime: Runtime, vm_id: str) -> list[str | None]:
+    return [n.mac for n in runtime.vcenter.vm_nics(vm_id)]
+
+
+def test_a_fenced_copy_into_test_has_the_production_macs(runtime: Runtime, si: Any, distinct_macs: str) -> None:
+    service_id = fenced_production(runtime)
+    before = state_of(si)
+    captured = runtime.app.capture(service_id, "prod", "erp", actor="alice", vms=list(VMS)).value.deployment
+    assert captured is not None
+    runtime.catch_up()
+    source = runtime.app.deployment(captured.id)
+    copy_id = runtime.app.copy_deployment(captured.id, "test", actor="bob", fence=True, reason="patch").value.id
+    runtime.catch_up()
+    copy = runtime.app.deployment(copy_id)
+    assert copy.state == "deployed", copy.failure
+    portgroups = {p.name: p.key for p in runtime.vcenter.list_portgroups(SWITCH)}
+    own = portgroups[f"sk-{copy_id.hex[:12]}-DC0_DVPG0"]
+    copied = {vm.machine: vm for vm in runtime.vcenter.find_vms(copy_id)}
+    assert sorted(copied, key=str) == ["_fence-gateway", "dc0-c0-rp0-vm0", "dc0-c0-rp0-vm1"]
+    for machine in source.machines:
+        production_macs = macs_of(runtime, machine["vm_id"])
+        copy_vm = copied[machine["name"]]
+        # Per machine: the production VM's MAC, on the copy's own port group, cloned from the captured VM.
+        assert macs_of(runtime, copy_vm.vm_id) == production_macs
+        assert [n.portgroup_key for n in runtime.vcenter.vm_nics(copy_vm.vm_id)] == [own]
+        assert copy.machine(machine["name"])["copied_from"] == machine["vm_name"]
+        assert copy_vm.resource_pool == copy.resource_pool
+    assert state_of(si) == before  # copying production did not change it
+    runtime.app.undeploy(copy_id, actor="bob")
+    runtime.catch_up()
+    assert runtime.app.deployment(copy_id).state == "undeployed"
+    assert state_of(si) == before
+
+
+def power_on(si: Any, name: str) -> None:
+    target = vm(si, name)
+    if target.runtime.powerState != "poweredOn":
+        task = target.PowerOnVM_Task()
+        while task.info.state not in ("success", "error"):
+            time.sleep(0.02)
+
+
+def test_a_tested_copy_swaps_into_the_place_of_a_captured_deployment(
+    runtime: Runtime, si: Any, distinct_macs: str
+) -> None:
+    """keep_previous true, swap-back, then keep_previous false without destroy_vms (vcsim's own VMs must
+    survive the session; destroy_vms true is checked in tests/contract/test_capture_copies.py)."""
+    service_id = fenced_production(runtime)
+    before = state_of(si)
+    captured = runtime.app.capture(service_id, "prod", "erp", actor="alice", vms=list(VMS)).value.deployment
+    assert captured is not None
+    runtime.catch_up()
+    macs = {m["name"]: macs_of(runtime, m["vm_id"]) for m in runtime.app.deployment(captured.id).machines}
+    copy_id = runtime.app.copy_deployment(captured.id, "test", actor="bob", fence=True).value.id
+    runtime.catch_up()
+    try:
+        # Kept: the captured VMs are powered off where they are; the copy runs in prod with their MACs.
+        runtime.app.swap_deployment(copy_id, captured.id, actor="alice", keep_previous=True, reason="patched")
+        runtime.catch_up()
+        copy = runtime.app.deployment(copy_id)
+        assert (copy.state, copy.stage, copy.fence) == ("deployed", "prod", None), copy.failure
+        on_prod = {v.machine: v for v in runtime.vcenter.find_vms(copy_id)}
+        for name, vm_macs in macs.items():
+            assert macs_of(runtime, on_prod[name].vm_id) == vm_macs
+            assert [n.network for n in runtime.vcenter.vm_nics(on_prod[name].vm_id)] == ["DC0_DVPG0"]
+        assert [vm(si, n).runtime.powerState for n in VMS] == ["poweredOff", "poweredOff"]
+        # Swap back: the captured VMs run again, in their own pool, unchanged.
+        runtime.app.swap_back(captured.id, actor="alice")
+        runtime.catch_up()
+        assert runtime.app.deployment(captured.id).state == "deployed"
+        assert state_of(si) == before
+        # Not kept: without destroy_vms, Stagekeeper lets go of the captured VMs (untagged, left off).
+        runtime.app.swap_deployment(copy_id, captured.id, actor="alice", keep_previous=False)
+        runtime.catch_up()
+        assert runtime.app.deployment(captured.id).state == "undeployed"
+        kinds = [type(e).__qualname__ for e in runtime.app.events.get(captured.id)]
+        assert "Deployment.MachineReleased" in kinds
+        assert "Deployment.MachineDestroyed" not in kinds
+        described = runtime.vcenter.describe_vms(VmSelector(vms=VMS))
+        assert [(d.name, d.powered_on, d.deployment_id) for d in described] == [(n, False, None) for n in VMS]
+        assert runtime.app.deployment(copy_id).state == "deployed"
+    finally:
+        runtime.app.undeploy(copy_id, actor="bob")
+        runtime.catch_up()
+        for name in VMS:
+            power_on(si, name)
 
 
 CHILD = """
