@@ -204,13 +204,14 @@ class Configuration(Aggregate):
             normalise_key(m["name"]) == normalise_key(machine.name) for m in self.machines
         ):
             raise ConflictError(f"configuration '{self.name}' already has a machine '{machine.name}'", field="name")
-        replaced = [machine.to_dict() if m is current else m for m in self.machines]
+        changed = self.keep_captured(machine.to_dict())
+        replaced = [changed if m is current else m for m in self.machines]
         self._check(self.networks, replaced)
-        if machine.to_dict() != current:
+        if changed != current:
             self._machine_changed(
                 machine_name=current["name"],
                 before=current,
-                machine=machine.to_dict(),
+                machine=changed,
                 actor=actor,
                 reason=reason,
             )

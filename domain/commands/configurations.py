@@ -194,10 +194,12 @@ class ConfigurationCommands(StagekeeperApplication):
         reason: str | None = None,
         expected_version: int | None = None,
     ) -> Outcome[Configuration]:
-        """Replace one machine's definition."""
+        """Replace one machine's definition (a captured machine keeps its VM as template)."""
         reason = check_reason(reason)
         parsed = Machine.parse(machine, "machine", template_info(self.catalogue(), machine))
-        self.check_templates([parsed], "machine")
+        self.check_templates(
+            [parsed], "machine", captured_in=self.load(Configuration, configuration_id, "configuration")
+        )
         return self._change_configuration(
             configuration_id,
             expected_version,

@@ -183,7 +183,6 @@ def test_an_upgrade_of_a_fenced_deployment_releases_a_removed_machines_external_
     assert claim.owner_id is None, f"{external} is still claimed"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: a captured machine cannot be revised (template not in catalogue)")
 def test_a_captured_machine_can_be_resized_and_upgraded_in_place(runtime: Runtime, idle: TestClient) -> None:
     vcenter = runtime.vcenter
     assert isinstance(vcenter, SimulatedVCenter)
@@ -199,9 +198,8 @@ def test_a_captured_machine_can_be_resized_and_upgraded_in_place(runtime: Runtim
     spec = idle.get(f"/api/v1/configurations/{configuration}", auth=AUTH).json()["machines"][0]
     resized = {k: v for k, v in spec.items() if k != "captured"} | {"cpus": 4}
     put = idle.put(f"/api/v1/configurations/{configuration}/machines/{spec['name']}", json=resized, auth=AUTH)
-    # Today: 422 "machine.template: 'ERP_1' is not in the template catalogue" (and with `captured`
-    # kept, 422 "captured: Extra inputs are not permitted"): captured production cannot be patched
-    # by revising its configuration and upgrading in place.
+    # Was 422 "machine.template: 'ERP_1' is not in the template catalogue": a captured machine keeps
+    # its VM as template, so captured production can be patched by a revision and an upgrade in place.
     assert put.status_code == 200, put.text
     accepted(idle, f"{D}/{done.json()['deployment']['id']}/upgrade", {"version": 2, "reason": "more cpu"})
     runtime.catch_up()
