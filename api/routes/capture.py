@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field
 
 from adapters.runtime import Runtime
-from api.access import read_service
+from api.access import read_service, readable_service_ids
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.capture import CaptureAnswer
@@ -30,21 +31,34 @@ class CaptureRequest(Reason):
     dry_run: bool = Field(False, description="Answer what would be recorded and refused; record nothing")
 
 
-def holder_in(runtime: Runtime) -> Any:
-    """Names the live deployment machine holding a claim (owner = uuid5(deployment id, machine))."""
+def holders_from(rows: Iterable[dict[str, Any]], readable: set[str] | None) -> dict[UUID, str]:
+    """Who holds each claim (owner = uuid5(deployment id, machine)), as a refusal may name it: in full
+    for a service the caller can read (`readable`; None: every service), otherwise without naming
+    the service, its deployment or configuration (a refusal never names a service you cannot read)."""
+    holders: dict[UUID, str] = {}
+    for row in rows:
+        if row["state"] == "undeployed":
+            continue
+        for machine in row["machines"]:
+            owner = uuid5(UUID(row["id"]), machine["name"])
+            if readable is None or row["service_id"] in readable:
+                holders[owner] = (
+                    f"machine '{machine['name']}' of deployment {row['id']} "
+                    f"('{row['configuration_name']}' in stage '{row['stage']}' of service {row['service_id']})"
+                )
+            else:
+                holders[owner] = "a live deployment of a service you cannot read"
+    return holders
 
+
+def holder_in(runtime: Runtime, readable: set[str] | None) -> Any:
+    """Names the live deployment machine holding a claim, read once per capture and only when a
+    claim is refused."""
     holders: dict[UUID, str] = {}
 
     def resolve(owner: UUID) -> str | None:
-        if not holders:  # read once per capture, and only when a claim is refused
-            for row in runtime.read_models.deployments(limit=SCAN_LIMIT):
-                if row["state"] == "undeployed":
-                    continue
-                for machine in row["machines"]:
-                    holders[uuid5(UUID(row["id"]), machine["name"])] = (
-                        f"machine '{machine['name']}' of deployment {row['id']} "
-                        f"('{row['configuration_name']}' in stage '{row['stage']}' of service {row['service_id']})"
-                    )
+        if not holders:
+            holders.update(holders_from(runtime.read_models.deployments(limit=SCAN_LIMIT), readable))
         return holders.get(owner)
 
     return resolve
@@ -70,9 +84,10 @@ def capture(
             f"{who.user} may not capture into '{target['name']}': it takes an owner of '{service.name}' who is "
             f"also a stage-operator of '{target['name']}'"
         )
+    holder = holder_in(runtime, readable_service_ids(runtime, who))
     outcome = runtime.app.capture(
         service_id, target["name"], body.configuration, actor=who.user, vms=body.vms, folder=body.folder,
-        resource_pool=body.resource_pool, reason=body.reason, dry_run=body.dry_run, holder=holder_in(runtime),
+        resource_pool=body.resource_pool, reason=body.reason, dry_run=body.dry_run, holder=holder,
     )  # fmt: skip
     result = outcome.value
     deployment = None

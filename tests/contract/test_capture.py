@@ -114,7 +114,7 @@ def test_before_tagging_the_claims_alone_refuse_a_second_capture(
     assert first is not None
     runtime.projection_follower.catch_up()  # the read model, not the process manager: no tags yet
     refusals = runtime.app.capture(
-        service_id, "test", "again", actor="alice", vms=[erp[0]], dry_run=True, holder=holder_in(runtime)
+        service_id, "test", "again", actor="alice", vms=[erp[0]], dry_run=True, holder=holder_in(runtime, None)
     ).value.refusals
     reasons = " ".join(r["reason"] for r in refusals)
     assert (
@@ -137,7 +137,9 @@ def test_an_address_another_deployment_holds_is_refused_naming_both(
     web1 = runtime.app.deployment(built).machine("web1")
     existing(vcenter, "LEGACY", web1["addressing"]["macs"][0]["mac"], web1["addressing"]["ip"])
     with pytest.raises(ConflictError) as refused:
-        runtime.app.capture(service_id, "prod", "legacy", actor="alice", vms=["LEGACY"], holder=holder_in(runtime))
+        runtime.app.capture(
+            service_id, "prod", "legacy", actor="alice", vms=["LEGACY"], holder=holder_in(runtime, None)
+        )
     message = refused.value.message
     assert (
         f"MAC {web1['addressing']['macs'][0]['mac']} on network 'VM Network' of VM LEGACY (machine 'legacy')" in message

@@ -143,7 +143,7 @@ def test_capture_adopts_the_vms_without_changing_them_and_lets_go_of_them(
     assert state_of(si) == before
     # Capturing one of them again is refused, naming the deployment that manages it.
     with pytest.raises(ConflictError, match=f"Stagekeeper deployment {deployment.id} manages it"):
-        runtime.app.capture(service_id, "test", "again", actor="alice", vms=[VMS[0]], holder=holder_in(runtime))
+        runtime.app.capture(service_id, "test", "again", actor="alice", vms=[VMS[0]], holder=holder_in(runtime, None))
     # A template is refused as one (vcsim's templates also carry a snapshot).
     refused = runtime.app.capture(service_id, "test", "t", actor="alice", vms=["tpl-ubuntu-2404"], dry_run=True)
     assert "it is a template" in refused.value.refusals[0]["reason"]
