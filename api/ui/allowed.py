@@ -9,7 +9,7 @@ from typing import Any
 from api.auth import Principal
 from domain.deployment import DEPLOYED, FAILED, UNDEPLOYABLE_FROM, Deployment
 from domain.errors import InvalidTransitionError
-from domain.permissions import can_manage, can_operate
+from domain.permissions import can_capture, can_manage, can_operate
 from domain.service import Service
 
 
@@ -23,6 +23,10 @@ def may_manage(service: Service, who: Principal) -> bool:
 
 def may_operate(service: Service, who: Principal, stage_name: str) -> bool:
     return can_operate(_grants(service), who.caller, service.stage(stage_name))
+
+
+def may_capture(service: Service, who: Principal, stage_name: str) -> bool:
+    return can_capture(_grants(service), who.caller, service.stage(stage_name))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def progress(deployment: Deployment, machine: dict[str, Any]) -> tuple[int, str]
     if state in ("promoting", "demoting"):
         moved = machine.get("resource_pool") == deployment.target_pool
         return (100, f"moved to {deployment.target_stage}") if moved else (30, f"moving to {deployment.target_stage}")
+    if state == "undeploying" and deployment.letting_go:  # a captured deployment's VMs, left running
+        return (100, "let go (still running)") if machine["state"] == "released" else (30, "removing tags")
     if state == "undeploying":
         return (100, "destroyed") if machine["state"] == "destroyed" else (30, "destroying")
     if state == "deployed":
@@ -89,11 +91,19 @@ async def act(request: Request, deployment_id: UUID, action: str, runtime: Runti
     form = await request.form()
     version = text(form, "version")
     command = getattr(runtime.app, COMMANDS[action])
+    extra: dict[str, object] = {}
+    if action == "undeploy" and "destroy_vms" in form:
+        extra["destroy_vms"] = destroy_vms(text(form, "destroy_vms"))
     command(
         deployment_id, actor=session.user, reason=optional(form, "reason"),
-        expected_version=int(version) if version.isdigit() else None,
+        expected_version=int(version) if version.isdigit() else None, **extra,
     )  # fmt: skip
     return redirect(request, f"/ui/deployments/{deployment_id}")
+
+
+def destroy_vms(value: str) -> object:
+    """The button pressed: "Destroy VMs" (true) or "Let go" (false); other text for the domain to refuse."""
+    return {"true": True, "false": False}.get(value, value)
 
 
 @router.get("/{deployment_id}/machines/{name}/screenshot")
