@@ -30,6 +30,7 @@ from api.routes import (
     services,
     templates,
     tokens,
+    upgrades,
 )
 from api.ui import install_console
 
@@ -93,5 +94,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         app.include_router(module.router)
     app.include_router(consoles.router)
     app.include_router(capture.router)
+    app.include_router(upgrades.router)
     install_console(app)
     return app

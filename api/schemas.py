@@ -85,6 +85,14 @@ class CustomizationIn(Body):
     ip_mode: Literal["static-pool", "dhcp"] = "static-pool"
 
 
+class StartOrderIn(Body):
+    group: int = Field(0, description="Groups start in ascending order (0-99)")
+    delay_seconds: int | None = Field(
+        None, description="wait_for delay: seconds to wait after the group starts; tools: the most to wait (0-3600)"
+    )
+    wait_for: Literal["delay", "tools"] = Field("delay", description="What the next group waits for")
+
+
 class MachineIn(Body):
     name: str
     template: str
@@ -94,6 +102,7 @@ class MachineIn(Body):
     disks: list[DiskIn] = []
     nics: list[NicIn] = []
     customization: CustomizationIn | None = None
+    start_order: StartOrderIn | None = Field(None, description="When it starts on deploy and power-on")
 
 
 class MachineBody(MachineIn):

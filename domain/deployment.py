@@ -22,15 +22,16 @@ DEPLOYED = "deployed"
 PROMOTING = "promoting"
 DEMOTING = "demoting"
 UNDEPLOYING = "undeploying"
+UPGRADING = "upgrading"  # reconciling its VMs with another version of its configuration, in place
 UNDEPLOYED = "undeployed"
 FAILED = "failed"
 
-STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED)
+STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED, UPGRADING)
 # States in which the process manager still has work to do.
-ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING)
+ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING, UPGRADING)
 UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
 # The states in which a machine's console can be opened and its power changed.
-CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING)
+CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING, UPGRADING)
 POWERED_ON = "poweredOn"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
@@ -106,6 +107,7 @@ class Deployment(Aggregate):
             "resource_pool": self.resource_pool,
             "target_stage": self.target_stage,
             "target_pool": self.target_pool,
+            "target_version": self.upgrade["to_version"] if self.upgrade else None,
             "state": self.state,
             "failure": self.failure,
             "attempt": self.attempt,
@@ -208,7 +210,7 @@ class Deployment(Aggregate):
     # -- steps recorded by the process manager -------------------------------------------------
     def record_addresses(self, machine: str, addressing: dict[str, Any], actor: str) -> None:
         """The machine's IP (from a stage pool, or None for DHCP) and NIC MACs, claimed uniquely."""
-        self._require((REQUESTED, PROVISIONING), "assign addresses on")
+        self._require((REQUESTED, PROVISIONING, UPGRADING), "assign addresses on")
         self.machine(machine)
         self._addresses_assigned(machine=machine, addressing=addressing, actor=actor, reason=None)
 
@@ -227,7 +229,7 @@ class Deployment(Aggregate):
     def record_machine_provisioned(
         self, machine: str, vm_name: str, vm_id: str, ip: str | None, mac: str | None, actor: str
     ) -> None:
-        self._require((PROVISIONING,), "record a provisioned machine on")
+        self._require((PROVISIONING, UPGRADING), "record a provisioned machine on")
         self.machine(machine)
         self._machine_provisioned(
             machine=machine,
@@ -486,3 +488,187 @@ class Deployment(Aggregate):
     @event("MachineReleased", topic="stagekeeper:Deployment.MachineReleased")
     def _machine_released(self, machine: str, vm_id: str, actor: str, reason: str | None) -> None:
         self.machine(machine).update(state="released", vm_id=None, resource_pool=None, power=None, power_pending=[])
+
+    # -- upgrade in place and whole-deployment power -------------------------------------------
+    # The target of an upgrade in progress: {"from_version", "to_version", "networks", "machines"}.
+    # A class default, so deployments (and snapshots) from before upgrades existed read as None.
+    upgrade: dict[str, Any] | None = None
+
+    def request_upgrade(
+        self,
+        version: int,
+        networks: list[dict[str, Any]],
+        machines: list[dict[str, Any]],
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self._require((DEPLOYED,), "upgrade")
+        if version == self.configuration_version:
+            raise InvalidTransitionError(f"the deployment already runs version {version} of its configuration")
+        busy = [m["name"] for m in self.machines if m.get("power_pending")]
+        if busy:
+            raise InvalidTransitionError(f"machines have power actions still pending: {', '.join(busy)}")
+        self._upgrade_requested(
+            from_version=self.configuration_version, to_version=version, networks=networks, machines=machines,
+            actor=actor, reason=reason,
+        )  # fmt: skip
+
+    @event("UpgradeRequested", topic="stagekeeper:Deployment.UpgradeRequested")
+    def _upgrade_requested(
+        self,
+        from_version: int,
+        to_version: int,
+        networks: list[dict[str, Any]],
+        machines: list[dict[str, Any]],
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.state = UPGRADING
+        self.failure = None
+        self.upgrade = {
+            "from_version": from_version,
+            "to_version": to_version,
+            "networks": networks,
+            "machines": machines,
+        }
+        present = {m["name"] for m in self.machines}
+        self.machines.extend(_new_machine(m) for m in machines if m["name"] not in present)
+
+    def upgrade_target(self, name: str) -> dict[str, Any] | None:
+        """The spec machine `name` has in the version being upgraded to (None: it goes away)."""
+        assert self.upgrade is not None
+        return next((m for m in self.upgrade["machines"] if m["name"] == name), None)
+
+    def record_machine_reconfigured(self, machine: str, power_cycled: bool, actor: str) -> None:
+        """The machine's VM now has the target version's CPU, memory, disks and NICs."""
+        self._require((UPGRADING,), "record a reconfigured machine on")
+        target = self.upgrade_target(machine)
+        if target is None:
+            raise InvalidTransitionError(f"machine '{machine}' is not part of version {self._to_version()}")
+        before = self.machine(machine)["spec"]
+        self._machine_reconfigured(
+            machine=machine, before=before, after=target, power_cycled=power_cycled, actor=actor, reason=None
+        )
+
+    @event("MachineReconfigured", topic="stagekeeper:Deployment.MachineReconfigured")
+    def _machine_reconfigured(
+        self, machine: str, before: dict[str, Any], after: dict[str, Any], power_cycled: bool, actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        self.machine(machine)["spec"] = after
+
+    def record_nics_changed(self, machine: str, macs: list[dict[str, Any]], actor: str) -> None:
+        """The machine's NICs follow the target version: MACs kept per network, new ones claimed."""
+        self._require((UPGRADING,), "record changed NICs on")
+        self.machine(machine)
+        self._nics_changed(machine=machine, macs=macs, actor=actor, reason=None)
+
+    @event("MachineNicsChanged", topic="stagekeeper:Deployment.MachineNicsChanged")
+    def _nics_changed(self, machine: str, macs: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        found = self.machine(machine)
+        found["addressing"] = {**(found.get("addressing") or {}), "macs": macs}
+        found["mac"] = macs[0]["mac"] if macs else None
+
+    def record_machine_removed(self, machine: str, actor: str) -> None:
+        """The machine is not in the target version: its VM is destroyed, its addresses released."""
+        self._require((UPGRADING,), "record a removed machine on")
+        if self.upgrade_target(machine) is not None:
+            raise InvalidTransitionError(f"machine '{machine}' is part of version {self._to_version()}")
+        self.machine(machine)
+        self._machine_removed(machine=machine, actor=actor, reason=None)
+
+    @event("MachineRemoved", topic="stagekeeper:Deployment.MachineRemoved")
+    def _machine_removed(self, machine: str, actor: str, reason: str | None) -> None:
+        self.machines = [m for m in self.machines if m["name"] != machine]
+
+    def record_machine_rebuilding(self, machine: str, changed: list[str], actor: str) -> None:
+        """The machine's template, clone mode or customisation changes: its VM is destroyed (done
+        before this is recorded), its addresses released, and it is built anew from the target."""
+        self._require((UPGRADING,), "rebuild a machine of")
+        if self.upgrade_target(machine) is None:
+            raise InvalidTransitionError(f"machine '{machine}' is not part of version {self._to_version()}")
+        self.machine(machine)
+        self._machine_rebuilding(machine=machine, changed=changed, actor=actor, reason=None)
+
+    @event("MachineRebuilding", topic="stagekeeper:Deployment.MachineRebuilding")
+    def _machine_rebuilding(self, machine: str, changed: list[str], actor: str, reason: str | None) -> None:
+        found = self.machine(machine)
+        target = self.upgrade_target(machine)
+        found.update(_new_machine(target if target is not None else found["spec"]))
+
+    def complete_upgrade(self, actor: str) -> None:
+        self._require((UPGRADING,), "complete the upgrade of")
+        assert self.upgrade is not None
+        wanted = {m["name"]: m for m in self.upgrade["machines"]}
+        behind = [
+            m["name"]
+            for m in self.machines
+            if m["name"] not in wanted or m["state"] != "provisioned" or m["spec"] != wanted[m["name"]]
+        ]
+        if behind:
+            raise InvalidTransitionError(f"machines not upgraded yet: {', '.join(behind)}")
+        self._upgraded(
+            from_version=self.upgrade["from_version"], to_version=self._to_version(), actor=actor, reason=None
+        )
+
+    @event("Upgraded", topic="stagekeeper:Deployment.Upgraded")
+    def _upgraded(self, from_version: int, to_version: int, actor: str, reason: str | None) -> None:
+        assert self.upgrade is not None
+        self.configuration_version = to_version
+        self.networks = list(self.upgrade["networks"])
+        order = [m["name"] for m in self.upgrade["machines"]]
+        self.machines.sort(key=lambda m: order.index(m["name"]))
+        self.upgrade = None
+        self.state = DEPLOYED
+
+    def unbuilt_machines(self) -> list[dict[str, Any]]:
+        """Machines the upgrade added that have no VM yet (dropped if the upgrade fails)."""
+        return [m for m in self.machines if m["state"] != "provisioned"]
+
+    def record_upgrade_failure(self, reason: str, actor: str) -> None:
+        """vCenter refused a step: the deployment stays deployed as it now is (each step done is
+        recorded), at its old version; machines added without a VM are dropped."""
+        self._require((UPGRADING,), "fail the upgrade of")
+        dropped = [m["name"] for m in self.unbuilt_machines()]
+        self._upgrade_failed(to_version=self._to_version(), dropped=dropped, actor=actor, reason=reason)
+
+    @event("UpgradeFailed", topic="stagekeeper:Deployment.UpgradeFailed")
+    def _upgrade_failed(self, to_version: int, dropped: list[str], actor: str, reason: str | None) -> None:
+        self.machines = [m for m in self.machines if m["name"] not in dropped]
+        self.upgrade = None
+        self.failure = reason
+        self.state = DEPLOYED
+
+    def _to_version(self) -> int:
+        assert self.upgrade is not None
+        return int(self.upgrade["to_version"])
+
+    def request_deployment_power(self, action: str, actor: str, reason: str | None) -> list[str]:
+        """Power every machine on (in start order) or off (in reverse order); each machine's change
+        is recorded as MachinePowerChanged or PowerFailed. Returns the machines it concerns."""
+        if action not in ("on", "off"):
+            raise ValidationError("action must be one of on, off", field="action")
+        self._require((DEPLOYED,), f"power {action}")
+        busy = [m["name"] for m in self.machines if m.get("power_pending")]
+        if busy:
+            raise InvalidTransitionError(f"machines have power actions still pending: {', '.join(busy)}")
+        on = action == "on"
+        names = [m["name"] for m in self.machines if m.get("vm_id") and (m.get("power") == POWERED_ON) != on]
+        if not names:
+            raise InvalidTransitionError(f"every machine is already powered {action}")
+        self._deployment_power_requested(action=action, machines=names, actor=actor, reason=reason)
+        return names
+
+    @event("DeploymentPowerRequested", topic="stagekeeper:Deployment.DeploymentPowerRequested")
+    def _deployment_power_requested(self, action: str, machines: list[str], actor: str, reason: str | None) -> None:
+        for name in machines:
+            found = self.machine(name)
+            found["power_pending"] = [*found.get("power_pending", []), action]
+
+
+def _new_machine(spec: dict[str, Any]) -> dict[str, Any]:
+    """A machine entry with no VM yet (the same shape Requested gives its machines)."""
+    return {
+        "name": spec["name"], "spec": spec, "state": "pending", "vm_name": None, "vm_id": None, "ip": None,
+        "mac": None, "resource_pool": None, "power": None, "power_pending": [],
+    }  # fmt: skip

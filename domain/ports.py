@@ -192,6 +192,22 @@ class VCenterDriver(Protocol):
         """A PNG of the VM's screen now (VCenterFaultError when it is not on)."""
         ...
 
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        """Wait until VMware Tools reports the guest running (guest.toolsRunningStatus is
+        guestToolsRunning), at most `timeout_seconds`; say whether it did."""
+        ...
+
+    def needs_power_off(self, vm_id: str, cpus: int, memory_mib: int) -> bool:
+        """Whether giving the VM this CPU count and memory needs it powered off: it is on and the
+        change is not a growth its CPU / memory hot-add settings allow."""
+        ...
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        """Set CPU count and memory (VCenterFaultError when `needs_power_off` says so) and disk
+        sizes: disk i grows to disks_gib[i], missing disks are added; a disk never shrinks
+        (VCenterFaultError). Values already right change nothing."""
+        ...
+
     def power_state(self, vm_id: str) -> str:
         """The power state: poweredOn, poweredOff or suspended."""
         ...

@@ -9,6 +9,7 @@ from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.services import ServiceCommands
+from domain.commands.upgrades import UpgradeCommands
 
 
 class Stagekeeper(
@@ -19,5 +20,6 @@ class Stagekeeper(
     CatalogueCommands,
     ConsoleCommands,
     CaptureCommands,
+    UpgradeCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

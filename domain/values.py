@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from domain.addressing import MAX_POOLS, parse_ip_pool
 from domain.errors import ValidationError
 from domain.paths import PoolPath
+from domain.startorder import StartOrder
 from domain.text import check_text
 
 __all__ = ["PoolPath"]  # re-exported: it used to live here
@@ -186,6 +187,7 @@ class Machine:
     customization: Customization
     disks_gib: tuple[int, ...] = ()
     nics: tuple[str, ...] = field(default=())
+    start_order: StartOrder | None = None  # None: group 0, waits for nothing (domain/startorder.py)
 
     @classmethod
     def parse(
@@ -234,6 +236,8 @@ class Machine:
                 raise ValidationError(f"{where} must be an object naming a network", field=f"{where}.network")
             nics.append(check_text(nic["network"], f"{where}.network", max_length=4 * MAX_NAME, required=True))
         customization = Customization.parse(data.get("customization"), name, f"{field_name}.customization")
+        raw_order = data.get("start_order")
+        start_order = None if raw_order is None else StartOrder.parse(raw_order, f"{field_name}.start_order")
         return cls(
             name=name,
             template=template.strip(),
@@ -243,6 +247,7 @@ class Machine:
             customization=customization,
             disks_gib=tuple(disks),
             nics=tuple(nics),
+            start_order=start_order,
         )
 
     @classmethod
@@ -250,7 +255,7 @@ class Machine:
         return cls.parse(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "template": self.template,
             "cpus": self.cpus,
@@ -260,6 +265,10 @@ class Machine:
             "nics": [{"network": net} for net in self.nics],
             "customization": self.customization.to_dict(),
         }
+        # Only when given: machines stored before start orders existed read back unchanged.
+        if self.start_order is not None:
+            data["start_order"] = self.start_order.to_dict()
+        return data
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from domain.diff import describe, diff_definitions
 
 Data = dict[str, Any]
+_RESIZED = ("cpus", "memory_mib", "disks", "nics")  # what an upgrade in place changes on a machine
 
 
 def _stages(data: Data) -> str:
@@ -107,6 +108,34 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.LetGoRequested": lambda d: f"let go of the captured VMs requested (was {d['previous_state']})",
     "Deployment.MachineReleased": lambda d: f"machine '{d['machine']}' let go: VM {d['vm_id']} untagged, left running",
     "Deployment.ConsoleOpened": lambda d: f"console of machine '{d['machine']}' ({d['vm_id']}) opened",
+    "Deployment.UpgradeRequested": lambda d: f"upgrade requested: version {d['from_version']} -> {d['to_version']}",
+    "Deployment.MachineReconfigured": lambda d: (
+        f"machine '{d['machine']}' reconfigured: "
+        + (
+            ", ".join(
+                f"{k} {d['before'].get(k)} -> {d['after'].get(k)}"
+                for k in _RESIZED
+                if d["before"].get(k) != d["after"].get(k)
+            )
+            or "no hardware change"
+        )
+        + (" (power cycled)" if d["power_cycled"] else "")
+    ),
+    "Deployment.MachineNicsChanged": lambda d: (
+        f"NICs of machine '{d['machine']}': " + (", ".join(f"{n['network']} {n['mac']}" for n in d["macs"]) or "none")
+    ),
+    "Deployment.MachineRemoved": lambda d: f"machine '{d['machine']}' removed, its addresses released",
+    "Deployment.MachineRebuilding": lambda d: (
+        f"machine '{d['machine']}' rebuilt for its new {', '.join(d['changed'])}: VM destroyed, addresses released"
+    ),
+    "Deployment.Upgraded": lambda d: f"upgraded: version {d['from_version']} -> {d['to_version']}",
+    "Deployment.UpgradeFailed": lambda d: (
+        f"upgrade to version {d['to_version']} failed: {d['reason']}"
+        + (f" (machines not added: {', '.join(d['dropped'])})" if d["dropped"] else "")
+    ),
+    "Deployment.DeploymentPowerRequested": lambda d: (
+        f"power {d['action']} of the whole deployment requested ({', '.join(d['machines'])})"
+    ),
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (
         f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"

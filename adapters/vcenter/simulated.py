@@ -84,6 +84,8 @@ class _Vm:
     host: str = ""
     snapshots: list[str] = field(default_factory=list)
     is_template: bool = False
+    disks_gib: list[int] | None = None  # None: the template's disks, as cloned
+    hot_add: bool = False  # CPU and memory hot-add enabled (vSphere's default: off)
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -428,3 +430,59 @@ class SimulatedVCenter:
             self._save()
             if self._state is not None:
                 self._state.close()
+
+    # -- upgrade in place and start order ----------------------------------------------------------
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        # No guest runs here: the simulated Tools heartbeat is up exactly while the VM is on.
+        with self._lock:
+            self._maybe_fail("wait_for_tools")
+            return self._vm(vm_id).powered_on
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("reconfigure")
+            if self._needs_power_off(vm, cpus, memory_mib):
+                raise VCenterFaultError(
+                    f"vCenter fault during reconfigure: InvalidPowerState: CPU/memory hot-add is off on {vm.name}"
+                )
+            current = list(vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template))
+            for index, size in enumerate(disks_gib):
+                if index < len(current) and size < current[index]:
+                    raise VCenterFaultError(
+                        f"vCenter fault during reconfigure: disk {index} of {vm.name} cannot shrink "
+                        f"from {current[index]} GiB to {size} GiB"
+                    )
+                if index < len(current):
+                    current[index] = size
+                else:
+                    current.append(size)
+            vm.cpus, vm.memory_mib, vm.disks_gib = cpus, memory_mib, current
+            self._save()
+
+    def needs_power_off(self, vm_id: str, cpus: int, memory_mib: int) -> bool:
+        with self._lock:
+            return self._needs_power_off(self._vm(vm_id), cpus, memory_mib)
+
+    @staticmethod
+    def _needs_power_off(vm: _Vm, cpus: int, memory_mib: int) -> bool:
+        if not vm.powered_on or (cpus, memory_mib) == (vm.cpus, vm.memory_mib):
+            return False
+        return not (vm.hot_add and cpus >= vm.cpus and memory_mib >= vm.memory_mib)
+
+    def enable_hot_add(self, vm_id: str) -> None:
+        """What an administrator does in vCenter (cpuHotAddEnabled, memoryHotAddEnabled)."""
+        with self._lock:
+            self._vm(vm_id).hot_add = True
+            self._save()
+
+    def template_disks(self, template: str) -> tuple[int, ...]:
+        found = self._templates.get(template)
+        return found.disks_gib if found is not None else ()
+
+    def hardware(self, vm_id: str) -> tuple[int, int, tuple[int, ...]]:
+        """(cpus, memory_mib, disk sizes) of a VM, for tests to compare with vCenter's."""
+        with self._lock:
+            vm = self._vm(vm_id)
+            disks = vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template)
+            return vm.cpus, vm.memory_mib, tuple(disks)

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # Times are sent as the ISO 8601 text the views and read models produce (kept byte for byte).
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-26T09:30:00+00:00"])]
 Position = Annotated[int, Field(description="Notification position this answer reflects (pass as min_position)")]
-State = Literal["requested", "provisioning", "deployed", "promoting", "demoting", "undeploying", "undeployed", "failed"]
+State = Literal[
+    "requested", "provisioning", "deployed", "promoting", "demoting", "undeploying", "undeployed", "failed", "upgrading"
+]
 
 
 class Out(BaseModel):

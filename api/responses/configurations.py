@@ -30,6 +30,12 @@ class Customization(Out):
     ip_mode: Literal["static-pool", "dhcp"]
 
 
+class StartOrder(Out):
+    group: int
+    delay_seconds: int
+    wait_for: Literal["delay", "tools"]
+
+
 class Machine(Out):
     name: str
     template: str
@@ -40,6 +46,7 @@ class Machine(Out):
     nics: list[Nic]
     customization: Customization
     captured: CapturedVm | None = Field(None, description="Captured machines: their VM as vCenter described it")
+    start_order: StartOrder | None = Field(None, description="Start group and wait (absent: group 0, no wait)")
 
 
 class Configuration(Out):

@@ -43,6 +43,7 @@ class DeploymentEntry(Out):
     resource_pool: str
     target_stage: str | None
     target_pool: str | None
+    target_version: int | None = Field(None, description="While upgrading: the configuration version it goes to")
     state: State
     failure: str | None
     attempt: int

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from functools import partial
 from typing import Any
@@ -25,12 +27,16 @@ from domain.deployment import (
     PROVISIONING,
     REQUESTED,
     UNDEPLOYING,
+    UPGRADING,
     Deployment,
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
+from domain.processes.power import power_deployment, provision_in_order
+from domain.processes.upgrade import run_upgrade
 from domain.stagekeeper import Stagekeeper
+from domain.startorder import has_start_order
 from domain.values import PoolPath
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,8 @@ TOPICS = tuple(
         "Deployment.PowerRequested",
         "Deployment.Captured",
         "Deployment.LetGoRequested",
+        "Deployment.UpgradeRequested",
+        "Deployment.DeploymentPowerRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -67,6 +75,7 @@ class DeploymentProcess:
         self.app = app
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
+        self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -79,6 +88,8 @@ class DeploymentProcess:
             self.ensure_pools(event.originator_id, [(event.stage, event.resource_pool)])
         elif kind == "Deployment.PowerRequested":
             self.power(event.originator_id, event.machine)
+        elif kind == "Deployment.DeploymentPowerRequested":
+            power_deployment(self, event.originator_id, event.action)
         elif isinstance(event, Deployment.Event):
             self.drive(event.originator_id)
 
@@ -136,6 +147,8 @@ class DeploymentProcess:
                     self._move(deployment)
                 elif deployment.state == UNDEPLOYING:
                     self._undeploy(deployment)
+                elif deployment.state == UPGRADING:
+                    run_upgrade(self, deployment)
                 else:
                     return
             except InvalidTransitionError:
@@ -149,6 +162,8 @@ class DeploymentProcess:
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
+            if has_start_order(m["spec"] for m in deployment.machines):
+                pending = provision_in_order(self, deployment, pending)
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 futures: dict[Future[VmInfo], str] = {
                     pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
@@ -176,7 +191,7 @@ class DeploymentProcess:
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
 
-    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any]) -> VmInfo:
+    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
@@ -206,7 +221,8 @@ class DeploymentProcess:
                 dns=tuple(addressing.get("dns", [])),
             )
             self.vcenter.customize(vm.vm_id, identity)
-            vm = self.vcenter.power_on(vm.vm_id)
+            if power_on:
+                vm = self.vcenter.power_on(vm.vm_id)
         return vm
 
     def _fail(self, deployment_id: UUID, reason: str) -> None:

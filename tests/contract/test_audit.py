@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from projections.summaries import SUMMARIES
 from projections.verify import verify
 from tests.support import THREE_TIER, machine, stages
+
+
+def upgrade_in_place(runtime: Runtime, vcenter: SimulatedVCenter, configuration_id: UUID, deployment_id: UUID) -> None:
+    app = runtime.app
+    running = app.deployment(deployment_id).configuration_version
+    app.add_machine(configuration_id, machine("web8"), actor="a")
+    wider = machine("web2", cpus=4, nics=[{"network": "front"}, {"network": "front"}])
+    app.change_machine(configuration_id, "web2", wider, actor="a")
+    latest = app.change_machine(
+        configuration_id, "app1", machine("app1", template="tpl-rhel-9"), actor="a"
+    ).value.version
+    vcenter.inject_fault("reconfigure", "InvalidState")
+    app.upgrade_deployment(deployment_id, latest, actor="a")
+    runtime.catch_up()
+    app.upgrade_deployment(deployment_id, latest, actor="a")
+    runtime.catch_up()
+    app.upgrade_deployment(deployment_id, running, actor="a")  # web8 goes again
+    runtime.catch_up()
+    app.power_deployment(deployment_id, "on", actor="a")
+    runtime.catch_up()
 
 
 def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
@@ -49,6 +71,7 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     vcenter.inject_fault("power_on", "busy")
     app.power_machine(deployment_id, "web1", "on", actor="a")
     runtime.catch_up()
+    upgrade_in_place(runtime, vcenter, configuration_id, deployment_id)
     app.undeploy(deployment_id, actor="a")
     runtime.catch_up()
     vcenter.inject_fault("clone", "no space")

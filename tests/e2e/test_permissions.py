@@ -82,6 +82,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", D + "/{deployment_id}/machines/{machine}/console"): (OPERATE_INT, None),
     ("GET", D + "/{deployment_id}/machines/{machine}/screenshot"): (READ, None),
     ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
+    ("POST", D + "/{deployment_id}/upgrade"): (OPERATE_INT, {"version": 1, "reason": "x"}),  # 409: at v1
+    ("POST", D + "/{deployment_id}/power"): (OPERATE_INT, {"action": "off"}),
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),

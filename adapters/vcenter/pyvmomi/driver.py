@@ -7,6 +7,7 @@ named deterministically, so a retried step finds what an interrupted one created
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -32,6 +33,7 @@ from domain.ports import (
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
 POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
+TOOLS_RUNNING = "guestToolsRunning"  # vim.vm.GuestInfo.ToolsRunningStatus
 
 
 class PyVmomiDriver:
@@ -428,6 +430,68 @@ class PyVmomiDriver:
 
     def close(self) -> None:
         self.session.close()
+
+    # -- upgrade in place and start order ----------------------------------------------------------
+    def wait_for_tools(self, vm_id: str, timeout_seconds: float) -> bool:
+        vm = self._vm(vm_id)
+        deadline = time.monotonic() + timeout_seconds
+        pause = 0.2
+        while True:
+            status = self.session.call("read Tools status", lambda: _get(vm, "guest.toolsRunningStatus"))
+            if status == TOOLS_RUNNING:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+
+    def needs_power_off(self, vm_id: str, cpus: int, memory_mib: int) -> bool:
+        vm = self._vm(vm_id)
+        props = self.session.call(
+            "read hot-add settings", lambda: inventory.properties_of(self._content, vm, HOT_ADD_PROPERTIES)
+        )
+        return _needs_power_off(props, cpus, memory_mib)
+
+    def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
+        vm = self._vm(vm_id)
+        content = self._content
+
+        def plan() -> Any:
+            props = inventory.properties_of(content, vm, ["config.hardware.device", *HOT_ADD_PROPERTIES])
+            resize = (cpus, memory_mib) != (props.get("config.hardware.numCPU"), props.get("config.hardware.memoryMB"))
+            if _needs_power_off(props, cpus, memory_mib):
+                # Without hot-add vCenter refuses this; say so before sending half a change.
+                raise VCenterFaultError(f"vCenter fault during reconfigure: InvalidPowerState: {vm_id} is powered on")
+            devices = props.get("config.hardware.device") or []
+            changes = specs.disk_changes(devices, disks_gib, vm_id)
+            if not resize and not changes:
+                return None
+            config = vim.vm.ConfigSpec(deviceChange=changes)
+            if resize:
+                config.numCPUs, config.memoryMB = cpus, memory_mib
+            return config
+
+        config = self.session.call("plan reconfiguration", plan)
+        if config is not None:
+            task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
+            self.session.wait(task, f"reconfiguration of {vm_id}")
+
+
+HOT_ADD_PROPERTIES = [
+    "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState",
+    "config.cpuHotAddEnabled", "config.memoryHotAddEnabled",
+]  # fmt: skip
+
+
+def _needs_power_off(props: dict[str, Any], cpus: int, memory_mib: int) -> bool:
+    """vSphere changes CPU / memory of a running VM only as a growth its hot-add settings allow."""
+    now_cpus, now_memory = props.get("config.hardware.numCPU") or 0, props.get("config.hardware.memoryMB") or 0
+    if props.get("runtime.powerState") != POWERED_ON or (cpus, memory_mib) == (now_cpus, now_memory):
+        return False
+    cpu_ok = cpus == now_cpus or (cpus > now_cpus and bool(props.get("config.cpuHotAddEnabled")))
+    memory_ok = memory_mib == now_memory or (memory_mib > now_memory and bool(props.get("config.memoryHotAddEnabled")))
+    return not (cpu_ok and memory_ok)
 
 
 def _get(obj: Any, path: str) -> Any:

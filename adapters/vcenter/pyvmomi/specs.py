@@ -6,6 +6,7 @@ from typing import Any
 
 from pyVmomi import vim
 
+from domain.errors import VCenterFaultError
 from domain.ports import GuestIdentity
 
 
@@ -64,3 +65,41 @@ def pool_spec() -> Any:
 def netmask(prefix: int) -> str:
     bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
     return ".".join(str((bits >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+
+
+GIB_IN_KB = 1024 * 1024
+
+
+def disk_changes(devices: list[Any], disks_gib: tuple[int, ...], vm_id: str) -> list[Any]:
+    """Device changes that make disk i at least disks_gib[i] GiB: grow existing disks, add missing
+    ones (thin, on the first disk's controller and datastore). A disk never shrinks in vSphere."""
+    disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+    changes: list[Any] = []
+    used = {(d.controllerKey, d.unitNumber) for d in devices if getattr(d, "controllerKey", None) is not None}
+    for index, size in enumerate(disks_gib):
+        wanted = size * GIB_IN_KB
+        if index < len(disks):
+            disk = disks[index]
+            if disk.capacityInKB > wanted:
+                raise VCenterFaultError(
+                    f"vCenter fault during reconfigure: disk {index} of {vm_id} cannot shrink "
+                    f"from {disk.capacityInKB // GIB_IN_KB} GiB to {size} GiB"
+                )
+            if disk.capacityInKB < wanted:
+                disk.capacityInKB = wanted
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk))
+            continue
+        if not disks:
+            raise VCenterFaultError(f"vCenter fault during reconfigure: {vm_id} has no disk controller to add to")
+        controller = disks[0].controllerKey
+        unit = next(u for u in range(16) if u != 7 and (controller, u) not in used)  # 7: the SCSI controller
+        used.add((controller, unit))
+        first = disks[0].backing
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            diskMode="persistent", thinProvisioned=True, datastore=first.datastore if first is not None else None
+        )
+        disk = vim.vm.device.VirtualDisk(
+            key=-(100 + index), controllerKey=controller, unitNumber=unit, capacityInKB=wanted, backing=backing
+        )
+        changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk))
+    return changes

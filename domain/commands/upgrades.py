@@ -1,0 +1,166 @@
+"""Upgrade in place and whole-deployment power: the user commands, and the upgrade steps the
+process manager records that claim or release addresses in the same write as the step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.addressing import candidate_macs
+from domain.application import Outcome, StagekeeperApplication
+from domain.commands.addresses import MAC_CLAIMS, AddressCommands, ip_releases
+from domain.configuration import Configuration
+from domain.deployment import Deployment
+from domain.errors import AddressExhaustedError, InvalidTransitionError, ValidationError
+from domain.service import Service
+from domain.text import check_reason
+from domain.values import check_version_number
+
+# What an upgrade can change on a machine that stays without rebuilding its VM; a change of
+# anything else (template, clone mode, customisation) destroys the VM and builds it anew.
+IN_PLACE = ("cpus", "memory_mib", "disks", "nics", "start_order")
+
+
+def rebuild_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The fields of a kept machine that an in-place upgrade cannot change."""
+    keys = (set(before) | set(after)) - set(IN_PLACE) - {"name"}
+    return sorted(k for k in keys if before.get(k) != after.get(k))
+
+
+def _loses_disk(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    old = [d["size_gib"] for d in before.get("disks", [])]
+    new = [d["size_gib"] for d in after.get("disks", [])]
+    return len(new) < len(old) or any(n < o for o, n in zip(old, new, strict=False))
+
+
+class UpgradeCommands(StagekeeperApplication):
+    def upgrade_deployment(
+        self,
+        deployment_id: UUID,
+        version: object,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Outcome[Deployment]:
+        """Bring a deployed deployment to another version of its configuration, in place: machines
+        added, removed, resized (CPU, memory, disks) and rewired (NICs); only the differences."""
+        reason = check_reason(reason)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValidationError("version must be an integer", field="version")
+
+        def attempt() -> Outcome[Deployment]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            self.check_version(deployment, expected_version, "deployment")
+            latest = self.load(Configuration, deployment.configuration_id, "configuration")
+            latest.check_active()
+            check_version_number(version, latest.version, "version")
+            target = self.load(Configuration, deployment.configuration_id, "configuration", version=version)
+            if not target.machines:
+                raise InvalidTransitionError(f"version {version} of '{target.name}' has no machines")
+            service = self.load(Service, deployment.service_id, "service")
+            if service.stage(deployment.stage).get("restricted") and not (reason or "").strip():
+                raise ValidationError(
+                    f"stage '{deployment.stage}' is restricted: an upgrade there needs a reason", field="reason"
+                )
+            for machine in deployment.machines:
+                after = next((m for m in target.machines if m["name"] == machine["name"]), None)
+                in_place = after is not None and not rebuild_fields(machine["spec"], after)
+                if in_place and after is not None and _loses_disk(machine["spec"], after):
+                    raise InvalidTransitionError(
+                        f"machine '{machine['name']}' would lose or shrink a disk: disks only grow or are added "
+                        "in place (vSphere cannot shrink a disk); remove the machine in one version instead"
+                    )
+            deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
+            return Outcome(deployment, self.commit(deployment))
+
+        return self.retrying(attempt)
+
+    def power_deployment(
+        self, deployment_id: UUID, action: object, actor: str, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Power every machine of a deployed deployment on (in start order) or off (in reverse)."""
+        reason = check_reason(reason)
+        name = action if isinstance(action, str) else ""
+
+        def attempt() -> Outcome[Deployment]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            deployment.request_deployment_power(name, actor, reason)
+            return Outcome(deployment, self.commit(deployment))
+
+        return self.retrying(attempt)
+
+    # -- steps of the upgrade process (addresses claimed or released in the same write) ---------
+    def record_upgrade_nics(self, deployment_id: UUID, machine: str, actor: str) -> list[dict[str, Any]]:
+        """Give the machine the target version's NICs: a NIC on the same network at the same place
+        keeps its MAC, others get a new claimed MAC, MACs of NICs that go are released."""
+
+        def attempt() -> Outcome[list[dict[str, Any]]]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            target = deployment.upgrade_target(machine)
+            assert target is not None
+            old = list((deployment.machine(machine).get("addressing") or {}).get("macs", []))
+            owner = uuid5(deployment_id, machine)
+            claims: list[Aggregate] = []
+            taken: set[tuple[str, str, str]] = set()
+            addresses = cast(AddressCommands, self)  # the composed application has both
+            macs: list[dict[str, Any]] = []
+            for index, nic in enumerate(target["nics"]):
+                if index < len(old) and old[index]["network"] == nic["network"]:
+                    macs.append(old[index])
+                    continue
+                claim = next(
+                    (
+                        c
+                        for mac in candidate_macs(f"{deployment_id}/{machine}/{index}")
+                        if (c := addresses._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken)) is not None
+                    ),
+                    None,
+                )
+                if claim is None:
+                    raise AddressExhaustedError(f"no free MAC found for {machine} on network '{nic['network']}'")
+                claims.append(claim)
+                macs.append({"network": nic["network"], "mac": claim.name})
+            kept = {(m["network"], m["mac"]) for m in macs}
+            for nic in old:
+                if (nic["network"], nic["mac"]) not in kept:
+                    claims.extend(filter(None, [self.release_name(MAC_CLAIMS, nic["network"], nic["mac"])]))
+            deployment.record_nics_changed(machine, macs, actor)
+            return Outcome(macs, self.commit(deployment, *claims))
+
+        return self.retrying(attempt).value
+
+    def record_upgrade_removal(self, deployment_id: UUID, machine: str, actor: str) -> None:
+        """The machine's VM is gone: drop the machine and release its addresses, in one write."""
+        self._with_releases(deployment_id, lambda d: d.record_machine_removed(machine, actor), [machine])
+
+    def record_upgrade_rebuild(self, deployment_id: UUID, machine: str, changed: list[str], actor: str) -> None:
+        """The machine's VM is gone to be built anew: its addresses are released in the same write
+        (and claimed again, the same ones when still free, before its new VM is cloned)."""
+        self._with_releases(deployment_id, lambda d: d.record_machine_rebuilding(machine, changed, actor), [machine])
+
+    def record_upgrade_failed(self, deployment_id: UUID, failure: str, actor: str) -> None:
+        """Record vCenter's refusal; the addresses of added machines that never got a VM are released."""
+
+        def step(deployment: Deployment) -> None:
+            deployment.record_upgrade_failure(failure, actor)
+
+        deployment = self.load(Deployment, deployment_id, "deployment")
+        self._with_releases(deployment_id, step, [m["name"] for m in deployment.unbuilt_machines()])
+
+    def _with_releases(self, deployment_id: UUID, step: Callable[[Deployment], None], machines: list[str]) -> None:
+        def attempt() -> Outcome[None]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            held = {m["name"]: m.get("addressing") or {} for m in deployment.machines if m["name"] in machines}
+            step(deployment)
+            released: list[Aggregate] = []
+            for name, addressing in held.items():
+                if addressing.get("ip"):
+                    released.extend(ip_releases(self, uuid5(deployment_id, name), addressing))
+                for nic in addressing.get("macs", []):
+                    released.extend(filter(None, [self.release_name(MAC_CLAIMS, nic["network"], nic["mac"])]))
+            return Outcome(None, self.commit(deployment, *released))
+
+        self.retrying(attempt)
