@@ -7,7 +7,19 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import audit, board, capture, configurations, deployments, later, live, services, signin, simulated_console
+from api.ui import (
+    audit,
+    board,
+    capture,
+    configurations,
+    deployments,
+    later,
+    lifecycle,
+    live,
+    services,
+    signin,
+    simulated_console,
+)
 from api.ui.context import Console
 
 STATIC = Path(__file__).parent / "static"
@@ -18,6 +30,18 @@ def install_console(app: FastAPI) -> None:
     app.state.console = Console(app.state.runtime)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(board.root)
-    pages = (signin, board, live, services, capture, configurations, deployments, audit, later, simulated_console)
+    pages = (
+        signin,
+        board,
+        live,
+        services,
+        capture,
+        configurations,
+        lifecycle,
+        deployments,
+        audit,
+        later,
+        simulated_console,
+    )
     for module in pages:
         app.include_router(module.router)

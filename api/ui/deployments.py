@@ -42,6 +42,13 @@ def progress(deployment: Deployment, machine: dict[str, Any]) -> tuple[int, str]
     if state in ("promoting", "demoting"):
         moved = machine.get("resource_pool") == deployment.target_pool
         return (100, f"moved to {deployment.target_stage}") if moved else (30, f"moving to {deployment.target_stage}")
+    if state == "upgrading" and deployment.upgrade is not None:
+        to = deployment.upgrade["to_version"]
+        target = deployment.upgrade_target(machine["name"])
+        if target is None:
+            return 30, f"leaving at v{to}"
+        done = machine["state"] == "provisioned" and machine.get("spec") == target
+        return (100, f"at v{to}") if done else (30, f"upgrading to v{to}")
     if state == "undeploying" and deployment.letting_go:  # a captured deployment's VMs, left running
         return (100, "let go (still running)") if machine["state"] == "released" else (30, "removing tags")
     if state == "undeploying":
@@ -58,7 +65,8 @@ def _context(runtime: Runtime, who: Principal, deployment_id: UUID) -> dict[str,
     for machine in deployment.machines:
         percent, words = progress(deployment, machine)
         machines.append({**machine, "percent": percent, "progress": words})
-    actions = deployment_actions(service, deployment, who)
+    latest = runtime.app.configuration(deployment.configuration_id).version
+    actions = deployment_actions(service, deployment, who, latest)
     # What happened to it, newest first (the audit read model may trail the aggregate by a moment).
     activity, _ = runtime.audit.page(AuditFilter(deployment_id=str(deployment_id)), None, ACTIVITY)
     return {

@@ -98,6 +98,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/simulated-vcenter/webconsole.html"): (TICKET, None),
     ("GET", "/ui/simulated-vcenter/screen.png"): (TICKET, None),
     ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
+    ("POST", D + "/power"): (OPERATE_INT, {"action": "off"}),
+    ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
