@@ -37,11 +37,22 @@ class IpPoolIn(Body):
     last: str | None = Field(None, description="Last address handed out (default: last host)")
 
 
+class VlanRangeIn(Body):
+    first: int
+    last: int
+
+
 class StageIn(Body):
     name: str
     resource_pool: str = Field(description="Inventory path, e.g. /DC0/host/DC0_C0/Resources/payroll-test")
     restricted: bool = False
     ip_pools: list[IpPoolIn] = []
+    dvswitch: str | None = Field(None, description="Fenced networks: the distributed switch for their port groups")
+    vlan_range: VlanRangeIn | None = Field(None, description="Fenced networks: VLAN ids to use (1-4094)")
+    fence_gateway_template: str | None = Field(None, description="Fenced networks: the gateway VM's template")
+    external_network: str | None = Field(None, description="Fenced networks: the gateway's outside network")
+    fence: Literal["optional", "always"] = Field("optional", description='"always": every deployment is fenced')
+    copy_mode: Literal["full", "linked"] = Field("full", description="Copies of live deployments: full or linked")
 
 
 class ServiceCreate(Reason):
@@ -65,6 +76,12 @@ class StagePatch(Reason):
     resource_pool: str | None = None
     restricted: bool | None = None
     ip_pools: list[IpPoolIn] | None = None
+    dvswitch: str | None = Field(None, description="Fence settings: those not given stay; null clears")
+    vlan_range: VlanRangeIn | None = None
+    fence_gateway_template: str | None = None
+    external_network: str | None = None
+    fence: Literal["optional", "always"] | None = None
+    copy_mode: Literal["full", "linked"] | None = None
 
 
 class StageOrder(Reason):
@@ -135,6 +152,25 @@ class ConfigurationPatch(Reason):
 class DeployRequest(Reason):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
+    fence: bool = Field(False, description="Deploy behind a fence (own port groups and a NAT gateway)")
+
+
+class SnapshotRequest(Reason):
+    name: str = Field(description="The snapshot's name (unique within the deployment)")
+
+
+class RevertRequest(Reason):
+    snapshot: str = Field(description="The name of one of the deployment's snapshots")
+
+
+class SwapRequest(Reason):
+    replaces: str = Field(description="Id of the deployment this one replaces (in its stage)")
+    keep_previous: bool = Field(True, description="Keep the replaced deployment, powered off (else undeploy it)")
+
+
+class CopyRequest(Reason):
+    stage: Annotated[str, AfterValidator(_stage_reference)]
+    fence: bool = Field(False, description="Copy behind a fence (the copy keeps the source's IPs and MACs)")
 
 
 class RestoreRequest(Reason):

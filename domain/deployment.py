@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidTransitionError, NotFoundError, ValidationError
+from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.ports import POWER_ACTIONS
 
 REQUESTED = "requested"
@@ -25,15 +25,28 @@ UNDEPLOYING = "undeploying"
 UPGRADING = "upgrading"  # reconciling its VMs with another version of its configuration, in place
 UNDEPLOYED = "undeployed"
 FAILED = "failed"
+SWAPPING = "swapping"  # a copy taking a deployment's place (or giving it back), and the one it replaces
 
-STATES = (REQUESTED, PROVISIONING, DEPLOYED, PROMOTING, DEMOTING, UNDEPLOYING, UNDEPLOYED, FAILED, UPGRADING)
+STATES = (
+    REQUESTED,
+    PROVISIONING,
+    DEPLOYED,
+    PROMOTING,
+    DEMOTING,
+    UNDEPLOYING,
+    UNDEPLOYED,
+    FAILED,
+    UPGRADING,
+    SWAPPING,
+)
 # States in which the process manager still has work to do.
-ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING, UPGRADING)
+ACTIVE_STATES = (REQUESTED, PROVISIONING, PROMOTING, DEMOTING, UNDEPLOYING, UPGRADING, SWAPPING)
 UNDEPLOYABLE_FROM = (REQUESTED, PROVISIONING, DEPLOYED, FAILED)
 # The states in which a machine's console can be opened and its power changed.
 CONSOLE_STATES = (DEPLOYED, PROMOTING, DEMOTING, UPGRADING)
 POWERED_ON = "poweredOn"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+MAX_SNAPSHOTS = 32
 
 
 class Deployment(Aggregate):
@@ -117,6 +130,11 @@ class Deployment(Aggregate):
             "updated_at": self.modified_on.astimezone(UTC).strftime(_TIME_FORMAT),
             "machines": [self._machine_view(m) for m in self.machines],
             "captured": self.captured,  # adopted running VMs: undeploy lets go of them unless destroy_vms
+            "fence": self.fence_view(),
+            "copied_from": self.copy_view(),
+            "snapshots": list(self.snapshots),
+            "replaced": self.replaced,
+            "replaced_by": self.replaced_by,
         }
 
     @staticmethod
@@ -141,6 +159,7 @@ class Deployment(Aggregate):
             # vCenter's power state as last recorded, and power actions not yet carried out.
             "power": machine.get("power"),
             "power_pending": list(machine.get("power_pending", [])),
+            "copied_from": machine.get("copied_from"),
         }
 
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
@@ -363,6 +382,314 @@ class Deployment(Aggregate):
     @event("Undeployed", topic="stagekeeper:Deployment.Undeployed")
     def _undeployed(self, actor: str, reason: str | None) -> None:
         self.state = UNDEPLOYED
+
+    # -- fenced networks ------------------------------------------------------------------------
+    # Set by FenceRequested; None for an unfenced deployment (and every deployment made before).
+    fence: dict[str, Any] | None = None
+
+    def request_fence(self, stage: dict[str, Any], actor: str) -> None:
+        """Fence this new deployment: one port group per configuration network on the stage's
+        switch, and a gateway from the stage's template. Recorded in the same write as Requested."""
+        self._require((REQUESTED,), "fence")
+        names = [n["name"] for n in self.networks]
+        for machine in self.machines:
+            names.extend(nic["network"] for nic in machine["spec"].get("nics", []) if nic["network"] not in names)
+        self._fence_requested(
+            dvswitch=stage["dvswitch"], vlan_range=stage["vlan_range"],
+            gateway_template=stage["fence_gateway_template"], external_network=stage["external_network"],
+            networks=names, actor=actor, reason=None,
+        )  # fmt: skip
+
+    @event("FenceRequested", topic="stagekeeper:Deployment.FenceRequested")
+    def _fence_requested(
+        self, dvswitch: str, vlan_range: dict[str, int], gateway_template: str, external_network: str,
+        networks: list[str], actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.fence = {
+            "dvswitch": dvswitch, "vlan_range": dict(vlan_range), "gateway_template": gateway_template,
+            "external_network": external_network, "requested_networks": list(networks), "networks": [],
+            "gateway": None, "nat": [],
+        }  # fmt: skip
+
+    def record_fence_plan(
+        self, networks: list[dict[str, Any]], gateway: dict[str, Any], nat: list[dict[str, Any]], actor: str
+    ) -> None:
+        """VLANs, port group names, the gateway's name and external IP and the NAT map, claimed in
+        the same write (the machines' own addresses are recorded by AddressesAssigned)."""
+        self._require((REQUESTED, PROVISIONING), "plan the fence of")
+        if self.fence is None:
+            raise InvalidTransitionError("this deployment is not fenced")
+        self._fence_planned(networks=networks, gateway=gateway, nat=nat, actor=actor, reason=None)
+
+    @event("FencePlanned", topic="stagekeeper:Deployment.FencePlanned")
+    def _fence_planned(
+        self, networks: list[dict[str, Any]], gateway: dict[str, Any], nat: list[dict[str, Any]], actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        assert self.fence is not None
+        self.fence = {
+            **self.fence,
+            "networks": [{**n, "created": False} for n in networks],
+            "gateway": {**gateway, "vm_id": None},
+            "nat": [dict(n) for n in nat],
+        }
+
+    @property
+    def fence_planned(self) -> bool:
+        return self.fence is not None and self.fence["gateway"] is not None
+
+    def record_fence_network(self, network: str, created: bool, actor: str) -> None:
+        """A fenced network's port group now exists (created) or is gone (not created)."""
+        assert self.fence is not None
+        if any(n["network"] == network and n["created"] != created for n in self.fence["networks"]):
+            self._fence_network_changed(network=network, created=created, actor=actor, reason=None)
+
+    @event("FenceNetworkChanged", topic="stagekeeper:Deployment.FenceNetworkChanged")
+    def _fence_network_changed(self, network: str, created: bool, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {
+            **self.fence,
+            "networks": [{**n, "created": created} if n["network"] == network else n for n in self.fence["networks"]],
+        }
+
+    def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
+        """The gateway VM was provisioned (its id) or destroyed (None)."""
+        assert self.fence is not None
+        assert self.fence["gateway"] is not None
+        if self.fence["gateway"]["vm_id"] != vm_id:
+            self._fence_gateway_changed(vm_id=vm_id, actor=actor, reason=None)
+
+    @event("FenceGatewayChanged", topic="stagekeeper:Deployment.FenceGatewayChanged")
+    def _fence_gateway_changed(self, vm_id: str | None, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {**self.fence, "gateway": {**self.fence["gateway"], "vm_id": vm_id}}
+
+    def fence_view(self) -> dict[str, Any] | None:
+        if self.fence is None:
+            return None
+        gateway = self.fence["gateway"]
+        return {
+            "dvswitch": self.fence["dvswitch"],
+            "networks": [{k: n[k] for k in ("network", "portgroup", "vlan")} for n in self.fence["networks"]],
+            "gateway": None
+            if gateway is None
+            else {"vm_name": gateway["vm_name"], "external_ip": gateway["external_ip"]},
+            "nat": [dict(n) for n in self.fence["nat"]],
+        }
+
+    # -- copies of live deployments -------------------------------------------------------------
+    # Set by CopyRequested; None for a deployment built from templates.
+    copy_of: dict[str, Any] | None = None
+
+    def record_copy_source(self, source: Deployment, linked: bool, actor: str, reason: str | None) -> None:
+        """This new deployment copies the running VMs of `source` (same configuration version)."""
+        self._require((REQUESTED,), "copy into")
+        machines = {
+            m["name"]: {"vm_id": m["vm_id"], "vm_name": m["vm_name"], "addressing": m.get("addressing")}
+            for m in source.machines
+        }
+        self._copy_requested(
+            source_deployment_id=source.id, source_stage=source.stage,
+            source_configuration_version=source.configuration_version, machines=machines, linked=linked,
+            actor=actor, reason=reason,
+        )  # fmt: skip
+
+    @event("CopyRequested", topic="stagekeeper:Deployment.CopyRequested")
+    def _copy_requested(
+        self, source_deployment_id: UUID, source_stage: str, source_configuration_version: int,
+        machines: dict[str, Any], linked: bool, actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.copy_of = {
+            "deployment_id": str(source_deployment_id), "stage": source_stage,
+            "configuration_version": source_configuration_version, "machines": machines, "linked": linked,
+        }  # fmt: skip
+        for machine in self.machines:
+            source = machines.get(machine["name"])
+            machine["copied_from"] = source["vm_name"] if source else None
+
+    # Copies made of this deployment, oldest first (the process manager builds the pending ones together).
+    copies: tuple[str, ...] = ()
+
+    def record_copy_made(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "copy")
+        self._copied(copy_id=copy_id, stage=stage, actor=actor, reason=reason)
+
+    @event("Copied", topic="stagekeeper:Deployment.Copied")
+    def _copied(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
+        self.copies = (*self.copies, str(copy_id))
+
+    def copy_view(self) -> dict[str, Any] | None:
+        if self.copy_of is None:
+            return None
+        return {k: self.copy_of[k] for k in ("deployment_id", "stage", "configuration_version", "linked")}
+
+    # -- snapshots of the whole deployment -------------------------------------------------------
+    # Names of completed snapshots, oldest first; the pending operation ({"action", "name",
+    # "done": [machines]}) while the process manager carries it out. Class defaults: older
+    # deployments have none.
+    snapshots: tuple[str, ...] = ()
+    snapshot_work: dict[str, Any] | None = None
+
+    def request_snapshot(self, name: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "snapshot")
+        self._check_no_snapshot_work()
+        if name in self.snapshots:
+            raise ConflictError(f"the deployment has a snapshot '{name}' already", field="name")
+        if len(self.snapshots) >= MAX_SNAPSHOTS:
+            raise ConflictError(f"a deployment keeps at most {MAX_SNAPSHOTS} snapshots", field="name")
+        self._snapshot_requested(name=name, actor=actor, reason=reason)
+
+    @event("SnapshotRequested", topic="stagekeeper:Deployment.SnapshotRequested")
+    def _snapshot_requested(self, name: str, actor: str, reason: str | None) -> None:
+        self.snapshot_work = {"action": "snapshot", "name": name, "done": []}
+
+    def request_revert(self, name: str, actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "revert")
+        self._check_no_snapshot_work()
+        if name not in self.snapshots:
+            raise NotFoundError(f"the deployment has no snapshot '{name}'", field="snapshot")
+        self._revert_requested(snapshot=name, actor=actor, reason=reason)
+
+    @event("RevertRequested", topic="stagekeeper:Deployment.RevertRequested")
+    def _revert_requested(self, snapshot: str, actor: str, reason: str | None) -> None:
+        self.snapshot_work = {"action": "revert", "name": snapshot, "done": []}
+
+    def _check_no_snapshot_work(self) -> None:
+        if self.snapshot_work is not None:
+            work = self.snapshot_work
+            raise ConflictError(f"a {work['action']} to '{work['name']}' is still running", field="name")
+
+    def record_machine_snapshot(self, machine: str, actor: str) -> None:
+        """One machine's snapshot was taken (or its VM reverted to it, then powered on)."""
+        self.machine(machine)
+        if self.snapshot_work is None or machine in self.snapshot_work["done"]:
+            return
+        work = self.snapshot_work
+        self._machine_snapshot_done(machine=machine, action=work["action"], name=work["name"], actor=actor, reason=None)
+
+    @event("MachineSnapshotDone", topic="stagekeeper:Deployment.MachineSnapshotDone")
+    def _machine_snapshot_done(self, machine: str, action: str, name: str, actor: str, reason: str | None) -> None:
+        assert self.snapshot_work is not None
+        self.snapshot_work = {**self.snapshot_work, "done": [*self.snapshot_work["done"], machine]}
+        if action == "revert":
+            self.machine(machine)["power"] = POWERED_ON
+
+    def complete_snapshot_work(self, failure: str | None, actor: str) -> None:
+        if self.snapshot_work is None:
+            return
+        work = self.snapshot_work
+        self._snapshot_work_ended(
+            action=work["action"], name=work["name"], failed=failure is not None, actor=actor, reason=failure
+        )
+
+    @event("SnapshotWorkEnded", topic="stagekeeper:Deployment.SnapshotWorkEnded")
+    def _snapshot_work_ended(self, action: str, name: str, failed: bool, actor: str, reason: str | None) -> None:
+        if action == "snapshot" and not failed:
+            self.snapshots = (*self.snapshots, name)
+        self.snapshot_work = None
+
+    # -- swap: a tested copy takes a deployment's place ------------------------------------------
+    # During a swap both deployments are swapping: `swap` says which role each plays. After it,
+    # the incoming one `replaced` the other, which (kept, powered off) was `replaced_by` it.
+    swap: dict[str, Any] | None = None
+    replaced: str | None = None
+    replaced_by: str | None = None
+
+    def request_swap_in(
+        self, outgoing: Deployment, to_pool: str, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self._require((DEPLOYED,), "swap in")
+        self._swap_requested(
+            replaces=outgoing.id, from_stage=self.stage, to_stage=outgoing.stage, to_pool=to_pool,
+            keep_previous=keep_previous, back=back, actor=actor, reason=reason,
+        )  # fmt: skip
+
+    @event("SwapRequested", topic="stagekeeper:Deployment.SwapRequested")
+    def _swap_requested(
+        self, replaces: UUID, from_stage: str, to_stage: str, to_pool: str, keep_previous: bool, back: bool,
+        actor: str, reason: str | None,
+    ) -> None:  # fmt: skip
+        self.state = SWAPPING
+        self.target_stage = to_stage if to_stage != self.stage else None
+        self.target_pool = to_pool if to_stage != self.stage else None
+        self.swap = {
+            "role": "incoming", "partner": str(replaces), "to_stage": to_stage, "to_pool": to_pool,
+            "keep_previous": keep_previous, "back": back, "done": [],
+        }  # fmt: skip
+
+    def request_swap_out(
+        self, incoming: Deployment, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self._require((DEPLOYED,), "be replaced")
+        self._swap_out_requested(
+            replaced_by=incoming.id, keep_previous=keep_previous, back=back, actor=actor, reason=reason
+        )
+
+    @event("SwapOutRequested", topic="stagekeeper:Deployment.SwapOutRequested")
+    def _swap_out_requested(
+        self, replaced_by: UUID, keep_previous: bool, back: bool, actor: str, reason: str | None
+    ) -> None:
+        self.state = SWAPPING
+        self.swap = {"role": "outgoing", "partner": str(replaced_by), "keep_previous": keep_previous, "back": back}
+
+    def record_swap_step(self, step: str, machine: str, actor: str) -> None:
+        """One step of the swap done for one machine ("off" of the outgoing one; "moved",
+        "joined" (left the fence) and "on" of the incoming one)."""
+        self._require((SWAPPING,), "record a swap step on")
+        assert self.swap is not None
+        if f"{step}:{machine}" not in self.swap["done"]:
+            self._swap_step_done(step=step, machine=machine, actor=actor, reason=None)
+
+    @event("SwapStepDone", topic="stagekeeper:Deployment.SwapStepDone")
+    def _swap_step_done(self, step: str, machine: str, actor: str, reason: str | None) -> None:
+        assert self.swap is not None
+        self.swap = {**self.swap, "done": [*self.swap["done"], f"{step}:{machine}"]}
+        if step == "moved":
+            self.machine(machine)["resource_pool"] = self.swap["to_pool"]
+
+    def swap_step_done(self, step: str, machine: str) -> bool:
+        return self.swap is not None and f"{step}:{machine}" in self.swap.get("done", [])
+
+    def complete_swap_in(self, actor: str) -> None:
+        self._require((SWAPPING,), "complete the swap of")
+        assert self.swap is not None
+        self._swapped(
+            replaced=UUID(self.swap["partner"]), from_stage=self.stage, to_stage=self.swap["to_stage"],
+            left_fence=self.fence is not None, actor=actor, reason=None,
+        )  # fmt: skip
+
+    @event("Swapped", topic="stagekeeper:Deployment.Swapped")
+    def _swapped(
+        self, replaced: UUID, from_stage: str, to_stage: str, left_fence: bool, actor: str, reason: str | None
+    ) -> None:
+        assert self.swap is not None
+        self.stage = to_stage
+        self.resource_pool = self.swap["to_pool"]
+        self.target_stage = None
+        self.target_pool = None
+        self.fence = None
+        self.replaced = str(replaced)
+        self.replaced_by = None
+        self.state = DEPLOYED
+        self.swap = None
+        for machine in self.machines:
+            machine.update(resource_pool=self.resource_pool, power=POWERED_ON)
+
+    def complete_swap_out(self, actor: str) -> None:
+        self._require((SWAPPING,), "complete the swap of")
+        assert self.swap is not None
+        self._swapped_out(
+            replaced_by=UUID(self.swap["partner"]), kept=self.swap["keep_previous"], actor=actor, reason=None
+        )
+
+    @event("SwappedOut", topic="stagekeeper:Deployment.SwappedOut")
+    def _swapped_out(self, replaced_by: UUID, kept: bool, actor: str, reason: str | None) -> None:
+        self.replaced_by = str(replaced_by)
+        self.replaced = None
+        self.swap = None
+        self.state = DEPLOYED if kept else UNDEPLOYING
+        for machine in self.machines:
+            machine["power"] = "poweredOff"
 
     # -- consoles and power of one machine -----------------------------------------------------
     def running_machine(self, name: str, action: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class CloneSpec:
     deployment_id: UUID
     machine: str
     source_vm_id: str | None = None  # clone this VM (a move across clusters) instead of the template
+    source_snapshot: str | None = None  # with source_vm_id and linked: the snapshot to clone from
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,26 @@ class GuestIdentity:
 class NicSetting:
     network: str
     mac: str | None = None  # None lets vCenter choose
+    exact: bool = False  # the network must exist (a fence's port group): no fallback to the default
+
+
+@dataclass(frozen=True)
+class PortgroupInfo:
+    """A distributed port group: its name, vCenter key and VLAN id."""
+
+    name: str
+    key: str
+    vlan: int
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    """One NIC of a VM as vCenter has it: the network's name, the port group key for a
+    distributed port group (None for a standard network) and the MAC."""
+
+    network: str
+    portgroup_key: str | None
+    mac: str | None
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,39 @@ class VCenterDriver(Protocol):
 
     def power(self, vm_id: str, action: str) -> None:
         """Power a VM "on" or "off" (no-op when already so), or "reset" it (a fault when not on)."""
+        ...
+
+    def ensure_portgroup(self, switch: str, name: str, vlan: int) -> bool:
+        """Create a port group with this VLAN on the distributed switch unless one of that name
+        exists; True when it was created."""
+        ...
+
+    def remove_portgroup(self, switch: str, name: str) -> bool:
+        """Destroy the port group (VMs must be off it: vCenter refuses otherwise); False when absent."""
+        ...
+
+    def list_portgroups(self, switch: str) -> list[PortgroupInfo]:
+        """Every port group of the distributed switch."""
+        ...
+
+    def vm_nics(self, vm_id: str) -> list[NicInfo]:
+        """The VM's NICs in device order, with their backing."""
+        ...
+
+    def set_extra_config(self, vm_id: str, values: dict[str, str]) -> None:
+        """Set advanced settings (extraConfig), e.g. guestinfo.* read by the guest's tools."""
+        ...
+
+    def create_snapshot(self, vm_id: str, name: str) -> bool:
+        """Take a snapshot named `name` (no memory) unless one of that name exists; True when taken."""
+        ...
+
+    def revert_snapshot(self, vm_id: str, name: str) -> None:
+        """Revert the VM to its snapshot named `name` (VCenterObjectNotFoundError when absent)."""
+        ...
+
+    def list_snapshots(self, vm_id: str) -> list[str]:
+        """Names of the VM's snapshots, depth first."""
         ...
 
     def close(self) -> None:

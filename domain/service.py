@@ -12,7 +12,7 @@ from uuid import UUID, uuid4, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
-from domain.values import Stage, check_display_name, normalise_key
+from domain.values import FENCE_KEYS, Stage, check_display_name, normalise_key
 
 
 def legacy_stage_id(service_id: UUID | str, name: str) -> str:
@@ -238,6 +238,27 @@ class Service(Aggregate):
     ) -> None:
         self.definition_version = self.version + 1
         self.stage(stage)["ip_pools"] = list(ip_pools)
+
+    def set_fencing(self, name: str, settings: dict[str, Any], actor: str, reason: str | None) -> None:
+        """Replace the stage's fence settings (values.parse_fencing's result); deployments already
+        fenced keep the settings they were fenced with."""
+        self._check_active()
+        stage = self.stage(name)
+        before = {k: stage[k] for k in FENCE_KEYS if k in stage}
+        after = {k: v for k, v in settings.items() if v is not None and not (k == "fence" and v == "optional")}
+        after = {k: v for k, v in after.items() if not (k == "copy_mode" and v == "full")}
+        if before != after:
+            self._fencing_changed(stage=stage["name"], before=before, settings=after, actor=actor, reason=reason)
+
+    @event("StageFencingChanged", topic="stagekeeper:Service.StageFencingChanged")
+    def _fencing_changed(
+        self, stage: str, before: dict[str, Any], settings: dict[str, Any], actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        found = self.stage(stage)
+        for key in FENCE_KEYS:
+            found.pop(key, None)
+        found.update(settings)
 
     def grant(
         self,

@@ -103,12 +103,27 @@ def normalise_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
+FENCE_MODES: tuple[str, ...] = ("optional", "always")
+COPY_MODES: tuple[str, ...] = ("full", "linked")
+VLAN_MIN, VLAN_MAX = 1, 4094
+# Fence settings appear in a stage's record only when given, so stages without them read as before.
+FENCE_KEYS = ("dvswitch", "vlan_range", "fence_gateway_template", "external_network", "fence", "copy_mode")
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
     resource_pool: str
     restricted: bool = False
     ip_pools: tuple[dict[str, Any], ...] = ()
+    # Fenced networks: port groups on `dvswitch` with VLANs from `vlan_range` ({"first","last"}),
+    # a gateway cloned from `fence_gateway_template` with one NIC on `external_network`.
+    dvswitch: str | None = None
+    vlan_range: dict[str, int] | None = None
+    fence_gateway_template: str | None = None
+    external_network: str | None = None
+    fence: str = "optional"  # "always": every deployment into the stage is fenced
+    copy_mode: str = "full"  # copies of live deployments: full clones, or linked from a snapshot
 
     @classmethod
     def parse(cls, data: object, field_name: str = "stage") -> Stage:
@@ -122,15 +137,68 @@ class Stage:
         if not isinstance(restricted, bool):
             raise ValidationError(f"{at}restricted must be true or false", field=f"{at}restricted")
         ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{at}ip_pools")
-        return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools)
+        return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools, **parse_fencing(data, at))
+
+    @property
+    def fencing(self) -> bool:
+        """Whether deployments into this stage can be fenced."""
+        return self.dvswitch is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        stage: dict[str, Any] = {
             "name": self.name,
             "resource_pool": self.resource_pool,
             "restricted": self.restricted,
             "ip_pools": list(self.ip_pools),
         }
+        if self.fencing:
+            stage.update(
+                dvswitch=self.dvswitch, vlan_range=self.vlan_range, fence_gateway_template=self.fence_gateway_template,
+                external_network=self.external_network, fence=self.fence,
+            )  # fmt: skip
+        if self.copy_mode != "full":
+            stage["copy_mode"] = self.copy_mode
+        return stage
+
+
+def _or(data: Mapping[str, Any], key: str, default: str) -> object:
+    """The value given, or the default when absent or null (a patch clears a setting with null)."""
+    value = data.get(key)
+    return default if value is None else value
+
+
+def parse_fencing(data: Mapping[str, Any], at: str = "") -> dict[str, Any]:
+    """A stage's fence settings: all of dvswitch, vlan_range, fence_gateway_template and
+    external_network, or none of them (then `fence` may only be "optional")."""
+    fence = check_choice(_or(data, "fence", "optional"), f"{at}fence", FENCE_MODES)
+    copy_mode = check_choice(_or(data, "copy_mode", "full"), f"{at}copy_mode", COPY_MODES)
+    given = [k for k in ("dvswitch", "vlan_range", "fence_gateway_template", "external_network") if data.get(k)]
+    if not given:
+        if fence == "always":
+            raise ValidationError(f"{at}fence 'always' needs {at}dvswitch and {at}vlan_range", field=f"{at}fence")
+        return {"fence": fence, "copy_mode": copy_mode}
+    for key in ("dvswitch", "vlan_range", "fence_gateway_template", "external_network"):
+        if key not in given:
+            raise ValidationError(f"{at}{key} is needed with {at}{given[0]} (fenced networks)", field=f"{at}{key}")
+    switch = check_text(data["dvswitch"], f"{at}dvswitch", max_length=MAX_TEMPLATE_NAME, required=True)
+    template = check_text(
+        data["fence_gateway_template"], f"{at}fence_gateway_template", max_length=MAX_TEMPLATE_NAME, required=True
+    )
+    external = check_text(
+        data["external_network"], f"{at}external_network", max_length=MAX_TEMPLATE_NAME, required=True
+    )
+    raw = data["vlan_range"]
+    where = f"{at}vlan_range"
+    if not isinstance(raw, dict) or set(raw) != {"first", "last"}:
+        raise ValidationError(f"{where} must be an object with first and last", field=where)
+    first = check_int(raw["first"], f"{where}.first", VLAN_MIN, VLAN_MAX)
+    last = check_int(raw["last"], f"{where}.last", VLAN_MIN, VLAN_MAX)
+    if last < first:
+        raise ValidationError(f"{where}.last must not be below {where}.first", field=f"{where}.last")
+    return {
+        "dvswitch": switch, "vlan_range": {"first": first, "last": last}, "fence_gateway_template": template,
+        "external_network": external, "fence": fence, "copy_mode": copy_mode,
+    }  # fmt: skip
 
 
 def parse_ip_pools(value: object, field: str) -> tuple[dict[str, Any], ...]:

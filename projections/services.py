@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.service import with_stage_id
+from domain.values import FENCE_KEYS
 from projections.base import Projection, from_json, iso, on, to_json
 from projections.store import Cursor
 
@@ -112,6 +113,16 @@ class ServicesProjection(Projection):
                     stage["restricted"] = event.restricted
                 if hasattr(event, "ip_pools"):
                     stage["ip_pools"] = event.ip_pools
+        self._touch(cursor, event, position, stages=to_json(stages))
+
+    @on("Service.StageFencingChanged")
+    def stage_fencing_changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        for stage in stages:
+            if stage["name"] == event.stage:
+                for key in FENCE_KEYS:
+                    stage.pop(key, None)
+                stage.update(event.settings)
         self._touch(cursor, event, position, stages=to_json(stages))
 
     @on("Service.Retired")

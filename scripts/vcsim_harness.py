@@ -60,7 +60,13 @@ class Vcsim:
             self.process.kill()
 
 
+# A distributed switch (DVS0) with port groups DC0_DVPG0..2: fenced networks add theirs beside them.
+DEFAULT_FLAGS = ("-pg", "3")
+
+
 def start(log: Path, *flags: str) -> Vcsim:
+    """Start vcsim with `flags` (default DEFAULT_FLAGS; `-ds N` adds datastores LocalDS_1...)."""
+    flags = flags or DEFAULT_FLAGS
     port = free_port()
     out = log.open("wb")
     process = subprocess.Popen(

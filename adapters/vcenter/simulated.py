@@ -28,9 +28,11 @@ from domain.ports import (
     CloneSpec,
     ConsoleTicket,
     GuestIdentity,
+    NicInfo,
     NicSetting,
     PoolStatus,
     PoolUsage,
+    PortgroupInfo,
     TemplateInfo,
     VmInfo,
 )
@@ -58,6 +60,11 @@ WEB_CONSOLE_PATH = "/ui/simulated-vcenter/webconsole.html"
 SERVER_GUID = str(uuid5(NAMESPACE_DNS, CONSOLE_HOST))
 # vcsim's default compute resources: cluster DC0_C0 and standalone hosts DC0_H0, DC0_H1.
 DEFAULT_CLUSTERS: dict[str, tuple[str, ...]] = {"DC0": ("DC0_C0", "DC0_H0", "DC0_H1")}
+# vcsim's standard network, and its distributed switch DVS0 with DC0_DVPG0..2 (the harness's -pg 3).
+STANDARD_NETWORKS = ("VM Network",)
+DEFAULT_PORTGROUPS: dict[str, dict[str, dict[str, Any]]] = {
+    "DVS0": {f"DC0_DVPG{i}": {"key": f"dvportgroup-{13 + 2 * i}", "vlan": 0} for i in range(3)}
+}
 
 
 @dataclass
@@ -86,6 +93,7 @@ class _Vm:
     is_template: bool = False
     disks_gib: list[int] | None = None  # None: the template's disks, as cloned
     hot_add: bool = False  # CPU and memory hot-add enabled (vSphere's default: off)
+    extra_config: dict[str, str] = field(default_factory=dict)
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -129,6 +137,7 @@ class SimulatedVCenter:
         # Web console tickets issued by this process: ticket -> (vm id, expiry). Like vCenter's,
         # they are never persisted; a restarted process has none.
         self._console_tickets: dict[str, tuple[str, datetime]] = {}
+        self._portgroups = {switch: dict(groups) for switch, groups in DEFAULT_PORTGROUPS.items()}
         if self._state is not None:
             self._load()
 
@@ -157,6 +166,7 @@ class SimulatedVCenter:
         self._vms = {v["vm_id"]: _Vm(**v) for v in data.get("vms", [])}
         self._counter = int(data.get("counter", 0))
         self._dhcp_next = int(data.get("dhcp_next", 10))
+        self._portgroups.update(data.get("portgroups", {}))
 
     def _save(self) -> None:
         if self._state is None:
@@ -167,6 +177,7 @@ class SimulatedVCenter:
                 "vms": [asdict(v) for v in self._vms.values()],
                 "counter": self._counter,
                 "dhcp_next": self._dhcp_next,
+                "portgroups": self._portgroups,
             }
         )
 
@@ -209,6 +220,8 @@ class SimulatedVCenter:
             source = self._vms.get(spec.source_vm_id) if spec.source_vm_id else None
             if spec.source_vm_id and source is None:
                 raise VCenterObjectNotFoundError(f"VM {spec.source_vm_id} not found in vCenter")
+            if source is not None and spec.source_snapshot and spec.source_snapshot not in source.snapshots:
+                raise VCenterObjectNotFoundError(f"VM {source.vm_id} has no snapshot '{spec.source_snapshot}'")
             if source is None and spec.template not in self._templates:
                 raise VCenterObjectNotFoundError(f"template '{spec.template}' not found in vCenter")
             if spec.resource_pool not in self._pools:
@@ -269,7 +282,11 @@ class SimulatedVCenter:
         with self._lock:
             vm = self._vm(vm_id)
             self._maybe_fail("set_nics")
-            vm.nics = [{"network": n.network, "mac": n.mac} for n in nics]
+            keys = {name: g["key"] for groups in self._portgroups.values() for name, g in groups.items()}
+            for nic in nics:
+                if nic.exact and nic.network not in keys and nic.network not in STANDARD_NETWORKS:
+                    raise VCenterObjectNotFoundError(f"network '{nic.network}' not found")
+            vm.nics = [{"network": n.network, "mac": n.mac, "portgroup_key": keys.get(n.network)} for n in nics]
             self._save()
 
     def power_on(self, vm_id: str) -> VmInfo:
@@ -420,6 +437,85 @@ class SimulatedVCenter:
             with self._lock:
                 self._powered_on(vm_id, "reset")
                 self._maybe_fail("reset")
+
+    def _switch(self, switch: str) -> dict[str, dict[str, Any]]:
+        groups = self._portgroups.get(switch)
+        if groups is None:
+            raise VCenterObjectNotFoundError(f"distributed switch '{switch}' not found")
+        return groups
+
+    def ensure_portgroup(self, switch: str, name: str, vlan: int) -> bool:
+        with self._lock:
+            groups = self._switch(switch)
+            if name in groups:
+                return False
+            self._maybe_fail("ensure_portgroup")
+            self._counter += 1
+            groups[name] = {"key": f"dvportgroup-sim-{self._counter}", "vlan": vlan}
+            self._save()
+            return True
+
+    def remove_portgroup(self, switch: str, name: str) -> bool:
+        with self._lock:
+            groups = self._switch(switch)
+            if name not in groups:
+                return False
+            self._maybe_fail("remove_portgroup")
+            users = [vm.name for vm in self._vms.values() if any(n.get("network") == name for n in vm.nics)]
+            if users:  # as vCenter does (vcsim does not)
+                raise VCenterFaultError(f"vCenter fault during remove port group: ResourceInUse: {', '.join(users)}")
+            del groups[name]
+            self._save()
+            return True
+
+    def list_portgroups(self, switch: str) -> list[PortgroupInfo]:
+        with self._lock:
+            return sorted(
+                (PortgroupInfo(name=n, key=g["key"], vlan=int(g["vlan"])) for n, g in self._switch(switch).items()),
+                key=lambda p: p.name,
+            )
+
+    def vm_nics(self, vm_id: str) -> list[NicInfo]:
+        with self._lock:
+            return [
+                NicInfo(network=n["network"], portgroup_key=n.get("portgroup_key"), mac=n.get("mac"))
+                for n in self._vm(vm_id).nics
+            ]
+
+    def set_extra_config(self, vm_id: str, values: dict[str, str]) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            self._maybe_fail("set_extra_config")
+            vm.extra_config.update(values)
+            self._save()
+
+    def extra_config(self, vm_id: str) -> dict[str, str]:
+        """Test hook: what set_extra_config left on the VM."""
+        with self._lock:
+            return dict(self._vm(vm_id).extra_config)
+
+    def create_snapshot(self, vm_id: str, name: str) -> bool:
+        with self._lock:
+            vm = self._vm(vm_id)
+            if name in vm.snapshots:
+                return False
+            self._maybe_fail("create_snapshot")
+            vm.snapshots.append(name)
+            self._save()
+            return True
+
+    def revert_snapshot(self, vm_id: str, name: str) -> None:
+        with self._lock:
+            vm = self._vm(vm_id)
+            if name not in vm.snapshots:
+                raise VCenterObjectNotFoundError(f"VM {vm.name} has no snapshot '{name}'")
+            self._maybe_fail("revert_snapshot")
+            vm.powered_on = False  # a snapshot without memory reverts to a powered-off VM
+            self._save()
+
+    def list_snapshots(self, vm_id: str) -> list[str]:
+        with self._lock:
+            return list(self._vm(vm_id).snapshots)
 
     def all_vms(self) -> list[VmInfo]:
         with self._lock:

@@ -15,7 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-26T09:30:00+00:00"])]
 Position = Annotated[int, Field(description="Notification position this answer reflects (pass as min_position)")]
 State = Literal[
-    "requested", "provisioning", "deployed", "promoting", "demoting", "undeploying", "undeployed", "failed", "upgrading"
+    "requested",
+    "provisioning",
+    "deployed",
+    "promoting",
+    "demoting",
+    "undeploying",
+    "undeployed",
+    "failed",
+    "upgrading",
+    "swapping",
 ]
 
 

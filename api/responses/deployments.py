@@ -28,6 +28,40 @@ class MachineView(Out):
     power_pending: list[Literal["on", "off", "reset"]] = Field(
         description="Power actions requested and not yet carried out, oldest first"
     )
+    copied_from: str | None = Field(None, description="The VM this machine was cloned from (copies of deployments)")
+
+
+class FenceNetwork(Out):
+    network: str
+    portgroup: str
+    vlan: int
+
+
+class FenceGateway(Out):
+    vm_name: str
+    external_ip: str | None
+
+
+class NatEntry(Out):
+    machine: str
+    internal_ip: str | None
+    external_ip: str | None
+
+
+class Fence(Out):
+    """A fenced deployment's own networks, its gateway and the gateway's NAT map."""
+
+    dvswitch: str
+    networks: list[FenceNetwork]
+    gateway: FenceGateway | None
+    nat: list[NatEntry]
+
+
+class CopySource(Out):
+    deployment_id: UUID
+    stage: str
+    configuration_version: int
+    linked: bool
 
 
 class DeploymentEntry(Out):
@@ -53,6 +87,11 @@ class DeploymentEntry(Out):
     captured: bool = Field(
         False, description="It adopted running VMs (capture): undeploy lets go of them unless destroy_vms"
     )
+    fence: Fence | None = None
+    copied_from: CopySource | None = Field(None, description="The deployment this one copies")
+    snapshots: list[str] = Field([], description="Snapshots of every machine, oldest first")
+    replaced: UUID | None = Field(None, description="The deployment this one took the place of (swap)")
+    replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
 
 
 class DeploymentSummary(DeploymentEntry):

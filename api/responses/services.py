@@ -18,12 +18,23 @@ class IpPool(Out):
     last: str
 
 
+class VlanRange(Out):
+    first: int
+    last: int
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
     resource_pool: str
     restricted: bool
     ip_pools: list[IpPool] = []
+    dvswitch: str | None = None
+    vlan_range: VlanRange | None = None
+    fence_gateway_template: str | None = None
+    external_network: str | None = None
+    fence: Literal["optional", "always"] = "optional"
+    copy_mode: Literal["full", "linked"] = "full"
 
 
 class ServiceStage(Stage):

@@ -22,7 +22,7 @@ from api.access import (
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
-from api.schemas import DeployRequest, Reason
+from api.schemas import CopyRequest, DeployRequest, Reason, RevertRequest, SnapshotRequest, SwapRequest
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
@@ -58,8 +58,98 @@ def deploy(
         actor=who.user,
         reason=body.reason,
         configuration_version=body.configuration_version,
+        fence=body.fence,
     )
     return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/copy",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def copy_deployment(
+    deployment_id: UUID, body: CopyRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Copy a running deployment's VMs into a stage (read on the source, operator on the target stage)."""
+    source = read_deployment(runtime, who, deployment_id)
+    operate_stage(runtime, who, runtime.app.service(source.service_id), body.stage, "copy into")
+    outcome = runtime.app.copy_deployment(
+        deployment_id, body.stage, actor=who.user, reason=body.reason, fence=body.fence
+    )
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/snapshot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def snapshot_deployment(
+    deployment_id: UUID, body: SnapshotRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Snapshot every machine of the deployment (operator of its stage)."""
+    operate_deployment(runtime, who, deployment_id, "snapshot")
+    outcome = runtime.app.snapshot_deployment(deployment_id, body.name, actor=who.user, reason=body.reason)
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/revert",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def revert_deployment(
+    deployment_id: UUID, body: RevertRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Revert every machine of the deployment to one of its snapshots, then power them on."""
+    operate_deployment(runtime, who, deployment_id, "revert")
+    outcome = runtime.app.revert_deployment(deployment_id, body.snapshot, actor=who.user, reason=body.reason)
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/swap",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def swap_deployment(
+    deployment_id: UUID, body: SwapRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Deployment:
+    """Put this tested copy in the place of `replaces` (operator of that deployment's stage)."""
+    replaces = parse_id(body.replaces, "replaces")
+    read_deployment(runtime, who, deployment_id)
+    operate_deployment(runtime, who, replaces, "swap")
+    outcome = runtime.app.swap_deployment(
+        deployment_id, replaces, actor=who.user, keep_previous=body.keep_previous, reason=body.reason
+    )
+    return _result(response, outcome)
+
+
+@router.post(
+    "/api/v1/deployments/{deployment_id}/swap-back",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
+    responses=errors(409, 413, 415),
+)
+def swap_back(
+    deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response, body: Reason | None = Body(None)
+) -> Deployment:
+    """Give a replaced (and kept) deployment its place back from the copy that replaced it."""
+    operate_deployment(runtime, who, deployment_id, "swap back")
+    outcome = runtime.app.swap_back(deployment_id, actor=who.user, reason=body.reason if body else None)
+    return _result(response, outcome)
+
+
+def parse_id(value: str, field: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValidationError(f"{field} must be a deployment id", field=field) from None
 
 
 def encode_cursor(row: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from api.responses import errors
 from api.responses.services import GrantChange, GrantList, GrantRevoked, Service, ServiceList
 from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
+from domain.values import FENCE_KEYS
 
 router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
 # Commands on an existing service: it may be missing, the command may conflict (or race), the body may be too big.
@@ -114,7 +115,7 @@ def add_stage(
 ) -> Service:
     """Add a stage (at the end, or at `position`)."""
     manage_service(runtime, who, service_id)
-    stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools"}, exclude_none=True)
+    stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS}, exclude_none=True)
     outcome = runtime.app.add_stage(
         service_id,
         stage,
@@ -153,7 +154,7 @@ def update_stage(
     if_match: IfMatchDep,
     response: Response,
 ) -> Service:
-    """Rename a stage, map it to another resource pool, or change its restricted flag."""
+    """Rename a stage, map it to another resource pool, change its restricted flag, IP pools or fence settings."""
     manage_service(runtime, who, service_id)
     outcome = runtime.app.update_stage(
         service_id,

@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.addressing import candidate_ips, candidate_macs
 from domain.application import Outcome, StagekeeperApplication
+from domain.commands import fencing
 from domain.deployment import Deployment
 from domain.errors import AddressExhaustedError, ConflictError
 from domain.names import NameClaim
@@ -44,10 +45,32 @@ class AddressCommands(StagekeeperApplication):
         service = self.load(Service, deployment.service_id, "service")
         claims: list[NameClaim] = []
         taken: set[tuple[str, str, str]] = set()  # claimed earlier in this same write
+        if deployment.fence is not None:
+            claims.extend(self._assign_fenced(deployment, service, actor, taken))
+            return Outcome(None, self.commit(deployment, *claims))
         for machine in deployment.machines:
             if machine.get("addressing") is None:
                 claims.extend(self._assign(deployment, service, machine["name"], actor, taken))
         return Outcome(None, self.commit(deployment, *claims))
+
+    def _assign_fenced(
+        self, deployment: Deployment, service: Service, actor: str, taken: set[tuple[str, str, str]]
+    ) -> list[NameClaim]:
+        """The machines' own addresses (unclaimed, inside the fence), then VLANs and external IPs."""
+        stage = service.stage(deployment.stage)
+        internal = fencing.internal_addressing(deployment, stage)
+        for name, addressing in internal.items():
+            if deployment.machine(name).get("addressing") is None:
+                deployment.record_addresses(name, addressing, actor)
+        if deployment.fence_planned:
+            return []
+
+        def claim(kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+            return self._try_claim(kind, scope, name, owner, taken)
+
+        networks, gateway, nat, claims = fencing.plan(deployment, stage, internal, claim)
+        deployment.record_fence_plan(networks, gateway, nat, actor)
+        return claims
 
     def _try_claim(
         self, kind: str, scope: str, name: str, owner: UUID, taken: set[tuple[str, str, str]]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.application import Outcome, StagekeeperApplication
+from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.commands.capture_claims import vm_releases
 from domain.configuration import Configuration
-from domain.deployment import UNDEPLOYED, Deployment
+from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
+from domain.names import NameClaim
 from domain.service import Service
 from domain.text import check_reason, check_text
-from domain.values import MAX_NAME, check_version_number
+from domain.values import MAX_NAME, MAX_TEMPLATE_NAME, check_version_number
+
+MAX_SNAPSHOT_NAME = MAX_TEMPLATE_NAME  # vSphere's limit for a snapshot name
 
 
 class DeploymentCommands(StagekeeperApplication):
@@ -29,9 +35,12 @@ class DeploymentCommands(StagekeeperApplication):
         actor: str,
         reason: str | None = None,
         configuration_version: object = None,
+        fence: object = False,
     ) -> Outcome[Deployment]:
-        """Instantiate a configuration version (default: the latest) in one stage of its service."""
+        """Instantiate a configuration version (default: the latest) in one stage of its service;
+        `fence`: behind its own port groups and gateway (always so in a stage with fence "always")."""
         reason = check_reason(reason)
+        check_fence_flag(fence)
         if not isinstance(stage, str) or not stage:
             raise ValidationError("stage must name a stage of the configuration's service", field="stage")
         check_text(stage, "stage", max_length=4 * MAX_NAME)
@@ -64,21 +73,167 @@ class DeploymentCommands(StagekeeperApplication):
                 actor=actor,
                 reason=reason,
             )
+            fence_if_asked(deployment, target, fence, actor)
             service.admit(deployment.id, target["name"], actor)
             return Outcome(deployment, self.commit(deployment, service))
+
+        return self.retrying(attempt)
+
+    def copy_deployment(
+        self, source_id: UUID, stage: object, actor: str, reason: str | None = None, fence: object = False
+    ) -> Outcome[Deployment]:
+        """Copy the running VMs of a deployed deployment into a stage of its service (full clones,
+        or linked clones from a snapshot taken for the copy, as the target stage says)."""
+        reason = check_reason(reason)
+        check_fence_flag(fence)
+        if not isinstance(stage, str) or not stage:
+            raise ValidationError("stage must name a stage of the deployment's service", field="stage")
+        check_text(stage, "stage", max_length=4 * MAX_NAME)
+
+        def attempt() -> Outcome[Deployment]:
+            source = self.deployment(source_id)
+            if source.state != DEPLOYED:
+                raise InvalidTransitionError(
+                    f"cannot copy a deployment that is {source.state} (allowed from: deployed)"
+                )
+            service = self.load(Service, source.service_id, "service")
+            target = service.stage(stage)
+            deployment = Deployment(
+                service_id=service.id,
+                configuration_id=source.configuration_id,
+                configuration_version=source.configuration_version,
+                configuration_name=source.configuration_name,
+                stage=target["name"],
+                resource_pool=target["resource_pool"],
+                networks=source.networks,
+                machines=[m["spec"] for m in source.machines],
+                actor=actor,
+                reason=reason,
+            )
+            deployment.record_copy_source(source, target.get("copy_mode") == "linked", actor, reason)
+            fence_if_asked(deployment, target, fence, actor)
+            service.admit(deployment.id, target["name"], actor)
+            # Written with the source: a copy and a change of the source (undeploy, move) cannot both win.
+            source.record_copy_made(deployment.id, target["name"], actor, reason)
+            return Outcome(deployment, self.commit(deployment, service, source))
+
+        return self.retrying(attempt)
+
+    def snapshot_deployment(
+        self, deployment_id: UUID, name: object, actor: str, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Snapshot every machine of a deployed deployment under one name."""
+        reason = check_reason(reason)
+        snapshot = check_snapshot_name(name, "name")
+        return self.record_step(deployment_id, lambda d: d.request_snapshot(snapshot, actor, reason))
+
+    def revert_deployment(
+        self, deployment_id: UUID, snapshot: object, actor: str, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Revert every machine of a deployed deployment to one of its snapshots (then power them on)."""
+        reason = check_reason(reason)
+        name = check_snapshot_name(snapshot, "snapshot")
+        return self.record_step(deployment_id, lambda d: d.request_revert(name, actor, reason))
+
+    def swap_deployment(
+        self, deployment_id: UUID, replaces: UUID, actor: str, keep_previous: object = True, reason: str | None = None
+    ) -> Outcome[Deployment]:
+        """Put a tested copy in the place of the deployment it copies: the copy moves into that
+        stage and leaves its fence; the replaced one is powered off and kept (or undeployed)."""
+        reason = check_reason(reason)
+        if not isinstance(keep_previous, bool):
+            raise ValidationError("keep_previous must be true or false", field="keep_previous")
+
+        def attempt() -> Outcome[Deployment]:
+            incoming, outgoing = self.deployment(deployment_id), self.load(Deployment, replaces, "replaces")
+            swaps.check_swap(incoming, outgoing)
+            service = self.load(Service, incoming.service_id, "service")
+            written = swaps.start(incoming, outgoing, service, keep_previous, False, actor, reason)
+            return Outcome(incoming, self.commit(*written))
+
+        return self.retrying(attempt)
+
+    def swap_back(self, deployment_id: UUID, actor: str, reason: str | None = None) -> Outcome[Deployment]:
+        """Undo a swap while the replaced deployment is kept: it takes its place back."""
+        reason = check_reason(reason)
+
+        def attempt() -> Outcome[Deployment]:
+            previous = self.deployment(deployment_id)
+            current = self.deployment(swaps.previous_of(previous))
+            if current.replaced != str(previous.id):
+                raise InvalidTransitionError("the deployment that replaced this one has since been replaced")
+            service = self.load(Service, previous.service_id, "service")
+            written = swaps.start(previous, current, service, True, True, actor, reason)
+            return Outcome(previous, self.commit(*written))
+
+        return self.retrying(attempt)
+
+    def complete_swap(self, deployment_id: UUID, actor: str) -> Outcome[Deployment]:
+        """The swap's last write: both deployments, the claims, the service's occupancy."""
+
+        def attempt() -> Outcome[Deployment]:
+            incoming = self.deployment(deployment_id)
+            assert incoming.swap is not None
+            outgoing = self.deployment(UUID(incoming.swap["partner"]))
+            before_stage = incoming.stage
+            others: list[Aggregate] = []
+            if incoming.fence is not None:
+                others.extend(self._fence_releases(incoming))
+            others.extend(swaps.claims_moving(self, outgoing, incoming))
+            incoming.complete_swap_in(actor)
+            outgoing.complete_swap_out(actor)
+            if incoming.stage != before_stage:
+                service = self.load(Service, incoming.service_id, "service")
+                service.release(incoming.id, before_stage, actor="stagekeeper")
+                others.append(service)
+            return Outcome(incoming, self.commit(incoming, outgoing, *others))
 
         return self.retrying(attempt)
 
     def _address_releases(self, deployment: Deployment) -> list[Aggregate]:
         """The deployment's address claims, released (saved with its Undeployed event)."""
         released: list[Aggregate] = []
+        if deployment.fence is not None:
+            return self._fence_releases(deployment)
         for machine in deployment.machines:
             addressing = machine.get("addressing") or {}
             if addressing.get("ip"):
                 released.extend(ip_releases(self, uuid5(deployment.id, machine["name"]), addressing))
+            owner = uuid5(deployment.id, machine["name"])
             for nic in addressing.get("macs", []):
-                released.extend(filter(None, [self.release_name("mac", nic["network"], nic["mac"])]))
+                # Only a claim this machine holds: a swap may have handed it to the copy that replaced it.
+                claim = self._held("mac", nic["network"], nic["mac"], owner)
+                if claim is not None:
+                    claim.release()
+                    released.append(claim)
         return released
+
+    def _fence_releases(self, deployment: Deployment) -> list[Aggregate]:
+        """A fence holds VLANs and external IPs (its machines' own addresses are not claimed)."""
+        fence = deployment.fence
+        assert fence is not None
+        released: list[Aggregate] = []
+        for network in fence["networks"]:
+            owner = fencing.vlan_owner(deployment.id, network["network"])
+            claim = self._held(fencing.VLAN_CLAIMS, fence["dvswitch"], str(network["vlan"]), owner)
+            if claim is not None:
+                claim.release()
+                released.append(claim)
+        gateway = fence["gateway"] or {}
+        external = [(fencing.GATEWAY_MACHINE, gateway.get("external_ip"))]
+        external += [(n["machine"], n["external_ip"]) for n in fence["nat"]]
+        for machine, ip in external:
+            if ip:
+                owner = fencing.external_owner(deployment.id, machine)
+                released.extend(ip_releases(self, owner, {"ip": ip, "cidr": None}))
+        return released
+
+    def _held(self, kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+        try:
+            claim: Aggregate = self.repository.get(NameClaim.id_for(kind, scope, name))
+        except AggregateNotFoundError:
+            return None
+        return claim if isinstance(claim, NameClaim) and claim.owner_id == owner else None
 
     def promote(
         self,
@@ -189,3 +344,27 @@ class DeploymentCommands(StagekeeperApplication):
             return Outcome(deployment, self.commit(deployment, *others))
 
         return self.retrying(attempt)
+
+
+def check_fence_flag(fence: object) -> None:
+    if not isinstance(fence, bool):
+        raise ValidationError("fence must be true or false", field="fence")
+
+
+def fence_if_asked(deployment: Deployment, stage: dict[str, Any], fence: object, actor: str) -> None:
+    """Fence a new deployment when asked, or when its stage fences every deployment."""
+    if not (fence or stage.get("fence") == "always"):
+        return
+    if not stage.get("dvswitch"):
+        raise ValidationError(
+            f"stage '{stage['name']}' has no fenced networks (set its dvswitch, vlan_range, "
+            "fence_gateway_template and external_network)",
+            field="fence",
+        )
+    deployment.request_fence(stage, actor)
+
+
+def check_snapshot_name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} must name a snapshot (1-80 characters)", field=field)
+    return check_text(value, field, max_length=MAX_SNAPSHOT_NAME)

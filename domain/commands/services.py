@@ -16,12 +16,14 @@ from domain.ports import PoolStatus
 from domain.service import Service, new_stages
 from domain.text import check_reason, check_text
 from domain.values import (
+    FENCE_KEYS,
     MAX_NAME,
     PoolPath,
     Stage,
     check_description,
     check_display_name,
     normalise_key,
+    parse_fencing,
     parse_ip_pools,
 )
 
@@ -166,7 +168,7 @@ class ServiceCommands(PlacementCommands):
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
-        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools"}
+        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
@@ -187,6 +189,12 @@ class ServiceCommands(PlacementCommands):
                 service.set_restricted(current, restricted, actor, reason)
             if ip_pools is not None:
                 service.set_ip_pools(current, ip_pools, actor, reason)
+            if set(FENCE_KEYS).intersection(changes):
+                # Fence settings change together: what is not given stays as the stage has it.
+                merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {
+                    k: v for k, v in changes.items() if k in FENCE_KEYS
+                }
+                service.set_fencing(current, parse_fencing(merged), actor, reason)
             followers: list[Deployment] = []
             if new_name is not None and new_name != current:
                 service.rename_stage(current, new_name, actor, reason)

@@ -21,11 +21,13 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
     PROMOTING,
     PROVISIONING,
     REQUESTED,
+    SWAPPING,
     UNDEPLOYING,
     UPGRADING,
     Deployment,
@@ -33,7 +35,10 @@ from domain.deployment import (
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
+from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.power import power_deployment, provision_in_order
+from domain.processes.snapshots import SnapshotSteps
+from domain.processes.swaps import SwapSteps
 from domain.processes.upgrade import run_upgrade
 from domain.stagekeeper import Stagekeeper
 from domain.startorder import has_start_order
@@ -54,6 +59,10 @@ TOPICS = tuple(
         "Deployment.LetGoRequested",
         "Deployment.UpgradeRequested",
         "Deployment.DeploymentPowerRequested",
+        "Deployment.SnapshotRequested",
+        "Deployment.RevertRequested",
+        "Deployment.SwapRequested",
+        "Deployment.SwappedOut",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -63,6 +72,11 @@ VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
 PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
 MAX_PASSES = 50
+
+
+def copy_snapshot(deployment_id: UUID) -> str:
+    """The snapshot a linked copy is cloned from, taken on each source VM for that copy."""
+    return f"sk-copy-{deployment_id.hex[:12]}"
 
 
 def vm_name(deployment_id: UUID, machine: str) -> str:
@@ -76,6 +90,9 @@ class DeploymentProcess:
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
+        self.fences = FenceSteps(app, vcenter)
+        self.snapshot_steps = SnapshotSteps(app, vcenter)
+        self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -132,6 +149,26 @@ class DeploymentProcess:
     # -- reconciliation loop ---------------------------------------------------------------------
     def drive(self, deployment_id: UUID) -> None:
         """Carry the deployment to its next resting state, from whatever state it is in."""
+        self._drive(deployment_id, together=True)
+
+    def _drive_copies(self, deployment: Deployment) -> None:
+        """A requested copy is built together with the other copies of its source still waiting
+        (each is idempotent, and the later events of those copies then find them built), so
+        copies requested at once are built at once."""
+        assert deployment.copy_of is not None
+        source = self.app.deployment(UUID(deployment.copy_of["deployment_id"]))
+        waiting = [deployment.id] + [
+            UUID(c) for c in source.copies if c != str(deployment.id) and self._waiting(UUID(c))
+        ]
+        # At most parallel_tasks copies at once (each with its own parallel_tasks vCenter tasks).
+        with ThreadPoolExecutor(min(len(waiting), self.parallel_tasks), thread_name_prefix="sk-copy") as pool:
+            for _ in pool.map(self._drive, waiting):
+                pass
+
+    def _waiting(self, deployment_id: UUID) -> bool:
+        return self.app.deployment(deployment_id).state in (REQUESTED, PROVISIONING)
+
+    def _drive(self, deployment_id: UUID, together: bool = False) -> None:
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
         for _ in range(MAX_PASSES):
@@ -139,7 +176,14 @@ class DeploymentProcess:
             try:
                 if deployment.untagged_machines():  # captured VMs: tagged before anything else
                     tag_captured(self, deployment, ACTOR)
-                elif deployment.state == REQUESTED:
+                    continue
+                if deployment.snapshot_work is not None:
+                    self.snapshot_steps.carry_out(deployment)
+                    continue
+                if deployment.state == REQUESTED and together and deployment.copy_of is not None:
+                    self._drive_copies(deployment)
+                    return
+                if deployment.state == REQUESTED:
                     self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
                 elif deployment.state == PROVISIONING:
                     self._provision(deployment)
@@ -149,6 +193,9 @@ class DeploymentProcess:
                     self._undeploy(deployment)
                 elif deployment.state == UPGRADING:
                     run_upgrade(self, deployment)
+                elif deployment.state == SWAPPING:
+                    self.swaps.carry_out(deployment)
+                    return
                 else:
                     return
             except InvalidTransitionError:
@@ -161,17 +208,29 @@ class DeploymentProcess:
             self.app.assign_addresses(deployment.id, ACTOR)
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
+            if deployment.copy_of is not None and deployment.copy_of["linked"]:
+                self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
-            if has_start_order(m["spec"] for m in deployment.machines):
-                pending = provision_in_order(self, deployment, pending)
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
+                if deployment.fence is not None:
+                    # Port groups first: the machines' NICs go on them.
+                    self.fences.build_networks(deployment, pool)
+                    deployment = self.app.deployment(deployment.id)
+                if has_start_order(m["spec"] for m in deployment.machines):
+                    pending = provision_in_order(self, deployment, pending)
                 futures: dict[Future[VmInfo], str] = {
                     pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
                 }
+                if self.fences.gateway_pending(deployment):
+                    # The gateway is cloned beside the machines (it needs only the port groups).
+                    futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
                     # Record results from this thread only, so step events never race each other.
                     for future in as_completed(futures):
                         vm = future.result()
+                        if futures[future] == GATEWAY_MACHINE:
+                            self.fences.record_gateway(deployment, vm)
+                            continue
                         mac = vm.macs[0] if vm.macs else None
                         step = partial(
                             Deployment.record_machine_provisioned,
@@ -194,6 +253,8 @@ class DeploymentProcess:
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
+        source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
+        linked = deployment.copy_of["linked"] if deployment.copy_of is not None else spec["clone_mode"] == "linked"
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
         # (found by its deterministic name / tags), powered on or not.
         vm = self.vcenter.clone(
@@ -201,17 +262,21 @@ class DeploymentProcess:
                 vm_name=vm_name(deployment.id, spec["name"]),
                 template=spec["template"],
                 resource_pool=deployment.resource_pool,
-                linked=spec["clone_mode"] == "linked",
+                linked=linked,
                 cpus=spec["cpus"],
                 memory_mib=spec["memory_mib"],
                 deployment_id=deployment.id,
                 machine=spec["name"],
+                source_vm_id=source["vm_id"] if source else None,
+                source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
             )
         )
         if not vm.powered_on:
             custom = spec["customization"]
-            nics = [NicSetting(network=n["network"], mac=n["mac"]) for n in addressing.get("macs", [])]
-            self.vcenter.set_nics(vm.vm_id, nics)
+            self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))
+            if source is not None and deployment.fence is not None:
+                # A fenced copy keeps its source's guest identity and addresses: nothing to customise.
+                return self.vcenter.power_on(vm.vm_id) if power_on else vm
             identity = GuestIdentity(
                 hostname=custom["hostname"],
                 os_family=custom["os"],
@@ -225,11 +290,20 @@ class DeploymentProcess:
                 vm = self.vcenter.power_on(vm.vm_id)
         return vm
 
+    def _snapshot_sources(self, deployment: Deployment) -> None:
+        """A linked copy clones each source VM from a snapshot taken for this copy."""
+        assert deployment.copy_of is not None
+        for machine in deployment.machines:
+            source = deployment.copy_of["machines"].get(machine["name"])
+            if machine["state"] != "provisioned" and source and source["vm_id"]:
+                self.vcenter.create_snapshot(source["vm_id"], copy_snapshot(deployment.id))
+
     def _fail(self, deployment_id: UUID, reason: str) -> None:
         """Clean up every VM of the attempt, then record the failure with vCenter's reason."""
         cleanup_error = ""
         try:
             self._destroy_all(deployment_id)
+            self.fences.tear_down(self.app.deployment(deployment_id))
         except VCENTER_FAULTS as fault:
             cleanup_error = f" (cleanup also failed: {fault.message})"
         self.app.record_step(deployment_id, lambda d: d.record_failure(reason + cleanup_error, ACTOR))
@@ -243,8 +317,10 @@ class DeploymentProcess:
             self.vcenter.destroy(vm.vm_id)
             return vm.machine
 
+        # Machines first: a fence's gateway goes after them (FenceSteps.tear_down).
+        machines = [vm for vm in vms if vm.machine != GATEWAY_MACHINE]
         with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-destroy") as pool:
-            return [m for m in pool.map(destroy, vms) if m]
+            return [m for m in pool.map(destroy, machines) if m]
 
     def _undeploy(self, deployment: Deployment) -> None:
         if deployment.captured:  # by the VM ids it adopted; or let go of them
@@ -259,6 +335,10 @@ class DeploymentProcess:
             if machine["state"] == "provisioned" or machine["name"] in destroyed:
                 step = partial(Deployment.record_machine_destroyed, machine=machine["name"], actor=ACTOR)
                 self.app.record_step(deployment.id, step)
+        try:
+            self.fences.tear_down(self.app.deployment(deployment.id))
+        except VCENTER_FAULTS as fault:
+            raise InfrastructureError(f"undeploy of {deployment.id} failed: {fault.message}") from fault
         self.app.record_step(deployment.id, lambda d: d.mark_undeployed(ACTOR))
 
     def _move(self, deployment: Deployment) -> None:

@@ -79,6 +79,11 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/demote"): (OPERATE_PROD, None),  # out of prod
     ("POST", D + "/{deployment_id}/undeploy"): (OPERATE_INT, None),
     ("POST", D + "/{deployment_id}/retry"): (OPERATE_INT, None),
+    ("POST", D + "/{deployment_id}/copy"): (OPERATE_INT, {"stage": "int"}),  # read on the source + operate int
+    ("POST", D + "/{deployment_id}/snapshot"): (OPERATE_INT, {"name": "before"}),
+    ("POST", D + "/{deployment_id}/revert"): (OPERATE_INT, {"snapshot": "before"}),
+    ("POST", D + "/{deployment_id}/swap"): (OPERATE_PROD, {"replaces": "in_prod"}),  # test copy -> prod
+    ("POST", D + "/{deployment_id}/swap-back"): (OPERATE_INT, None),
     ("GET", D + "/{deployment_id}/machines/{machine}/console"): (OPERATE_INT, None),
     ("GET", D + "/{deployment_id}/machines/{machine}/screenshot"): (READ, None),
     ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
@@ -168,6 +173,8 @@ def call(world: World, method: str, template: str, spec: Any, role: str) -> int:
     body, params = spec, None
     if isinstance(spec, dict) and "query" in spec:
         body, params = None, {k: world.ids.get(v, v) for k, v in spec["query"].items()}
+    if isinstance(body, dict) and body.get("replaces") in world.ids:
+        body = {**body, "replaces": world.ids[body["replaces"]]}
     credentials = CREDENTIALS[role]
     response = world.client.request(method, path, json=body, params=params, auth=credentials)
     assert response.status_code < 500, (role, method, path, response.text)

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import capture, inventory, specs
+from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.descriptions import VmDescription, VmSelector
@@ -23,9 +23,11 @@ from domain.ports import (
     CloneSpec,
     ConsoleTicket,
     GuestIdentity,
+    NicInfo,
     NicSetting,
     PoolStatus,
     PoolUsage,
+    PortgroupInfo,
     TemplateInfo,
     VmInfo,
 )
@@ -46,6 +48,7 @@ class PyVmomiDriver:
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
         self._pool_lock = threading.Lock()
+        self._portgroup_locks: dict[str, threading.Lock] = {}
         # Inventory that rarely changes, cached; a miss (or a vanished object) refreshes it.
         self._paths: dict[str, str] = {}
         self._templates: dict[str, Any] = {}
@@ -237,7 +240,14 @@ class PyVmomiDriver:
         pool = self._pool(spec.resource_pool)
         relocate = vim.vm.RelocateSpec(pool=pool)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
-        if spec.linked and not spec.source_vm_id:
+        if spec.linked and spec.source_vm_id and spec.source_snapshot:
+            info = self.session.call("read snapshots", lambda: _get(template, "snapshot"))
+            snapshot = snapshots.named(info, spec.source_snapshot)
+            if snapshot is None:
+                raise VCenterObjectNotFoundError(f"VM {spec.source_vm_id} has no snapshot '{spec.source_snapshot}'")
+            relocate.diskMoveType = "createNewChildDiskBacking"
+            clone.snapshot = snapshot
+        elif spec.linked and not spec.source_vm_id:
             snapshot = self.session.call("read template snapshot", lambda: _get(template, "snapshot.currentSnapshot"))
             if snapshot is None:
                 raise VCenterFaultError(
@@ -298,7 +308,11 @@ class PyVmomiDriver:
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        spec = specs.customization(identity)
+        devices = self.session.call(
+            "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
+        ).get("config.hardware.device")
+        nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
+        spec = specs.customization(identity, nics)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
 
@@ -312,7 +326,10 @@ class PyVmomiDriver:
             cards = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
             changes = []
             for i, nic in enumerate(nics):
-                target = self._network(vm, nic.network) or self._network(vm, self.default_network)
+                target = self._network(vm, nic.network)
+                if target is None and nic.exact:
+                    raise VCenterObjectNotFoundError(f"network '{nic.network}' not found")
+                target = target or self._network(vm, self.default_network)
                 if target is None:
                     raise VCenterObjectNotFoundError(
                         f"network '{nic.network}' (and default '{self.default_network}') not found"
@@ -340,7 +357,10 @@ class PyVmomiDriver:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
         if key not in self._networks:
-            self._networks[key] = inventory.network(self._content, dc, name)
+            found = networks.network_named(self._content, dc, name)
+            if found is None:
+                return None  # not cached: a port group created later must be found
+            self._networks[key] = found
         return self._networks[key]
 
     def power_on(self, vm_id: str) -> VmInfo:
@@ -427,6 +447,89 @@ class PyVmomiDriver:
             self.power_off(vm_id)
         else:
             self.consoles.reset(vm_id)
+
+    # -- fenced networks ---------------------------------------------------------------------
+    def _switch(self, name: str) -> Any:
+        dvs = self.session.call(f"find switch {name}", lambda: networks.switch(self._content, name))
+        if dvs is None:
+            raise VCenterObjectNotFoundError(f"distributed switch '{name}' not found")
+        return dvs
+
+    def ensure_portgroup(self, switch: str, name: str, vlan: int) -> bool:
+        dvs = self._switch(switch)
+        with self._cache_lock:
+            lock = self._portgroup_locks.setdefault(name, threading.Lock())
+        with lock:  # find-before-create, one at a time per name: two creates would both add one
+            existing = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+            if any(info.name == name for _, info in existing):
+                return False
+            task = self.session.call(
+                "add port group", lambda: dvs.AddDVPortgroup_Task([networks.portgroup_spec(name, vlan)])
+            )
+            self.session.wait(task, f"creation of port group {name}")
+            return True
+
+    def remove_portgroup(self, switch: str, name: str) -> bool:
+        dvs = self._switch(switch)
+        existing = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+        group = next((g for g, info in existing if info.name == name), None)
+        if group is None:
+            return False
+        try:
+            self.session.wait(self.session.call("remove port group", group.Destroy_Task), f"removal of {name}")
+        except VCenterObjectNotFoundError:
+            return False
+        with self._cache_lock:
+            self._networks = {k: v for k, v in self._networks.items() if k[1] != name}
+        return True
+
+    def list_portgroups(self, switch: str) -> list[PortgroupInfo]:
+        dvs = self._switch(switch)
+        found = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+        return sorted((info for _, info in found), key=lambda p: p.name)
+
+    def vm_nics(self, vm_id: str) -> list[NicInfo]:
+        vm = self._vm(vm_id)
+
+        def read() -> list[NicInfo]:
+            devices = inventory.properties_of(self._content, vm, ["config.hardware.device"]).get(
+                "config.hardware.device"
+            )
+            return networks.nics(list(devices or []), networks.portgroup_names(self._content))
+
+        return self.session.call(f"read NICs of {vm_id}", read)
+
+    def set_extra_config(self, vm_id: str, values: dict[str, str]) -> None:
+        vm = self._vm(vm_id)
+        options = [vim.option.OptionValue(key=k, value=v) for k, v in sorted(values.items())]
+        task = self.session.call(
+            "set extraConfig", lambda: vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=options))
+        )
+        self.session.wait(task, f"extraConfig of {vm_id}")
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def create_snapshot(self, vm_id: str, name: str) -> bool:
+        vm = self._vm(vm_id)
+        if snapshots.named(self.session.call("read snapshots", lambda: _get(vm, "snapshot")), name) is not None:
+            return False
+        task = self.session.call(
+            "snapshot",
+            lambda: vm.CreateSnapshot_Task(name=name, description="stagekeeper", memory=False, quiesce=False),
+        )
+        self.session.wait(task, f"snapshot {name} of {vm_id}")
+        return True
+
+    def revert_snapshot(self, vm_id: str, name: str) -> None:
+        vm = self._vm(vm_id)
+        snapshot = snapshots.named(self.session.call("read snapshots", lambda: _get(vm, "snapshot")), name)
+        if snapshot is None:
+            raise VCenterObjectNotFoundError(f"VM {vm_id} has no snapshot '{name}'")
+        self.session.wait(self.session.call("revert", snapshot.RevertToSnapshot_Task), f"revert of {vm_id} to {name}")
+
+    def list_snapshots(self, vm_id: str) -> list[str]:
+        vm = self._vm(vm_id)
+        info = self.session.call("read snapshots", lambda: _get(vm, "snapshot"))
+        return [] if info is None else [name for name, _ in snapshots.walk(info.rootSnapshotList)]
 
     def close(self) -> None:
         self.session.close()

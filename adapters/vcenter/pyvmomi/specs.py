@@ -10,8 +10,9 @@ from domain.errors import VCenterFaultError
 from domain.ports import GuestIdentity
 
 
-def customization(identity: GuestIdentity) -> Any:
-    """LinuxPrep, or Sysprep with a new SID for Windows; a static IP or DHCP on the first NIC."""
+def customization(identity: GuestIdentity, nics: int = 1) -> Any:
+    """LinuxPrep, or Sysprep with a new SID for Windows; a static IP or DHCP on the first NIC, DHCP
+    on the others (vCenter wants one adapter mapping per NIC: NicSettingMismatch otherwise)."""
     hostname = vim.vm.customization.FixedName(name=identity.hostname)
     if identity.os_family == "windows":
         ident: Any = vim.vm.customization.Sysprep(
@@ -38,7 +39,13 @@ def customization(identity: GuestIdentity) -> Any:
         identity=ident,
         options=options,
         globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(identity.dns)),
-        nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)],
+        nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=address)]
+        + [
+            vim.vm.customization.AdapterMapping(
+                adapter=vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+            )
+            for _ in range(max(nics, 1) - 1)
+        ],
     )
     return spec
 

@@ -1,0 +1,98 @@
+"""The swap's vCenter steps, carried out for the incoming deployment (the outgoing one waits).
+
+Order: power off the replaced deployment's machines; move the incoming VMs into the stage's pool;
+put their NICs on the stage's own networks (leaving the fence: same MACs, and the guest keeps the
+IPs the fence preserved); tear the fence down (gateway, then port groups); power the incoming
+machines on; then one write completes both deployments. Each step is recorded per machine and
+each vCenter call is idempotent, so a worker killed anywhere resumes without redoing or losing
+a step. A vCenter fault leaves both deployments swapping and the step is retried later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from uuid import UUID
+
+from domain.deployment import SWAPPING, Deployment
+from domain.errors import InfrastructureError, VCenterFaultError
+from domain.ports import NicSetting, VCenterDriver
+from domain.processes.fencing import FenceSteps
+from domain.processes.power import power_on_in_order
+from domain.stagekeeper import Stagekeeper
+from domain.startorder import stop_groups, stop_in_order
+
+ACTOR = "stagekeeper"
+
+
+class SwapSteps:
+    def __init__(
+        self,
+        app: Stagekeeper,
+        vcenter: VCenterDriver,
+        fences: FenceSteps,
+        sleep: Callable[[float], None] = time.sleep,  # start-order waits; tests replace it
+    ) -> None:
+        self.app = app
+        self.vcenter = vcenter
+        self.fences = fences
+        self.sleep = sleep
+
+    def carry_out(self, incoming: Deployment) -> None:
+        assert incoming.swap is not None
+        if incoming.swap["role"] != "incoming":
+            return  # the outgoing deployment rests until the incoming one completes the swap
+        outgoing = self.app.deployment(UUID(incoming.swap["partner"]))
+        if outgoing.state != SWAPPING:
+            raise InfrastructureError(f"swap of {incoming.id}: its partner {outgoing.id} is {outgoing.state}")
+        try:
+            self._steps(incoming, outgoing)
+        except VCenterFaultError as fault:
+            raise InfrastructureError(f"swap of {incoming.id} failed: {fault.message}") from fault
+        self.app.complete_swap(incoming.id, ACTOR)
+
+    def _record(self, deployment: Deployment, step: str, machine: str) -> None:
+        self.app.record_step(
+            deployment.id, partial(Deployment.record_swap_step, step=step, machine=machine, actor=ACTOR)
+        )
+
+    def _steps(self, incoming: Deployment, outgoing: Deployment) -> None:
+        assert incoming.swap is not None
+        # The replaced machines stop in reverse start order, the incoming ones start in start order.
+        off = {m["name"]: m["vm_id"] for m in outgoing.machines}
+
+        def stop(names: tuple[str, ...]) -> None:
+            for name in names:
+                self.vcenter.power_off(off[name])
+                self._record(incoming, "off", name)
+
+        stop_in_order(
+            stop_groups(m["spec"] for m in outgoing.machines),
+            stop,
+            lambda name: bool(off[name]) and not incoming.swap_step_done("off", name),
+        )
+        target = incoming.swap["to_pool"]
+        for machine in incoming.machines:
+            if (
+                machine["vm_id"]
+                and machine["resource_pool"] != target
+                and not incoming.swap_step_done("moved", machine["name"])
+            ):
+                self.vcenter.relocate(machine["vm_id"], target)
+                self._record(incoming, "moved", machine["name"])
+        if incoming.fence is not None:
+            for machine in incoming.machines:
+                if machine["vm_id"] and not incoming.swap_step_done("joined", machine["name"]):
+                    macs = (machine.get("addressing") or {}).get("macs", [])
+                    self.vcenter.set_nics(
+                        machine["vm_id"], [NicSetting(network=n["network"], mac=n["mac"]) for n in macs]
+                    )
+                    self._record(incoming, "joined", machine["name"])
+            self.fences.tear_down(self.app.deployment(incoming.id))
+        starting = {
+            m["name"]: (m["spec"], m["vm_id"])
+            for m in incoming.machines
+            if m["vm_id"] and not incoming.swap_step_done("on", m["name"])
+        }
+        power_on_in_order(self.vcenter, self.sleep, starting, lambda name, _vm: self._record(incoming, "on", name))
