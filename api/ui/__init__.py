@@ -12,6 +12,7 @@ from api.ui import (
     board,
     capture,
     configurations,
+    copies,
     deployments,
     later,
     lifecycle,
@@ -40,6 +41,7 @@ def install_console(app: FastAPI) -> None:
         lifecycle,
         deployments,
         audit,
+        copies,
         later,
         simulated_console,
     )

@@ -72,3 +72,31 @@ def deployment_actions(
     actions["power_all"] = {"on": not all(powers), "off": any(powers)} if actions["power"] and powers else None
     actions["restricted_here"] = bool(here.get("restricted"))
     return actions
+
+
+def copy_actions(
+    service: Service, deployment: Deployment, who: Principal, source: Deployment | None, replacer: Deployment | None
+) -> dict[str, Any]:
+    """Copy, snapshot, revert, swap and swap back (API rules: a copy needs read access here and the
+    target stage; a swap the replaced deployment's stage; the rest this deployment's stage)."""
+    deployed = deployment.state == DEPLOYED
+    operates_here = can_operate(_grants(service), who.caller, service.stage(deployment.stage))
+    copy_to = [
+        {"name": s["name"], "always": s.get("fence") == "always", "fenceable": bool(s.get("dvswitch"))}
+        for s in service.stages
+        if deployed and can_operate(_grants(service), who.caller, s)
+    ]
+    swap_into = None
+    if deployed and source is not None and source.state == DEPLOYED and may_operate(service, who, source.stage):
+        swap_into = {"id": str(source.id), "stage": source.stage, "version": source.configuration_version}
+    swap_back = (
+        deployed and operates_here and replacer is not None and replacer.state == DEPLOYED
+        and replacer.replaced == str(deployment.id)
+    )  # fmt: skip
+    return {
+        "copy_to": copy_to,
+        "snapshot": deployed and operates_here,
+        "revert": list(deployment.snapshots) if deployed and operates_here else [],
+        "swap_into": swap_into,
+        "swap_back": swap_back,
+    }

@@ -99,6 +99,11 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/simulated-vcenter/screen.png"): (TICKET, None),
     ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
     ("POST", D + "/power"): (OPERATE_INT, {"action": "off"}),
+    ("POST", D + "/copy"): (OPERATE_INT, {"stage": "int"}),  # read on the source + operator of the target
+    ("POST", D + "/snapshot"): (OPERATE_INT, {"name": "before"}),
+    ("POST", D + "/revert"): (OPERATE_INT, {"snapshot": "before"}),
+    ("POST", D + "/swap"): (OPERATE_INT, {"replaces": "{deployment_id}"}),  # operator of the replaced one's stage
+    ("POST", D + "/swap-back"): (OPERATE_INT, {}),
     ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
@@ -201,7 +206,9 @@ def path_of(world: World, template: str) -> str:
 def call(world: World, method: str, template: str, spec: Any, csrf: str | None) -> int:
     path = path_of(world, template)
     params = spec["query"] if isinstance(spec, dict) and "query" in spec else None
-    data = None if params is not None or not isinstance(spec, dict) else {**spec}
+    data = (
+        None if params is not None or not isinstance(spec, dict) else {k: world.ids.get(v, v) for k, v in spec.items()}
+    )
     if method == "POST" and csrf is not None:
         data = {**(data or {}), "csrf": csrf}
     response = world.client.request(method, path, params=params, data=data, follow_redirects=False)
