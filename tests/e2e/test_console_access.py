@@ -208,7 +208,7 @@ def call(world: World, method: str, template: str, spec: Any, csrf: str | None) 
     params = spec["query"] if isinstance(spec, dict) and "query" in spec else None
     data: dict[str, str] | None = None
     if params is None and isinstance(spec, dict):  # "{deployment_id}" in a form value: the world's id
-        data = {k: world.ids[v] if v in world.ids else v for k, v in spec.items()}
+        data = {str(k): str(world.ids.get(str(v), v)) for k, v in spec.items()}
     if method == "POST" and csrf is not None:
         data = {**(data or {}), "csrf": csrf}
     response = world.client.request(method, path, params=params, data=data, follow_redirects=False)
