@@ -42,7 +42,7 @@ class Shop:
         return session.csrf
 
     def page(self, deployment_id: UUID) -> str:
-        return self.client.get(f"/ui/deployments/{deployment_id}").text
+        return str(self.client.get(f"/ui/deployments/{deployment_id}").text)
 
 
 @pytest.fixture
