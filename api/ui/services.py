@@ -171,6 +171,32 @@ async def remove_stage(
     return redirect(request, f"/ui/services/{service_id}?at={outcome.position}#stages")
 
 
+@router.post("/{service_id}/stages/{stage}/fencing")
+async def set_fencing(
+    request: Request, service_id: UUID, stage: str, runtime: RuntimeDep, session: CheckedDep
+) -> Response:
+    """Fenced networks of a stage: switch, VLAN range, gateway template, external network, policy."""
+    service = manage_service(runtime, session.principal, service_id)
+    form = await request.form()
+    vlans = {"first": number(form, "vlan_first"), "last": number(form, "vlan_last")}
+    changes: dict[str, Any] = {
+        "dvswitch": optional(form, "dvswitch"),
+        "vlan_range": vlans if any(v is not None for v in vlans.values()) else None,
+        "fence_gateway_template": optional(form, "fence_gateway_template"),
+        "external_network": optional(form, "external_network"),
+        "fence": text(form, "fence", "optional"),
+        "copy_mode": text(form, "copy_mode", "full"),
+    }
+    name = service.stage(stage)["name"]
+    try:
+        outcome = runtime.app.update_stage(service_id, stage, changes, actor=session.user,
+                                           reason=optional(form, "reason"))  # fmt: skip
+    except (ValidationError, ConflictError) as error:
+        fields = {"vlan_range.first": "vlan_first", "vlan_range.last": "vlan_last", "vlan_range": "vlan_first"}
+        return _failed(request, runtime, session, service_id, f"fence-{name}", error, fields, dict(form))
+    return redirect(request, f"/ui/services/{service_id}?at={outcome.position}#stages")
+
+
 @router.post("/{service_id}/stages/{stage}/ip-pools")
 async def add_ip_pool(
     request: Request, service_id: UUID, stage: str, runtime: RuntimeDep, session: CheckedDep

@@ -123,3 +123,28 @@ def test_deploy_behind_a_fence_from_the_configuration_page_and_the_copies_page_l
     assert f'data-deployment="{shop.prod_id}"' not in listing  # neither fenced nor a copy
     shop.sign_in("stranger")
     assert fenced_id not in shop.client.get("/ui/copies").text
+
+
+def test_an_owner_sets_a_stages_fenced_networks_and_a_wrong_field_is_shown_next_to_it(shop: Shop) -> None:
+    csrf = shop.sign_in("admin")
+    service_id = shop.runtime.app.configuration(shop.configuration_id).service_id
+    path = f"/ui/services/{service_id}/stages/prod/fencing"
+    form = {"csrf": csrf, "dvswitch": "DVS1", "vlan_first": "300", "vlan_last": "9000", "fence": "always",
+            "fence_gateway_template": "tpl-ubuntu-2404", "external_network": "VM Network"}  # fmt: skip
+    wrong = shop.client.post(path, data=form)
+    assert wrong.status_code == 422
+    assert re.search(r'id="fn-last-2"[^>]*value="9000"[^>]*aria-invalid="true"', wrong.text)
+    assert (
+        "vlan_range.last must be an integer from 1 to 4094" in wrong.text.split('id="fn-last-2"')[1].split("<label")[0]
+    )
+    saved = shop.client.post(path, data={**form, "vlan_last": "399", "copy_mode": "linked"}, follow_redirects=False)
+    assert saved.status_code == 303
+    prod = shop.runtime.app.service(service_id).stage("prod")
+    assert (prod["dvswitch"], prod["vlan_range"], prod["fence"], prod["copy_mode"]) == (
+        "DVS1",
+        {"first": 300, "last": 399},
+        "always",
+        "linked",
+    )
+    shop.sign_in("tester")
+    assert "Save fenced networks" not in shop.client.get(f"/ui/services/{service_id}").text
