@@ -5,6 +5,7 @@ Every route calls one of these before acting; the rules themselves live in the d
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from adapters.runtime import Runtime
@@ -12,7 +13,7 @@ from api.auth import Principal
 from domain.configuration import Configuration
 from domain.deployment import Deployment
 from domain.errors import PermissionDeniedError
-from domain.permissions import can_manage, can_operate, can_read
+from domain.permissions import can_capture, can_manage, can_operate, can_read
 from domain.service import Service
 
 
@@ -66,6 +67,18 @@ def operate_stage(runtime: Runtime, who: Principal, service: Service, stage_name
             else f"{who.user} is neither an owner of '{service.name}' nor a stage-operator of '{stage['name']}'"
         )
         raise PermissionDeniedError(rule)
+
+
+def capture_stage(runtime: Runtime, who: Principal, service_id: UUID, stage_name: str) -> dict[str, Any]:
+    """Capture into a stage: an owner of the service who is also a stage-operator of the stage."""
+    service = read_service(runtime, who, service_id)
+    stage = service.stage(stage_name)
+    if not can_capture(_grants(service), who.caller, stage):
+        raise PermissionDeniedError(
+            f"{who.user} may not capture into '{stage['name']}': it takes an owner of '{service.name}' who is "
+            f"also a stage-operator of '{stage['name']}'"
+        )
+    return stage
 
 
 def read_deployment(runtime: Runtime, who: Principal, deployment_id: UUID) -> Deployment:

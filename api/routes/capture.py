@@ -10,14 +10,12 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field
 
 from adapters.runtime import Runtime
-from api.access import read_service, readable_service_ids
+from api.access import capture_stage, readable_service_ids
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.capture import CaptureAnswer
 from api.schemas import Reason
 from api.views import deployment_view
-from domain.errors import PermissionDeniedError
-from domain.permissions import can_capture
 
 router = APIRouter(tags=["capture"], responses=errors(401, 403, 404, 422, 503))
 SCAN_LIMIT = 100_000  # live deployments searched for the holder of a claimed address (refusals only)
@@ -77,13 +75,7 @@ def capture(
     service_id: UUID, stage: str, body: CaptureRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
 ) -> CaptureAnswer:
     """Capture running VMs (ids or names, a folder, or a pool) into a configuration and a deployment of the stage."""
-    service = read_service(runtime, who, service_id)
-    target = service.stage(stage)
-    if not can_capture(list(service.grants.values()), who.caller, target):
-        raise PermissionDeniedError(
-            f"{who.user} may not capture into '{target['name']}': it takes an owner of '{service.name}' who is "
-            f"also a stage-operator of '{target['name']}'"
-        )
+    target = capture_stage(runtime, who, service_id, stage)
     holder = holder_in(runtime, readable_service_ids(runtime, who))
     outcome = runtime.app.capture(
         service_id, target["name"], body.configuration, actor=who.user, vms=body.vms, folder=body.folder,

@@ -7,7 +7,20 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import audit, board, configurations, deployments, later, live, services, signin, simulated_console
+from api.ui import (
+    audit,
+    board,
+    capture,
+    configurations,
+    copies,
+    deployments,
+    later,
+    lifecycle,
+    live,
+    services,
+    signin,
+    simulated_console,
+)
 from api.ui.context import Console
 
 STATIC = Path(__file__).parent / "static"
@@ -18,5 +31,19 @@ def install_console(app: FastAPI) -> None:
     app.state.console = Console(app.state.runtime)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(board.root)
-    for module in (signin, board, live, services, configurations, deployments, audit, later, simulated_console):
+    pages = (
+        signin,
+        board,
+        live,
+        services,
+        capture,
+        configurations,
+        lifecycle,
+        deployments,
+        audit,
+        copies,
+        later,
+        simulated_console,
+    )
+    for module in pages:
         app.include_router(module.router)

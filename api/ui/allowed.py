@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.auth import Principal
-from domain.deployment import DEPLOYED, FAILED, UNDEPLOYABLE_FROM, Deployment
+from domain.deployment import DEPLOYED, FAILED, POWERED_ON, UNDEPLOYABLE_FROM, Deployment
 from domain.errors import InvalidTransitionError
-from domain.permissions import can_manage, can_operate
+from domain.permissions import can_capture, can_manage, can_operate
 from domain.service import Service
 
 
@@ -23,6 +23,10 @@ def may_manage(service: Service, who: Principal) -> bool:
 
 def may_operate(service: Service, who: Principal, stage_name: str) -> bool:
     return can_operate(_grants(service), who.caller, service.stage(stage_name))
+
+
+def may_capture(service: Service, who: Principal, stage_name: str) -> bool:
+    return can_capture(_grants(service), who.caller, service.stage(stage_name))
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,12 @@ def neighbour(service: Service, stage: str, step: int) -> dict[str, Any] | None:
         return None
 
 
-def deployment_actions(service: Service, deployment: Deployment, who: Principal) -> dict[str, Any]:
+UPGRADE_CHOICES = 100  # the newest versions offered in the Upgrade dialog
+
+
+def deployment_actions(
+    service: Service, deployment: Deployment, who: Principal, latest_version: int | None = None
+) -> dict[str, Any]:
     """The buttons to show on a deployment (API rule: promote needs the target stage, the rest the current)."""
     here = service.stage(deployment.stage)
     operates_here = can_operate(_grants(service), who.caller, here)
@@ -55,5 +64,39 @@ def deployment_actions(service: Service, deployment: Deployment, who: Principal)
     actions["undeploy"] = operates_here and deployment.state in UNDEPLOYABLE_FROM
     actions["retry"] = operates_here and deployment.state == FAILED
     actions["power"] = operates_here and deployment.state == DEPLOYED
+    # Upgrade in place: to any other version of the configuration (newest first).
+    versions = range(latest_version or 0, max(0, (latest_version or 0) - UPGRADE_CHOICES), -1)
+    actions["upgrade"] = [v for v in versions if v != deployment.configuration_version] if actions["power"] else []
+    # Whole-deployment power: on when some VM is off, off when some VM is on (the domain's rule refuses the rest).
+    powers = [m.get("power") == POWERED_ON for m in deployment.machines if m.get("vm_id")]
+    actions["power_all"] = {"on": not all(powers), "off": any(powers)} if actions["power"] and powers else None
     actions["restricted_here"] = bool(here.get("restricted"))
     return actions
+
+
+def copy_actions(
+    service: Service, deployment: Deployment, who: Principal, source: Deployment | None, replacer: Deployment | None
+) -> dict[str, Any]:
+    """Copy, snapshot, revert, swap and swap back (API rules: a copy needs read access here and the
+    target stage; a swap the replaced deployment's stage; the rest this deployment's stage)."""
+    deployed = deployment.state == DEPLOYED
+    operates_here = can_operate(_grants(service), who.caller, service.stage(deployment.stage))
+    copy_to = [
+        {"name": s["name"], "always": s.get("fence") == "always", "fenceable": bool(s.get("dvswitch"))}
+        for s in service.stages
+        if deployed and can_operate(_grants(service), who.caller, s)
+    ]
+    swap_into = None
+    if deployed and source is not None and source.state == DEPLOYED and may_operate(service, who, source.stage):
+        swap_into = {"id": str(source.id), "stage": source.stage, "version": source.configuration_version}
+    swap_back = (
+        deployed and operates_here and replacer is not None and replacer.state == DEPLOYED
+        and replacer.replaced == str(deployment.id)
+    )  # fmt: skip
+    return {
+        "copy_to": copy_to,
+        "snapshot": deployed and operates_here,
+        "revert": list(deployment.snapshots) if deployed and operates_here else [],
+        "swap_into": swap_into,
+        "swap_back": swap_back,
+    }

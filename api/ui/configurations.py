@@ -14,7 +14,7 @@ from api.auth import Principal
 from api.routes.configurations import version_at
 from api.ui.allowed import may_manage, may_operate
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, refused, render, wait_for
-from api.ui.forms import FORM, MACHINE_FIELDS, errors_for, machine_from_form, optional, text
+from api.ui.forms import FORM, MACHINE_FIELDS, checked, errors_for, machine_from_form, optional, text
 from api.ui.session import Session
 from domain.diff import describe, diff_definitions
 from domain.errors import ConflictError, NotFoundError, ValidationError
@@ -196,7 +196,9 @@ async def deploy(request: Request, configuration_id: UUID, runtime: RuntimeDep, 
         raise ValidationError("choose a stage to deploy to", field="stage")
     operate_stage(runtime, session.principal, runtime.app.service(configuration.service_id), stage, "deploy")
     try:
-        outcome = runtime.app.deploy(configuration_id, stage, actor=session.user, reason=optional(form, "reason"))
+        outcome = runtime.app.deploy(
+            configuration_id, stage, actor=session.user, reason=optional(form, "reason"), fence=checked(form, "fence")
+        )
     except (ValidationError, ConflictError) as error:
         return _failed(request, runtime, session, configuration_id, "deploy", error, _values(form), "", {FORM: FORM})
     return redirect(request, f"/ui/deployments/{outcome.value.id}")

@@ -10,12 +10,6 @@ from api.ui.context import ConsoleRoute, SessionDep, render
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 
 PAGES = {
-    "copies": (
-        "Copies & fences",
-        "Exact copies of a running deployment, snapshot or archive, each on its own fenced network, so "
-        "identical IP and MAC addresses never clash; patch tests in an earlier stage, then swap the tested "
-        "copy into production or apply the patch there.",
-    ),
     "leases": (
         "Leases",
         "Every deployment's expiry, with warnings before it passes, one-click extension, idle reaping and a "
@@ -37,11 +31,6 @@ PAGES = {
 def _later(request: Request, key: str) -> Response:
     title, text = PAGES[key]
     return render(request, "later.html", {"title": title, "nav": key, "text": text})
-
-
-@router.get("/copies")
-def copies(request: Request, session: SessionDep) -> Response:
-    return _later(request, "copies")
 
 
 @router.get("/leases")

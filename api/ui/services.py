@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.access import manage_service, read_service, require_admin
-from api.ui.allowed import may_manage, may_operate
+from api.ui.allowed import may_capture, may_manage, may_operate
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, refused, render, wait_for
 from api.ui.forms import FORM, checked, errors_for, number, optional, text
 from domain.errors import ConflictError, NotFoundError, ValidationError
@@ -19,9 +19,9 @@ router = APIRouter(prefix="/ui/services", route_class=ConsoleRoute, include_in_s
 NEW_STAGE_ROWS = 4
 
 
-def _page(
+def service_page_for(
     request: Request, runtime: Any, session: Any, service_id: UUID, at: int | None = None,
-    errors: dict[str, Any] | None = None, status: int = 200,
+    errors: dict[str, Any] | None = None, status: int = 200, capture: dict[str, Any] | None = None,
 ) -> Response:  # fmt: skip
     who = session.principal
     service = read_service(runtime, who, service_id)
@@ -35,6 +35,8 @@ def _page(
         "grants": sorted(service.grants.values(), key=lambda g: (g["role"], g["stage"] or "", g["id"])),
         "manage": may_manage(service, who),
         "operates": {s["name"]: may_operate(service, who, s["name"]) for s in service.stages},
+        "capture_stages": [s["name"] for s in service.stages if may_capture(service, who, s["name"])],
+        "capture": capture or {},
         "live": {s["name"]: len(service.live_deployments(s["name"])) for s in service.stages},
         "roles": ROLES, "errors": errors or {}, "values": (errors or {}).get("values", {}),
     }  # fmt: skip
@@ -48,7 +50,7 @@ def _failed(request: Request, runtime: Any, session: Any, service_id: UUID, form
     mapped = errors_for(ValidationError(error.message, field=error.field), fields=fields)
     status = 422 if isinstance(error, ValidationError) else 409 if isinstance(error, ConflictError) else 404
     bundle = {"form": form_id, "fields": mapped, "values": values}
-    return _page(request, runtime, session, service_id, errors=bundle, status=status)
+    return service_page_for(request, runtime, session, service_id, errors=bundle, status=status)
 
 
 @router.get("/new")
@@ -87,7 +89,7 @@ async def register(request: Request, runtime: RuntimeDep, session: CheckedDep) -
 def service_page(
     request: Request, service_id: UUID, runtime: RuntimeDep, session: SessionDep, at: int | None = Query(None, ge=0)
 ) -> Response:
-    return _page(request, runtime, session, service_id, at)
+    return service_page_for(request, runtime, session, service_id, at)
 
 
 @router.post("/{service_id}/description")
@@ -166,6 +168,32 @@ async def remove_stage(
     manage_service(runtime, session.principal, service_id)
     form = await request.form()
     outcome = runtime.app.remove_stage(service_id, stage, actor=session.user, reason=optional(form, "reason"))
+    return redirect(request, f"/ui/services/{service_id}?at={outcome.position}#stages")
+
+
+@router.post("/{service_id}/stages/{stage}/fencing")
+async def set_fencing(
+    request: Request, service_id: UUID, stage: str, runtime: RuntimeDep, session: CheckedDep
+) -> Response:
+    """Fenced networks of a stage: switch, VLAN range, gateway template, external network, policy."""
+    service = manage_service(runtime, session.principal, service_id)
+    form = await request.form()
+    vlans = {"first": number(form, "vlan_first"), "last": number(form, "vlan_last")}
+    changes: dict[str, Any] = {
+        "dvswitch": optional(form, "dvswitch"),
+        "vlan_range": vlans if any(v is not None for v in vlans.values()) else None,
+        "fence_gateway_template": optional(form, "fence_gateway_template"),
+        "external_network": optional(form, "external_network"),
+        "fence": text(form, "fence", "optional"),
+        "copy_mode": text(form, "copy_mode", "full"),
+    }
+    name = service.stage(stage)["name"]
+    try:
+        outcome = runtime.app.update_stage(service_id, stage, changes, actor=session.user,
+                                           reason=optional(form, "reason"))  # fmt: skip
+    except (ValidationError, ConflictError) as error:
+        fields = {"vlan_range.first": "vlan_first", "vlan_range.last": "vlan_last", "vlan_range": "vlan_first"}
+        return _failed(request, runtime, session, service_id, f"fence-{name}", error, fields, dict(form))
     return redirect(request, f"/ui/services/{service_id}?at={outcome.position}#stages")
 
 

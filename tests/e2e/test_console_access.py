@@ -20,11 +20,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from adapters.runtime import Runtime
+from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
 from api.auth import Principal
 from api.ui.session import COOKIE, Session
 from projections.audit_queries import AuditFilter
-from tests.support import machine, runtime_for, settings_for, stages
+from tests.support import ROOT_POOL, machine, runtime_for, settings_for, stages
 
 READERS, OWNERS = "cn=payroll-readers,dc=test", "cn=payroll-owners,dc=test"
 PRINCIPALS: dict[str, Principal | None] = {
@@ -42,6 +43,7 @@ MANAGE = {"owner", "admin"}
 ADMIN = {"admin"}
 OPERATE_INT = MANAGE | {"operator"}
 OPERATE_PROD = {"prod-operator"}
+CAPTURE_TEST = MANAGE  # an owner who operates 'test' (olivia), and admins; oscar operates it but owns nothing
 PUBLIC = {*PRINCIPALS}
 TICKET: set[str] = set()  # a console ticket in the address, whoever holds it
 STREAM = "stream"  # a never-ending response: only its refusal of anonymous callers is checked here
@@ -70,10 +72,15 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", S + "/stages/{stage}/move"): (MANAGE, {"direction": "up"}),
     ("POST", S + "/stages/{stage}/remove"): (MANAGE, {}),
     ("POST", S + "/stages/{stage}/ip-pools"): (MANAGE, {"cidr": "10.9.0.0/24", "gateway": "10.9.0.1"}),
+    ("POST", S + "/stages/{stage}/fencing"): (MANAGE, {"dvswitch": "DVS0", "vlan_first": "10", "vlan_last": "20",
+                                                   "fence_gateway_template": "tpl-ubuntu-2404",
+                                                   "external_network": "VM Network"}),
     ("POST", S + "/stages/{stage}/ip-pools/{index}/remove"): (MANAGE, {}),
     ("POST", S + "/grants"): (MANAGE, {"role": "viewer", "kind": "user", "member": "newcomer"}),
     ("POST", S + "/grants/{grant_id}/revoke"): (MANAGE, {}),
     ("POST", S + "/configurations"): (MANAGE, {"name": "other", "networks": "front"}),
+    ("POST", S + "/capture"): (CAPTURE_TEST, {"stage": "test", "configuration": "legacy", "vms": "LEGACY_1",
+                                              "intent": "preview"}),
     ("GET", C): (READ, None),
     ("GET", C + "/version"): (READ, None),
     ("GET", C + "/diff"): (READ, {"query": {"from": "1"}}),
@@ -94,6 +101,13 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/simulated-vcenter/webconsole.html"): (TICKET, None),
     ("GET", "/ui/simulated-vcenter/screen.png"): (TICKET, None),
     ("POST", D + "/machines/{name}/power"): (OPERATE_INT, {"action": "reset"}),
+    ("POST", D + "/power"): (OPERATE_INT, {"action": "off"}),
+    ("POST", D + "/copy"): (OPERATE_INT, {"stage": "int"}),  # read on the source + operator of the target
+    ("POST", D + "/snapshot"): (OPERATE_INT, {"name": "before"}),
+    ("POST", D + "/revert"): (OPERATE_INT, {"snapshot": "before"}),
+    ("POST", D + "/swap"): (OPERATE_INT, {"replaces": "{deployment_id}"}),  # operator of the replaced one's stage
+    ("POST", D + "/swap-back"): (OPERATE_INT, {}),
+    ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
@@ -132,6 +146,7 @@ def build_world() -> World:
         ("stage-operator", "oscar", None, "int"),
         ("stage-operator", "oscar", None, "test"),
         ("stage-operator", "petra", None, "prod"),
+        ("stage-operator", "olivia", None, "test"),  # so an owner may capture into 'test'
     ):
         app.grant_role(service_id, role, user, group, stage, actor="setup")
     extra = app.grant_role(service_id, "viewer", "ex-employee", None, None, actor="setup").value
@@ -142,6 +157,11 @@ def build_world() -> World:
     ).value.id
     app.add_network(configuration_id, {"name": "extra"}, actor="setup")
     in_int = app.deploy(configuration_id, "int", actor="setup").value.id
+    legacy = {"cpus": 2, "memory_mib": 2048, "ip": "10.50.0.7",
+              "nics": [{"network": "VM Network", "mac": "00:0c:29:50:00:07", "adapter": "vmxnet3"}]}  # fmt: skip
+    vcenter = runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    vcenter.add_existing_vm("LEGACY_1", ROOT_POOL, **legacy)  # a VM made before Stagekeeper (capture)
     runtime.catch_up()
     ids = {
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
@@ -189,7 +209,9 @@ def path_of(world: World, template: str) -> str:
 def call(world: World, method: str, template: str, spec: Any, csrf: str | None) -> int:
     path = path_of(world, template)
     params = spec["query"] if isinstance(spec, dict) and "query" in spec else None
-    data = None if params is not None or not isinstance(spec, dict) else {**spec}
+    data: dict[str, str] | None = None
+    if params is None and isinstance(spec, dict):  # "{deployment_id}" in a form value: the world's id
+        data = {str(k): str(world.ids.get(str(v), v)) for k, v in spec.items()}
     if method == "POST" and csrf is not None:
         data = {**(data or {}), "csrf": csrf}
     response = world.client.request(method, path, params=params, data=data, follow_redirects=False)
@@ -256,7 +278,7 @@ def test_a_viewer_is_offered_no_action_and_a_forged_form_is_refused(world: World
     ):
         page = world.client.get(path_of(world, template)).text
         assert re.findall(r'<form method="post" action="(?!/ui/logout)', page) == [], template
-        for verb in ("Deploy", "Promote", "Demote", "Undeploy", "Retry", "Restore", "Add machine", "Grant"):
+        for verb in ("Deploy", "Promote", "Demote", "Undeploy", "Retry", "Restore", "Add machine", "Grant", "Capture"):
             assert f">{verb}</button>" not in page, (template, verb)
     forged = world.client.post(
         path_of(world, "/ui/deployments/{deployment_id}/undeploy"), data={"csrf": csrf}, follow_redirects=False

@@ -81,6 +81,23 @@
       var out = input.form && input.form.querySelector("output[for='" + input.id + "']");
       input.addEventListener("input", function () { if (out) out.value = input.value; });
     });
+    // A stage that fences every deployment checks (and locks) the fence box; one without fenced
+    // networks clears it. The server decides either way; this only shows what will happen.
+    root.querySelectorAll("select[data-fence-select]").forEach(function (select) {
+      if (select.dataset.wired) return;
+      select.dataset.wired = "1";
+      var box = document.getElementById(select.getAttribute("data-fence-select"));
+      function follow() {
+        var option = select.options[select.selectedIndex];
+        var mode = option ? option.getAttribute("data-fence") : "optional";
+        if (!box) return;
+        if (mode === "always") { box.checked = true; box.disabled = true; }
+        else if (mode === "none") { box.checked = false; box.disabled = true; }
+        else { box.disabled = false; }
+      }
+      select.addEventListener("change", follow);
+      follow();
+    });
     root.querySelectorAll("[data-dialog]").forEach(function (button) {
       if (button.dataset.wired) return;
       button.dataset.wired = "1";
