@@ -43,7 +43,8 @@ def production(runtime: Runtime) -> UUID:
 def steps(runtime: Runtime, deployment_id: UUID) -> list[tuple[str, Any]]:
     """(event name, what it concerns) in the order recorded."""
     found = []
-    for event in runtime.app.repository.event_store.get(deployment_id):
+    recorded: list[Any] = list(runtime.app.repository.event_store.get(deployment_id))
+    for event in recorded:
         name = type(event).__qualname__.split(".")[-1]
         if name == "FenceNetworkChanged":
             found.append((name, event.network))
