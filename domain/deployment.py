@@ -452,6 +452,36 @@ class Deployment(Aggregate):
             "networks": [{**n, "created": created} if n["network"] == network else n for n in self.fence["networks"]],
         }
 
+    def record_fence_network_added(self, network: str, portgroup: str, vlan: int, actor: str) -> None:
+        """An upgrade brings a network the fence lacks: its port group and VLAN (claimed in the
+        same write); the port group is made next (FenceNetworkChanged)."""
+        self._require((UPGRADING,), "add a fenced network to")
+        assert self.fence is not None
+        if all(n["network"] != network for n in self.fence["networks"]):
+            self._fence_network_added(network=network, portgroup=portgroup, vlan=vlan, actor=actor, reason=None)
+
+    @event("FenceNetworkAdded", topic="stagekeeper:Deployment.FenceNetworkAdded")
+    def _fence_network_added(self, network: str, portgroup: str, vlan: int, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        entry = {"network": network, "portgroup": portgroup, "vlan": vlan, "created": False}
+        self.fence = {**self.fence, "networks": [*self.fence["networks"], entry]}
+
+    def record_fence_network_removed(self, network: str, actor: str) -> None:
+        """An upgrade dropped a network: its port group is gone (after the machines and the gateway
+        left it); its VLAN is released in the same write."""
+        self._require((UPGRADING,), "remove a fenced network from")
+        assert self.fence is not None
+        found = [n for n in self.fence["networks"] if n["network"] == network]
+        if found and found[0]["created"]:
+            raise InvalidTransitionError(f"the port group of network '{network}' still exists")
+        if found:
+            self._fence_network_removed(network=network, actor=actor, reason=None)
+
+    @event("FenceNetworkRemoved", topic="stagekeeper:Deployment.FenceNetworkRemoved")
+    def _fence_network_removed(self, network: str, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {**self.fence, "networks": [n for n in self.fence["networks"] if n["network"] != network]}
+
     def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
         """The gateway VM was provisioned (its id) or destroyed (None)."""
         assert self.fence is not None
