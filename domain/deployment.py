@@ -548,6 +548,22 @@ class Deployment(Aggregate):
     def _copied(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
         self.copies = (*self.copies, str(copy_id))
 
+    # Source machines whose snapshot this linked copy was cloned from has been removed (on undeploy,
+    # once the copy's VMs are gone). A class default: older deployments have none.
+    copy_snapshots_removed: tuple[str, ...] = ()
+
+    def record_copy_snapshot_removed(self, machine: str, actor: str) -> None:
+        """The snapshot taken for this linked copy on the source machine's VM is gone."""
+        self._require((UNDEPLOYING,), "record a removed copy snapshot on")
+        if self.copy_of is None or machine not in self.copy_of["machines"]:
+            raise InvalidTransitionError(f"machine '{machine}' is not copied from a source VM")
+        if machine not in self.copy_snapshots_removed:
+            self._copy_snapshot_removed(machine=machine, actor=actor, reason=None)
+
+    @event("CopySnapshotRemoved", topic="stagekeeper:Deployment.CopySnapshotRemoved")
+    def _copy_snapshot_removed(self, machine: str, actor: str, reason: str | None) -> None:
+        self.copy_snapshots_removed = (*self.copy_snapshots_removed, machine)
+
     def copy_view(self) -> dict[str, Any] | None:
         if self.copy_of is None:
             return None

@@ -540,6 +540,18 @@ class PyVmomiDriver:
             raise VCenterObjectNotFoundError(f"VM {vm_id} has no snapshot '{name}'")
         self.session.wait(self.session.call("revert", snapshot.RevertToSnapshot_Task), f"revert of {vm_id} to {name}")
 
+    def remove_snapshot(self, vm_id: str, name: str) -> bool:
+        vm = self._vm(vm_id)
+        try:
+            snapshot = snapshots.named(self.session.call("read snapshots", lambda: _get(vm, "snapshot")), name)
+            if snapshot is None:
+                return False
+            task = self.session.call("remove snapshot", lambda: snapshot.RemoveSnapshot_Task(removeChildren=False))
+            self.session.wait(task, f"removal of snapshot {name} of {vm_id}")
+        except VCenterObjectNotFoundError:
+            return False  # the VM (or the snapshot) is gone already
+        return True
+
     def list_snapshots(self, vm_id: str) -> list[str]:
         vm = self._vm(vm_id)
         info = self.session.call("read snapshots", lambda: _get(vm, "snapshot"))
