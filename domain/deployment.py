@@ -696,6 +696,39 @@ class Deployment(Aggregate):
     def swap_step_done(self, step: str, machine: str) -> bool:
         return self.swap is not None and f"{step}:{machine}" in self.swap.get("done", [])
 
+    def record_swap_attempt_failed(self, reason: str, actor: str) -> None:
+        """vCenter failed a step of this (incoming) swap (counted in `swap_failures`)."""
+        self._require((SWAPPING,), "record a failed swap attempt on")
+        assert self.swap is not None
+        self._swap_attempt_failed(attempt=self.swap_failures + 1, actor=actor, reason=reason)
+
+    @event("SwapAttemptFailed", topic="stagekeeper:Deployment.SwapAttemptFailed")
+    def _swap_attempt_failed(self, attempt: int, actor: str, reason: str | None) -> None:
+        assert self.swap is not None
+        self.swap = {**self.swap, "failures": attempt, "last_failure": reason}
+
+    @property
+    def swap_failures(self) -> int:
+        return int((self.swap or {}).get("failures", 0))
+
+    def fail_swap(self, reason: str, actor: str) -> None:
+        """The swap is given up: both deployments are deployed again where they stand (the
+        replaced one running again, the copy in its own stage), vCenter's message recorded."""
+        self._require((SWAPPING,), "fail the swap of")
+        assert self.swap is not None
+        self._swap_failed(partner=UUID(self.swap["partner"]), role=self.swap["role"], actor=actor, reason=reason)
+
+    @event("SwapFailed", topic="stagekeeper:Deployment.SwapFailed")
+    def _swap_failed(self, partner: UUID, role: str, actor: str, reason: str | None) -> None:
+        self.state = DEPLOYED
+        self.failure = reason
+        self.target_stage = None
+        self.target_pool = None
+        self.swap = None
+        if role == "outgoing":
+            for machine in self.machines:
+                machine["power"] = POWERED_ON
+
     def complete_swap_in(self, actor: str) -> None:
         self._require((SWAPPING,), "complete the swap of")
         assert self.swap is not None
