@@ -222,6 +222,13 @@ class StagekeeperApplication(Application[UUID]):
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
 
+    def existing(self, ids: list[UUID]) -> set[UUID]:
+        """Which of these aggregates exist (in one read where the store allows it)."""
+        recorder = self.recorder
+        if isinstance(recorder, GuardedRecorder):
+            return {UUID(str(i)) for i in recorder.existing(ids)}
+        return {i for i in ids if recorder.select_events(i, limit=1)}
+
     # -- idempotent requests ----------------------------------------------------------------------
     def request_record(self, actor: str, key: str) -> RequestRecord | None:
         """What `actor` first used Idempotency-Key `key` for (None: never used)."""

@@ -452,6 +452,36 @@ class Deployment(Aggregate):
             "networks": [{**n, "created": created} if n["network"] == network else n for n in self.fence["networks"]],
         }
 
+    def record_fence_network_added(self, network: str, portgroup: str, vlan: int, actor: str) -> None:
+        """An upgrade brings a network the fence lacks: its port group and VLAN (claimed in the
+        same write); the port group is made next (FenceNetworkChanged)."""
+        self._require((UPGRADING,), "add a fenced network to")
+        assert self.fence is not None
+        if all(n["network"] != network for n in self.fence["networks"]):
+            self._fence_network_added(network=network, portgroup=portgroup, vlan=vlan, actor=actor, reason=None)
+
+    @event("FenceNetworkAdded", topic="stagekeeper:Deployment.FenceNetworkAdded")
+    def _fence_network_added(self, network: str, portgroup: str, vlan: int, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        entry = {"network": network, "portgroup": portgroup, "vlan": vlan, "created": False}
+        self.fence = {**self.fence, "networks": [*self.fence["networks"], entry]}
+
+    def record_fence_network_removed(self, network: str, actor: str) -> None:
+        """An upgrade dropped a network: its port group is gone (after the machines and the gateway
+        left it); its VLAN is released in the same write."""
+        self._require((UPGRADING,), "remove a fenced network from")
+        assert self.fence is not None
+        found = [n for n in self.fence["networks"] if n["network"] == network]
+        if found and found[0]["created"]:
+            raise InvalidTransitionError(f"the port group of network '{network}' still exists")
+        if found:
+            self._fence_network_removed(network=network, actor=actor, reason=None)
+
+    @event("FenceNetworkRemoved", topic="stagekeeper:Deployment.FenceNetworkRemoved")
+    def _fence_network_removed(self, network: str, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {**self.fence, "networks": [n for n in self.fence["networks"] if n["network"] != network]}
+
     def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
         """The gateway VM was provisioned (its id) or destroyed (None)."""
         assert self.fence is not None
@@ -517,6 +547,22 @@ class Deployment(Aggregate):
     @event("Copied", topic="stagekeeper:Deployment.Copied")
     def _copied(self, copy_id: UUID, stage: str, actor: str, reason: str | None) -> None:
         self.copies = (*self.copies, str(copy_id))
+
+    # Source machines whose snapshot this linked copy was cloned from has been removed (on undeploy,
+    # once the copy's VMs are gone). A class default: older deployments have none.
+    copy_snapshots_removed: tuple[str, ...] = ()
+
+    def record_copy_snapshot_removed(self, machine: str, actor: str) -> None:
+        """The snapshot taken for this linked copy on the source machine's VM is gone."""
+        self._require((UNDEPLOYING,), "record a removed copy snapshot on")
+        if self.copy_of is None or machine not in self.copy_of["machines"]:
+            raise InvalidTransitionError(f"machine '{machine}' is not copied from a source VM")
+        if machine not in self.copy_snapshots_removed:
+            self._copy_snapshot_removed(machine=machine, actor=actor, reason=None)
+
+    @event("CopySnapshotRemoved", topic="stagekeeper:Deployment.CopySnapshotRemoved")
+    def _copy_snapshot_removed(self, machine: str, actor: str, reason: str | None) -> None:
+        self.copy_snapshots_removed = (*self.copy_snapshots_removed, machine)
 
     def copy_view(self) -> dict[str, Any] | None:
         if self.copy_of is None:
@@ -669,6 +715,39 @@ class Deployment(Aggregate):
 
     def swap_step_done(self, step: str, machine: str) -> bool:
         return self.swap is not None and f"{step}:{machine}" in self.swap.get("done", [])
+
+    def record_swap_attempt_failed(self, reason: str, actor: str) -> None:
+        """vCenter failed a step of this (incoming) swap (counted in `swap_failures`)."""
+        self._require((SWAPPING,), "record a failed swap attempt on")
+        assert self.swap is not None
+        self._swap_attempt_failed(attempt=self.swap_failures + 1, actor=actor, reason=reason)
+
+    @event("SwapAttemptFailed", topic="stagekeeper:Deployment.SwapAttemptFailed")
+    def _swap_attempt_failed(self, attempt: int, actor: str, reason: str | None) -> None:
+        assert self.swap is not None
+        self.swap = {**self.swap, "failures": attempt, "last_failure": reason}
+
+    @property
+    def swap_failures(self) -> int:
+        return int((self.swap or {}).get("failures", 0))
+
+    def fail_swap(self, reason: str, actor: str) -> None:
+        """The swap is given up: both deployments are deployed again where they stand (the
+        replaced one running again, the copy in its own stage), vCenter's message recorded."""
+        self._require((SWAPPING,), "fail the swap of")
+        assert self.swap is not None
+        self._swap_failed(partner=UUID(self.swap["partner"]), role=self.swap["role"], actor=actor, reason=reason)
+
+    @event("SwapFailed", topic="stagekeeper:Deployment.SwapFailed")
+    def _swap_failed(self, partner: UUID, role: str, actor: str, reason: str | None) -> None:
+        self.state = DEPLOYED
+        self.failure = reason
+        self.target_stage = None
+        self.target_pool = None
+        self.swap = None
+        if role == "outgoing":
+            for machine in self.machines:
+                machine["power"] = POWERED_ON
 
     def complete_swap_in(self, actor: str) -> None:
         self._require((SWAPPING,), "complete the swap of")

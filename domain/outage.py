@@ -51,6 +51,26 @@ class GuardedRecorder:
         """The library's recorder itself."""
         return self._recorder
 
+    def existing(self, ids: list[Any]) -> set[Any]:
+        """Which of these aggregate ids have events: one query on PostgreSQL (the library reads
+        one aggregate per query, and a claim check asks about dozens that do not exist)."""
+        recorder = self._recorder
+        datastore, table = getattr(recorder, "datastore", None), getattr(recorder, "events_table_name", None)
+        if not ids:
+            return set()
+        with event_store_errors():
+            schema = getattr(datastore, "schema", None)
+            if datastore is None or table is None or schema is None or not hasattr(datastore, "get_connection"):
+                return {i for i in ids if recorder.select_events(i, limit=1)}
+            from psycopg import sql  # only a PostgreSQL recorder gets here
+
+            statement = sql.SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%s)").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            with datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(statement, [list(ids)])
+                return {row["originator_id"] for row in cursor.fetchall()}
+
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._recorder, name)
         if not callable(value):

@@ -270,6 +270,11 @@ class VCenterDriver(Protocol):
         """Names of the VM's snapshots, depth first."""
         ...
 
+    def remove_snapshot(self, vm_id: str, name: str) -> bool:
+        """Remove the VM's snapshot named `name` (its children stay); False when there is none, or
+        no such VM any more."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -517,6 +517,16 @@ class SimulatedVCenter:
         with self._lock:
             return list(self._vm(vm_id).snapshots)
 
+    def remove_snapshot(self, vm_id: str, name: str) -> bool:
+        with self._lock:
+            vm = self._vms.get(vm_id)
+            if vm is None or name not in vm.snapshots:
+                return False
+            self._maybe_fail("remove_snapshot")
+            vm.snapshots.remove(name)
+            self._save()
+            return True
+
     def all_vms(self) -> list[VmInfo]:
         with self._lock:
             return [vm.info() for vm in self._vms.values()]

@@ -91,7 +91,11 @@ class AddressCommands(StagekeeperApplication):
         """Whether another machine holds `ip` by a claim scoped by its pool's CIDR (older stores).
         Only asked while the address has no claim of its own: once one exists, it was written after
         this check found no live old claim, and old-scope claims are never written any more."""
-        for scope in _legacy_scopes(ip):
+        scopes = _legacy_scopes(ip)
+        present = self.existing([NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in scopes])
+        for scope in scopes:
+            if NameClaim.id_for(IP_CLAIMS, scope, ip) not in present:
+                continue  # one read for all of them: nearly always none exists
             claim = _find_claim(self, IP_CLAIMS, scope, ip)
             if claim is not None and claim.owner_id is not None and claim.owner_id != owner:
                 return True

@@ -77,6 +77,33 @@ def internal_addressing(deployment: Deployment, stage: dict[str, Any]) -> dict[s
     return result
 
 
+def claim_network(deployment: Deployment, network: str, claim: Claimer) -> tuple[dict[str, Any], NameClaim]:
+    """A fenced network's port group and a free VLAN of the stage's range, with its claim."""
+    assert deployment.fence is not None
+    fence = deployment.fence
+    first, last = fence["vlan_range"]["first"], fence["vlan_range"]["last"]
+    size = last - first + 1
+    # Start at a point derived from the network's port group, so copies deployed at once
+    # do not all race for the first VLAN.
+    start = int(hashlib.sha256(portgroup_name(deployment.id, network).encode()).hexdigest(), 16) % size
+    owner = vlan_owner(deployment.id, network)
+    for offset in range(size):
+        vlan = first + (start + offset) % size
+        found = claim(VLAN_CLAIMS, fence["dvswitch"], str(vlan), owner)
+        if found is not None:
+            entry = {"network": network, "portgroup": portgroup_name(deployment.id, network), "vlan": int(found.name)}
+            return entry, found
+    raise AddressExhaustedError(f"no free VLAN in {first}-{last} on switch '{fence['dvswitch']}'", field="vlan_range")
+
+
+def wanted_networks(networks: list[dict[str, Any]], machines: list[dict[str, Any]]) -> list[str]:
+    """The configuration's networks and any its machines' NICs name, in order (one port group each)."""
+    names = [n["name"] for n in networks]
+    for machine in machines:
+        names.extend(nic["network"] for nic in machine.get("nics", []) if nic["network"] not in names)
+    return names
+
+
 def plan(
     deployment: Deployment, stage: dict[str, Any], internal: dict[str, dict[str, Any]], claim: Claimer
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]], list[NameClaim]]:
@@ -85,27 +112,10 @@ def plan(
     fence = deployment.fence
     claims: list[NameClaim] = []
     networks = []
-    first, last = fence["vlan_range"]["first"], fence["vlan_range"]["last"]
-    size = last - first + 1
     for network in fence["requested_networks"]:
-        # Start at a point derived from the network's port group, so copies deployed at once
-        # do not all race for the first VLAN.
-        start = int(hashlib.sha256(portgroup_name(deployment.id, network).encode()).hexdigest(), 16) % size
-        owner = vlan_owner(deployment.id, network)
-        found = None
-        for offset in range(size):
-            vlan = first + (start + offset) % size
-            found = claim(VLAN_CLAIMS, fence["dvswitch"], str(vlan), owner)
-            if found is not None:
-                claims.append(found)
-                break
-        if found is None:
-            raise AddressExhaustedError(
-                f"no free VLAN in {first}-{last} on switch '{fence['dvswitch']}'", field="vlan_range"
-            )
-        networks.append(
-            {"network": network, "portgroup": portgroup_name(deployment.id, network), "vlan": int(found.name)}
-        )
+        entry, found = claim_network(deployment, network, claim)
+        claims.append(found)
+        networks.append(entry)
     pools = stage.get("ip_pools", [])
 
     def external(machine: str) -> str | None:

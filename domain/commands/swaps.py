@@ -80,6 +80,28 @@ def start(
     return [incoming, outgoing, service]
 
 
+def fail(app: StagekeeperApplication, incoming_id: UUID, reason: str, actor: str) -> None:
+    """Give the swap up in one write: both deployments deployed again where they stand, and the
+    copy no longer admitted to the replaced one's stage."""
+
+    def attempt() -> Outcome[None]:
+        incoming = app.load(Deployment, incoming_id, "deployment")
+        if incoming.swap is None:
+            return Outcome(None, 0)  # given up already (a restarted worker)
+        outgoing = app.load(Deployment, UUID(incoming.swap["partner"]), "deployment")
+        admitted = incoming.target_stage
+        incoming.fail_swap(reason, actor)
+        outgoing.fail_swap(reason, actor)
+        others: list[Aggregate] = []
+        if admitted is not None:
+            service = app.load(Service, incoming.service_id, "service")
+            service.release(incoming.id, admitted, actor=actor)
+            others.append(service)
+        return Outcome(None, app.commit(incoming, outgoing, *others))
+
+    app.retrying(attempt)
+
+
 def previous_of(previous: Deployment) -> UUID:
     """The deployment that replaced `previous`, which swap-back puts back."""
     if previous.replaced_by is None:
@@ -87,4 +109,4 @@ def previous_of(previous: Deployment) -> UUID:
     return UUID(previous.replaced_by)
 
 
-__all__ = ["Outcome", "check_swap", "claims_moving", "previous_of", "start"]
+__all__ = ["Outcome", "check_swap", "claims_moving", "fail", "previous_of", "start"]

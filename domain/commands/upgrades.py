@@ -7,14 +7,17 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.addressing import candidate_macs
 from domain.application import Outcome, StagekeeperApplication
+from domain.commands import fencing
 from domain.commands.addresses import MAC_CLAIMS, AddressCommands, ip_releases
 from domain.configuration import Configuration
 from domain.deployment import Deployment
 from domain.errors import AddressExhaustedError, InvalidTransitionError, ValidationError
+from domain.names import NameClaim
 from domain.service import Service
 from domain.text import check_reason
 from domain.values import check_version_number
@@ -107,9 +110,18 @@ class UpgradeCommands(StagekeeperApplication):
             taken: set[tuple[str, str, str]] = set()
             addresses = cast(AddressCommands, self)  # the composed application has both
             macs: list[dict[str, Any]] = []
+            fenced = deployment.fence is not None
+            used = {n["mac"] for m in deployment.machines for n in (m.get("addressing") or {}).get("macs", [])}
             for index, nic in enumerate(target["nics"]):
                 if index < len(old) and old[index]["network"] == nic["network"]:
                     macs.append(old[index])
+                    continue
+                if fenced:
+                    # Inside a fence MACs are the configuration's own (the same in every copy), unclaimed.
+                    seed = f"{deployment.configuration_id}/{machine}/{index}"
+                    mac = next(m for m in candidate_macs(seed, limit=4096) if m not in used)
+                    used.add(mac)
+                    macs.append({"network": nic["network"], "mac": mac})
                     continue
                 claim = next(
                     (
@@ -126,7 +138,7 @@ class UpgradeCommands(StagekeeperApplication):
             kept = {(m["network"], m["mac"]) for m in macs}
             for nic in old:
                 if (nic["network"], nic["mac"]) not in kept:
-                    claims.extend(filter(None, [self.release_name(MAC_CLAIMS, nic["network"], nic["mac"])]))
+                    claims.extend(filter(None, [self._release_held(MAC_CLAIMS, nic["network"], nic["mac"], owner)]))
             deployment.record_nics_changed(machine, macs, actor)
             return Outcome(macs, self.commit(deployment, *claims))
 
@@ -150,6 +162,54 @@ class UpgradeCommands(StagekeeperApplication):
         deployment = self.load(Deployment, deployment_id, "deployment")
         self._with_releases(deployment_id, step, [m["name"] for m in deployment.unbuilt_machines()])
 
+    def _release_held(self, kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+        try:
+            claim: Aggregate = self.repository.get(NameClaim.id_for(kind, scope, name))
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(claim, NameClaim) or claim.owner_id != owner:
+            return None
+        claim.release()
+        return claim
+
+    # -- fenced networks an upgrade adds or drops (VLAN claimed / released in the same write) --
+    def record_fence_network_added(self, deployment_id: UUID, network: str, actor: str) -> dict[str, Any]:
+        """Give the upgrading fenced deployment a port group and VLAN for `network` (idempotent)."""
+
+        def attempt() -> Outcome[dict[str, Any]]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            assert deployment.fence is not None
+            known = next((n for n in deployment.fence["networks"] if n["network"] == network), None)
+            if known is not None:
+                return Outcome(known, 0)
+            taken: set[tuple[str, str, str]] = set()
+            addresses = cast(AddressCommands, self)
+
+            def claim(kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+                return addresses._try_claim(kind, scope, name, owner, taken)
+
+            entry, held = fencing.claim_network(deployment, network, claim)
+            deployment.record_fence_network_added(network, entry["portgroup"], entry["vlan"], actor)
+            return Outcome({**entry, "created": False}, self.commit(deployment, held))
+
+        return self.retrying(attempt).value
+
+    def record_fence_network_removed(self, deployment_id: UUID, network: str, actor: str) -> None:
+        """The dropped network's port group is gone: forget it and release its VLAN, in one write."""
+
+        def attempt() -> Outcome[None]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            assert deployment.fence is not None
+            found = next((n for n in deployment.fence["networks"] if n["network"] == network), None)
+            if found is None:
+                return Outcome(None, 0)
+            owner = fencing.vlan_owner(deployment_id, network)
+            released = self._release_held(fencing.VLAN_CLAIMS, deployment.fence["dvswitch"], str(found["vlan"]), owner)
+            deployment.record_fence_network_removed(network, actor)
+            return Outcome(None, self.commit(deployment, *filter(None, [released])))
+
+        self.retrying(attempt)
+
     def _with_releases(self, deployment_id: UUID, step: Callable[[Deployment], None], machines: list[str]) -> None:
         def attempt() -> Outcome[None]:
             deployment = self.load(Deployment, deployment_id, "deployment")
@@ -159,8 +219,10 @@ class UpgradeCommands(StagekeeperApplication):
             for name, addressing in held.items():
                 if addressing.get("ip"):
                     released.extend(ip_releases(self, uuid5(deployment_id, name), addressing))
+                owner = uuid5(deployment_id, name)
                 for nic in addressing.get("macs", []):
-                    released.extend(filter(None, [self.release_name(MAC_CLAIMS, nic["network"], nic["mac"])]))
+                    # Only a claim this machine holds: a fenced copy's MACs are its source's.
+                    released.extend(filter(None, [self._release_held(MAC_CLAIMS, nic["network"], nic["mac"], owner)]))
             return Outcome(None, self.commit(deployment, *released))
 
         self.retrying(attempt)

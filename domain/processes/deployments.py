@@ -337,9 +337,25 @@ class DeploymentProcess:
                 self.app.record_step(deployment.id, step)
         try:
             self.fences.tear_down(self.app.deployment(deployment.id))
+            self._remove_copy_snapshots(self.app.deployment(deployment.id))
         except VCENTER_FAULTS as fault:
             raise InfrastructureError(f"undeploy of {deployment.id} failed: {fault.message}") from fault
         self.app.record_step(deployment.id, lambda d: d.mark_undeployed(ACTOR))
+
+    def _remove_copy_snapshots(self, deployment: Deployment) -> None:
+        """A linked copy's disks hang on the snapshot taken for it on each source VM (one per copy,
+        so this copy is its last user): once the copy's VMs are gone, the snapshots go too, one
+        CopySnapshotRemoved per source machine (a restarted worker skips those recorded; removing
+        one already gone is a no-op). Full copies take no snapshot."""
+        copy = deployment.copy_of
+        if copy is None or not copy["linked"]:
+            return
+        for name, source in sorted(copy["machines"].items()):
+            if name in deployment.copy_snapshots_removed or not (source or {}).get("vm_id"):
+                continue
+            self.vcenter.remove_snapshot(source["vm_id"], copy_snapshot(deployment.id))
+            step = partial(Deployment.record_copy_snapshot_removed, machine=name, actor=ACTOR)
+            self.app.record_step(deployment.id, step)
 
     def _move(self, deployment: Deployment) -> None:
         target = deployment.target_pool

@@ -39,14 +39,16 @@ def machine_nics(deployment: Deployment, macs: list[dict[str, Any]]) -> list[Nic
     return [NicSetting(network=groups[n["network"]], mac=n["mac"], exact=True) for n in macs]
 
 
-def nat_document(deployment: Deployment) -> str:
-    """What the gateway reads from guestinfo.stagekeeper.nat: its NICs in order and the NAT map."""
+def nat_document(deployment: Deployment, networks: list[dict[str, Any]] | None = None) -> str:
+    """What the gateway reads from guestinfo.stagekeeper.nat: its NICs in order and the NAT map
+    (`networks`: the fenced networks it is wired to, when not all of the fence's)."""
     assert deployment.fence is not None
     fence = deployment.fence
+    inside = fence["networks"] if networks is None else networks
     return json.dumps(
         {
             "deployment": str(deployment.id),
-            "inside": [{"portgroup": n["portgroup"], "vlan": n["vlan"]} for n in fence["networks"]],
+            "inside": [{"portgroup": n["portgroup"], "vlan": n["vlan"]} for n in inside],
             "outside": {"network": fence["external_network"], "ip": fence["gateway"]["external_ip"]},
             "nat": fence["nat"],
         },

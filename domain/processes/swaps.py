@@ -5,7 +5,11 @@ put their NICs on the stage's own networks (leaving the fence: same MACs, and th
 IPs the fence preserved); tear the fence down (gateway, then port groups); power the incoming
 machines on; then one write completes both deployments. Each step is recorded per machine and
 each vCenter call is idempotent, so a worker killed anywhere resumes without redoing or losing
-a step. A vCenter fault leaves both deployments swapping and the step is retried later.
+a step. A vCenter fault is recorded (SwapAttemptFailed) and the step retried later; after
+MAX_ATTEMPTS the swap is rolled back: machines of the copy that had joined the production
+networks (with production's MACs) are powered off, the replaced machines are started again in
+start order, and SwapFailed (vCenter's message) returns both deployments to deployed, the copy
+where it stands. The rollback resumes after a restart (the attempts are recorded).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from functools import partial
 from uuid import UUID
 
 from domain.capture import vcenter_network
+from domain.commands import swaps
 from domain.deployment import SWAPPING, Deployment
 from domain.errors import InfrastructureError, VCenterFaultError
 from domain.ports import NicSetting, VCenterDriver
@@ -25,6 +30,7 @@ from domain.stagekeeper import Stagekeeper
 from domain.startorder import stop_groups, stop_in_order
 
 ACTOR = "stagekeeper"
+MAX_ATTEMPTS = 3  # failed attempts (each retried by the follower with its backoff) before the rollback
 
 
 class SwapSteps:
@@ -47,11 +53,34 @@ class SwapSteps:
         outgoing = self.app.deployment(UUID(incoming.swap["partner"]))
         if outgoing.state != SWAPPING:
             raise InfrastructureError(f"swap of {incoming.id}: its partner {outgoing.id} is {outgoing.state}")
+        if incoming.swap_failures >= MAX_ATTEMPTS:
+            self._roll_back(incoming, outgoing)
+            return
         try:
             self._steps(incoming, outgoing)
         except VCenterFaultError as fault:
-            raise InfrastructureError(f"swap of {incoming.id} failed: {fault.message}") from fault
+            step = partial(Deployment.record_swap_attempt_failed, reason=fault.message, actor=ACTOR)
+            incoming = self.app.record_step(incoming.id, step).value
+            if incoming.swap_failures < MAX_ATTEMPTS:
+                raise InfrastructureError(f"swap of {incoming.id} failed: {fault.message}") from fault
+            self._roll_back(incoming, outgoing)
+            return
         self.app.complete_swap(incoming.id, ACTOR)
+
+    def _roll_back(self, incoming: Deployment, outgoing: Deployment) -> None:
+        assert incoming.swap is not None
+        reason = f"swap given up after {incoming.swap_failures} failed attempts: {incoming.swap.get('last_failure')}"
+        try:
+            for machine in incoming.machines:
+                # Left the fence with production's MACs: it must not run beside production.
+                if machine["vm_id"] and incoming.swap_step_done("joined", machine["name"]):
+                    self.vcenter.power_off(machine["vm_id"])
+            starting = {m["name"]: (m["spec"], m["vm_id"]) for m in outgoing.machines if m["vm_id"]}
+            power_on_in_order(self.vcenter, self.sleep, starting, lambda _name, _vm: None)
+        except VCenterFaultError as fault:
+            # Still failing: the rollback is retried later (and resumes: each call is idempotent).
+            raise InfrastructureError(f"rollback of the swap of {incoming.id} failed: {fault.message}") from fault
+        swaps.fail(self.app, incoming.id, reason, ACTOR)
 
     def _record(self, deployment: Deployment, step: str, machine: str) -> None:
         self.app.record_step(

@@ -18,12 +18,15 @@ message): steps done stay done and recorded, VMs of machines not yet added are d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
+from domain.commands.fencing import GATEWAY_MACHINE, wanted_networks
 from domain.commands.upgrades import rebuild_fields
 from domain.deployment import POWERED_ON, Deployment
 from domain.errors import AddressExhaustedError, VCenterFaultError
 from domain.ports import NicSetting
+from domain.processes.fencing import NAT_KEY, machine_nics, nat_document
 from domain.processes.power import provision_in_order
 from domain.startorder import stop_groups
 
@@ -71,6 +74,9 @@ def run_upgrade(process: DeploymentProcess, deployment: Deployment) -> None:
     """Carry an upgrading deployment to its target version (or record why vCenter refused)."""
     app = process.app
     try:
+        if deployment.fence is not None:
+            fenced_networks_added(process, deployment)
+            deployment = app.deployment(deployment.id)
         plan = plan_upgrade(deployment)
         for name in plan.remove:
             _destroy(process, deployment, name)
@@ -85,10 +91,58 @@ def run_upgrade(process: DeploymentProcess, deployment: Deployment) -> None:
             current = app.deployment(deployment.id)
             process.vcenter.ensure_pool(current.resource_pool)
             provision_in_order(process, current, [current.machine(n) for n in plan.add])
+        if deployment.fence is not None:
+            fenced_networks_dropped(process, app.deployment(deployment.id))
     except FAILURES as fault:
         _fail(process, deployment, fault.message)
         return
     app.record_step(deployment.id, lambda d: d.complete_upgrade(ACTOR))
+
+
+def _target_networks(deployment: Deployment) -> list[str]:
+    assert deployment.upgrade is not None
+    return wanted_networks(deployment.upgrade["networks"], deployment.upgrade["machines"])
+
+
+def fenced_networks_added(process: DeploymentProcess, deployment: Deployment) -> None:
+    """Each network the new version brings gets its own port group and VLAN before any machine
+    is rewired or added (FenceNetworkAdded with the VLAN claim, then FenceNetworkChanged)."""
+    assert deployment.fence is not None
+    known = {n["network"] for n in deployment.fence["networks"]}
+    for network in _target_networks(deployment):
+        if network not in known:
+            process.app.record_fence_network_added(deployment.id, network, ACTOR)
+    current = process.app.deployment(deployment.id)
+    assert current.fence is not None
+    for entry in current.fence["networks"]:
+        if not entry["created"]:
+            process.vcenter.ensure_portgroup(current.fence["dvswitch"], entry["portgroup"], entry["vlan"])
+            step = partial(Deployment.record_fence_network, network=entry["network"], created=True, actor=ACTOR)
+            process.app.record_step(deployment.id, step)
+
+
+def fenced_networks_dropped(process: DeploymentProcess, deployment: Deployment) -> None:
+    """After the machines: the gateway is rewired to the new version's networks (its NICs and NAT
+    input), then the port groups of dropped networks are removed and their VLANs released."""
+    fence = deployment.fence
+    assert fence is not None
+    wanted = _target_networks(deployment)
+    kept = [n for n in fence["networks"] if n["network"] in wanted]
+    gateway = next((vm for vm in process.vcenter.find_vms(deployment.id) if vm.machine == GATEWAY_MACHINE), None)
+    if gateway is not None:
+        inside = [NicSetting(network=n["portgroup"], exact=True) for n in kept]
+        outside = NicSetting(network=fence["external_network"], exact=True)
+        process.vcenter.set_nics(gateway.vm_id, [*inside, outside])
+        document = nat_document(deployment, kept)
+        process.vcenter.set_extra_config(gateway.vm_id, {NAT_KEY: document})
+    for entry in fence["networks"]:
+        if entry["network"] in wanted:
+            continue
+        process.vcenter.remove_portgroup(fence["dvswitch"], entry["portgroup"])
+        if entry["created"]:
+            step = partial(Deployment.record_fence_network, network=entry["network"], created=False, actor=ACTOR)
+            process.app.record_step(deployment.id, step)
+        process.app.record_fence_network_removed(deployment.id, entry["network"], ACTOR)
 
 
 def _destroy(process: DeploymentProcess, deployment: Deployment, name: str) -> None:
@@ -108,7 +162,7 @@ def _change(process: DeploymentProcess, deployment: Deployment, name: str) -> No
         macs = (machine.get("addressing") or {}).get("macs", [])
         if [n["network"] for n in macs] != [n["network"] for n in target["nics"]]:
             macs = process.app.record_upgrade_nics(deployment.id, name, ACTOR)
-        process.vcenter.set_nics(vm_id, [NicSetting(network=n["network"], mac=n["mac"]) for n in macs])
+        process.vcenter.set_nics(vm_id, machine_nics(process.app.deployment(deployment.id), macs))
     resize = (target["cpus"], target["memory_mib"]) != (spec["cpus"], spec["memory_mib"])
     disks = tuple(d["size_gib"] for d in target["disks"]) if target["disks"] != spec["disks"] else ()
     # The recorded power, not vCenter's: after a crash between power-off and power-on, it still

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid5
 
 import pytest
@@ -13,6 +15,7 @@ from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.names import NameClaim
 from domain.processes.fencing import NAT_KEY
 from tests.fencing import SWITCH, three_tier
+from tests.support import runtime_for
 
 
 def fenced(runtime: Runtime, configuration_id: UUID, stage: str = "test") -> UUID:
@@ -132,6 +135,36 @@ def test_a_linked_copy_is_cloned_from_a_snapshot_of_each_source(runtime: Runtime
     assert runtime.app.deployment(copy_id).state == "deployed"
     for vm in vcenter.find_vms(production):
         assert vcenter.list_snapshots(vm.vm_id) == [f"sk-copy-{copy_id.hex[:12]}"]
+
+
+def test_a_linked_copys_snapshots_go_when_the_copy_is_undeployed(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    configuration_id = three_tier(runtime, copy_mode="linked")
+    production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    runtime.catch_up()
+    first, second = (runtime.app.copy_deployment(production, "test", actor="bob", fence=True).value.id for _ in "ab")
+    runtime.catch_up()
+    runtime.app.undeploy(first, actor="bob")
+    runtime.catch_up()
+    for vm in vcenter.find_vms(production):  # the other copy still hangs on its own snapshot
+        assert vcenter.list_snapshots(vm.vm_id) == [f"sk-copy-{second.hex[:12]}"]
+    recorded: list[Any] = list(runtime.app.repository.event_store.get(first))
+    names = [type(e).__qualname__.split(".")[-1] for e in recorded]
+    removed = [e.machine for e in recorded if type(e).__qualname__.endswith("CopySnapshotRemoved")]
+    assert sorted(removed) == ["app", "db", "web"]
+    assert names.index("CopySnapshotRemoved") > max(i for i, n in enumerate(names) if n == "MachineDestroyed")
+    assert names[-1] == "Undeployed"
+    runtime.app.undeploy(second, actor="bob")
+    runtime.catch_up()
+    assert all(vcenter.list_snapshots(vm.vm_id) == [] for vm in vcenter.find_vms(production))
+
+
+def test_a_full_copy_leaves_no_snapshot_on_its_source(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    configuration_id = three_tier(runtime)
+    production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    runtime.catch_up()
+    runtime.app.copy_deployment(production, "test", actor="bob", fence=True)
+    runtime.catch_up()
+    assert all(vcenter.list_snapshots(vm.vm_id) == [] for vm in vcenter.find_vms(production))
 
 
 def test_only_a_deployed_deployment_can_be_copied(runtime: Runtime) -> None:
@@ -270,3 +303,37 @@ def test_the_services_read_model_shows_changed_fence_settings(runtime: Runtime) 
     [listed] = [s for s in runtime.read_models.services(False) if s["id"] == str(service_id)]
     test = next(s for s in listed["stages"] if s["name"] == "test")
     assert (test["fence"], test["copy_mode"], test["dvswitch"]) == ("always", "linked", SWITCH)
+
+
+class DyingAfterSnapshotRemoval(SimulatedVCenter):
+    """Removes one snapshot, then dies (like a killed worker) before the step is recorded."""
+
+    def remove_snapshot(self, vm_id: str, name: str) -> bool:
+        super().remove_snapshot(vm_id, name)
+        raise SystemExit("worker killed")
+
+
+def test_a_worker_killed_while_removing_copy_snapshots_finishes_on_restart(database_url: str, tmp_path: Path) -> None:
+    if database_url == "memory://":
+        pytest.skip("events in memory do not survive the worker")
+    inventory = tmp_path / "vcenter.json"
+    first = runtime_for(database_url, vcenter=SimulatedVCenter(state_file=inventory))
+    first.app.import_templates(None, True, actor="admin")
+    configuration_id = three_tier(first, copy_mode="linked")
+    production = first.app.deploy(configuration_id, "prod", actor="alice").value.id
+    first.catch_up()
+    copy_id = first.app.copy_deployment(production, "test", actor="bob", fence=True).value.id
+    first.catch_up()
+    first.close()
+    second = runtime_for(database_url, vcenter=DyingAfterSnapshotRemoval(state_file=inventory))
+    second.app.undeploy(copy_id, actor="bob")
+    with pytest.raises(SystemExit):
+        second.catch_up()
+    second.close()
+    survivor = SimulatedVCenter(state_file=inventory)
+    third = runtime_for(database_url, vcenter=survivor)
+    third.catch_up()
+    assert third.app.deployment(copy_id).state == "undeployed"
+    assert sorted(third.app.deployment(copy_id).copy_snapshots_removed) == ["app", "db", "web"]
+    assert all(survivor.list_snapshots(vm.vm_id) == [] for vm in survivor.find_vms(production))
+    third.close()

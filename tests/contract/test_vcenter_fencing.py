@@ -80,3 +80,14 @@ def test_a_running_vm_is_cloned_linked_from_its_snapshot(driver: VCenterDriver) 
     )  # fmt: skip
     assert copy.deployment_id == copy_of
     assert not copy.powered_on
+
+
+def test_a_snapshot_is_removed_once_and_its_child_stays(driver: VCenterDriver) -> None:
+    vm = driver.clone(spec(uuid4(), machine="db"))
+    driver.create_snapshot(vm.vm_id, "sk-copy-1")
+    driver.create_snapshot(vm.vm_id, "sk-copy-2")
+    assert driver.remove_snapshot(vm.vm_id, "sk-copy-1") is True
+    assert driver.list_snapshots(vm.vm_id) == ["sk-copy-2"]
+    assert driver.remove_snapshot(vm.vm_id, "sk-copy-1") is False
+    driver.destroy(vm.vm_id)
+    assert driver.remove_snapshot(vm.vm_id, "sk-copy-2") is False  # no VM any more: nothing to remove

@@ -57,6 +57,7 @@ class PyVmomiDriver:
         self._pools: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
         self._datacenters: dict[str, Any] = {}
+        self._switches: dict[str, Any] = {}
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
@@ -175,6 +176,7 @@ class PyVmomiDriver:
         self._datacenters.clear()
         self._templates.clear()
         self._networks.clear()
+        self._switches.clear()
         self._paths = {}
 
     # -- port ----------------------------------------------------------------------------------
@@ -237,6 +239,11 @@ class PyVmomiDriver:
         if existing is not None:
             return existing
         template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
+        sizing: tuple[int, int] | None = None
+        if spec.source_vm_id:
+            read = ["config.hardware.numCPU", "config.hardware.memoryMB"]
+            props = self.session.call("read size", lambda: inventory.properties_of(content, template, read))
+            sizing = (int(props.get(read[0]) or 0), int(props.get(read[1]) or 0))
         pool = self._pool(spec.resource_pool)
         relocate = vim.vm.RelocateSpec(pool=pool)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
@@ -264,11 +271,13 @@ class PyVmomiDriver:
             self._forget()  # a cached pool or template may be what vanished
             raise
         self._tag(vm, spec.deployment_id, spec.machine)
-        # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
-        config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-        self.session.wait(
-            self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
-        )
+        if sizing is None or sizing != (spec.cpus, spec.memory_mib):
+            # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
+            # A copy of a VM already sized so needs none.
+            config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
+            self.session.wait(
+                self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+            )
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -450,9 +459,14 @@ class PyVmomiDriver:
 
     # -- fenced networks ---------------------------------------------------------------------
     def _switch(self, name: str) -> Any:
-        dvs = self.session.call(f"find switch {name}", lambda: networks.switch(self._content, name))
+        with self._cache_lock:
+            dvs = self._switches.get(name)
         if dvs is None:
-            raise VCenterObjectNotFoundError(f"distributed switch '{name}' not found")
+            dvs = self.session.call(f"find switch {name}", lambda: networks.switch(self._content, name))
+            if dvs is None:
+                raise VCenterObjectNotFoundError(f"distributed switch '{name}' not found")
+            with self._cache_lock:
+                self._switches[name] = dvs
         return dvs
 
     def ensure_portgroup(self, switch: str, name: str, vlan: int) -> bool:
@@ -460,7 +474,7 @@ class PyVmomiDriver:
         with self._cache_lock:
             lock = self._portgroup_locks.setdefault(name, threading.Lock())
         with lock:  # find-before-create, one at a time per name: two creates would both add one
-            existing = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+            existing = self.session.call("list port groups", lambda: networks.portgroups(self._content, dvs))
             if any(info.name == name for _, info in existing):
                 return False
             task = self.session.call(
@@ -471,7 +485,7 @@ class PyVmomiDriver:
 
     def remove_portgroup(self, switch: str, name: str) -> bool:
         dvs = self._switch(switch)
-        existing = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+        existing = self.session.call("list port groups", lambda: networks.portgroups(self._content, dvs))
         group = next((g for g, info in existing if info.name == name), None)
         if group is None:
             return False
@@ -485,7 +499,7 @@ class PyVmomiDriver:
 
     def list_portgroups(self, switch: str) -> list[PortgroupInfo]:
         dvs = self._switch(switch)
-        found = self.session.call("list port groups", lambda: networks.portgroups(dvs))
+        found = self.session.call("list port groups", lambda: networks.portgroups(self._content, dvs))
         return sorted((info for _, info in found), key=lambda p: p.name)
 
     def vm_nics(self, vm_id: str) -> list[NicInfo]:
@@ -525,6 +539,18 @@ class PyVmomiDriver:
         if snapshot is None:
             raise VCenterObjectNotFoundError(f"VM {vm_id} has no snapshot '{name}'")
         self.session.wait(self.session.call("revert", snapshot.RevertToSnapshot_Task), f"revert of {vm_id} to {name}")
+
+    def remove_snapshot(self, vm_id: str, name: str) -> bool:
+        vm = self._vm(vm_id)
+        try:
+            snapshot = snapshots.named(self.session.call("read snapshots", lambda: _get(vm, "snapshot")), name)
+            if snapshot is None:
+                return False
+            task = self.session.call("remove snapshot", lambda: snapshot.RemoveSnapshot_Task(removeChildren=False))
+            self.session.wait(task, f"removal of snapshot {name} of {vm_id}")
+        except VCenterObjectNotFoundError:
+            return False  # the VM (or the snapshot) is gone already
+        return True
 
     def list_snapshots(self, vm_id: str) -> list[str]:
         vm = self._vm(vm_id)

@@ -77,6 +77,7 @@ class Session:
         # Bumped by every login: a thread that met an expired session logs in again only if no
         # other thread has done so since its call began.
         self._generation = 0
+        self._content: Any = None  # the ServiceContent of this connection (a round trip to fetch)
 
     def connect(self) -> Any:
         with self._lock:
@@ -140,7 +141,13 @@ class Session:
 
     @property
     def content(self) -> Any:
-        return self.connect().RetrieveContent()
+        si = self.connect()
+        content = self._content
+        if content is None:
+            # Fetched once per connection: every driver call starts from it, and a relogin keeps the
+            # same stub, so the references it holds stay valid.
+            content = self._content = si.RetrieveContent()
+        return content
 
     def close(self) -> None:
         with self._lock:
@@ -149,6 +156,7 @@ class Session:
                     Disconnect(self._si)
                 finally:
                     self._si = None
+                    self._content = None
 
     def wait(self, task: Any, operation: str) -> Any:
         """Wait for a task with backoff; cancel it and fail after the configured timeout."""
