@@ -80,3 +80,12 @@ def test_a_running_vm_is_cloned_linked_from_its_snapshot(driver: VCenterDriver) 
     )  # fmt: skip
     assert copy.deployment_id == copy_of
     assert not copy.powered_on
+
+
+def test_a_switch_and_a_network_are_found_by_name(driver: VCenterDriver) -> None:
+    assert driver.has_switch(SWITCH) is True
+    assert driver.has_switch("NO-SUCH-DVS") is False
+    assert driver.has_network("DC0", "VM Network") is True  # a standard network
+    assert driver.has_network("DC0", "DC0_DVPG0") is True  # a distributed port group
+    assert driver.has_network("DC0", "no-such-network") is False
+    assert driver.has_network("NO-SUCH-DC", "VM Network") is False
