@@ -106,6 +106,8 @@ def test_only_a_copy_that_kept_the_production_addresses_can_swap(runtime: Runtim
     # stay with the powered-off previous deployment.
     assert swap.status_code in (409, 422), swap.text
     assert swap.json()["error"]["field"] == "replaces"
+    assert "unfenced copy" in swap.json()["error"]["message"]  # it says why
+    assert get(idle, prod)["state"] == "deployed"  # and nothing was half-started
 
 
 @pytest.mark.xfail(strict=True, reason="finding 4: upgrading a fenced deployment adds a machine with no NAT entry")
