@@ -575,10 +575,13 @@ class Deployment(Aggregate):
     # deployments have none.
     snapshots: tuple[str, ...] = ()
     snapshot_work: dict[str, Any] | None = None
+    # What each snapshot covers ({"name", "configuration_version", "machines"}), from SnapshotTaken;
+    # snapshots taken before that event existed have no record (their revert is not checked).
+    snapshot_records: tuple[dict[str, Any], ...] = ()
 
     def request_snapshot(self, name: str, actor: str, reason: str | None) -> None:
         self._require((DEPLOYED,), "snapshot")
-        self._check_no_snapshot_work()
+        self._check_no_snapshot_work("name")
         if name in self.snapshots:
             raise ConflictError(f"the deployment has a snapshot '{name}' already", field="name")
         if len(self.snapshots) >= MAX_SNAPSHOTS:
@@ -591,19 +594,42 @@ class Deployment(Aggregate):
 
     def request_revert(self, name: str, actor: str, reason: str | None) -> None:
         self._require((DEPLOYED,), "revert")
-        self._check_no_snapshot_work()
+        self._check_replaced("revert (which powers its machines on)", "snapshot")
+        self._check_no_snapshot_work("snapshot")
         if name not in self.snapshots:
             raise NotFoundError(f"the deployment has no snapshot '{name}'", field="snapshot")
+        self._check_snapshot_fits(name)
         self._revert_requested(snapshot=name, actor=actor, reason=reason)
+
+    def _check_snapshot_fits(self, name: str) -> None:
+        """A revert brings back each VM's hardware as it was: refused when the snapshot was taken at
+        another configuration version (an upgrade since) or does not cover every machine."""
+        record = next((r for r in self.snapshot_records if r["name"] == name), None)
+        if record is None:
+            return
+        taken_at = record["configuration_version"]
+        if taken_at != self.configuration_version:
+            raise ConflictError(
+                f"snapshot '{name}' was taken at version {taken_at} of the configuration and the deployment "
+                f"now runs version {self.configuration_version}: reverting would bring back its machines as "
+                f"they were at version {taken_at}",
+                field="snapshot",
+            )
+        missing = [m["name"] for m in self.machines if m["name"] not in record["machines"]]
+        if missing:
+            raise ConflictError(
+                f"snapshot '{name}' does not cover machine(s) {', '.join(missing)}: they have no such snapshot",
+                field="snapshot",
+            )
 
     @event("RevertRequested", topic="stagekeeper:Deployment.RevertRequested")
     def _revert_requested(self, snapshot: str, actor: str, reason: str | None) -> None:
         self.snapshot_work = {"action": "revert", "name": snapshot, "done": []}
 
-    def _check_no_snapshot_work(self) -> None:
+    def _check_no_snapshot_work(self, field: str) -> None:
         if self.snapshot_work is not None:
             work = self.snapshot_work
-            raise ConflictError(f"a {work['action']} to '{work['name']}' is still running", field="name")
+            raise ConflictError(f"a {work['action']} to '{work['name']}' is still running", field=field)
 
     def record_machine_snapshot(self, machine: str, actor: str) -> None:
         """One machine's snapshot was taken (or its VM reverted to it, then powered on)."""
@@ -624,9 +650,21 @@ class Deployment(Aggregate):
         if self.snapshot_work is None:
             return
         work = self.snapshot_work
+        if work["action"] == "snapshot" and failure is None:
+            self._snapshot_taken(
+                name=work["name"], configuration_version=self.configuration_version, machines=list(work["done"]),
+                actor=actor, reason=None,
+            )  # fmt: skip
         self._snapshot_work_ended(
             action=work["action"], name=work["name"], failed=failure is not None, actor=actor, reason=failure
         )
+
+    @event("SnapshotTaken", topic="stagekeeper:Deployment.SnapshotTaken")
+    def _snapshot_taken(
+        self, name: str, configuration_version: int, machines: list[str], actor: str, reason: str | None
+    ) -> None:
+        record = {"name": name, "configuration_version": configuration_version, "machines": list(machines)}
+        self.snapshot_records = (*self.snapshot_records, record)
 
     @event("SnapshotWorkEnded", topic="stagekeeper:Deployment.SnapshotWorkEnded")
     def _snapshot_work_ended(self, action: str, name: str, failed: bool, actor: str, reason: str | None) -> None:
@@ -674,7 +712,18 @@ class Deployment(Aggregate):
     ) -> None:
         """Be replaced by `incoming`. Not kept, a captured deployment's VMs are let go of (untagged,
         left powered off) unless `destroy_vms` is true: the rule undeploy follows."""
-        self._require((DEPLOYED,), "be replaced")
+        if self.state != DEPLOYED:
+            raise InvalidTransitionError(
+                f"replaces: deployment {self.id} is {self.state} and cannot be replaced (only a deployed one can)",
+                field="replaces",
+            )
+        if self.replaced_by is not None:
+            # Its replacement holds its addresses: a second copy in its place would run beside it.
+            raise ConflictError(
+                f"replaces: deployment {self.id} was already replaced by deployment {self.replaced_by}; "
+                f"replace {self.replaced_by} instead, or swap {self.id} back first",
+                field="replaces",
+            )
         if destroy_vms is not None and keep_previous:
             raise ValidationError("destroy_vms applies only with keep_previous false", field="destroy_vms")
         if destroy_vms is False and not self.captured:
@@ -803,10 +852,21 @@ class Deployment(Aggregate):
             raise InvalidTransitionError(f"machine '{name}' has no VM to {action}")
         return machine
 
+    def _check_replaced(self, action: str, field: str) -> None:
+        """A replaced, kept deployment stays off: its replacement runs with its IPs and MACs."""
+        if self.replaced_by is not None:
+            raise ConflictError(
+                f"cannot {action} deployment {self.id}: it was replaced by deployment {self.replaced_by}, "
+                "which runs with its addresses; swap it back to bring it back",
+                field=field,
+            )
+
     def request_power(self, machine: str, action: str, actor: str, reason: str | None) -> None:
         if action not in POWER_ACTIONS:
             raise ValidationError(f"action must be one of {', '.join(POWER_ACTIONS)}", field="action")
         self._require((DEPLOYED,), f"power {action} a machine of")
+        if action == "on":
+            self._check_replaced(f"power on machine '{machine}' of", "action")
         current = self.running_machine(machine, f"power {action}").get("power")
         if action in ("off", "reset") and current != POWERED_ON:
             raise InvalidTransitionError(f"cannot {action} machine '{machine}': it is {current or 'not running'}")
@@ -1079,6 +1139,8 @@ class Deployment(Aggregate):
         if action not in ("on", "off"):
             raise ValidationError("action must be one of on, off", field="action")
         self._require((DEPLOYED,), f"power {action}")
+        if action == "on":
+            self._check_replaced("power on", "action")
         busy = [m["name"] for m in self.machines if m.get("power_pending")]
         if busy:
             raise InvalidTransitionError(f"machines have power actions still pending: {', '.join(busy)}")

@@ -250,6 +250,15 @@ class VCenterDriver(Protocol):
         """Every port group of the distributed switch."""
         ...
 
+    def has_switch(self, name: str) -> bool:
+        """Whether a distributed switch of that name exists (a stage's fences are built on it)."""
+        ...
+
+    def has_network(self, datacenter: str, name: str) -> bool:
+        """Whether the datacenter has a network (standard, or a distributed port group) of that name;
+        False when the datacenter itself does not exist."""
+        ...
+
     def vm_nics(self, vm_id: str) -> list[NicInfo]:
         """The VM's NICs in device order, with their backing."""
         ...

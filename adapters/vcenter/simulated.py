@@ -475,6 +475,16 @@ class SimulatedVCenter:
                 key=lambda p: p.name,
             )
 
+    def has_switch(self, name: str) -> bool:
+        with self._lock:
+            return name in self._portgroups
+
+    def has_network(self, datacenter: str, name: str) -> bool:
+        with self._lock:
+            if datacenter not in self._clusters:
+                return False
+            return name in STANDARD_NETWORKS or any(name in groups for groups in self._portgroups.values())
+
     def vm_nics(self, vm_id: str) -> list[NicInfo]:
         with self._lock:
             return [

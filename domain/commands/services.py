@@ -44,6 +44,32 @@ class ServiceCommands(PlacementCommands):
             )
         return pool.path
 
+    def check_fencing(self, stage: dict[str, Any], at: str = "") -> None:
+        """A fencing stage's settings name things that exist: its gateway template in the catalogue
+        (as machines' templates), its distributed switch, and its external network in the datacenter
+        of its resource pool. `at` prefixes the fields named in refusals."""
+        if not stage.get("dvswitch"):
+            return
+        template = stage["fence_gateway_template"]
+        if self.catalogue().get(template) is None:
+            raise ValidationError(
+                f"{at}fence_gateway_template: '{template}' is not in the template catalogue "
+                "(import it with POST /api/v1/templates/import)",
+                field=f"{at}fence_gateway_template",
+            )
+        if not self.vcenter.has_switch(stage["dvswitch"]):
+            raise ValidationError(
+                f"{at}dvswitch: distributed switch '{stage['dvswitch']}' does not exist in vCenter",
+                field=f"{at}dvswitch",
+            )
+        datacenter = PoolPath.parse(stage["resource_pool"], f"{at}resource_pool").datacenter
+        if not self.vcenter.has_network(datacenter, stage["external_network"]):
+            raise ValidationError(
+                f"{at}external_network: network '{stage['external_network']}' does not exist in "
+                f"datacenter '{datacenter}'",
+                field=f"{at}external_network",
+            )
+
     def service(self, service_id: UUID, version: int | None = None) -> Service:
         return self.load(Service, service_id, "service", version=version)
 
@@ -65,6 +91,7 @@ class ServiceCommands(PlacementCommands):
         Service.check_stage_list(parsed)
         for i, stage in enumerate(parsed):
             self.check_pool(stage.resource_pool, f"stages[{i}].resource_pool")
+            self.check_fencing(stage.to_dict(), f"stages[{i}].")
 
         def attempt() -> Outcome[Service]:
             service = Service(
@@ -139,6 +166,7 @@ class ServiceCommands(PlacementCommands):
         # Fields of the body are top-level, so name them without a "stage." prefix.
         parsed = Stage.parse(stage, "")
         self.check_pool(parsed.resource_pool, "resource_pool")
+        self.check_fencing(parsed.to_dict())
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
         return self._change_service(
@@ -194,7 +222,9 @@ class ServiceCommands(PlacementCommands):
                 merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {
                     k: v for k, v in changes.items() if k in FENCE_KEYS
                 }
-                service.set_fencing(current, parse_fencing(merged), actor, reason)
+                fencing = parse_fencing(merged)
+                self.check_fencing({**fencing, "resource_pool": pool or service.stage(current)["resource_pool"]})
+                service.set_fencing(current, fencing, actor, reason)
             followers: list[Deployment] = []
             if new_name is not None and new_name != current:
                 service.rename_stage(current, new_name, actor, reason)

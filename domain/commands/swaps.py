@@ -27,7 +27,18 @@ def check_swap(incoming: Deployment, outgoing: Deployment) -> None:
     if incoming.service_id != outgoing.service_id:
         raise ValidationError("replaces must be a deployment of the same service", field="replaces")
     if incoming.copy_of is None or incoming.copy_of["deployment_id"] != str(outgoing.id):
-        raise ConflictError("only a copy of the replaced deployment can take its place", field="replaces")
+        raise ConflictError(
+            f"replaces: deployment {incoming.id} is not a copy of deployment {outgoing.id}; "
+            "only a copy of the replaced deployment can take its place",
+            field="replaces",
+        )
+    if incoming.fence is None:
+        # Only a fence keeps the copied IPs and MACs; an unfenced copy has its own stage's addresses.
+        raise ConflictError(
+            f"replaces: deployment {incoming.id} is an unfenced copy with addresses of its own stage; only a "
+            f"fenced copy keeps the IPs and MACs of deployment {outgoing.id} and can take its place",
+            field="replaces",
+        )
 
 
 def claims_moving(app: StagekeeperApplication, source: Deployment, target: Deployment) -> list[Aggregate]:

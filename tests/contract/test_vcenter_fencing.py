@@ -91,3 +91,12 @@ def test_a_snapshot_is_removed_once_and_its_child_stays(driver: VCenterDriver) -
     assert driver.remove_snapshot(vm.vm_id, "sk-copy-1") is False
     driver.destroy(vm.vm_id)
     assert driver.remove_snapshot(vm.vm_id, "sk-copy-2") is False  # no VM any more: nothing to remove
+
+
+def test_a_switch_and_a_network_are_found_by_name(driver: VCenterDriver) -> None:
+    assert driver.has_switch(SWITCH) is True
+    assert driver.has_switch("NO-SUCH-DVS") is False
+    assert driver.has_network("DC0", "VM Network") is True  # a standard network
+    assert driver.has_network("DC0", "DC0_DVPG0") is True  # a distributed port group
+    assert driver.has_network("DC0", "no-such-network") is False
+    assert driver.has_network("NO-SUCH-DC", "VM Network") is False

@@ -502,6 +502,16 @@ class PyVmomiDriver:
         found = self.session.call("list port groups", lambda: networks.portgroups(self._content, dvs))
         return sorted((info for _, info in found), key=lambda p: p.name)
 
+    def has_switch(self, name: str) -> bool:
+        return self.session.call(f"find switch {name}", lambda: networks.switch(self._content, name)) is not None
+
+    def has_network(self, datacenter: str, name: str) -> bool:
+        def find() -> bool:
+            dc = inventory.datacenter(self._content, datacenter)
+            return dc is not None and networks.network_named(self._content, dc, name) is not None
+
+        return bool(self.session.call(f"find network {name}", find))
+
     def vm_nics(self, vm_id: str) -> list[NicInfo]:
         vm = self._vm(vm_id)
 
