@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -93,4 +94,10 @@ class AdvisoryLock:
 
     def close(self) -> None:
         with self._mutex:
+            if self._held and self._conn is not None and not (self._conn.closed or self._conn.broken):
+                # Released before the connection closes: the server ends a closed session's
+                # backend (and its locks) a moment later, and a standby asking at once would
+                # still find the lock held.
+                with contextlib.suppress(psycopg.Error):  # closing the connection releases it anyway
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
             self._forget()
