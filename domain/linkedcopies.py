@@ -32,11 +32,11 @@ def live_linked_copies(source: Deployment, copies: Iterable[Deployment]) -> list
     ]
 
 
-def _copies(repository: Repository, source: Deployment) -> list[Deployment]:
+def _copies(repository: Repository[UUID], source: Deployment) -> list[Deployment]:
     found: list[Deployment] = []
     for copy_id in source.copies:
         try:
-            copy = repository.get(UUID(copy_id))
+            copy: object = repository.get(UUID(copy_id))
         except AggregateNotFoundError:
             continue
         if isinstance(copy, Deployment):
@@ -44,7 +44,7 @@ def _copies(repository: Repository, source: Deployment) -> list[Deployment]:
     return found
 
 
-def check_destroyable(repository: Repository, source: Deployment) -> None:
+def check_destroyable(repository: Repository[UUID], source: Deployment) -> None:
     """Refuse (409) to destroy `source` while linked copies of it live, naming them."""
     live = live_linked_copies(source, _copies(repository, source))
     if not live:

@@ -266,8 +266,9 @@ class UpgradeCommands(StagekeeperApplication):
             deployment = self.load(Deployment, deployment_id, "deployment")
             held = {m["name"]: m.get("addressing") or {} for m in deployment.machines if m["name"] in machines}
             released: list[Aggregate] = []
-            for name in machines if unmap_by is not None else ():
-                released.extend(self._nat_release(deployment, name, unmap_by))
+            if unmap_by is not None:
+                for name in machines:
+                    released.extend(self._nat_release(deployment, name, unmap_by))
             step(deployment)
             for name, addressing in held.items():
                 if addressing.get("ip"):
