@@ -9,7 +9,7 @@ undeployed. Full clones depend on nothing and do not hold their source.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
@@ -44,14 +44,20 @@ def _copies(repository: Repository[UUID], source: Deployment) -> list[Deployment
     return found
 
 
-def check_destroyable(repository: Repository[UUID], source: Deployment) -> None:
-    """Refuse (409) to destroy `source` while linked copies of it live, naming them."""
+def check_destroyable(
+    repository: Repository[UUID], source: Deployment, machines: Collection[str] | None = None
+) -> None:
+    """Refuse (409) to destroy `source` (or only the VMs of `machines`, as an upgrade that removes
+    or rebuilds them would) while linked copies cloned from those VMs live, naming the copies."""
     live = live_linked_copies(source, _copies(repository, source))
+    if machines is not None:
+        live = [c for c in live if c.copy_of is not None and set(c.copy_of["machines"]) & set(machines)]
     if not live:
         return
     named = ", ".join(str(c.id) for c in live[:MAX_NAMED])
     more = f" and {len(live) - MAX_NAMED} more" if len(live) > MAX_NAMED else ""
+    what = f"deployment {source.id}" if machines is None else f"the VMs of {', '.join(sorted(machines))}"
     raise InvalidTransitionError(
-        f"deployment {source.id} cannot be destroyed: the linked copies {named}{more} have disks on snapshots "
-        "of its VMs; undeploy them first"
+        f"{what} cannot be destroyed: the linked copies {named}{more} have disks on snapshots of "
+        f"deployment {source.id}'s VMs; undeploy them first"
     )

@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from domain import linkedcopies
 from domain.addressing import candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands import fencing
@@ -68,14 +69,19 @@ class UpgradeCommands(StagekeeperApplication):
                 raise ValidationError(
                     f"stage '{deployment.stage}' is restricted: an upgrade there needs a reason", field="reason"
                 )
+            destroyed: list[str] = []
             for machine in deployment.machines:
                 after = next((m for m in target.machines if m["name"] == machine["name"]), None)
                 in_place = after is not None and not rebuild_fields(machine["spec"], after)
+                if not in_place:
+                    destroyed.append(machine["name"])
                 if in_place and after is not None and _loses_disk(machine["spec"], after):
                     raise InvalidTransitionError(
                         f"machine '{machine['name']}' would lose or shrink a disk: disks only grow or are added "
                         "in place (vSphere cannot shrink a disk); remove the machine in one version instead"
                     )
+            if destroyed:
+                linkedcopies.check_destroyable(self.repository, deployment, destroyed)
             deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
             return Outcome(deployment, self.commit(deployment))
 

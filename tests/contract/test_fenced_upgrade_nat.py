@@ -68,6 +68,7 @@ def test_mapping_an_added_machine_again_after_a_restart_changes_nothing(runtime:
     assert runtime.app.deployment(deployment_id).fence_view() == first
     runtime.catch_up()
     fence = runtime.app.deployment(deployment_id).fence_view()
-    assert fence is not None and first is not None
+    assert fence is not None
+    assert first is not None
     assert [n for n in fence["nat"] if n["machine"] == "cache"] == [n for n in first["nat"] if n["machine"] == "cache"]
     assert event_names(runtime, deployment_id).count("FenceNatAdded") == 1

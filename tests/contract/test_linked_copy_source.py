@@ -52,3 +52,18 @@ def test_a_full_copy_does_not_hold_its_source(runtime: Runtime) -> None:
     runtime.app.undeploy(prod, actor="alice", reason="done")
     runtime.catch_up()
     assert runtime.app.deployment(prod).state == "undeployed"
+
+
+def test_an_upgrade_that_would_destroy_a_linked_copys_base_vm_is_refused(runtime: Runtime) -> None:
+    prod, copy = production_with_copy(runtime, "linked")
+    configuration_id = runtime.app.deployment(prod).configuration_id
+    spec = runtime.app.configuration(configuration_id).machines
+    runtime.app.revise_configuration(configuration_id, {"machines": [m for m in spec if m["name"] != "web"]}, "alice")
+    with pytest.raises(InvalidTransitionError, match=str(copy)):  # web's VM goes: the copy's web hangs on it
+        runtime.app.upgrade_deployment(prod, 2, actor="alice")
+    assert runtime.app.deployment(prod).state == "deployed"
+    runtime.app.undeploy(copy, actor="alice")
+    runtime.catch_up()
+    runtime.app.upgrade_deployment(prod, 2, actor="alice")
+    runtime.catch_up()
+    assert [m["name"] for m in runtime.app.deployment(prod).machines] == ["app", "db"]
