@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.runtime import Runtime
+from adapters.vcenter.simulated import SimulatedVCenter
 from domain.commands.addresses import IP_CLAIMS, IPV4_SCOPE
 from domain.commands.fencing import external_owner
 from domain.names import NameClaim
@@ -72,3 +73,21 @@ def test_mapping_an_added_machine_again_after_a_restart_changes_nothing(runtime:
     assert first is not None
     assert [n for n in fence["nat"] if n["machine"] == "cache"] == [n for n in first["nat"] if n["machine"] == "cache"]
     assert event_names(runtime, deployment_id).count("FenceNatAdded") == 1
+
+
+def test_a_failed_upgrade_unmaps_the_machine_it_could_not_add(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    _, deployment_id = fenced_v1_then_v2(runtime)
+    vcenter.inject_fault("clone", "no space left on datastore")
+    runtime.app.upgrade_deployment(deployment_id, 2, actor="alice")
+    runtime.catch_up()
+    after = runtime.app.deployment(deployment_id)
+    assert after.failure is not None
+    assert "no space left" in after.failure
+    fence = after.fence_view()
+    assert fence is not None
+    assert "cache" not in {n["machine"] for n in fence["nat"]}
+    names = event_names(runtime, deployment_id)
+    assert names.index("FenceNatAdded") < names.index("FenceNatRemoved", names.index("FenceNatAdded"))
+    added: Any = next(e for e in runtime.app.repository.event_store.get(deployment_id) if hasattr(e, "external_ip"))
+    assert added.machine == "cache"
+    assert ip_owner(runtime, added.external_ip) is None  # released with UpgradeFailed
