@@ -482,6 +482,37 @@ class Deployment(Aggregate):
         assert self.fence is not None
         self.fence = {**self.fence, "networks": [n for n in self.fence["networks"] if n["network"] != network]}
 
+    def record_fence_nat_added(self, machine: str, internal_ip: str, external_ip: str, actor: str) -> None:
+        """An upgrade adds a machine with an IP to the fence: the gateway maps it to an external
+        address of the stage's pool (claimed in the same write)."""
+        self._require((UPGRADING,), "add a NAT entry to")
+        if self.fence is None or not self.fence_planned:
+            raise InvalidTransitionError("this deployment is not fenced")
+        if all(n["machine"] != machine for n in self.fence["nat"]):
+            self._fence_nat_added(
+                machine=machine, internal_ip=internal_ip, external_ip=external_ip, actor=actor, reason=None
+            )
+
+    @event("FenceNatAdded", topic="stagekeeper:Deployment.FenceNatAdded")
+    def _fence_nat_added(
+        self, machine: str, internal_ip: str, external_ip: str, actor: str, reason: str | None
+    ) -> None:
+        assert self.fence is not None
+        entry = {"machine": machine, "internal_ip": internal_ip, "external_ip": external_ip}
+        self.fence = {**self.fence, "nat": [*self.fence["nat"], entry]}
+
+    def record_fence_nat_removed(self, machine: str, actor: str) -> None:
+        """An upgrade removes a machine from the fence: its NAT entry goes (its external address is
+        released in the same write)."""
+        self._require((UPGRADING,), "remove a NAT entry from")
+        if self.fence is not None and any(n["machine"] == machine for n in self.fence["nat"]):
+            self._fence_nat_removed(machine=machine, actor=actor, reason=None)
+
+    @event("FenceNatRemoved", topic="stagekeeper:Deployment.FenceNatRemoved")
+    def _fence_nat_removed(self, machine: str, actor: str, reason: str | None) -> None:
+        assert self.fence is not None
+        self.fence = {**self.fence, "nat": [n for n in self.fence["nat"] if n["machine"] != machine]}
+
     def record_fence_gateway(self, vm_id: str | None, actor: str) -> None:
         """The gateway VM was provisioned (its id) or destroyed (None)."""
         assert self.fence is not None

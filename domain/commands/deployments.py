@@ -9,6 +9,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from domain import linkedcopies
 from domain.application import Outcome, StagekeeperApplication
 from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
@@ -158,6 +159,8 @@ class DeploymentCommands(StagekeeperApplication):
         def attempt() -> Outcome[Deployment]:
             incoming, outgoing = self.deployment(deployment_id), self.load(Deployment, replaces, "replaces")
             swaps.check_swap(incoming, outgoing)
+            if not keep_previous:
+                linkedcopies.check_destroyable(self.repository, outgoing)
             service = self.load(Service, incoming.service_id, "service")
             written = swaps.start(incoming, outgoing, service, keep_previous, False, actor, reason, destroy_vms)
             return Outcome(incoming, self.commit(*written))
@@ -306,6 +309,7 @@ class DeploymentCommands(StagekeeperApplication):
             if destroy_vms is False or (deployment.captured and destroy_vms is not True):
                 deployment.request_let_go(actor, reason)
             else:
+                linkedcopies.check_destroyable(self.repository, deployment)
                 deployment.request_undeploy(actor, reason)
 
         return self.record_step(deployment_id, step, expected_version=expected_version)

@@ -96,6 +96,21 @@ def claim_network(deployment: Deployment, network: str, claim: Claimer) -> tuple
     raise AddressExhaustedError(f"no free VLAN in {first}-{last} on switch '{fence['dvswitch']}'", field="vlan_range")
 
 
+def claim_external(deployment_id: UUID, stage: dict[str, Any], machine: str, claim: Claimer) -> NameClaim | None:
+    """A free external address of the stage's IP pools for `machine` (or the gateway), claimed;
+    None when the stage has no pools (the gateway's outside NIC takes DHCP, nothing is mapped)."""
+    pools = stage.get("ip_pools", [])
+    owner = external_owner(deployment_id, machine)
+    for pool in pools:
+        for ip in candidate_ips(pool, f"{deployment_id}/{machine}/external"):
+            held = claim("ip", "ipv4", ip, owner)
+            if held is not None:
+                return held
+    if pools:
+        raise AddressExhaustedError(f"stage {stage['name']}'s IP pools have no free external address")
+    return None
+
+
 def wanted_networks(networks: list[dict[str, Any]], machines: list[dict[str, Any]]) -> list[str]:
     """The configuration's networks and any its machines' NICs name, in order (one port group each)."""
     names = [n["name"] for n in networks]
@@ -119,16 +134,11 @@ def plan(
     pools = stage.get("ip_pools", [])
 
     def external(machine: str) -> str | None:
-        owner = external_owner(deployment.id, machine)
-        for pool in pools:
-            for ip in candidate_ips(pool, f"{deployment.id}/{machine}/external"):
-                held = claim("ip", "ipv4", ip, owner)
-                if held is not None:
-                    claims.append(held)
-                    return ip
-        if pools:
-            raise AddressExhaustedError(f"stage {stage['name']}'s IP pools have no free external address")
-        return None  # no pools: the gateway's outside NIC takes DHCP, and nothing is mapped
+        held = claim_external(deployment.id, stage, machine, claim)
+        if held is None:
+            return None
+        claims.append(held)
+        return held.name
 
     gateway = {"vm_name": gateway_vm_name(deployment.id), "external_ip": external(GATEWAY_MACHINE)}
     nat = [

@@ -10,10 +10,11 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from domain import linkedcopies
 from domain.addressing import candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands import fencing
-from domain.commands.addresses import MAC_CLAIMS, AddressCommands, ip_releases
+from domain.commands.addresses import IP_CLAIMS, IPV4_SCOPE, MAC_CLAIMS, AddressCommands, ip_releases
 from domain.configuration import Configuration
 from domain.deployment import Deployment
 from domain.errors import AddressExhaustedError, InvalidTransitionError, ValidationError
@@ -68,14 +69,19 @@ class UpgradeCommands(StagekeeperApplication):
                 raise ValidationError(
                     f"stage '{deployment.stage}' is restricted: an upgrade there needs a reason", field="reason"
                 )
+            destroyed: list[str] = []
             for machine in deployment.machines:
                 after = next((m for m in target.machines if m["name"] == machine["name"]), None)
                 in_place = after is not None and not rebuild_fields(machine["spec"], after)
+                if not in_place:
+                    destroyed.append(machine["name"])
                 if in_place and after is not None and _loses_disk(machine["spec"], after):
                     raise InvalidTransitionError(
                         f"machine '{machine['name']}' would lose or shrink a disk: disks only grow or are added "
                         "in place (vSphere cannot shrink a disk); remove the machine in one version instead"
                     )
+            if destroyed:
+                linkedcopies.check_destroyable(self.repository, deployment, destroyed)
             deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
             return Outcome(deployment, self.commit(deployment))
 
@@ -145,8 +151,9 @@ class UpgradeCommands(StagekeeperApplication):
         return self.retrying(attempt).value
 
     def record_upgrade_removal(self, deployment_id: UUID, machine: str, actor: str) -> None:
-        """The machine's VM is gone: drop the machine and release its addresses, in one write."""
-        self._with_releases(deployment_id, lambda d: d.record_machine_removed(machine, actor), [machine])
+        """The machine's VM is gone: drop the machine and release its addresses (in a fence, its NAT
+        entry and external address too), in one write."""
+        self._with_releases(deployment_id, lambda d: d.record_machine_removed(machine, actor), [machine], actor)
 
     def record_upgrade_rebuild(self, deployment_id: UUID, machine: str, changed: list[str], actor: str) -> None:
         """The machine's VM is gone to be built anew: its addresses are released in the same write
@@ -160,7 +167,8 @@ class UpgradeCommands(StagekeeperApplication):
             deployment.record_upgrade_failure(failure, actor)
 
         deployment = self.load(Deployment, deployment_id, "deployment")
-        self._with_releases(deployment_id, step, [m["name"] for m in deployment.unbuilt_machines()])
+        dropped = [m["name"] for m in deployment.unbuilt_machines()]
+        self._with_releases(deployment_id, step, dropped, actor)
 
     def _release_held(self, kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
         try:
@@ -171,6 +179,50 @@ class UpgradeCommands(StagekeeperApplication):
             return None
         claim.release()
         return claim
+
+    # -- NAT entries of machines an upgrade adds to or removes from a fence --------------------
+    def record_upgrade_nat(self, deployment_id: UUID, actor: str) -> None:
+        """Each machine with an internal IP that the fence's NAT map lacks (one an upgrade adds) gets
+        an external address of the stage's pools, claimed in the same write as FenceNatAdded (idempotent)."""
+
+        def attempt() -> Outcome[None]:
+            deployment = self.load(Deployment, deployment_id, "deployment")
+            fence = deployment.fence
+            assert fence is not None
+            service = self.load(Service, deployment.service_id, "service")
+            stage = service.stage(deployment.stage)
+            mapped = {n["machine"] for n in fence["nat"]}
+            taken: set[tuple[str, str, str]] = set()
+            addresses = cast(AddressCommands, self)
+
+            def claim(kind: str, scope: str, name: str, owner: UUID) -> NameClaim | None:
+                return addresses._try_claim(kind, scope, name, owner, taken)
+
+            claims: list[Aggregate] = []
+            for machine in deployment.machines:
+                internal = (machine.get("addressing") or {}).get("ip")
+                if machine["name"] in mapped or not internal:
+                    continue
+                held = fencing.claim_external(deployment_id, stage, machine["name"], claim)
+                if held is None:
+                    continue  # no pools: nothing is mapped (as on deploy)
+                claims.append(held)
+                deployment.record_fence_nat_added(machine["name"], internal, held.name, actor)
+            if not claims:
+                return Outcome(None, 0)
+            return Outcome(None, self.commit(deployment, *claims))
+
+        self.retrying(attempt)
+
+    def _nat_release(self, deployment: Deployment, machine: str, actor: str) -> list[Aggregate]:
+        """Drop the machine's NAT entry and release its external address (same write as the caller's)."""
+        fence = deployment.fence
+        entry = next((n for n in fence["nat"] if n["machine"] == machine), None) if fence is not None else None
+        if entry is None:
+            return []
+        deployment.record_fence_nat_removed(machine, actor)
+        owner = fencing.external_owner(deployment.id, machine)
+        return list(filter(None, [self._release_held(IP_CLAIMS, IPV4_SCOPE, entry["external_ip"], owner)]))
 
     # -- fenced networks an upgrade adds or drops (VLAN claimed / released in the same write) --
     def record_fence_network_added(self, deployment_id: UUID, network: str, actor: str) -> dict[str, Any]:
@@ -210,12 +262,20 @@ class UpgradeCommands(StagekeeperApplication):
 
         self.retrying(attempt)
 
-    def _with_releases(self, deployment_id: UUID, step: Callable[[Deployment], None], machines: list[str]) -> None:
+    def _with_releases(
+        self, deployment_id: UUID, step: Callable[[Deployment], None], machines: list[str], unmap_by: str | None = None
+    ) -> None:
+        """`step` with the addresses of `machines` released, all in one write; with `unmap_by` (the
+        actor), the machines leave the deployment: in a fence their NAT entries go too."""
+
         def attempt() -> Outcome[None]:
             deployment = self.load(Deployment, deployment_id, "deployment")
             held = {m["name"]: m.get("addressing") or {} for m in deployment.machines if m["name"] in machines}
-            step(deployment)
             released: list[Aggregate] = []
+            if unmap_by is not None:
+                for name in machines:
+                    released.extend(self._nat_release(deployment, name, unmap_by))
+            step(deployment)
             for name, addressing in held.items():
                 if addressing.get("ip"):
                     released.extend(ip_releases(self, uuid5(deployment_id, name), addressing))

@@ -88,6 +88,8 @@ def run_upgrade(process: DeploymentProcess, deployment: Deployment) -> None:
             _change(process, app.deployment(deployment.id), name)
         if plan.add:
             app.assign_addresses(deployment.id, ACTOR)
+            if deployment.fence is not None:  # before the clones: the gateway's NAT input lists them
+                app.record_upgrade_nat(deployment.id, ACTOR)
             current = app.deployment(deployment.id)
             process.vcenter.ensure_pool(current.resource_pool)
             provision_in_order(process, current, [current.machine(n) for n in plan.add])

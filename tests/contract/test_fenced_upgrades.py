@@ -72,6 +72,7 @@ def check_fenced_upgrade(runtime: Runtime, vcenter: VCenterDriver, deployment_id
     assert set(vms) == {"app", "db", "cache", "_fence-gateway"}
     for name, nets in (("app", ["back"]), ("db", ["back", "mgmt"]), ("cache", ["mgmt"])):
         assert [n.portgroup_key for n in vcenter.vm_nics(vms[name].vm_id)] == [keys[f"{prefix}-{n}"] for n in nets]
+    assert {n["machine"] for n in fence["nat"]} == {"app", "db", "cache"}  # web unmapped, cache mapped
     db = after.machine("db")["addressing"]["macs"]
     assert [n["network"] for n in db] == ["back", "mgmt"]
     assert [n.mac for n in vcenter.vm_nics(vms["db"].vm_id)] == [n["mac"] for n in db]

@@ -110,7 +110,6 @@ def test_only_a_copy_that_kept_the_production_addresses_can_swap(runtime: Runtim
     assert get(idle, prod)["state"] == "deployed"  # and nothing was half-started
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: upgrading a fenced deployment adds a machine with no NAT entry")
 def test_an_upgrade_of_a_fenced_deployment_gives_an_added_machine_its_external_address(
     runtime: Runtime, idle: TestClient
 ) -> None:
@@ -159,7 +158,6 @@ def test_a_swap_refusal_is_a_readable_sentence(runtime: Runtime, idle: TestClien
     assert prod in message or "replaces" in message, message
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: a machine upgraded out of a fence keeps its NAT entry and IP")
 def test_an_upgrade_of_a_fenced_deployment_releases_a_removed_machines_external_address(
     runtime: Runtime, idle: TestClient
 ) -> None:
@@ -202,7 +200,6 @@ def test_a_captured_machine_can_be_resized_and_upgraded_in_place(runtime: Runtim
     assert next(v for v in vcenter.all_vms() if v.vm_id == vm).cpus == 4
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: the source of live linked-clone copies can be undeployed")
 def test_the_source_of_a_live_linked_copy_cannot_be_destroyed(runtime: Runtime, idle: TestClient) -> None:
     configuration = str(three_tier(runtime, copy_mode="linked"))
     prod = accepted(idle, f"/api/v1/configurations/{configuration}/deployments", {"stage": "prod"})
