@@ -1,5 +1,5 @@
 """Review of the merged copy/snapshot/swap/upgrade/capture routes (issues 10, 11, 17): each finding
-is a test of what should happen, marked xfail(strict) until it is fixed. Workers are off: the test
+is a test of what should happen (each was a strict xfail until its fix landed; all pass now). Workers are off: the test
 runs the process manager itself (runtime.catch_up()), so every step is deterministic."""
 
 from __future__ import annotations
