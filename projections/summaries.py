@@ -28,11 +28,29 @@ def _range(r: Data | None) -> str:
     return f"{r['first']}-{r['last']}" if r else "none"
 
 
-def _fencing(settings: Data) -> str:
-    parts = []
-    for key, value in sorted(settings.items()):
-        parts.append(f"{key} {_range(value) if key == 'vlan_range' else value}")
-    return ", ".join(parts) or "none"
+# What a stage without the key means (Service.set_fencing leaves the defaults out of its events).
+_FENCE_DEFAULTS = {"fence": "optional", "copy_mode": "full"}
+
+
+def _fence_setting(key: str, settings: Data) -> str:
+    value = settings.get(key)
+    if value is None:
+        return _FENCE_DEFAULTS.get(key, "none")
+    return _range(value) if key == "vlan_range" else str(value)
+
+
+def _fencing_change(d: Data) -> str:
+    before, after = d["before"], d["settings"]
+    changed = [
+        f"{key} {_fence_setting(key, before)} -> {_fence_setting(key, after)}"
+        for key in sorted(set(before) | set(after))
+        if _fence_setting(key, before) != _fence_setting(key, after)
+    ]
+    return f"stage '{d['stage']}' fence settings: {', '.join(changed) or 'unchanged'}"
+
+
+def _stage_move(from_stage: str, to_stage: str) -> str:
+    return f"in '{to_stage}'" + ("" if from_stage == to_stage else f" (moved from '{from_stage}')")
 
 
 def _fence_plan(d: Data) -> str:
@@ -46,8 +64,8 @@ def _swap_in(d: Data) -> str:
     verb = "swap back" if d["back"] else "swap"
     kept = "kept" if d["keep_previous"] else "undeployed"
     return (
-        f"{verb} requested: replaces deployment {d['replaces']} in '{d['to_stage']}' "
-        f"(from '{d['from_stage']}', {d['to_pool']}); the replaced one is {kept}"
+        f"{verb} requested: replaces deployment {d['replaces']} {_stage_move(d['from_stage'], d['to_stage'])} "
+        f"at {d['to_pool']}; the replaced one is {kept}"
     )
 
 
@@ -99,9 +117,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.StageIpPoolsChanged": lambda d: (
         f"stage '{d['stage']}' IP pools: {_pools(d['before'])} -> {_pools(d['ip_pools'])}"
     ),
-    "Service.StageFencingChanged": lambda d: (
-        f"stage '{d['stage']}' fence settings: {_fencing(d['before'])} -> {_fencing(d['settings'])}"
-    ),
+    "Service.StageFencingChanged": _fencing_change,
     "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
     "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
     "Service.DeploymentReleased": lambda d: f"stage '{d['stage']}' released deployment {d['deployment_id']}",
@@ -223,7 +239,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         f"swap step '{d['step']}': machine '{d['machine']}' {_SWAP_STEPS.get(d['step'], d['step'])}"
     ),
     "Deployment.Swapped": lambda d: (
-        f"swapped in: replaced deployment {d['replaced']}, '{d['from_stage']}' -> '{d['to_stage']}'"
+        f"swapped in for deployment {d['replaced']} {_stage_move(d['from_stage'], d['to_stage'])}"
         + (", left its fence" if d["left_fence"] else "")
     ),
     "Deployment.SwappedOut": lambda d: (
