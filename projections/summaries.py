@@ -24,6 +24,80 @@ def _machine_change(data: Data) -> str:
     return describe(changes)
 
 
+def _range(r: Data | None) -> str:
+    return f"{r['first']}-{r['last']}" if r else "none"
+
+
+# What a stage without the key means (Service.set_fencing leaves the defaults out of its events).
+_FENCE_DEFAULTS = {"fence": "optional", "copy_mode": "full"}
+
+
+def _fence_setting(key: str, settings: Data) -> str:
+    value = settings.get(key)
+    if value is None:
+        return _FENCE_DEFAULTS.get(key, "none")
+    return _range(value) if key == "vlan_range" else str(value)
+
+
+def _fencing_change(d: Data) -> str:
+    before, after = d["before"], d["settings"]
+    changed = [
+        f"{key} {_fence_setting(key, before)} -> {_fence_setting(key, after)}"
+        for key in sorted(set(before) | set(after))
+        if _fence_setting(key, before) != _fence_setting(key, after)
+    ]
+    return f"stage '{d['stage']}' fence settings: {', '.join(changed) or 'unchanged'}"
+
+
+def _stage_move(from_stage: str, to_stage: str) -> str:
+    return f"in '{to_stage}'" + ("" if from_stage == to_stage else f" (moved from '{from_stage}')")
+
+
+def _fence_plan(d: Data) -> str:
+    networks = ", ".join(f"'{n['network']}' on {n['portgroup']} (VLAN {n['vlan']})" for n in d["networks"])
+    nat = ", ".join(f"{n['machine']} {n['internal_ip']} -> {n['external_ip']}" for n in d["nat"]) or "none"
+    gateway = d["gateway"]
+    return f"fence planned: {networks}; gateway {gateway['vm_name']} at {gateway['external_ip']}; NAT {nat}"
+
+
+def _swap_in(d: Data) -> str:
+    verb = "swap back" if d["back"] else "swap"
+    kept = "kept" if d["keep_previous"] else "undeployed"
+    return (
+        f"{verb} requested: replaces deployment {d['replaces']} {_stage_move(d['from_stage'], d['to_stage'])} "
+        f"at {d['to_pool']}; the replaced one is {kept}"
+    )
+
+
+def _swap_out(d: Data) -> str:
+    verb = "swap back" if d["back"] else "swap"
+    fate = "its VMs let go of" if d.get("let_go") else "undeployed"  # let_go: recorded since capture
+    if d["keep_previous"]:
+        fate = "powered off and kept"
+    return f"{verb} requested: to be replaced by deployment {d['replaced_by']}, then {fate}"
+
+
+def _snapshot_done(d: Data) -> str:
+    if d["action"] == "revert":
+        return f"machine '{d['machine']}' reverted to snapshot '{d['name']}' and powered on"
+    return f"machine '{d['machine']}' snapshot '{d['name']}' taken"
+
+
+def _snapshot_ended(d: Data) -> str:
+    what = "snapshot" if d["action"] == "snapshot" else "revert to snapshot"
+    if d["failed"]:
+        return f"{what} '{d['name']}' failed: {d.get('reason')}"
+    return f"{what} '{d['name']}' done on every machine"
+
+
+_SWAP_STEPS = {
+    "off": "powered off",
+    "moved": "moved into the target stage's pool",
+    "joined": "left the fence (NICs joined the stage's networks)",
+    "on": "powered on",
+}
+
+
 SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.Registered": lambda d: f"registered service '{d['name']}' with stages {_stages(d)}",
     "Service.Renamed": lambda d: f"name: {d['before']!r} -> {d['name']!r}",
@@ -43,6 +117,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.StageIpPoolsChanged": lambda d: (
         f"stage '{d['stage']}' IP pools: {_pools(d['before'])} -> {_pools(d['ip_pools'])}"
     ),
+    "Service.StageFencingChanged": _fencing_change,
     "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
     "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
     "Service.DeploymentReleased": lambda d: f"stage '{d['stage']}' released deployment {d['deployment_id']}",
@@ -136,6 +211,41 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Deployment.DeploymentPowerRequested": lambda d: (
         f"power {d['action']} of the whole deployment requested ({', '.join(d['machines'])})"
     ),
+    "Deployment.FenceRequested": lambda d: (
+        f"fenced networks requested for {', '.join(repr(n) for n in d['networks']) or 'no network'} on switch "
+        f"{d['dvswitch']} (VLANs {_range(d['vlan_range'])}), gateway from {d['gateway_template']} "
+        f"on {d['external_network']}"
+    ),
+    "Deployment.FencePlanned": _fence_plan,
+    "Deployment.FenceNetworkChanged": lambda d: (
+        f"port group of fenced network '{d['network']}' " + ("created" if d["created"] else "deleted")
+    ),
+    "Deployment.FenceGatewayChanged": lambda d: (
+        f"fence gateway provisioned as VM {d['vm_id']}" if d["vm_id"] else "fence gateway destroyed"
+    ),
+    "Deployment.CopyRequested": lambda d: (
+        f"copy of deployment {d['source_deployment_id']} (stage '{d['source_stage']}', "
+        f"v{d['source_configuration_version']}) requested, {'linked' if d['linked'] else 'full'} clones of "
+        + (", ".join(f"{m['vm_name']} as '{name}'" for name, m in d["machines"].items()) or "no machine")
+    ),
+    "Deployment.Copied": lambda d: f"copied into stage '{d['stage']}' as deployment {d['copy_id']}",
+    "Deployment.SnapshotRequested": lambda d: f"snapshot '{d['name']}' of every machine requested",
+    "Deployment.RevertRequested": lambda d: f"revert of every machine to snapshot '{d['snapshot']}' requested",
+    "Deployment.MachineSnapshotDone": _snapshot_done,
+    "Deployment.SnapshotWorkEnded": _snapshot_ended,
+    "Deployment.SwapRequested": _swap_in,
+    "Deployment.SwapOutRequested": _swap_out,
+    "Deployment.SwapStepDone": lambda d: (
+        f"swap step '{d['step']}': machine '{d['machine']}' {_SWAP_STEPS.get(d['step'], d['step'])}"
+    ),
+    "Deployment.Swapped": lambda d: (
+        f"swapped in for deployment {d['replaced']} {_stage_move(d['from_stage'], d['to_stage'])}"
+        + (", left its fence" if d["left_fence"] else "")
+    ),
+    "Deployment.SwappedOut": lambda d: (
+        f"swapped out: replaced by deployment {d['replaced_by']}, "
+        + ("powered off and kept" if d["kept"] else "being undeployed")
+    ),
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (
         f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"
@@ -157,6 +267,8 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "LocalAccount.PasswordChanged": lambda d: "local account password changed",
     "ApiToken.Issued": lambda d: f"API token '{d['name']}' issued to {d['user']} (expires {d['expires_at']})",
     "ApiToken.Revoked": lambda d: "API token revoked",
+    "RequestRecord.Received": lambda d: f"request with Idempotency-Key '{d['key']}' received",
+    "RequestRecord.Answered": lambda d: f"request answered with status {d['status']}",
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
 }
 

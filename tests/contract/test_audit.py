@@ -6,8 +6,10 @@ from uuid import UUID
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
+from domain.requests import PendingRequest
 from projections.summaries import SUMMARIES
 from projections.verify import verify
+from tests.fencing import three_tier
 from tests.support import THREE_TIER, machine, stages
 
 
@@ -29,6 +31,45 @@ def upgrade_in_place(runtime: Runtime, vcenter: SimulatedVCenter, configuration_
     runtime.catch_up()
     app.power_deployment(deployment_id, "on", actor="a")
     runtime.catch_up()
+
+
+def patch_testing(runtime: Runtime, vcenter: SimulatedVCenter) -> UUID:
+    """Stage fence settings, a fenced deploy, a copy of production, snapshot + revert (one failing
+    first), swap + swap-back, an undeploy that tears a fence down. Returns the fenced deployment."""
+    app = runtime.app
+    configuration_id = three_tier(runtime)
+    service_id = app.configuration(configuration_id).service_id
+    app.update_stage(service_id, "test", {"fence": "always", "copy_mode": "linked"}, actor="a")
+    fenced = app.deploy(configuration_id, "test", actor="a", fence=True).value.id
+    production = app.deploy(configuration_id, "prod", actor="a").value.id
+    runtime.catch_up()
+    copy_id = app.copy_deployment(production, "test", actor="a", fence=True, reason="patch 42").value.id
+    runtime.catch_up()
+    vcenter.inject_fault("create_snapshot", "disk full")
+    app.snapshot_deployment(copy_id, "broken", actor="a")
+    runtime.catch_up()
+    app.snapshot_deployment(copy_id, "clean", actor="a")
+    runtime.catch_up()
+    app.revert_deployment(copy_id, "clean", actor="a")
+    runtime.catch_up()
+    app.swap_deployment(copy_id, production, actor="a", keep_previous=True, reason="patch 42 tested")
+    runtime.catch_up()
+    app.swap_back(production, actor="a", reason="rollback")
+    runtime.catch_up()
+    app.undeploy(fenced, actor="a")
+    runtime.catch_up()
+    return fenced
+
+
+def idempotent_request(runtime: Runtime) -> None:
+    """What the API's Idempotency-Key middleware does around a command: the record goes into its write."""
+    app = runtime.app
+    token = app.pending_request.set(PendingRequest("a", "key-1", "fingerprint"))
+    try:
+        app.register_service("keyed", "", stages("int", pools="keyed"), actor="a")
+    finally:
+        app.pending_request.reset(token)
+    app.answer_request("a", "key-1", 201, {}, "{}")
 
 
 def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
@@ -95,6 +136,8 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.revoke_token(record.id, actor="admin", is_admin=True)
     app.ensure_local_account("admin", "pw-1")
     app.ensure_local_account("admin", "pw-2")
+    patch_testing(runtime, vcenter)
+    idempotent_request(runtime)
     app.retire_service(service_id, actor="a")
     runtime.catch_up()
 
@@ -107,7 +150,7 @@ def test_every_event_is_audited_with_a_real_summary_and_the_chain_verifies(
     assert [r["position"] for r in rows] == list(range(1, runtime.app.head() + 1))
     types = {r["event_type"] for r in rows}
     missing = set(SUMMARIES) - types
-    assert missing <= {"NameClaim.Reclaimed"}, missing
+    assert missing <= {"NameClaim.Reclaimed"}, missing  # and only it: every other summarised type happens
     fallbacks = [r for r in rows if r["summary"] == r["event_type"]]
     assert fallbacks == []
     verdict = verify(runtime.app, runtime.store)
@@ -120,3 +163,31 @@ def test_refusals_carry_the_service_they_concerned(runtime: Runtime, vcenter: Si
     [refusal] = runtime.store.query("SELECT * FROM sk_audit WHERE event_type = 'Refusal.Recorded'")
     assert refusal["actor"] == "mallory"
     assert refusal["service_id"] is not None
+
+
+def test_fence_copy_snapshot_and_swap_summaries_name_what_changed(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
+    fenced = patch_testing(runtime, vcenter)
+    rows = runtime.store.query("SELECT event_type, summary, deployment_id FROM sk_audit ORDER BY position")
+
+    def summaries(event_type: str) -> list[str]:
+        return [r["summary"] for r in rows if r["event_type"] == event_type]
+
+    assert summaries("Service.StageFencingChanged") == [
+        "stage 'test' fence settings: copy_mode full -> linked, fence optional -> always"
+    ]
+    fence = runtime.app.deployment(fenced).fence_view()
+    assert fence is not None
+    [plan] = [
+        r["summary"] for r in rows if r["event_type"] == "Deployment.FencePlanned" and r["deployment_id"] == str(fenced)
+    ]
+    for network in fence["networks"]:
+        assert f"'{network['network']}' on {network['portgroup']} (VLAN {network['vlan']})" in plan
+    for nat in fence["nat"]:
+        assert f"{nat['machine']} {nat['internal_ip']} -> {nat['external_ip']}" in plan
+    assert f"gateway {fence['gateway']['vm_name']} at {fence['gateway']['external_ip']}" in plan
+    assert "snapshot 'broken' failed: " in summaries("Deployment.SnapshotWorkEnded")[0]
+    assert "machine 'db' reverted to snapshot 'clean' and powered on" in summaries("Deployment.MachineSnapshotDone")
+    assert "swap step 'joined': machine 'app' left the fence (NICs joined the stage's networks)" in summaries(
+        "Deployment.SwapStepDone"
+    )
+    assert [s.startswith("swap back requested") for s in summaries("Deployment.SwapRequested")] == [False, True]
