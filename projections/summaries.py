@@ -246,6 +246,25 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         f"swapped out: replaced by deployment {d['replaced_by']}, "
         + ("powered off and kept" if d["kept"] else "being undeployed")
     ),
+    "Deployment.FenceNetworkAdded": lambda d: (
+        f"fence network '{d['network']}' added: port group {d['portgroup']} (VLAN {d['vlan']})"
+    ),
+    "Deployment.FenceNetworkRemoved": lambda d: f"fence network '{d['network']}' removed with its port group",
+    "Deployment.FenceNatAdded": lambda d: f"NAT: machine '{d['machine']}' {d['internal_ip']} -> {d['external_ip']}",
+    "Deployment.FenceNatRemoved": lambda d: (
+        f"NAT entry of machine '{d['machine']}' removed, its external address released"
+    ),
+    "Deployment.CopySnapshotRemoved": lambda d: (
+        f"snapshot taken for this linked copy removed from the source VM of machine '{d['machine']}'"
+    ),
+    "Deployment.SnapshotTaken": lambda d: (
+        f"snapshot '{d['name']}' taken at version {d['configuration_version']} of "
+        f"{', '.join(d['machines']) or 'no machine'}"
+    ),
+    "Deployment.SwapAttemptFailed": lambda d: f"swap attempt {d['attempt']} failed: {d['reason']}",
+    "Deployment.SwapFailed": lambda d: (
+        f"swap with deployment {d['partner']} rolled back ({d['role']} side): {d['reason']}"
+    ),
     "TemplateCatalogue.Opened": lambda d: "template catalogue opened",
     "TemplateCatalogue.TemplatesImported": lambda d: (
         f"imported template(s) {', '.join(t['name'] for t in d['templates'])}"
