@@ -32,8 +32,10 @@ def check_swap(incoming: Deployment, outgoing: Deployment) -> None:
             "only a copy of the replaced deployment can take its place",
             field="replaces",
         )
-    if incoming.fence is None:
+    if incoming.fence is None and incoming.replaced_by != str(outgoing.id):
         # Only a fence keeps the copied IPs and MACs; an unfenced copy has its own stage's addresses.
+        # A copy that already took this deployment's place and was swapped back (kept, off) left
+        # its fence then and still has the production addresses: it may take the place again.
         raise ConflictError(
             f"replaces: deployment {incoming.id} is an unfenced copy with addresses of its own stage; only a "
             f"fenced copy keeps the IPs and MACs of deployment {outgoing.id} and can take its place",

@@ -137,3 +137,15 @@ def test_stage_fence_settings_must_name_what_exists(runtime: Runtime, setting: s
         runtime.app.add_stage(service_id, fenced_stage("uat", 700, "10.63.0.0/24", **{setting: value}), None, "a")
     assert refused.value.field == setting
     assert runtime.app.service(service_id).stage("test")[setting] != value
+
+
+def test_a_copy_swapped_back_may_take_the_place_again_though_it_left_its_fence(runtime: Runtime) -> None:
+    production, copy_id = swapped(runtime)
+    runtime.app.swap_back(production, actor="petra")
+    runtime.catch_up()
+    copy = runtime.app.deployment(copy_id)
+    assert (copy.fence, copy.replaced_by) == (None, str(production))  # out of its fence, kept, off
+    runtime.app.swap_deployment(copy_id, production, actor="petra", keep_previous=True)
+    runtime.catch_up()
+    assert runtime.app.deployment(copy_id).replaced == str(production)
+    assert runtime.app.deployment(production).replaced_by == str(copy_id)

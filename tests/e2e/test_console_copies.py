@@ -129,7 +129,7 @@ def test_an_owner_sets_a_stages_fenced_networks_and_a_wrong_field_is_shown_next_
     csrf = shop.sign_in("admin")
     service_id = shop.runtime.app.configuration(shop.configuration_id).service_id
     path = f"/ui/services/{service_id}/stages/prod/fencing"
-    form = {"csrf": csrf, "dvswitch": "DVS1", "vlan_first": "300", "vlan_last": "9000", "fence": "always",
+    form = {"csrf": csrf, "dvswitch": "DVS0", "vlan_first": "300", "vlan_last": "9000", "fence": "always",
             "fence_gateway_template": "tpl-ubuntu-2404", "external_network": "VM Network"}  # fmt: skip
     wrong = shop.client.post(path, data=form)
     assert wrong.status_code == 422
@@ -141,7 +141,7 @@ def test_an_owner_sets_a_stages_fenced_networks_and_a_wrong_field_is_shown_next_
     assert saved.status_code == 303
     prod = shop.runtime.app.service(service_id).stage("prod")
     assert (prod["dvswitch"], prod["vlan_range"], prod["fence"], prod["copy_mode"]) == (
-        "DVS1",
+        "DVS0",
         {"first": 300, "last": 399},
         "always",
         "linked",
