@@ -100,6 +100,7 @@ def _payload(event: Any, state: str) -> dict[str, Any]:
         "type": kind,
         "at": event.timestamp.isoformat(),
         "actor": data.get("actor"),
+        "machine": data.get("machine") if isinstance(data.get("machine"), str) else None,
         "summary": summarise(kind, plain),
         "state": state,
     }
