@@ -36,7 +36,9 @@ DEPLOYMENT_COLUMNS = ["id", "configuration_name", "configuration_version", "stag
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # Piped output keeps whole values (a terminal's width would cut them into ellipses).
+    out = Console(highlight=False, soft_wrap=True)
+    return out if out.is_terminal else Console(highlight=False, soft_wrap=True, width=240)
 
 
 def api() -> Api:

@@ -29,7 +29,7 @@ def table(console: Console, rows: Sequence[dict[str, Any]], columns: Sequence[st
         return
     out = Table(title=title, show_lines=False, highlight=False)
     for column in columns:
-        out.add_column(column.replace("_", " "))
+        out.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
         out.add_row(*(cell(row.get(column)) for column in columns))
     console.print(out)
