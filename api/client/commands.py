@@ -502,7 +502,8 @@ def audit_query(api_factory: Callable[[], Api] = api) -> click.Command:
         if output == "json":
             emit_json(console(), data)
         else:
-            table(console(), data["items"], ["position", "at", "actor", "event_type", "reason", "summary"], "audit entries")
+            columns = ["position", "at", "actor", "event_type", "reason", "summary"]
+            table(console(), data["items"], columns, "audit entries")
         return DONE
 
     return query
