@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import psycopg
 from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
+from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
 from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
@@ -143,13 +146,16 @@ class Runtime:
         self.settings = settings
         self.db = database(settings.database_url)
         self.clock = clock or SystemClock()
+        self.metrics = Metrics()
         self.directory = directory if directory is not None else make_directory(settings)
+        if self.directory is not None:
+            self.directory = cast(Directory, InstrumentedDirectory(self.directory, self.metrics))
         with schema_lock(self.db):
             # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
             self.vcenter = vcenter or make_vcenter(settings, self.db)
             self.app = Stagekeeper(
                 env=event_store_env(self.db, timeout=settings.unavailable_seconds),
-                vcenter=self.vcenter,
+                vcenter=cast(VCenterDriver, InstrumentedDriver(self.vcenter, self.metrics)),
                 clock=self.clock,
                 unavailable_seconds=settings.unavailable_seconds,
             )
@@ -163,7 +169,7 @@ class Runtime:
         # The process manager acts only while it can prove it leads: before each event, and
         # before each vCenter call of a job (a long job may outlive the lock connection).
         self.process = DeploymentProcess(
-            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks
+            self.app, leader_only(self.app.vcenter, self.leadership), settings.vcenter_parallel_tasks
         )
         self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
@@ -179,11 +185,21 @@ class Runtime:
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
+        self.app.on_saved(lambda _position, topics: self.metrics.count_events(topics))
+        self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
         self._started = False
 
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()
-        self.process.handle(event)
+        kind = type(event).__qualname__
+        started = time.perf_counter()
+        try:
+            self.process.handle(event)
+        except Exception:
+            self.metrics.process_failures.labels(kind).inc()
+            raise
+        finally:
+            self.metrics.process_steps.labels(kind).observe(time.perf_counter() - started)
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):

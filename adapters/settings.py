@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Logs: readable text, or one JSON object per line (for a log pipeline).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "host:port": Prometheus metrics also served there, without authentication (a scrape network);
+    # /metrics on the API always answers administrators and their tokens.
+    metrics_address: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -110,6 +116,13 @@ class Settings(BaseSettings):
         except ValidationError as error:
             raise SettingsError(_describe(error, values)) from None
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _parse_metrics_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_bind(value)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _parse_database_url(cls, url: str) -> str:
@@ -130,6 +143,14 @@ class Settings(BaseSettings):
             if "{username}" not in self.ldap_user_filter:
                 raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
         return self
+
+
+def metrics_bind(value: str) -> tuple[str, int]:
+    """("host", port) of STAGEKEEPER_METRICS_ADDRESS ("127.0.0.1:9464", "[::1]:9464", ":9464")."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535 or len(value) > 255:
+        raise ValueError(f"must be host:port with a port from 1 to 65535, not {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":port" asks for every interface
 
 
 def variable(field: str) -> str:

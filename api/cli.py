@@ -10,8 +10,9 @@ import threading
 
 import click
 
+from adapters.logs import configure as configure_logging
 from adapters.runtime import Runtime, print_generated_password
-from adapters.settings import Settings, SettingsError
+from adapters.settings import Settings, SettingsError, metrics_bind
 from api.client.commands import audit_query, register, remote_export
 
 
@@ -25,8 +26,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     if generated:
         print_generated_password(generated)
     app = create_app(settings, runtime=runtime)
+    serve_metrics(runtime)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
         runtime.close()
     return 0
@@ -37,6 +40,7 @@ def _worker(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serve_metrics(runtime)
     runtime.start_workers()
     logging.getLogger("stagekeeper").info("worker running against %s", runtime.db.kind)
     try:
@@ -45,6 +49,17 @@ def _worker(settings: Settings) -> int:
     finally:
         runtime.close()
     return 0
+
+
+def serve_metrics(runtime: Runtime) -> None:
+    """With STAGEKEEPER_METRICS_ADDRESS: this process's metrics on that bind, without authentication."""
+    if runtime.settings.metrics_address is None:
+        return
+    from prometheus_client import start_http_server
+
+    host, port = metrics_bind(runtime.settings.metrics_address)
+    start_http_server(port, addr=host, registry=runtime.metrics.registry)
+    logging.getLogger("stagekeeper").info("metrics on http://%s:%d/metrics", host, port)
 
 
 def _rebuild(settings: Settings, name: str) -> int:
@@ -101,7 +116,8 @@ def _settings() -> Settings:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

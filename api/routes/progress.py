@@ -65,6 +65,11 @@ class StreamSlots:
                 )
             self._open[caller] = held + 1
 
+    def total(self) -> int:
+        """Streams open now, every caller's."""
+        with self._lock:
+            return sum(self._open.values())
+
     def give_back(self, caller: str) -> None:
         with self._lock:
             held = self._open.get(caller, 0) - 1

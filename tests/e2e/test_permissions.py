@@ -98,6 +98,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
     ("GET", "/api/v1/audit"): (ANY, None),
     ("GET", "/api/v1/audit/export"): (ANY, None),
+    ("GET", "/metrics"): (ADMIN, None),
 }
 
 
@@ -248,6 +249,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
+    "/metrics",
 }  # fmt: skip
 
 
