@@ -25,6 +25,7 @@ from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
+from domain.local_users import LockoutPolicy
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
@@ -39,6 +40,7 @@ from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.tokens import TokensProjection
+from projections.users import UsersProjection
 
 log = logging.getLogger("stagekeeper")
 
@@ -59,6 +61,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
+        UsersProjection(),
     ]
 
 
@@ -186,6 +189,9 @@ class Runtime:
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
         self.app.on_saved(lambda _position, topics: self.metrics.count_events(topics))
+        self.app.lockout_policy = LockoutPolicy(
+            settings.lockout_failures, settings.lockout_window_minutes * 60, settings.lockout_minutes * 60
+        )
         self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
         self._started = False
 

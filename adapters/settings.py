@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Local users: this many wrong passwords within the window lock the account for the lock time.
+    lockout_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    lockout_window_minutes: Annotated[float, Field(gt=0, le=10_080)] = 15.0
+    lockout_minutes: Annotated[float, Field(gt=0, le=10_080)] = 15.0
     # Logs: readable text, or one JSON object per line (for a log pipeline).
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

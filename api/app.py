@@ -33,6 +33,7 @@ from api.routes import (
     templates,
     tokens,
     upgrades,
+    users,
 )
 from api.ui import install_console
 
@@ -101,5 +102,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(capture.router)
     app.include_router(upgrades.router)
     app.include_router(metrics.router)
+    app.include_router(users.router)
     install_console(app)
     return app

@@ -10,6 +10,7 @@ from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
+from domain.commands.users import UserCommands
 
 
 class Stagekeeper(
@@ -21,5 +22,6 @@ class Stagekeeper(
     ConsoleCommands,
     CaptureCommands,
     UpgradeCommands,
+    UserCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -284,6 +284,14 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "NameClaim.Released": lambda d: "name released",
     "LocalAccount.Opened": lambda d: f"local account '{d['username']}' created",
     "LocalAccount.PasswordChanged": lambda d: "local account password changed",
+    "LocalAccount.ProfileChanged": lambda d: (
+        f"local groups: {', '.join(d['groups']) or 'none'}"
+        + (f"; display name '{d['display_name']}'" if d.get("display_name") else "")
+    ),
+    "LocalAccount.LockedOut": lambda d: f"locked out after {d['failures']} wrong passwords, until {d['until']}",
+    "LocalAccount.Unlocked": lambda d: "unlocked",
+    "LocalAccount.Disabled": lambda d: "local account disabled",
+    "LocalAccount.Enabled": lambda d: "local account enabled",
     "ApiToken.Issued": lambda d: f"API token '{d['name']}' issued to {d['user']} (expires {d['expires_at']})",
     "ApiToken.Revoked": lambda d: "API token revoked",
     "RequestRecord.Received": lambda d: f"request with Idempotency-Key '{d['key']}' received",
