@@ -18,7 +18,8 @@ from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
 from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
-from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.settings import Database, Settings, SettingsError, database, event_store_env, metrics_bind
+from adapters.siem import AuditStreamer, Sink, SyslogSink, WebhookSink
 from adapters.simulator_state import FileState, InventoryState, PostgresState
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
@@ -39,6 +40,7 @@ from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
+from projections.store import ReadStore
 from projections.tokens import TokensProjection
 from projections.users import UsersProjection
 
@@ -63,6 +65,17 @@ def projections(app: Stagekeeper) -> list[Projection]:
         TokensProjection(),
         UsersProjection(),
     ]
+
+
+def audit_streamers(settings: Settings, store: ReadStore) -> list[AuditStreamer]:
+    """One streamer per SIEM sink the settings name (none by default)."""
+    sinks: list[Sink] = []
+    if settings.siem_syslog_address:
+        host, port = metrics_bind(settings.siem_syslog_address)
+        sinks.append(SyslogSink(host, port, tls=settings.siem_syslog_tls, ca_file=settings.siem_syslog_ca_file))
+    if settings.siem_webhook_url:
+        sinks.append(WebhookSink(settings.siem_webhook_url, settings.siem_webhook_secret))
+    return [AuditStreamer(store, sink, settings.poll_seconds) for sink in sinks]
 
 
 def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
@@ -193,6 +206,7 @@ class Runtime:
             settings.lockout_failures, settings.lockout_window_minutes * 60, settings.lockout_minutes * 60
         )
         self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
+        self.siem = audit_streamers(settings, self.store)
         self._started = False
 
     def _act_as_leader(self, event: object) -> None:
@@ -233,6 +247,9 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+        if projections:
+            for streamer in self.siem:
+                streamer.start()
         self._started = True
 
     def catch_up(self) -> None:
@@ -244,6 +261,8 @@ class Runtime:
     def close(self) -> None:
         self.projection_thread.stop()
         self.process_thread.stop()
+        for streamer in self.siem:
+            streamer.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

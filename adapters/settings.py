@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # Logs: readable text, or one JSON object per line (for a log pipeline).
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Audit streaming to a SIEM (adapters/siem.py): RFC 5424 syslog over TCP/TLS and/or JSON lines.
+    siem_syslog_address: str | None = None
+    siem_syslog_tls: Flag = False
+    siem_syslog_ca_file: str | None = None
+    siem_webhook_url: str | None = None
+    siem_webhook_secret: str | None = None
     # "host:port": Prometheus metrics also served there, without authentication (a scrape network);
     # /metrics on the API always answers administrators and their tokens.
     metrics_address: str | None = None
@@ -125,6 +131,20 @@ class Settings(BaseSettings):
     def _parse_metrics_address(cls, value: str | None) -> str | None:
         if value is not None:
             metrics_bind(value)
+        return value
+
+    @field_validator("siem_syslog_address")
+    @classmethod
+    def _parse_siem_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_bind(value)
+        return value
+
+    @field_validator("siem_webhook_url")
+    @classmethod
+    def _parse_siem_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or len(value) > 2048):
+            raise ValueError(f"must be an http:// or https:// URL of at most 2048 characters, not {value[:80]!r}")
         return value
 
     @field_validator("database_url")

@@ -14,6 +14,7 @@ from adapters.logs import configure as configure_logging
 from adapters.runtime import Runtime, print_generated_password
 from adapters.settings import Settings, SettingsError, metrics_bind
 from api.client.commands import audit_query, register, remote_export
+from projections.audit_queries import AuditFilter
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
@@ -182,6 +183,33 @@ def verify() -> int:
     """Recompute the hash chain from the event store."""
     _logging()
     return _audit_verify(_settings())
+
+
+@cli.group()
+def siem() -> None:
+    """Audit streaming to a SIEM (STAGEKEEPER_SIEM_*)."""
+
+
+@siem.command()
+@click.argument("sink", type=click.Choice(["syslog", "webhook"]))
+@click.option("--set", "new_position", type=click.IntRange(0), default=None, help="Resend from after this position")
+def position(sink: str, new_position: int | None) -> int:
+    """Show (or move) the audit position a sink has received up to."""
+    from adapters.siem import position_of, set_position
+
+    _logging()
+    runtime = Runtime(_settings())
+    try:
+        runtime.projection_follower.catch_up()
+        if new_position is not None:
+            set_position(runtime.store, sink, new_position)
+        head = runtime.audit.page(AuditFilter(include_system=True), None, 1)[0]
+        last = int(head[0]["position"]) if head else 0
+        at = position_of(runtime.store, sink)
+        click.echo(f"{sink}: sent up to position {at}; the audit log ends at {last} ({max(last - at, 0)} to send)")
+        return 0
+    finally:
+        runtime.close()
 
 
 audit.add_command(audit_query())
