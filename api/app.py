@@ -28,6 +28,7 @@ from api.routes import (
     health,
     me,
     metrics,
+    portability,
     progress,
     services,
     templates,
@@ -103,5 +104,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(upgrades.router)
     app.include_router(metrics.router)
     app.include_router(users.router)
+    app.include_router(portability.router)
     install_console(app)
     return app

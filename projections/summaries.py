@@ -282,6 +282,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "NameClaim.Claimed": lambda d: f"{d['kind']} name '{d['name']}' claimed",
     "NameClaim.Reclaimed": lambda d: f"{d.get('kind', 'name')} '{d['name']}' claimed again",
     "NameClaim.Released": lambda d: "name released",
+    "Service.Imported": lambda d: f"imported from an export file ({d['records']} events, chain head {d['head'][:12]})",
     "LocalAccount.Opened": lambda d: f"local account '{d['username']}' created",
     "LocalAccount.PasswordChanged": lambda d: "local account password changed",
     "LocalAccount.ProfileChanged": lambda d: (

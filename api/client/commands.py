@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -413,6 +415,45 @@ def register(cli: click.Group) -> None:
         client = api()
         client.call("DELETE", f"/services/{service_id(client, service)}/grants/{grant_id}")
         click.echo(f"revoked {grant_id}")
+        return DONE
+
+    @cli.group(name="export")
+    def export_group() -> None:
+        """Write a service to one signed file (for another instance)."""
+
+    @export_group.command("service")
+    @click.argument("service")
+    @click.option("--output", "output_file", default=None, help="File to write (default: <name>.stagekeeper.json)")
+    @client_command
+    def export_service(service: str, output_file: str | None) -> int:
+        """The service, its configurations with their history, grants and stage policies (no secrets)."""
+        client = api()
+        document = client.get(f"/services/{service_id(client, service)}/export")
+        target = Path(output_file or f"{document['service']['name']}.stagekeeper.json")
+        target.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        chain = document["chain"]
+        click.echo(f"wrote {target}: {chain['count']} events, chain head {chain['head']}")
+        return DONE
+
+    @cli.command(name="import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @REASON
+    @OUTPUT
+    @client_command
+    def import_service(file: str, reason: str | None, output: str) -> int:
+        """Load an exported service (administrators); refused if its chain does not verify or names collide."""
+        try:
+            document = json.loads(Path(file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ClientError(f"cannot read {file}: {error}", USAGE) from error
+        client = api()
+        with unreachable(client.base):
+            response = check(client.http.post("/imports", json=document, params={"reason": reason} if reason else {}))
+        data = response.json()
+        if output == "json":
+            emit_json(console(), data)
+        else:
+            click.echo(f"imported service {data['name']} ({data['id']})")
         return DONE
 
     @cli.group()

@@ -189,3 +189,36 @@ def test_shell_completion_script(tmp_path: Path) -> None:
     done = cli(tmp_path, _STAGEKEEPER_COMPLETE="bash_source")
     assert done.returncode == 0
     assert "_stagekeeper_completion" in done.stdout
+
+
+def test_export_from_one_server_and_import_into_another(live: tuple[str, Runtime], tmp_path: Path) -> None:
+    url, _ = live
+    service_id, configuration_id = service_with_configuration(url)
+    source_home, target_home = tmp_path / "source", tmp_path / "target"
+    login(url, source_home)
+    written = cli(source_home, "export", "service", "payroll", "--output", str(tmp_path / "payroll.json"))
+    assert written.returncode == 0, written.stderr
+    assert "chain head" in written.stdout
+    settings = settings_for(f"sqlite:///{tmp_path}/other.db")
+    other = Runtime(settings, vcenter=SimulatedVCenter())
+    other.ensure_admin()
+    try:
+        with serve(create_app(settings, runtime=other)) as other_url:
+            login(other_url, target_home)
+            done = cli(target_home, "import", str(tmp_path / "payroll.json"), "--reason", "new datacentre")
+            assert done.returncode == 0, done.stderr
+            assert f"imported service payroll ({service_id})" in done.stdout
+            again = cli(target_home, "import", str(tmp_path / "payroll.json"))
+            assert again.returncode == 3
+            assert "409" in again.stderr
+            history = cli(target_home, "history", configuration_id, "-o", "json")
+            assert json.loads(history.stdout)["items"][0]["version"] == 1
+            # A file altered on the way is refused, naming where.
+            document = json.loads((tmp_path / "payroll.json").read_text())
+            document["records"][0]["state"]["name"] = "evil"
+            (tmp_path / "evil.json").write_text(json.dumps(document))
+            refused = cli(target_home, "import", str(tmp_path / "evil.json"))
+            assert refused.returncode == 3
+            assert "records[0]" in refused.stderr
+    finally:
+        other.close()

@@ -106,6 +106,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", "/api/v1/users/{username}/unlock"): (ADMIN, None),  # 409 for those allowed: not locked
     ("PUT", "/api/v1/me/password"): (ANY, {"current_password": "x", "new_password": "y"}),  # 404/422: not local
     ("GET", "/api/v1/groups"): (ADMIN, None),
+    ("GET", S + "/export"): (MANAGE, None),
+    ("POST", "/api/v1/imports"): (ADMIN, {"format": "not an export"}),  # 422 for administrators
 }
 
 
@@ -258,7 +260,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
-    "/metrics", "/api/v1/users/{username}",
+    "/metrics", "/api/v1/users/{username}", S + "/export",
 }  # fmt: skip
 
 
