@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import psycopg
 from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
+from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
 from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
-from adapters.settings import Database, Settings, SettingsError, database, event_store_env
+from adapters.settings import Database, Settings, SettingsError, database, event_store_env, metrics_bind
+from adapters.siem import AuditStreamer, Sink, SyslogSink, WebhookSink
 from adapters.simulator_state import FileState, InventoryState, PostgresState
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
+from domain.local_users import LockoutPolicy
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
@@ -35,7 +40,9 @@ from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
+from projections.store import ReadStore
 from projections.tokens import TokensProjection
+from projections.users import UsersProjection
 
 log = logging.getLogger("stagekeeper")
 
@@ -56,7 +63,19 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
+        UsersProjection(),
     ]
+
+
+def audit_streamers(settings: Settings, store: ReadStore) -> list[AuditStreamer]:
+    """One streamer per SIEM sink the settings name (none by default)."""
+    sinks: list[Sink] = []
+    if settings.siem_syslog_address:
+        host, port = metrics_bind(settings.siem_syslog_address)
+        sinks.append(SyslogSink(host, port, tls=settings.siem_syslog_tls, ca_file=settings.siem_syslog_ca_file))
+    if settings.siem_webhook_url:
+        sinks.append(WebhookSink(settings.siem_webhook_url, settings.siem_webhook_secret))
+    return [AuditStreamer(store, sink, settings.poll_seconds) for sink in sinks]
 
 
 def make_vcenter(settings: Settings, db: Database) -> VCenterDriver:
@@ -143,13 +162,16 @@ class Runtime:
         self.settings = settings
         self.db = database(settings.database_url)
         self.clock = clock or SystemClock()
+        self.metrics = Metrics()
         self.directory = directory if directory is not None else make_directory(settings)
+        if self.directory is not None:
+            self.directory = cast(Directory, InstrumentedDirectory(self.directory, self.metrics))
         with schema_lock(self.db):
             # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
             self.vcenter = vcenter or make_vcenter(settings, self.db)
             self.app = Stagekeeper(
                 env=event_store_env(self.db, timeout=settings.unavailable_seconds),
-                vcenter=self.vcenter,
+                vcenter=cast(VCenterDriver, InstrumentedDriver(self.vcenter, self.metrics)),
                 clock=self.clock,
                 unavailable_seconds=settings.unavailable_seconds,
             )
@@ -163,7 +185,7 @@ class Runtime:
         # The process manager acts only while it can prove it leads: before each event, and
         # before each vCenter call of a job (a long job may outlive the lock connection).
         self.process = DeploymentProcess(
-            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks
+            self.app, leader_only(self.app.vcenter, self.leadership), settings.vcenter_parallel_tasks
         )
         self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
@@ -179,11 +201,25 @@ class Runtime:
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
+        self.app.on_saved(lambda _position, topics: self.metrics.count_events(topics))
+        self.app.lockout_policy = LockoutPolicy(
+            settings.lockout_failures, settings.lockout_window_minutes * 60, settings.lockout_minutes * 60
+        )
+        self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
+        self.siem = audit_streamers(settings, self.store)
         self._started = False
 
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()
-        self.process.handle(event)
+        kind = type(event).__qualname__
+        started = time.perf_counter()
+        try:
+            self.process.handle(event)
+        except Exception:
+            self.metrics.process_failures.labels(kind).inc()
+            raise
+        finally:
+            self.metrics.process_steps.labels(kind).observe(time.perf_counter() - started)
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):
@@ -211,6 +247,9 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+        if projections:
+            for streamer in self.siem:
+                streamer.start()
         self._started = True
 
     def catch_up(self) -> None:
@@ -222,6 +261,8 @@ class Runtime:
     def close(self) -> None:
         self.projection_thread.stop()
         self.process_thread.stop()
+        for streamer in self.siem:
+            streamer.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

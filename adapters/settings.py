@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Local users: this many wrong passwords within the window lock the account for the lock time.
+    lockout_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    lockout_window_minutes: Annotated[float, Field(gt=0, le=10_080)] = 15.0
+    lockout_minutes: Annotated[float, Field(gt=0, le=10_080)] = 15.0
+    # Logs: readable text, or one JSON object per line (for a log pipeline).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Audit streaming to a SIEM (adapters/siem.py): RFC 5424 syslog over TCP/TLS and/or JSON lines.
+    siem_syslog_address: str | None = None
+    siem_syslog_tls: Flag = False
+    siem_syslog_ca_file: str | None = None
+    siem_webhook_url: str | None = None
+    siem_webhook_secret: str | None = None
+    # "host:port": Prometheus metrics also served there, without authentication (a scrape network);
+    # /metrics on the API always answers administrators and their tokens.
+    metrics_address: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -110,6 +126,27 @@ class Settings(BaseSettings):
         except ValidationError as error:
             raise SettingsError(_describe(error, values)) from None
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _parse_metrics_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_bind(value)
+        return value
+
+    @field_validator("siem_syslog_address")
+    @classmethod
+    def _parse_siem_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_bind(value)
+        return value
+
+    @field_validator("siem_webhook_url")
+    @classmethod
+    def _parse_siem_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or len(value) > 2048):
+            raise ValueError(f"must be an http:// or https:// URL of at most 2048 characters, not {value[:80]!r}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _parse_database_url(cls, url: str) -> str:
@@ -130,6 +167,14 @@ class Settings(BaseSettings):
             if "{username}" not in self.ldap_user_filter:
                 raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
         return self
+
+
+def metrics_bind(value: str) -> tuple[str, int]:
+    """("host", port) of STAGEKEEPER_METRICS_ADDRESS ("127.0.0.1:9464", "[::1]:9464", ":9464")."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535 or len(value) > 255:
+        raise ValueError(f"must be host:port with a port from 1 to 65535, not {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":port" asks for every interface
 
 
 def variable(field: str) -> str:

@@ -16,6 +16,7 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimits
 from api.notify import Notifier
+from api.observability import RequestObservability
 from api.openapi import install_openapi
 from api.routes import (
     audit,
@@ -26,11 +27,14 @@ from api.routes import (
     deployments,
     health,
     me,
+    metrics,
+    portability,
     progress,
     services,
     templates,
     tokens,
     upgrades,
+    users,
 )
 from api.ui import install_console
 
@@ -88,12 +92,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         authenticator=app.state.authenticator,
         wait_seconds=settings.unavailable_seconds,
     )
-    # Added last, so it runs first: no other middleware reads a body past the limit.
+    # Added late, so it runs early: no other middleware reads a body past the limit.
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
+    # Outermost: every answer gets its request id and is counted, the limits' refusals included.
+    app.add_middleware(RequestObservability, metrics=runtime_.metrics)
+    runtime_.metrics.streams.set_function(app.state.stream_slots.total)
     for module in (health, me, services, configurations, deployments, progress, templates, tokens, board, audit):
         app.include_router(module.router)
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(metrics.router)
+    app.include_router(users.router)
+    app.include_router(portability.router)
     install_console(app)
     return app

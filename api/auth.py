@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from domain.accounts import LocalAccount
 from domain.credentials import spend_verification, token_digest, verify_password
 from domain.errors import AuthenticationError, UnavailableError
+from domain.local_users import group_dn, is_local_admin
 from domain.permissions import Caller
 from domain.ports import Directory
 from domain.stagekeeper import Stagekeeper
@@ -109,8 +110,20 @@ class Authenticator:
         # unknown user from a wrong password, or a directory user from the local admin.
         account = self._local_account(username)
         principal = None
-        if account is not None and verify_password(password, account.password_hash):
-            principal = Principal(user=username, is_admin=True, via="local", display_name="local administrator")
+        if account is not None:
+            if username != LOCAL_ADMIN and account.locked_at(self.app.clock.now()):
+                spend_verification(password)
+                until = account.locked_until.strftime("%Y-%m-%d %H:%M UTC") if account.locked_until else "later"
+                raise AuthenticationError(
+                    f"this account is locked until {until} after repeated wrong passwords; an administrator can "
+                    "unlock it"
+                )
+            if verify_password(password, account.password_hash):
+                principal = self._local_principal(account)
+                self.app.record_good_login(username)
+            elif username != LOCAL_ADMIN:
+                # The break-glass admin is never locked out (that would lock administrators out).
+                self.app.record_failed_login(account)
         if principal is None and self.directory is not None:
             user = self.directory.authenticate(username, password)
             if user is not None:
@@ -126,9 +139,22 @@ class Authenticator:
         return principal
 
     def _local_account(self, username: str) -> LocalAccount | None:
-        if username != LOCAL_ADMIN or not self.local_admin_enabled:
+        """The local account that may sign in with this name: the admin (unless disabled by a
+        directory set-up), or an enabled local user."""
+        if username == LOCAL_ADMIN:
+            return self.app.local_account(username) if self.local_admin_enabled else None
+        if len(username) > 64:
             return None
-        return self.app.local_account(username)
+        account = self.app.local_account(username)
+        return account if account is not None and not account.disabled else None
+
+    def _local_principal(self, account: LocalAccount, via: str = "local") -> Principal:
+        if account.username == LOCAL_ADMIN:
+            return Principal(user=LOCAL_ADMIN, is_admin=True, via=via, display_name="local administrator")
+        return Principal(
+            user=account.username, is_admin=is_local_admin(account.groups), via=via,
+            groups=frozenset(group_dn(g) for g in account.groups), display_name=account.display_name,
+        )  # fmt: skip
 
     def _bearer(self, token: str) -> Principal:
         digest = token_digest(token)
@@ -139,10 +165,15 @@ class Authenticator:
         record = self.app.api_token(digest)
         if record is None or not record.valid_at(self.app.clock.now()):
             raise AuthenticationError("invalid, expired or revoked token")
-        if record.user == LOCAL_ADMIN and self.app.local_account(LOCAL_ADMIN) is not None:
+        local = self.app.local_account(record.user) if len(record.user) <= 64 else None
+        if record.user == LOCAL_ADMIN and local is not None:
             if not self.local_admin_enabled:
                 raise AuthenticationError("the local admin account is disabled")
             principal = Principal(user=record.user, is_admin=True, via="token")
+        elif local is not None:
+            if local.disabled:
+                raise AuthenticationError(f"the owner of this token ({record.user}) is disabled")
+            principal = self._local_principal(local, via="token")
         else:
             groups: frozenset[str] | None = frozenset(record.groups)
             if self.directory is not None:

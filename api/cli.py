@@ -1,16 +1,20 @@
-"""The `stagekeeper` command: serve, worker, projections rebuild."""
+"""The `stagekeeper` command: server side (serve, worker, projections, audit) and the API client (api/client)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 import threading
 
+import click
+
+from adapters.logs import configure as configure_logging
 from adapters.runtime import Runtime, print_generated_password
-from adapters.settings import Settings, SettingsError
+from adapters.settings import Settings, SettingsError, metrics_bind
+from api.client.commands import audit_query, register, remote_export
+from projections.audit_queries import AuditFilter
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
@@ -23,8 +27,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     if generated:
         print_generated_password(generated)
     app = create_app(settings, runtime=runtime)
+    serve_metrics(runtime)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
         runtime.close()
     return 0
@@ -35,6 +41,7 @@ def _worker(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serve_metrics(runtime)
     runtime.start_workers()
     logging.getLogger("stagekeeper").info("worker running against %s", runtime.db.kind)
     try:
@@ -43,6 +50,17 @@ def _worker(settings: Settings) -> int:
     finally:
         runtime.close()
     return 0
+
+
+def serve_metrics(runtime: Runtime) -> None:
+    """With STAGEKEEPER_METRICS_ADDRESS: this process's metrics on that bind, without authentication."""
+    if runtime.settings.metrics_address is None:
+        return
+    from prometheus_client import start_http_server
+
+    host, port = metrics_bind(runtime.settings.metrics_address)
+    start_http_server(port, addr=host, registry=runtime.metrics.registry)
+    logging.getLogger("stagekeeper").info("metrics on http://%s:%d/metrics", host, port)
 
 
 def _rebuild(settings: Settings, name: str) -> int:
@@ -94,45 +112,127 @@ def _audit_verify(settings: Settings) -> int:
         runtime.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stagekeeper", description="Event-sourced stage manager for vSphere")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="API and background workers in one process")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    commands.add_parser("worker", help="background workers only (projections, process manager)")
-    projections = commands.add_parser("projections", help="manage read models")
-    projections_commands = projections.add_subparsers(dest="action", required=True)
-    rebuild = projections_commands.add_parser("rebuild", help="rebuild one read model from position zero")
-    rebuild.add_argument("name")
-    audit = commands.add_parser("audit", help="export or verify the audit log")
-    audit_commands = audit.add_subparsers(dest="action", required=True)
-    export = audit_commands.add_parser("export", help="stream the audit log (oldest first)")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--output", help="file to write (default: standard output)")
-    export.add_argument("--service", help="only this service id")
-    audit_commands.add_parser("verify", help="recompute the hash chain from the event store")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def _logging() -> None:
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Event-sourced stage manager for vSphere.
+
+    Server side: serve, worker, projections, audit verify, audit export (read the event store of
+    this machine's settings). Client side: login, then every other command talks to a server's API.
+    Shell completion: eval "$(_STAGEKEEPER_COMPLETE=bash_source stagekeeper)".
+    """
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+def serve(host: str, port: int) -> int:
+    """API and background workers in one process."""
+    _logging()
+    return _serve(_settings(), host, port)
+
+
+@cli.command()
+def worker() -> int:
+    """Background workers only (projections, process manager)."""
+    _logging()
+    return _worker(_settings())
+
+
+@cli.group()
+def projections() -> None:
+    """Manage read models."""
+
+
+@projections.command()
+@click.argument("name")
+def rebuild(name: str) -> int:
+    """Rebuild one read model from position zero."""
+    _logging()
+    return _rebuild(_settings(), name)
+
+
+@cli.group()
+def audit() -> None:
+    """Export, verify or query the audit log."""
+
+
+@audit.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", help="File to write (default: standard output)")
+@click.option("--service", help="Only this service (id; with --remote also a name)")
+@click.option("--remote", is_flag=True, help="From the server you logged in to, not from the local event store")
+def export(fmt: str, output: str | None, service: str | None, remote: bool) -> int:
+    """Stream the audit log (oldest first)."""
+    if remote:
+        return remote_export(service, fmt, output)
+    _logging()
+    return _audit_export(_settings(), fmt, output, service)
+
+
+@audit.command()
+def verify() -> int:
+    """Recompute the hash chain from the event store."""
+    _logging()
+    return _audit_verify(_settings())
+
+
+@cli.group()
+def siem() -> None:
+    """Audit streaming to a SIEM (STAGEKEEPER_SIEM_*)."""
+
+
+@siem.command()
+@click.argument("sink", type=click.Choice(["syslog", "webhook"]))
+@click.option("--set", "new_position", type=click.IntRange(0), default=None, help="Resend from after this position")
+def position(sink: str, new_position: int | None) -> int:
+    """Show (or move) the audit position a sink has received up to."""
+    from adapters.siem import position_of, set_position
+
+    _logging()
+    runtime = Runtime(_settings())
     try:
-        return _run(args)
+        runtime.projection_follower.catch_up()
+        if new_position is not None:
+            set_position(runtime.store, sink, new_position)
+        head = runtime.audit.page(AuditFilter(include_system=True), None, 1)[0]
+        last = int(head[0]["position"]) if head else 0
+        at = position_of(runtime.store, sink)
+        click.echo(f"{sink}: sent up to position {at}; the audit log ends at {last} ({max(last - at, 0)} to send)")
+        return 0
+    finally:
+        runtime.close()
+
+
+audit.add_command(audit_query())
+register(cli)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code is returned (the console script exits with it)."""
+    try:
+        result = cli.main(args=argv, prog_name="stagekeeper", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        return int(stop.exit_code)
+    except click.ClickException as error:
+        error.show()
+        return int(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
     except SettingsError as error:
         # A setting that cannot be used (parsed, or found at start-up): one line, no traceback.
-        print(f"stagekeeper: {error}", file=sys.stderr)
+        click.echo(f"stagekeeper: {error}", err=True)
         return 2
-
-
-def _run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env(os.environ)
-    if args.command == "serve":
-        return _serve(settings, args.host, args.port)
-    if args.command == "worker":
-        return _worker(settings)
-    if args.command == "audit":
-        if args.action == "export":
-            return _audit_export(settings, args.format, args.output, args.service)
-        return _audit_verify(settings)
-    return _rebuild(settings, args.name)
+    return int(result) if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from domain.outage import GuardedRecorder
 from domain.pool_plan import PoolPlan
 from domain.ports import Clock, VCenterDriver
 from domain.refusal import Refusal
+from domain.requestcontext import current_request_id
 from domain.requests import DuplicateRequestError, PendingRequest, RequestRecord
 from domain.service import Service
 
@@ -184,6 +185,11 @@ class StagekeeperApplication(Application[UUID]):
         # What this write will store, kept before saving (saving takes the pending events): if
         # the outcome is unknown, it tells our own write apart from anybody else's.
         events = [e for a in pending for e in a.pending_events]
+        request_id = current_request_id()
+        if request_id is not None:
+            # Metadata, not a field of the event's class: replay ignores it, the audit log keeps it.
+            for pending_event in events:
+                object.__setattr__(pending_event, "request_id", request_id)
         mine = self.mapper.to_stored_event(events[-1])
         topics = [get_topic(type(e)) for e in events]
         started = time.monotonic()

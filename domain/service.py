@@ -352,6 +352,14 @@ class Service(Aggregate):
         self.definition_version = self.version + 1
         self.retired = True
 
+    # -- portability (domain/commands/portability.py) -------------------------------------------
+    def record_import(self, head: str, records: int, actor: str, reason: str | None) -> None:
+        self._imported(head=head, records=records, actor=actor, reason=reason)
+
+    @event("Imported", topic="stagekeeper:Service.Imported")
+    def _imported(self, head: str, records: int, actor: str, reason: str | None) -> None:
+        """The service (and its configurations) came from an export file whose chain ends in `head`."""
+
     # -- occupancy, written together with the deployment's own events ------------------------
     def admit(self, deployment_id: UUID, stage: str, actor: str) -> None:
         self._check_active()

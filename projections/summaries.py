@@ -282,8 +282,17 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "NameClaim.Claimed": lambda d: f"{d['kind']} name '{d['name']}' claimed",
     "NameClaim.Reclaimed": lambda d: f"{d.get('kind', 'name')} '{d['name']}' claimed again",
     "NameClaim.Released": lambda d: "name released",
+    "Service.Imported": lambda d: f"imported from an export file ({d['records']} events, chain head {d['head'][:12]})",
     "LocalAccount.Opened": lambda d: f"local account '{d['username']}' created",
     "LocalAccount.PasswordChanged": lambda d: "local account password changed",
+    "LocalAccount.ProfileChanged": lambda d: (
+        f"local groups: {', '.join(d['groups']) or 'none'}"
+        + (f"; display name '{d['display_name']}'" if d.get("display_name") else "")
+    ),
+    "LocalAccount.LockedOut": lambda d: f"locked out after {d['failures']} wrong passwords, until {d['until']}",
+    "LocalAccount.Unlocked": lambda d: "unlocked",
+    "LocalAccount.Disabled": lambda d: "local account disabled",
+    "LocalAccount.Enabled": lambda d: "local account enabled",
     "ApiToken.Issued": lambda d: f"API token '{d['name']}' issued to {d['user']} (expires {d['expires_at']})",
     "ApiToken.Revoked": lambda d: "API token revoked",
     "RequestRecord.Received": lambda d: f"request with Idempotency-Key '{d['key']}' received",

@@ -151,6 +151,7 @@ class ProgressData(Out):
     type: str
     at: Timestamp
     actor: str | None
+    machine: str | None = Field(None, description="The machine the event is about, when it is about one")
     summary: str
     state: State
 

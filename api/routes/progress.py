@@ -65,6 +65,11 @@ class StreamSlots:
                 )
             self._open[caller] = held + 1
 
+    def total(self) -> int:
+        """Streams open now, every caller's."""
+        with self._lock:
+            return sum(self._open.values())
+
     def give_back(self, caller: str) -> None:
         with self._lock:
             held = self._open.get(caller, 0) - 1
@@ -100,6 +105,7 @@ def _payload(event: Any, state: str) -> dict[str, Any]:
         "type": kind,
         "at": event.timestamp.isoformat(),
         "actor": data.get("actor"),
+        "machine": data.get("machine") if isinstance(data.get("machine"), str) else None,
         "summary": summarise(kind, plain),
         "state": state,
     }

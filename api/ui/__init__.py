@@ -20,6 +20,7 @@ from api.ui import (
     services,
     signin,
     simulated_console,
+    users,
 )
 from api.ui.context import Console
 
@@ -44,6 +45,7 @@ def install_console(app: FastAPI) -> None:
         copies,
         later,
         simulated_console,
+        users,
     )
     for module in pages:
         app.include_router(module.router)

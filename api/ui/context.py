@@ -93,6 +93,8 @@ def regroup(request: Request, session: Session) -> Session:
     authenticator: Authenticator = request.app.state.authenticator
     directory = authenticator.directory
     moment = now()
+    if session.via == "local" and session.user != "admin":
+        return _regroup_local(request, authenticator, session, moment)
     if session.via != "password" or directory is None or moment - session.groups_checked < authenticator.cache_seconds:
         return session
     try:
@@ -104,6 +106,19 @@ def regroup(request: Request, session: Session) -> Session:
     # The Authenticator's own rule for the admin group, not a copy of it.
     is_admin = authenticator._is_admin(groups)
     fresh = replace(session, groups=groups, is_admin=is_admin, groups_checked=moment)
+    request.state.session_changed = True
+    return fresh
+
+
+def _regroup_local(request: Request, authenticator: Authenticator, session: Session, moment: float) -> Session:
+    """Local users: a disabled account ends the session; changed groups apply as for directory users."""
+    if moment - session.groups_checked < authenticator.cache_seconds:
+        return session
+    account = authenticator._local_account(session.user)
+    if account is None:
+        raise SignInRequired
+    principal = authenticator._local_principal(account)
+    fresh = replace(session, groups=principal.groups, is_admin=principal.is_admin, groups_checked=moment)
     request.state.session_changed = True
     return fresh
 

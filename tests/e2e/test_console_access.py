@@ -112,6 +112,9 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
     ("GET", "/ui/audit/verify"): (ADMIN, None),
+    ("GET", "/ui/users"): (ADMIN, None),
+    ("POST", "/ui/users"): (ADMIN, {"username": "newbie", "password": "correct horse battery"}),
+    ("POST", "/ui/users/{username}/{action}"): (ADMIN, {}),  # 404 for administrators: no such user here
 }  # fmt: skip
 
 

@@ -98,6 +98,16 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
     ("GET", "/api/v1/audit"): (ANY, None),
     ("GET", "/api/v1/audit/export"): (ANY, None),
+    ("GET", "/metrics"): (ADMIN, None),
+    ("POST", "/api/v1/users"): (ADMIN, {"username": "newbie", "password": "correct horse battery"}),
+    ("GET", "/api/v1/users"): (ADMIN, None),
+    ("GET", "/api/v1/users/{username}"): (ADMIN, None),  # the break-glass admin reads itself; admins anyone
+    ("PATCH", "/api/v1/users/{username}"): (ADMIN, {"display_name": "the admin"}),
+    ("POST", "/api/v1/users/{username}/unlock"): (ADMIN, None),  # 409 for those allowed: not locked
+    ("PUT", "/api/v1/me/password"): (ANY, {"current_password": "x", "new_password": "y"}),  # 404/422: not local
+    ("GET", "/api/v1/groups"): (ADMIN, None),
+    ("GET", S + "/export"): (MANAGE, None),
+    ("POST", "/api/v1/imports"): (ADMIN, {"format": "not an export"}),  # 422 for administrators
 }
 
 
@@ -151,7 +161,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         ids = {
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
-            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
+            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1", "{username}": "admin",
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -244,10 +254,13 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/templates": [{}],
     "/api/v1/tokens": [{}, {"all": "true"}],
+    "/api/v1/users": [{}, {"group": "administrators"}],
+    "/api/v1/groups": [{}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
+    "/metrics", "/api/v1/users/{username}", S + "/export",
 }  # fmt: skip
 
 

@@ -1,0 +1,48 @@
+"""A service exported to one signed file (owners and administrators), imported by administrators."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import JSONResponse
+
+from api.access import manage_service, require_admin
+from api.deps import PrincipalDep, RuntimeDep
+from api.responses import errors
+from api.responses.services import Service
+from api.views import service_view
+
+router = APIRouter(tags=["services"], responses=errors(401, 403, 422, 503))
+
+
+@router.get(
+    "/api/v1/services/{service_id}/export",
+    response_class=JSONResponse,
+    responses={200: {"description": "The export file (JSON, format stagekeeper-service-export/1)"}, **errors(404)},
+)
+def export_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> JSONResponse:
+    """The service, its configurations with their whole history, grants and stage policies, signed by
+    its hash chain (no deployments, no secrets)."""
+    service = manage_service(runtime, who, service_id)
+    configuration_ids = [UUID(str(row["id"])) for row in runtime.read_models.configurations(str(service_id))]
+    document = runtime.app.export_service(service.id, configuration_ids, who.user)
+    filename = f"{service.name}.stagekeeper.json".replace('"', "")
+    return JSONResponse(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.post(
+    "/api/v1/imports", status_code=status.HTTP_201_CREATED, response_model=Service, responses=errors(409, 413, 415)
+)
+def import_service(
+    runtime: RuntimeDep,
+    who: PrincipalDep,
+    document: dict[str, Any] = Body(description="An export file, as GET /services/{id}/export wrote it"),
+    reason: str | None = Query(None, max_length=2048, description="Why (kept in the audit log)"),
+) -> Service:
+    """Load an exported service into this instance (administrators): refused whole when its chain does
+    not verify or when its name, pools, IP ranges or ids are taken here."""
+    require_admin(who, "import services")
+    outcome = runtime.app.import_service(document, who.user, reason)
+    return Service.model_validate({**service_view(outcome.value), "position": outcome.position})
