@@ -13,6 +13,7 @@ from api.auth import Authenticator
 from api.deps import check_parameters
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.gate import install_gate
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimits
 from api.notify import Notifier
@@ -24,6 +25,7 @@ from api.routes import (
     configurations,
     consoles,
     deployments,
+    governance,
     health,
     me,
     progress,
@@ -80,6 +82,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
     app.state.stream_limiter = progress.read_limiter()
     install_error_handlers(app)
+    install_gate(app)
     install_openapi(app)
     install_docs(app)
     app.add_middleware(
@@ -95,5 +98,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(governance.router)
     install_console(app)
     return app

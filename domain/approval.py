@@ -93,11 +93,7 @@ class Approval(Aggregate):
         return self.state == APPROVED and (self.run_at is None or datetime.fromisoformat(self.run_at) <= now)
 
     def expired_at(self, now: datetime) -> bool:
-        return (
-            self.state == AWAITING
-            and self.expires_at is not None
-            and datetime.fromisoformat(self.expires_at) <= now
-        )
+        return self.state == AWAITING and self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
 
     def may_approve(self, caller: Caller) -> bool:
         """Whether `caller` is one of the approvers this request asks for (membership, not yet the rules)."""

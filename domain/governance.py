@@ -4,7 +4,7 @@
 windows (the stage the command goes into, or acts in), soak time (a promote out of a stage), then
 approvals and scheduling (a promote, copy, swap, upgrade or restore into a stage whose policy asks
 for approvals; a promote with `at`). Passing the first three lets the command go on; the last one
-files an Approval and raises AwaitingApproval, which the API answers with 202 and the approval.
+files an Approval and raises AwaitingApprovalError, which the API answers with 202 and the approval.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class SoakingError(ConflictError):
     code = "soaking"
 
 
-class AwaitingApproval(StagekeeperError):
+class AwaitingApprovalError(StagekeeperError):
     """Not a failure: the command became an approval request (answered 202 with it)."""
 
     code = "awaiting_approval"
@@ -109,7 +109,7 @@ def admit(
         gate.join(anchors, lambda: override_writes(app, overridden, kind, target_id, subject, actor, reason))
     if deferred:
         filed = file_request(app, kind, target_id, subject, actor, reason, args, run_at, override, groups, now)
-        raise AwaitingApproval(filed.value, filed.position)
+        raise AwaitingApprovalError(filed.value, filed.position)
 
 
 def check_line(app: StagekeeperApplication) -> None:
@@ -225,9 +225,7 @@ def check_freeze(
             raise FrozenError(f"{where} is frozen and {describe(window, occurrence)} allows no override",
                               field="override_freeze")  # fmt: skip
         if normalise_key(group) not in mine:
-            raise PermissionDeniedError(
-                f"only members of '{group}' may override {describe(window, occurrence)}"
-            )
+            raise PermissionDeniedError(f"only members of '{group}' may override {describe(window, occurrence)}")
     return [window["id"] for window, _ in active]
 
 
@@ -253,9 +251,7 @@ def arrival(events: list[tuple[str, datetime]]) -> datetime | None:
     the last move or swap into it, or the first time it was deployed there."""
     arrived: datetime | None = None
     for name, at in events:
-        if name in ("Moved", "Swapped", "Captured"):
-            arrived = at
-        elif name == "Deployed" and arrived is None:
+        if name in ("Moved", "Swapped", "Captured") or (name == "Deployed" and arrived is None):
             arrived = at
         elif name == "Requested":
             arrived = None

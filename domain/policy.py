@@ -29,12 +29,16 @@ def parse_approvals(value: object) -> dict[str, Any] | None:
         raise ValidationError("approvals must be an object (or null)", field="approvals")
     unknown = set(value) - {"required", "group", "requester_may_approve", "expiry_hours"}
     if unknown:
-        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=f"approvals.{sorted(unknown)[0]}")
+        raise ValidationError(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=f"approvals.{sorted(unknown)[0]}"
+        )
     required = _int(value.get("required"), "approvals.required", 1, MAX_APPROVERS)
     group = check_text(value.get("group"), "approvals.group", max_length=MAX_GROUP, required=True)
     may = value.get("requester_may_approve", False)
     if not isinstance(may, bool):
-        raise ValidationError("approvals.requester_may_approve must be true or false", field="approvals.requester_may_approve")
+        raise ValidationError(
+            "approvals.requester_may_approve must be true or false", field="approvals.requester_may_approve"
+        )
     expiry = value.get("expiry_hours")
     policy: dict[str, Any] = {"required": required, "group": group, "requester_may_approve": may}
     if expiry is not None:

@@ -92,7 +92,9 @@ def changed(app: Stagekeeper, approval: Approval) -> str | None:
                 return f"deployment {replaced.id} (replaced) changed since the request"
         configuration = app.load(Configuration, configuration_id, "configuration")
         if configuration.version != seen["configuration"]:
-            return f"configuration '{configuration.name}' changed since the request (now version {configuration.version})"
+            return (
+                f"configuration '{configuration.name}' changed since the request (now version {configuration.version})"
+            )
         service = app.load(Service, approval.service_id, "service")
         if service.definition_version != seen["service"]:
             return f"service '{service.name}' changed since the request (its stages or policies)"
