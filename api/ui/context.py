@@ -24,6 +24,8 @@ from api.ui.consoles import ScreenshotCache
 from api.ui.revocation import SignedOut
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
 from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
+from domain.gate import GateContext
+from domain.governance import AwaitingApprovalError
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -122,6 +124,9 @@ async def checked_session(request: Request, session: SessionDep) -> Session:
     token = form.get("csrf") or request.headers.get("x-csrf-token") or ""
     if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
         raise CsrfError("this form is missing its security token or it has expired: reload the page and retry")
+    # The admission gate's view of this form (api/gate.py does the same for the API).
+    override = form.get("override_freeze") in ("on", "true")
+    runtime_of(request).app.gate_context.set(GateContext(caller=session.principal.caller, override_freeze=override))
     return session
 
 
@@ -131,6 +136,7 @@ CheckedDep = Annotated[Session, Depends(checked_session)]
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     session: Session | None = getattr(request.state, "session", None)
     base = {"session": session, "csrf": session.csrf if session else "", "head": getattr(request.state, "head", 0)}
+    base["line"] = runtime_of(request).app.line() if session is not None else None  # the stop-the-line banner
     response = console_of(request).templates.TemplateResponse(
         request, template, {**base, **context}, status_code=status
     )
@@ -196,6 +202,8 @@ class ConsoleRoute(APIRoute):
                 if request.headers.get("hx-request"):
                     return Response(status_code=204, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
+            except AwaitingApprovalError:
+                return redirect(request, "/ui/approvals")
             except StagekeeperError as error:
                 return error_page(request, error)
             except RequestValidationError as error:
