@@ -267,7 +267,7 @@ def check_soak(app: StagekeeperApplication, service: Service, deployment: Deploy
     soak = int(service.stage(deployment.stage).get("soak_seconds") or 0)
     if not soak:
         return
-    history = [(type(e).__name__, e.timestamp) for e in app.repository.event_store.get(deployment.id)]
+    history = [(type(e).__name__, e.timestamp) for e in app.repository.event_store.get(deployment.id)]  # type: ignore[attr-defined]
     ends = soak_ends(arrival(history), soak)
     if ends is None or when < ends:
         since = "has not run there yet" if ends is None else f"may leave from {ends.isoformat(timespec='seconds')}"

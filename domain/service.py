@@ -384,7 +384,7 @@ class Service(Aggregate):
         """Approvals needed into the stage and its soak time; keys given replace, null removes."""
         self._check_active()
         stage = self.stage(name)
-        before = {k: stage[k] for k in ("approvals", "soak_seconds") if k in stage}
+        before: dict[str, Any] = {k: stage[k] for k in ("approvals", "soak_seconds") if k in stage}
         after = {**before, **policy}
         after = {k: v for k, v in after.items() if v is not None}
         if before != after:

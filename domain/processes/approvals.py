@@ -150,12 +150,16 @@ def carry_out(app: Stagekeeper, approval_id: UUID) -> int:
 
 
 class ApprovalsTick:
-    """A follower-shaped step for the process manager's thread (runs on every wake and poll)."""
+    """A follower-shaped step for the process manager's thread (runs on every wake and poll): it
+    follows the clock, not the log, so it has no position of its own."""
 
     name = "approvals"
 
     def __init__(self, app: Stagekeeper) -> None:
         self.app = app
 
-    def catch_up(self) -> None:
-        tick(self.app)
+    def position(self) -> int:
+        return 0
+
+    def catch_up(self, until: int | None = None) -> int:
+        return tick(self.app)

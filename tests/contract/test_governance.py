@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -188,13 +188,14 @@ def test_stop_the_line_refuses_every_lifecycle_command_with_its_reason(world: Wo
     app = world.runtime.app
     deployment_id = deployed(world)
     app.stop_the_line("admin", "incident 42: storage array degraded")
-    for command in (
+    commands: list[Callable[[], object]] = [
         lambda: app.deploy(world.configuration_id, "int", actor="alice"),
         lambda: app.promote(deployment_id, actor="alice"),
         lambda: app.undeploy(deployment_id, actor="alice"),
         lambda: app.snapshot_deployment(deployment_id, "before", actor="alice"),
         lambda: app.power_deployment(deployment_id, "off", actor="alice"),
-    ):
+    ]
+    for command in commands:
         with pytest.raises(StoppedLineError, match="incident 42"):
             command()
     with pytest.raises(ConflictError, match="already stopped"):
