@@ -133,15 +133,15 @@ class GovernanceCommands(StagekeeperApplication):
         found.close(approval, actor)
         return [found]
 
-    def close_approval(self, approval_id: UUID, action: str, reason: str = "") -> Outcome[Approval]:
-        """Expire or void an open request (the approvals tick)."""
+    def close_approval(self, approval_id: UUID, action: str, cause: str = "") -> Outcome[Approval]:
+        """Expire or void an open request (the approvals tick; `cause` is Stagekeeper's own words)."""
 
         def attempt() -> Outcome[Approval]:
             approval = self.approval(approval_id)
             if action == "expire" and approval.expired_at(self.clock.now()):
                 approval.expire("stagekeeper")
             elif action == "void":
-                approval.void("stagekeeper", reason)
+                approval.void("stagekeeper", cause)
             if approval.state in ("awaiting-approval", "approved"):
                 return Outcome(approval, 0)
             return Outcome(approval, self.commit(approval, *self._closing(approval, "stagekeeper")))
