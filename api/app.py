@@ -13,7 +13,7 @@ from api.auth import Authenticator
 from api.deps import check_parameters
 from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.gate import install_gate
+from api.gate import document_gate, install_gate
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimits
 from api.notify import Notifier
@@ -84,6 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     install_error_handlers(app)
     install_gate(app)
     install_openapi(app)
+    document_gate(app)
     install_docs(app)
     app.add_middleware(
         IdempotencyMiddleware,

@@ -45,3 +45,41 @@ def install_gate(app: FastAPI) -> None:
             status_code=202,
             headers={"Location": f"/api/v1/approvals/{held.approval.id}"},
         )
+
+
+# The lifecycle routes whose 202 may be an approval request instead of the deployment.
+HELD = (
+    "/api/v1/deployments/{deployment_id}/promote",
+    "/api/v1/deployments/{deployment_id}/copy",
+    "/api/v1/deployments/{deployment_id}/swap",
+    "/api/v1/deployments/{deployment_id}/upgrade",
+)
+
+
+def document_gate(app: FastAPI) -> None:
+    """Say in the OpenAPI document that those 202s are the deployment or an approval request."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            held = AwaitingApprovalOut.model_json_schema(
+                ref_template="#/components/schemas/{model}", mode="serialization"
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(held.pop("$defs", {}))
+            schemas["AwaitingApproval"] = held
+            for path in HELD:
+                post = document["paths"].get(path, {}).get("post")
+                if post is None:
+                    continue
+                content = post["responses"]["202"]["content"]["application/json"]
+                content["schema"] = {"oneOf": [content["schema"], {"$ref": "#/components/schemas/AwaitingApproval"}]}
+                post["responses"]["202"]["description"] = (
+                    "Accepted: the deployment as it now is, or, when the stage needs approvals or the promote "
+                    "is scheduled (`at`), the approval request (`Location: /api/v1/approvals/{id}`)"
+                )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
