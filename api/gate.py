@@ -69,12 +69,19 @@ def document_gate(app: FastAPI) -> None:
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(held.pop("$defs", {}))
             schemas["AwaitingApproval"] = held
+            schemas["DeploymentOrApproval"] = {
+                "title": "DeploymentOrApproval",
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Deployment"},
+                    {"$ref": "#/components/schemas/AwaitingApproval"},
+                ],
+            }
             for path in HELD:
                 post = document["paths"].get(path, {}).get("post")
                 if post is None:
                     continue
                 content = post["responses"]["202"]["content"]["application/json"]
-                content["schema"] = {"oneOf": [content["schema"], {"$ref": "#/components/schemas/AwaitingApproval"}]}
+                content["schema"] = {"$ref": "#/components/schemas/DeploymentOrApproval"}
                 post["responses"]["202"]["description"] = (
                     "Accepted: the deployment as it now is, or, when the stage needs approvals or the promote "
                     "is scheduled (`at`), the approval request (`Location: /api/v1/approvals/{id}`)"
