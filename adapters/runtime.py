@@ -221,7 +221,7 @@ class Runtime:
         """Run every follower once in this thread (tests and CLI tools)."""
         self.projection_follower.catch_up()
         self.process_follower.catch_up()
-        self.approvals_tick.catch_up()
+        self.approvals_tick.sweep()
         self.projection_follower.catch_up()
 
     def close(self) -> None:

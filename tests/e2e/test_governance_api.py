@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -102,3 +103,22 @@ def test_stop_the_line_is_for_administrators_and_refuses_commands_with_its_reaso
     assert client.request("DELETE", "/api/v1/stop-the-line", auth=ALICE).json()["on"] is False
     again = client.post(f"/api/v1/deployments/{ids['deployment']}/undeploy", json={}, auth=OLIVIA)
     assert again.status_code == 202
+
+
+def test_the_process_manager_thread_carries_out_an_approved_request(world: Any) -> None:
+    client, runtime, ids = world
+    runtime.start_workers()
+    policy = {"approvals": {"required": 1, "group": READERS}}
+    client.patch(f"/api/v1/services/{ids['service']}/stages/test", json=policy, auth=OLIVIA)
+    held = client.post(f"/api/v1/deployments/{ids['deployment']}/promote", json={"reason": "r8"}, auth=OLIVIA)
+    approval_id = held.json()["approval_id"]
+    client.post(f"/api/v1/approvals/{approval_id}/approve", json={"reason": "go"}, auth=VICTOR)
+    deadline = time.monotonic() + 20
+    deployment: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        deployment = client.get(f"/api/v1/deployments/{ids['deployment']}", auth=OLIVIA).json()
+        if (deployment["stage"], deployment["state"]) == ("test", "deployed"):
+            break
+        time.sleep(0.1)
+    assert (deployment["stage"], deployment["state"]) == ("test", "deployed")
+    assert client.get(f"/api/v1/approvals/{approval_id}", auth=VICTOR).json()["state"] == "executed"
