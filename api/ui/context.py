@@ -136,12 +136,21 @@ CheckedDep = Annotated[Session, Depends(checked_session)]
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     session: Session | None = getattr(request.state, "session", None)
     base = {"session": session, "csrf": session.csrf if session else "", "head": getattr(request.state, "head", 0)}
-    base["line"] = runtime_of(request).app.line() if session is not None else None  # the stop-the-line banner
+    base["line"] = stop_line_banner(request) if session is not None else None
     response = console_of(request).templates.TemplateResponse(
         request, template, {**base, **context}, status_code=status
     )
     _refresh(request, response)
     return response
+
+
+def stop_line_banner(request: Request) -> Any:
+    """The stop-the-line switch for the banner on every page (none while the store is unreachable:
+    the page then says what is wrong)."""
+    try:
+        return runtime_of(request).app.line()
+    except UnavailableError:
+        return None
 
 
 def redirect(request: Request, url: str) -> Response:
