@@ -101,7 +101,8 @@ def admit(
     groups = approval.requester_groups if approval is not None else sorted(gate.caller.groups) if gate.caller else []
     run_at = None if approval is not None else scheduled_time(gate.at, kind, now)
     deferred = approval is None and (run_at is not None or approvals_needed(kind, subject.stage) > 0)
-    overridden = check_freeze(app, subject, now, override, groups, reason)
+    # A scheduled promote meets the windows in force when it runs (it is checked again then).
+    overridden = check_freeze(app, subject, run_at or now, override, groups, reason)
     if kind == "promote" and subject.deployment is not None:
         check_soak(app, subject.service, subject.deployment, run_at or now)
     if overridden and not deferred:

@@ -252,3 +252,23 @@ def test_a_scheduled_promote_runs_at_its_time_and_is_cancelled_if_the_deployment
     world.runtime.catch_up()
     assert app.approval(first_request).state == EXECUTED
     assert (app.deployment(first).stage, app.deployment(second).stage) == ("test", "int")
+
+
+def test_a_promote_scheduled_after_a_freeze_is_accepted_and_one_inside_it_refused(world: World) -> None:
+    app = world.runtime.app
+    deployment_id = deployed(world)
+    now = world.clock.now()
+    window = {
+        "name": "night",
+        "start": (now - timedelta(hours=1)).isoformat(),
+        "end": (now + timedelta(hours=3)).isoformat(),
+    }
+    app.add_freeze_window(window, actor="admin")
+    with pytest.raises(FrozenError, match="night"):
+        requested(world, deployment_id, at=(now + timedelta(hours=2)).isoformat())
+    approval_id = requested(world, deployment_id, at=(now + timedelta(hours=4)).isoformat())
+    world.clock.advance(hours=4, minutes=1)
+    world.runtime.catch_up()
+    world.runtime.catch_up()
+    assert app.approval(approval_id).state == EXECUTED
+    assert app.deployment(deployment_id).stage == "test"
