@@ -20,6 +20,7 @@ from domain.governance import AwaitingApprovalError, FrozenError, SoakingError, 
 from domain.permissions import Caller
 from domain.processes.approvals import carry_out, tick
 from projections.audit_queries import AuditFilter
+from projections.summaries_governance import GOVERNANCE_SUMMARIES
 from tests.support import THREE_TIER, FixedClock, runtime_for, stages
 
 CAB = "cn=cab,ou=groups,dc=example"
@@ -272,3 +273,46 @@ def test_a_promote_scheduled_after_a_freeze_is_accepted_and_one_inside_it_refuse
     world.runtime.catch_up()
     assert app.approval(approval_id).state == EXECUTED
     assert app.deployment(deployment_id).stage == "test"
+
+
+def test_every_governance_event_is_audited_with_its_own_summary(world: World) -> None:
+    app = world.runtime.app
+    needs_approvals(world, required=1)
+    deployment_id = deployed(world)
+    rejected = requested(world, deployment_id)
+    app.reject(rejected, member("bob"), "not this week")
+    voided = requested(world, deployment_id)
+    app.add_network(world.configuration_id, {"name": "back"}, actor="dave")
+    tick(app)
+    expired = requested(world, deployment_id)
+    world.clock.advance(hours=25)
+    tick(app)
+    executed = requested(world, deployment_id)
+    app.approve(executed, member("bob"), "fine")
+    tick(app)
+    now = world.clock.now()
+    start, end = (now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    window = {"name": "w", "start": start, "end": end, "override_group": "hotfixers"}
+    added = app.add_freeze_window(window, actor="admin").value
+    app.replace_freeze_window(added["id"], {**window, "name": "w2"}, actor="admin")
+    world.runtime.catch_up()
+    token = app.gate_context.set(GateContext(caller=Caller("hank", frozenset({"hotfixers"})), override_freeze=True))
+    try:
+        app.demote(deployment_id, actor="hank", reason="hotfix")
+    finally:
+        app.gate_context.reset(token)
+    app.remove_freeze_window(added["id"], actor="admin")
+    app.stop_the_line("admin", "incident")
+    app.lift_the_line("admin")
+    world.runtime.catch_up()
+    assert {app.approval(i).state for i in (rejected, voided, expired, executed)} == {
+        "rejected", "voided", "expired", "executed"
+    }  # fmt: skip
+    rows = world.runtime.store.query("SELECT event_type, summary FROM sk_audit ORDER BY position")
+    seen = {r["event_type"]: r["summary"] for r in rows}
+    wanted = {*GOVERNANCE_SUMMARIES, "Service.StagePolicyChanged"}
+    assert wanted <= set(seen), wanted - set(seen)
+    assert [t for t in wanted if seen[t] == t] == []  # a real summary, not the fallback
+    assert seen["Approval.Rejected"] == "rejected by bob"
+    assert seen["FreezeCalendar.Overridden"].endswith("'int': hotfix")
+    assert "1 approval(s) from" in seen["Service.StagePolicyChanged"]
