@@ -28,6 +28,7 @@ from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
 from domain.local_users import LockoutPolicy
 from domain.ports import Clock, Directory, VCenterDriver
+from domain.processes.approvals import ApprovalsTick
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
@@ -197,6 +198,9 @@ class Runtime:
             settings.poll_seconds,
             leadership=self.leadership,
         )
+        # Approval requests and scheduled promotions, on the process manager's thread (leader only).
+        self.approvals_tick = ApprovalsTick(self.app)
+        self.process_thread.followers.append(self.approvals_tick)
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
@@ -256,6 +260,7 @@ class Runtime:
         """Run every follower once in this thread (tests and CLI tools)."""
         self.projection_follower.catch_up()
         self.process_follower.catch_up()
+        self.approvals_tick.sweep()
         self.projection_follower.catch_up()
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from api.auth import Authenticator
 from api.deps import check_parameters
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.gate import document_gate, install_gate
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimits
 from api.notify import Notifier
@@ -25,6 +26,7 @@ from api.routes import (
     configurations,
     consoles,
     deployments,
+    governance,
     health,
     me,
     metrics,
@@ -84,7 +86,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.state.stream_slots = progress.StreamSlots(settings.max_streams_per_caller)
     app.state.stream_limiter = progress.read_limiter()
     install_error_handlers(app)
+    install_gate(app)
     install_openapi(app)
+    document_gate(app)
     install_docs(app)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -105,5 +109,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(metrics.router)
     app.include_router(users.router)
     app.include_router(portability.router)
+    app.include_router(governance.router)
     install_console(app)
     return app

@@ -71,6 +71,13 @@ class StageCreate(StageIn):
     reason: str | None = None
 
 
+class ApprovalPolicyIn(Body):
+    required: int = Field(description="Distinct approvers needed (1-10)")
+    group: str = Field(description="Group (directory DN or local group) approvers belong to")
+    requester_may_approve: bool = False
+    expiry_hours: int | None = Field(None, description="A request nobody decided expires after this long")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -82,6 +89,10 @@ class StagePatch(Reason):
     external_network: str | None = None
     fence: Literal["optional", "always"] | None = None
     copy_mode: Literal["full", "linked"] | None = None
+    approvals: ApprovalPolicyIn | None = Field(
+        None, description="Approvals needed for a promote, copy, swap, upgrade or restore into the stage; null: none"
+    )
+    soak_seconds: int | None = Field(None, description="A deployment is promoted out of the stage only after this long")
 
 
 class StageOrder(Reason):
@@ -149,21 +160,28 @@ class ConfigurationPatch(Reason):
     machines: list[MachineIn] | None = None
 
 
-class DeployRequest(Reason):
+class Governed(Reason):
+    """A lifecycle command's body: the admission gate reads these (api/gate.py)."""
+
+    override_freeze: bool = Field(False, description="Go through a freeze window (needs a reason and its group)")
+    at: str | None = Field(None, description='Promote only: when to run, e.g. "2026-12-01T22:00:00+01:00"')
+
+
+class DeployRequest(Governed):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
     fence: bool = Field(False, description="Deploy behind a fence (own port groups and a NAT gateway)")
 
 
-class SnapshotRequest(Reason):
+class SnapshotRequest(Governed):
     name: str = Field(description="The snapshot's name (unique within the deployment)")
 
 
-class RevertRequest(Reason):
+class RevertRequest(Governed):
     snapshot: str = Field(description="The name of one of the deployment's snapshots")
 
 
-class SwapRequest(Reason):
+class SwapRequest(Governed):
     replaces: str = Field(description="Id of the deployment this one replaces (in its stage)")
     keep_previous: bool = Field(True, description="Keep the replaced deployment, powered off (else undeploy it)")
     destroy_vms: bool | None = Field(
@@ -173,7 +191,7 @@ class SwapRequest(Reason):
     )
 
 
-class CopyRequest(Reason):
+class CopyRequest(Governed):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     fence: bool = Field(False, description="Copy behind a fence (the copy keeps the source's IPs and MACs)")
 

@@ -33,6 +33,7 @@ from domain.errors import (
     PreconditionFailedError,
     UnavailableError,
 )
+from domain.gate import GateContext
 from domain.names import NameClaim
 from domain.outage import GuardedRecorder
 from domain.pool_plan import PoolPlan
@@ -103,6 +104,8 @@ class StagekeeperApplication(Application[UUID]):
         self.pending_request: ContextVar[PendingRequest | None] = ContextVar(
             f"stagekeeper-request-{id(self)}", default=None
         )
+        # What the admission gate knows about the request being served (domain/gate.py).
+        self.gate_context: ContextVar[GateContext | None] = ContextVar(f"stagekeeper-gate-{id(self)}", default=None)
 
     # -- the event store, with outages translated where they enter (domain/outage.py) ---------
     def construct_recorder(self) -> ApplicationRecorder:
@@ -179,6 +182,9 @@ class StagekeeperApplication(Application[UUID]):
         record = request.record() if request is not None and not request.saved else None
         if record is not None:
             aggregates = (*aggregates, record)
+        gate = self.gate_context.get()
+        if gate is not None:
+            aggregates = (*aggregates, *gate.joined({a.id for a in aggregates}))
         pending = [a for a in aggregates if a.pending_events]
         if not pending:
             return 0
@@ -215,6 +221,8 @@ class StagekeeperApplication(Application[UUID]):
             positions = ()
         if request is not None:
             request.saved = True
+        if gate is not None:
+            gate.committed({a.id for a in pending})
         with self._listeners_lock:
             listeners = list(self._listeners)
             commit_listeners = list(self._commit_listeners)

@@ -386,3 +386,24 @@ class Service(Aggregate):
         ids = self.occupancy.get(normalise_key(stage), [])
         if str(deployment_id) in ids:
             ids.remove(str(deployment_id))
+
+    # -- promotion policy (domain/policy.py parses it) ---------------------------------------------
+    def set_promotion_policy(self, name: str, policy: dict[str, Any], actor: str, reason: str | None) -> None:
+        """Approvals needed into the stage and its soak time; keys given replace, null removes."""
+        self._check_active()
+        stage = self.stage(name)
+        before: dict[str, Any] = {k: stage[k] for k in ("approvals", "soak_seconds") if k in stage}
+        after = {**before, **policy}
+        after = {k: v for k, v in after.items() if v is not None}
+        if before != after:
+            self._policy_changed(stage=stage["name"], before=before, policy=after, actor=actor, reason=reason)
+
+    @event("StagePolicyChanged", topic="stagekeeper:Service.StagePolicyChanged")
+    def _policy_changed(
+        self, stage: str, before: dict[str, Any], policy: dict[str, Any], actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        found = self.stage(stage)
+        found.pop("approvals", None)
+        found.pop("soak_seconds", None)
+        found.update(policy)

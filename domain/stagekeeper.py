@@ -8,6 +8,7 @@ from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
+from domain.commands.governance import GovernanceCommands
 from domain.commands.portability import PortabilityCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
@@ -25,5 +26,6 @@ class Stagekeeper(
     UpgradeCommands,
     UserCommands,
     PortabilityCommands,
+    GovernanceCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -161,6 +161,9 @@ class AuditProjection(Projection):
                 "configuration_id": data["configuration_id"],
                 "stage": data["stage"],
             }
+        elif kind == "Approval.Requested":
+            service_id = data["service_id"]
+            new = {"kind": "approval", "service_id": service_id, "configuration_id": None, "stage": data["stage"]}
         elif kind == "Refusal.Recorded":
             return {"service_id": data.get("service_id"), "configuration_id": None, "stage": None}
         if new is not None:

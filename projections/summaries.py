@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.diff import describe, diff_definitions
+from projections.summaries_governance import GOVERNANCE_SUMMARIES
 
 Data = dict[str, Any]
 _RESIZED = ("cpus", "memory_mib", "disks", "nics")  # what an upgrade in place changes on a machine
@@ -47,6 +48,12 @@ def _fencing_change(d: Data) -> str:
         if _fence_setting(key, before) != _fence_setting(key, after)
     ]
     return f"stage '{d['stage']}' fence settings: {', '.join(changed) or 'unchanged'}"
+
+
+def _policy(policy: Data) -> str:
+    approvals = policy.get("approvals")
+    parts = [f"{approvals['required']} approval(s) from '{approvals['group']}'" if approvals else "no approvals"]
+    return ", ".join([*parts, f"soak {policy.get('soak_seconds') or 0} s"])
 
 
 def _stage_move(from_stage: str, to_stage: str) -> str:
@@ -132,6 +139,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         + f" from {'user ' + d['grant']['user'] if d['grant'].get('user') else 'group ' + str(d['grant'].get('group'))}"
     ),
     "Service.Retired": lambda d: "retired the service",
+    "Service.StagePolicyChanged": lambda d: (
+        f"stage '{d['stage']}' policy: {_policy(d['before'])} -> {_policy(d['policy'])}"
+    ),
     "Configuration.Defined": lambda d: (
         f"defined configuration '{d['name']}' with {len(d['machines'])} machine(s) on {len(d['networks'])} network(s)"
     ),
@@ -298,6 +308,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "RequestRecord.Received": lambda d: f"request with Idempotency-Key '{d['key']}' received",
     "RequestRecord.Answered": lambda d: f"request answered with status {d['status']}",
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
+    **GOVERNANCE_SUMMARIES,
 }
 
 

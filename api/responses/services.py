@@ -23,6 +23,13 @@ class VlanRange(Out):
     last: int
 
 
+class ApprovalPolicy(Out):
+    required: int
+    group: str
+    requester_may_approve: bool
+    expiry_hours: int | None = None
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -35,6 +42,8 @@ class Stage(Out):
     external_network: str | None = None
     fence: Literal["optional", "always"] = "optional"
     copy_mode: Literal["full", "linked"] = "full"
+    approvals: ApprovalPolicy | None = Field(None, description="Approvals needed to move into the stage")
+    soak_seconds: int | None = Field(None, description="How long a deployment runs here before it may be promoted")
 
 
 class ServiceStage(Stage):

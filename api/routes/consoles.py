@@ -5,22 +5,25 @@ from __future__ import annotations
 from urllib.parse import urljoin
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import Field
 
 from api.access import operate_deployment, read_deployment
 from api.deps import PrincipalDep, RuntimeDep, set_version
+from api.gate import governed
 from api.responses import errors
 from api.responses.consoles import ConsoleTicket
 from api.responses.deployments import Deployment
-from api.schemas import Body
+from api.schemas import Governed
 from api.views import deployment_view
 
-router = APIRouter(tags=["consoles"], responses=errors(401, 403, 404, 409, 422, 502, 503))
+router = APIRouter(
+    tags=["consoles"], responses=errors(401, 403, 404, 409, 422, 502, 503), dependencies=[Depends(governed)]
+)
 MACHINE = "/api/v1/deployments/{deployment_id}/machines/{machine}"
 
 
-class PowerRequest(Body):
+class PowerRequest(Governed):
     action: str = Field(description="on, off or reset")
     reason: str | None = Field(None, description="Why (kept in the audit log)")
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from pydantic import Field
 
 from api.access import (
@@ -20,14 +20,15 @@ from api.access import (
     readable_service_ids,
 )
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
+from api.gate import governed
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
-from api.schemas import CopyRequest, DeployRequest, Reason, RevertRequest, SnapshotRequest, SwapRequest
+from api.schemas import CopyRequest, DeployRequest, Governed, RevertRequest, SnapshotRequest, SwapRequest
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503), dependencies=[Depends(governed)])
 
 
 def _result(response: Response, outcome: Any) -> Deployment:
@@ -142,7 +143,7 @@ def swap_deployment(
     responses=errors(409, 413, 415),
 )
 def swap_back(
-    deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response, body: Reason | None = Body(None)
+    deployment_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response, body: Governed | None = Body(None)
 ) -> Deployment:
     """Give a replaced (and kept) deployment its place back from the copy that replaced it."""
     operate_deployment(runtime, who, deployment_id, "swap back")
@@ -223,7 +224,7 @@ def _command(name: str, summary: str) -> None:
         who: PrincipalDep,
         if_match: IfMatchDep,
         response: Response,
-        body: Reason | None = Body(None),
+        body: Governed | None = Body(None),
     ) -> Deployment:
         operate_deployment(runtime, who, deployment_id, name.removesuffix("_deployment"))
         command = getattr(runtime.app, name)
@@ -254,7 +255,7 @@ _command("demote", "Move the deployment to the previous stage of its service.")
 _command("retry_deployment", "Provision a failed deployment again.")
 
 
-class UndeployRequest(Reason):
+class UndeployRequest(Governed):
     destroy_vms: bool | None = Field(
         None,
         description="Captured deployments only: true destroys their VMs; otherwise Stagekeeper lets go of them "

@@ -5,26 +5,31 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import Field
 
 from api.access import operate_deployment
 from api.deps import IfMatchDep, PrincipalDep, RuntimeDep, set_version
+from api.gate import governed
 from api.responses import errors
 from api.responses.deployments import Deployment
-from api.schemas import Reason
+from api.schemas import Governed
 from api.views import deployment_view
 from domain.application import Outcome
 from domain.deployment import Deployment as DeploymentAggregate
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 409, 413, 415, 422, 503))
+router = APIRouter(
+    tags=["deployments"],
+    responses=errors(401, 403, 404, 409, 413, 415, 422, 503),
+    dependencies=[Depends(governed)],
+)
 
 
-class UpgradeRequest(Reason):
+class UpgradeRequest(Governed):
     version: int = Field(description="The configuration version to bring the deployment to (up or down)")
 
 
-class DeploymentPowerRequest(Reason):
+class DeploymentPowerRequest(Governed):
     action: Literal["on", "off"] = Field(description="on: in start order, with its waits; off: in reverse order")
 
 

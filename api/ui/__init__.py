@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.ui import (
+    approvals,
     audit,
     board,
     capture,
@@ -46,6 +47,7 @@ def install_console(app: FastAPI) -> None:
         later,
         simulated_console,
         users,
+        approvals,
     )
     for module in pages:
         app.include_router(module.router)

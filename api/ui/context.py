@@ -24,6 +24,8 @@ from api.ui.consoles import ScreenshotCache
 from api.ui.revocation import SignedOut
 from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
 from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
+from domain.gate import GateContext
+from domain.governance import AwaitingApprovalError
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -137,6 +139,9 @@ async def checked_session(request: Request, session: SessionDep) -> Session:
     token = form.get("csrf") or request.headers.get("x-csrf-token") or ""
     if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
         raise CsrfError("this form is missing its security token or it has expired: reload the page and retry")
+    # The admission gate's view of this form (api/gate.py does the same for the API).
+    override = form.get("override_freeze") in ("on", "true")
+    runtime_of(request).app.gate_context.set(GateContext(caller=session.principal.caller, override_freeze=override))
     return session
 
 
@@ -146,11 +151,21 @@ CheckedDep = Annotated[Session, Depends(checked_session)]
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     session: Session | None = getattr(request.state, "session", None)
     base = {"session": session, "csrf": session.csrf if session else "", "head": getattr(request.state, "head", 0)}
+    base["line"] = stop_line_banner(request) if session is not None else None
     response = console_of(request).templates.TemplateResponse(
         request, template, {**base, **context}, status_code=status
     )
     _refresh(request, response)
     return response
+
+
+def stop_line_banner(request: Request) -> Any:
+    """The stop-the-line switch for the banner on every page (none while the store is unreachable:
+    the page then says what is wrong)."""
+    try:
+        return runtime_of(request).app.line()
+    except UnavailableError:
+        return None
 
 
 def redirect(request: Request, url: str) -> Response:
@@ -211,6 +226,8 @@ class ConsoleRoute(APIRoute):
                 if request.headers.get("hx-request"):
                     return Response(status_code=204, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
+            except AwaitingApprovalError:
+                return redirect(request, "/ui/approvals")
             except StagekeeperError as error:
                 return error_page(request, error)
             except RequestValidationError as error:

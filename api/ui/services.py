@@ -12,11 +12,22 @@ from api.access import manage_service, read_service, require_admin
 from api.ui.allowed import may_capture, may_manage, may_operate
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, refused, render, wait_for
 from api.ui.forms import FORM, checked, errors_for, number, optional, text
+from api.views_governance import window_view
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.permissions import ROLES
 
 router = APIRouter(prefix="/ui/services", route_class=ConsoleRoute, include_in_schema=False)
 NEW_STAGE_ROWS = 4
+
+
+def service_windows(runtime: Any, service_id: UUID) -> list[dict[str, Any]]:
+    """The freeze windows that apply to the service: its own, its stages' and the global ones."""
+    now, position = runtime.clock.now(), runtime.app.head()
+    return [
+        window_view(w, now, position)
+        for w in runtime.app.freeze_calendar().windows.values()
+        if w["service_id"] in (None, str(service_id))
+    ]
 
 
 def service_page_for(
@@ -39,6 +50,7 @@ def service_page_for(
         "capture": capture or {},
         "live": {s["name"]: len(service.live_deployments(s["name"])) for s in service.stages},
         "roles": ROLES, "errors": errors or {}, "values": (errors or {}).get("values", {}),
+        "windows": service_windows(runtime, service_id),
     }  # fmt: skip
     return render(request, "service.html", context, status)
 

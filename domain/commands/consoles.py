@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from uuid import UUID
 
+from domain import governance
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import POWERED_ON, Deployment
 from domain.errors import InvalidTransitionError
@@ -36,6 +37,7 @@ class ConsoleCommands(StagekeeperApplication):
         """Ask for one machine of a deployed deployment to be powered on, off or reset; the process
         manager carries it out and records MachinePowerChanged or PowerFailed."""
         reason = check_reason(reason)
+        governance.admit(self, "power", deployment_id, actor, reason)
 
         def attempt() -> Outcome[Deployment]:
             deployment = self.load(Deployment, deployment_id, "deployment")

@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain import linkedcopies
+from domain import governance, linkedcopies
 from domain.application import Outcome, StagekeeperApplication
 from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
@@ -50,6 +50,8 @@ class DeploymentCommands(StagekeeperApplication):
             isinstance(configuration_version, bool) or not isinstance(configuration_version, int)
         ):
             raise ValidationError("configuration_version must be an integer", field="configuration_version")
+
+        governance.admit(self, "deploy", configuration_id, actor, reason, stage=stage)
 
         def attempt() -> Outcome[Deployment]:
             configuration = self.load(Configuration, configuration_id, "configuration")
@@ -93,6 +95,8 @@ class DeploymentCommands(StagekeeperApplication):
             raise ValidationError("stage must name a stage of the deployment's service", field="stage")
         check_text(stage, "stage", max_length=4 * MAX_NAME)
 
+        governance.admit(self, "copy", source_id, actor, reason, stage=stage, fence=fence)
+
         def attempt() -> Outcome[Deployment]:
             source = self.deployment(source_id)
             if source.state != DEPLOYED:
@@ -127,6 +131,7 @@ class DeploymentCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Snapshot every machine of a deployed deployment under one name."""
         reason = check_reason(reason)
+        governance.admit(self, "snapshot", deployment_id, actor, reason)
         snapshot = check_snapshot_name(name, "name")
         return self.record_step(deployment_id, lambda d: d.request_snapshot(snapshot, actor, reason))
 
@@ -135,6 +140,7 @@ class DeploymentCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Revert every machine of a deployed deployment to one of its snapshots (then power them on)."""
         reason = check_reason(reason)
+        governance.admit(self, "revert", deployment_id, actor, reason)
         name = check_snapshot_name(snapshot, "snapshot")
         return self.record_step(deployment_id, lambda d: d.request_revert(name, actor, reason))
 
@@ -156,6 +162,9 @@ class DeploymentCommands(StagekeeperApplication):
         if destroy_vms is not None and not isinstance(destroy_vms, bool):
             raise ValidationError("destroy_vms must be true or false", field="destroy_vms")
 
+        governance.admit(self, "swap", deployment_id, actor, reason, replaces=replaces, keep_previous=keep_previous,
+                         destroy_vms=destroy_vms)  # fmt: skip
+
         def attempt() -> Outcome[Deployment]:
             incoming, outgoing = self.deployment(deployment_id), self.load(Deployment, replaces, "replaces")
             swaps.check_swap(incoming, outgoing)
@@ -170,6 +179,7 @@ class DeploymentCommands(StagekeeperApplication):
     def swap_back(self, deployment_id: UUID, actor: str, reason: str | None = None) -> Outcome[Deployment]:
         """Undo a swap while the replaced deployment is kept: it takes its place back."""
         reason = check_reason(reason)
+        governance.admit(self, "swap-back", deployment_id, actor, reason)
 
         def attempt() -> Outcome[Deployment]:
             previous = self.deployment(deployment_id)
@@ -258,6 +268,7 @@ class DeploymentCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Move a deployed deployment to the next stage of its service."""
         reason = check_reason(reason)
+        governance.admit(self, "promote", deployment_id, actor, reason)
         return self._move(deployment_id, +1, actor, reason, expected_version)
 
     def demote(
@@ -269,6 +280,7 @@ class DeploymentCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Move a deployed deployment to the previous stage of its service."""
         reason = check_reason(reason)
+        governance.admit(self, "demote", deployment_id, actor, reason)
         return self._move(deployment_id, -1, actor, reason, expected_version)
 
     def _move(
@@ -302,6 +314,7 @@ class DeploymentCommands(StagekeeperApplication):
         """Power off and destroy every VM of the deployment. A captured deployment's VMs are destroyed
         only with `destroy_vms=True`; otherwise Stagekeeper lets go of them (untags, leaves them running)."""
         reason = check_reason(reason)
+        governance.admit(self, "undeploy", deployment_id, actor, reason)
         if destroy_vms is not None and not isinstance(destroy_vms, bool):
             raise ValidationError("destroy_vms must be true or false", field="destroy_vms")
 
@@ -323,6 +336,7 @@ class DeploymentCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Provision a failed deployment again."""
         reason = check_reason(reason)
+        governance.admit(self, "retry", deployment_id, actor, reason)
         return self.record_step(deployment_id, lambda d: d.retry(actor, reason), expected_version=expected_version)
 
     def record_step(

@@ -12,6 +12,7 @@ from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
 from domain.dn import check_dn
 from domain.errors import ValidationError
+from domain.policy import POLICY_KEYS, parse_policy
 from domain.ports import PoolStatus
 from domain.service import Service, new_stages
 from domain.text import check_reason, check_text
@@ -196,7 +197,7 @@ class ServiceCommands(PlacementCommands):
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
-        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS}
+        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS, *POLICY_KEYS}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
@@ -205,6 +206,7 @@ class ServiceCommands(PlacementCommands):
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
+        policy = parse_policy(changes)
 
         def attempt() -> Outcome[Service]:
             service = self.service(service_id)
@@ -225,6 +227,8 @@ class ServiceCommands(PlacementCommands):
                 fencing = parse_fencing(merged)
                 self.check_fencing({**fencing, "resource_pool": pool or service.stage(current)["resource_pool"]})
                 service.set_fencing(current, fencing, actor, reason)
+            if policy:
+                service.set_promotion_policy(current, policy, actor, reason)
             followers: list[Deployment] = []
             if new_name is not None and new_name != current:
                 service.rename_stage(current, new_name, actor, reason)

@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain import linkedcopies
+from domain import governance, linkedcopies
 from domain.addressing import candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands import fencing
@@ -55,6 +55,8 @@ class UpgradeCommands(StagekeeperApplication):
         if isinstance(version, bool) or not isinstance(version, int):
             raise ValidationError("version must be an integer", field="version")
 
+        governance.admit(self, "upgrade", deployment_id, actor, reason, version=version)
+
         def attempt() -> Outcome[Deployment]:
             deployment = self.load(Deployment, deployment_id, "deployment")
             self.check_version(deployment, expected_version, "deployment")
@@ -92,6 +94,7 @@ class UpgradeCommands(StagekeeperApplication):
     ) -> Outcome[Deployment]:
         """Power every machine of a deployed deployment on (in start order) or off (in reverse)."""
         reason = check_reason(reason)
+        governance.admit(self, "power", deployment_id, actor, reason)
         name = action if isinstance(action, str) else ""
 
         def attempt() -> Outcome[Deployment]:

@@ -24,6 +24,7 @@ from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
 from api.auth import Principal
 from api.ui.session import COOKIE, Session
+from domain.governance import AwaitingApprovalError
 from projections.audit_queries import AuditFilter
 from tests.support import ROOT_POOL, machine, runtime_for, settings_for, stages
 
@@ -115,6 +116,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/users"): (ADMIN, None),
     ("POST", "/ui/users"): (ADMIN, {"username": "newbie", "password": "correct horse battery"}),
     ("POST", "/ui/users/{username}/{action}"): (ADMIN, {}),  # 404 for administrators: no such user here
+    ("GET", "/ui/approvals"): (SIGNED_IN, None),
+    # The world's request (a copy into 'spare') needs one member of the owners' group: not its requester.
+    ("POST", "/ui/approvals/{approval_id}/decide"): ({"owner"}, {"decision": "approve", "reason": "fine"}),
+    ("POST", "/ui/approvals/stop-the-line"): (ADMIN, {"action": "stop", "reason": "incident"}),  # last: it stops all
 }  # fmt: skip
 
 
@@ -166,7 +171,11 @@ def build_world() -> World:
     assert isinstance(vcenter, SimulatedVCenter)
     vcenter.add_existing_vm("LEGACY_1", ROOT_POOL, **legacy)  # a VM made before Stagekeeper (capture)
     runtime.catch_up()
+    app.update_stage(service_id, "spare", {"approvals": {"required": 1, "group": OWNERS}}, actor="setup")
+    with pytest.raises(AwaitingApprovalError) as held:
+        app.copy_deployment(in_int, "spare", actor="setup")
     ids = {
+        "{approval_id}": str(held.value.approval.id),
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
         "{index}": "0",

@@ -18,6 +18,7 @@ from adapters.runtime import Runtime
 from adapters.settings import Settings
 from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
+from domain.governance import AwaitingApprovalError
 from scripts.slapd_harness import ADMIN_GROUP, BIND_DN, BIND_PASSWORD, GROUP_BASE, OWNERS, READERS, USER_BASE, Slapd
 from tests.support import ROOT_POOL, FixedClock, machine, stages
 
@@ -40,6 +41,8 @@ ADMIN = {"admin", "break-glass"}
 OPERATE_INT = MANAGE | {"operator"}
 OPERATE_PROD = {"prod-operator"}  # restricted: not even owners or administrators
 
+# The world's freeze window, on the payroll service ("{service_id}" is filled in when it is sent).
+QUIET = {"name": "quiet", "service_id": "{service_id}", "start": "2030-12-20T00:00", "end": "2030-12-27T00:00"}
 S, C, D = "/api/v1/services/{service_id}", "/api/v1/configurations/{configuration_id}", "/api/v1/deployments"
 TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/healthz"): (PUBLIC, None),
@@ -108,6 +111,19 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/groups"): (ADMIN, None),
     ("GET", S + "/export"): (MANAGE, None),
     ("POST", "/api/v1/imports"): (ADMIN, {"format": "not an export"}),  # 422 for administrators
+    # Governance. The world's approval request (a copy into "spare") needs one member of the owners' group.
+    ("GET", "/api/v1/approvals"): (ANY, None),
+    ("GET", "/api/v1/approvals/{approval_id}"): (READ, None),
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): ({"owner"}, {"reason": "fine"}),
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): ({"owner"}, {"reason": "not now"}),
+    ("GET", "/api/v1/stop-the-line"): (ANY, None),
+    ("POST", "/api/v1/stop-the-line"): (ADMIN, {"reason": "incident"}),
+    ("DELETE", "/api/v1/stop-the-line"): (ADMIN, None),  # 409 for those allowed: the line runs
+    ("GET", "/api/v1/freeze-windows"): (ANY, None),
+    ("POST", "/api/v1/freeze-windows"): (ADMIN, {**QUIET, "service_id": None, "name": "xmas"}),
+    ("GET", "/api/v1/freeze-windows/{window_id}"): (READ, None),
+    ("PUT", "/api/v1/freeze-windows/{window_id}"): (MANAGE, {**QUIET, "name": "quieter"}),
+    ("DELETE", "/api/v1/freeze-windows/{window_id}"): (MANAGE, None),
 }
 
 
@@ -156,12 +172,18 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         in_test = app.deploy(configuration_id, "test", actor="setup").value.id
         in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
         runtime.catch_up()
+        app.update_stage(service_id, "spare", {"approvals": {"required": 1, "group": OWNERS}}, actor="setup")
+        with pytest.raises(AwaitingApprovalError) as held:
+            app.copy_deployment(in_int, "spare", actor="setup")
+        window = app.add_freeze_window({**QUIET, "service_id": str(service_id)}, actor="setup").value
+        runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
         ids = {
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
             "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1", "{username}": "admin",
+            "{approval_id}": str(held.value.approval.id), "{window_id}": window["id"],
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -185,6 +207,8 @@ def call(world: World, method: str, template: str, spec: Any, role: str) -> int:
         body, params = None, {k: world.ids.get(v, v) for k, v in spec["query"].items()}
     if isinstance(body, dict) and body.get("replaces") in world.ids:
         body = {**body, "replaces": world.ids[body["replaces"]]}
+    if isinstance(body, dict) and body.get("service_id") in world.ids:
+        body = {**body, "service_id": world.ids[body["service_id"]]}
     credentials = CREDENTIALS[role]
     response = world.client.request(method, path, json=body, params=params, auth=credentials)
     assert response.status_code < 500, (role, method, path, response.text)
@@ -256,11 +280,14 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     "/api/v1/tokens": [{}, {"all": "true"}],
     "/api/v1/users": [{}, {"group": "administrators"}],
     "/api/v1/groups": [{}],
+    "/api/v1/approvals": [{}, {"state": "pending"}, {"state": "approved"}, {"service": "{secret_service}"}],
+    "/api/v1/freeze-windows": [{}, {"service": "{secret_service}"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
     "/metrics", "/api/v1/users/{username}", S + "/export",
+    "/api/v1/approvals/{approval_id}", "/api/v1/stop-the-line", "/api/v1/freeze-windows/{window_id}",
 }  # fmt: skip
 
 
@@ -272,6 +299,12 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
         secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
     ).value.id
     secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
+    world.runtime.catch_up()
+    # A freeze window and an approval request of the secret service: neither caller may see them.
+    app.add_freeze_window({**QUIET, "service_id": str(secret)}, actor="setup")
+    app.update_stage(secret, "int", {"approvals": {"required": 1, "group": ADMIN_GROUP}}, actor="setup")
+    with pytest.raises(AwaitingApprovalError):
+        app.copy_deployment(secret_deployment, "int", actor="setup")
     world.runtime.catch_up()
     fill = {
         "{secret_service}": str(secret),
