@@ -71,6 +71,12 @@ class StageCreate(StageIn):
     reason: str | None = None
 
 
+class QuotaIn(Body):
+    vcpus: int | None = Field(None, description="Most vCPUs the stage may hold (null: no limit)")
+    memory_mib: int | None = Field(None, description="Most memory (MiB) the stage may hold (null: no limit)")
+    disk_gib: int | None = Field(None, description="Most provisioned disk (GiB) the stage may hold (null: no limit)")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -82,6 +88,7 @@ class StagePatch(Reason):
     external_network: str | None = None
     fence: Literal["optional", "always"] | None = None
     copy_mode: Literal["full", "linked"] | None = None
+    quota: QuotaIn | None = Field(None, description="Stage quota (null or every limit null: no quota)")
 
 
 class StageOrder(Reason):

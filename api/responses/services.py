@@ -23,6 +23,12 @@ class VlanRange(Out):
     last: int
 
 
+class StageQuota(Out):
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    disk_gib: int | None = None
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -35,6 +41,7 @@ class Stage(Out):
     external_network: str | None = None
     fence: Literal["optional", "always"] = "optional"
     copy_mode: Literal["full", "linked"] = "full"
+    quota: StageQuota | None = Field(None, description="Limits on what the stage may hold (none: no quota)")
 
 
 class ServiceStage(Stage):
