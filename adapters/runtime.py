@@ -17,6 +17,7 @@ from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
 from adapters.simulator_state import FileState, InventoryState, PostgresState
+from adapters.usage import Usage
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
@@ -33,9 +34,11 @@ from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
+from projections.metrics import Retention
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.tokens import TokensProjection
+from projections.usage import AllocationsProjection
 
 log = logging.getLogger("stagekeeper")
 
@@ -56,6 +59,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
+        AllocationsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
     ]
 
 
@@ -156,6 +160,14 @@ class Runtime:
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])
+            self.usage = Usage(
+                self.vcenter,
+                self.store,
+                self.clock,
+                settings.usage_interval_seconds,
+                Retention(settings.usage_fine_days, settings.usage_coarse_days),
+                lambda: self.leadership.leader,
+            )
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.leadership = Leadership(
             acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
@@ -211,6 +223,7 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+            self.usage.start()
         self._started = True
 
     def catch_up(self) -> None:
@@ -222,6 +235,7 @@ class Runtime:
     def close(self) -> None:
         self.projection_thread.stop()
         self.process_thread.stop()
+        self.usage.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

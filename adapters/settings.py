@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Resource usage (adapters/usage.py): collector interval, and how long 5-minute / hourly points stay.
+    usage_interval_seconds: Annotated[float, Field(ge=5.0, le=86400.0)] = 300.0
+    usage_fine_days: Annotated[int, Field(ge=1, le=90)] = 7
+    usage_coarse_days: Annotated[int, Field(ge=7, le=3660)] = 365
 
     @classmethod
     def settings_customise_sources(
