@@ -31,6 +31,7 @@ from api.routes import (
     templates,
     tokens,
     upgrades,
+    usage,
 )
 from api.ui import install_console
 
@@ -95,5 +96,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(usage.router)
     install_console(app)
     return app
