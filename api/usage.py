@@ -61,14 +61,15 @@ def window(runtime: Runtime, start: str | None, end: str | None, step: int | Non
         step = -(-step // 300) * 300  # whole 5-minute buckets
     if not MIN_STEP <= step <= int(MAX_SPAN.total_seconds()):
         raise ValidationError(f"step must be from {MIN_STEP} to {int(MAX_SPAN.total_seconds())} seconds", field="step")
-    if seconds / step + 1 > MAX_POINTS:
-        raise ValidationError(
-            f"from..to at this step gives {int(seconds / step) + 1} points; at most {MAX_POINTS} "
-            f"(use a step of at least {-(-int(seconds) // (MAX_POINTS - 1))} seconds)",
-            field="step",
-        )
     # Points fall on multiples of the step (UTC epoch), so graphs of one step line up with buckets.
     first = int(since.timestamp()) // step * step
+    count = (int(until.timestamp()) - first) // step + 1
+    if count > MAX_POINTS:
+        raise ValidationError(
+            f"from..to at this step gives {count} points; at most {MAX_POINTS} "
+            f"(use a step of at least {-(-int(seconds) // (MAX_POINTS - 2))} seconds)",
+            field="step",
+        )
     return Window(datetime.fromtimestamp(first, UTC), until.astimezone(UTC), step)
 
 
