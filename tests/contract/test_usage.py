@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from adapters.runtime import Runtime
+from domain.errors import ValidationError
 from domain.quotas import QuotaExceededError
 from domain.usage import Figures, allocation
 from tests.support import THREE_TIER, machine, stages
@@ -125,9 +126,9 @@ def test_promote_copy_and_upgrade_are_held_to_the_target_stage_quota(runtime: Ru
 def test_stage_quotas_are_validated_and_read_back(runtime: Runtime) -> None:
     service_id, _ = define(runtime)
     for bad, field in (({"vcpus": -1}, "quota.vcpus"), ({"cpu": 1}, "quota.cpu"), ({"vcpus": True}, "quota.vcpus")):
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(ValidationError) as refused:
             runtime.app.update_stage(service_id, "int", {"quota": bad}, actor="owner")
-        assert getattr(refused.value, "field", None) == field
+        assert refused.value.field == field
     runtime.app.update_stage(service_id, "prod", {"quota": {"vcpus": 64, "disk_gib": 500}}, actor="owner")
     runtime.projection_follower.catch_up()
     [row] = runtime.read_models.services()
