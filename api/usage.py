@@ -37,8 +37,8 @@ class Window:
     step: int  # seconds
 
     def points(self) -> list[datetime]:
-        """Every `step` from `start` (a multiple of the step) up to `end`; the allocation is read at
-        each point, the use averaged over [point, point + step)."""
+        """Every `step` from `start` (a multiple of the step) up to `end`; the use is averaged over
+        [point, point + step), the allocation read when that window closes (at `end` for the last)."""
         count = int((self.end - self.start).total_seconds() // self.step) + 1
         return [self.start + timedelta(seconds=i * self.step) for i in range(count)]
 
@@ -117,7 +117,10 @@ def service_usage(
     intervals = usage.allocations.intervals(
         str(service.id), normalise_key(stage_name) if stage_name else None, span.start, span.end
     )
-    allocated = series(intervals, points)
+    # What was held when each point's window closes (the last one: at `to`), so the newest point
+    # shows a deployment made since the window opened.
+    ends = [min(p + timedelta(seconds=span.step), span.end) for p in points]
+    allocated = series(intervals, ends)
     resolution = usage.metrics.retention.resolution_for(span.start, span.step, runtime.clock.now())
     rows = usage.metrics.buckets(resolution, span.start, span.end, service_id=str(service.id), stage=stage_name)
     used = _used(rows, points, span.step)

@@ -26,7 +26,7 @@ class Used(Out):
 
 class UsagePoint(Out):
     at: Timestamp
-    allocated: Allocated = Field(description="What the deployments held at `at`")
+    allocated: Allocated = Field(description="What the deployments held at at + step (at `to` for the last point)")
     used: Used | None = Field(description="Average use in [at, at + step); null when nothing was sampled")
 
 

@@ -140,11 +140,12 @@ def test_usage_series_allocated_follows_the_events(runtime: Runtime) -> None:
     from api.usage import Window, service_usage
 
     service_id, configuration_id = define(runtime, THREE_TIER)
+    before = instant()
     runtime.app.deploy(configuration_id, "int", actor="alice")
     runtime.catch_up()
-    now = datetime.now(UTC)
-    span = Window(now - timedelta(minutes=5), now + timedelta(minutes=5), 300)
+    span = Window(before - timedelta(minutes=10), before + timedelta(minutes=10), 300)
     document = service_usage(runtime, runtime.app.service(service_id), "INT", span, None)
     assert document["stage"] == "int"
-    assert [p["allocated"]["machines"] for p in document["points"]] == [0, 4, 4]
-    assert [p["allocated"]["vcpus"] for p in document["points"]] == [0, 8, 8]
+    # Each point holds what was allocated when its 5 minutes closed.
+    assert [p["allocated"]["machines"] for p in document["points"]] == [0, 0, 4, 4, 4]
+    assert [p["allocated"]["vcpus"] for p in document["points"]] == [0, 0, 8, 8, 8]
