@@ -17,6 +17,7 @@ from api.ui import (
     later,
     lifecycle,
     live,
+    resources,
     services,
     signin,
     simulated_console,
@@ -43,6 +44,7 @@ def install_console(app: FastAPI) -> None:
         audit,
         copies,
         later,
+        resources,
         simulated_console,
     )
     for module in pages:
