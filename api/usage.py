@@ -220,7 +220,7 @@ def datastore_usage(runtime: Runtime, who: Principal, span: Window) -> dict[str,
 
 
 def _datastore_points(rows: Sequence[Row], points: Sequence[datetime], step: int) -> list[dict[str, Any]]:
-    result = []
+    result: list[dict[str, Any]] = []
     buckets = [(datetime.fromisoformat(str(r["bucket"])), r) for r in rows]
     for point in points:
         end = point + timedelta(seconds=step)

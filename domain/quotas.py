@@ -61,15 +61,14 @@ def parse_quota(value: object, field: str = "quota") -> dict[str, int] | None:
     return quota or None
 
 
-def in_use(repository: Repository, service: Service, stage: str, leaving_out: UUID | None = None) -> Figures:
+def in_use(repository: Repository[UUID], service: Service, stage: str, leaving_out: UUID | None = None) -> Figures:
     """What the deployments living in the stage hold there (without `leaving_out`)."""
     key = normalise_key(stage)
     held = Figures()
     for deployment_id in service.live_deployments(stage):
         if leaving_out is not None and deployment_id == str(leaving_out):
             continue
-        deployment = repository.get(UUID(deployment_id))
-        assert isinstance(deployment, Deployment)
+        deployment: Deployment = repository.get(UUID(deployment_id))
         for name, figures in allocation(deployment).items():
             if normalise_key(name) == key:
                 held += figures
@@ -90,7 +89,7 @@ def excess(quota: Mapping[str, int], requested: Figures, held: Figures) -> list[
 
 
 def check(
-    repository: Repository,
+    repository: Repository[UUID],
     service: Service,
     stage: str,
     machines: Iterable[Mapping[str, Any]],
