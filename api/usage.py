@@ -73,34 +73,39 @@ def window(runtime: Runtime, start: str | None, end: str | None, step: int | Non
     return Window(datetime.fromtimestamp(first, UTC), until.astimezone(UTC), step)
 
 
+USED = ("cpu_mhz", "memory_mib", "committed_bytes", "vms")
+
+
 def _used(rows: Sequence[Row], points: Sequence[datetime], step: int) -> list[dict[str, Any] | None]:
-    """Average use in each point's window [point, point + step), from bucket averages."""
-    buckets = [(datetime.fromisoformat(str(r["bucket"])), r) for r in rows]
+    """Average use in each point's window [point, point + step): the mean over the buckets sampled
+    in the window of each bucket's total (the sum over its rows of sum / samples)."""
+    per_bucket: dict[str, list[float]] = {}
+    for row in rows:
+        totals = per_bucket.setdefault(str(row["bucket"]), [0.0, 0.0, 0.0, 0.0])
+        for i, column in enumerate(USED):
+            totals[i] += average(row, column)
+    buckets = sorted((datetime.fromisoformat(at), totals) for at, totals in per_bucket.items())
     result: list[dict[str, Any] | None] = []
     index = 0
     for point in points:
         end = point + timedelta(seconds=step)
-        inside: dict[str, list[Row]] = {}
         while index < len(buckets) and buckets[index][0] < point:
             index += 1
+        sums, n = [0.0, 0.0, 0.0, 0.0], 0
         scan = index
         while scan < len(buckets) and buckets[scan][0] < end:
-            inside.setdefault(str(buckets[scan][1]["bucket"]), []).append(buckets[scan][1])
+            sums = [a + b for a, b in zip(sums, buckets[scan][1], strict=True)]
+            n += 1
             scan += 1
-        if not inside:
+        if not n:
             result.append(None)
             continue
-        totals = {"cpu_mhz": 0.0, "memory_mib": 0.0, "committed_bytes": 0.0, "vms": 0.0}
-        for group in inside.values():
-            for column in totals:
-                totals[column] += sum(average(r, column) for r in group)
-        n = len(inside)
         result.append(
             {
-                "cpu_mhz": round(totals["cpu_mhz"] / n, 1),
-                "memory_mib": round(totals["memory_mib"] / n, 1),
-                "committed_gib": round(totals["committed_bytes"] / n / 1024**3, 3),
-                "vms": round(totals["vms"] / n, 2),
+                "cpu_mhz": round(sums[0] / n, 1),
+                "memory_mib": round(sums[1] / n, 1),
+                "committed_gib": round(sums[2] / n / 1024**3, 3),
+                "vms": round(sums[3] / n, 2),
             }
         )
     return result
