@@ -19,6 +19,7 @@ from api.deps import parse_time
 from domain.errors import ValidationError
 from domain.service import Service
 from domain.values import normalise_key
+from projections.base import iso
 from projections.metrics import SECONDS, average
 from projections.store import Row
 from projections.usage import series
@@ -73,39 +74,42 @@ def window(runtime: Runtime, start: str | None, end: str | None, step: int | Non
     return Window(datetime.fromtimestamp(first, UTC), until.astimezone(UTC), step)
 
 
-USED = ("cpu_mhz", "memory_mib", "committed_bytes", "vms")
-
-
 def _used(rows: Sequence[Row], points: Sequence[datetime], step: int) -> list[dict[str, Any] | None]:
     """Average use in each point's window [point, point + step): the mean over the buckets sampled
-    in the window of each bucket's total (the sum over its rows of sum / samples)."""
+    in the window of each bucket's total (the sum over its rows of sum / samples). Bucket times are
+    the read models' fixed-width UTC text, compared as text."""
     per_bucket: dict[str, list[float]] = {}
     for row in rows:
-        totals = per_bucket.setdefault(str(row["bucket"]), [0.0, 0.0, 0.0, 0.0])
-        for i, column in enumerate(USED):
-            totals[i] += average(row, column)
-    buckets = sorted((datetime.fromisoformat(at), totals) for at, totals in per_bucket.items())
+        samples = int(row["samples"]) or 1
+        totals = per_bucket.get(row["bucket"])
+        if totals is None:
+            totals = per_bucket[row["bucket"]] = [0.0, 0.0, 0.0, 0.0]
+        totals[0] += int(row["cpu_mhz"]) / samples
+        totals[1] += int(row["memory_mib"]) / samples
+        totals[2] += int(row["committed_bytes"]) / samples
+        totals[3] += int(row["vms"]) / samples
+    buckets = sorted(per_bucket.items())
     result: list[dict[str, Any] | None] = []
     index = 0
     for point in points:
-        end = point + timedelta(seconds=step)
-        while index < len(buckets) and buckets[index][0] < point:
+        start, end = iso(point), iso(point + timedelta(seconds=step))
+        while index < len(buckets) and buckets[index][0] < start:
             index += 1
-        sums, n = [0.0, 0.0, 0.0, 0.0], 0
-        scan = index
-        while scan < len(buckets) and buckets[scan][0] < end:
-            sums = [a + b for a, b in zip(sums, buckets[scan][1], strict=True)]
+        cpu = memory = committed = vms = 0.0
+        n = 0
+        while index + n < len(buckets) and buckets[index + n][0] < end:
+            totals = buckets[index + n][1]
+            cpu, memory, committed, vms = cpu + totals[0], memory + totals[1], committed + totals[2], vms + totals[3]
             n += 1
-            scan += 1
         if not n:
             result.append(None)
             continue
         result.append(
             {
-                "cpu_mhz": round(sums[0] / n, 1),
-                "memory_mib": round(sums[1] / n, 1),
-                "committed_gib": round(sums[2] / n / 1024**3, 3),
-                "vms": round(sums[3] / n, 2),
+                "cpu_mhz": round(cpu / n, 1),
+                "memory_mib": round(memory / n, 1),
+                "committed_gib": round(committed / n / 1024**3, 3),
+                "vms": round(vms / n, 2),
             }
         )
     return result

@@ -177,14 +177,24 @@ def _filter(service_ids: Collection[str] | None, service_id: str | None) -> tupl
 
 
 def series(rows: Sequence[Row], points: Sequence[datetime]) -> list[dict[str, int]]:
-    """The figures held at each point, from intervals (rows of `Allocations.intervals`)."""
-    spans = [(r["from_at"], r["to_at"], _figures(r)) for r in rows]
+    """The figures held at each point (ascending), from intervals (rows of `Allocations.intervals`):
+    one sweep over the intervals' starts and ends, an interval counting at T when from_at <= T < to_at."""
+    changes: list[tuple[str, int, Figures]] = []
+    for row in rows:
+        figures = _figures(row)
+        changes.append((row["from_at"], 1, figures))
+        if row["to_at"] is not None:
+            changes.append((row["to_at"], -1, figures))
+    changes.sort(key=lambda change: change[0])
+    held = [0, 0, 0, 0]
     result = []
+    index = 0
     for point in points:
         at = iso(point)
-        held = Figures()
-        for start, end, figures in spans:
-            if start <= at and (end is None or end > at):
-                held += figures
-        result.append(held.as_dict())
+        while index < len(changes) and changes[index][0] <= at:
+            _, sign, figures = changes[index]
+            for i, name in enumerate(FIGURES):
+                held[i] += sign * getattr(figures, name)
+            index += 1
+        result.append(dict(zip(FIGURES, held, strict=True)))
     return result

@@ -65,7 +65,7 @@ def simulated_collector(vms: int, cycles: int) -> None:
 def vcsim_collector(vms: int, cycles: int) -> None:
     from scripts.vcsim_harness import start
 
-    per_pool = max(1, vms // 4)  # vcsim's default inventory: VMs per host and per cluster pool
+    per_pool = -(-vms // 3)  # vcsim's default inventory puts `-vm` VMs in each of its three places
     with tempfile.TemporaryDirectory() as folder:
         sim = start(Path(folder) / "vcsim.log", "-pg", "3", "-vm", str(per_pool))
         try:

@@ -12,6 +12,7 @@ from api.usage import MAX_POINTS, _used, window
 from domain.errors import ValidationError
 from domain.quotas import excess, parse_quota
 from domain.usage import Figures, machine_figures, total
+from projections.base import iso
 from projections.metrics import COARSE, FINE, Retention, average, bucket_of
 
 T = datetime(2026, 5, 4, 13, 47, 31, tzinfo=UTC)
@@ -37,7 +38,7 @@ def test_fine_points_are_read_while_kept_and_for_steps_under_an_hour() -> None:
 
 def test_downsampling_averages_the_buckets_inside_each_step() -> None:
     def row(minute: int, cpu: int, samples: int) -> dict[str, Any]:
-        at = datetime(2026, 5, 4, 13, minute, tzinfo=UTC).isoformat()
+        at = iso(datetime(2026, 5, 4, 13, minute, tzinfo=UTC))  # as the metrics read model stores it
         return {"bucket": at, "samples": samples, "cpu_mhz": cpu, "memory_mib": 0, "committed_bytes": 0, "vms": samples}
 
     rows = [row(0, 1000, 2), row(5, 300, 1), row(20, 800, 4)]
@@ -105,3 +106,21 @@ def test_a_usage_window_defaults_to_a_day_and_is_bounded() -> None:
         with pytest.raises(ValidationError) as refused:
             window(fake_runtime(), start, None, step)
         assert refused.value.field == field
+
+
+def test_allocated_series_counts_an_interval_from_its_start_until_its_end() -> None:
+    from projections.usage import series
+
+    def at(hour: int) -> datetime:
+        return datetime(2026, 5, 4, hour, tzinfo=UTC)
+
+    def row(start: int, end: int | None, vcpus: int) -> dict[str, Any]:
+        return {
+            "from_at": iso(at(start)), "to_at": iso(at(end)) if end is not None else None,
+            "vcpus": vcpus, "memory_mib": 0, "disk_gib": 0, "machines": 1,
+        }  # fmt: skip
+
+    rows = [row(2, 5, 4), row(4, None, 2), row(6, 7, 8)]
+    held = series(rows, [at(h) for h in range(1, 9)])
+    assert [h["vcpus"] for h in held] == [0, 4, 4, 6, 2, 10, 2, 2]
+    assert [h["machines"] for h in held] == [0, 1, 1, 2, 1, 2, 1, 1]

@@ -16,9 +16,9 @@ from pyVmomi import vim, vmodl
 
 from domain.metrics import DatastoreUsage, UsageSample, VmUsage
 
+# Only what a sample needs: every property is parsed for every VM of the inventory. Templates carry
+# no Stagekeeper tag, so the tag alone picks the VMs.
 VM_USAGE = [
-    "name",
-    "config.template",
     "customValue",
     "runtime.powerState",
     "summary.quickStats.overallCpuUsage",
@@ -84,8 +84,6 @@ def sample(content: Any, deployment_key: int, machine_key: int) -> UsageSample:
                     free_bytes=int(props.get("summary.freeSpace") or 0),
                 )
             )
-            continue
-        if props.get("config.template"):
             continue
         tags = {v.key: v.value for v in props.get("customValue") or []}
         deployment = tags.get(deployment_key)
