@@ -10,7 +10,7 @@ deployment to T (tests/contract/test_usage_allocations.py checks both).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -190,7 +190,7 @@ def series(rows: Sequence[Row], points: Sequence[datetime]) -> list[dict[str, in
     result = []
     index = 0
     for point in points:
-        at = iso(point)
+        at = point.astimezone(UTC).isoformat(timespec="microseconds")  # iso(point), faster
         while index < len(changes) and changes[index][0] <= at:
             _, sign, figures = changes[index]
             for i, name in enumerate(FIGURES):
