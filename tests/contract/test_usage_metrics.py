@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -120,3 +122,46 @@ def test_sample_usage_reads_tagged_vms_and_every_datastore(driver: VCenterDriver
     driver.power_off(made.vm_id)
     driver.destroy(made.vm_id)
     assert not [v for v in driver.sample_usage().vms if v.deployment_id == deployment]
+
+
+class Unreachable:
+    def sample_usage(self) -> None:
+        raise ConnectionRefusedError("vCenter is down")
+
+
+def test_a_failed_cycle_is_reported_and_the_next_cycle_tries_again(runtime: Runtime) -> None:
+    from adapters.usage import UsageCollector
+
+    driver: Any = Unreachable()
+    collector = UsageCollector(driver, runtime.usage.metrics, runtime.store, runtime.clock, 0.01, lambda: True)
+    collector.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not collector.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert collector.errors == {"usage-collector": "ConnectionRefusedError: vCenter is down"}
+        collector.driver = runtime.vcenter  # vCenter answers again
+        while collector.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert collector.errors == {}
+        assert collector.last is not None
+    finally:
+        collector.stop()
+
+
+def test_only_the_leader_samples(runtime: Runtime) -> None:
+    from adapters.usage import UsageCollector
+
+    calls: list[int] = []
+
+    class Counting:
+        def sample_usage(self) -> Any:
+            calls.append(1)
+            return runtime.vcenter.sample_usage()
+
+    driver: Any = Counting()
+    collector = UsageCollector(driver, runtime.usage.metrics, runtime.store, runtime.clock, 0.01, lambda: False)
+    collector.start()
+    time.sleep(0.1)
+    collector.stop()
+    assert calls == []
