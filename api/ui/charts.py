@@ -73,6 +73,11 @@ def line_chart(title: str, unit: str, labels: Sequence[str], lines: Sequence[Lin
         )
     for line in lines:
         for run in _paths(line.values, x, scale):
+            if " " not in run:  # a lone sample between gaps: a dot, since a one-point line is invisible
+                cx, cy = run.split(",")
+                dot = f'<circle class="{escape(line.css)}" cx="{cx}" cy="{cy}" r="2.5">'
+                parts.append(f"{dot}<title>{escape(line.label)}</title></circle>")
+                continue
             parts.append(
                 f'<polyline class="{escape(line.css)}" points="{run}"><title>{escape(line.label)}</title></polyline>'
             )
