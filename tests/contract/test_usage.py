@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,3 +150,26 @@ def test_usage_series_allocated_follows_the_events(runtime: Runtime) -> None:
     # Each point holds what was allocated when its 5 minutes closed.
     assert [p["allocated"]["machines"] for p in document["points"]] == [0, 0, 4, 4, 4]
     assert [p["allocated"]["vcpus"] for p in document["points"]] == [0, 0, 8, 8, 8]
+
+
+def test_two_deploys_racing_past_one_quota_cannot_both_pass(runtime: Runtime) -> None:
+    service_id, configuration_id = define(runtime)
+    runtime.app.update_stage(service_id, "int", {"quota": {"vcpus": 6}}, actor="owner")  # room for one
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def deploy() -> None:
+        barrier.wait()
+        try:
+            runtime.app.deploy(configuration_id, "int", actor="alice")
+            outcomes.append("deployed")
+        except QuotaExceededError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=deploy) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["deployed", "refused", "refused", "refused"]
+    assert len(runtime.app.service(service_id).live_deployments("int")) == 1
