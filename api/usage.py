@@ -29,6 +29,7 @@ DEFAULT_POINTS = 288
 MIN_STEP = 60
 MAX_SPAN = timedelta(days=400)
 READ_MODEL = "usage_allocations"
+EARLIEST, LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ def window(runtime: Runtime, start: str | None, end: str | None, step: int | Non
     now = runtime.clock.now()
     to_text, from_text = parse_time(end, "to"), parse_time(start, "from")
     until = datetime.fromisoformat(to_text) if to_text else now
+    for when, field in ((until, "to"), (datetime.fromisoformat(from_text) if from_text else None, "from")):
+        # Usage exists only in this era; outside it, date arithmetic would overflow (years 1 and 9999).
+        if when is not None and not EARLIEST <= when <= LATEST:
+            raise ValidationError(f"{field} must be from {EARLIEST.year} to {LATEST.year}", field=field)
     since = datetime.fromisoformat(from_text) if from_text else until - timedelta(days=1)
     if since >= until:
         raise ValidationError("from must be before to", field="from")

@@ -102,6 +102,7 @@ def test_a_usage_window_defaults_to_a_day_and_is_bounded() -> None:
         ((T - timedelta(days=401)).isoformat(), None, "from"),
         ((T - timedelta(days=30)).isoformat(), 60, "step"),  # 43,201 points
         (None, 10, "step"),
+        ("0001-01-01T00:00:00Z", None, "from"),
     ):
         with pytest.raises(ValidationError) as refused:
             window(fake_runtime(), start, None, step)
@@ -124,3 +125,9 @@ def test_allocated_series_counts_an_interval_from_its_start_until_its_end() -> N
     held = series(rows, [at(h) for h in range(1, 9)])
     assert [h["vcpus"] for h in held] == [0, 4, 4, 6, 2, 10, 2, 2]
     assert [h["machines"] for h in held] == [0, 1, 1, 2, 1, 2, 1, 1]
+
+
+def test_a_usage_window_outside_the_era_of_usage_is_refused_not_overflowed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        window(fake_runtime(), None, "9999-12-31T23:59:59Z", None)
+    assert refused.value.field == "to"
