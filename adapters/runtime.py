@@ -21,6 +21,7 @@ from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env, metrics_bind
 from adapters.siem import AuditStreamer, Sink, SyslogSink, WebhookSink
 from adapters.simulator_state import FileState, InventoryState, PostgresState
+from adapters.usage import Usage
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import ConnectionSettings
 from adapters.vcenter.simulated import SimulatedVCenter
@@ -39,10 +40,12 @@ from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
+from projections.metrics import Retention
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.store import ReadStore
 from projections.tokens import TokensProjection
+from projections.usage import AllocationsProjection
 from projections.users import UsersProjection
 
 log = logging.getLogger("stagekeeper")
@@ -65,6 +68,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         GrantsProjection(),
         TokensProjection(),
         UsersProjection(),
+        AllocationsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
     ]
 
 
@@ -179,6 +183,14 @@ class Runtime:
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])
+            self.usage = Usage(
+                self.vcenter,
+                self.store,
+                self.clock,
+                settings.usage_interval_seconds,
+                Retention(settings.usage_fine_days, settings.usage_coarse_days),
+                lambda: self.leadership.leader,
+            )
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.leadership = Leadership(
             acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
@@ -251,6 +263,7 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+            self.usage.start()
         if projections:
             for streamer in self.siem:
                 streamer.start()
@@ -268,6 +281,7 @@ class Runtime:
         self.process_thread.stop()
         for streamer in self.siem:
             streamer.stop()
+        self.usage.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # "host:port": Prometheus metrics also served there, without authentication (a scrape network);
     # /metrics on the API always answers administrators and their tokens.
     metrics_address: str | None = None
+    # Resource usage (adapters/usage.py): collector interval, and how long 5-minute / hourly points stay.
+    usage_interval_seconds: Annotated[float, Field(ge=5.0, le=86400.0)] = 300.0
+    usage_fine_days: Annotated[int, Field(ge=1, le=90)] = 7
+    usage_coarse_days: Annotated[int, Field(ge=7, le=3660)] = 365
 
     @classmethod
     def settings_customise_sources(

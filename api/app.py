@@ -36,6 +36,7 @@ from api.routes import (
     templates,
     tokens,
     upgrades,
+    usage,
     users,
 )
 from api.ui import install_console
@@ -110,5 +111,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(users.router)
     app.include_router(portability.router)
     app.include_router(governance.router)
+    app.include_router(usage.router)
     install_console(app)
     return app

@@ -78,6 +78,12 @@ class ApprovalPolicyIn(Body):
     expiry_hours: int | None = Field(None, description="A request nobody decided expires after this long")
 
 
+class QuotaIn(Body):
+    vcpus: int | None = Field(None, description="Most vCPUs the stage may hold (null: no limit)")
+    memory_mib: int | None = Field(None, description="Most memory (MiB) the stage may hold (null: no limit)")
+    disk_gib: int | None = Field(None, description="Most provisioned disk (GiB) the stage may hold (null: no limit)")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -93,6 +99,7 @@ class StagePatch(Reason):
         None, description="Approvals needed for a promote, copy, swap, upgrade or restore into the stage; null: none"
     )
     soak_seconds: int | None = Field(None, description="A deployment is promoted out of the stage only after this long")
+    quota: QuotaIn | None = Field(None, description="Stage quota (null or every limit null: no quota)")
 
 
 class StageOrder(Reason):

@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from domain.descriptions import VmDescription, VmSelector
+from domain.metrics import UsageSample
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,11 @@ class VCenterDriver(Protocol):
     def remove_snapshot(self, vm_id: str, name: str) -> bool:
         """Remove the VM's snapshot named `name` (its children stay); False when there is none, or
         no such VM any more."""
+        ...
+
+    def sample_usage(self) -> UsageSample:
+        """CPU, memory and committed storage of every VM Stagekeeper tagged, and every datastore's
+        capacity and free space, in one property-collector retrieval (pages of it)."""
         ...
 
     def close(self) -> None:

@@ -407,3 +407,22 @@ class Service(Aggregate):
         found.pop("approvals", None)
         found.pop("soak_seconds", None)
         found.update(policy)
+
+    # -- quotas (domain/quotas.py) ------------------------------------------------------------
+    def set_quota(self, name: str, quota: dict[str, int] | None, actor: str, reason: str | None) -> None:
+        """Set the stage's limits (quotas.parse_quota's result; None removes them)."""
+        self._check_active()
+        stage = self.stage(name)
+        before = stage.get("quota")
+        if before != quota:
+            self._quota_changed(stage=stage["name"], before=before, quota=quota, actor=actor, reason=reason)
+
+    @event("StageQuotaChanged", topic="stagekeeper:Service.StageQuotaChanged")
+    def _quota_changed(
+        self, stage: str, before: dict[str, int] | None, quota: dict[str, int] | None, actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        found = self.stage(stage)
+        found.pop("quota", None)
+        if quota:
+            found["quota"] = dict(quota)

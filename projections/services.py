@@ -137,3 +137,13 @@ class ServicesProjection(Projection):
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
         cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))
+
+    @on("Service.StageQuotaChanged")
+    def stage_quota_changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        for stage in stages:
+            if stage["name"] == event.stage:
+                stage.pop("quota", None)
+                if event.quota:
+                    stage["quota"] = event.quota
+        self._touch(cursor, event, position, stages=to_json(stages))

@@ -56,6 +56,11 @@ def _policy(policy: Data) -> str:
     return ", ".join([*parts, f"soak {policy.get('soak_seconds') or 0} s"])
 
 
+def _quota(quota: Data | None) -> str:
+    limits = {"vcpus": "vCPUs", "memory_mib": "MiB memory", "disk_gib": "GiB disk"}
+    return ", ".join(f"{quota[k]} {label}" for k, label in limits.items() if k in quota) if quota else "none"
+
+
 def _stage_move(from_stage: str, to_stage: str) -> str:
     return f"in '{to_stage}'" + ("" if from_stage == to_stage else f" (moved from '{from_stage}')")
 
@@ -309,6 +314,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "RequestRecord.Answered": lambda d: f"request answered with status {d['status']}",
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
     **GOVERNANCE_SUMMARIES,
+    "Service.StageQuotaChanged": lambda d: f"stage '{d['stage']}' quota: {_quota(d['before'])} -> {_quota(d['quota'])}",
 }
 
 

@@ -19,10 +19,11 @@ from urllib.parse import quote, urlencode
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from adapters.simulator_state import FileState, InventoryState
-from adapters.vcenter import simulated_capture
+from adapters.vcenter import simulated_capture, simulated_usage
 from adapters.vcenter.picture import draw
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.metrics import UsageSample
 from domain.ports import (
     POWER_ACTIONS,
     CloneSpec,
@@ -602,3 +603,10 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             disks = vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template)
             return vm.cpus, vm.memory_mib, tuple(disks)
+
+    def sample_usage(self) -> UsageSample:
+        with self._lock:
+            return simulated_usage.sample(
+                list(self._vms.values()),
+                lambda vm: vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template),
+            )

@@ -30,6 +30,12 @@ class ApprovalPolicy(Out):
     expiry_hours: int | None = None
 
 
+class StageQuota(Out):
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    disk_gib: int | None = None
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -44,6 +50,7 @@ class Stage(Out):
     copy_mode: Literal["full", "linked"] = "full"
     approvals: ApprovalPolicy | None = Field(None, description="Approvals needed to move into the stage")
     soak_seconds: int | None = Field(None, description="How long a deployment runs here before it may be promoted")
+    quota: StageQuota | None = Field(None, description="Limits on what the stage may hold (none: no quota)")
 
 
 class ServiceStage(Stage):

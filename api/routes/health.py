@@ -16,7 +16,7 @@ router = APIRouter(tags=["health"])
 def healthz(runtime: RuntimeDep) -> Health:
     """Event store head, read-model positions and worker errors."""
     positions = runtime.projection_follower.positions()
-    errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors}
+    errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors, **runtime.usage.collector.errors}
     directory = "not configured"
     if runtime.directory is not None:
         try:

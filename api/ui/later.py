@@ -20,11 +20,6 @@ PAGES = {
         "Complete, restorable copies of configurations (definition and machine images), kept in tiered "
         'storage: "Archive Now" on a configuration, restore in one action, older archives on cheaper tiers.',
     ),
-    "resources": (
-        "Resources",
-        "Resource consumption per service and per stage (CPU, memory, storage), graphical disk consumption "
-        "and the linked-clone dependency tree.",
-    ),
 }
 
 
@@ -41,8 +36,3 @@ def leases(request: Request, session: SessionDep) -> Response:
 @router.get("/archives")
 def archives(request: Request, session: SessionDep) -> Response:
     return _later(request, "archives")
-
-
-@router.get("/resources")
-def resources(request: Request, session: SessionDep) -> Response:
-    return _later(request, "resources")

@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain import governance, linkedcopies
+from domain import governance, linkedcopies, quotas
 from domain.application import Outcome, StagekeeperApplication
 from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
@@ -79,6 +79,7 @@ class DeploymentCommands(StagekeeperApplication):
                 reason=reason,
             )
             fence_if_asked(deployment, target, fence, actor)
+            quotas.check(self.repository, service, target["name"], configuration.machines)
             service.admit(deployment.id, target["name"], actor)
             return Outcome(deployment, self.commit(deployment, service))
 
@@ -118,6 +119,7 @@ class DeploymentCommands(StagekeeperApplication):
                 reason=reason,
             )
             deployment.record_copy_source(source, target.get("copy_mode") == "linked", actor, reason)
+            quotas.check(self.repository, service, target["name"], [m["spec"] for m in source.machines])
             fence_if_asked(deployment, target, fence, actor)
             service.admit(deployment.id, target["name"], actor)
             # Written with the source: a copy and a change of the source (undeploy, move) cannot both win.
@@ -297,6 +299,7 @@ class DeploymentCommands(StagekeeperApplication):
             service = self.load(Service, deployment.service_id, "service")
             target = service.next_stage(deployment.stage, step)
             direction = "promote" if step > 0 else "demote"
+            quotas.check(self.repository, service, target["name"], [m["spec"] for m in deployment.machines])
             deployment.request_move(target["name"], target["resource_pool"], direction, actor, reason)
             service.admit(deployment.id, target["name"], actor)
             return Outcome(deployment, self.commit(deployment, service))

@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from domain import governance, linkedcopies
+from domain import governance, linkedcopies, quotas
 from domain.addressing import candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands import fencing
@@ -84,6 +84,7 @@ class UpgradeCommands(StagekeeperApplication):
                     )
             if destroyed:
                 linkedcopies.check_destroyable(self.repository, deployment, destroyed)
+            quotas.check(self.repository, service, deployment.stage, target.machines, deployment.id)
             deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
             return Outcome(deployment, self.commit(deployment))
 

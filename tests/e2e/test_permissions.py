@@ -124,6 +124,9 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/freeze-windows/{window_id}"): (READ, None),
     ("PUT", "/api/v1/freeze-windows/{window_id}"): (MANAGE, {**QUIET, "name": "quieter"}),
     ("DELETE", "/api/v1/freeze-windows/{window_id}"): (MANAGE, None),
+    ("GET", S + "/usage"): (READ, None),
+    ("GET", "/api/v1/usage/stages"): (ANY, None),
+    ("GET", "/api/v1/datastores/usage"): (ANY, None),
 }
 
 
@@ -282,6 +285,11 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     "/api/v1/groups": [{}],
     "/api/v1/approvals": [{}, {"state": "pending"}, {"state": "approved"}, {"service": "{secret_service}"}],
     "/api/v1/freeze-windows": [{}, {"service": "{secret_service}"}],
+    "/api/v1/services/{secret_service}/usage": [
+        {}, {"stage": "int"}, {"from": "2025-12-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "step": "3600"},
+    ],
+    "/api/v1/usage/stages": [{}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}],
+    "/api/v1/datastores/usage": [{}, {"from": "2025-12-31T00:00:00Z", "to": "2026-01-01T01:00:00Z", "step": "300"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
@@ -306,6 +314,7 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
     with pytest.raises(AwaitingApprovalError):
         app.copy_deployment(secret_deployment, "int", actor="setup")
     world.runtime.catch_up()
+    world.runtime.usage.collector.collect_once()  # used resources of both services, for the usage lists
     fill = {
         "{secret_service}": str(secret),
         "{secret_configuration}": str(secret_configuration),

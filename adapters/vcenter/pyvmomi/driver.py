@@ -14,11 +14,12 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs
+from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs, usage
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.metrics import UsageSample
 from domain.ports import (
     CloneSpec,
     ConsoleTicket,
@@ -438,6 +439,13 @@ class PyVmomiDriver:
             cpus=sum(vm.cpus for vm in here),
             memory_mib=sum(vm.memory_mib for vm in here),
         )
+
+    def sample_usage(self) -> UsageSample:
+        deployment_key, machine_key = self.tag_keys()
+        found: UsageSample = self.session.call(
+            "sample usage", lambda: usage.sample(self._content, deployment_key, machine_key)
+        )
+        return found
 
     def console_ticket(self, vm_id: str) -> ConsoleTicket:
         return self.consoles.ticket(vm_id)
