@@ -46,9 +46,12 @@ class Placement:
         pool_stages: dict[str, str] = {}
         for stage in service.stages:
             pool_stages.setdefault(stage["resource_pool"], stage["name"])
+        for stage in service.stages:  # a stage's other pools (placement across clusters) are claimed too
+            for extra in stage.get("extra_pools", []):
+                pool_stages.setdefault(extra, stage["name"])
         return Placement(
             service.name,
-            frozenset(s["resource_pool"] for s in service.stages),
+            frozenset(pool_stages),
             # Stages without IP pools are left out, so services without any never touch the plan.
             {s["name"]: list(s["ip_pools"]) for s in service.stages if s.get("ip_pools")},
             pool_stages,
