@@ -5,7 +5,8 @@ placed (when that host has room); machines of one tier (a configuration machine'
 by default its name without trailing digits: web1, web2 -> "web") go to the host holding the fewest
 machines of their tier (anti-affinity "when possible"); among those, the host with the most free
 memory after the machine, then the most free CPU, then names (so ties are deterministic). Only hosts
-with room for the machine's memory count. In a DRS cluster, DRS's recommendation is taken when it
+with room for the machine's memory count (when none has, vSphere overcommits memory and the reason
+says so; a datastore without room is a refusal). In a DRS cluster, DRS's recommendation is taken when it
 keeps those rules; otherwise our own choice is, and the reason says so. The datastore is the one of
 the cluster with the most free space left after the machine's disks, keeping `margin_percent` of its
 capacity free. The resource-pool side (domain/commands/placement.py) is a different matter: which
@@ -156,16 +157,20 @@ def _datastore(
 
 def _host_candidates(
     clusters: Sequence[ClusterCapacity], room: _Room, need: Need, margin_percent: int
-) -> list[tuple[ClusterCapacity, HostCapacity]]:
-    found = []
-    for cluster in clusters:
-        if _datastore(cluster, room, need, margin_percent) is None:
-            continue
-        for host in cluster.hosts:
-            now = room.hosts[(cluster.name, host.name)]
-            if now.usable and now.free_memory_mib >= need.memory_mib:
-                found.append((cluster, now))
-    return found
+) -> tuple[list[tuple[ClusterCapacity, HostCapacity]], str]:
+    """Usable hosts beside a datastore with room; those with the memory free when there are any
+    (vSphere overcommits memory, so a full host is a preference, not a refusal: the reason says so)."""
+    usable = [
+        (cluster, room.hosts[(cluster.name, host.name)])
+        for cluster in clusters
+        if _datastore(cluster, room, need, margin_percent) is not None
+        for host in cluster.hosts
+        if room.hosts[(cluster.name, host.name)].usable
+    ]
+    roomy = [(c, h) for c, h in usable if h.free_memory_mib >= need.memory_mib]
+    if roomy or not usable:
+        return roomy, ""
+    return usable, f"no host has {need.memory_mib} MiB free (memory overcommitted); "
 
 
 def choose(
@@ -178,14 +183,13 @@ def choose(
 ) -> Choice:
     """One machine's place. `pools` maps the clusters the stage may use to its pool in each."""
     usable = [c for c in clusters if c.name in pools]
-    candidates = _host_candidates(usable, room, need, margin_percent)
+    candidates, note = _host_candidates(usable, room, need, margin_percent)
     if not candidates:
         raise PlacementImpossibleError(
-            f"no host in {', '.join(sorted(pools))} has {need.memory_mib} MiB free for machine '{need.machine}' "
-            f"beside a datastore with {need.disk_mib} MiB free over its {margin_percent}% margin",
+            f"no usable host in {', '.join(sorted(pools))} beside a datastore with {need.disk_mib} MiB free "
+            f"over its {margin_percent}% margin for machine '{need.machine}'",
             field="machines",
         )
-    note = ""
     if need.affinity_group is not None:
         mates = [p for p in room.where if p.affinity_group == need.affinity_group and p.machine != need.machine]
         if mates:
@@ -198,7 +202,7 @@ def choose(
                         f"affinity group '{need.affinity_group}' with {mate.machine} on host {host.name}; {chosen[1]}"
                     )
                     return Choice(need.machine, cluster.name, pools[cluster.name], host.name, chosen[0].name, reason)
-            note = f"affinity group '{need.affinity_group}' could not join {mate.machine} (host {mate.host} is full); "
+            note += f"affinity group '{need.affinity_group}' could not join {mate.machine} (host {mate.host} is full); "
     fewest = min(_tier_count(room, c.name, h.name, need.tier, need.machine) for c, h in candidates)
     best = [(c, h) for c, h in candidates if _tier_count(room, c.name, h.name, need.tier, need.machine) == fewest]
     rule = (

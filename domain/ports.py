@@ -336,7 +336,9 @@ class VCenterDriver(Protocol):
         datacenter)."""
         ...
 
-    def recommend_placement(self, datacenter: str, cluster: str, cpus: int, memory_mib: int) -> DrsRecommendation | None:
+    def recommend_placement(
+        self, datacenter: str, cluster: str, cpus: int, memory_mib: int
+    ) -> DrsRecommendation | None:
         """DRS's choice of host (and datastore) for a new VM of this size in a DRS cluster (PlaceVm,
         given every host and datastore of the cluster); None when DRS gives none."""
         ...
