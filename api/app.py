@@ -26,6 +26,7 @@ from api.routes import (
     deployments,
     health,
     me,
+    placement,
     progress,
     services,
     templates,
@@ -95,5 +96,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(placement.router)
     install_console(app)
     return app

@@ -53,6 +53,9 @@ class StageIn(Body):
     external_network: str | None = Field(None, description="Fenced networks: the gateway's outside network")
     fence: Literal["optional", "always"] = Field("optional", description='"always": every deployment is fenced')
     copy_mode: Literal["full", "linked"] = Field("full", description="Copies of live deployments: full or linked")
+    extra_pools: list[str] = Field(
+        [], description="More resource pools (other clusters) placement may put the stage's machines in"
+    )
 
 
 class ServiceCreate(Reason):
@@ -82,6 +85,7 @@ class StagePatch(Reason):
     external_network: str | None = None
     fence: Literal["optional", "always"] | None = None
     copy_mode: Literal["full", "linked"] | None = None
+    extra_pools: list[str] | None = Field(None, description="More resource pools placement may use (replaces them)")
 
 
 class StageOrder(Reason):
@@ -110,6 +114,15 @@ class StartOrderIn(Body):
     wait_for: Literal["delay", "tools"] = Field("delay", description="What the next group waits for")
 
 
+class PlacementIn(Body):
+    tier: str | None = Field(None, description="Machines of one tier go to different hosts (default: name less digits)")
+    affinity_group: str | None = Field(None, description="Machines of one affinity group go to the same host")
+
+
+class RebalanceRequest(Reason):
+    dry_run: bool = Field(True, description="Only answer the plan; record and carry out nothing")
+
+
 class MachineIn(Body):
     name: str
     template: str
@@ -120,6 +133,7 @@ class MachineIn(Body):
     nics: list[NicIn] = []
     customization: CustomizationIn | None = None
     start_order: StartOrderIn | None = Field(None, description="When it starts on deploy and power-on")
+    placement: PlacementIn | None = Field(None, description="Placement rules: its tier and affinity group")
 
 
 class MachineBody(MachineIn):

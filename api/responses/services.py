@@ -35,6 +35,7 @@ class Stage(Out):
     external_network: str | None = None
     fence: Literal["optional", "always"] = "optional"
     copy_mode: Literal["full", "linked"] = "full"
+    extra_pools: list[str] = Field([], description="More resource pools placement may use (other clusters)")
 
 
 class ServiceStage(Stage):
