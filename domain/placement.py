@@ -267,12 +267,12 @@ def plan_rebalance(
         target, reason = None, ""
         hosts = [room.hosts[(cluster.name, h.name)] for h in cluster.hosts]
         fits = [h for h in hosts if h.usable and h.free_memory_mib >= need.memory_mib and h.name != placed.host]
-        mates = [p for p in room.where if need.affinity_group and p.affinity_group == need.affinity_group]
-        if mates:
-            mate = sorted(mates, key=lambda p: p.machine)[0]
-            if mate.host != placed.host and mate.cluster == cluster.name:
-                target = next((h for h in fits if h.name == mate.host), None)
-                reason = f"affinity group '{need.affinity_group}': join {mate.machine} on {mate.host}"
+        group = [p for p in room.where if need.affinity_group and p.affinity_group == need.affinity_group]
+        first = min(group, key=lambda p: p.machine) if group else None
+        if first is not None and first.machine < need.machine:  # the group gathers on its first machine
+            if first.host != placed.host and first.cluster == cluster.name:
+                target = next((h for h in fits if h.name == first.host), None)
+                reason = f"affinity group '{need.affinity_group}': join {first.machine} on {first.host}"
         elif current is not None and not current.usable:
             best = sorted(
                 fits, key=lambda h: (_tier_count(room, cluster.name, h.name, need.tier, ""), -h.free_memory_mib, h.name)

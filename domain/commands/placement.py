@@ -104,7 +104,10 @@ class PlacementCommands(StagekeeperApplication):
     def _holder(self, claim: NameClaim | None, path: str) -> str:
         owner = self.load(Service, claim.owner_id, "service") if claim and claim.owner_id else None
         stage = next(
-            (s["name"] for s in owner.stages if normalise_key(s["resource_pool"]) == normalise_key(path)),
+            (
+                s["name"] for s in owner.stages
+                if normalise_key(path) in {normalise_key(p) for p in [s["resource_pool"], *s.get("extra_pools", [])]}
+            ),
             None,
         ) if owner else None  # fmt: skip
         return f"stage '{stage}' of service '{owner.name}'" if owner and stage else "another service"
