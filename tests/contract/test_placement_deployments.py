@@ -159,7 +159,7 @@ def test_a_failed_relocation_ends_the_rebalance_with_the_reason(runtime: Runtime
     after = runtime.app.deployment(deployment_id)
     assert after.rebalance_work is None
     assert after.state == "deployed"
-    last = list(runtime.app.repository.event_store.get(deployment_id))[-1]
+    last: Any = list(runtime.app.repository.event_store.get(deployment_id))[-1]
     assert type(last).__qualname__ == "Deployment.RebalanceEnded"
     assert last.failed
     assert "host busy" in (last.reason or "")
