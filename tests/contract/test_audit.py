@@ -156,6 +156,9 @@ def test_every_event_is_audited_with_a_real_summary_and_the_chain_verifies(
         "Deployment.FenceNetworkAdded", "Deployment.FenceNetworkRemoved", "Deployment.FenceNatAdded",
         "Deployment.FenceNatRemoved", "Deployment.CopySnapshotRemoved", "Deployment.SwapAttemptFailed",
         "Deployment.SwapFailed",
+        # Placement: rebalancing and a stage's other pools, in test_audit_placement_events.py.
+        "Deployment.RebalanceRequested", "Deployment.MachineRelocated", "Deployment.RebalanceEnded",
+        "Service.StageExtraPoolsChanged",
     }  # fmt: skip
     assert missing <= {"NameClaim.Reclaimed", *elsewhere}, missing
     fallbacks = [r for r in rows if r["summary"] == r["event_type"]]
