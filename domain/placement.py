@@ -108,10 +108,9 @@ class _Room:
     where: list[Placed] = field(default_factory=list)
 
     def take(self, need: Need, cluster: str, host: str, datastore: str | None) -> None:
+        # Memory is what a machine surely takes; CPU (MHz in use) only breaks ties, as vCenter reports it.
         h = self.hosts[(cluster, host)]
-        self.hosts[(cluster, host)] = replace(
-            h, free_memory_mib=h.free_memory_mib - need.memory_mib, free_cpu_mhz=h.free_cpu_mhz
-        )
+        self.hosts[(cluster, host)] = replace(h, free_memory_mib=h.free_memory_mib - need.memory_mib)
         if datastore is not None:
             d = self.datastores[(cluster, datastore)]
             self.datastores[(cluster, datastore)] = replace(d, free_mib=d.free_mib - need.disk_mib)
