@@ -112,3 +112,25 @@ def test_the_console_shows_placement_and_confirms_a_rebalance_with_its_plan(worl
     assert after.machine("web1")["placement"]["host"] == vcenter.vm_location(web1["vm_id"]).host
     page = world.client.get(f"/ui/deployments/{deployment_id}").text
     assert "host maintenance" in page  # the activity list shows the recorded reason
+
+
+def test_a_stage_takes_pools_in_other_clusters_over_http(client: TestClient) -> None:
+    extra = "/DC0/host/DC0_H0/Resources/shop-int"
+    stage = {"name": "int", "resource_pool": f"{ROOT_POOL}/shop-int", "extra_pools": [extra]}
+    created = client.post("/api/v1/services", json={"name": "shop", "stages": [stage]}, auth=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["stages"][0]["extra_pools"] == [extra]
+    taken = client.post(
+        "/api/v1/services", json={"name": "hr", "stages": [{"name": "dev", "resource_pool": extra}]}, auth=AUTH
+    )
+    assert taken.status_code == 409
+    assert "stage 'int' of service 'shop'" in taken.json()["error"]["message"]
+    service = created.json()["id"]
+    unknown = client.patch(
+        f"/api/v1/services/{service}/stages/int", json={"extra_pools": ["/DC0/host/NOPE/Resources"]}, auth=AUTH
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "extra_pools[0]"
+    cleared = client.patch(f"/api/v1/services/{service}/stages/int", json={"extra_pools": []}, auth=AUTH)
+    assert cleared.status_code == 200
+    assert cleared.json()["stages"][0]["extra_pools"] == []
