@@ -134,3 +134,21 @@ def test_a_stage_takes_pools_in_other_clusters_over_http(client: TestClient) -> 
     cleared = client.patch(f"/api/v1/services/{service}/stages/int", json={"extra_pools": []}, auth=AUTH)
     assert cleared.status_code == 200
     assert cleared.json()["stages"][0]["extra_pools"] == []
+
+
+def test_the_console_sets_a_stages_other_pools_and_shows_a_wrong_one_beside_the_field(world: World) -> None:
+    csrf = world.sign_in("owner")
+    service = world.ids["{service_id}"]
+    extra = "/DC0/host/DC0_H1/Resources/payroll-spare"
+    form = {"csrf": csrf, "name": "spare", "resource_pool": f"{ROOT_POOL}/spare-pool", "extra_pools": extra + "\n"}
+    saved = world.client.post(f"/ui/services/{service}/stages/spare", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert world.runtime.app.service(UUID(service)).stage("spare")["extra_pools"] == [extra]
+    page = world.client.get(f"/ui/services/{service}").text
+    assert f'<div class="muted" data-extra-pool="spare">+ {extra}</div>' in page
+    wrong = world.client.post(
+        f"/ui/services/{service}/stages/spare", data={**form, "extra_pools": "/DC0/host/NOPE/Resources"}
+    )
+    assert wrong.status_code == 422
+    assert 'id="extra_pools-error"' in wrong.text
+    assert "cluster &#39;NOPE&#39; does not exist" in wrong.text
