@@ -180,6 +180,7 @@ class Runtime:
                 clock=self.clock,
                 unavailable_seconds=settings.unavailable_seconds,
             )
+            self.app.placement_margin_percent = settings.placement_datastore_margin_percent
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME])

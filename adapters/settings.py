@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     vcenter_parallel_tasks: Annotated[int, Field(ge=1, le=64)] = 8
     vcenter_task_timeout: Annotated[float, Field(ge=1.0, le=86400.0)] = 600.0
     vcenter_default_network: str = "VM Network"
+    # Free space (percent of capacity) placement keeps on a datastore it puts a machine's disks on.
+    placement_datastore_margin_percent: Annotated[int, Field(ge=0, le=90)] = 10
     simulator_state: str | None = None
     simulator_task_seconds: Annotated[float, Field(ge=0.0, le=60.0)] = 0.0
     read_wait_seconds: Annotated[float, Field(ge=0.0, le=300.0)] = 5.0

@@ -30,6 +30,7 @@ from api.routes import (
     health,
     me,
     metrics,
+    placement,
     portability,
     progress,
     services,
@@ -112,5 +113,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(portability.router)
     app.include_router(governance.router)
     app.include_router(usage.router)
+    app.include_router(placement.router)
     install_console(app)
     return app

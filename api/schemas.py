@@ -53,6 +53,9 @@ class StageIn(Body):
     external_network: str | None = Field(None, description="Fenced networks: the gateway's outside network")
     fence: Literal["optional", "always"] = Field("optional", description='"always": every deployment is fenced')
     copy_mode: Literal["full", "linked"] = Field("full", description="Copies of live deployments: full or linked")
+    extra_pools: list[str] = Field(
+        [], description="More resource pools (other clusters) placement may put the stage's machines in"
+    )
 
 
 class ServiceCreate(Reason):
@@ -100,6 +103,7 @@ class StagePatch(Reason):
     )
     soak_seconds: int | None = Field(None, description="A deployment is promoted out of the stage only after this long")
     quota: QuotaIn | None = Field(None, description="Stage quota (null or every limit null: no quota)")
+    extra_pools: list[str] | None = Field(None, description="More resource pools placement may use (replaces them)")
 
 
 class StageOrder(Reason):
@@ -128,6 +132,15 @@ class StartOrderIn(Body):
     wait_for: Literal["delay", "tools"] = Field("delay", description="What the next group waits for")
 
 
+class PlacementIn(Body):
+    tier: str | None = Field(None, description="Machines of one tier go to different hosts (default: name less digits)")
+    affinity_group: str | None = Field(None, description="Machines of one affinity group go to the same host")
+
+
+class RebalanceRequest(Reason):
+    dry_run: bool = Field(True, description="Only answer the plan; record and carry out nothing")
+
+
 class MachineIn(Body):
     name: str
     template: str
@@ -138,6 +151,7 @@ class MachineIn(Body):
     nics: list[NicIn] = []
     customization: CustomizationIn | None = None
     start_order: StartOrderIn | None = Field(None, description="When it starts on deploy and power-on")
+    placement: PlacementIn | None = Field(None, description="Placement rules: its tier and affinity group")
 
 
 class MachineBody(MachineIn):

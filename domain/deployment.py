@@ -135,6 +135,7 @@ class Deployment(Aggregate):
             "snapshots": list(self.snapshots),
             "replaced": self.replaced,
             "replaced_by": self.replaced_by,
+            "rebalance": self.rebalance_work,
         }
 
     @staticmethod
@@ -160,6 +161,8 @@ class Deployment(Aggregate):
             "power": machine.get("power"),
             "power_pending": list(machine.get("power_pending", [])),
             "copied_from": machine.get("copied_from"),
+            # {cluster, resource_pool, host, datastore, reason}, while the machine is still in that pool.
+            "placement": _placement_view(machine),
         }
 
     def _require(self, allowed: tuple[str, ...], action: str) -> None:
@@ -256,7 +259,8 @@ class Deployment(Aggregate):
             vm_id=vm_id,
             ip=ip,
             mac=mac,
-            resource_pool=self.resource_pool,
+            # The pool placement chose (a stage's other pool, in another cluster) or the stage's own.
+            resource_pool=(self.machine(machine).get("placement") or {}).get("resource_pool") or self.resource_pool,
             actor=actor,
             reason=None,
         )
@@ -304,6 +308,7 @@ class Deployment(Aggregate):
         self.failure = reason
         for machine in self.machines:
             machine.update(state="pending", vm_name=None, vm_id=None, ip=None, mac=None, resource_pool=None, power=None)
+            machine.pop("placement", None)  # placed again, on the inventory as it is then
 
     def record_machine_moved(self, machine: str, resource_pool: str, actor: str) -> None:
         self._require((PROMOTING, DEMOTING), "record a moved machine on")
@@ -1187,6 +1192,72 @@ class Deployment(Aggregate):
         for name in machines:
             found = self.machine(name)
             found["power_pending"] = [*found.get("power_pending", []), action]
+
+    # -- placement across hosts: domain/placement.py chooses, the process manager records --------
+    # A rebalance being carried out ({"moves": [...], "done": [machines]}); a class default, so
+    # deployments from before placement existed read as None.
+    rebalance_work: dict[str, Any] | None = None
+
+    def record_placement(self, machine: str, choice: dict[str, Any], actor: str) -> None:
+        """Where a machine goes, and why, recorded before its clone (once: a retry keeps it)."""
+        if self.machine(machine).get("placement") is None:
+            self._machine_placed(machine=machine, **choice, actor=actor)
+
+    @event("MachinePlaced", topic="stagekeeper:Deployment.MachinePlaced")
+    def _machine_placed(
+        self, machine: str, cluster: str, resource_pool: str, host: str, datastore: str, actor: str, reason: str
+    ) -> None:
+        self.machine(machine)["placement"] = {
+            "cluster": cluster, "resource_pool": resource_pool, "host": host, "datastore": datastore, "reason": reason,
+        }  # fmt: skip
+
+    def request_rebalance(self, moves: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        self._require((DEPLOYED,), "rebalance")
+        if self.rebalance_work is not None:
+            raise ConflictError("a rebalance of this deployment is still running", field="dry_run")
+        self._check_no_snapshot_work("dry_run")
+        self._rebalance_requested(moves=moves, actor=actor, reason=reason)
+
+    @event("RebalanceRequested", topic="stagekeeper:Deployment.RebalanceRequested")
+    def _rebalance_requested(self, moves: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        self.rebalance_work = {"moves": list(moves), "done": []}
+
+    def record_machine_relocated(self, machine: str, host: str, datastore: str | None, actor: str) -> None:
+        work = self.rebalance_work
+        if work is None or machine in work["done"]:
+            return
+        move = next(m for m in work["moves"] if m["machine"] == machine)
+        self._machine_relocated(
+            machine=machine, from_host=move["from_host"], host=host, datastore=datastore, actor=actor,
+            reason=move["reason"],
+        )  # fmt: skip
+
+    @event("MachineRelocated", topic="stagekeeper:Deployment.MachineRelocated")
+    def _machine_relocated(
+        self, machine: str, from_host: str, host: str, datastore: str | None, actor: str, reason: str | None
+    ) -> None:
+        found = self.machine(machine)
+        placement = dict(found.get("placement") or {"cluster": None, "resource_pool": found["resource_pool"]})
+        placement.update(host=host, reason=reason, datastore=datastore or placement.get("datastore"))
+        found["placement"] = placement
+        if self.rebalance_work is not None:
+            self.rebalance_work = {**self.rebalance_work, "done": [*self.rebalance_work["done"], machine]}
+
+    def end_rebalance(self, failure: str | None, actor: str) -> None:
+        if self.rebalance_work is not None:
+            moved = len(self.rebalance_work["done"])
+            self._rebalance_ended(moved=moved, failed=failure is not None, actor=actor, reason=failure)
+
+    @event("RebalanceEnded", topic="stagekeeper:Deployment.RebalanceEnded")
+    def _rebalance_ended(self, moved: int, failed: bool, actor: str, reason: str | None) -> None:
+        self.rebalance_work = None
+
+
+def _placement_view(machine: dict[str, Any]) -> dict[str, Any] | None:
+    placement = machine.get("placement")
+    if placement is None or machine["resource_pool"] not in (None, placement["resource_pool"]):
+        return None  # moved to another stage since: where it went is its resource_pool
+    return dict(placement)
 
 
 def _new_machine(spec: dict[str, Any]) -> dict[str, Any]:

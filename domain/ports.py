@@ -52,6 +52,7 @@ class CloneSpec:
     machine: str
     source_vm_id: str | None = None  # clone this VM (a move across clusters) instead of the template
     source_snapshot: str | None = None  # with source_vm_id and linked: the snapshot to clone from
+    datastore: str | None = None  # placement's choice (domain/placement.py); None: the source's datastore
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,47 @@ class ConsoleTicket:
     vmrc_url: str
     expires_at: datetime | None
     html5_url: str
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """A host of a cluster: its free CPU (MHz) and memory (MiB) now, and whether VMs may go there
+    (connected and not in maintenance)."""
+
+    name: str
+    free_cpu_mhz: int
+    free_memory_mib: int
+    usable: bool = True
+
+
+@dataclass(frozen=True)
+class DatastoreCapacity:
+    name: str
+    free_mib: int
+    capacity_mib: int
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """A compute resource (cluster, or standalone host) of a datacenter, as placement sees it."""
+
+    datacenter: str
+    name: str
+    drs: bool
+    hosts: tuple[HostCapacity, ...]
+    datastores: tuple[DatastoreCapacity, ...]
+
+
+@dataclass(frozen=True)
+class DrsRecommendation:
+    host: str
+    datastore: str | None
+
+
+@dataclass(frozen=True)
+class VmLocation:
+    host: str
+    datastore: str | None
 
 
 class VCenterDriver(Protocol):
@@ -292,6 +334,27 @@ class VCenterDriver(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def placement_inventory(self, datacenter: str) -> list[ClusterCapacity]:
+        """Every compute resource of the datacenter with its hosts' free CPU / memory, its datastores'
+        free space and whether DRS is enabled, sorted by name (VCenterObjectNotFoundError: no such
+        datacenter)."""
+        ...
+
+    def recommend_placement(
+        self, datacenter: str, cluster: str, cpus: int, memory_mib: int
+    ) -> DrsRecommendation | None:
+        """DRS's choice of host (and datastore) for a new VM of this size in a DRS cluster (PlaceVm,
+        given every host and datastore of the cluster); None when DRS gives none."""
+        ...
+
+    def relocate_to_host(self, vm_id: str, host: str, datastore: str | None) -> None:
+        """Move a VM to another host of its cluster (and, when given, another datastore)."""
+        ...
+
+    def vm_location(self, vm_id: str) -> VmLocation:
+        """The host the VM runs on (runtime.host) and its first datastore, as vCenter has them."""
         ...
 
 

@@ -239,6 +239,28 @@ class Service(Aggregate):
         self.definition_version = self.version + 1
         self.stage(stage)["ip_pools"] = list(ip_pools)
 
+    def set_extra_pools(self, name: str, pools: list[str], actor: str, reason: str | None) -> None:
+        """Let placement use more pools (in other clusters) for the stage; refused while deployments live there."""
+        self._check_active()
+        stage = self.stage(name)
+        before = list(stage.get("extra_pools", []))
+        if before == pools:
+            return
+        live = self.live_deployments(name)
+        if live:
+            raise ConflictError(
+                f"stage '{stage['name']}' holds {len(live)} live deployment(s); its pools cannot change under them",
+                field="extra_pools",
+            )
+        self._extra_pools_changed(stage=stage["name"], before=before, extra_pools=pools, actor=actor, reason=reason)
+
+    @event("StageExtraPoolsChanged", topic="stagekeeper:Service.StageExtraPoolsChanged")
+    def _extra_pools_changed(
+        self, stage: str, before: list[str], extra_pools: list[str], actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        self.stage(stage)["extra_pools"] = list(extra_pools)
+
     def set_fencing(self, name: str, settings: dict[str, Any], actor: str, reason: str | None) -> None:
         """Replace the stage's fence settings (values.parse_fencing's result); deployments already
         fenced keep the settings they were fenced with."""

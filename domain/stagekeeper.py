@@ -10,6 +10,7 @@ from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.governance import GovernanceCommands
 from domain.commands.portability import PortabilityCommands
+from domain.commands.rebalance import RebalanceCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
 from domain.commands.users import UserCommands
@@ -27,5 +28,6 @@ class Stagekeeper(
     UserCommands,
     PortabilityCommands,
     GovernanceCommands,
+    RebalanceCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from domain.addressing import MAX_POOLS, parse_ip_pool
 from domain.errors import ValidationError
 from domain.paths import PoolPath
+from domain.placement_rules import parse_extra_pools, parse_machine_placement
 from domain.startorder import StartOrder
 from domain.text import check_text
 
@@ -124,6 +125,7 @@ class Stage:
     external_network: str | None = None
     fence: str = "optional"  # "always": every deployment into the stage is fenced
     copy_mode: str = "full"  # copies of live deployments: full clones, or linked from a snapshot
+    extra_pools: tuple[str, ...] = ()  # more pools (other clusters) placement may choose (domain/placement.py)
 
     @classmethod
     def parse(cls, data: object, field_name: str = "stage") -> Stage:
@@ -137,7 +139,11 @@ class Stage:
         if not isinstance(restricted, bool):
             raise ValidationError(f"{at}restricted must be true or false", field=f"{at}restricted")
         ip_pools = parse_ip_pools(data.get("ip_pools", []), f"{at}ip_pools")
-        return cls(name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools, **parse_fencing(data, at))
+        extra = parse_extra_pools(data.get("extra_pools", []), pool, f"{at}extra_pools")
+        return cls(
+            name=name, resource_pool=pool, restricted=restricted, ip_pools=ip_pools, extra_pools=extra,
+            **parse_fencing(data, at),
+        )  # fmt: skip
 
     @property
     def fencing(self) -> bool:
@@ -158,6 +164,8 @@ class Stage:
             )  # fmt: skip
         if self.copy_mode != "full":
             stage["copy_mode"] = self.copy_mode
+        if self.extra_pools:
+            stage["extra_pools"] = list(self.extra_pools)
         return stage
 
 
@@ -256,6 +264,7 @@ class Machine:
     disks_gib: tuple[int, ...] = ()
     nics: tuple[str, ...] = field(default=())
     start_order: StartOrder | None = None  # None: group 0, waits for nothing (domain/startorder.py)
+    placement: dict[str, str] | None = None  # {"tier", "affinity_group"}: rules for domain/placement.py
 
     @classmethod
     def parse(
@@ -316,6 +325,7 @@ class Machine:
             disks_gib=tuple(disks),
             nics=tuple(nics),
             start_order=start_order,
+            placement=parse_machine_placement(data.get("placement"), f"{field_name}.placement"),
         )
 
     @classmethod
@@ -336,6 +346,8 @@ class Machine:
         # Only when given: machines stored before start orders existed read back unchanged.
         if self.start_order is not None:
             data["start_order"] = self.start_order.to_dict()
+        if self.placement is not None:
+            data["placement"] = dict(self.placement)
         return data
 
 

@@ -29,7 +29,7 @@ def board_entry(view: dict[str, Any]) -> dict[str, Any]:
 
 class DeploymentsProjection(Projection):
     name = "deployments"
-    schema_version = 2
+    schema_version = 3  # 3: machines carry their placement, the deployment its rebalance
     tables = ("sk_deployments", "sk_deployment_history")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_deployments (

@@ -315,6 +315,27 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
     **GOVERNANCE_SUMMARIES,
     "Service.StageQuotaChanged": lambda d: f"stage '{d['stage']}' quota: {_quota(d['before'])} -> {_quota(d['quota'])}",
+    # Placement across clusters and hosts (domain/placement.py).
+    "Service.StageExtraPoolsChanged": lambda d: (
+        f"stage '{d['stage']}' other pools: {', '.join(d['before']) or 'none'} -> "
+        f"{', '.join(d['extra_pools']) or 'none'}"
+    ),
+    "Deployment.MachinePlaced": lambda d: (
+        f"machine '{d['machine']}' placed on host {d['host']} of {d['cluster']}, "
+        f"datastore {d['datastore']}: {d['reason']}"
+    ),
+    "Deployment.RebalanceRequested": lambda d: (
+        "rebalance requested: "
+        + (", ".join(f"{m['machine']} {m['from_host']} -> {m['host']}" for m in d["moves"]) or "nothing to move")
+    ),
+    "Deployment.MachineRelocated": lambda d: (
+        f"machine '{d['machine']}' moved from host {d['from_host']} to {d['host']}: {d['reason']}"
+    ),
+    "Deployment.RebalanceEnded": lambda d: (
+        f"rebalance failed after {d['moved']} move(s): {d['reason']}"
+        if d["failed"]
+        else f"rebalanced: {d['moved']} move(s)"
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from uuid import NAMESPACE_DNS, UUID, uuid5
 from adapters.simulator_state import FileState, InventoryState
 from adapters.vcenter import simulated_capture, simulated_usage
 from adapters.vcenter.picture import draw
+from adapters.vcenter.simulated_placement import SimulatedPlacement
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.metrics import UsageSample
@@ -95,6 +96,7 @@ class _Vm:
     disks_gib: list[int] | None = None  # None: the template's disks, as cloned
     hot_add: bool = False  # CPU and memory hot-add enabled (vSphere's default: off)
     extra_config: dict[str, str] = field(default_factory=dict)
+    datastore: str = ""  # where its disks are (simulated_placement.py)
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -112,7 +114,7 @@ class _Vm:
         )
 
 
-class SimulatedVCenter:
+class SimulatedVCenter(SimulatedPlacement):
     """A vCenter simulation with the driver port's semantics (idempotent clone by tag, etc.)."""
 
     name = "simulated"
@@ -250,6 +252,7 @@ class SimulatedVCenter:
                 ip=source.ip if source else None,
                 nics=[dict(n) for n in source.nics] if source else [],
             )
+            self._initial_host(vm, spec.datastore)
             self._vms[vm.vm_id] = vm
             self._save()
             return vm.info()

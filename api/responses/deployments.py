@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from api.responses import Out, Position, State, Timestamp
+from api.responses.placement import MachinePlacement, RebalanceWork
 from api.responses.services import Stage
 
 
@@ -29,6 +30,7 @@ class MachineView(Out):
         description="Power actions requested and not yet carried out, oldest first"
     )
     copied_from: str | None = Field(None, description="The VM this machine was cloned from (copies of deployments)")
+    placement: MachinePlacement | None = Field(None, description="Where placement put it, and why")
 
 
 class FenceNetwork(Out):
@@ -92,6 +94,7 @@ class DeploymentEntry(Out):
     snapshots: list[str] = Field([], description="Snapshots of every machine, oldest first")
     replaced: UUID | None = Field(None, description="The deployment this one took the place of (swap)")
     replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
+    rebalance: RebalanceWork | None = Field(None, description="A rebalance being carried out")
 
 
 class DeploymentSummary(DeploymentEntry):

@@ -51,6 +51,7 @@ class Stage(Out):
     approvals: ApprovalPolicy | None = Field(None, description="Approvals needed to move into the stage")
     soak_seconds: int | None = Field(None, description="How long a deployment runs here before it may be promoted")
     quota: StageQuota | None = Field(None, description="Limits on what the stage may hold (none: no quota)")
+    extra_pools: list[str] = Field([], description="More resource pools placement may use (other clusters)")
 
 
 class ServiceStage(Stage):

@@ -115,7 +115,8 @@ def add_stage(
 ) -> Service:
     """Add a stage (at the end, or at `position`)."""
     manage_service(runtime, who, service_id)
-    stage = body.model_dump(include={"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS}, exclude_none=True)
+    fields = {"name", "resource_pool", "restricted", "ip_pools", "extra_pools", *FENCE_KEYS}
+    stage = body.model_dump(include=fields, exclude_none=True)
     outcome = runtime.app.add_stage(
         service_id,
         stage,

@@ -146,13 +146,18 @@ async def update_stage(
         changes["resource_pool"] = text(form, "resource_pool")
     if checked(form, "restricted") != bool(current.get("restricted")):
         changes["restricted"] = checked(form, "restricted")
+    if "extra_pools" in form:  # placement's other pools: one path a line
+        extra = [line.strip() for line in text(form, "extra_pools").splitlines() if line.strip()]
+        if extra != list(current.get("extra_pools", [])):
+            changes["extra_pools"] = extra
     if not changes:
         return redirect(request, f"/ui/services/{service_id}#stages")
     try:
         outcome = runtime.app.update_stage(service_id, stage, changes, actor=session.user,
                                            reason=optional(form, "reason"))  # fmt: skip
     except (ValidationError, ConflictError) as error:
-        return _failed(request, runtime, session, service_id, f"stage-{current['name']}", error, {}, dict(form))
+        fields = {"extra_pools": "extra_pools"}
+        return _failed(request, runtime, session, service_id, f"stage-{current['name']}", error, fields, dict(form))
     return redirect(request, f"/ui/services/{service_id}?at={outcome.position}#stages")
 
 

@@ -46,9 +46,12 @@ class Placement:
         pool_stages: dict[str, str] = {}
         for stage in service.stages:
             pool_stages.setdefault(stage["resource_pool"], stage["name"])
+        for stage in service.stages:  # a stage's other pools (placement across clusters) are claimed too
+            for extra in stage.get("extra_pools", []):
+                pool_stages.setdefault(extra, stage["name"])
         return Placement(
             service.name,
-            frozenset(s["resource_pool"] for s in service.stages),
+            frozenset(pool_stages),
             # Stages without IP pools are left out, so services without any never touch the plan.
             {s["name"]: list(s["ip_pools"]) for s in service.stages if s.get("ip_pools")},
             pool_stages,
@@ -101,7 +104,10 @@ class PlacementCommands(StagekeeperApplication):
     def _holder(self, claim: NameClaim | None, path: str) -> str:
         owner = self.load(Service, claim.owner_id, "service") if claim and claim.owner_id else None
         stage = next(
-            (s["name"] for s in owner.stages if normalise_key(s["resource_pool"]) == normalise_key(path)),
+            (
+                s["name"] for s in owner.stages
+                if normalise_key(path) in {normalise_key(p) for p in [s["resource_pool"], *s.get("extra_pools", [])]}
+            ),
             None,
         ) if owner else None  # fmt: skip
         return f"stage '{stage}' of service '{owner.name}'" if owner and stage else "another service"

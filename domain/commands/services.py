@@ -13,6 +13,7 @@ from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
 from domain.dn import check_dn
 from domain.errors import ValidationError
+from domain.placement_rules import parse_extra_pools
 from domain.policy import POLICY_KEYS, parse_policy
 from domain.ports import PoolStatus
 from domain.service import Service, new_stages
@@ -94,6 +95,8 @@ class ServiceCommands(PlacementCommands):
         for i, stage in enumerate(parsed):
             self.check_pool(stage.resource_pool, f"stages[{i}].resource_pool")
             self.check_fencing(stage.to_dict(), f"stages[{i}].")
+            for j, extra in enumerate(stage.extra_pools):
+                self.check_pool(extra, f"stages[{i}].extra_pools[{j}]")
 
         def attempt() -> Outcome[Service]:
             service = Service(
@@ -169,6 +172,8 @@ class ServiceCommands(PlacementCommands):
         parsed = Stage.parse(stage, "")
         self.check_pool(parsed.resource_pool, "resource_pool")
         self.check_fencing(parsed.to_dict())
+        for j, extra in enumerate(parsed.extra_pools):
+            self.check_pool(extra, f"extra_pools[{j}]")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
         return self._change_service(
@@ -198,13 +203,15 @@ class ServiceCommands(PlacementCommands):
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
-        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", "quota", *FENCE_KEYS, *POLICY_KEYS}
+        known = {"name", "resource_pool", "restricted", "ip_pools", "quota", "extra_pools", *FENCE_KEYS, *POLICY_KEYS}
+        unknown = set(changes) - known
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
         pool = self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
         ip_pools = list(parse_ip_pools(changes["ip_pools"], "ip_pools")) if "ip_pools" in changes else None
         quota = quotas.parse_quota(changes["quota"]) if "quota" in changes else None
+        extra_pools = self._extra_pools(changes)
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -223,6 +230,10 @@ class ServiceCommands(PlacementCommands):
                 service.set_ip_pools(current, ip_pools, actor, reason)
             if "quota" in changes:
                 service.set_quota(current, quota, actor, reason)
+            if extra_pools is not None:
+                main = pool or service.stage(current)["resource_pool"]
+                extra = list(parse_extra_pools(extra_pools, main, "extra_pools"))
+                service.set_extra_pools(current, extra, actor, reason)
             if set(FENCE_KEYS).intersection(changes):
                 # Fence settings change together: what is not given stays as the stage has it.
                 merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {
@@ -245,6 +256,13 @@ class ServiceCommands(PlacementCommands):
             return Outcome(service, self.commit(service, *followers, *placement))
 
         return self.retrying(attempt)
+
+    def _extra_pools(self, changes: dict[str, Any]) -> list[str] | None:
+        """A stage's other pools (placement across clusters), each checked against the inventory."""
+        if "extra_pools" not in changes:
+            return None
+        given = parse_extra_pools(changes["extra_pools"], "", "extra_pools")
+        return [self.check_pool(path, f"extra_pools[{j}]") for j, path in enumerate(given)]
 
     def reorder_stages(
         self,

@@ -33,9 +33,11 @@ from domain.deployment import (
     Deployment,
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
+from domain.placement import PlacementImpossibleError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
 from domain.processes.fencing import FenceSteps, machine_nics
+from domain.processes.placement import PlacementSteps
 from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
@@ -66,11 +68,13 @@ TOPICS = tuple(
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
+        "Deployment.RebalanceRequested",
+        "Service.StageExtraPoolsChanged",
     )
 )
 VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
-PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
+PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError, PlacementImpossibleError)
 MAX_PASSES = 50
 
 
@@ -92,6 +96,7 @@ class DeploymentProcess:
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
+        self.placement = PlacementSteps(app, vcenter)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
 
     # -- policy --------------------------------------------------------------------------------
@@ -103,6 +108,8 @@ class DeploymentProcess:
             self.ensure_pools(event.originator_id, [(event.stage["name"], event.stage["resource_pool"])])
         elif kind == "Service.StageMapped":
             self.ensure_pools(event.originator_id, [(event.stage, event.resource_pool)])
+        elif kind == "Service.StageExtraPoolsChanged":
+            self.ensure_pools(event.originator_id, [(event.stage, pool) for pool in event.extra_pools])
         elif kind == "Deployment.PowerRequested":
             self.power(event.originator_id, event.machine)
         elif kind == "Deployment.DeploymentPowerRequested":
@@ -180,6 +187,9 @@ class DeploymentProcess:
                 if deployment.snapshot_work is not None:
                     self.snapshot_steps.carry_out(deployment)
                     continue
+                if deployment.rebalance_work is not None:
+                    self.placement.rebalance(deployment)
+                    continue
                 if deployment.state == REQUESTED and together and deployment.copy_of is not None:
                     self._drive_copies(deployment)
                     return
@@ -208,6 +218,7 @@ class DeploymentProcess:
             self.app.assign_addresses(deployment.id, ACTOR)
             deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
+            deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -257,11 +268,12 @@ class DeploymentProcess:
         linked = deployment.copy_of["linked"] if deployment.copy_of is not None else spec["clone_mode"] == "linked"
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
         # (found by its deterministic name / tags), powered on or not.
+        placement = machine.get("placement") or {}
         vm = self.vcenter.clone(
             CloneSpec(
                 vm_name=vm_name(deployment.id, spec["name"]),
                 template=spec["template"],
-                resource_pool=deployment.resource_pool,
+                resource_pool=placement.get("resource_pool") or deployment.resource_pool,
                 linked=linked,
                 cpus=spec["cpus"],
                 memory_mib=spec["memory_mib"],
@@ -269,8 +281,10 @@ class DeploymentProcess:
                 machine=spec["name"],
                 source_vm_id=source["vm_id"] if source else None,
                 source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
+                datastore=placement.get("datastore"),
             )
         )
+        self.placement.settle(machine, vm)  # a clone may ignore the host placement chose
         if not vm.powered_on:
             custom = spec["customization"]
             self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))

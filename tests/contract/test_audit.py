@@ -157,6 +157,9 @@ def test_every_event_is_audited_with_a_real_summary_and_the_chain_verifies(
         "Deployment.FenceNetworkAdded", "Deployment.FenceNetworkRemoved", "Deployment.FenceNatAdded",
         "Deployment.FenceNatRemoved", "Deployment.CopySnapshotRemoved", "Deployment.SwapAttemptFailed",
         "Deployment.SwapFailed",
+        # Placement: rebalancing and a stage's other pools, in test_audit_placement_events.py.
+        "Deployment.RebalanceRequested", "Deployment.MachineRelocated", "Deployment.RebalanceEnded",
+        "Service.StageExtraPoolsChanged",
     }  # fmt: skip
     # The governance events (approvals, freeze windows, stop the line) are audited in test_governance.py.
     elsewhere |= {*GOVERNANCE_SUMMARIES, "Service.StagePolicyChanged"}

@@ -109,6 +109,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/swap"): (OPERATE_INT, {"replaces": "{deployment_id}"}),  # operator of the replaced one's stage
     ("POST", D + "/swap-back"): (OPERATE_INT, {}),
     ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
+    ("GET", D + "/rebalance"): (OPERATE_INT, None),  # the dry-run plan and its confirmation
+    ("POST", D + "/rebalance"): (OPERATE_INT, {"reason": "spread"}),
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),

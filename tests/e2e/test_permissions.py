@@ -92,6 +92,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
     ("POST", D + "/{deployment_id}/upgrade"): (OPERATE_INT, {"version": 1, "reason": "x"}),  # 409: at v1
     ("POST", D + "/{deployment_id}/power"): (OPERATE_INT, {"action": "off"}),
+    ("POST", D + "/{deployment_id}/rebalance"): (OPERATE_INT, {"dry_run": True, "reason": "spread"}),
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),

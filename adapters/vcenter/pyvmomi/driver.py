@@ -16,13 +16,16 @@ from pyVmomi import vim
 
 from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs, usage
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
+from adapters.vcenter.pyvmomi.placement import Placement
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.metrics import UsageSample
 from domain.ports import (
     CloneSpec,
+    ClusterCapacity,
     ConsoleTicket,
+    DrsRecommendation,
     GuestIdentity,
     NicInfo,
     NicSetting,
@@ -31,6 +34,7 @@ from domain.ports import (
     PortgroupInfo,
     TemplateInfo,
     VmInfo,
+    VmLocation,
 )
 
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
@@ -45,6 +49,7 @@ class PyVmomiDriver:
     def __init__(self, settings: ConnectionSettings, default_network: str = "VM Network") -> None:
         self.session = Session(settings)
         self.consoles = Consoles(self.session)
+        self.placement = Placement(self.session)
         self.default_network = default_network
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
@@ -247,6 +252,8 @@ class PyVmomiDriver:
             sizing = (int(props.get(read[0]) or 0), int(props.get(read[1]) or 0))
         pool = self._pool(spec.resource_pool)
         relocate = vim.vm.RelocateSpec(pool=pool)
+        if spec.datastore is not None:
+            relocate.datastore = self.placement.datastore(spec.datastore)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
         if spec.linked and spec.source_vm_id and spec.source_snapshot:
             info = self.session.call("read snapshots", lambda: _get(template, "snapshot"))
@@ -623,6 +630,21 @@ class PyVmomiDriver:
         if config is not None:
             task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
             self.session.wait(task, f"reconfiguration of {vm_id}")
+
+    # -- placement (adapters/vcenter/pyvmomi/placement.py) ----------------------------------------
+    def placement_inventory(self, datacenter: str) -> list[ClusterCapacity]:
+        return self.placement.inventory(datacenter)
+
+    def recommend_placement(
+        self, datacenter: str, cluster: str, cpus: int, memory_mib: int
+    ) -> DrsRecommendation | None:
+        return self.placement.recommend(datacenter, cluster, cpus, memory_mib)
+
+    def relocate_to_host(self, vm_id: str, host: str, datastore: str | None) -> None:
+        self.placement.relocate(self._vm(vm_id), host, datastore)
+
+    def vm_location(self, vm_id: str) -> VmLocation:
+        return self.placement.location(self._vm(vm_id))
 
 
 HOT_ADD_PROPERTIES = [

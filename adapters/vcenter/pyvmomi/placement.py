@@ -1,0 +1,151 @@
+"""Placement over the vSphere API: the inventory placement needs (hosts' free CPU and memory,
+datastores' free space, DRS), DRS's recommendation (ClusterComputeResource.PlaceVm), and moving a
+VM to another host of its cluster. Objects are read with the property collector, one call per kind.
+
+vcsim: PlaceVm answers a random host and crashes when given fewer hosts or datastores than the
+cluster has, so it is always given all of them; a clone ignores the host placement chose, which is
+why the process manager relocates after the clone and reads runtime.host back.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from pyVmomi import vim
+
+from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi.session import Session
+from domain.errors import VCenterObjectNotFoundError
+from domain.ports import ClusterCapacity, DatastoreCapacity, DrsRecommendation, HostCapacity, VmLocation
+
+MIB = 1024 * 1024
+HOST_PROPERTIES = [
+    "name",
+    "summary.hardware.cpuMhz",
+    "summary.hardware.numCpuCores",
+    "summary.hardware.memorySize",
+    "summary.quickStats.overallCpuUsage",
+    "summary.quickStats.overallMemoryUsage",
+    "runtime.inMaintenanceMode",
+    "runtime.connectionState",
+]
+DATASTORE_PROPERTIES = ["name", "summary.freeSpace", "summary.capacity"]
+
+
+class Placement:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _content(self) -> Any:
+        return self.session.content
+
+    def _computes(self, datacenter: str) -> list[Any]:
+        dc = inventory.datacenter(self._content, datacenter)
+        if dc is None:
+            raise VCenterObjectNotFoundError(f"datacenter '{datacenter}' not found in vCenter")
+        return [c for c in inventory.children(dc.hostFolder) if isinstance(c, vim.ComputeResource)]
+
+    def inventory(self, datacenter: str) -> list[ClusterCapacity]:
+        return self.session.call(f"read placement inventory of {datacenter}", partial(self._inventory, datacenter))
+
+    def _inventory(self, datacenter: str) -> list[ClusterCapacity]:
+        content = self._content
+        computes = {c._moId for c in self._computes(datacenter)}
+        resources = inventory.retrieve(content, vim.ComputeResource, ["name", "host", "datastore"])
+        drs = {
+            obj._moId: bool(getattr(getattr(props.get("configurationEx"), "drsConfig", None), "enabled", False))
+            for obj, props in inventory.retrieve(content, vim.ClusterComputeResource, ["configurationEx"])
+        }
+        hosts = {obj._moId: props for obj, props in inventory.retrieve(content, vim.HostSystem, HOST_PROPERTIES)}
+        stores = {obj._moId: props for obj, props in inventory.retrieve(content, vim.Datastore, DATASTORE_PROPERTIES)}
+        found = []
+        for obj, props in resources:
+            if obj._moId not in computes:
+                continue
+            found.append(
+                ClusterCapacity(
+                    datacenter=datacenter,
+                    name=str(props["name"]),
+                    drs=drs.get(obj._moId, False),
+                    hosts=tuple(_host(hosts[h._moId]) for h in props.get("host") or [] if h._moId in hosts),
+                    datastores=tuple(
+                        _datastore(stores[d._moId]) for d in props.get("datastore") or [] if d._moId in stores
+                    ),
+                )
+            )
+        return sorted(found, key=lambda c: c.name)
+
+    def recommend(self, datacenter: str, cluster: str, cpus: int, memory_mib: int) -> DrsRecommendation | None:
+        def ask() -> DrsRecommendation | None:
+            compute = next((c for c in self._computes(datacenter) if c.name == cluster), None)
+            if not isinstance(compute, vim.ClusterComputeResource):
+                raise VCenterObjectNotFoundError(f"cluster '{cluster}' not found in datacenter '{datacenter}'")
+            # Every host and datastore of the cluster: vcsim's PlaceVm crashes on fewer.
+            spec = vim.cluster.PlacementSpec(
+                placementType="create",
+                configSpec=vim.vm.ConfigSpec(numCPUs=cpus, memoryMB=memory_mib),
+                hosts=list(compute.host),
+                datastores=list(compute.datastore),
+            )
+            result = compute.PlaceVm(spec)
+            for recommendation in result.recommendations or []:
+                for action in recommendation.action or []:
+                    if isinstance(action, vim.cluster.PlacementAction) and action.targetHost is not None:
+                        store = getattr(action.relocateSpec, "datastore", None)
+                        return DrsRecommendation(str(action.targetHost.name), str(store.name) if store else None)
+            return None
+
+        return self.session.call(f"ask DRS to place a VM in {cluster}", ask)
+
+    def _named(self, kind: type, name: str, what: str) -> Any:
+        found = [obj for obj, props in inventory.retrieve(self._content, kind, ["name"]) if props.get("name") == name]
+        if not found:
+            raise VCenterObjectNotFoundError(f"{what} '{name}' not found in vCenter")
+        return found[0]
+
+    def relocate(self, vm: Any, host: str, datastore: str | None) -> None:
+        def plan() -> Any:
+            spec = vim.vm.RelocateSpec(host=self._named(vim.HostSystem, host, "host"))
+            if datastore is not None:
+                spec.datastore = self._named(vim.Datastore, datastore, "datastore")
+            return spec
+
+        spec = self.session.call(f"find host {host}", plan)
+        task = self.session.call("relocate to host", lambda: vm.RelocateVM_Task(spec=spec))
+        self.session.wait(task, f"relocation of {vm._moId} to host {host}")
+
+    def location(self, vm: Any) -> VmLocation:
+        def read() -> VmLocation:
+            props = inventory.properties_of(self._content, vm, ["runtime.host", "datastore"])
+            host = props.get("runtime.host")
+            stores = props.get("datastore") or []
+            host_name = inventory.properties_of(self._content, host, ["name"]).get("name", "") if host else ""
+            store_name = inventory.properties_of(self._content, stores[0], ["name"]).get("name") if stores else None
+            return VmLocation(str(host_name), str(store_name) if store_name else None)
+
+        return self.session.call(f"read where VM {vm._moId} runs", read)
+
+    def datastore(self, name: str) -> Any:
+        return self.session.call(f"find datastore {name}", lambda: self._named(vim.Datastore, name, "datastore"))
+
+
+def _host(props: dict[str, Any]) -> HostCapacity:
+    cpu = int(props.get("summary.hardware.cpuMhz") or 0) * int(props.get("summary.hardware.numCpuCores") or 0)
+    memory = int(props.get("summary.hardware.memorySize") or 0) // MIB
+    connected = props.get("runtime.connectionState") in (None, "connected")
+    return HostCapacity(
+        name=str(props["name"]),
+        free_cpu_mhz=max(cpu - int(props.get("summary.quickStats.overallCpuUsage") or 0), 0),
+        free_memory_mib=max(memory - int(props.get("summary.quickStats.overallMemoryUsage") or 0), 0),
+        usable=connected and not props.get("runtime.inMaintenanceMode"),
+    )
+
+
+def _datastore(props: dict[str, Any]) -> DatastoreCapacity:
+    return DatastoreCapacity(
+        name=str(props["name"]),
+        free_mib=int(props.get("summary.freeSpace") or 0) // MIB,
+        capacity_mib=int(props.get("summary.capacity") or 0) // MIB,
+    )

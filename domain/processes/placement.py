@@ -1,0 +1,124 @@
+"""Placement steps of the process manager: choose and record where each machine goes before its
+clone (MachinePlaced), put the clone on that host after it (vcsim, like vCenter without DRS,
+ignores the host a clone asks for), and carry out a recorded rebalance (MachineRelocated, then
+RebalanceEnded). Every step is recorded, so a restarted worker skips what is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from domain.deployment import DEPLOYED, Deployment
+from domain.errors import VCenterFaultError
+from domain.paths import PoolPath
+from domain.placement import Need, Placed, need_of, place
+from domain.ports import ClusterCapacity, DrsRecommendation, VCenterDriver, VmInfo
+from domain.stagekeeper import Stagekeeper
+
+log = logging.getLogger(__name__)
+ACTOR = "stagekeeper"
+
+
+def stage_pools(app: Stagekeeper, deployment: Deployment) -> dict[str, str]:
+    """cluster -> pool: the deployment's own pool, and its stage's other pools in the same datacenter."""
+    main = PoolPath.parse(deployment.resource_pool)
+    pools = {main.cluster: deployment.resource_pool}
+    service = app.service(deployment.service_id)
+    stage = next((s for s in service.stages if s["name"] == deployment.stage), None)
+    for extra in (stage or {}).get("extra_pools", []):
+        path = PoolPath.parse(extra)
+        if path.datacenter == main.datacenter:
+            pools.setdefault(path.cluster, extra)
+    return pools
+
+
+def placed_of(deployment: Deployment) -> list[Placed]:
+    found = []
+    for machine in deployment.machines:
+        placement = machine.get("placement")
+        if placement is not None and placement.get("cluster"):
+            need = need_of(machine["spec"])
+            where = (placement["cluster"], placement["host"])
+            found.append(Placed(machine["name"], *where, need.tier, need.affinity_group))
+    return found
+
+
+class PlacementSteps:
+    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver) -> None:
+        self.app = app
+        self.vcenter = vcenter
+
+    def drs(self, datacenter: str) -> Any:
+        def ask(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
+            try:
+                return self.vcenter.recommend_placement(datacenter, cluster.name, need.cpus, need.memory_mib)
+            except VCenterFaultError as fault:
+                # DRS unavailable is no reason to stop: our own scoring decides, and says so.
+                log.warning("DRS placement in %s failed: %s", cluster.name, fault.message)
+                return None
+
+        return ask
+
+    def place_pending(self, deployment: Deployment) -> Deployment:
+        """Record MachinePlaced for every machine still to build that has no place yet (one write);
+        the deployment as it is after. A datacenter whose clusters report no hosts is left to vCenter."""
+        pending = [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
+        if not pending:
+            return deployment
+        pools = stage_pools(self.app, deployment)
+        datacenter = PoolPath.parse(deployment.resource_pool).datacenter
+        clusters = [c for c in self.vcenter.placement_inventory(datacenter) if c.name in pools and c.hosts]
+        if not clusters:
+            return deployment
+        choices = place(
+            [need_of(m["spec"]) for m in pending], clusters, pools, placed_of(deployment),
+            self.app.placement_margin_percent, self.drs(datacenter),
+        )  # fmt: skip
+        for pool in sorted({c.resource_pool for c in choices} - {deployment.resource_pool}):
+            self.vcenter.ensure_pool(pool)
+
+        def record(d: Deployment) -> None:
+            for choice in choices:
+                d.record_placement(choice.machine, choice.to_dict(), ACTOR)
+
+        self.app.record_step(deployment.id, record)
+        return self.app.deployment(deployment.id)
+
+    def settle(self, machine: dict[str, Any], vm: VmInfo) -> None:
+        """Put a new clone (still off) on the host and datastore placement chose, when vCenter did not."""
+        placement = machine.get("placement")
+        if placement is None or vm.powered_on:
+            return
+        where = self.vcenter.vm_location(vm.vm_id)
+        datastore = placement["datastore"] if placement["datastore"] != where.datastore else None
+        if where.host != placement["host"] or datastore is not None:
+            self.vcenter.relocate_to_host(vm.vm_id, placement["host"], datastore)
+
+    def rebalance(self, deployment: Deployment) -> None:
+        """Carry out the recorded moves not yet done; a vCenter fault ends the rebalance with it."""
+        work = deployment.rebalance_work
+        assert work is not None
+        if deployment.state != DEPLOYED:
+            reason = f"the deployment is {deployment.state} now"
+            self.app.record_step(deployment.id, lambda d: d.end_rebalance(reason, ACTOR))
+            return
+        try:
+            for move in work["moves"]:
+                if move["machine"] in work["done"]:
+                    continue
+                vm_id = deployment.machine(move["machine"]).get("vm_id")
+                if vm_id:
+                    self.vcenter.relocate_to_host(vm_id, move["host"], None)
+                    where = self.vcenter.vm_location(vm_id)
+                    step = partial(
+                        Deployment.record_machine_relocated, machine=move["machine"], host=where.host,
+                        datastore=where.datastore, actor=ACTOR,
+                    )  # fmt: skip
+                    self.app.record_step(deployment.id, step)
+        except VCenterFaultError as fault:
+            message = fault.message
+            self.app.record_step(deployment.id, lambda d: d.end_rebalance(message, ACTOR))
+            return
+        self.app.record_step(deployment.id, lambda d: d.end_rebalance(None, ACTOR))
