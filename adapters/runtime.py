@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from adapters.archives import ARCHIVE_PROCESS_NAME, archive_tiers, make_archive_storage
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.pglock import advisory_key
@@ -23,6 +24,8 @@ from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
 from domain.ports import Clock, Directory, VCenterDriver
+from domain.processes.archives import TOPICS as ARCHIVE_TOPICS
+from domain.processes.archives import ArchiveProcess
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
@@ -155,7 +158,7 @@ class Runtime:
             )
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
-            install(self.store, self.projections, [PROCESS_NAME])
+            install(self.store, self.projections, [PROCESS_NAME, ARCHIVE_PROCESS_NAME])
         self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
         self.leadership = Leadership(
             acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
@@ -175,6 +178,17 @@ class Runtime:
             settings.poll_seconds,
             leadership=self.leadership,
         )
+        # Archives: their own process manager, run by the same leader thread (domain/processes/archives.py).
+        self.app.archive_tiers = archive_tiers(settings.archive_tiers)
+        self.archive_storage = make_archive_storage(self.vcenter)
+        self.archive_process = ArchiveProcess(
+            self.app, leader_only(self.vcenter, self.leadership), leader_only(self.archive_storage, self.leadership)
+        )
+        self.archive_follower = ProcessFollower(
+            self.app, self.store, ARCHIVE_PROCESS_NAME, ARCHIVE_TOPICS, self._act_on_archives
+        )
+        self.process_thread.followers.append(self.archive_follower)
+        self.app.on_saved(self._wake_archive_process)
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
@@ -184,6 +198,14 @@ class Runtime:
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()
         self.process.handle(event)
+
+    def _act_on_archives(self, event: object) -> None:
+        self.leadership.verify()
+        self.archive_process.handle(event)
+
+    def _wake_archive_process(self, position: int, topics: Sequence[str]) -> None:
+        if not frozenset(ARCHIVE_TOPICS).isdisjoint(topics):
+            self.process_thread.wake()
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):
@@ -217,6 +239,7 @@ class Runtime:
         """Run every follower once in this thread (tests and CLI tools)."""
         self.projection_follower.catch_up()
         self.process_follower.catch_up()
+        self.archive_follower.catch_up()
         self.projection_follower.catch_up()
 
     def close(self) -> None:

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Archive tiers, hot to cold, comma-separated: a datastore name (e.g. LocalDS_1) or file:<directory>.
+    archive_tiers: str = "LocalDS_1"
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,213 @@
+"""The archive process manager: Archive Now, restore and deletion carried out on vCenter.
+
+Each step is recorded on the Archive before the next begins, so a worker killed at any point and
+started again continues after the last recorded step: consistency (power-off or snapshot) once,
+each machine's record once, each file once (FileStored). A file copied but not yet recorded is
+copied again over the half-written target. A file whose SHA-256 an earlier archive of the same
+configuration (or an earlier machine of this one) already holds on the tier is referenced, not
+copied. vCenter faults become Failed / RestoreFailed events; anything else propagates and the
+follower retries the event.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from domain.archive import ARCHIVING, DELETED, Archive, archive_folder, consistency_snapshot
+from domain.archive_ports import ArchiveStorage, DatastoreFile
+from domain.deployment import DEPLOYED
+from domain.errors import NotFoundError, VCenterFaultError
+from domain.ports import VCenterDriver
+from domain.stagekeeper import Stagekeeper
+
+log = logging.getLogger(__name__)
+ACTOR = "stagekeeper"
+TOPICS = tuple(f"stagekeeper:Archive.{name}" for name in ("Requested", "RestoreRequested", "Deleted"))
+# Files that are no part of a consistent copy: locks and swap always; with a snapshot, the delta
+# disks and snapshot state written since (the base disks the snapshot froze are what is copied).
+_NEVER = re.compile(r"(\.lck|\.vswp|\.vmem)$")
+_SINCE_SNAPSHOT = re.compile(r"(-\d{6}(-delta|-sesparse)?\.vmdk|\.vmsn|\.vmsd)$")
+
+
+class RestoreMismatchError(Exception):
+    """A file read back during a restore does not have the SHA-256 the archive recorded."""
+
+
+def restored_vm_name(restore_id: str, machine: str) -> str:
+    return f"sk-{UUID(restore_id).hex[:12]}-{machine}"
+
+
+class ArchiveProcess:
+    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, storage: ArchiveStorage) -> None:
+        self.app = app
+        self.vcenter = vcenter
+        self.storage = storage
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Archive.Event):
+            self.drive(event.originator_id)
+
+    def drive(self, archive_id: UUID) -> None:
+        archive = self.app.archive(archive_id)
+        if archive.state == ARCHIVING:
+            self.archive(archive)
+            archive = self.app.archive(archive_id)
+        restore = archive.restoring()
+        if restore is not None:
+            self.restore(archive, restore)
+        if archive.state == DELETED:
+            self.remove_files(archive)
+
+    # -- archive -----------------------------------------------------------------------------------
+    def _step(self, archive_id: UUID, method: Any, **kwargs: Any) -> Archive:
+        return self.app.record_archive_step(archive_id, partial(method, **kwargs, actor=ACTOR)).value
+
+    def archive(self, archive: Archive) -> None:
+        try:
+            if not archive.consistent:
+                archive = self._step(archive.id, Archive.record_consistent, powered_off=self._make_consistent(archive))
+            for machine in archive.machines:
+                if machine["record"] is None:
+                    record = self.storage.machine_record(machine["vm_id"])
+                    archive = self._step(archive.id, Archive.record_machine, machine=machine["name"], record=record)
+            known = self._known_files(archive)
+            for machine in archive.machines:
+                archive = self._store_machine(archive, machine, known)
+            self._undo_consistency(archive)
+            self._step(archive.id, Archive.complete)
+        except VCenterFaultError as fault:
+            self._undo_consistency(archive, quietly=True)
+            self._step(archive.id, Archive.fail, failure=fault.message)
+
+    def _make_consistent(self, archive: Archive) -> list[str]:
+        """Power off (recording which machines the deployment had on) or snapshot every machine.
+        The deployment's record says what was on, so a redone step after a crash still knows."""
+        deployment = self.app.deployment(archive.deployment_id)
+        powered_off = []
+        for machine in archive.machines:
+            if archive.consistency == "snapshot":
+                self.vcenter.create_snapshot(machine["vm_id"], consistency_snapshot(archive.id))
+                continue
+            if deployment.machine(machine["name"]).get("power") == "poweredOn":
+                powered_off.append(machine["name"])
+            self.vcenter.power_off(machine["vm_id"])
+        return powered_off
+
+    def _undo_consistency(self, archive: Archive, quietly: bool = False) -> None:
+        try:
+            for machine in archive.machines:
+                if archive.consistency == "snapshot":
+                    self.vcenter.remove_snapshot(machine["vm_id"], consistency_snapshot(archive.id))
+                elif machine["name"] in archive.powered_off and self._still_deployed(archive):
+                    self.vcenter.power_on(machine["vm_id"])
+        except (VCenterFaultError, NotFoundError):
+            if not quietly:
+                raise
+            log.warning("archive %s: could not undo its power-off / snapshot", archive.id, exc_info=True)
+
+    def _still_deployed(self, archive: Archive) -> bool:
+        return self.app.deployment(archive.deployment_id).state == DEPLOYED
+
+    def _known_files(self, archive: Archive) -> dict[str, tuple[str, str]]:
+        """SHA-256 -> (archive id, path) of files already on this archive's tier."""
+        known: dict[str, tuple[str, str]] = {}
+        for other_id in archive.previous:
+            other = self.app.archive(UUID(other_id))
+            if other.state == DELETED:
+                continue
+            for stored in other.files:
+                if stored["tier"] == archive.tier:
+                    known.setdefault(stored["sha256"], (stored["reused_from"] or other_id, stored["path"]))
+        for stored in archive.files:
+            known.setdefault(stored["sha256"], (stored["reused_from"] or str(archive.id), stored["path"]))
+        return known
+
+    def _store_machine(self, archive: Archive, machine: dict[str, Any], known: dict[str, tuple[str, str]]) -> Archive:
+        folder = DatastoreFile(archive.tier, archive_folder(archive.id, machine["name"]))
+        made = False
+        for source in self.storage.vm_files(machine["vm_id"]):
+            name = source.path.rsplit("/", 1)[-1]
+            if _NEVER.search(name) or (archive.consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)):
+                continue
+            if archive.stored(machine["name"], name) is not None:
+                continue
+            digest = self.storage.digest(source)
+            reuse = known.get(digest.sha256)
+            if reuse is not None:
+                reused_from, path = reuse
+            else:
+                if not made:
+                    self.storage.make_folder(folder)
+                    made = True
+                path = f"{folder.path}/{name}"
+                self.storage.copy_file(source, DatastoreFile(archive.tier, path))
+                reused_from = None
+            archive = self._step(
+                archive.id, Archive.record_file, machine=machine["name"], name=name, size=digest.size,
+                sha256=digest.sha256, tier=archive.tier, path=path, reused_from=reused_from,
+            )  # fmt: skip
+            known.setdefault(digest.sha256, (reused_from or str(archive.id), path))
+        return archive
+
+    # -- restore -----------------------------------------------------------------------------------
+    def restore(self, archive: Archive, restore: dict[str, Any]) -> None:
+        restore_id = restore["id"]
+        vms: dict[str, dict[str, Any]] = {}
+        try:
+            for machine in archive.machines:
+                vm_name = restored_vm_name(restore_id, machine["name"])
+                vm_id = restore["machines"].get(machine["name"]) or self._restore_machine(
+                    archive, machine, restore, vm_name
+                )
+                if machine["name"] not in restore["machines"]:
+                    archive = self._step(
+                        archive.id, Archive.record_machine_restored, restore_id=restore_id,
+                        machine=machine["name"], vm_id=vm_id,
+                    )  # fmt: skip
+                vms[machine["name"]] = {"vm_id": vm_id, "vm_name": vm_name}
+            for found in vms.values():
+                self.vcenter.power_on(found["vm_id"])
+        except (VCenterFaultError, RestoreMismatchError) as fault:
+            message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
+            self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=message)
+            return
+        self.app.complete_restore(archive.id, restore_id, vms, ACTOR)
+
+    def _restore_machine(self, archive: Archive, machine: dict[str, Any], restore: dict[str, Any], vm_name: str) -> str:
+        record = machine["record"]
+        old = record["name"]
+        folder = DatastoreFile(record["datastore"], vm_name)
+        self.storage.make_folder(folder)
+
+        def renamed(name: str) -> str:
+            return vm_name + name[len(old) :] if name.startswith(old) else name
+
+        for stored in (f for f in archive.files if f["machine"] == machine["name"]):
+            target = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(stored['name'])}")
+            self.storage.copy_file(DatastoreFile(stored["tier"], stored["path"]), target)
+            digest = self.storage.digest(target)
+            if digest.sha256 != stored["sha256"]:
+                raise RestoreMismatchError(
+                    f"file {stored['name']} of machine '{machine['name']}' ({stored['tier']}: {stored['path']}) "
+                    f"reads back with SHA-256 {digest.sha256}, not the archived {stored['sha256']}"
+                )
+        registered = {**record, "disks": [{**d, "file": renamed(d["file"])} for d in record["disks"]]}
+        vmx = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(record['vmx'])}")
+        return self.storage.register_vm(vmx, vm_name, restore["resource_pool"], registered)
+
+    # -- deletion ----------------------------------------------------------------------------------
+    def remove_files(self, archive: Archive) -> None:
+        """Delete the files this archive copied, except those a live archive still references."""
+        referenced = {
+            (f["tier"], f["path"])
+            for other in (self.app.archive(i) for i in self.app.archive_ids() if i != archive.id)
+            if other.state != DELETED
+            for f in other.files
+        }
+        for stored in archive.files:
+            if stored["reused_from"] is None and (stored["tier"], stored["path"]) not in referenced:
+                self.storage.delete_folder(DatastoreFile(stored["tier"], stored["path"]))
