@@ -18,6 +18,7 @@ from api.limits import BodyLimits
 from api.notify import Notifier
 from api.openapi import install_openapi
 from api.routes import (
+    archives,
     audit,
     board,
     capture,
@@ -95,5 +96,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(archives.router)
     install_console(app)
     return app

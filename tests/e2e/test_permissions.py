@@ -98,6 +98,14 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
     ("GET", "/api/v1/audit"): (ANY, None),
     ("GET", "/api/v1/audit/export"): (ANY, None),
+    ("POST", D + "/{deployment_id}/archive"): (OPERATE_INT, {"reason": "before the upgrade"}),
+    ("GET", "/api/v1/archives"): (ANY, None),
+    ("GET", "/api/v1/archives/{archive_id}"): (READ, None),
+    ("POST", "/api/v1/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
+    ("POST", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, {"reason": "legal"}),
+    ("DELETE", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, None),  # 409 for those allowed: not held
+    ("PUT", "/api/v1/archives/{archive_id}/retention"): (OPERATE_INT, {"retention_days": 30}),
+    ("DELETE", "/api/v1/archives/{archive_id}"): (OPERATE_INT, None),
 }
 
 
@@ -146,12 +154,14 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         in_test = app.deploy(configuration_id, "test", actor="setup").value.id
         in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
         runtime.catch_up()
+        archive_id = app.archive_now(in_int, actor="setup").value.id
+        runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
         ids = {
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
-            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
+            "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1", "{archive_id}": str(archive_id),
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -244,10 +254,12 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/templates": [{}],
     "/api/v1/tokens": [{}, {"all": "true"}],
+    "/api/v1/archives": [{}, {"service_id": "{secret_service}"}, {"limit": "1"}, {"offset": "0"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
+    "/api/v1/archives/{archive_id}",
 }  # fmt: skip
 
 
@@ -260,10 +272,13 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
     ).value.id
     secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
     world.runtime.catch_up()
+    secret_archive = app.archive_now(secret_deployment, actor="setup").value.id
+    world.runtime.catch_up()
     fill = {
         "{secret_service}": str(secret),
         "{secret_configuration}": str(secret_configuration),
         "{secret_deployment}": str(secret_deployment),
+        "{secret_archive}": str(secret_archive),
     }
     hidden_from_viewer = {*fill.values(), "secret-project"}
     # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.
