@@ -39,6 +39,11 @@ def consistency_snapshot(archive_id: UUID) -> str:
 
 
 class Archive(Aggregate):
+    TOPIC = "stagekeeper:Archive"
+
+    class Created(Aggregate.Created):
+        TOPIC = "stagekeeper:Archive.Created"
+
     @event("Requested", topic="stagekeeper:Archive.Requested")
     def __init__(
         self,

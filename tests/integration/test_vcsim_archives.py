@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -139,3 +143,55 @@ def test_a_file_corrupted_on_the_archive_datastore_fails_the_restore_naming_it(r
     assert restore["state"] == "failed"
     assert disk["name"] in str(restore["failure"])
     assert "SHA-256" in str(restore["failure"])
+
+
+def file_events(runtime: Runtime, archive_id: UUID) -> list[tuple[str, str]]:
+    return [
+        (event["machine"], event["name"])
+        for n in runtime.app.select_notifications(1, 100_000, topics=("stagekeeper:Archive.FileStored",))
+        if n.originator_id == archive_id
+        for event in [runtime.app.decode(n).__dict__]
+    ]
+
+
+def test_a_worker_killed_mid_archive_leaves_one_complete_copy_after_the_next_one_resumes(
+    runtime: Runtime, vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    deployment_id = deployed(runtime)
+    vcsim2.control("method-delay", method="CopyDatastoreFile_Task", ms=400)
+    database_url = runtime.settings.database_url
+    env = {
+        **os.environ,
+        "STAGEKEEPER_DATABASE_URL": database_url,
+        "STAGEKEEPER_VCENTER_DRIVER": "pyvmomi",
+        "STAGEKEEPER_VCENTER_URL": vcsim2.sdk,
+        "STAGEKEEPER_VCENTER_USER": "user",
+        "STAGEKEEPER_VCENTER_PASSWORD": "pass",
+        "STAGEKEEPER_POLL_SECONDS": "0.05",
+    }
+    out = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env, stdout=out, stderr=out)
+    try:
+        archive_id = runtime.app.archive_now(deployment_id, actor="alice").value.id
+        deadline = time.monotonic() + 60
+        while len(file_events(runtime, archive_id)) < 3:
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        vcsim2.control("method-delay", method="CopyDatastoreFile_Task", ms=0)
+    assert runtime.app.archive(archive_id).state == "archiving"  # stopped half way
+    runtime.catch_up()  # the next worker: this process
+    archive = runtime.app.archive(archive_id)
+    assert archive.state == "complete", archive.failure
+    events = file_events(runtime, archive_id)
+    assert len(events) == len(set(events))  # every file recorded once
+    assert {m for m, _ in events} == {"web", "app", "db"}
+    tier = datastore_root(runtime, "LocalDS_1")
+    for stored in archive.files:
+        assert hashlib.sha256((tier / stored["path"]).read_bytes()).hexdigest() == stored["sha256"]
+    assert all(vm.powered_on for vm in runtime.vcenter.find_vms(deployment_id))
