@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import BinaryIO
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,18 @@ WINDOW = 64  # bytes a gear hash of 64 bits sees: older bytes are shifted out
 _MASK64 = (1 << 64) - 1
 _SCAN = 64 * 1024  # cut candidates hashed per numpy pass
 _READ = 1024 * 1024
+
+
+class ByteSource(Protocol):
+    """What put reads from: a binary file, a socket's file, a datastore download."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+class ByteSink(Protocol):
+    """What get writes to."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ def cut_point(data: bytes | bytearray | memoryview, params: ChunkParams = DEFAUL
     return limit
 
 
-def iter_chunks(stream: BinaryIO, params: ChunkParams = DEFAULT_PARAMS) -> Iterator[bytes]:
+def iter_chunks(stream: ByteSource, params: ChunkParams = DEFAULT_PARAMS) -> Iterator[bytes]:
     """The stream's content cut into chunks, holding at most max_size + 1 MiB of it at a time."""
     buffer = bytearray()
     ended = False

@@ -16,11 +16,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import zstandard
 
-from adapters.filetier.chunking import DEFAULT_PARAMS, ChunkParams, iter_chunks
+from adapters.filetier.chunking import DEFAULT_PARAMS, ByteSink, ByteSource, ChunkParams, iter_chunks
 from adapters.filetier.index import TierIndex
 from adapters.filetier.manifest import (
     ChunkCorrupted,
@@ -45,7 +44,7 @@ class FileTier:
             folder.mkdir(parents=True, exist_ok=True)
         self._index = TierIndex(root / "tier.db", params)
 
-    def put(self, name: str, stream: BinaryIO) -> FileManifest:
+    def put(self, name: str, stream: ByteSource) -> FileManifest:
         """Stores the stream's bytes under `name`; bounded memory whatever the size."""
         name = check_name(name)
         whole = hashlib.sha256()
@@ -66,7 +65,7 @@ class FileTier:
             self._index.commit(conn, session, manifest, stored)
         return manifest
 
-    def get(self, manifest: FileManifest, sink: BinaryIO) -> None:
+    def get(self, manifest: FileManifest, sink: ByteSink) -> None:
         """Writes the file to `sink`, checking every chunk and then the whole file against their SHA-256.
 
         On ChunkCorrupted or FileCorrupted the sink holds a partial file: the caller discards it.

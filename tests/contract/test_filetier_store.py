@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import tracemalloc
 from pathlib import Path
 
@@ -27,7 +28,7 @@ MIB = 1024 * 1024
 def text_like(size: int, seed: int) -> bytes:
     words = [b"vmware", b"guest", b"disk", b"sector", b"config", b"payroll", b"kernel", b"log", b"\x00" * 16]
     out = bytearray()
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     while len(out) < size:
         out += b" ".join(rng.choices(words, k=512)) + b"\n"
     return bytes(out[:size])
@@ -79,7 +80,8 @@ def test_the_same_file_twice_is_stored_once(tier: FileTier) -> None:
     once = tier.stats()
     second = tier.put("b/disk.vmdk", io.BytesIO(data))
     twice = tier.stats()
-    assert first.chunks == second.chunks and first.id != second.id
+    assert first.chunks == second.chunks
+    assert first.id != second.id
     assert twice.logical_bytes == 2 * once.logical_bytes
     assert (twice.stored_bytes, twice.chunks) == (once.stored_bytes, once.chunks)
 
@@ -101,7 +103,7 @@ def test_a_chunk_damaged_on_disk_fails_the_read_naming_the_file(tier: FileTier) 
     raw = bytearray(victim.read_bytes())
     raw[len(raw) // 2] ^= 0x40
     victim.write_bytes(bytes(raw))
-    with pytest.raises(ChunkCorrupted, match="vm2/vm2-flat.vmdk") as caught:
+    with pytest.raises(ChunkCorrupted, match=r"vm2/vm2-flat\.vmdk") as caught:
         tier.get(manifest, io.BytesIO())
     assert caught.value.chunk == manifest.chunks[1]
     assert caught.value.file_name == "vm2/vm2-flat.vmdk"
@@ -120,7 +122,7 @@ def test_a_missing_chunk_fails_the_read_naming_the_file(tier: FileTier) -> None:
     manifest = tier.put("vm4.vmx", io.BytesIO(b"config"))
     for path in chunk_files(tier.root):
         path.unlink()
-    with pytest.raises(TierCorrupted, match="'vm4.vmx'.*missing"):
+    with pytest.raises(TierCorrupted, match=r"'vm4\.vmx'.*missing"):
         tier.get(manifest, io.BytesIO())
 
 
@@ -129,7 +131,7 @@ def test_a_manifest_whose_chunks_do_not_make_the_file_is_refused(tier: FileTier)
     small = FileTier(tier.root.parent / "small", params=params)
     manifest = small.put("vm5/disk.vmdk", io.BytesIO(pseudo_random(200_000, seed=6)))
     swapped = FileManifest(manifest.name, manifest.size, manifest.sha256, manifest.chunks[::-1], manifest.id)
-    with pytest.raises(FileCorrupted, match="'vm5/disk.vmdk' does not match its SHA-256"):
+    with pytest.raises(FileCorrupted, match=r"'vm5/disk\.vmdk' does not match its SHA-256"):
         small.get(swapped, io.BytesIO())
     shorter = FileManifest(manifest.name, manifest.size, manifest.sha256, manifest.chunks[1:], manifest.id)
     with pytest.raises(FileCorrupted, match="bytes, not 200000"):
