@@ -1,9 +1,10 @@
 """The tier's durable bookkeeping: one SQLite file in the tier root.
 
-`chunks` has a row for every chunk file that may exist (the row is written before the file) with
-its reference count; `manifests` holds every live put; `pending` holds the chunks a put in progress
-relies on, so `collect` never deletes a chunk a put has found on disk but not yet committed.
-SQLite's rollback journal (not WAL) keeps it usable on a network filesystem with POSIX locks.
+`chunks` has a row per chunk some put committed, with its reference count and stored size;
+`manifests` holds every live put. A put writes here once, when it commits: chunk files it wrote
+before are listed in its session journal (see store.py), so a put that dies is cleaned up by
+`collect` from the journal, not from rows. SQLite's rollback journal (not WAL) keeps the file
+usable on a network filesystem with POSIX locks.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from pathlib import Path
 from adapters.filetier.chunking import ChunkParams
 from adapters.filetier.manifest import FileManifest, TierMismatchError, TierStats
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (
-    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored INTEGER, refs INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS chunks_unreferenced ON chunks (hash) WHERE refs = 0;
-CREATE TABLE IF NOT EXISTS pending (session TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (session, hash));
-CREATE TABLE IF NOT EXISTS manifests (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, chunks TEXT NOT NULL
-);
-"""
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS chunks (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored INTEGER NOT NULL,"
+    " refs INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS chunks_unreferenced ON chunks (hash) WHERE refs = 0",
+    "CREATE TABLE IF NOT EXISTS manifests (id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL,"
+    " sha256 TEXT NOT NULL, chunks TEXT NOT NULL)",
+)
 
 
 class TierIndex:
@@ -36,9 +34,8 @@ class TierIndex:
         self.path = path
         wanted = json.dumps([params.min_size, params.avg_size, params.max_size])
         with self.connect() as conn, self.writing(conn):
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _SCHEMA:
+                conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('chunk_params', ?)", (wanted,))
             (found,) = conn.execute("SELECT value FROM meta WHERE key = 'chunk_params'").fetchone()
         if found != wanted:
@@ -62,29 +59,20 @@ class TierIndex:
             raise
         conn.execute("COMMIT")
 
-    def hold(self, conn: sqlite3.Connection, session: str, digest: str, size: int) -> None:
-        """Before a put looks for a chunk on disk: the chunk is kept until the put commits or dies."""
-        with self.writing(conn):
-            conn.execute("INSERT OR IGNORE INTO chunks (hash, size, refs) VALUES (?, ?, 0)", (digest, size))
-            conn.execute("INSERT OR IGNORE INTO pending (session, hash) VALUES (?, ?)", (session, digest))
-
-    def commit(self, conn: sqlite3.Connection, session: str, manifest: FileManifest, stored: dict[str, int]) -> None:
-        """The put's manifest and its references, in one transaction."""
-        with self.writing(conn):
+    def commit(self, manifest: FileManifest, sizes: dict[str, tuple[int, int]]) -> None:
+        """The put's manifest and its references, in one transaction. `sizes`: digest -> (size, stored)."""
+        with self.connect() as conn, self.writing(conn):
             conn.execute(
                 "INSERT INTO manifests (id, name, size, sha256, chunks) VALUES (?, ?, ?, ?, ?)",
                 (manifest.id, manifest.name, manifest.size, manifest.sha256, json.dumps(manifest.chunks)),
             )
             for digest, count in Counter(manifest.chunks).items():
+                size, stored = sizes[digest]
                 conn.execute(
-                    "UPDATE chunks SET refs = refs + ?, stored = COALESCE(stored, ?) WHERE hash = ?",
-                    (count, stored[digest], digest),
+                    "INSERT INTO chunks (hash, size, stored, refs) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs, stored = excluded.stored",
+                    (digest, size, stored, count),
                 )
-            conn.execute("DELETE FROM pending WHERE session = ?", (session,))
-
-    def drop_session(self, session: str) -> None:
-        with self.connect() as conn, self.writing(conn):
-            self.drop_pending(conn, session)
 
     def release(self, put_id: str) -> bool:
         """Drops a put's references; False when it was released before (or never committed)."""
@@ -98,20 +86,13 @@ class TierIndex:
         return True
 
     @staticmethod
-    def pending_sessions(conn: sqlite3.Connection) -> list[str]:
-        return [row[0] for row in conn.execute("SELECT DISTINCT session FROM pending")]
-
-    @staticmethod
-    def drop_pending(conn: sqlite3.Connection, session: str) -> None:
-        conn.execute("DELETE FROM pending WHERE session = ?", (session,))
-
-    @staticmethod
     def unreferenced(conn: sqlite3.Connection) -> list[str]:
-        """Chunks no live put refers to and no put in progress holds."""
-        rows = conn.execute(
-            "SELECT hash FROM chunks WHERE refs = 0 AND hash NOT IN (SELECT hash FROM pending) ORDER BY hash"
-        )
-        return [row[0] for row in rows]
+        return [row[0] for row in conn.execute("SELECT hash FROM chunks WHERE refs = 0 ORDER BY hash")]
+
+    @staticmethod
+    def referenced(conn: sqlite3.Connection, digest: str) -> bool:
+        row = conn.execute("SELECT refs FROM chunks WHERE hash = ?", (digest,)).fetchone()
+        return row is not None and int(row[0]) > 0
 
     @staticmethod
     def forget(conn: sqlite3.Connection, digest: str) -> None:
@@ -124,7 +105,5 @@ class TierIndex:
     def stats(self) -> TierStats:
         with self.connect() as conn:
             (logical,) = conn.execute("SELECT COALESCE(SUM(size), 0) FROM manifests").fetchone()
-            stored, count = conn.execute(
-                "SELECT COALESCE(SUM(stored), 0), COUNT(*) FROM chunks WHERE stored IS NOT NULL"
-            ).fetchone()
+            stored, count = conn.execute("SELECT COALESCE(SUM(stored), 0), COUNT(*) FROM chunks").fetchone()
         return TierStats(logical_bytes=int(logical), stored_bytes=int(stored), chunks=int(count))

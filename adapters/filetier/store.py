@@ -2,9 +2,16 @@
 
 Layout of the tier root:
     chunks/ab/cd/<sha256>.zst   one zstandard frame per chunk, named by the SHA-256 of its content
-    tier.db                     SQLite: reference counts, live manifests, chunks held by puts in progress
-    sessions/<id>.lock          flock'd by a put while it runs: a lock anyone can take is a dead put's
-    tmp/<id>-<n>.part           a chunk being written; renamed into chunks/ only once complete and fsync'd
+    tier.db                     SQLite: live manifests and each chunk's reference count
+    collect.lock                flock: shared by every running put, exclusive while `collect` runs
+    sessions/<id>.chunks        a running put's journal: the chunk files it created, fsync'd before
+                                each is renamed into chunks/ (what `collect` removes if the put dies)
+    tmp/<id>-<n>.part           a chunk being written; renamed into chunks/ only complete and fsync'd
+
+Puts never wait for each other: two puts of one chunk both write it and the last rename wins (the
+content is the same). A put commits its manifest and references in one SQLite transaction at its
+end, so it costs one transaction whatever its size. `collect` takes the lock exclusively, so no put
+is between "the chunk is on disk, I will use it" and its commit while chunks are deleted.
 """
 
 from __future__ import annotations
@@ -50,19 +57,21 @@ class FileTier:
         whole = hashlib.sha256()
         size = 0
         digests: list[str] = []
-        stored: dict[str, int] = {}
+        sizes: dict[str, tuple[int, int]] = {}
         compressor = zstandard.ZstdCompressor(level=self.level)
-        with self._session() as session, self._index.connect() as conn:
+        with self._session() as journal:
+            folders: set[Path] = set()
             for data in iter_chunks(stream, self.params):
                 whole.update(data)
                 size += len(data)
                 digest = hashlib.sha256(data).hexdigest()
                 digests.append(digest)
-                if digest not in stored:
-                    self._index.hold(conn, session, digest, len(data))
-                    stored[digest] = self._write_chunk(session, len(stored), digest, data, compressor)
+                if digest not in sizes:
+                    sizes[digest] = (len(data), self._store_chunk(journal, digest, data, compressor, folders))
+            for folder in folders:
+                _fsync_dir(folder)  # the renames are durable before any manifest refers to them
             manifest = FileManifest(name, size, whole.hexdigest(), digests, uuid.uuid4().hex)
-            self._index.commit(conn, session, manifest, stored)
+            self._index.commit(manifest, sizes)
         return manifest
 
     def get(self, manifest: FileManifest, sink: ByteSink) -> None:
@@ -95,41 +104,52 @@ class FileTier:
         return self._index.is_live(manifest.id)
 
     def collect(self) -> int:
-        """Deletes chunks nothing refers to and the leftovers of dead puts; returns the bytes reclaimed."""
+        """Deletes chunks nothing refers to and the leftovers of dead puts; returns the bytes reclaimed.
+
+        Waits for running puts to finish, and puts wait for it.
+        """
         reclaimed = 0
-        with self._index.connect() as conn, self._index.writing(conn):
-            # Under the write lock no put can start holding a chunk while its file is being deleted.
-            live_sessions = self._reap_dead_sessions()
-            for session in self._index.pending_sessions(conn):
-                if session not in live_sessions:
-                    self._index.drop_pending(conn, session)
-            for digest in self._index.unreferenced(conn):
-                path = self._chunk_path(digest)
-                with contextlib.suppress(FileNotFoundError):
-                    reclaimed += path.stat().st_size
-                    path.unlink()
-                self._index.forget(conn, digest)
+        with _locked(self.root / "collect.lock", fcntl.LOCK_EX), self._index.connect() as conn:
+            with self._index.writing(conn):
+                for digest in self._index.unreferenced(conn):
+                    reclaimed += _unlink(self._chunk_path(digest))
+                    self._index.forget(conn, digest)
+            # No put runs now: every journal left is a dead put's, every temporary file too.
+            for journal in (self.root / "sessions").iterdir():
+                for digest in _journal_digests(journal):
+                    if not self._index.referenced(conn, digest):
+                        reclaimed += _unlink(self._chunk_path(digest))
+                journal.unlink()
+            for leftover in (self.root / "tmp").iterdir():
+                leftover.unlink()
         return reclaimed
 
     def _chunk_path(self, digest: str) -> Path:
         return self.root / "chunks" / digest[:2] / digest[2:4] / f"{digest}.zst"
 
-    def _write_chunk(
-        self, session: str, seq: int, digest: str, data: bytes, compressor: zstandard.ZstdCompressor
+    def _store_chunk(
+        self,
+        journal: _Journal,
+        digest: str,
+        data: bytes,
+        compressor: zstandard.ZstdCompressor,
+        folders: set[Path],
     ) -> int:
+        """The chunk's stored size, writing it unless it is already there (from any put)."""
         final = self._chunk_path(digest)
         with contextlib.suppress(FileNotFoundError):
-            return final.stat().st_size  # already stored, by this or another archive
+            return final.stat().st_size  # collect cannot run while this put does: it stays
         _make_dirs(final.parent)
-        temporary = self.root / "tmp" / f"{session}-{seq}.part"
+        temporary = self.root / "tmp" / f"{journal.session}-{journal.count}.part"
         compressed = compressor.compress(data)
         with temporary.open("xb") as out:
             out.write(compressed)
             out.flush()
             os.fsync(out.fileno())
+        journal.record(digest)
         # Two puts of one chunk may both get here: the content is the same, the last rename wins.
         os.replace(temporary, final)
-        _fsync_dir(final.parent)
+        folders.add(final.parent)
         return len(compressed)
 
     def _read_chunk(self, name: str, digest: str, decompressor: zstandard.ZstdDecompressor) -> bytes:
@@ -149,48 +169,59 @@ class FileTier:
         return data
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[str]:
-        session = uuid.uuid4().hex
-        sessions = self.root / "sessions"
-        # Locked before it has its final name, so `collect` never finds it unlocked while alive.
-        fd = os.open(sessions / f"{session}.new", os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.replace(sessions / f"{session}.new", sessions / f"{session}.lock")
+    def _session(self) -> Iterator[_Journal]:
+        with _locked(self.root / "collect.lock", fcntl.LOCK_SH):
+            journal = _Journal(self.root / "sessions")
             try:
-                yield session
+                yield journal
             finally:
-                self._index.drop_session(session)
-                self._clear_session(session)
-        finally:
-            os.close(fd)
+                journal.file.close()
+            # Committed: its chunks are referenced now. A put that failed keeps its journal for `collect`.
+            journal.path.unlink()
 
-    def _reap_dead_sessions(self) -> set[str]:
-        """Clears the files of puts that died (their lock is free); returns the sessions still alive."""
-        alive: set[str] = set()
-        for lock in (self.root / "sessions").iterdir():
-            session = lock.name.split(".")[0]
-            try:
-                fd = os.open(lock, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                alive.add(session)
-                os.close(fd)
-                continue
-            try:
-                self._clear_session(session)
-            finally:
-                os.close(fd)
-        return alive
 
-    def _clear_session(self, session: str) -> None:
-        for leftover in (self.root / "tmp").glob(f"{session}-*.part"):
-            leftover.unlink(missing_ok=True)
-        for suffix in (".lock", ".new"):
-            (self.root / "sessions" / f"{session}{suffix}").unlink(missing_ok=True)
+class _Journal:
+    """The chunk files a put created, each fsync'd here before the chunk gets its name."""
+
+    def __init__(self, folder: Path) -> None:
+        self.session = uuid.uuid4().hex
+        self.path = folder / f"{self.session}.chunks"
+        self.file = self.path.open("x")
+        _fsync_dir(folder)
+        self.count = 0
+
+    def record(self, digest: str) -> None:
+        self.file.write(digest + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.count += 1
+
+
+def _journal_digests(journal: Path) -> list[str]:
+    digests = []
+    for line in journal.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line cut short by a crash names no chunk
+            digests.append(check_digest(line, "journal line"))
+    return digests
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def _make_dirs(folder: Path) -> None:
