@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from adapters.archive_filetier import FileTierAdapter
 from adapters.settings import SettingsError
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.vcenter.simulated_archives import SimulatedArchiveStorage
-from domain.archive_ports import ArchiveStorage
-from domain.ports import VCenterDriver
+from domain.archive_ports import ArchiveStorage, FileTierStore
+from domain.ports import Clock, VCenterDriver
+from domain.stagekeeper import Stagekeeper
 
 ARCHIVE_PROCESS_NAME = "process:archives"
 
@@ -22,11 +27,44 @@ def make_archive_storage(vcenter: VCenterDriver) -> ArchiveStorage:
 
 
 def archive_tiers(text: str) -> tuple[str, ...]:
-    """STAGEKEEPER_ARCHIVE_TIERS, hot to cold: datastore names (file:<dir> tiers are not served yet)."""
+    """STAGEKEEPER_ARCHIVE_TIERS, hot to cold: datastore names, or file:<directory> for a file tier."""
     tiers = tuple(t.strip() for t in text.split(",") if t.strip())
     if not tiers:
         raise SettingsError("STAGEKEEPER_ARCHIVE_TIERS must name at least one tier (a datastore, e.g. LocalDS_1)")
+    if len(set(tiers)) != len(tiers):
+        raise SettingsError("STAGEKEEPER_ARCHIVE_TIERS names a tier twice")
     for tier in tiers:
-        if tier.startswith("file:") or "/" in tier or "[" in tier:
-            raise SettingsError(f"STAGEKEEPER_ARCHIVE_TIERS: {tier!r}: only datastore tiers are served by this version")
+        if tier.startswith("file:"):
+            if not tier[5:].startswith("/"):
+                raise SettingsError(f"STAGEKEEPER_ARCHIVE_TIERS: {tier!r}: a file tier is file:<absolute directory>")
+        elif "/" in tier or "[" in tier or "]" in tier:
+            raise SettingsError(f"STAGEKEEPER_ARCHIVE_TIERS: {tier!r} is neither a datastore name nor file:<dir>")
+    if tiers[0].startswith("file:"):
+        raise SettingsError("STAGEKEEPER_ARCHIVE_TIERS: the first (hot) tier must be a datastore")
     return tiers
+
+
+def file_tiers(tiers: tuple[str, ...]) -> dict[str, FileTierStore]:
+    return {t: FileTierAdapter(Path(t[5:])) for t in tiers if t.startswith("file:")}
+
+
+class ArchiveScheduler:
+    """Runs the archive policy (moves to colder tiers, retention) from the process-manager thread, at
+    most once per `every` of the Clock's time."""
+
+    name = "archive-scheduler"
+
+    def __init__(self, app: Stagekeeper, clock: Clock, move_after_days: int, every: timedelta) -> None:
+        self.app = app
+        self.clock = clock
+        self.move_after_days = move_after_days
+        self.every = every
+        self._last: datetime | None = None
+
+    def catch_up(self) -> int:
+        now = self.clock.now()
+        if self._last is not None and now - self._last < self.every:
+            return 0
+        self._last = now
+        done = self.app.archive_tick(now, self.move_after_days)
+        return len(done["moved"]) + len(done["deleted"])

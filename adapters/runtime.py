@@ -6,12 +6,19 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from adapters.archives import ARCHIVE_PROCESS_NAME, archive_tiers, make_archive_storage
+from adapters.archives import (
+    ARCHIVE_PROCESS_NAME,
+    ArchiveScheduler,
+    archive_tiers,
+    file_tiers,
+    make_archive_storage,
+)
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.pglock import advisory_key
@@ -181,13 +188,22 @@ class Runtime:
         # Archives: their own process manager, run by the same leader thread (domain/processes/archives.py).
         self.app.archive_tiers = archive_tiers(settings.archive_tiers)
         self.archive_storage = make_archive_storage(self.vcenter)
+        self.file_tiers = file_tiers(self.app.archive_tiers)
         self.archive_process = ArchiveProcess(
-            self.app, leader_only(self.vcenter, self.leadership), leader_only(self.archive_storage, self.leadership)
+            self.app,
+            leader_only(self.vcenter, self.leadership),
+            leader_only(self.archive_storage, self.leadership),
+            self.file_tiers,
         )
         self.archive_follower = ProcessFollower(
             self.app, self.store, ARCHIVE_PROCESS_NAME, ARCHIVE_TOPICS, self._act_on_archives
         )
         self.process_thread.followers.append(self.archive_follower)
+        # Moves by age and retention: checked once a minute of the Clock's time, by the leader only.
+        self.archive_scheduler = ArchiveScheduler(
+            self.app, self.clock, settings.archive_move_after_days, timedelta(minutes=1)
+        )
+        self.process_thread.followers.append(self.archive_scheduler)
         self.app.on_saved(self._wake_archive_process)
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
     # Archive tiers, hot to cold, comma-separated: a datastore name (e.g. LocalDS_1) or file:<directory>.
     archive_tiers: str = "LocalDS_1"
+    # An archive moves one tier colder every this many days (0: never by age).
+    archive_move_after_days: Annotated[int, Field(ge=0, le=36500)] = 30
 
     @classmethod
     def settings_customise_sources(

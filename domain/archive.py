@@ -85,6 +85,9 @@ class Archive(Aggregate):
         self.hold = False
         self.hold_reason: str | None = None
         self.restores: dict[str, dict[str, Any]] = {}  # restore (new deployment) id -> its record
+        self.moving: dict[str, Any] | None = None  # {"to", "from", "moved": {machine/name: location}}
+        self.releasing: list[dict[str, Any]] = []  # old locations a finished move still has to free
+        self.move_failure: str | None = None
 
     # -- archiving ------------------------------------------------------------------------------
     def machine(self, name: str) -> dict[str, Any]:
@@ -223,6 +226,8 @@ class Archive(Aggregate):
             raise ConflictError(f"archive {self.id} is on hold: lift the hold before deleting it", field="hold")
         if any(r["state"] == "restoring" for r in self.restores.values()):
             raise ConflictError(f"archive {self.id} is being restored; delete it after the restore ends")
+        if self.moving is not None:
+            raise ConflictError(f"archive {self.id} is moving to tier {self.moving['to']}; delete it after the move")
         self._deleted(actor=actor, reason=reason)
 
     @event("Deleted", topic="stagekeeper:Archive.Deleted")
@@ -234,6 +239,8 @@ class Archive(Aggregate):
         self, restore_id: UUID, stage: str, resource_pool: str, fence: bool, actor: str, reason: str | None
     ) -> None:
         self._require((COMPLETE,), "restore")
+        if self.moving is not None:
+            raise ConflictError(f"archive {self.id} is moving to tier {self.moving['to']}; restore it after the move")
         if any(r["state"] == "restoring" for r in self.restores.values()):
             raise ConflictError(f"archive {self.id} is being restored already; wait for that restore to end")
         self._restore_requested(
@@ -285,6 +292,87 @@ class Archive(Aggregate):
         self.restores[restore_id]["state"] = "failed"
         self.restores[restore_id]["failure"] = failure
 
+    # -- moves between tiers --------------------------------------------------------------------
+    # Copy every file to the new tier, check it, record it (FileMoved); then Moved switches the
+    # archive over in one event, and only after that are the old copies freed (SourcesReleased).
+    # At every point one complete copy is recorded: the old one until Moved, the new one after.
+    def request_move(self, tier: str, actor: str, reason: str | None) -> None:
+        self._require((COMPLETE,), "move")
+        if tier == self.tier:
+            raise ConflictError(f"archive {self.id} is on tier {tier} already", field="tier")
+        if self.moving is not None:
+            raise ConflictError(f"archive {self.id} is moving to tier {self.moving['to']} already", field="tier")
+        if self.restoring() is not None or self.releasing:
+            raise ConflictError(f"archive {self.id} is busy (a restore or the end of a move); move it after")
+        self._move_started(to_tier=tier, from_tier=self.tier, actor=actor, reason=reason)
+
+    @event("MoveStarted", topic="stagekeeper:Archive.MoveStarted")
+    def _move_started(self, to_tier: str, from_tier: str, actor: str, reason: str | None) -> None:
+        self.moving = {"to": to_tier, "from": from_tier, "moved": {}}
+        self.move_failure = None
+
+    def record_file_moved(
+        self, machine: str, name: str, path: str, manifest: dict[str, Any] | None, actor: str
+    ) -> None:
+        if self.moving is None or f"{machine}/{name}" in self.moving["moved"] or self.stored(machine, name) is None:
+            raise InvalidTransitionError(f"file '{name}' of machine '{machine}' needs no move")
+        self._file_moved(
+            machine=machine, name=name, tier=self.moving["to"], path=path, manifest=manifest, actor=actor, reason=None
+        )
+
+    @event("FileMoved", topic="stagekeeper:Archive.FileMoved")
+    def _file_moved(
+        self, machine: str, name: str, tier: str, path: str, manifest: dict[str, Any] | None, actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        assert self.moving is not None
+        self.moving["moved"][f"{machine}/{name}"] = {"tier": tier, "path": path, "manifest": manifest}
+
+    def complete_move(self, actor: str) -> None:
+        if self.moving is None:
+            raise InvalidTransitionError(f"archive {self.id} is not moving")
+        missing = [
+            f"{f['machine']}/{f['name']}"
+            for f in self.files
+            if f"{f['machine']}/{f['name']}" not in self.moving["moved"]
+        ]
+        if missing:
+            raise InvalidTransitionError(f"files {', '.join(missing[:5])} are not on tier {self.moving['to']} yet")
+        old = [
+            {"tier": f["tier"], "path": f["path"], "manifest": f.get("manifest"), "owned": f["reused_from"] is None}
+            for f in self.files
+        ]
+        self._moved(tier=self.moving["to"], from_tier=self.moving["from"], released=old, actor=actor, reason=None)
+
+    @event("Moved", topic="stagekeeper:Archive.Moved")
+    def _moved(self, tier: str, from_tier: str, released: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        assert self.moving is not None
+        for stored in self.files:
+            location = self.moving["moved"][f"{stored['machine']}/{stored['name']}"]
+            stored.update(tier=location["tier"], path=location["path"], manifest=location["manifest"], reused_from=None)
+        self.tier = tier
+        self.moving = None
+        self.releasing = list(released)
+
+    def record_sources_released(self, actor: str) -> None:
+        if not self.releasing:
+            raise InvalidTransitionError(f"archive {self.id} has no old copies to free")
+        self._sources_released(count=len(self.releasing), actor=actor, reason=None)
+
+    @event("SourcesReleased", topic="stagekeeper:Archive.SourcesReleased")
+    def _sources_released(self, count: int, actor: str, reason: str | None) -> None:
+        self.releasing = []
+
+    def fail_move(self, failure: str, actor: str) -> None:
+        if self.moving is None:
+            raise InvalidTransitionError(f"archive {self.id} is not moving")
+        self._move_failed(tier=self.moving["to"], failure=failure[:2000], actor=actor, reason=None)
+
+    @event("MoveFailed", topic="stagekeeper:Archive.MoveFailed")
+    def _move_failed(self, tier: str, failure: str, actor: str, reason: str | None) -> None:
+        self.moving = None
+        self.move_failure = failure
+
     # -- what the catalogue shows ---------------------------------------------------------------
     def size_by_tier(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
@@ -318,6 +406,8 @@ class Archive(Aggregate):
             "retention_days": self.retention_days,
             "expires_at": expiry.astimezone(UTC).strftime(_TIME_FORMAT) if expiry else None,
             "hold": self.hold,
+            "moving_to": self.moving["to"] if self.moving else None,
+            "move_failure": self.move_failure,
             "size_by_tier": self.size_by_tier(),
             "logical_bytes": sum(int(f["size"]) for f in self.files),
             "stored_bytes": self.stored_bytes(),

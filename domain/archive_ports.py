@@ -7,8 +7,11 @@ the contract suite tests/contract/test_archive_storage.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,51 @@ class FileDigest:
     sha256: str
 
 
-class ArchiveStorage(Protocol):
+class ByteSource(Protocol):
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class ArchiveFileCorruptedError(Exception):
+    """A file read back from a tier is not what was stored; the message names the file."""
+
+
+class StreamingFiles(Protocol):
+    """Datastore files read and written as streams (what moves to and from a file tier need)."""
+
+    def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        """Open the datastore file as a stream (vCenter's HTTP file access) and call `use` with it."""
+        ...
+
+    def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
+        """Write `size` bytes from `source` into the datastore file (replacing it), streamed."""
+        ...
+
+
+class FileTierStore(Protocol):
+    """A file tier outside vCenter: files kept compressed and deduplicated by content."""
+
+    def put(self, name: str, source: ByteSource) -> dict[str, Any]:
+        """Store the stream; returns its manifest (name, size, sha256, chunks, id) as data."""
+        ...
+
+    def get(self, manifest: dict[str, Any], sink: ByteSink) -> None:
+        """Write the file to `sink`, every chunk and the whole checked (ArchiveFileCorruptedError)."""
+        ...
+
+    def release(self, manifest: dict[str, Any]) -> None:
+        """Drop the put's references; the space is reclaimed by the tier's collection."""
+        ...
+
+    def stats(self) -> tuple[int, int]:
+        """(logical bytes, stored bytes) of the tier."""
+        ...
+
+
+class ArchiveStorage(StreamingFiles, Protocol):
     """Datastore files and VM records. Faults: VCenterFaultError / VCenterObjectNotFoundError."""
 
     def machine_record(self, vm_id: str) -> dict[str, Any]:

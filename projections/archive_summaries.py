@@ -63,5 +63,10 @@ ARCHIVE_SUMMARIES: dict[str, Callable[[Data], str]] = {
         f"restore {d['restore_id']}: machine '{d['machine']}' registered as {d['vm_id']}"
     ),
     "Archive.Restored": lambda d: f"restore {d['restore_id']} done: deployment {d['deployment_id']}",
+    "Archive.MoveStarted": lambda d: f"move from tier {d['from_tier']} to tier {d['to_tier']} started",
+    "Archive.FileMoved": lambda d: f"file {d['name']} of '{d['machine']}' copied and checked on tier {d['tier']}",
+    "Archive.Moved": lambda d: f"archive moved from tier {d['from_tier']} to tier {d['tier']}",
+    "Archive.SourcesReleased": lambda d: f"{d['count']} old copies freed after the move",
+    "Archive.MoveFailed": lambda d: f"move to tier {d['tier']} failed (the archive stays where it was): {d['failure']}",
     "Archive.RestoreFailed": lambda d: f"restore {d['restore_id']} failed: {d['failure']}",
 }

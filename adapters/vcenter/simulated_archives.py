@@ -9,17 +9,20 @@ disk, as full clones do) and a log. Copies, digests and registration follow the 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 from adapters.vcenter.simulated import SimulatedVCenter
-from domain.archive_ports import DatastoreFile, FileDigest
+from domain.archive_ports import ByteSource, DatastoreFile, FileDigest
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import NicSetting
 
 VM_DATASTORE = "LocalDS_0"
 DATASTORES = ("LocalDS_0", "LocalDS_1")
 DISK_BYTES = 256 * 1024
+T = TypeVar("T")
 
 
 class SimulatedArchiveStorage:
@@ -112,6 +115,24 @@ class SimulatedArchiveStorage:
         if data is None:
             raise VCenterObjectNotFoundError(f"vCenter: read {file}: FileNotFound: {file}")
         return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        self._check(file)
+        with self._lock:
+            data = self.files.get(file)
+        if data is None:
+            raise VCenterObjectNotFoundError(f"vCenter: read {file}: FileNotFound: {file}")
+        return use(io.BytesIO(data))
+
+    def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
+        self._check(file)
+        source.seek(0)
+        data = source.read(size)
+        with self._lock:
+            parent = DatastoreFile(file.datastore, file.path.rsplit("/", 1)[0])
+            if parent not in self.folders:
+                raise VCenterFaultError(f"vCenter fault during write of {file}: FileNotFound: folder {parent}")
+            self.files[file] = data
 
     def delete_folder(self, folder: DatastoreFile) -> None:
         self._check(folder)

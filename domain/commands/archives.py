@@ -8,7 +8,7 @@ VMs, as a capture does), its claims, the service's admission and the archive's R
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -179,6 +179,39 @@ class ArchiveCommands(StagekeeperApplication):
             return Outcome(0, self.commit(*aggregates))
 
         return self.retrying(attempt).position
+
+    def move_archive(self, archive_id: UUID, tier: object, actor: str, reason: str | None = None) -> Outcome[Archive]:
+        """Move the archive's files to another configured tier (copy, check, record, then free the old)."""
+        reason = check_reason(reason)
+        if not isinstance(tier, str) or tier not in self.archive_tiers:
+            raise ValidationError(f"tier must be one of the configured tiers: {', '.join(self.archive_tiers)}",
+                                  field="tier")  # fmt: skip
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            archive.request_move(tier, actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def archive_tick(self, now: datetime, move_after_days: int, actor: str = "stagekeeper") -> dict[str, list[UUID]]:
+        """The archive policy, run by the worker's scheduler with the Clock's time: an archive older than
+        `move_after_days` per tier step moves to the next colder tier; expired archives are deleted."""
+        moved = []
+        for archive in self._archives_of(lambda a: a.state == COMPLETE and a.moving is None and not a.releasing):
+            if archive.tier not in self.archive_tiers:
+                continue
+            step = self.archive_tiers.index(archive.tier) + 1
+            due = archive.created_on + timedelta(days=move_after_days * step)
+            if move_after_days and step < len(self.archive_tiers) and now >= due:
+                try:
+                    self.move_archive(
+                        archive.id, self.archive_tiers[step], actor, f"older than {move_after_days * step} days"
+                    )
+                except (ConflictError, InvalidTransitionError):
+                    continue
+                moved.append(archive.id)
+        return {"moved": moved, "deleted": self.expire_archives(now, actor)}
 
     def hold_archive(self, archive_id: UUID, hold: bool, actor: str, reason: str | None = None) -> Outcome[Archive]:
         reason = check_reason(reason)

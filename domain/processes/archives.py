@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from domain.archive import ARCHIVING, DELETED, Archive, archive_folder, consistency_snapshot
-from domain.archive_ports import ArchiveStorage, DatastoreFile
+from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileTierStore
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
+from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
 log = logging.getLogger(__name__)
 ACTOR = "stagekeeper"
-TOPICS = tuple(f"stagekeeper:Archive.{name}" for name in ("Requested", "RestoreRequested", "Deleted"))
+TOPICS = tuple(f"stagekeeper:Archive.{name}" for name in ("Requested", "RestoreRequested", "Deleted", "MoveStarted"))
 # Files that are no part of a consistent copy: locks and swap always; with a snapshot, the delta
 # disks and snapshot state written since (the base disks the snapshot froze are what is copied).
 _NEVER = re.compile(r"(\.lck|\.vswp|\.vmem)$")
@@ -42,10 +44,18 @@ def restored_vm_name(restore_id: str, machine: str) -> str:
 
 
 class ArchiveProcess:
-    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, storage: ArchiveStorage) -> None:
+    def __init__(
+        self,
+        app: Stagekeeper,
+        vcenter: VCenterDriver,
+        storage: ArchiveStorage,
+        file_tiers: Mapping[str, FileTierStore] | None = None,
+    ) -> None:
         self.app = app
         self.vcenter = vcenter
         self.storage = storage
+        self.file_tiers = dict(file_tiers or {})
+        self.moves = TierMoves(app, storage, self.file_tiers)
 
     def handle(self, event: Any) -> None:
         if isinstance(event, Archive.Event):
@@ -55,6 +65,12 @@ class ArchiveProcess:
         archive = self.app.archive(archive_id)
         if archive.state == ARCHIVING:
             self.archive(archive)
+            archive = self.app.archive(archive_id)
+        if archive.moving is not None:
+            self.moves.move(archive)
+            archive = self.app.archive(archive_id)
+        if archive.releasing:
+            self.moves.release_sources(archive)
             archive = self.app.archive(archive_id)
         restore = archive.restoring()
         if restore is not None:
@@ -171,7 +187,7 @@ class ArchiveProcess:
                 vms[machine["name"]] = {"vm_id": vm_id, "vm_name": vm_name}
             for found in vms.values():
                 self.vcenter.power_on(found["vm_id"])
-        except (VCenterFaultError, RestoreMismatchError) as fault:
+        except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
             message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
             self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=message)
             return
@@ -188,7 +204,7 @@ class ArchiveProcess:
 
         for stored in (f for f in archive.files if f["machine"] == machine["name"]):
             target = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(stored['name'])}")
-            self.storage.copy_file(DatastoreFile(stored["tier"], stored["path"]), target)
+            self.moves.bring(stored, target)  # from a file tier: staged back onto the datastore
             digest = self.storage.digest(target)
             if digest.sha256 != stored["sha256"]:
                 raise RestoreMismatchError(
@@ -210,4 +226,4 @@ class ArchiveProcess:
         }
         for stored in archive.files:
             if stored["reused_from"] is None and (stored["tier"], stored["path"]) not in referenced:
-                self.storage.delete_folder(DatastoreFile(stored["tier"], stored["path"]))
+                self.moves.free(stored)

@@ -14,18 +14,20 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from pyVmomi import vim
 
 from adapters.vcenter.pyvmomi import inventory
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
-from domain.archive_ports import DatastoreFile, FileDigest
+from domain.archive_ports import ByteSource, DatastoreFile, FileDigest
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.ports import NicSetting
 
 CHUNK = 1 << 20
+T = TypeVar("T")
 _PATH = re.compile(r"^\[(?P<ds>[^\]]+)\]\s*(?P<path>.*)$")
 
 
@@ -155,36 +157,60 @@ class PyVmomiArchiveStorage:
         except VCenterObjectNotFoundError:
             return
 
-    def digest(self, file: DatastoreFile) -> FileDigest:
+    def _url(self, file: DatastoreFile) -> tuple[str, ssl.SSLContext | None]:
         settings = self.session.settings
         parts = urlsplit(settings.url)
-        dc = self._datacenter()
-        query = urlencode({"dcPath": dc.name, "dsName": file.datastore})
-        url = f"{parts.scheme}://{parts.netloc}/folder/{quote(file.path)}?{query}"
+        query = urlencode({"dcPath": self._datacenter().name, "dsName": file.datastore})
         context: ssl.SSLContext | None = None
         if parts.scheme == "https":
             context = ssl.create_default_context(cafile=settings.ca_bundle)
             if not settings.verify_tls:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
+        return f"{parts.scheme}://{parts.netloc}/folder/{quote(file.path)}?{query}", context
 
-        def read() -> FileDigest:
-            request = urllib.request.Request(url, headers={"Cookie": self.session.connect()._stub.cookie})  # noqa: S310
+    def _http(self, file: DatastoreFile, request: urllib.request.Request, use: Callable[[Any], T]) -> T:
+        _, context = self._url(file)
+        request.add_header("Cookie", self.session.connect()._stub.cookie)
+        try:
+            with urllib.request.urlopen(request, timeout=self.session.settings.task_timeout, context=context) as answer:  # noqa: S310
+                return use(answer)
+        except urllib.error.HTTPError as error:
+            if error.code == 401:
+                raise vim.fault.NotAuthenticated() from error
+            if error.code == 404:
+                raise vim.fault.FileNotFound(file=str(file), msg=f"{file} not found") from error
+            raise vim.fault.FileFault(file=str(file), msg=f"HTTP {error.code} on {file}") from error
+
+    def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        url, _ = self._url(file)
+        return self.session.call(
+            f"read {file}",
+            lambda: self._http(file, urllib.request.Request(url), use),  # noqa: S310
+        )
+
+    def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
+        url, _ = self._url(file)
+
+        def put() -> None:
+            source.seek(0)
+            request = urllib.request.Request(  # noqa: S310
+                url, data=source, method="PUT",
+                headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+            )  # fmt: skip
+            self._http(file, request, lambda answer: answer.read())
+
+        self.session.call(f"write {file}", put)
+
+    def digest(self, file: DatastoreFile) -> FileDigest:
+        def hashed(stream: ByteSource) -> FileDigest:
             digest, size = hashlib.sha256(), 0
-            try:
-                with urllib.request.urlopen(request, timeout=settings.task_timeout, context=context) as answer:  # noqa: S310
-                    while chunk := answer.read(CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-            except urllib.error.HTTPError as error:
-                if error.code == 401:
-                    raise vim.fault.NotAuthenticated() from error
-                if error.code == 404:
-                    raise vim.fault.FileNotFound(file=str(file), msg=f"{file} not found") from error
-                raise vim.fault.FileFault(file=str(file), msg=f"HTTP {error.code} reading {file}") from error
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
             return FileDigest(size, digest.hexdigest())
 
-        return self.session.call(f"read {file}", read)
+        return self.read_file(file, hashed)
 
     # -- registration ------------------------------------------------------------------------------
     def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
