@@ -18,6 +18,7 @@ class ArchivedFile(Out):
     tier: str
     path: str = Field(description="Where the file is on its tier (a datastore path)")
     reused_from: str | None = Field(description="The archive that copied this same content first, if not this one")
+    manifest: dict[str, Any] | None = Field(None, description="On a file tier: the stored file's chunks")
 
 
 class ArchivedMachine(Out):
@@ -61,6 +62,8 @@ class Archive(Out):
     retention_days: int | None
     expires_at: Timestamp | None
     hold: bool
+    moving_to: str | None = Field(description="The tier a move under way copies the archive to")
+    move_failure: str | None = Field(description="Why the last move stopped (the archive stayed where it was)")
     size_by_tier: dict[str, int] = Field(description="Logical bytes of the archive's files on each tier")
     logical_bytes: int
     stored_bytes: int = Field(description="Bytes this archive added (files an earlier archive holds add none)")
@@ -79,6 +82,8 @@ class ArchiveSummary(Out):
     configuration_version: int
     stage: str
     state: Literal["archiving", "complete", "failed", "deleted"]
+    tier: str
+    moving_to: str | None
     requested_by: str
     requested_at: Timestamp
     retention_days: int | None
@@ -89,8 +94,17 @@ class ArchiveSummary(Out):
     stored_bytes: int
 
 
+class TierUsage(Out):
+    name: str
+    kind: Literal["datastore", "file"]
+    logical_bytes: int = Field(description="The archived files' sizes, summed")
+    stored_bytes: int = Field(description="What the tier holds for them (after dedupe and compression)")
+    saving_percent: float
+
+
 class ArchiveList(Out):
     items: list[ArchiveSummary]
+    tiers: list[TierUsage] = Field(description="Every configured tier, hot to cold, with the space it holds and saves")
     position: Position
 
 

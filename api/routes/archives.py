@@ -10,7 +10,7 @@ from pydantic import Field
 from api.access import operate_deployment, operate_stage, read_deployment, readable_service_ids
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
-from api.responses.archives import SUMMARY_FIELDS, Archive, ArchiveList, ArchiveSummary
+from api.responses.archives import SUMMARY_FIELDS, Archive, ArchiveList, ArchiveSummary, TierUsage
 from api.schemas import Reason
 from domain.archive import Archive as ArchiveAggregate
 from domain.commands.archives import MAX_PAGE
@@ -30,6 +30,10 @@ class ArchiveRequest(Reason):
 class RestoreRequest(Reason):
     stage: str = Field(description="The stage of the archive's service to restore into")
     fence: bool = Field(False, description="Behind the stage's fence (not available for restores yet)")
+
+
+class MoveRequest(Reason):
+    tier: str = Field(description="One of the configured tiers (STAGEKEEPER_ARCHIVE_TIERS)")
 
 
 class RetentionRequest(Reason):
@@ -84,7 +88,27 @@ def list_archives(
     position = runtime.app.head()
     found = runtime.app.list_archives(readable_service_ids(runtime, who), service_id, limit, offset)
     items = [ArchiveSummary.model_validate({k: a.view()[k] for k in SUMMARY_FIELDS}) for a in found]
-    return ArchiveList(items=items, position=position)
+    return ArchiveList(items=items, tiers=tier_usage(runtime), position=position)
+
+
+def tier_usage(runtime: RuntimeDep) -> list[TierUsage]:
+    """Space per tier: a datastore tier's from the catalogue (a file referenced by a later archive is
+    stored once), a file tier's from the tier itself (after dedupe and compression)."""
+    usage = {t: [0, 0] for t in runtime.app.archive_tiers}
+    for archive in runtime.app.list_archives(None, limit=MAX_PAGE):
+        for stored in archive.files:
+            if stored["tier"] in usage and not stored["tier"].startswith("file:"):
+                usage[stored["tier"]][0] += int(stored["size"])
+                usage[stored["tier"]][1] += 0 if stored["reused_from"] else int(stored["size"])
+    for name, tier in runtime.file_tiers.items():
+        usage[name] = list(tier.stats())
+    return [
+        TierUsage(
+            name=name, kind="file" if name.startswith("file:") else "datastore", logical_bytes=logical,
+            stored_bytes=stored, saving_percent=round(100 * (1 - stored / logical), 1) if logical else 0.0,
+        )
+        for name, (logical, stored) in usage.items()
+    ]  # fmt: skip
 
 
 @router.get("/api/v1/archives/{archive_id}", response_model=Archive)
@@ -112,6 +136,21 @@ def restore_archive(
         read_deployment(runtime, who, source.id)
         operate_deployment(runtime, who, source.id, "swap")
     outcome = runtime.app.restore_archive(archive_id, body.stage, body.fence, actor=who.user, reason=body.reason)
+    return _answer(response, outcome.value, outcome.position)
+
+
+@router.post(
+    "/api/v1/archives/{archive_id}/move",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Archive,
+    responses=errors(409, 413, 415),
+)
+def move_archive(
+    archive_id: UUID, body: MoveRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
+) -> Archive:
+    """Move the archive to another tier: copied, checked, recorded, then the old copy freed (operator of its stage)."""
+    _operate(runtime, who, _readable(runtime, who, archive_id), "move archives of")
+    outcome = runtime.app.move_archive(archive_id, body.tier, actor=who.user, reason=body.reason)
     return _answer(response, outcome.value, outcome.position)
 
 

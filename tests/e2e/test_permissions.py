@@ -102,6 +102,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/archives"): (ANY, None),
     ("GET", "/api/v1/archives/{archive_id}"): (READ, None),
     ("POST", "/api/v1/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
+    ("POST", "/api/v1/archives/{archive_id}/move"): (OPERATE_INT, {"tier": "LocalDS_1"}),  # 409: there already
     ("POST", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, {"reason": "legal"}),
     ("DELETE", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, None),  # 409 for those allowed: not held
     ("PUT", "/api/v1/archives/{archive_id}/retention"): (OPERATE_INT, {"retention_days": 30}),
