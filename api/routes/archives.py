@@ -46,7 +46,7 @@ def _answer(response: Response, archive: ArchiveAggregate, position: int) -> Arc
     return Archive.model_validate({**archive.view(), "position": position})
 
 
-def _readable(runtime: RuntimeDep, who: PrincipalDep, archive_id: UUID) -> ArchiveAggregate:
+def readable_archive(runtime: RuntimeDep, who: PrincipalDep, archive_id: UUID) -> ArchiveAggregate:
     archive = runtime.app.archive(archive_id)
     services = readable_service_ids(runtime, who)
     if services is not None and str(archive.service_id) not in services:
@@ -54,7 +54,7 @@ def _readable(runtime: RuntimeDep, who: PrincipalDep, archive_id: UUID) -> Archi
     return archive
 
 
-def _operate(runtime: RuntimeDep, who: PrincipalDep, archive: ArchiveAggregate, action: str) -> None:
+def operate_archive(runtime: RuntimeDep, who: PrincipalDep, archive: ArchiveAggregate, action: str) -> None:
     operate_stage(runtime, who, runtime.app.service(archive.service_id), archive.stage, action)
 
 
@@ -114,7 +114,7 @@ def tier_usage(runtime: RuntimeDep) -> list[TierUsage]:
 @router.get("/api/v1/archives/{archive_id}", response_model=Archive)
 def get_archive(archive_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Archive:
     """One archive: its machines' records, every file with size and SHA-256, and its restores."""
-    return _answer(response, _readable(runtime, who, archive_id), runtime.app.head())
+    return _answer(response, readable_archive(runtime, who, archive_id), runtime.app.head())
 
 
 @router.post(
@@ -128,7 +128,7 @@ def restore_archive(
 ) -> Archive:
     """Restore the archived machines as a new deployment of a stage (operator of that stage; into the
     archived deployment's own stage while it lives, the rights a swap over it needs)."""
-    archive = _readable(runtime, who, archive_id)
+    archive = readable_archive(runtime, who, archive_id)
     service = runtime.app.service(archive.service_id)
     operate_stage(runtime, who, service, body.stage, "restore into")
     source = runtime.app.deployment(archive.deployment_id)
@@ -149,7 +149,7 @@ def move_archive(
     archive_id: UUID, body: MoveRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
 ) -> Archive:
     """Move the archive to another tier: copied, checked, recorded, then the old copy freed (operator of its stage)."""
-    _operate(runtime, who, _readable(runtime, who, archive_id), "move archives of")
+    operate_archive(runtime, who, readable_archive(runtime, who, archive_id), "move archives of")
     outcome = runtime.app.move_archive(archive_id, body.tier, actor=who.user, reason=body.reason)
     return _answer(response, outcome.value, outcome.position)
 
@@ -157,7 +157,7 @@ def move_archive(
 @router.post("/api/v1/archives/{archive_id}/hold", response_model=Archive, responses=errors(409, 413, 415))
 def hold_archive(archive_id: UUID, body: Reason, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Archive:
     """Put the archive on hold: retention never deletes it while held (operator of its stage)."""
-    _operate(runtime, who, _readable(runtime, who, archive_id), "hold archives of")
+    operate_archive(runtime, who, readable_archive(runtime, who, archive_id), "hold archives of")
     outcome = runtime.app.hold_archive(archive_id, True, actor=who.user, reason=body.reason)
     return _answer(response, outcome.value, outcome.position)
 
@@ -165,7 +165,7 @@ def hold_archive(archive_id: UUID, body: Reason, runtime: RuntimeDep, who: Princ
 @router.delete("/api/v1/archives/{archive_id}/hold", response_model=Archive, responses=errors(409))
 def lift_hold(archive_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Archive:
     """Lift the archive's hold (operator of its stage)."""
-    _operate(runtime, who, _readable(runtime, who, archive_id), "lift holds of")
+    operate_archive(runtime, who, readable_archive(runtime, who, archive_id), "lift holds of")
     outcome = runtime.app.hold_archive(archive_id, False, actor=who.user)
     return _answer(response, outcome.value, outcome.position)
 
@@ -175,7 +175,7 @@ def set_retention(
     archive_id: UUID, body: RetentionRequest, runtime: RuntimeDep, who: PrincipalDep, response: Response
 ) -> Archive:
     """Set how long the archive is kept (operator of its stage)."""
-    _operate(runtime, who, _readable(runtime, who, archive_id), "set retention of archives of")
+    operate_archive(runtime, who, readable_archive(runtime, who, archive_id), "set retention of archives of")
     outcome = runtime.app.set_archive_retention(archive_id, body.retention_days, actor=who.user, reason=body.reason)
     return _answer(response, outcome.value, outcome.position)
 
@@ -183,6 +183,6 @@ def set_retention(
 @router.delete("/api/v1/archives/{archive_id}", response_model=Archive, responses=errors(409))
 def delete_archive(archive_id: UUID, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> Archive:
     """Delete the archive and its files (operator of its stage; refused while on hold)."""
-    _operate(runtime, who, _readable(runtime, who, archive_id), "delete archives of")
+    operate_archive(runtime, who, readable_archive(runtime, who, archive_id), "delete archives of")
     outcome = runtime.app.delete_archive(archive_id, actor=who.user)
     return _answer(response, outcome.value, outcome.position)

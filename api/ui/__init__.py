@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.ui import (
+    archives,
     audit,
     board,
     capture,
@@ -44,6 +45,7 @@ def install_console(app: FastAPI) -> None:
         copies,
         later,
         simulated_console,
+        archives,
     )
     for module in pages:
         app.include_router(module.router)
