@@ -61,7 +61,10 @@ class ArchiveScheduler:
         self.every = every
         self._last: datetime | None = None
 
-    def catch_up(self) -> int:
+    def position(self) -> int:
+        return 0  # follows the Clock, not the event log
+
+    def catch_up(self, until: int | None = None) -> int:
         now = self.clock.now()
         if self._last is not None and now - self._last < self.every:
             return 0

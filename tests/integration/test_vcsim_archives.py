@@ -110,7 +110,7 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
     assert restore["state"] == "restored", restore["failure"]
     deployment = runtime.app.deployment(UUID(str(restore["deployment_id"])))
     assert (deployment.state, deployment.stage, deployment.configuration_version) == ("deployed", "test", 1)
-    vms = {vm.machine: vm for vm in runtime.vcenter.find_vms(deployment.id)}
+    vms = {vm.machine or "": vm for vm in runtime.vcenter.find_vms(deployment.id)}
     assert sorted(vms) == ["app", "db", "web"]
     for m in archive.machines:
         vm = vms[m["name"]]
@@ -120,7 +120,7 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
         assert (vm.cpus, vm.memory_mib) == (record["cpus"], record["memory_mib"])
         assert list(vm.macs) == [n["mac"] for n in record["nics"]]
         devices = storage.driver._vm(vm.vm_id).config.hardware.device
-        backing = [d.backing.fileName for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+        backing = [getattr(d.backing, "fileName", "") for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
         assert backing == [f"[LocalDS_0] {vm.name}/{vm.name}.vmdk"]
     local = datastore_root(runtime, "LocalDS_0")
     web = vms["web"].name

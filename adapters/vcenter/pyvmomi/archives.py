@@ -74,7 +74,7 @@ class PyVmomiArchiveStorage:
             disks = []
             for device in props.get("config.hardware.device") or []:
                 if isinstance(device, vim.vm.device.VirtualDisk):
-                    backing = parse_path(str(device.backing.fileName))
+                    backing = parse_path(str(getattr(device.backing, "fileName", "")))
                     disks.append({"file": backing.path.rsplit("/", 1)[-1], "capacity_kib": int(device.capacityInKB)})
             host = props.get("runtime.host")
             pool = props.get("resourcePool")
@@ -156,6 +156,9 @@ class PyVmomiArchiveStorage:
             self.session.wait(task, f"deletion of {folder}")
         except VCenterObjectNotFoundError:
             return
+        except VCenterFaultError as fault:
+            if "FileNotFound" not in fault.message:
+                raise
 
     def _url(self, file: DatastoreFile) -> tuple[str, ssl.SSLContext | None]:
         settings = self.session.settings
@@ -179,7 +182,7 @@ class PyVmomiArchiveStorage:
             if error.code == 401:
                 raise vim.fault.NotAuthenticated() from error
             if error.code == 404:
-                raise vim.fault.FileNotFound(file=str(file), msg=f"{file} not found") from error
+                raise VCenterObjectNotFoundError(f"vCenter: {file}: FileNotFound") from error
             raise vim.fault.FileFault(file=str(file), msg=f"HTTP {error.code} on {file}") from error
 
     def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
@@ -241,7 +244,9 @@ class PyVmomiArchiveStorage:
         def plan() -> Any:
             props = inventory.properties_of(self.session.content, vm, ["config.hardware.device"])
             devices = props.get("config.hardware.device") or []
-            have = {str(d.backing.fileName) for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+            have = {
+                str(getattr(d.backing, "fileName", "")) for d in devices if isinstance(d, vim.vm.device.VirtualDisk)
+            }
             controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)]
             changes: list[Any] = []
             if controllers:
