@@ -195,3 +195,40 @@ def test_a_worker_killed_mid_archive_leaves_one_complete_copy_after_the_next_one
     for stored in archive.files:
         assert hashlib.sha256((tier / stored["path"]).read_bytes()).hexdigest() == stored["sha256"]
     assert all(vm.powered_on for vm in runtime.vcenter.find_vms(deployment_id))
+
+
+def test_moved_to_the_file_tier_it_frees_localds_1_and_restores_running_from_there(
+    vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            deployment_id = deployed(runtime)
+            archive_id = archived(runtime, deployment_id)
+            runtime.app.move_archive(archive_id, tier, actor="alice")
+            runtime.catch_up()
+            archive = runtime.app.archive(archive_id)
+            assert (archive.tier, archive.move_failure, archive.releasing) == (tier, None, [])
+            on_ds = datastore_root(runtime, "LocalDS_1") / "stagekeeper-archives" / str(archive_id)
+            assert not [p for p in on_ds.rglob("*") if p.is_file()]  # freed after the move was recorded
+            logical, stored = runtime.file_tiers[tier].stats()
+            assert stored < logical
+            runtime.app.undeploy(deployment_id, actor="alice")
+            runtime.catch_up()
+            restore = restored(runtime, archive_id)
+            assert restore["state"] == "restored", restore["failure"]
+            deployment = runtime.app.deployment(UUID(str(restore["deployment_id"])))
+            assert (deployment.state, deployment.configuration_version) == ("deployed", 1)
+            vms = runtime.vcenter.find_vms(deployment.id)
+            assert len(vms) == 3
+            assert all(vm.powered_on for vm in vms)
+            web = next(vm for vm in vms if vm.machine == "web")
+            local = datastore_root(runtime, "LocalDS_0")
+            assert (local / web.name / f"{web.name}-flat.vmdk").read_bytes() == hashlib.sha256(
+                b"template"
+            ).digest() * 8192
+        finally:
+            runtime.close()
