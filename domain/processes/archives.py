@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from domain.archive import ARCHIVING, DELETED, Archive, archive_folder, consistency_snapshot
-from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileTierStore
+from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileDigest, FileTierStore
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
@@ -50,11 +52,13 @@ class ArchiveProcess:
         vcenter: VCenterDriver,
         storage: ArchiveStorage,
         file_tiers: Mapping[str, FileTierStore] | None = None,
+        parallel: int = 8,
     ) -> None:
         self.app = app
         self.vcenter = vcenter
         self.storage = storage
         self.file_tiers = dict(file_tiers or {})
+        self.parallel = parallel  # vCenter file tasks at once (copies, reads, registrations)
         self.moves = TierMoves(app, storage, self.file_tiers)
 
     def handle(self, event: Any) -> None:
@@ -90,9 +94,7 @@ class ArchiveProcess:
                 if machine["record"] is None:
                     record = self.storage.machine_record(machine["vm_id"])
                     archive = self._step(archive.id, Archive.record_machine, machine=machine["name"], record=record)
-            known = self._known_files(archive)
-            for machine in archive.machines:
-                archive = self._store_machine(archive, machine, known)
+            archive = self._store_files(archive, self._known_files(archive))
             self._undo_consistency(archive)
             self._step(archive.id, Archive.complete)
         except VCenterFaultError as fault:
@@ -142,54 +144,75 @@ class ArchiveProcess:
             known.setdefault(stored["sha256"], (stored["reused_from"] or str(archive.id), stored["path"]))
         return known
 
-    def _store_machine(self, archive: Archive, machine: dict[str, Any], known: dict[str, tuple[str, str]]) -> Archive:
-        folder = DatastoreFile(archive.tier, archive_folder(archive.id, machine["name"]))
-        made = False
-        for source in self.storage.vm_files(machine["vm_id"]):
-            name = source.path.rsplit("/", 1)[-1]
-            if _NEVER.search(name) or (archive.consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)):
-                continue
-            if archive.stored(machine["name"], name) is not None:
-                continue
+    def _store_files(self, archive: Archive, known: dict[str, tuple[str, str]]) -> Archive:
+        """Digest and copy the files not stored yet, `parallel` at a time; each FileStored is recorded
+        from this thread as its copy completes."""
+        work: list[tuple[str, DatastoreFile, str]] = []
+        for machine in archive.machines:
+            for source in self.storage.vm_files(machine["vm_id"]):
+                name = source.path.rsplit("/", 1)[-1]
+                if _NEVER.search(name) or (archive.consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)):
+                    continue
+                if archive.stored(machine["name"], name) is None:
+                    work.append((machine["name"], source, name))
+        for machine_name in sorted({m for m, _, _ in work}):
+            self.storage.make_folder(DatastoreFile(archive.tier, archive_folder(archive.id, machine_name)))
+        lock = threading.Lock()
+
+        def store(machine: str, source: DatastoreFile, name: str) -> tuple[str, str, FileDigest, str | None, str]:
             digest = self.storage.digest(source)
-            reuse = known.get(digest.sha256)
-            if reuse is not None:
-                reused_from, path = reuse
-            else:
-                if not made:
-                    self.storage.make_folder(folder)
-                    made = True
-                path = f"{folder.path}/{name}"
-                self.storage.copy_file(source, DatastoreFile(archive.tier, path))
-                reused_from = None
-            archive = self._step(
-                archive.id, Archive.record_file, machine=machine["name"], name=name, size=digest.size,
-                sha256=digest.sha256, tier=archive.tier, path=path, reused_from=reused_from,
-            )  # fmt: skip
-            known.setdefault(digest.sha256, (reused_from or str(archive.id), path))
+            path = f"{archive_folder(archive.id, machine)}/{name}"
+            with lock:  # the first file of a content copies it; any other references that copy
+                reuse = known.setdefault(digest.sha256, (str(archive.id), path))
+            if reuse != (str(archive.id), path):
+                return machine, name, digest, reuse[0], reuse[1]
+            self.storage.copy_file(source, DatastoreFile(archive.tier, path))
+            return machine, name, digest, None, path
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            for done in as_completed([pool.submit(store, *item) for item in work]):
+                owner, name, digest, reused_from, path = done.result()
+                archive = self._step(
+                    archive.id, Archive.record_file, machine=owner, name=name, size=digest.size,
+                    sha256=digest.sha256, tier=archive.tier, path=path, reused_from=reused_from,
+                )  # fmt: skip
         return archive
 
     # -- restore -----------------------------------------------------------------------------------
     def restore(self, archive: Archive, restore: dict[str, Any]) -> None:
+        """Every machine copied back, checked, registered and powered on, `parallel` at a time; each
+        MachineRestored recorded from this thread; then the deployment in one write."""
         restore_id = restore["id"]
-        vms: dict[str, dict[str, Any]] = {}
-        try:
-            for machine in archive.machines:
-                vm_name = restored_vm_name(restore_id, machine["name"])
-                vm_id = restore["machines"].get(machine["name"]) or self._restore_machine(
-                    archive, machine, restore, vm_name
+        vms = {
+            name: {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
+            for name, vm_id in restore["machines"].items()
+        }
+
+        def bring_back(machine: dict[str, Any]) -> tuple[str, str]:
+            vm_id = self._restore_machine(archive, machine, restore, restored_vm_name(restore_id, machine["name"]))
+            self.vcenter.power_on(vm_id)
+            return machine["name"], vm_id
+
+        failure: str | None = None
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            pending = [pool.submit(bring_back, m) for m in archive.machines if m["name"] not in restore["machines"]]
+            for done in as_completed(pending):
+                try:
+                    name, vm_id = done.result()
+                except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
+                    failure = failure or (fault.message if isinstance(fault, VCenterFaultError) else str(fault))
+                    continue
+                archive = self._step(
+                    archive.id, Archive.record_machine_restored, restore_id=restore_id, machine=name, vm_id=vm_id
                 )
-                if machine["name"] not in restore["machines"]:
-                    archive = self._step(
-                        archive.id, Archive.record_machine_restored, restore_id=restore_id,
-                        machine=machine["name"], vm_id=vm_id,
-                    )  # fmt: skip
-                vms[machine["name"]] = {"vm_id": vm_id, "vm_name": vm_name}
+                vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
+        try:
             for found in vms.values():
-                self.vcenter.power_on(found["vm_id"])
-        except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
-            message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
-            self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=message)
+                self.vcenter.power_on(found["vm_id"])  # machines recorded before a restart: on again
+        except VCenterFaultError as fault:
+            failure = failure or fault.message
+        if failure is not None:
+            self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=failure)
             return
         self.app.complete_restore(archive.id, restore_id, vms, ACTOR)
 
