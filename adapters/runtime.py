@@ -194,6 +194,7 @@ class Runtime:
             leader_only(self.vcenter, self.leadership),
             leader_only(self.archive_storage, self.leadership),
             self.file_tiers,
+            settings.vcenter_parallel_tasks,
         )
         self.archive_follower = ProcessFollower(
             self.app, self.store, ARCHIVE_PROCESS_NAME, ARCHIVE_TOPICS, self._act_on_archives
