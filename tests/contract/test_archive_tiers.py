@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -143,3 +144,40 @@ def test_move_refuses_unknown_tiers_and_the_tier_it_is_on(runtime: Runtime, depl
     assert error.value.field == "tier"
     with pytest.raises(ConflictError):
         runtime.app.move_archive(archive_id, "LocalDS_1", actor="a")
+
+
+def test_a_worker_dying_mid_move_leaves_one_complete_copy_and_the_next_one_finishes(
+    runtime: Runtime, deployment_id: UUID, tier: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_id = archived(runtime, deployment_id)
+    storage = runtime.archive_storage
+    assert isinstance(storage, SimulatedArchiveStorage)
+    real = storage.read_file
+    calls = {"n": 0}
+
+    def dies_on_the_fourth(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise SystemExit("kill -9")  # what a dying worker leaves: nothing after this point runs
+        return real(*args)
+
+    monkeypatch.setattr(storage, "read_file", dies_on_the_fourth)
+    runtime.app.move_archive(archive_id, tier, actor="alice")
+    with pytest.raises(SystemExit):
+        runtime.catch_up()
+    half = runtime.app.archive(archive_id)
+    assert half.tier == "LocalDS_1"  # still the recorded, complete copy
+    assert half.moving is not None
+    assert len(half.moving["moved"]) == 3
+    assert len(datastore_paths(runtime, archive_id)) == len([f for f in half.files if f["reused_from"] is None])
+    monkeypatch.setattr(storage, "read_file", real)
+    runtime.catch_up()  # the next worker
+    done = runtime.app.archive(archive_id)
+    assert (done.tier, done.moving, done.releasing) == (tier, None, [])
+    assert datastore_paths(runtime, archive_id) == []
+    moved_events = [
+        n
+        for n in runtime.app.select_notifications(1, 10_000, topics=("stagekeeper:Archive.FileMoved",))
+        if n.originator_id == archive_id
+    ]
+    assert len(moved_events) == len(done.files)  # every file moved once
