@@ -90,10 +90,10 @@ class ArchiveProcess:
         try:
             if not archive.consistent:
                 archive = self._step(archive.id, Archive.record_consistent, powered_off=self._make_consistent(archive))
-            for machine in archive.machines:
-                if machine["record"] is None:
-                    record = self.storage.machine_record(machine["vm_id"])
-                    archive = self._step(archive.id, Archive.record_machine, machine=machine["name"], record=record)
+            unrecorded = [m for m in archive.machines if m["record"] is None]
+            records = self._each(lambda m: self.storage.machine_record(m["vm_id"]), unrecorded)
+            for machine, record in zip(unrecorded, records, strict=True):
+                archive = self._step(archive.id, Archive.record_machine, machine=machine["name"], record=record)
             archive = self._store_files(archive, self._known_files(archive))
             self._undo_consistency(archive)
             self._step(archive.id, Archive.complete)
@@ -101,27 +101,33 @@ class ArchiveProcess:
             self._undo_consistency(archive, quietly=True)
             self._step(archive.id, Archive.fail, failure=fault.message)
 
+    def _each(self, work: Any, items: list[Any]) -> list[Any]:
+        """`work(item)` for every item, `parallel` at a time; results in the items' order."""
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            return list(pool.map(work, items))
+
     def _make_consistent(self, archive: Archive) -> list[str]:
         """Power off (recording which machines the deployment had on) or snapshot every machine.
         The deployment's record says what was on, so a redone step after a crash still knows."""
         deployment = self.app.deployment(archive.deployment_id)
-        powered_off = []
-        for machine in archive.machines:
-            if archive.consistency == "snapshot":
-                self.vcenter.create_snapshot(machine["vm_id"], consistency_snapshot(archive.id))
-                continue
-            if deployment.machine(machine["name"]).get("power") == "poweredOn":
-                powered_off.append(machine["name"])
-            self.vcenter.power_off(machine["vm_id"])
+        if archive.consistency == "snapshot":
+            name = consistency_snapshot(archive.id)
+            self._each(lambda m: self.vcenter.create_snapshot(m["vm_id"], name), archive.machines)
+            return []
+        powered_off = [m["name"] for m in archive.machines if deployment.machine(m["name"]).get("power") == "poweredOn"]
+        self._each(lambda m: self.vcenter.power_off(m["vm_id"]), archive.machines)
         return powered_off
 
     def _undo_consistency(self, archive: Archive, quietly: bool = False) -> None:
         try:
-            for machine in archive.machines:
-                if archive.consistency == "snapshot":
-                    self.vcenter.remove_snapshot(machine["vm_id"], consistency_snapshot(archive.id))
-                elif machine["name"] in archive.powered_off and self._still_deployed(archive):
-                    self.vcenter.power_on(machine["vm_id"])
+            if archive.consistency == "snapshot":
+                name = consistency_snapshot(archive.id)
+                self._each(lambda m: self.vcenter.remove_snapshot(m["vm_id"], name), archive.machines)
+            elif archive.powered_off and self._still_deployed(archive):
+                on = [m for m in archive.machines if m["name"] in archive.powered_off]
+                self._each(lambda m: self.vcenter.power_on(m["vm_id"]), on)
         except (VCenterFaultError, NotFoundError):
             if not quietly:
                 raise
@@ -225,7 +231,7 @@ class ArchiveProcess:
         def renamed(name: str) -> str:
             return vm_name + name[len(old) :] if name.startswith(old) else name
 
-        for stored in (f for f in archive.files if f["machine"] == machine["name"]):
+        def bring_back(stored: dict[str, Any]) -> None:
             target = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(stored['name'])}")
             self.moves.bring(stored, target)  # from a file tier: staged back onto the datastore
             digest = self.storage.digest(target)
@@ -234,6 +240,8 @@ class ArchiveProcess:
                     f"file {stored['name']} of machine '{machine['name']}' ({stored['tier']}: {stored['path']}) "
                     f"reads back with SHA-256 {digest.sha256}, not the archived {stored['sha256']}"
                 )
+
+        self._each(bring_back, [f for f in archive.files if f["machine"] == machine["name"]])
         registered = {**record, "disks": [{**d, "file": renamed(d["file"])} for d in record["disks"]]}
         vmx = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(record['vmx'])}")
         return self.storage.register_vm(vmx, vm_name, restore["resource_pool"], registered)
