@@ -11,9 +11,11 @@ from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.vcenter.simulated_archives import SimulatedArchiveStorage
+from domain.archive import MAX_RETENTION_DAYS
 from domain.archive_ports import ArchiveStorage, FileTierStore
 from domain.ports import Clock, VCenterDriver
 from domain.stagekeeper import Stagekeeper
+from domain.values import normalise_key
 
 ARCHIVE_PROCESS_NAME = "process:archives"
 
@@ -42,6 +44,19 @@ def archive_tiers(text: str) -> tuple[str, ...]:
     if tiers[0].startswith("file:"):
         raise SettingsError("STAGEKEEPER_ARCHIVE_TIERS: the first (hot) tier must be a datastore")
     return tiers
+
+
+def archive_retention(text: str) -> dict[str, int]:
+    """STAGEKEEPER_ARCHIVE_RETENTION: `stage=days` pairs, comma-separated (stage names case-folded)."""
+    found: dict[str, int] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        stage, _, days = pair.partition("=")
+        if not stage.strip() or not days.strip().isdigit() or not 1 <= int(days) <= MAX_RETENTION_DAYS:
+            raise SettingsError(
+                f"STAGEKEEPER_ARCHIVE_RETENTION: {pair!r} is not stage=days (days 1 to {MAX_RETENTION_DAYS})"
+            )
+        found[normalise_key(stage.strip())] = int(days)
+    return found
 
 
 def file_tiers(tiers: tuple[str, ...]) -> dict[str, FileTierStore]:

@@ -15,6 +15,7 @@ from psycopg import sql
 from adapters.archives import (
     ARCHIVE_PROCESS_NAME,
     ArchiveScheduler,
+    archive_retention,
     archive_tiers,
     file_tiers,
     make_archive_storage,
@@ -187,6 +188,7 @@ class Runtime:
         )
         # Archives: their own process manager, run by the same leader thread (domain/processes/archives.py).
         self.app.archive_tiers = archive_tiers(settings.archive_tiers)
+        self.app.archive_retention = archive_retention(settings.archive_retention)
         self.archive_storage = make_archive_storage(self.vcenter)
         self.file_tiers = file_tiers(self.app.archive_tiers)
         self.archive_process = ArchiveProcess(

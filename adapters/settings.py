@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     archive_tiers: str = "LocalDS_1"
     # An archive moves one tier colder every this many days (0: never by age).
     archive_move_after_days: Annotated[int, Field(ge=0, le=36500)] = 30
+    # Default retention of archives per source stage, e.g. "int=30,test=90" (days; a stage not named: kept).
+    archive_retention: str = ""
 
     @classmethod
     def settings_customise_sources(

@@ -21,7 +21,7 @@ from domain.deployment import DEPLOYED, Deployment
 from domain.errors import ConflictError, InvalidTransitionError, ValidationError
 from domain.service import Service
 from domain.text import check_reason, check_text
-from domain.values import MAX_NAME
+from domain.values import MAX_NAME, normalise_key
 
 ARCHIVE_REQUESTED = "stagekeeper:Archive.Requested"
 MAX_PAGE = 500
@@ -39,6 +39,7 @@ def check_retention(days: object) -> int | None:
 
 class ArchiveCommands(StagekeeperApplication):
     archive_tiers: tuple[str, ...] = ("LocalDS_1",)  # hot to cold; set from settings by the runtime
+    archive_retention: dict[str, int] = {}  # stage key -> default retention days; replaced, never mutated
 
     def archive(self, archive_id: UUID, version: int | None = None) -> Archive:
         return self.load(Archive, archive_id, "archive", version=version)
@@ -96,6 +97,8 @@ class ArchiveCommands(StagekeeperApplication):
         service = self.load(Service, deployment.service_id, "service")
         stage = service.stage(deployment.stage)
         mode = str(consistency) if consistency else ("snapshot" if stage.get("restricted") else "power-off")
+        if days is None:
+            days = self.archive_retention.get(normalise_key(stage["name"]))  # the stage's default
         busy = [a for a in self._archives_of(lambda a: a.deployment_id == deployment_id) if a.state == "archiving"]
         if busy:
             raise ConflictError(f"deployment {deployment_id} is being archived already (archive {busy[0].id})")

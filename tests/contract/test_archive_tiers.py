@@ -181,3 +181,31 @@ def test_a_worker_dying_mid_move_leaves_one_complete_copy_and_the_next_one_finis
         if n.originator_id == archive_id
     ]
     assert len(moved_events) == len(done.files)  # every file moved once
+
+
+def test_a_stage_default_retention_applies_unless_the_request_gives_one(
+    database_url: str, vcenter: SimulatedVCenter
+) -> None:
+    runtime = runtime_for(database_url, vcenter=vcenter, archive_retention="INT=30, test=90")
+    try:
+        runtime.app.import_templates(None, True, actor="admin")
+        service = runtime.app.register_service("payroll", "", stages("int", "test"), actor="a").value
+        configuration = runtime.app.create_configuration(service.id, "p", "", [{"name": "front"}], MACHINES, actor="a")
+        deployment_id = runtime.app.deploy(configuration.value.id, "int", actor="alice").value.id
+        runtime.catch_up()
+        by_stage = runtime.app.archive_now(deployment_id, actor="alice").value
+        assert by_stage.retention_days == 30
+        runtime.catch_up()
+        asked = runtime.app.archive_now(deployment_id, actor="alice", retention_days=5).value
+        assert asked.retention_days == 5
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("text", ["int", "int=0", "=3", "int=x", "int=99999"])
+def test_a_malformed_stage_retention_setting_names_the_variable(text: str) -> None:
+    from adapters.archives import archive_retention
+    from adapters.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="STAGEKEEPER_ARCHIVE_RETENTION"):
+        archive_retention(text)
