@@ -112,6 +112,11 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
     ("GET", "/ui/audit/verify"): (ADMIN, None),
+    ("POST", "/ui/archives"): (OPERATE_INT, {"deployment_id": "{deployment_id}"}),  # Archive Now, in int
+    ("GET", "/ui/archives/{archive_id}"): (READ, None),
+    ("POST", "/ui/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
+    ("POST", "/ui/archives/{archive_id}/hold"): (OPERATE_INT, {"hold": "on"}),
+    ("POST", "/ui/archives/{archive_id}/move"): (OPERATE_INT, {"tier": "LocalDS_1"}),  # 409: there already
 }  # fmt: skip
 
 
@@ -163,10 +168,12 @@ def build_world() -> World:
     assert isinstance(vcenter, SimulatedVCenter)
     vcenter.add_existing_vm("LEGACY_1", ROOT_POOL, **legacy)  # a VM made before Stagekeeper (capture)
     runtime.catch_up()
+    archive_id = app.archive_now(in_int, actor="setup").value.id
+    runtime.catch_up()
     ids = {
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
-        "{index}": "0",
+        "{index}": "0", "{archive_id}": str(archive_id),
     }  # fmt: skip
     client = TestClient(create_app(settings_for("memory://"), runtime=runtime, start_workers=False))
     return World(client, runtime, ids)
