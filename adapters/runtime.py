@@ -7,12 +7,21 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 import psycopg
 from psycopg import sql
 
+from adapters.archives import (
+    ARCHIVE_PROCESS_NAME,
+    ArchiveScheduler,
+    archive_retention,
+    archive_tiers,
+    file_tiers,
+    make_archive_storage,
+)
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
@@ -30,6 +39,8 @@ from domain.credentials import new_password
 from domain.local_users import LockoutPolicy
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.approvals import ApprovalsTick
+from domain.processes.archives import TOPICS as ARCHIVE_TOPICS
+from domain.processes.archives import ArchiveProcess
 from domain.processes.deployments import TOPICS, DeploymentProcess
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
@@ -183,7 +194,7 @@ class Runtime:
             self.app.placement_margin_percent = settings.placement_datastore_margin_percent
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
-            install(self.store, self.projections, [PROCESS_NAME])
+            install(self.store, self.projections, [PROCESS_NAME, ARCHIVE_PROCESS_NAME])
             self.usage = Usage(
                 self.vcenter,
                 self.store,
@@ -214,6 +225,28 @@ class Runtime:
         # Approval requests and scheduled promotions, on the process manager's thread (leader only).
         self.approvals_tick = ApprovalsTick(self.app)
         self.process_thread.followers.append(self.approvals_tick)
+        # Archives: their own process manager, run by the same leader thread (domain/processes/archives.py).
+        self.app.archive_tiers = archive_tiers(settings.archive_tiers)
+        self.app.archive_retention = archive_retention(settings.archive_retention)
+        self.archive_storage = make_archive_storage(self.vcenter)
+        self.file_tiers = file_tiers(self.app.archive_tiers)
+        self.archive_process = ArchiveProcess(
+            self.app,
+            leader_only(self.vcenter, self.leadership),
+            leader_only(self.archive_storage, self.leadership),
+            self.file_tiers,
+            settings.vcenter_parallel_tasks,
+        )
+        self.archive_follower = ProcessFollower(
+            self.app, self.store, ARCHIVE_PROCESS_NAME, ARCHIVE_TOPICS, self._act_on_archives
+        )
+        self.process_thread.followers.append(self.archive_follower)
+        # Moves by age and retention: checked once a minute of the Clock's time, by the leader only.
+        self.archive_scheduler = ArchiveScheduler(
+            self.app, self.clock, settings.archive_move_after_days, timedelta(minutes=1)
+        )
+        self.process_thread.followers.append(self.archive_scheduler)
+        self.app.on_saved(self._wake_archive_process)
         self.read_models = ReadModels(self.store, wake=self.projection_thread.wake)
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
@@ -237,6 +270,14 @@ class Runtime:
             raise
         finally:
             self.metrics.process_steps.labels(kind).observe(time.perf_counter() - started)
+
+    def _act_on_archives(self, event: object) -> None:
+        self.leadership.verify()
+        self.archive_process.handle(event)
+
+    def _wake_archive_process(self, position: int, topics: Sequence[str]) -> None:
+        if not frozenset(ARCHIVE_TOPICS).isdisjoint(topics):
+            self.process_thread.wake()
 
     def _wake_process_manager(self, position: int, topics: Sequence[str]) -> None:
         if not PROCESS_TOPICS.isdisjoint(topics):
@@ -275,6 +316,7 @@ class Runtime:
         self.projection_follower.catch_up()
         self.process_follower.catch_up()
         self.approvals_tick.sweep()
+        self.archive_follower.catch_up()
         self.projection_follower.catch_up()
 
     def close(self) -> None:

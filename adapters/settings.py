@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     usage_interval_seconds: Annotated[float, Field(ge=5.0, le=86400.0)] = 300.0
     usage_fine_days: Annotated[int, Field(ge=1, le=90)] = 7
     usage_coarse_days: Annotated[int, Field(ge=7, le=3660)] = 365
+    # Archive tiers, hot to cold, comma-separated: a datastore name (e.g. LocalDS_1) or file:<directory>.
+    archive_tiers: str = "LocalDS_1"
+    # An archive moves one tier colder every this many days (0: never by age).
+    archive_move_after_days: Annotated[int, Field(ge=0, le=36500)] = 30
+    # Default retention of archives per source stage, e.g. "int=30,test=90" (days; a stage not named: kept).
+    archive_retention: str = ""
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ from api.notify import Notifier
 from api.observability import RequestObservability
 from api.openapi import install_openapi
 from api.routes import (
+    archives,
     audit,
     board,
     capture,
@@ -114,5 +115,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(governance.router)
     app.include_router(usage.router)
     app.include_router(placement.router)
+    app.include_router(archives.router)
     install_console(app)
     return app

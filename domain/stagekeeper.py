@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.commands.addresses import AddressCommands
+from domain.commands.archives import ArchiveCommands
 from domain.commands.capture import CaptureCommands
 from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
@@ -29,5 +30,6 @@ class Stagekeeper(
     PortabilityCommands,
     GovernanceCommands,
     RebalanceCommands,
+    ArchiveCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

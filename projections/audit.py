@@ -164,6 +164,13 @@ class AuditProjection(Projection):
         elif kind == "Approval.Requested":
             service_id = data["service_id"]
             new = {"kind": "approval", "service_id": service_id, "configuration_id": None, "stage": data["stage"]}
+        elif kind == "Archive.Requested":
+            new = {
+                "kind": "archive",
+                "service_id": data["service_id"],
+                "configuration_id": data["configuration_id"],
+                "stage": data["stage"],
+            }
         elif kind == "Refusal.Recorded":
             return {"service_id": data.get("service_id"), "configuration_id": None, "stage": None}
         if new is not None:

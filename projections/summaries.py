@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.diff import describe, diff_definitions
+from projections.archive_summaries import ARCHIVE_SUMMARIES
 from projections.summaries_governance import GOVERNANCE_SUMMARIES
 
 Data = dict[str, Any]
@@ -337,6 +338,8 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         else f"rebalanced: {d['moved']} move(s)"
     ),
 }
+
+SUMMARIES.update(ARCHIVE_SUMMARIES)
 
 
 def summarise(event_type: str, data: Data) -> str:

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.ui import (
     approvals,
+    archives,
     audit,
     board,
     capture,
@@ -52,6 +53,7 @@ def install_console(app: FastAPI) -> None:
         simulated_console,
         users,
         approvals,
+        archives,
     )
     for module in pages:
         app.include_router(module.router)

@@ -15,11 +15,6 @@ PAGES = {
         "Every deployment's expiry, with warnings before it passes, one-click extension, idle reaping and a "
         "dry-run report of what would be undeployed. Production never expires unless its policy says so.",
     ),
-    "archives": (
-        "Archives",
-        "Complete, restorable copies of configurations (definition and machine images), kept in tiered "
-        'storage: "Archive Now" on a configuration, restore in one action, older archives on cheaper tiers.',
-    ),
 }
 
 
@@ -31,8 +26,3 @@ def _later(request: Request, key: str) -> Response:
 @router.get("/leases")
 def leases(request: Request, session: SessionDep) -> Response:
     return _later(request, "leases")
-
-
-@router.get("/archives")
-def archives(request: Request, session: SessionDep) -> Response:
-    return _later(request, "archives")

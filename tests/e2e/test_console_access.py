@@ -122,6 +122,11 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     # The world's request (a copy into 'spare') needs one member of the owners' group: not its requester.
     ("POST", "/ui/approvals/{approval_id}/decide"): ({"owner"}, {"decision": "approve", "reason": "fine"}),
     ("POST", "/ui/approvals/stop-the-line"): (ADMIN, {"action": "stop", "reason": "incident"}),  # last: it stops all
+    ("POST", "/ui/archives"): (OPERATE_INT, {"deployment_id": "{deployment_id}"}),  # Archive Now, in int
+    ("GET", "/ui/archives/{archive_id}"): (READ, None),
+    ("POST", "/ui/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
+    ("POST", "/ui/archives/{archive_id}/hold"): (OPERATE_INT, {"hold": "on"}),
+    ("POST", "/ui/archives/{archive_id}/move"): (OPERATE_INT, {"tier": "LocalDS_1"}),  # 409: there already
 }  # fmt: skip
 
 
@@ -176,11 +181,13 @@ def build_world() -> World:
     app.update_stage(service_id, "spare", {"approvals": {"required": 1, "group": OWNERS}}, actor="setup")
     with pytest.raises(AwaitingApprovalError) as held:
         app.copy_deployment(in_int, "spare", actor="setup")
+    archive_id = app.archive_now(in_int, actor="setup").value.id
+    runtime.catch_up()
     ids = {
         "{approval_id}": str(held.value.approval.id),
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
-        "{index}": "0",
+        "{index}": "0", "{archive_id}": str(archive_id),
     }  # fmt: skip
     client = TestClient(create_app(settings_for("memory://"), runtime=runtime, start_workers=False))
     return World(client, runtime, ids)

@@ -128,6 +128,15 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", S + "/usage"): (READ, None),
     ("GET", "/api/v1/usage/stages"): (ANY, None),
     ("GET", "/api/v1/datastores/usage"): (ANY, None),
+    ("POST", D + "/{deployment_id}/archive"): (OPERATE_INT, {"reason": "before the upgrade"}),
+    ("GET", "/api/v1/archives"): (ANY, None),
+    ("GET", "/api/v1/archives/{archive_id}"): (READ, None),
+    ("POST", "/api/v1/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
+    ("POST", "/api/v1/archives/{archive_id}/move"): (OPERATE_INT, {"tier": "LocalDS_1"}),  # 409: there already
+    ("POST", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, {"reason": "legal"}),
+    ("DELETE", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, None),  # 409 for those allowed: not held
+    ("PUT", "/api/v1/archives/{archive_id}/retention"): (OPERATE_INT, {"retention_days": 30}),
+    ("DELETE", "/api/v1/archives/{archive_id}"): (OPERATE_INT, None),
 }
 
 
@@ -180,6 +189,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         with pytest.raises(AwaitingApprovalError) as held:
             app.copy_deployment(in_int, "spare", actor="setup")
         window = app.add_freeze_window({**QUIET, "service_id": str(service_id)}, actor="setup").value
+        archive_id = app.archive_now(in_int, actor="setup").value.id
         runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
@@ -188,6 +198,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
             "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1", "{username}": "admin",
             "{approval_id}": str(held.value.approval.id), "{window_id}": window["id"],
+            "{archive_id}": str(archive_id),
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -291,12 +302,14 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/usage/stages": [{}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}],
     "/api/v1/datastores/usage": [{}, {"from": "2025-12-31T00:00:00Z", "to": "2026-01-01T01:00:00Z", "step": "300"}],
+    "/api/v1/archives": [{}, {"service_id": "{secret_service}"}, {"limit": "1"}, {"offset": "0"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
     "/metrics", "/api/v1/users/{username}", S + "/export",
     "/api/v1/approvals/{approval_id}", "/api/v1/stop-the-line", "/api/v1/freeze-windows/{window_id}",
+    "/api/v1/archives/{archive_id}",
 }  # fmt: skip
 
 
@@ -316,10 +329,13 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
         app.copy_deployment(secret_deployment, "int", actor="setup")
     world.runtime.catch_up()
     world.runtime.usage.collector.collect_once()  # used resources of both services, for the usage lists
+    secret_archive = app.archive_now(secret_deployment, actor="setup").value.id
+    world.runtime.catch_up()
     fill = {
         "{secret_service}": str(secret),
         "{secret_configuration}": str(secret_configuration),
         "{secret_deployment}": str(secret_deployment),
+        "{secret_archive}": str(secret_archive),
     }
     hidden_from_viewer = {*fill.values(), "secret-project"}
     # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.

@@ -62,11 +62,15 @@ def world(slapd: Slapd) -> Iterator[World]:
         service_id, "p", "", [{"name": "front"}, {"name": "spare"}], [machine("web1"), machine("app1")], "setup"
     ).value.id
     deployment_id = app.deploy(configuration_id, "int", actor="setup").value.id
+    runtime.catch_up()
+    archive_id = app.archive_now(deployment_id, actor="setup").value.id
+    runtime.catch_up()
     _, token, _ = app.issue_token("admin", "ci", 30, actor="admin")
     runtime.start_workers()
     ids = {
         "service_id": str(service_id), "configuration_id": str(configuration_id), "deployment_id": str(deployment_id),
         "grant_id": grant["id"], "token_id": str(token.id), "stage": "test", "name": "web1", "machine": "web1",
+        "archive_id": str(archive_id),
     }  # fmt: skip
     yield World(runtime, ids)
     runtime.close()

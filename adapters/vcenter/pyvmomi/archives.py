@@ -1,0 +1,276 @@
+"""Archive storage on vCenter (domain/archive_ports.py): datastore files and VM records.
+
+Files are copied one by one with CopyDatastoreFile_Task (a folder copy is not reliable: vcsim
+leaves an empty file), listed with the datastore's own browser (SearchDatastore_Task) and read
+through vCenter's HTTP file access (/folder/<path>?dcPath=&dsName=) in chunks, hashed as they
+arrive, never held whole in memory. RegisterVM_Task is followed by a reconfiguration from the
+archive record: vcsim (and a .vmx from another vCenter) may not bring the devices back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+from pyVmomi import vim
+
+from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
+from domain.archive_ports import ByteSource, DatastoreFile, FileDigest
+from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.ports import NicSetting
+
+CHUNK = 1 << 20
+T = TypeVar("T")
+_PATH = re.compile(r"^\[(?P<ds>[^\]]+)\]\s*(?P<path>.*)$")
+
+
+def parse_path(text: str) -> DatastoreFile:
+    found = _PATH.match(text)
+    if found is None:
+        raise VCenterFaultError(f"vCenter gave a datastore path without a datastore: {text!r}")
+    return DatastoreFile(found["ds"], found["path"])
+
+
+class PyVmomiArchiveStorage:
+    def __init__(self, driver: PyVmomiDriver) -> None:
+        self.driver = driver
+        self.session = driver.session
+
+    # -- inventory ---------------------------------------------------------------------------------
+    def _datacenter(self) -> Any:
+        """The datacenter whose datastores archives use (the first one holding VMs: DC0 on vcsim)."""
+        content = self.session.content
+        found = [dc for dc in content.rootFolder.childEntity if isinstance(dc, vim.Datacenter)]
+        if not found:
+            raise VCenterObjectNotFoundError("vCenter has no datacenter")
+        return found[0]
+
+    def _datastore(self, dc: Any, name: str) -> Any:
+        for datastore in dc.datastore:
+            if datastore.name == name:
+                return datastore
+        raise VCenterObjectNotFoundError(f"datastore '{name}' not found in datacenter {dc.name}")
+
+    def machine_record(self, vm_id: str) -> dict[str, Any]:
+        vm = self.driver._vm(vm_id)
+        content = self.session.content
+        properties = [
+            "name", "config.hardware.device", "config.hardware.numCPU", "config.hardware.memoryMB",
+            "config.guestId", "config.files.vmPathName", "runtime.powerState", "runtime.host", "resourcePool",
+            "guest.ipAddress", "guest.hostName",
+        ]  # fmt: skip
+
+        def read() -> dict[str, Any]:
+            props = inventory.properties_of(content, vm, properties)
+            vmx = parse_path(str(props["config.files.vmPathName"]))
+            folder = vmx.path.rsplit("/", 1)[0] if "/" in vmx.path else ""
+            disks = []
+            for device in props.get("config.hardware.device") or []:
+                if isinstance(device, vim.vm.device.VirtualDisk):
+                    backing = parse_path(str(getattr(device.backing, "fileName", "")))
+                    disks.append({"file": backing.path.rsplit("/", 1)[-1], "capacity_kib": int(device.capacityInKB)})
+            host = props.get("runtime.host")
+            pool = props.get("resourcePool")
+            return {
+                "name": str(props.get("name", "")),
+                "cpus": int(props.get("config.hardware.numCPU") or 0),
+                "memory_mib": int(props.get("config.hardware.memoryMB") or 0),
+                "guest_id": str(props.get("config.guestId") or ""),
+                "power": str(props.get("runtime.powerState") or ""),
+                "host": str(host.name) if host is not None else None,
+                "resource_pool": self.driver._pool_paths(pool).get(pool._moId, "") if pool is not None else "",
+                "datastore": vmx.datastore,
+                "folder": folder,
+                "vmx": vmx.path.rsplit("/", 1)[-1],
+                "disks": disks,
+                "ip": props.get("guest.ipAddress") or None,
+                "hostname": props.get("guest.hostName") or None,
+            }
+
+        record = self.session.call(f"read the record of VM {vm_id}", read)
+        record["nics"] = [
+            {"network": n.network, "portgroup_key": n.portgroup_key, "mac": n.mac} for n in self.driver.vm_nics(vm_id)
+        ]
+        return record
+
+    def vm_files(self, vm_id: str) -> list[DatastoreFile]:
+        record = self.session.call(
+            f"read files of VM {vm_id}",
+            lambda: parse_path(str(self.driver._vm(vm_id).config.files.vmPathName)),
+        )
+        folder = record.path.rsplit("/", 1)[0] if "/" in record.path else ""
+        return self.list_folder(DatastoreFile(record.datastore, folder))
+
+    def list_folder(self, folder: DatastoreFile) -> list[DatastoreFile]:
+        dc = self._datacenter()
+        datastore = self.session.call("find datastore", lambda: self._datastore(dc, folder.datastore))
+        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*"])
+        task = self.session.call(
+            f"list {folder}", lambda: datastore.browser.SearchDatastore_Task(datastorePath=str(folder), searchSpec=spec)
+        )
+        result = self.session.wait(task, f"listing of {folder}")
+        names = sorted(
+            str(f.path) for f in (result.file or []) if not isinstance(f, vim.host.DatastoreBrowser.FolderInfo)
+        )
+        return [DatastoreFile(folder.datastore, f"{folder.path}/{name}" if folder.path else name) for name in names]
+
+    # -- files -------------------------------------------------------------------------------------
+    def make_folder(self, folder: DatastoreFile) -> None:
+        dc = self._datacenter()
+        manager = self.session.content.fileManager
+        try:
+            self.session.call(
+                f"create folder {folder}",
+                lambda: manager.MakeDirectory(name=str(folder), datacenter=dc, createParentDirectories=True),
+            )
+        except VCenterFaultError as fault:
+            if "FileAlreadyExists" not in fault.message:
+                raise
+
+    def copy_file(self, source: DatastoreFile, target: DatastoreFile) -> None:
+        dc = self._datacenter()
+        manager = self.session.content.fileManager
+        task = self.session.call(
+            f"copy {source}",
+            lambda: manager.CopyDatastoreFile_Task(
+                sourceName=str(source), sourceDatacenter=dc, destinationName=str(target),
+                destinationDatacenter=dc, force=True,
+            ),
+        )  # fmt: skip
+        self.session.wait(task, f"copy of {source} to {target}")
+
+    def delete_folder(self, folder: DatastoreFile) -> None:
+        dc = self._datacenter()
+        manager = self.session.content.fileManager
+        try:
+            task = self.session.call(
+                f"delete {folder}", lambda: manager.DeleteDatastoreFile_Task(name=str(folder), datacenter=dc)
+            )
+            self.session.wait(task, f"deletion of {folder}")
+        except VCenterObjectNotFoundError:
+            return
+        except VCenterFaultError as fault:
+            if "FileNotFound" not in fault.message:
+                raise
+
+    def _url(self, file: DatastoreFile) -> tuple[str, ssl.SSLContext | None]:
+        settings = self.session.settings
+        parts = urlsplit(settings.url)
+        query = urlencode({"dcPath": self._datacenter().name, "dsName": file.datastore})
+        context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=settings.ca_bundle)
+            if not settings.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return f"{parts.scheme}://{parts.netloc}/folder/{quote(file.path)}?{query}", context
+
+    def _http(self, file: DatastoreFile, request: urllib.request.Request, use: Callable[[Any], T]) -> T:
+        _, context = self._url(file)
+        request.add_header("Cookie", self.session.connect()._stub.cookie)
+        try:
+            with urllib.request.urlopen(request, timeout=self.session.settings.task_timeout, context=context) as answer:  # noqa: S310
+                return use(answer)
+        except urllib.error.HTTPError as error:
+            if error.code == 401:
+                raise vim.fault.NotAuthenticated() from error
+            if error.code == 404:
+                raise VCenterObjectNotFoundError(f"vCenter: {file}: FileNotFound") from error
+            raise vim.fault.FileFault(file=str(file), msg=f"HTTP {error.code} on {file}") from error
+
+    def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        url, _ = self._url(file)
+        return self.session.call(
+            f"read {file}",
+            lambda: self._http(file, urllib.request.Request(url), use),  # noqa: S310
+        )
+
+    def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
+        url, _ = self._url(file)
+
+        def put() -> None:
+            source.seek(0)
+            request = urllib.request.Request(  # noqa: S310
+                url, data=source, method="PUT",
+                headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+            )  # fmt: skip
+            self._http(file, request, lambda answer: answer.read())
+
+        self.session.call(f"write {file}", put)
+
+    def digest(self, file: DatastoreFile) -> FileDigest:
+        def hashed(stream: ByteSource) -> FileDigest:
+            digest, size = hashlib.sha256(), 0
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            return FileDigest(size, digest.hexdigest())
+
+        return self.read_file(file, hashed)
+
+    # -- registration ------------------------------------------------------------------------------
+    def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
+        dc = self._datacenter()
+        index = self.session.content.searchIndex
+        vm = self.session.call(f"find VM {name}", lambda: index.FindChild(dc.vmFolder, name))
+        if vm is None:
+            pool = self.driver._pool(resource_pool)
+            task = self.session.call(
+                f"register {vmx}",
+                lambda: dc.vmFolder.RegisterVM_Task(path=str(vmx), name=name, asTemplate=False, pool=pool),
+            )
+            vm = self.session.wait(task, f"registration of {name}")
+        vm_id = str(vm._moId)
+        self._devices(vm, vmx, record)
+        nics = [
+            NicSetting(network=n["network"], mac=n["mac"], exact=n.get("portgroup_key") is not None)
+            for n in record.get("nics", [])
+        ]
+        if nics:
+            self.driver.set_nics(vm_id, nics)
+        return vm_id
+
+    def _devices(self, vm: Any, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        """CPU, memory and the disks (on the restored files) the record names and the VM lacks."""
+        folder = vmx.path.rsplit("/", 1)[0]
+
+        def plan() -> Any:
+            props = inventory.properties_of(self.session.content, vm, ["config.hardware.device"])
+            devices = props.get("config.hardware.device") or []
+            have = {
+                str(getattr(d.backing, "fileName", "")) for d in devices if isinstance(d, vim.vm.device.VirtualDisk)
+            }
+            controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)]
+            changes: list[Any] = []
+            if controllers:
+                controller_key = controllers[0].key
+            else:
+                controller_key = -100
+                controller = vim.vm.device.ParaVirtualSCSIController(
+                    key=controller_key, busNumber=0, sharedBus="noSharing"
+                )
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=controller))
+            for unit, disk in enumerate(record.get("disks", [])):
+                path = f"[{vmx.datastore}] {folder}/{disk['file']}"
+                if path in have:
+                    continue
+                backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=path, diskMode="persistent")
+                device = vim.vm.device.VirtualDisk(
+                    key=-(200 + unit), controllerKey=controller_key, unitNumber=unit,
+                    capacityInKB=int(disk["capacity_kib"]), backing=backing,
+                )  # fmt: skip
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device))
+            return vim.vm.ConfigSpec(
+                numCPUs=int(record["cpus"]), memoryMB=int(record["memory_mib"]), deviceChange=changes
+            )
+
+        config = self.session.call("plan the restored devices", plan)
+        task = self.session.call("restore devices", lambda: vm.ReconfigVM_Task(spec=config))
+        self.session.wait(task, f"device restore of {vm._moId}")

@@ -1,0 +1,282 @@
+"""Archive Now, the catalogue, restore, hold and retention (see domain/archive.py).
+
+Commands validate and record; the archive process manager (domain/processes/archives.py) does the
+vCenter work. A restore ends with one atomic write: the new Deployment (adopting the registered
+VMs, as a capture does), its claims, the service's admission and the archive's Restored event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from domain.application import Outcome, StagekeeperApplication
+from domain.archive import COMPLETE, CONSISTENCY, MAX_RETENTION_DAYS, Archive
+from domain.commands.capture_claims import take_claims
+from domain.deployment import DEPLOYED, Deployment
+from domain.errors import ConflictError, InvalidTransitionError, ValidationError
+from domain.service import Service
+from domain.text import check_reason, check_text
+from domain.values import MAX_NAME, normalise_key
+
+ARCHIVE_REQUESTED = "stagekeeper:Archive.Requested"
+MAX_PAGE = 500
+_SCAN_PAGE = 1000
+
+
+def check_retention(days: object) -> int | None:
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ValidationError(f"retention_days must be a whole number of days, 1 to {MAX_RETENTION_DAYS}, or null",
+                              field="retention_days")  # fmt: skip
+    return days
+
+
+class ArchiveCommands(StagekeeperApplication):
+    archive_tiers: tuple[str, ...] = ("LocalDS_1",)  # hot to cold; set from settings by the runtime
+    archive_retention: dict[str, int] = {}  # stage key -> default retention days; replaced, never mutated
+
+    def archive(self, archive_id: UUID, version: int | None = None) -> Archive:
+        return self.load(Archive, archive_id, "archive", version=version)
+
+    def archive_ids(self) -> list[UUID]:
+        """Every archive ever requested, oldest first (read from the event store's own index)."""
+        ids: list[UUID] = []
+        start = 1
+        while True:
+            page = self.select_notifications(start, _SCAN_PAGE, topics=(ARCHIVE_REQUESTED,))
+            ids += [n.originator_id for n in page]  # type: ignore[misc]
+            if len(page) < _SCAN_PAGE:
+                return ids
+            start = page[-1].id + 1
+
+    def list_archives(
+        self, services: set[str] | None, service_id: UUID | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Archive]:
+        """Archives, newest first, of the readable `services` (None: all), deleted ones left out."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit must be 1 to {MAX_PAGE}", field="limit")
+        if not 0 <= offset <= 1_000_000:
+            raise ValidationError("offset must be 0 to 1000000", field="offset")
+        found: list[Archive] = []
+        for archive_id in reversed(self.archive_ids()):
+            archive = self.archive(archive_id)
+            if services is not None and str(archive.service_id) not in services:
+                continue
+            if service_id is not None and archive.service_id != service_id:
+                continue
+            if archive.state != "deleted":
+                found.append(archive)
+        return found[offset : offset + limit]
+
+    def archive_now(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        reason: str | None = None,
+        consistency: object = None,
+        retention_days: object = None,
+    ) -> Outcome[Archive]:
+        """Archive every machine of a deployment (it keeps running): by the stage's policy a restricted
+        (production-like) stage is snapshotted, any other is powered off and on again around the copy."""
+        reason = check_reason(reason)
+        if consistency is not None and consistency not in CONSISTENCY:
+            raise ValidationError(f"consistency must be one of {', '.join(CONSISTENCY)}", field="consistency")
+        days = check_retention(retention_days)
+        deployment = self.load(Deployment, deployment_id, "deployment")
+        if deployment.state != DEPLOYED:
+            raise InvalidTransitionError(f"cannot archive: deployment {deployment_id} is {deployment.state}")
+        missing = [m["name"] for m in deployment.machines if not m.get("vm_id")]
+        if missing:
+            raise InvalidTransitionError(f"cannot archive: machines {', '.join(missing)} have no VM")
+        service = self.load(Service, deployment.service_id, "service")
+        stage = service.stage(deployment.stage)
+        mode = str(consistency) if consistency else ("snapshot" if stage.get("restricted") else "power-off")
+        if days is None:
+            days = self.archive_retention.get(normalise_key(stage["name"]))  # the stage's default
+        busy = [a for a in self._archives_of(lambda a: a.deployment_id == deployment_id) if a.state == "archiving"]
+        if busy:
+            raise ConflictError(f"deployment {deployment_id} is being archived already (archive {busy[0].id})")
+        previous = [
+            str(a.id)
+            for a in self._archives_of(lambda a: a.configuration_id == deployment.configuration_id)
+            if a.state == COMPLETE
+        ]
+        archive = Archive(
+            service_id=deployment.service_id, deployment_id=deployment.id,
+            configuration_id=deployment.configuration_id, configuration_name=deployment.configuration_name,
+            configuration_version=deployment.configuration_version, stage=deployment.stage,
+            networks=deployment.networks,
+            machines=[{"name": m["name"], "vm_id": m["vm_id"], "vm_name": m["vm_name"], "spec": m["spec"],
+                       "addressing": m.get("addressing")} for m in deployment.machines],
+            consistency=mode, tier=self.archive_tiers[0], retention_days=days, previous=previous[-20:],
+            actor=actor, reason=reason,
+        )  # fmt: skip
+        return Outcome(archive, self.commit(archive))
+
+    def _archives_of(self, keep: Callable[[Archive], bool]) -> list[Archive]:
+        return [a for a in (self.archive(i) for i in self.archive_ids()) if keep(a)]
+
+    def record_archive_step(self, archive_id: UUID, step: Callable[[Archive], None]) -> Outcome[Archive]:
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            step(archive)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def restore_archive(
+        self, archive_id: UUID, stage: object, fence: object, actor: str, reason: str | None = None
+    ) -> Outcome[Archive]:
+        """Bring the archived machines back as a new deployment of `stage` (its id is the restore's)."""
+        reason = check_reason(reason)
+        if not isinstance(stage, str) or not stage:
+            raise ValidationError("stage must name a stage of the archive's service", field="stage")
+        check_text(stage, "stage", max_length=4 * MAX_NAME)
+        if not isinstance(fence, bool):
+            raise ValidationError("fence must be true or false", field="fence")
+        if fence:
+            raise ValidationError(
+                "fence: true is not available for restores yet: restore unfenced into a stage where the "
+                "archived addresses are free", field="fence",
+            )  # fmt: skip
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            service = self.load(Service, archive.service_id, "service")
+            target = service.stage(stage)
+            archive.request_restore(uuid4(), target["name"], target["resource_pool"], False, actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def complete_restore(self, archive_id: UUID, restore_id: str, vms: dict[str, dict[str, Any]], actor: str) -> int:
+        """Record the restored deployment (adopting the registered VMs) and the archive's Restored in
+        one write; the adopted machines' claims are taken in it (a clash fails the restore)."""
+
+        def attempt() -> Outcome[int]:
+            archive = self.archive(archive_id)
+            restore = archive.restores[restore_id]
+            service = self.load(Service, archive.service_id, "service")
+            deployment = Deployment(
+                service_id=service.id, configuration_id=archive.configuration_id,
+                configuration_version=archive.configuration_version, configuration_name=archive.configuration_name,
+                stage=restore["stage"], resource_pool=restore["resource_pool"], networks=archive.networks,
+                machines=[m["spec"] for m in archive.machines], actor=restore["requested_by"],
+                reason=f"restored from archive {archive.id}",
+            )  # fmt: skip
+            adopted = [_adopted(m, vms[m["name"]], restore["resource_pool"]) for m in archive.machines]
+            claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
+            if refused:
+                archive.record_restore_failed(restore_id, "; ".join(r["reason"] for r in refused), actor)
+                return Outcome(0, self.commit(archive))
+            deployment.adopt(adopted, actor, None)
+            service.admit(deployment.id, restore["stage"], actor)
+            archive.record_restored(restore_id, deployment.id, actor)
+            aggregates: list[Aggregate] = [archive, deployment, service, *claims]
+            return Outcome(0, self.commit(*aggregates))
+
+        return self.retrying(attempt).position
+
+    def move_archive(self, archive_id: UUID, tier: object, actor: str, reason: str | None = None) -> Outcome[Archive]:
+        """Move the archive's files to another configured tier (copy, check, record, then free the old)."""
+        reason = check_reason(reason)
+        if not isinstance(tier, str) or tier not in self.archive_tiers:
+            raise ValidationError(f"tier must be one of the configured tiers: {', '.join(self.archive_tiers)}",
+                                  field="tier")  # fmt: skip
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            archive.request_move(tier, actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def archive_tick(self, now: datetime, move_after_days: int, actor: str = "stagekeeper") -> dict[str, list[UUID]]:
+        """The archive policy, run by the worker's scheduler with the Clock's time: an archive older than
+        `move_after_days` per tier step moves to the next colder tier; expired archives are deleted."""
+        moved = []
+        for archive in self._archives_of(lambda a: a.state == COMPLETE and a.moving is None and not a.releasing):
+            if archive.tier not in self.archive_tiers:
+                continue
+            step = self.archive_tiers.index(archive.tier) + 1
+            due = archive.created_on + timedelta(days=move_after_days * step)
+            if move_after_days and step < len(self.archive_tiers) and now >= due:
+                try:
+                    self.move_archive(
+                        archive.id, self.archive_tiers[step], actor, f"older than {move_after_days * step} days"
+                    )
+                except (ConflictError, InvalidTransitionError):
+                    continue
+                moved.append(archive.id)
+        return {"moved": moved, "deleted": self.expire_archives(now, actor)}
+
+    def hold_archive(self, archive_id: UUID, hold: bool, actor: str, reason: str | None = None) -> Outcome[Archive]:
+        reason = check_reason(reason)
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            if hold:
+                archive.set_hold(actor, reason)
+            else:
+                archive.lift_hold(actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def set_archive_retention(
+        self, archive_id: UUID, days: object, actor: str, reason: str | None = None
+    ) -> Outcome[Archive]:
+        reason = check_reason(reason)
+        checked = check_retention(days)
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            archive.set_retention(checked, actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def delete_archive(self, archive_id: UUID, actor: str, reason: str | None = None) -> Outcome[Archive]:
+        """Delete an archive (its files are removed from the tier by the process manager)."""
+        reason = check_reason(reason)
+
+        def attempt() -> Outcome[Archive]:
+            archive = self.archive(archive_id)
+            archive.delete(actor, reason)
+            return Outcome(archive, self.commit(archive))
+
+        return self.retrying(attempt)
+
+    def expire_archives(self, now: datetime, actor: str = "stagekeeper") -> list[UUID]:
+        """Delete every archive whose retention ran out and that is not on hold (a scheduler tick)."""
+        expired = []
+        for archive in self._archives_of(lambda a: a.expired(now)):
+            try:
+                self.delete_archive(archive.id, actor, f"retention of {archive.retention_days} days ran out")
+            except (ConflictError, InvalidTransitionError):
+                continue  # put on hold or restored meanwhile: kept
+            expired.append(archive.id)
+        return expired
+
+
+def _adopted(machine: dict[str, Any], vm: dict[str, Any], resource_pool: str) -> dict[str, Any]:
+    record = machine["record"] or {}
+    addressing = dict(machine.get("addressing") or {})
+    addressing.setdefault("macs", [])
+    addressing.setdefault("ip", record.get("ip"))
+    return {
+        "name": machine["name"],
+        "vm_id": vm["vm_id"],
+        "vm_name": vm["vm_name"],
+        "resource_pool": resource_pool,
+        "power": "poweredOn",
+        "ip": addressing.get("ip"),
+        "mac": next((n["mac"] for n in record.get("nics", []) if n.get("mac")), None),
+        "addressing": addressing,
+    }
