@@ -33,6 +33,7 @@ from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
+from projections.media import MediaProjection
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.tokens import TokensProjection
@@ -56,6 +57,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
+        MediaProjection(),
     ]
 
 

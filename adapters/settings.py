@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # The media library's datastore (vcsim's default names) and the largest ISO it takes (1 MiB-64 GiB).
+    media_datacenter: str = "DC0"
+    media_datastore: str = "LocalDS_0"
+    media_max_bytes: Annotated[int, Field(ge=1_048_576, le=68_719_476_736)] = 17_179_869_184
 
     @classmethod
     def settings_customise_sources(

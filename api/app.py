@@ -26,8 +26,10 @@ from api.routes import (
     deployments,
     health,
     me,
+    media,
     progress,
     services,
+    storage,
     templates,
     tokens,
     upgrades,
@@ -95,5 +97,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(media.router)
+    app.include_router(storage.router)
     install_console(app)
     return app

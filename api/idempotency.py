@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator
 from api.errors import error_body
+from api.limits import STREAMED
 from domain.application import StagekeeperApplication
 from domain.errors import StagekeeperError, UnavailableError
 from domain.requests import HEADER, DuplicateRequestError, PendingRequest, RequestRecord, check_key
@@ -52,7 +53,10 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
         raw_key = headers.get(HEADER.lower().encode())
-        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None:
+        # A streamed upload is never read ahead (api/limits.py); its unique name keeps a repeat from
+        # taking effect twice (409).
+        streamed = (scope.get("method"), scope.get("path")) in STREAMED
+        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None or streamed:
             await self.app(scope, receive, send)
             return
         try:

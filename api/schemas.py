@@ -120,6 +120,7 @@ class MachineIn(Body):
     nics: list[NicIn] = []
     customization: CustomizationIn | None = None
     start_order: StartOrderIn | None = Field(None, description="When it starts on deploy and power-on")
+    iso: str | None = Field(None, description="A media library medium's name: attached as a connected CD-ROM on deploy")
 
 
 class MachineBody(MachineIn):

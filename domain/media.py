@@ -11,13 +11,22 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidTransitionError
+from domain.errors import InvalidTransitionError, ValidationError
+from domain.text import check_text
 
 MEDIUM_KIND = "medium"
 MEDIUM_SCOPE = "all"
 MEDIA_FOLDER = "stagekeeper-media"
 MAX_MEDIUM_NAME = 80  # it names a datastore file's medium in vSphere's 255-character paths
 MAX_MEDIA = 1000  # listed at most (the library is shared: an installation has tens, not thousands)
+
+
+def check_medium_name(value: object, field: str = "name") -> str:
+    """A medium's name: one line of text, 1-80 characters, no path separators."""
+    name = check_text(value, field, max_length=MAX_MEDIUM_NAME, required=True).strip()
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ValidationError(f"{field} may not contain / or \\ (it names a medium, not a path)", field=field)
+    return name
 
 
 def medium_path(medium_id: UUID) -> str:
@@ -35,6 +44,7 @@ class Medium(Aggregate):
     @event("Uploaded", topic="stagekeeper:Medium.Uploaded")
     def __init__(
         self,
+        id: UUID,  # eventsourcing takes the aggregate's id from this argument
         name: str,
         datacenter: str,
         datastore: str,

@@ -8,7 +8,9 @@ from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
+from domain.commands.media import MediaCommands
 from domain.commands.services import ServiceCommands
+from domain.commands.storage import StorageCommands
 from domain.commands.upgrades import UpgradeCommands
 
 
@@ -21,5 +23,7 @@ class Stagekeeper(
     ConsoleCommands,
     CaptureCommands,
     UpgradeCommands,
+    MediaCommands,
+    StorageCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from domain.addressing import MAX_POOLS, parse_ip_pool
 from domain.errors import ValidationError
+from domain.media import check_medium_name
 from domain.paths import PoolPath
 from domain.startorder import StartOrder
 from domain.text import check_text
@@ -256,6 +257,7 @@ class Machine:
     disks_gib: tuple[int, ...] = ()
     nics: tuple[str, ...] = field(default=())
     start_order: StartOrder | None = None  # None: group 0, waits for nothing (domain/startorder.py)
+    iso: str | None = None  # a media library medium's name, attached as a CD-ROM (domain/media.py)
 
     @classmethod
     def parse(
@@ -316,6 +318,7 @@ class Machine:
             disks_gib=tuple(disks),
             nics=tuple(nics),
             start_order=start_order,
+            iso=None if data.get("iso") is None else check_medium_name(data["iso"], f"{field_name}.iso"),
         )
 
     @classmethod
@@ -336,6 +339,8 @@ class Machine:
         # Only when given: machines stored before start orders existed read back unchanged.
         if self.start_order is not None:
             data["start_order"] = self.start_order.to_dict()
+        if self.iso is not None:
+            data["iso"] = self.iso
         return data
 
 

@@ -289,6 +289,12 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "RequestRecord.Received": lambda d: f"request with Idempotency-Key '{d['key']}' received",
     "RequestRecord.Answered": lambda d: f"request answered with status {d['status']}",
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
+    # The media library and safe delete (domain/media.py, domain/commands/storage.py).
+    "Medium.Uploaded": lambda d: (
+        f"ISO '{d['name']}' uploaded to [{d['datastore']}] {d['path']} ({d['size']} bytes, SHA-256 {d['sha256']})"
+    ),
+    "Medium.Deleted": lambda d: "ISO deleted from the media library",
+    "TemplateCatalogue.TemplateRemoved": lambda d: f"template '{d['name']}' removed from the catalogue",
 }
 
 

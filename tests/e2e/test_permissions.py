@@ -98,6 +98,15 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
     ("GET", "/api/v1/audit"): (ANY, None),
     ("GET", "/api/v1/audit/export"): (ANY, None),
+    # The media library is shared: everyone lists it; service owners upload (415 here: no ISO body).
+    ("POST", "/api/v1/media"): (MANAGE, {"query": {"name": "new.iso"}}),
+    ("GET", "/api/v1/media"): (ANY, None),
+    ("GET", "/api/v1/media/{medium_id}"): (ANY, None),
+    ("DELETE", "/api/v1/media/{medium_id}"): (ADMIN, None),  # administrators and its uploader ("setup")
+    ("GET", "/api/v1/storage/tree"): (ANY, None),
+    ("GET", "/api/v1/templates/{name}/dependants"): (ANY, None),
+    ("DELETE", "/api/v1/templates/{name}"): (ADMIN, None),
+    ("GET", D + "/{deployment_id}/dependants"): (READ, None),
 }
 
 
@@ -145,6 +154,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         in_int = app.deploy(configuration_id, "int", actor="setup").value.id
         in_test = app.deploy(configuration_id, "test", actor="setup").value.id
         in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
+        medium = app.upload_medium("setup.iso", 4, [b"abcd"], "DC0", "LocalDS_0", 1024, actor="setup").value
         runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
@@ -153,6 +163,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
             "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
         }  # fmt: skip
+        ids["{medium_id}"] = str(medium.id)
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
 
@@ -244,11 +255,14 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/templates": [{}],
     "/api/v1/tokens": [{}, {"all": "true"}],
+    "/api/v1/media": [{}, {"min_position": "1"}],
+    "/api/v1/storage/tree": [{}, {"service": "{secret_service}"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
 }  # fmt: skip
+SINGLE_READS |= {"/api/v1/media/{medium_id}", "/api/v1/templates/{name}/dependants", D + "/{deployment_id}/dependants"}
 
 
 def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_on(world_factory: Any) -> None:
