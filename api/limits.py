@@ -23,7 +23,7 @@ Event = MutableMapping[str, Any]
 JSON_PREFIX = "/api/"
 # Routes whose body is a file streamed through as it arrives: they bound it themselves (the media
 # upload: STAGEKEEPER_MEDIA_MAX_BYTES), and nothing in front of them may read it first.
-STREAMED = frozenset({("POST", "/api/v1/media")})
+STREAMED = frozenset({("POST", "/api/v1/media"), ("POST", "/ui/media/upload")})
 
 
 def is_json(content_type: str | None) -> bool:

@@ -78,6 +78,12 @@ async def upload_medium(
     reason: str | None = Query(None, max_length=MAX_REASON),
 ) -> Any:
     """Upload an ISO image (the body, streamed to the media datastore); administrators and service owners."""
+    return await streamed_upload(request, runtime, who, name, reason)
+
+
+async def streamed_upload(request: Request, runtime: Runtime, who: Principal, name: str, reason: str | None) -> Any:
+    """The upload itself (the API's route and the console's): a Medium, or a refusal answered
+    before the body is read (411, 413, 415)."""
     if not await anyio.to_thread.run_sync(may_curate, runtime, who):
         raise PermissionDeniedError(f"{who.user} may not upload media: administrators and service owners only")
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()

@@ -20,7 +20,7 @@ from domain.text import MAX_REASON
 router = APIRouter(tags=["storage"], responses=errors(401, 503))
 
 
-def _visible(nodes: list[Node], readable: set[str] | None) -> tuple[list[Node], int]:
+def visible_nodes(nodes: list[Node], readable: set[str] | None) -> tuple[list[Node], int]:
     """The nodes the caller may see (templates always; deployments of readable services), and
     how many were left out, their dependants included."""
     kept: list[Node] = []
@@ -29,7 +29,7 @@ def _visible(nodes: list[Node], readable: set[str] | None) -> tuple[list[Node], 
         if node.kind == "deployment" and readable is not None and node.service_id not in readable:
             hidden += len(node.flatten())
             continue
-        node.children, below = _visible(node.children, readable)
+        node.children, below = visible_nodes(node.children, readable)
         hidden += below
         kept.append(node)
     return kept, hidden
@@ -52,8 +52,8 @@ def storage_tree(
     ids = live_deployments(runtime, str(service) if service is not None else None)
     roots = runtime.app.storage_tree(ids)
     if service is not None:  # deployments created since the read model moved may be of any service
-        roots, _ = _visible(roots, {str(service)})
-    roots, hidden = _visible(roots, _readable(runtime, who))
+        roots, _ = visible_nodes(roots, {str(service)})
+    roots, hidden = visible_nodes(roots, _readable(runtime, who))
     rows = [row for root in roots for row in root.flatten()]
     return StorageTree.model_validate(
         {"roots": [r.to_dict() for r in roots], "rows": rows, "hidden": hidden, "position": position}
@@ -61,7 +61,7 @@ def storage_tree(
 
 
 def _dependants(node: Node, readable: set[str] | None) -> Dependants:
-    kept, hidden = _visible([node], readable)
+    kept, hidden = visible_nodes([node], readable)
     shown = kept[0]
     return Dependants.model_validate({"node": shown.to_dict(), "dependants": shown.flatten()[1:], "hidden": hidden})
 

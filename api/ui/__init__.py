@@ -17,6 +17,7 @@ from api.ui import (
     later,
     lifecycle,
     live,
+    media,
     services,
     signin,
     simulated_console,
@@ -44,6 +45,7 @@ def install_console(app: FastAPI) -> None:
         copies,
         later,
         simulated_console,
+        media,
     )
     for module in pages:
         app.include_router(module.router)

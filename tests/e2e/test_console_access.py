@@ -112,6 +112,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
     ("GET", "/ui/audit/verify"): (ADMIN, None),
+    ("GET", "/ui/media"): (SIGNED_IN, None),
+    ("POST", "/ui/media/upload"): (MANAGE, {"query": {"name": "x.iso"}}),  # 415 when allowed: a form, not an ISO
+    ("POST", "/ui/media/{medium_id}/delete"): (ADMIN, {}),  # administrators and its uploader ("setup")
+    ("GET", "/ui/storage"): (SIGNED_IN, None),
 }  # fmt: skip
 
 
@@ -162,8 +166,10 @@ def build_world() -> World:
     vcenter = runtime.vcenter
     assert isinstance(vcenter, SimulatedVCenter)
     vcenter.add_existing_vm("LEGACY_1", ROOT_POOL, **legacy)  # a VM made before Stagekeeper (capture)
+    medium = app.upload_medium("setup.iso", 4, [b"abcd"], "DC0", "LocalDS_0", 1024, actor="setup").value
     runtime.catch_up()
     ids = {
+        "{medium_id}": str(medium.id),
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
         "{index}": "0",
