@@ -42,8 +42,12 @@ UPLOAD_BODY = {
         "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ISO_TYPES},
     }
 }
-LENGTH_REQUIRED = {411: {"model": ErrorResponse, "description": "No Content-Length: an upload must say its size"}}
-UPLOAD_415 = {415: {"model": ErrorResponse, "description": "The body is not sent as " + " or ".join(ISO_TYPES)}}
+LENGTH_REQUIRED: dict[int | str, dict[str, Any]] = {
+    411: {"model": ErrorResponse, "description": "No Content-Length: an upload must say its size"}
+}
+UPLOAD_415: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorResponse, "description": "The body is not sent as " + " or ".join(ISO_TYPES)}
+}
 
 
 def may_curate(runtime: Runtime, who: Principal) -> bool:

@@ -36,7 +36,7 @@ def medium_named(app: StagekeeperApplication, name: str) -> Medium | None:
         return None
     if not isinstance(claim, NameClaim) or claim.owner_id is None:
         return None
-    medium = app.repository.get(claim.owner_id)
+    medium: Aggregate = app.repository.get(claim.owner_id)
     return medium if isinstance(medium, Medium) and not medium.deleted else None
 
 

@@ -5,6 +5,7 @@ template catalogue refusing to drop a template that linked clones read through."
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -29,7 +30,7 @@ def service_id(runtime: Runtime) -> UUID:
     return runtime.app.register_service("shop", "", stages("int"), actor="a").value.id
 
 
-def configure(runtime: Runtime, service_id: UUID, **extra: object) -> UUID:
+def configure(runtime: Runtime, service_id: UUID, **extra: Any) -> UUID:
     return runtime.app.create_configuration(
         service_id, "web", "", [{"name": "front"}], [machine("web1", **extra)], actor="a"
     ).value.id

@@ -20,9 +20,10 @@ MIB = 1 << 20
 
 
 def upload(client: TestClient, name: str, body: bytes, **headers: str) -> httpx.Response:
-    return client.post(
+    answer: httpx.Response = client.post(
         "/api/v1/media", params={"name": name}, content=body, headers={**ISO_HEADERS, **headers}, auth=AUTH
     )
+    return answer
 
 
 def peak_rss_kib(pid: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -39,18 +40,18 @@ def cdrom_backings(vcsim: Vcsim, vm_id: str) -> list[tuple[str, bool, bool]]:
     si = SmartConnect(host="127.0.0.1", port=int(vcsim.url.rsplit(":", 1)[1]), user="user", pwd="pass",
                       protocol="http", disableSslCertValidation=True)  # fmt: skip
     try:
-        vm = vim.VirtualMachine(vm_id, si._stub)
-        return [
-            (d.backing.fileName, d.connectable.connected, d.connectable.startConnected)
-            for d in vm.config.hardware.device
-            if isinstance(d, vim.vm.device.VirtualCdrom)
-            and isinstance(d.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo)
-        ]
+        vm: Any = vim.VirtualMachine(vm_id, si._stub)
+        found = []
+        for device in vm.config.hardware.device:
+            backing, connect = getattr(device, "backing", None), getattr(device, "connectable", None)
+            if isinstance(backing, vim.vm.device.VirtualCdrom.IsoBackingInfo) and connect is not None:
+                found.append((str(backing.fileName), bool(connect.connected), bool(connect.startConnected)))
+        return found
     finally:
         Disconnect(si)
 
 
-def deploy(runtime: Runtime, **extra: object) -> tuple[UUID, UUID]:
+def deploy(runtime: Runtime, **extra: Any) -> tuple[UUID, UUID]:
     service_id = runtime.app.register_service("shop", "", stages("int"), actor="alice").value.id
     configuration_id = runtime.app.create_configuration(
         service_id, "web", "", [{"name": "front"}], [machine("web1", **extra)], actor="alice"
