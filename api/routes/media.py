@@ -153,7 +153,7 @@ async def _feed(
     await put(None)
 
 
-@router.get("", response_model=MediumList)
+@router.get("", response_model=MediumList, responses=errors(422))
 def list_library(runtime: RuntimeDep, _: PrincipalDep, min_position: MinPosition = None) -> MediumList:
     """The media library (every authenticated caller: it is shared by all services)."""
     position = runtime.read_models.wait("media", min_position, runtime.settings.read_wait_seconds)
