@@ -53,16 +53,18 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
         raw_key = headers.get(HEADER.lower().encode())
-        # A streamed upload is never read ahead (api/limits.py); its unique name keeps a repeat from
-        # taking effect twice (409).
-        streamed = (scope.get("method"), scope.get("path")) in STREAMED
-        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None or streamed:
+        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None:
             await self.app(scope, receive, send)
             return
         try:
             key = check_key(raw_key.decode("latin-1"))
         except StagekeeperError as error:
             await _send_json(send, 422, error_body(error.code, error.message, error.field))
+            return
+        if scope.get("path") in STREAMED:
+            # A streamed upload is never read ahead (api/limits.py): its key is checked, not kept;
+            # the medium's unique name keeps a repeat from taking effect twice (409).
+            await self.app(scope, receive, send)
             return
         authorization = headers.get(b"authorization")
         try:

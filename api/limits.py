@@ -21,9 +21,10 @@ from api.errors import error_body
 
 Event = MutableMapping[str, Any]
 JSON_PREFIX = "/api/"
-# Routes whose body is a file streamed through as it arrives: they bound it themselves (the media
-# upload: STAGEKEEPER_MEDIA_MAX_BYTES), and nothing in front of them may read it first.
-STREAMED = frozenset({("POST", "/api/v1/media"), ("POST", "/ui/media/upload")})
+# Paths whose body is a file streamed through as it arrives: they bound it themselves (the media
+# upload: STAGEKEEPER_MEDIA_MAX_BYTES), and nothing in front of them may read it first (their
+# other methods read no body; an undeclared one is the router's 405).
+STREAMED = frozenset({"/api/v1/media", "/ui/media/upload"})
 
 
 def is_json(content_type: str | None) -> bool:
@@ -43,7 +44,7 @@ class BodyLimits:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope.get("method"), scope.get("path")) in STREAMED:
+        if scope["type"] != "http" or scope.get("path") in STREAMED:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
