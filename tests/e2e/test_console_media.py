@@ -72,3 +72,24 @@ def test_the_storage_page_shows_the_tree_and_its_table(world: World) -> None:
     hidden = world.client.get("/ui/storage").text
     assert deployment not in hidden
     assert "not shown" in hidden
+
+
+def test_the_machine_form_keeps_and_changes_the_attached_iso(world: World) -> None:
+    csrf = world.sign_in("admin")
+    configuration_id = world.ids["{configuration_id}"]
+    form = {
+        "csrf": csrf, "name": "web1", "template": "tpl-ubuntu-2404", "cpus": "2", "memory_mib": "2048",
+        "clone_mode": "linked", "nics": "front", "os": "linux", "ip_mode": "static-pool", "iso": "missing.iso",
+    }  # fmt: skip
+    refused = world.client.post(f"/ui/configurations/{configuration_id}/machines/web1", data=form)
+    assert refused.status_code == 422
+    assert "no medium named" in refused.text
+    changed = world.client.post(
+        f"/ui/configurations/{configuration_id}/machines/web1", data={**form, "iso": "setup.iso"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert changed.status_code == 303, changed.text
+    machine_now = world.runtime.app.configuration(UUID(configuration_id)).machine("web1")
+    assert machine_now["iso"] == "setup.iso"
+    page = world.client.get(f"/ui/configurations/{configuration_id}").text
+    assert 'name="iso" value="setup.iso"' in page
