@@ -620,7 +620,6 @@ class PyVmomiDriver:
             task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
             self.session.wait(task, f"reconfiguration of {vm_id}")
 
-
     # -- datastore files (the DatastoreFiles port: adapters/vcenter/pyvmomi/datastore.py) --------
     def upload_file(self, datacenter: str, datastore: str, path: str, chunks: Iterable[bytes], size: int) -> None:
         self.datastores.upload_file(datacenter, datastore, path, chunks, size)
@@ -636,6 +635,7 @@ class PyVmomiDriver:
 
     def vm_isos(self, vm_id: str) -> list[str]:
         return self.datastores.vm_isos(self._vm(vm_id))
+
 
 HOT_ADD_PROPERTIES = [
     "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState",
