@@ -8,8 +8,8 @@ bounded by STAGEKEEPER_MEDIA_MAX_BYTES (not STAGEKEEPER_MAX_BODY_BYTES: api/limi
 from __future__ import annotations
 
 import asyncio
-import queue
 from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -23,6 +23,7 @@ from adapters.runtime import Runtime
 from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.errors import error_body
+from api.limits import STREAMED_TYPES, media_type
 from api.responses import ErrorResponse, errors
 from api.responses.media import Medium, MediumList
 from domain.errors import NotFoundError, PermissionDeniedError, UnavailableError, ValidationError
@@ -33,8 +34,8 @@ from projections.media import configuration_ids, list_media, live_deployment_ids
 router = APIRouter(prefix="/api/v1/media", tags=["media"], responses=errors(401, 503))
 
 UPLOAD_PATH = "/api/v1/media"
-ISO_TYPES = ("application/octet-stream", "application/x-iso9660-image")
-QUEUED_CHUNKS = 4  # chunks between the request and the datastore: the memory an upload holds
+ISO_TYPES = STREAMED_TYPES
+QUEUED_CHUNKS = 8  # chunks (about 64 KiB each) between the request and the datastore: what an upload holds
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -90,8 +91,7 @@ async def streamed_upload(request: Request, runtime: Runtime, who: Principal, na
     before the body is read (411, 413, 415)."""
     if not await anyio.to_thread.run_sync(may_curate, runtime, who):
         raise PermissionDeniedError(f"{who.user} may not upload media: administrators and service owners only")
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type not in ISO_TYPES:
+    if media_type(request.headers.get("content-type")) not in ISO_TYPES:
         return _refuse(415, "unsupported_media_type", f"send the ISO as {' or '.join(ISO_TYPES)}", "content-type")
     length = request.headers.get("content-length")
     if length is None or not length.strip().isdigit():
@@ -102,24 +102,34 @@ async def streamed_upload(request: Request, runtime: Runtime, who: Principal, na
         return _refuse(413, "too_large", message, "Content-Length")
     if size == 0:
         raise ValidationError("the ISO is empty", field="Content-Length")
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED_CHUNKS)
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUED_CHUNKS)
     wait = runtime.settings.vcenter_task_timeout
     command = partial(
-        runtime.app.upload_medium, name, size, _drain(chunks, wait), runtime.settings.media_datacenter,
+        runtime.app.upload_medium, name, size, _drain(chunks, loop, wait), runtime.settings.media_datacenter,
         runtime.settings.media_datastore, limit, actor=who.user, reason=reason,
     )  # fmt: skip
     upload = asyncio.ensure_future(anyio.to_thread.run_sync(command))
-    await _feed(request.stream(), chunks, upload)
-    outcome = await upload
+    feeder = asyncio.ensure_future(_feed(request.stream(), chunks))
+    # An upload that ends on its own (refused, or failed at vCenter) stops reading the body.
+    upload.add_done_callback(lambda _: feeder.cancel())
+    try:
+        outcome = await upload
+    finally:
+        with suppress(asyncio.CancelledError):
+            await feeder
     return _medium(outcome.value.view(), outcome.position)
 
 
-def _drain(chunks: queue.Queue[bytes | BaseException | None], wait: float) -> Iterator[bytes]:
-    """The request's chunks, in the thread that writes them to the datastore."""
+def _drain(
+    chunks: asyncio.Queue[bytes | BaseException | None], loop: asyncio.AbstractEventLoop, wait: float
+) -> Iterator[bytes]:
+    """The request's chunks, in the thread that writes them to the datastore (each taken from the
+    event loop's queue: no polling on either side, and the queue bounds what is held)."""
     while True:
         try:
-            item = chunks.get(timeout=wait)
-        except queue.Empty:
+            item = asyncio.run_coroutine_threadsafe(asyncio.wait_for(chunks.get(), wait), loop).result()
+        except TimeoutError:
             raise UnavailableError(f"the client sent nothing for {wait:g}s; upload abandoned") from None
         if item is None:
             return
@@ -128,29 +138,16 @@ def _drain(chunks: queue.Queue[bytes | BaseException | None], wait: float) -> It
         yield item
 
 
-async def _feed(
-    body: AsyncIterator[bytes], chunks: queue.Queue[bytes | BaseException | None], upload: asyncio.Future[Any]
-) -> None:
-    """Pass the body on as it arrives, holding at most QUEUED_CHUNKS; stop when the upload has
-    ended on its own (refused, or failed at vCenter)."""
-
-    async def put(item: bytes | BaseException | None) -> bool:
-        while not upload.done():
-            try:
-                chunks.put_nowait(item)
-                return True
-            except queue.Full:
-                await asyncio.sleep(0.002)
-        return False
-
+async def _feed(body: AsyncIterator[bytes], chunks: asyncio.Queue[bytes | BaseException | None]) -> None:
+    """Pass the body on as it arrives; waits while QUEUED_CHUNKS are not taken yet."""
     try:
         async for chunk in body:
-            if chunk and not await put(chunk):
-                return
+            if chunk:
+                await chunks.put(chunk)
     except ClientDisconnect:
-        await put(UnavailableError("the client went away during the upload"))
+        await chunks.put(UnavailableError("the client went away during the upload"))
         return
-    await put(None)
+    await chunks.put(None)
 
 
 @router.get("", response_model=MediumList, responses=errors(422))
