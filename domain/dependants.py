@@ -129,7 +129,10 @@ def build_tree(templates: Mapping[str, Mapping[str, Any]], deployments: Iterable
         return node
 
     roots: list[Node] = []
-    for key, record in sorted(templates.items()):
+    # A template linked clones still read through is shown even when the catalogue no longer has
+    # it (removed before this rule existed): its size is then unknown (0).
+    referenced = {normalise_key(t): {"name": t} for d in live.values() for t in linked_templates(d)}
+    for key, record in sorted({**referenced, **templates}.items()):
         node = Node("template", str(record["name"]), str(record["name"]), sum(_template_disks(templates, key)))
         for d in sorted(live.values(), key=lambda d: str(d.id)):
             machines = {normalise_key(t): ms for t, ms in linked_templates(d).items()}.get(key)

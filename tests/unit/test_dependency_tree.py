@@ -109,3 +109,11 @@ def test_the_table_lists_every_node_depth_first_with_its_parent() -> None:
         (str(source.id), 1, "tpl-ubuntu-2404", 1),
         (str(copy.id), 2, str(source.id), 0),
     ]
+
+
+def test_a_template_gone_from_the_catalogue_still_shows_what_reads_through_it() -> None:
+    deployment = deployed(machine("web1", template="tpl-old"))
+    old = find(build_tree(TEMPLATES, [deployment]), "template", "tpl-old")
+    assert old is not None
+    assert old.own_gib == 0
+    assert [c.key for c in old.children] == [str(deployment.id)]
