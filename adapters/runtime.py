@@ -51,6 +51,7 @@ from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
+from projections.media import MediaProjection
 from projections.metrics import Retention
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
@@ -80,6 +81,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         TokensProjection(),
         UsersProjection(),
         AllocationsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
+        MediaProjection(),
     ]
 
 

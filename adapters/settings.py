@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     archive_move_after_days: Annotated[int, Field(ge=0, le=36500)] = 30
     # Default retention of archives per source stage, e.g. "int=30,test=90" (days; a stage not named: kept).
     archive_retention: str = ""
+    # The media library's datastore (vcsim's default names) and the largest ISO it takes (1 MiB-64 GiB).
+    media_datacenter: str = "DC0"
+    media_datastore: str = "LocalDS_0"
+    media_max_bytes: Annotated[int, Field(ge=1_048_576, le=68_719_476_736)] = 17_179_869_184
 
     @classmethod
     def settings_customise_sources(

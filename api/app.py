@@ -30,11 +30,13 @@ from api.routes import (
     governance,
     health,
     me,
+    media,
     metrics,
     placement,
     portability,
     progress,
     services,
+    storage,
     templates,
     tokens,
     upgrades,
@@ -116,5 +118,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(usage.router)
     app.include_router(placement.router)
     app.include_router(archives.router)
+    app.include_router(media.router)
+    app.include_router(storage.router)
     install_console(app)
     return app

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator
 from api.errors import error_body
+from api.limits import STREAMED
 from domain.application import StagekeeperApplication
 from domain.errors import StagekeeperError, UnavailableError
 from domain.requests import HEADER, DuplicateRequestError, PendingRequest, RequestRecord, check_key
@@ -59,6 +60,11 @@ class IdempotencyMiddleware:
             key = check_key(raw_key.decode("latin-1"))
         except StagekeeperError as error:
             await _send_json(send, 422, error_body(error.code, error.message, error.field))
+            return
+        if scope.get("path") in STREAMED:
+            # A streamed upload is never read ahead (api/limits.py): its key is checked, not kept;
+            # the medium's unique name keeps a repeat from taking effect twice (409).
+            await self.app(scope, receive, send)
             return
         authorization = headers.get(b"authorization")
         try:

@@ -152,6 +152,7 @@ class MachineIn(Body):
     customization: CustomizationIn | None = None
     start_order: StartOrderIn | None = Field(None, description="When it starts on deploy and power-on")
     placement: PlacementIn | None = Field(None, description="Placement rules: its tier and affinity group")
+    iso: str | None = Field(None, description="A media library medium's name: attached as a connected CD-ROM on deploy")
 
 
 class MachineBody(MachineIn):

@@ -7,6 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.errors import NotFoundError
 from domain.values import normalise_key
 
 CATALOGUE_ID: UUID = uuid5(NAMESPACE_URL, "https://stagekeeper.invalid/template-catalogue")
@@ -40,3 +41,15 @@ class TemplateCatalogue(Aggregate):
     def _imported(self, templates: list[dict[str, Any]], actor: str, reason: str | None) -> None:
         for template in templates:
             self.templates[normalise_key(template["name"])] = template
+
+    def remove_template(self, name: str, actor: str, reason: str | None) -> dict[str, Any]:
+        """Take a template out of the catalogue (vCenter keeps it); returns its record."""
+        record = self.get(name)
+        if record is None:
+            raise NotFoundError(f"no template named '{name}' in the catalogue", field="name")
+        self._removed(name=record["name"], actor=actor, reason=reason)
+        return record
+
+    @event("TemplateRemoved", topic="stagekeeper:TemplateCatalogue.TemplateRemoved")
+    def _removed(self, name: str, actor: str, reason: str | None) -> None:
+        self.templates.pop(normalise_key(name), None)

@@ -10,9 +10,11 @@ from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.governance import GovernanceCommands
+from domain.commands.media import MediaCommands
 from domain.commands.portability import PortabilityCommands
 from domain.commands.rebalance import RebalanceCommands
 from domain.commands.services import ServiceCommands
+from domain.commands.storage import StorageCommands
 from domain.commands.upgrades import UpgradeCommands
 from domain.commands.users import UserCommands
 
@@ -31,5 +33,7 @@ class Stagekeeper(
     GovernanceCommands,
     RebalanceCommands,
     ArchiveCommands,
+    MediaCommands,
+    StorageCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from domain.addressing import MAX_POOLS, parse_ip_pool
 from domain.errors import ValidationError
+from domain.media import check_medium_name
 from domain.paths import PoolPath
 from domain.placement_rules import parse_extra_pools, parse_machine_placement
 from domain.startorder import StartOrder
@@ -265,6 +266,7 @@ class Machine:
     nics: tuple[str, ...] = field(default=())
     start_order: StartOrder | None = None  # None: group 0, waits for nothing (domain/startorder.py)
     placement: dict[str, str] | None = None  # {"tier", "affinity_group"}: rules for domain/placement.py
+    iso: str | None = None  # a media library medium's name, attached as a CD-ROM (domain/media.py)
 
     @classmethod
     def parse(
@@ -326,6 +328,7 @@ class Machine:
             nics=tuple(nics),
             start_order=start_order,
             placement=parse_machine_placement(data.get("placement"), f"{field_name}.placement"),
+            iso=None if data.get("iso") is None else check_medium_name(data["iso"], f"{field_name}.iso"),
         )
 
     @classmethod
@@ -348,6 +351,8 @@ class Machine:
             data["start_order"] = self.start_order.to_dict()
         if self.placement is not None:
             data["placement"] = dict(self.placement)
+        if self.iso is not None:
+            data["iso"] = self.iso
         return data
 
 

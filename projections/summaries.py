@@ -337,6 +337,12 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         if d["failed"]
         else f"rebalanced: {d['moved']} move(s)"
     ),
+    # The media library and safe delete (domain/media.py, domain/commands/storage.py).
+    "Medium.Uploaded": lambda d: (
+        f"ISO '{d['name']}' uploaded to [{d['datastore']}] {d['path']} ({d['size']} bytes, SHA-256 {d['sha256']})"
+    ),
+    "Medium.Deleted": lambda d: "ISO deleted from the media library",
+    "TemplateCatalogue.TemplateRemoved": lambda d: f"template '{d['name']}' removed from the catalogue",
 }
 
 SUMMARIES.update(ARCHIVE_SUMMARIES)

@@ -21,6 +21,7 @@ from uuid import NAMESPACE_DNS, UUID, uuid5
 from adapters.simulator_state import FileState, InventoryState
 from adapters.vcenter import simulated_capture, simulated_usage
 from adapters.vcenter.picture import draw
+from adapters.vcenter.simulated_media import SimulatedMedia
 from adapters.vcenter.simulated_placement import SimulatedPlacement
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
@@ -97,6 +98,7 @@ class _Vm:
     hot_add: bool = False  # CPU and memory hot-add enabled (vSphere's default: off)
     extra_config: dict[str, str] = field(default_factory=dict)
     datastore: str = ""  # where its disks are (simulated_placement.py)
+    cdroms: list[str] = field(default_factory=list)  # ISO backings, "[datastore] path"
 
     def info(self) -> VmInfo:
         return VmInfo(
@@ -114,7 +116,7 @@ class _Vm:
         )
 
 
-class SimulatedVCenter(SimulatedPlacement):
+class SimulatedVCenter(SimulatedPlacement, SimulatedMedia):
     """A vCenter simulation with the driver port's semantics (idempotent clone by tag, etc.)."""
 
     name = "simulated"
@@ -141,6 +143,7 @@ class SimulatedVCenter(SimulatedPlacement):
         # they are never persisted; a restarted process has none.
         self._console_tickets: dict[str, tuple[str, datetime]] = {}
         self._portgroups = {switch: dict(groups) for switch, groups in DEFAULT_PORTGROUPS.items()}
+        self._files: dict[str, dict[str, Any]] = {}  # datastore files (simulated_media.py)
         if self._state is not None:
             self._load()
 
@@ -170,6 +173,7 @@ class SimulatedVCenter(SimulatedPlacement):
         self._counter = int(data.get("counter", 0))
         self._dhcp_next = int(data.get("dhcp_next", 10))
         self._portgroups.update(data.get("portgroups", {}))
+        self._files.update(data.get("files", {}))
 
     def _save(self) -> None:
         if self._state is None:
@@ -181,6 +185,7 @@ class SimulatedVCenter(SimulatedPlacement):
                 "counter": self._counter,
                 "dhcp_next": self._dhcp_next,
                 "portgroups": self._portgroups,
+                "files": self._files,
             }
         )
 

@@ -47,6 +47,7 @@ class Machine(Out):
     customization: Customization
     captured: CapturedVm | None = Field(None, description="Captured machines: their VM as vCenter described it")
     start_order: StartOrder | None = Field(None, description="Start group and wait (absent: group 0, no wait)")
+    iso: str | None = Field(None, description="The media library ISO attached as a CD-ROM (absent: none)")
 
 
 class Configuration(Out):

@@ -19,6 +19,7 @@ from api.ui import (
     later,
     lifecycle,
     live,
+    media,
     placement,
     resources,
     services,
@@ -54,6 +55,7 @@ def install_console(app: FastAPI) -> None:
         users,
         approvals,
         archives,
+        media,
     )
     for module in pages:
         app.include_router(module.router)

@@ -64,6 +64,7 @@ def machine_from_form(form: FormData) -> dict[str, Any]:
         "disks": disks,
         "nics": [{"network": n} for n in form.getlist("nics") if isinstance(n, str) and n],
         "customization": customization,
+        **({"iso": text(form, "iso")} if text(form, "iso") else {}),  # a media library name (CD-ROM)
     }
 
 

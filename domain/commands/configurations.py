@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.catalogue import TemplateCatalogue
+from domain.commands.media import check_machine_media
 from domain.configuration import Configuration, check_definition
 from domain.deployment import Deployment
 from domain.errors import InvalidTransitionError, ValidationError
@@ -70,6 +71,7 @@ class ConfigurationCommands(StagekeeperApplication):
                     f"'{template['name']}' is {template['os_family']}",
                     field=f"{where}.customization.os",
                 )
+        check_machine_media(self, machines, field)
 
     def create_configuration(
         self,

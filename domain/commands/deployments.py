@@ -15,6 +15,7 @@ from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.commands.capture_claims import vm_releases
+from domain.commands.media import check_deployable_media
 from domain.configuration import Configuration
 from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
@@ -64,6 +65,7 @@ class DeploymentCommands(StagekeeperApplication):
             if not configuration.machines:
                 raise InvalidTransitionError(f"configuration '{configuration.name}' has no machines to deploy")
             check_deployable_from_templates(configuration.name, configuration.machines)
+            check_deployable_media(self, configuration.name, configuration.machines)
             service = self.load(Service, configuration.service_id, "service")
             target = service.stage(stage)
             deployment = Deployment(

@@ -37,6 +37,7 @@ from domain.placement import PlacementImpossibleError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
 from domain.processes.fencing import FenceSteps, machine_nics
+from domain.processes.media import attach_medium, check_media
 from domain.processes.placement import PlacementSteps
 from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
@@ -222,6 +223,7 @@ class DeploymentProcess:
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
+            check_media(self.app, self.vcenter, pending)  # before any clone
             with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 if deployment.fence is not None:
                     # Port groups first: the machines' NICs go on them.
@@ -287,6 +289,7 @@ class DeploymentProcess:
         self.placement.settle(machine, vm)  # a clone may ignore the host placement chose
         if not vm.powered_on:
             custom = spec["customization"]
+            attach_medium(self.app, self.vcenter, vm.vm_id, spec)
             self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))
             if source is not None and deployment.fence is not None:
                 # A fenced copy keeps its source's guest identity and addresses: nothing to customise.

@@ -139,6 +139,9 @@ def busy_history(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     app.ensure_local_account("admin", "pw-2")
     patch_testing(runtime, vcenter)
     idempotent_request(runtime)
+    medium = app.upload_medium("audit.iso", 3, [b"iso"], "DC0", "LocalDS_0", 1024, actor="a").value
+    app.delete_medium(medium.id, [], [], actor="a", reason="superseded")
+    app.remove_template("tpl-windows-2022", [], actor="a", reason="retired OS")
     app.retire_service(service_id, actor="a")
     runtime.catch_up()
 

@@ -127,6 +127,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", "/ui/archives/{archive_id}/restore"): (OPERATE_INT, {"stage": "int"}),  # over in_int: swap rights
     ("POST", "/ui/archives/{archive_id}/hold"): (OPERATE_INT, {"hold": "on"}),
     ("POST", "/ui/archives/{archive_id}/move"): (OPERATE_INT, {"tier": "LocalDS_1"}),  # 409: there already
+    ("GET", "/ui/media"): (SIGNED_IN, None),
+    ("POST", "/ui/media/upload"): (MANAGE, {"query": {"name": "x.iso"}}),  # 415 when allowed: a form, not an ISO
+    ("POST", "/ui/media/{medium_id}/delete"): (ADMIN, {}),  # administrators and its uploader ("setup")
+    ("GET", "/ui/storage"): (SIGNED_IN, None),
 }  # fmt: skip
 
 
@@ -177,6 +181,7 @@ def build_world() -> World:
     vcenter = runtime.vcenter
     assert isinstance(vcenter, SimulatedVCenter)
     vcenter.add_existing_vm("LEGACY_1", ROOT_POOL, **legacy)  # a VM made before Stagekeeper (capture)
+    medium = app.upload_medium("setup.iso", 4, [b"abcd"], "DC0", "LocalDS_0", 1024, actor="setup").value
     runtime.catch_up()
     app.update_stage(service_id, "spare", {"approvals": {"required": 1, "group": OWNERS}}, actor="setup")
     with pytest.raises(AwaitingApprovalError) as held:
@@ -185,6 +190,7 @@ def build_world() -> World:
     runtime.catch_up()
     ids = {
         "{approval_id}": str(held.value.approval.id),
+        "{medium_id}": str(medium.id),
         "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
         "{grant_id}": extra["id"], "{name}": "web1", "{deployment_id}": str(in_int), "{action}": "undeploy",
         "{index}": "0", "{archive_id}": str(archive_id),

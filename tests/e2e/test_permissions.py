@@ -137,6 +137,15 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("DELETE", "/api/v1/archives/{archive_id}/hold"): (OPERATE_INT, None),  # 409 for those allowed: not held
     ("PUT", "/api/v1/archives/{archive_id}/retention"): (OPERATE_INT, {"retention_days": 30}),
     ("DELETE", "/api/v1/archives/{archive_id}"): (OPERATE_INT, None),
+    # The media library is shared: everyone lists it; service owners upload (415 here: no ISO body).
+    ("POST", "/api/v1/media"): (MANAGE, {"query": {"name": "new.iso"}}),
+    ("GET", "/api/v1/media"): (ANY, None),
+    ("GET", "/api/v1/media/{medium_id}"): (ANY, None),
+    ("DELETE", "/api/v1/media/{medium_id}"): (ADMIN, None),  # administrators and its uploader ("setup")
+    ("GET", "/api/v1/storage/tree"): (ANY, None),
+    ("GET", "/api/v1/templates/{name}/dependants"): (ANY, None),
+    ("DELETE", "/api/v1/templates/{name}"): (ADMIN, None),
+    ("GET", D + "/{deployment_id}/dependants"): (READ, None),
 }
 
 
@@ -184,6 +193,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         in_int = app.deploy(configuration_id, "int", actor="setup").value.id
         in_test = app.deploy(configuration_id, "test", actor="setup").value.id
         in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
+        medium = app.upload_medium("setup.iso", 4, [b"abcd"], "DC0", "LocalDS_0", 1024, actor="setup").value
         runtime.catch_up()
         app.update_stage(service_id, "spare", {"approvals": {"required": 1, "group": OWNERS}}, actor="setup")
         with pytest.raises(AwaitingApprovalError) as held:
@@ -200,6 +210,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             "{approval_id}": str(held.value.approval.id), "{window_id}": window["id"],
             "{archive_id}": str(archive_id),
         }  # fmt: skip
+        ids["{medium_id}"] = str(medium.id)
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
 
@@ -303,6 +314,8 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     "/api/v1/usage/stages": [{}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}],
     "/api/v1/datastores/usage": [{}, {"from": "2025-12-31T00:00:00Z", "to": "2026-01-01T01:00:00Z", "step": "300"}],
     "/api/v1/archives": [{}, {"service_id": "{secret_service}"}, {"limit": "1"}, {"offset": "0"}],
+    "/api/v1/media": [{}, {"min_position": "1"}],
+    "/api/v1/storage/tree": [{}, {"service": "{secret_service}"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
@@ -311,6 +324,7 @@ SINGLE_READS = {
     "/api/v1/approvals/{approval_id}", "/api/v1/stop-the-line", "/api/v1/freeze-windows/{window_id}",
     "/api/v1/archives/{archive_id}",
 }  # fmt: skip
+SINGLE_READS |= {"/api/v1/media/{medium_id}", "/api/v1/templates/{name}/dependants", D + "/{deployment_id}/dependants"}
 
 
 def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_on(world_factory: Any) -> None:

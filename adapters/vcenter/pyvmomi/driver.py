@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -16,10 +17,12 @@ from pyVmomi import vim
 
 from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs, usage
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
+from adapters.vcenter.pyvmomi.datastore import DatastoreAccess
 from adapters.vcenter.pyvmomi.placement import Placement
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.media_ports import DatastoreFile
 from domain.metrics import UsageSample
 from domain.ports import (
     CloneSpec,
@@ -50,6 +53,7 @@ class PyVmomiDriver:
         self.session = Session(settings)
         self.consoles = Consoles(self.session)
         self.placement = Placement(self.session)
+        self.datastores = DatastoreAccess(self.session)
         self.default_network = default_network
         self._fields: dict[str, int] = {}
         self._fields_lock = threading.Lock()
@@ -645,6 +649,22 @@ class PyVmomiDriver:
 
     def vm_location(self, vm_id: str) -> VmLocation:
         return self.placement.location(self._vm(vm_id))
+
+    # -- datastore files (the DatastoreFiles port: adapters/vcenter/pyvmomi/datastore.py) --------
+    def upload_file(self, datacenter: str, datastore: str, path: str, chunks: Iterable[bytes], size: int) -> None:
+        self.datastores.upload_file(datacenter, datastore, path, chunks, size)
+
+    def delete_file(self, datacenter: str, datastore: str, path: str) -> bool:
+        return self.datastores.delete_file(datacenter, datastore, path)
+
+    def search_datastore(self, datacenter: str, datastore: str, folder: str, pattern: str) -> list[DatastoreFile]:
+        return self.datastores.search_datastore(datacenter, datastore, folder, pattern)
+
+    def attach_iso(self, vm_id: str, datastore_path: str) -> None:
+        self.datastores.attach_iso(self._vm(vm_id), vm_id, datastore_path)
+
+    def vm_isos(self, vm_id: str) -> list[str]:
+        return self.datastores.vm_isos(self._vm(vm_id))
 
 
 HOT_ADD_PROPERTIES = [
