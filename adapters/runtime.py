@@ -12,6 +12,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.clock import SystemClock
+from adapters.drift_worker import DriftWorker
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
@@ -24,6 +25,7 @@ from adapters.workers import FollowerThread, Leadership, leader_only
 from domain.credentials import new_password
 from domain.ports import Clock, Directory, VCenterDriver
 from domain.processes.deployments import TOPICS, DeploymentProcess
+from domain.processes.drift import DriftCheck
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
 from projections.audit_queries import AuditQueries
@@ -180,6 +182,10 @@ class Runtime:
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
         self._started = False
+        self.drift_check = DriftCheck(
+            self.app, leader_only(self.vcenter, self.leadership), self.clock, self.read_models.deployed_ids
+        )
+        self.drift_worker = DriftWorker(self.drift_check, self.leadership, self.clock, settings.drift_interval_seconds)
 
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()
@@ -211,6 +217,7 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+            self.drift_worker.start()
         self._started = True
 
     def catch_up(self) -> None:
@@ -222,6 +229,7 @@ class Runtime:
     def close(self) -> None:
         self.projection_thread.stop()
         self.process_thread.stop()
+        self.drift_worker.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

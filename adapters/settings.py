@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Drift detection: how often the leader compares vCenter with the history (0: never on a schedule).
+    drift_interval_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 300.0
 
     @classmethod
     def settings_customise_sources(

@@ -24,6 +24,7 @@ from api.routes import (
     configurations,
     consoles,
     deployments,
+    drift,
     health,
     me,
     progress,
@@ -95,5 +96,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(drift.router)
     install_console(app)
     return app

@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from domain.descriptions import VmDescription, VmSelector
+from domain.observations import VmObservation
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,11 @@ class VCenterDriver(Protocol):
     def remove_snapshot(self, vm_id: str, name: str) -> bool:
         """Remove the VM's snapshot named `name` (its children stay); False when there is none, or
         no such VM any more."""
+        ...
+
+    def managed_vms(self) -> list[VmObservation]:
+        """Every VM carrying Stagekeeper's deployment tag, as vCenter has it now (power, CPU, memory,
+        disk sizes, NIC networks and MACs, pool, host), read in one property-collector pass."""
         ...
 
     def close(self) -> None:

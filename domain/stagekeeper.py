@@ -8,6 +8,7 @@ from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
+from domain.commands.drift import DriftCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
 
@@ -21,5 +22,6 @@ class Stagekeeper(
     ConsoleCommands,
     CaptureCommands,
     UpgradeCommands,
+    DriftCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

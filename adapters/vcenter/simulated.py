@@ -19,10 +19,11 @@ from urllib.parse import quote, urlencode
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from adapters.simulator_state import FileState, InventoryState
-from adapters.vcenter import simulated_capture
+from adapters.vcenter import simulated_capture, simulated_drift
 from adapters.vcenter.picture import draw
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.observations import VmObservation
 from domain.ports import (
     POWER_ACTIONS,
     CloneSpec,
@@ -602,3 +603,9 @@ class SimulatedVCenter:
             vm = self._vm(vm_id)
             disks = vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template)
             return vm.cpus, vm.memory_mib, tuple(disks)
+
+    # -- drift detection ----------------------------------------------------------------------------
+    def managed_vms(self) -> list[VmObservation]:
+        with self._lock:
+            self._maybe_fail("managed_vms")
+            return simulated_drift.observe(list(self._vms.values()), self.template_disks)

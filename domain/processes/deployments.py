@@ -35,6 +35,7 @@ from domain.deployment import (
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
+from domain.processes.drift import DriftSteps
 from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
@@ -63,6 +64,7 @@ TOPICS = tuple(
         "Deployment.RevertRequested",
         "Deployment.SwapRequested",
         "Deployment.SwappedOut",
+        "Deployment.DriftRevertRequested",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -93,6 +95,7 @@ class DeploymentProcess:
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
+        self.drift = DriftSteps(app, vcenter)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -107,6 +110,8 @@ class DeploymentProcess:
             self.power(event.originator_id, event.machine)
         elif kind == "Deployment.DeploymentPowerRequested":
             power_deployment(self, event.originator_id, event.action)
+        elif kind == "Deployment.DriftRevertRequested":
+            self.drift.revert(event.originator_id, event.machine, event.field)
         elif isinstance(event, Deployment.Event):
             self.drive(event.originator_id)
 

@@ -14,11 +14,12 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs
+from adapters.vcenter.pyvmomi import capture, drift, inventory, networks, snapshots, specs
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.session import ConnectionSettings, Session
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
+from domain.observations import VmObservation
 from domain.ports import (
     CloneSpec,
     ConsoleTicket,
@@ -615,6 +616,10 @@ class PyVmomiDriver:
         if config is not None:
             task = self.session.call("reconfigure", lambda: vm.ReconfigVM_Task(spec=config))
             self.session.wait(task, f"reconfiguration of {vm_id}")
+
+    # -- drift detection ----------------------------------------------------------------------------
+    def managed_vms(self) -> list[VmObservation]:
+        return drift.managed_vms(self)
 
 
 HOT_ADD_PROPERTIES = [

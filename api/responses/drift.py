@@ -1,0 +1,53 @@
+"""Drift, verification and previews of a deployment."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from api.responses import Out
+
+DriftField = Literal["vm", "power", "cpus", "memory_mib", "disks", "nics", "macs", "resource_pool", "host"]
+
+
+class DriftEntry(Out):
+    machine: str
+    field: DriftField
+    expected: Any = Field(description="What the history says")
+    actual: Any = Field(description="What vCenter has (null: the VM is gone)")
+    reverting: bool = Field(description="A revert was asked for and is not carried out yet")
+    revert_failure: str | None = Field(None, description="vCenter's reason when the last revert failed")
+
+
+class CheckResult(Out):
+    check: str
+    machine: str | None = None
+    target: str | None = None
+    ok: bool
+    detail: str
+
+
+class Verification(Out):
+    after: str = Field(description="The command verified: promote, copy, swap or upgrade")
+    checks: list[dict[str, Any]]
+    deadline: str
+    rollback: bool
+    state: Literal["running", "passed", "failed"]
+    results: list[CheckResult]
+    rolled_back: str | None = Field(None, description="What the failure did: demote, swap-back, or null")
+
+
+class Orphan(Out):
+    vm_id: str
+    name: str
+    deployment_id: UUID
+    machine: str | None
+    resource_pool: str
+    power: str
+    reason: str
+
+
+class OrphanList(Out):
+    items: list[Orphan]
