@@ -13,9 +13,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain import drift_state
 from domain.drift_state import drift_view
+from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.ports import POWER_ACTIONS
 
 REQUESTED = "requested"
@@ -1198,7 +1198,9 @@ class Deployment(Aggregate):
     verification: dict[str, Any] | None = None
 
     @event("DriftDetected", topic="stagekeeper:Deployment.DriftDetected")
-    def _drift_detected(self, machine: str, field: str, expected: Any, actual: Any, actor: str, reason: str | None) -> None:
+    def _drift_detected(
+        self, machine: str, field: str, expected: Any, actual: Any, actor: str, reason: str | None
+    ) -> None:
         self.drift = drift_state.detected(self.drift, machine, field, expected, actual)
 
     @event("DriftResolved", topic="stagekeeper:Deployment.DriftResolved")

@@ -114,7 +114,8 @@ class DeploymentsProjection(Projection):
         if self._rows:
             cursor.executemany(
                 "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
-                "position, view, drifted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "position, view, drifted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET "
                 "stage = excluded.stage, state = excluded.state, version = excluded.version, "
                 "position = excluded.position, view = excluded.view, drifted = excluded.drifted",
                 list(self._rows.values()),

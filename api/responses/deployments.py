@@ -95,7 +95,9 @@ class DeploymentEntry(Out):
     replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
     drifted: bool = Field(False, description="Its VMs differ from what its history says (see drift)")
     drift: list[DriftEntry] = Field([], description="Open differences between vCenter and the history")
-    verification: Verification | None = Field(None, description="The last verification after a move, copy, swap or upgrade")
+    verification: Verification | None = Field(
+        None, description="The last verification after a move, copy, swap or upgrade"
+    )
 
 
 class DeploymentSummary(DeploymentEntry):

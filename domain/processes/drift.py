@@ -17,7 +17,6 @@ from datetime import datetime
 from uuid import UUID
 
 from domain import drift
-from domain.commands.drift import apply_check
 from domain.deployment import POWERED_ON, Deployment
 from domain.errors import InvalidTransitionError, NotFoundError, VCenterFaultError
 from domain.ports import Clock, NicSetting, VCenterDriver
