@@ -89,6 +89,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/machines/{machine}/power"): (OPERATE_INT, {"action": "reset"}),
     ("POST", D + "/{deployment_id}/upgrade"): (OPERATE_INT, {"version": 1, "reason": "x"}),  # 409: at v1
     ("POST", D + "/{deployment_id}/power"): (OPERATE_INT, {"action": "off"}),
+    ("POST", D + "/{deployment_id}/check"): (OPERATE_INT, None),
+    ("POST", D + "/{deployment_id}/drift/{field}/adopt"): (OPERATE_INT, {"reason": "x"}),  # 422: no such field
+    ("POST", D + "/{deployment_id}/drift/{field}/revert"): (OPERATE_INT, None),
+    ("GET", "/api/v1/drift/orphans"): (ADMIN, None),
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
@@ -227,6 +231,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     D: [
         {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"}, {"stage": "int"},
         {"state": "requested"}, {"state": "deployed"}, {"limit": "1"}, {"min_position": "1"},
+        {"drifted": "true"}, {"drifted": "false"},
     ],
     "/api/v1/board": [
         {}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}, {"service": "{secret_service}"},
@@ -244,6 +249,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/templates": [{}],
     "/api/v1/tokens": [{}, {"all": "true"}],
+    "/api/v1/drift/orphans": [{}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
