@@ -27,6 +27,7 @@ from api.routes import (
     drift,
     health,
     me,
+    preview,
     progress,
     services,
     templates,
@@ -97,5 +98,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(capture.router)
     app.include_router(upgrades.router)
     app.include_router(drift.router)
+    app.include_router(preview.router)
     install_console(app)
     return app

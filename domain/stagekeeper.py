@@ -9,6 +9,7 @@ from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.drift import DriftCommands
+from domain.commands.preview import PreviewQueries
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
 
@@ -23,5 +24,6 @@ class Stagekeeper(
     CaptureCommands,
     UpgradeCommands,
     DriftCommands,
+    PreviewQueries,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

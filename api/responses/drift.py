@@ -51,3 +51,52 @@ class Orphan(Out):
 
 class OrphanList(Out):
     items: list[Orphan]
+
+
+class RunningNow(Out):
+    id: UUID
+    configuration_version: int
+    state: str
+
+
+class MachineChanges(Out):
+    added: list[str]
+    removed: list[str]
+    changed: dict[str, dict[str, list[Any]]] = Field(description="machine -> field -> [now, after]")
+
+
+class VmAction(Out):
+    machine: str
+    vm_id: str | None
+    action: Literal["move", "clone", "reconfigure", "rebuild", "destroy", "power-off"]
+    from_pool: str | None = None
+    to_pool: str | None = None
+    because: list[str] | None = Field(None, description="rebuild: the fields an in-place change cannot make")
+
+
+class Addresses(Out):
+    ip: str | None
+    macs: list[str]
+
+
+class AddressChange(Out):
+    machine: str
+    before: Addresses | None
+    after: Addresses | None
+    note: str | None = None
+
+
+class Preview(Out):
+    """What the command would change in the stage it lands in; nothing is written."""
+
+    action: Literal["promote", "demote", "swap", "upgrade"]
+    deployment_id: UUID
+    from_stage: str
+    target_stage: str
+    target_pool: str
+    from_version: int | None = None
+    to_version: int | None = None
+    running_now: RunningNow | None = Field(description="What runs there now (of the same configuration)")
+    machines: MachineChanges
+    vms: list[VmAction]
+    addresses: list[AddressChange] = Field(description="Machines whose addresses there change")

@@ -93,6 +93,9 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/drift/{field}/adopt"): (OPERATE_INT, {"reason": "x"}),  # 422: no such field
     ("POST", D + "/{deployment_id}/drift/{field}/revert"): (OPERATE_INT, None),
     ("GET", "/api/v1/drift/orphans"): (ADMIN, None),
+    ("GET", D + "/{deployment_id}/promote-preview"): (READ, None),
+    ("GET", D + "/{deployment_id}/swap-preview"): (READ, None),  # 422 for readers: not a copy
+    ("GET", D + "/{deployment_id}/upgrade-preview"): (READ, {"query": {"version": "1"}}),  # 409: at v1
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
@@ -254,6 +257,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
     D + "/{deployment_id}/machines/{machine}/console", D + "/{deployment_id}/machines/{machine}/screenshot",
+    D + "/{deployment_id}/promote-preview", D + "/{deployment_id}/swap-preview", D + "/{deployment_id}/upgrade-preview",
 }  # fmt: skip
 
 
