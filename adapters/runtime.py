@@ -15,6 +15,7 @@ from adapters.clock import SystemClock
 from adapters.drift_worker import DriftWorker
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.pglock import advisory_key
+from adapters.probes import NetworkProber
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
 from adapters.simulator_state import FileState, InventoryState, PostgresState
@@ -165,7 +166,7 @@ class Runtime:
         # The process manager acts only while it can prove it leads: before each event, and
         # before each vCenter call of a job (a long job may outlive the lock connection).
         self.process = DeploymentProcess(
-            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks
+            self.app, leader_only(self.vcenter, self.leadership), settings.vcenter_parallel_tasks, NetworkProber()
         )
         self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
@@ -185,7 +186,10 @@ class Runtime:
         self.drift_check = DriftCheck(
             self.app, leader_only(self.vcenter, self.leadership), self.clock, self.read_models.deployed_ids
         )
-        self.drift_worker = DriftWorker(self.drift_check, self.leadership, self.clock, settings.drift_interval_seconds)
+        self.drift_worker = DriftWorker(
+            self.drift_check, self.leadership, self.clock, settings.drift_interval_seconds,
+            verify=lambda: self.process.verification.recheck_all(self.read_models.verifying_ids()),
+        )  # fmt: skip
 
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()

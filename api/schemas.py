@@ -71,6 +71,19 @@ class StageCreate(StageIn):
     reason: str | None = None
 
 
+class VerificationCheckIn(Body):
+    kind: Literal["http", "tcp", "tools"]
+    port: int | None = Field(None, description="http (default 80) and tcp: the port probed on each machine")
+    path: str | None = Field(None, description="http: the path fetched (default /)")
+    expect_status: int | None = Field(None, description="http: the status expected (default 200)")
+
+
+class VerificationIn(Body):
+    checks: list[VerificationCheckIn] = Field(description="Run on every machine; none: no verification")
+    deadline_seconds: int | None = Field(None, description="How long the checks may take to pass (default 300)")
+    rollback: bool | None = Field(None, description="On failure, demote (or swap back) on its own")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -82,6 +95,7 @@ class StagePatch(Reason):
     external_network: str | None = None
     fence: Literal["optional", "always"] | None = None
     copy_mode: Literal["full", "linked"] | None = None
+    verification: VerificationIn | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
 
 
 class StageOrder(Reason):

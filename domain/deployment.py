@@ -1223,9 +1223,10 @@ class Deployment(Aggregate):
 
     @event("VerificationStarted", topic="stagekeeper:Deployment.VerificationStarted")
     def _verification_started(
-        self, after: str, checks: list[dict[str, Any]], deadline: str, rollback: bool, actor: str, reason: str | None
-    ) -> None:
-        self.verification = drift_state.verification_started(after, checks, deadline, rollback)
+        self, after: str, for_version: int, checks: list[dict[str, Any]], deadline: str, rollback: bool, actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        self.verification = drift_state.verification_started(after, for_version, self.stage, checks, deadline, rollback)
 
     @event("VerificationPassed", topic="stagekeeper:Deployment.VerificationPassed")
     def _verification_passed(self, results: list[dict[str, Any]], actor: str, reason: str | None) -> None:

@@ -73,10 +73,12 @@ def adopt(deployment: Deployment, machine: str, field: str, value: Any, configur
     deployment.drift = resolved(deployment.drift, machine, field)
 
 
-def verification_started(after: str, checks: list[dict[str, Any]], deadline: str, rollback: bool) -> dict[str, Any]:
+def verification_started(
+    after: str, for_version: int, stage: str, checks: list[dict[str, Any]], deadline: str, rollback: bool
+) -> dict[str, Any]:
     return {
-        "after": after, "checks": checks, "deadline": deadline, "rollback": rollback, "state": "running",
-        "results": [], "rolled_back": None,
+        "after": after, "for_version": for_version, "stage": stage, "checks": checks, "deadline": deadline,
+        "rollback": rollback, "state": "running", "results": [], "rolled_back": None,
     }  # fmt: skip
 
 

@@ -21,7 +21,23 @@ def _results(d: Data) -> str:
     return "; ".join(f"{r['check']} {r.get('machine') or ''} {r['detail']}".replace("  ", " ") for r in failed)
 
 
+def _verification_setting(value: Data | None) -> str:
+    if not value:
+        return "none"
+    kinds = ", ".join(
+        c["kind"]
+        + (f" {c['port']}" if "port" in c else "")
+        + (f"{c['path']} -> {c['expect_status']}" if "path" in c else "")
+        for c in value["checks"]
+    )
+    return f"{kinds} within {value['deadline_seconds']}s" + (", rollback on failure" if value["rollback"] else "")
+
+
 SUMMARIES: dict[str, Callable[[Data], str]] = {
+    "Service.StageVerificationChanged": lambda d: (
+        f"verification of stage '{d['stage']}': {_verification_setting(d['before'])} -> "
+        f"{_verification_setting(d['verification'])}"
+    ),
     "Deployment.DriftDetected": lambda d: (
         f"drift on machine '{d['machine']}': {d['field']} is {_value(d['actual'])} in vCenter, "
         f"{_value(d['expected'])} in the history"

@@ -105,6 +105,13 @@ class ReadModels:
         rows = self.store.query("SELECT id FROM sk_deployments WHERE state = %s ORDER BY id", ("deployed",))
         return [UUID(str(r["id"])) for r in rows]
 
+    def verifying_ids(self) -> list[UUID]:
+        """Deployments whose verification still runs (the view's JSON says so; each is re-read)."""
+        rows = self.store.query(
+            "SELECT id FROM sk_deployments WHERE view LIKE %s ORDER BY id", ('%"state": "running"%',)
+        )
+        return [UUID(str(r["id"])) for r in rows]
+
     # -- grants -------------------------------------------------------------------------------------
     def grants_of(self, user: str, groups: frozenset[str]) -> list[Row]:
         """Every grant that applies to this user (directly or through one of the groups)."""

@@ -31,6 +31,8 @@ class CheckResult(Out):
 
 class Verification(Out):
     after: str = Field(description="The command verified: promote, copy, swap or upgrade")
+    for_version: int = Field(description="The deployment version whose event completed that command")
+    stage: str
     checks: list[dict[str, Any]]
     deadline: str
     rollback: bool

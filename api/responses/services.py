@@ -23,6 +23,12 @@ class VlanRange(Out):
     last: int
 
 
+class StageVerification(Out):
+    checks: list[dict[str, Any]]
+    deadline_seconds: int
+    rollback: bool
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -35,6 +41,7 @@ class Stage(Out):
     external_network: str | None = None
     fence: Literal["optional", "always"] = "optional"
     copy_mode: Literal["full", "linked"] = "full"
+    verification: StageVerification | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
 
 
 class ServiceStage(Stage):

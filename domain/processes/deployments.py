@@ -41,9 +41,12 @@ from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
 from domain.processes.upgrade import run_upgrade
+from domain.processes.verification import TOPICS as VERIFICATION_TOPICS
+from domain.processes.verification import VerificationSteps
 from domain.stagekeeper import Stagekeeper
 from domain.startorder import has_start_order
 from domain.values import PoolPath
+from domain.verification import Prober
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ TOPICS = tuple(
         "Service.StageAdded",
         "Service.StageMapped",
     )
-)
+) + VERIFICATION_TOPICS
 VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
 PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)
@@ -87,7 +90,9 @@ def vm_name(deployment_id: UUID, machine: str) -> str:
 
 
 class DeploymentProcess:
-    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8) -> None:
+    def __init__(
+        self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8, prober: Prober | None = None
+    ) -> None:
         self.app = app
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
@@ -96,10 +101,13 @@ class DeploymentProcess:
         self.snapshot_steps = SnapshotSteps(app, vcenter)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
         self.drift = DriftSteps(app, vcenter)
+        self.verification = VerificationSteps(app, vcenter, prober)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
         kind = type(event).__qualname__
+        if kind in ("Deployment.Moved", "Deployment.Deployed", "Deployment.Swapped", "Deployment.Upgraded"):
+            self.verification.after_event(event)
         if kind == "Service.Registered":
             self.ensure_pools(event.originator_id, [(s["name"], s["resource_pool"]) for s in event.stages])
         elif kind == "Service.StageAdded":
