@@ -62,7 +62,9 @@ def expected(deployment: Deployment, machine: dict[str, Any]) -> dict[str, Any]:
         wanted["disks"] = disks
     nics = _expected_nics(deployment, machine)
     if nics is not None:
-        wanted["nics"] = nics[0]
+        # Port groups are exact only in a fence; elsewhere a network vCenter lacks falls back to the
+        # driver's default network when the NIC is set, so only the number of NICs is known.
+        wanted["nics"] = nics[0] if deployment.fence is not None else len(nics[0])
         if len(nics[1]) == len(nics[0]):
             wanted["macs"] = nics[1]
     if machine.get("host"):
@@ -74,7 +76,7 @@ def _actual(vm: VmObservation, field_name: str, wanted: Any) -> Any:
     if field_name == "disks":
         return list(vm.disks_gib[: len(wanted)])
     if field_name == "nics":
-        return list(vm.networks)
+        return list(vm.networks) if isinstance(wanted, list) else len(vm.networks)
     if field_name == "macs":
         return [m.lower() for m in vm.macs]
     return {"vm": vm.vm_id, "power": vm.power, "cpus": vm.cpus, "memory_mib": vm.memory_mib,
