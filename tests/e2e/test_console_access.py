@@ -108,6 +108,9 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/swap"): (OPERATE_INT, {"replaces": "{deployment_id}"}),  # operator of the replaced one's stage
     ("POST", D + "/swap-back"): (OPERATE_INT, {}),
     ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
+    ("POST", D + "/check"): (OPERATE_INT, {}),
+    ("POST", D + "/drift/{field}/{action}"): (OPERATE_INT, {"reason": "x"}),  # 404 for those allowed: no such drift
+    ("GET", D + "/preview/{kind}"): (READ, None),  # 404 for readers: no such preview
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
