@@ -25,7 +25,8 @@ def test_managed_vms_reads_every_tagged_vm_as_it_is_now(driver: VCenterDriver) -
     assert seen.macs == ("00:50:56:3f:00:21",)
     assert seen.networks == ("VM Network",)
     assert seen.resource_pool == ROOT
-    assert len(seen.disks_gib) >= 1 and all(size > 0 for size in seen.disks_gib)
+    assert len(seen.disks_gib) >= 1
+    assert all(size > 0 for size in seen.disks_gib)
     assert not any(o.name.startswith("tpl-") for o in found.values())  # templates are no managed VMs
     driver.power_off(vm.vm_id)
     assert {o.vm_id: o for o in driver.managed_vms()}[vm.vm_id].power == "poweredOff"
