@@ -90,5 +90,6 @@ def verification_ended(
 
 def drift_view(drift: dict[str, dict[str, Any]] | None, verification: dict[str, Any] | None) -> dict[str, Any]:
     """The view's drift and verification parts (sorted, so views compare equal across replays)."""
-    entries = [dict(drift[k]) for k in sorted(drift or {})]
+    found = drift or {}
+    entries = [dict(found[k]) for k in sorted(found)]
     return {"drifted": bool(entries), "drift": entries, "verification": verification}

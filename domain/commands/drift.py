@@ -153,6 +153,7 @@ class DriftCommands(StagekeeperApplication):
         ids = {vm.deployment_id for vm in observed if vm.deployment_id is not None}
         found: dict[UUID, Deployment | None] = {}
         for deployment_id in ids:
+            aggregate: object
             try:
                 aggregate = self.repository.get(deployment_id)
             except AggregateNotFoundError:

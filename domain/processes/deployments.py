@@ -41,7 +41,6 @@ from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
 from domain.processes.upgrade import run_upgrade
-from domain.processes.verification import TOPICS as VERIFICATION_TOPICS
 from domain.processes.verification import VerificationSteps
 from domain.stagekeeper import Stagekeeper
 from domain.startorder import has_start_order
@@ -68,11 +67,16 @@ TOPICS = tuple(
         "Deployment.SwapRequested",
         "Deployment.SwappedOut",
         "Deployment.DriftRevertRequested",
+        # Verification starts when these complete a promote, copy, swap or upgrade.
+        "Deployment.Moved",
+        "Deployment.Deployed",
+        "Deployment.Swapped",
+        "Deployment.Upgraded",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
     )
-) + VERIFICATION_TOPICS
+)
 VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
 PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError)

@@ -26,9 +26,6 @@ from domain.verification import Prober
 
 log = logging.getLogger(__name__)
 ACTOR = "stagekeeper"
-TOPICS = tuple(
-    f"stagekeeper:Deployment.{name}" for name in ("Moved", "Deployed", "Swapped", "Upgraded")
-)  # fmt: skip
 
 
 class VerificationSteps:
