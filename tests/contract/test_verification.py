@@ -14,6 +14,7 @@ import pytest
 
 from adapters.runtime import Runtime
 from domain.errors import ValidationError
+from tests.fencing import THREE_TIER, fenced_stage
 from tests.support import ROOT_POOL, machine
 
 LOOPBACK_POOL = [{"cidr": "127.0.9.0/24", "gateway": "127.0.9.1", "dns": []}]
@@ -156,3 +157,33 @@ def test_verification_settings_are_checked(runtime: Runtime) -> None:
         with pytest.raises(ValidationError) as refused:
             runtime.app.update_stage(service.value.id, "a", {"verification": bad}, actor="x")
         assert refused.value.field == field
+
+
+def test_a_swap_whose_checks_fail_swaps_back_and_the_swap_back_is_not_verified(
+    runtime: Runtime, listener: Listener
+) -> None:
+    service = runtime.app.register_service(
+        "shop", "", [fenced_stage("test", 100, "127.0.61.0/24"), fenced_stage("prod", 300, "127.0.62.0/24")], "a"
+    ).value
+    checks = {"checks": [{"kind": "tcp", "port": listener.port}], "deadline_seconds": 30, "rollback": True}
+    runtime.app.update_stage(service.id, "prod", {"verification": checks}, actor="a")
+    networks = [{"name": "front"}, {"name": "back"}]
+    configuration_id = runtime.app.create_configuration(service.id, "shop", "", networks, THREE_TIER, "a").value.id
+    production = runtime.app.deploy(configuration_id, "prod", actor="alice").value.id
+    runtime.catch_up()
+    assert runtime.app.deployment(production).verification is None  # a plain deploy is not verified
+    copy_id = runtime.app.copy_deployment(production, "test", actor="bob", fence=True).value.id
+    runtime.catch_up()
+    listener.close()  # the new release answers nothing
+    runtime.app.swap_deployment(copy_id, production, actor="petra", keep_previous=True)
+    runtime.catch_up()
+    assert runtime.app.deployment(copy_id).verification["state"] == "running"  # type: ignore[index]
+    runtime.clock.advance(seconds=31)  # type: ignore[attr-defined]
+    runtime.process.verification.recheck_all(runtime.read_models.verifying_ids())
+    runtime.catch_up()
+    copy, previous = runtime.app.deployment(copy_id), runtime.app.deployment(production)
+    assert copy.verification is not None
+    assert (copy.verification["state"], copy.verification["rolled_back"]) == ("failed", "swap-back")
+    assert previous.replaced is not None  # production took its place back
+    assert previous.stage == "prod"
+    assert previous.verification is None  # a swap-back is a rollback: never verified, never undone
