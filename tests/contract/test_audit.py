@@ -156,6 +156,10 @@ def test_every_event_is_audited_with_a_real_summary_and_the_chain_verifies(
         "Deployment.FenceNetworkAdded", "Deployment.FenceNetworkRemoved", "Deployment.FenceNatAdded",
         "Deployment.FenceNatRemoved", "Deployment.CopySnapshotRemoved", "Deployment.SwapAttemptFailed",
         "Deployment.SwapFailed",
+        # Drift and verification: test_audit_drift_events.py.
+        "Deployment.DriftDetected", "Deployment.DriftResolved", "Deployment.DriftAdopted",
+        "Deployment.DriftRevertRequested", "Deployment.DriftReverted", "Deployment.VerificationStarted",
+        "Deployment.VerificationPassed", "Deployment.VerificationFailed", "Service.StageVerificationChanged",
     }  # fmt: skip
     assert missing <= {"NameClaim.Reclaimed", *elsewhere}, missing
     fallbacks = [r for r in rows if r["summary"] == r["event_type"]]

@@ -86,6 +86,12 @@ def test_a_promote_whose_checks_answer_is_verified(runtime: Runtime, listener: L
     assert verification["state"] == "passed"
     assert [r["check"] for r in verification["results"]] == ["http", "tcp"]
     assert verification["results"][0]["target"].startswith("http://127.0.9.")
+    runtime.catch_up()
+    rows = runtime.store.query(
+        "SELECT summary FROM sk_audit WHERE aggregate_id = %s AND event_type = %s",
+        (str(deployment_id), "Deployment.VerificationPassed"),
+    )
+    assert [r["summary"] for r in rows] == ["verification passed (2 result(s))"]
 
 
 def test_a_failing_check_rolls_back_when_the_deadline_passes(runtime: Runtime, listener: Listener) -> None:
