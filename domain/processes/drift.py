@@ -3,8 +3,8 @@
 `DriftCheck.run_cycle` reads vCenter once (every VM tagged by Stagekeeper) and records each live
 deployment's drift from that one read. `revert` puts one field of one VM back as the history says
 (through the driver port, like an upgrade's reconfiguration) and records DriftReverted, or
-DriftReverted with `failed` and vCenter's reason; the next check then sees the difference gone
-and records DriftResolved. A revert redone after a crash does nothing twice: each driver call is
+DriftReverted with `failed` and vCenter's reason; after a revert it compares the deployment again
+at once (one read), so the difference is resolved (DriftResolved) without waiting for the cycle. A revert redone after a crash does nothing twice: each driver call is
 idempotent and the request is closed once its event is stored.
 """
 
@@ -86,6 +86,8 @@ class DriftSteps:
                 machine=machine, field=field, failed=failure is not None, actor=ACTOR, reason=failure
             ),
         )
+        if failure is None:  # look again at once: the difference is gone (DriftResolved), or not
+            self.app.record_drift(deployment_id, self.vcenter.managed_vms(), ACTOR)
 
     def _put_back(self, deployment: Deployment, machine: dict[str, object], field: str) -> None:
         vm_id = str(machine["vm_id"])
