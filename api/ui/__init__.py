@@ -49,3 +49,4 @@ def install_console(app: FastAPI) -> None:
     )
     for module in pages:
         app.include_router(module.router)
+    app.include_router(drift.orphans_router)

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from api.access import operate_deployment, read_deployment
+from api.access import operate_deployment, read_deployment, require_admin
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, render
 from api.ui.forms import optional
 from domain.errors import ConflictError, NotFoundError, ValidationError
@@ -61,3 +61,15 @@ def preview(
     except (ConflictError, ValidationError) as refused:
         return render(request, "fragments/preview.html", {"preview": None, "refused": refused.message})
     return render(request, "fragments/preview.html", {"preview": answer, "refused": None})
+
+
+orphans_router = APIRouter(prefix="/ui/drift", route_class=ConsoleRoute, include_in_schema=False)
+
+
+@orphans_router.get("/orphans")
+def orphans(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
+    """VMs tagged by Stagekeeper that no history holds (administrators; a read of vCenter)."""
+    require_admin(session.principal, "list orphan VMs")
+    return render(
+        request, "orphans.html", {"title": "Orphan VMs", "nav": "board", "orphans": runtime.app.drift_orphans()}
+    )

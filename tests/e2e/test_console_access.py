@@ -111,6 +111,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/check"): (OPERATE_INT, {}),
     ("POST", D + "/drift/{field}/{action}"): (OPERATE_INT, {"reason": "x"}),  # 404 for those allowed: no such drift
     ("GET", D + "/preview/{kind}"): (READ, None),  # 404 for readers: no such preview
+    ("GET", "/ui/drift/orphans"): (ADMIN, None),
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),

@@ -70,3 +70,16 @@ def test_the_promote_dialog_loads_what_changes_in_the_next_stage(world: World) -
     assert "VM of <strong>web1</strong>: move" in preview
     upgrade = world.client.get(f"/ui/deployments/{deployment_id}/preview/upgrade", params={"version": 1}).text
     assert "machine" in upgrade or "alert" in upgrade
+
+
+def test_administrators_see_orphan_vms(world: World) -> None:
+    vcenter = world.runtime.vcenter
+    assert isinstance(vcenter, SimulatedVCenter)
+    vm_id = str(world.runtime.app.deployment(UUID(world.ids["{deployment_id}"])).machine("web1")["vm_id"])
+    vcenter.tag_vm(vm_id, UUID(int=9), "web1")
+    world.sign_in("operator")
+    assert world.client.get("/ui/drift/orphans").status_code == 403
+    world.sign_in("admin")
+    page = world.client.get("/ui/drift/orphans").text
+    assert f'data-orphan="{vm_id}"' in page
+    assert "no such deployment in the history" in page
