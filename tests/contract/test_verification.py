@@ -193,3 +193,22 @@ def test_a_swap_whose_checks_fail_swaps_back_and_the_swap_back_is_not_verified(
     assert previous.replaced is not None  # production took its place back
     assert previous.stage == "prod"
     assert previous.verification is None  # a swap-back is a rollback: never verified, never undone
+
+
+def test_a_copy_and_an_upgrade_into_a_verified_stage_are_verified(runtime: Runtime) -> None:
+    deployment_id = shop(runtime, 9)
+    service_id = runtime.app.deployment(deployment_id).service_id
+    tools = {"checks": [{"kind": "tools"}], "deadline_seconds": 30}
+    runtime.app.update_stage(service_id, "int", {"verification": tools}, actor="a")
+    copy_id = runtime.app.copy_deployment(deployment_id, "int", actor="bob").value.id
+    runtime.catch_up()
+    copied = runtime.app.deployment(copy_id).verification
+    assert copied is not None
+    assert (copied["after"], copied["state"]) == ("copy", "passed")
+    configuration_id = runtime.app.deployment(deployment_id).configuration_id
+    runtime.app.change_machine(configuration_id, "web", machine("web", cpus=4), actor="a")
+    runtime.app.upgrade_deployment(deployment_id, 2, actor="a")
+    runtime.catch_up()
+    upgraded = runtime.app.deployment(deployment_id).verification
+    assert upgraded is not None
+    assert (upgraded["after"], upgraded["state"], upgraded["results"][0]["check"]) == ("upgrade", "passed", "tools")
