@@ -1,6 +1,6 @@
 """The drift check's read over the vSphere API: every VM tagged by Stagekeeper, in one
-property-collector pass over all VMs (plus one each for host and port group names), whatever
-the number of deployments."""
+property-collector pass over all VMs (plus the resource pool tree, and one pass each for host and
+port group names, only when some VM is tagged), whatever the number of deployments."""
 
 from __future__ import annotations
 
