@@ -4,8 +4,9 @@
 deployment's drift from that one read. `revert` puts one field of one VM back as the history says
 (through the driver port, like an upgrade's reconfiguration) and records DriftReverted, or
 DriftReverted with `failed` and vCenter's reason; after a revert it compares the deployment again
-at once (one read), so the difference is resolved (DriftResolved) without waiting for the cycle. A revert redone after a crash does nothing twice: each driver call is
-idempotent and the request is closed once its event is stored.
+at once (one read), so the difference is resolved (DriftResolved) without waiting for the cycle.
+A revert redone after a crash does nothing twice: each driver call is idempotent and the request
+is closed once its event is stored.
 """
 
 from __future__ import annotations
