@@ -23,9 +23,11 @@ from adapters.archives import (
     make_archive_storage,
 )
 from adapters.clock import SystemClock
+from adapters.drift_worker import DriftWorker
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
 from adapters.pglock import advisory_key
+from adapters.probes import NetworkProber
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env, metrics_bind
 from adapters.siem import AuditStreamer, Sink, SyslogSink, WebhookSink
@@ -42,6 +44,7 @@ from domain.processes.approvals import ApprovalsTick
 from domain.processes.archives import TOPICS as ARCHIVE_TOPICS
 from domain.processes.archives import ArchiveProcess
 from domain.processes.deployments import TOPICS, DeploymentProcess
+from domain.processes.drift import DriftCheck
 from domain.stagekeeper import Stagekeeper
 from projections.audit import AuditProjection
 from projections.audit_queries import AuditQueries
@@ -212,7 +215,7 @@ class Runtime:
         # The process manager acts only while it can prove it leads: before each event, and
         # before each vCenter call of a job (a long job may outlive the lock connection).
         self.process = DeploymentProcess(
-            self.app, leader_only(self.app.vcenter, self.leadership), settings.vcenter_parallel_tasks
+            self.app, leader_only(self.app.vcenter, self.leadership), settings.vcenter_parallel_tasks, NetworkProber()
         )
         self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
@@ -260,6 +263,13 @@ class Runtime:
         self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
         self.siem = audit_streamers(settings, self.store)
         self._started = False
+        self.drift_check = DriftCheck(
+            self.app, leader_only(self.vcenter, self.leadership), self.clock, self.read_models.deployed_ids
+        )
+        self.drift_worker = DriftWorker(
+            self.drift_check, self.leadership, self.clock, settings.drift_interval_seconds,
+            verify=lambda: self.process.verification.recheck_all(self.read_models.verifying_ids()),
+        )  # fmt: skip
 
     def _act_as_leader(self, event: object) -> None:
         self.leadership.verify()
@@ -308,6 +318,7 @@ class Runtime:
         if process_manager:
             self.process_thread.start()
             self.usage.start()
+            self.drift_worker.start()
         if projections:
             for streamer in self.siem:
                 streamer.start()
@@ -327,6 +338,7 @@ class Runtime:
         for streamer in self.siem:
             streamer.stop()
         self.usage.stop()
+        self.drift_worker.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

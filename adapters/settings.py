@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     media_datacenter: str = "DC0"
     media_datastore: str = "LocalDS_0"
     media_max_bytes: Annotated[int, Field(ge=1_048_576, le=68_719_476_736)] = 17_179_869_184
+    # Drift detection: how often the leader compares vCenter with the history (0: never on a schedule).
+    drift_interval_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 300.0
 
     @classmethod
     def settings_customise_sources(

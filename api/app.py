@@ -27,6 +27,7 @@ from api.routes import (
     configurations,
     consoles,
     deployments,
+    drift,
     governance,
     health,
     me,
@@ -34,6 +35,7 @@ from api.routes import (
     metrics,
     placement,
     portability,
+    preview,
     progress,
     services,
     storage,
@@ -120,5 +122,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(archives.router)
     app.include_router(media.router)
     app.include_router(storage.router)
+    app.include_router(drift.router)
+    app.include_router(preview.router)
     install_console(app)
     return app

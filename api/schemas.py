@@ -87,6 +87,19 @@ class QuotaIn(Body):
     disk_gib: int | None = Field(None, description="Most provisioned disk (GiB) the stage may hold (null: no limit)")
 
 
+class VerificationCheckIn(Body):
+    kind: Literal["http", "tcp", "tools"]
+    port: int | None = Field(None, description="http (default 80) and tcp: the port probed on each machine")
+    path: str | None = Field(None, description="http: the path fetched (default /)")
+    expect_status: int | None = Field(None, description="http: the status expected (default 200)")
+
+
+class VerificationIn(Body):
+    checks: list[VerificationCheckIn] = Field(description="Run on every machine; none: no verification")
+    deadline_seconds: int | None = Field(None, description="How long the checks may take to pass (default 300)")
+    rollback: bool | None = Field(None, description="On failure, demote (or swap back) on its own")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -104,6 +117,7 @@ class StagePatch(Reason):
     soak_seconds: int | None = Field(None, description="A deployment is promoted out of the stage only after this long")
     quota: QuotaIn | None = Field(None, description="Stage quota (null or every limit null: no quota)")
     extra_pools: list[str] | None = Field(None, description="More resource pools placement may use (replaces them)")
+    verification: VerificationIn | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
 
 
 class StageOrder(Reason):

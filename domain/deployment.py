@@ -13,6 +13,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import drift_state
+from domain.drift_state import drift_view
 from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.ports import POWER_ACTIONS
 
@@ -136,6 +138,7 @@ class Deployment(Aggregate):
             "replaced": self.replaced,
             "replaced_by": self.replaced_by,
             "rebalance": self.rebalance_work,
+            **drift_view(self.drift, self.verification),
         }
 
     @staticmethod
@@ -1251,6 +1254,53 @@ class Deployment(Aggregate):
     @event("RebalanceEnded", topic="stagekeeper:Deployment.RebalanceEnded")
     def _rebalance_ended(self, moved: int, failed: bool, actor: str, reason: str | None) -> None:
         self.rebalance_work = None
+
+    # -- drift and verification (logic in domain/drift.py, domain/drift_state.py, domain/verification.py) --
+    # Open differences between vCenter and this history: "machine.field" -> {machine, field,
+    # expected, actual, reverting}. Class defaults keep older deployments readable.
+    drift: dict[str, dict[str, Any]] | None = None
+    verification: dict[str, Any] | None = None
+
+    @event("DriftDetected", topic="stagekeeper:Deployment.DriftDetected")
+    def _drift_detected(
+        self, machine: str, field: str, expected: Any, actual: Any, actor: str, reason: str | None
+    ) -> None:
+        self.drift = drift_state.detected(self.drift, machine, field, expected, actual)
+
+    @event("DriftResolved", topic="stagekeeper:Deployment.DriftResolved")
+    def _drift_resolved(self, machine: str, field: str, actual: Any, actor: str, reason: str | None) -> None:
+        self.drift = drift_state.resolved(self.drift, machine, field)
+
+    @event("DriftAdopted", topic="stagekeeper:Deployment.DriftAdopted")
+    def _drift_adopted(
+        self, machine: str, field: str, value: Any, configuration_version: int, actor: str, reason: str | None
+    ) -> None:
+        drift_state.adopt(self, machine, field, value, configuration_version)
+
+    @event("DriftRevertRequested", topic="stagekeeper:Deployment.DriftRevertRequested")
+    def _drift_revert_requested(self, machine: str, field: str, expected: Any, actor: str, reason: str | None) -> None:
+        self.drift = drift_state.reverting(self.drift, machine, field, True)
+
+    @event("DriftReverted", topic="stagekeeper:Deployment.DriftReverted")
+    def _drift_reverted(self, machine: str, field: str, failed: bool, actor: str, reason: str | None) -> None:
+        self.drift = drift_state.reverted(self.drift, machine, field, failed, reason)
+
+    @event("VerificationStarted", topic="stagekeeper:Deployment.VerificationStarted")
+    def _verification_started(
+        self, after: str, for_version: int, checks: list[dict[str, Any]], deadline: str, rollback: bool, actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        self.verification = drift_state.verification_started(after, for_version, self.stage, checks, deadline, rollback)
+
+    @event("VerificationPassed", topic="stagekeeper:Deployment.VerificationPassed")
+    def _verification_passed(self, results: list[dict[str, Any]], actor: str, reason: str | None) -> None:
+        self.verification = drift_state.verification_ended(self.verification, "passed", results, None)
+
+    @event("VerificationFailed", topic="stagekeeper:Deployment.VerificationFailed")
+    def _verification_failed(
+        self, results: list[dict[str, Any]], rollback: str | None, actor: str, reason: str | None
+    ) -> None:
+        self.verification = drift_state.verification_ended(self.verification, "failed", results, rollback)
 
 
 def _placement_view(machine: dict[str, Any]) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from domain.descriptions import VmDescription, VmSelector
 from domain.metrics import UsageSample
+from domain.observations import VmObservation
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,10 @@ class VCenterDriver(Protocol):
     def sample_usage(self) -> UsageSample:
         """CPU, memory and committed storage of every VM Stagekeeper tagged, and every datastore's
         capacity and free space, in one property-collector retrieval (pages of it)."""
+
+    def managed_vms(self) -> list[VmObservation]:
+        """Every VM carrying Stagekeeper's deployment tag, as vCenter has it now (power, CPU, memory,
+        disk sizes, NIC networks and MACs, pool, host), read in one property-collector pass."""
         ...
 
     def close(self) -> None:

@@ -282,6 +282,24 @@ class Service(Aggregate):
             found.pop(key, None)
         found.update(settings)
 
+    def set_verification(self, name: str, verification: dict[str, Any] | None, actor: str, reason: str | None) -> None:
+        """The checks run after a promote, copy, swap or upgrade into the stage (domain/verification.py)."""
+        self._check_active()
+        stage = self.stage(name)
+        if stage.get("verification") != verification:
+            self._verification_changed(
+                stage=stage["name"], before=stage.get("verification"), verification=verification, actor=actor,
+                reason=reason,
+            )  # fmt: skip
+
+    @event("StageVerificationChanged", topic="stagekeeper:Service.StageVerificationChanged")
+    def _verification_changed(
+        self, stage: str, before: dict[str, Any] | None, verification: dict[str, Any] | None, actor: str,
+        reason: str | None,
+    ) -> None:  # fmt: skip
+        self.definition_version = self.version + 1
+        self.stage(stage)["verification"] = verification
+
     def grant(
         self,
         grant_id: UUID,

@@ -9,9 +9,11 @@ from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
+from domain.commands.drift import DriftCommands
 from domain.commands.governance import GovernanceCommands
 from domain.commands.media import MediaCommands
 from domain.commands.portability import PortabilityCommands
+from domain.commands.preview import PreviewQueries
 from domain.commands.rebalance import RebalanceCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.storage import StorageCommands
@@ -35,5 +37,7 @@ class Stagekeeper(
     ArchiveCommands,
     MediaCommands,
     StorageCommands,
+    DriftCommands,
+    PreviewQueries,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

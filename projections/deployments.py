@@ -29,7 +29,7 @@ def board_entry(view: dict[str, Any]) -> dict[str, Any]:
 
 class DeploymentsProjection(Projection):
     name = "deployments"
-    schema_version = 3  # 3: machines carry their placement, the deployment its rebalance
+    schema_version = 4  # 3: machines carry their placement, the deployment its rebalance; 4: drifted
     tables = ("sk_deployments", "sk_deployment_history")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_deployments (
@@ -41,7 +41,8 @@ class DeploymentsProjection(Projection):
             requested_at TEXT NOT NULL,
             version INTEGER NOT NULL,
             position BIGINT NOT NULL,
-            view TEXT NOT NULL
+            view TEXT NOT NULL,
+            drifted INTEGER NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX IF NOT EXISTS sk_deployments_service_stage ON sk_deployments (service_id, stage)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_state ON sk_deployments (state)",
@@ -103,6 +104,7 @@ class DeploymentsProjection(Projection):
             view["version"],
             position,
             to_json(view),
+            1 if view.get("drifted") else 0,
         )
         self._history.append(
             (view["id"], position, view["updated_at"], view["service_id"], view["state"], to_json(board_entry(view)))
@@ -112,9 +114,10 @@ class DeploymentsProjection(Projection):
         if self._rows:
             cursor.executemany(
                 "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
-                "position, view) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "position, view, drifted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET "
                 "stage = excluded.stage, state = excluded.state, version = excluded.version, "
-                "position = excluded.position, view = excluded.view",
+                "position = excluded.position, view = excluded.view, drifted = excluded.drifted",
                 list(self._rows.values()),
             )
         if self._history:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from typing import Any
+from uuid import UUID
 
 from domain.errors import UnavailableError
 from domain.values import normalise_key
@@ -65,6 +66,7 @@ class ReadModels:
         limit: int = 500,
         service_ids: Collection[str] | None = None,
         after: tuple[str, str] | None = None,
+        drifted: bool | None = None,
     ) -> list[Row]:
         """Newest first (requested_at, then id). `service_ids` restricts to a caller's readable
         services inside the query, so a limit never hides readable rows behind others; `after`
@@ -82,6 +84,9 @@ class ReadModels:
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)
+        if drifted is not None:
+            clauses.append("drifted = %s")
+            params.append(1 if drifted else 0)
         if service_ids is not None:
             clauses.append(f"service_id IN ({', '.join(['%s'] * len(service_ids))})")
             params.extend(sorted(service_ids))
@@ -94,6 +99,18 @@ class ReadModels:
             (*params, limit),
         )
         return [_deployment(r) for r in rows]
+
+    def deployed_ids(self) -> list[UUID]:
+        """Every deployment at rest in the deployed state (what the drift check compares)."""
+        rows = self.store.query("SELECT id FROM sk_deployments WHERE state = %s ORDER BY id", ("deployed",))
+        return [UUID(str(r["id"])) for r in rows]
+
+    def verifying_ids(self) -> list[UUID]:
+        """Deployments whose verification still runs (the view's JSON says so; each is re-read)."""
+        rows = self.store.query(
+            "SELECT id FROM sk_deployments WHERE view LIKE %s ORDER BY id", ('%"state": "running"%',)
+        )
+        return [UUID(str(r["id"])) for r in rows]
 
     # -- grants -------------------------------------------------------------------------------------
     def grants_of(self, user: str, groups: frozenset[str]) -> list[Row]:

@@ -125,6 +125,14 @@ class ServicesProjection(Projection):
                 stage.update(event.settings)
         self._touch(cursor, event, position, stages=to_json(stages))
 
+    @on("Service.StageVerificationChanged")
+    def stage_verification_changed(self, event: Any, position: int, cursor: Cursor) -> None:
+        stages = self._stages(cursor, str(event.originator_id))
+        for stage in stages:
+            if stage["name"] == event.stage:
+                stage["verification"] = event.verification
+        self._touch(cursor, event, position, stages=to_json(stages))
+
     @on("Service.Retired")
     def retired(self, event: Any, position: int, cursor: Cursor) -> None:
         self._touch(cursor, event, position, retired=True)

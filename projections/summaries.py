@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.diff import describe, diff_definitions
+from projections import drift_summaries
 from projections.archive_summaries import ARCHIVE_SUMMARIES
 from projections.summaries_governance import GOVERNANCE_SUMMARIES
 
@@ -357,3 +358,6 @@ def summarise(event_type: str, data: Data) -> str:
     except (KeyError, TypeError, IndexError):
         # An event recorded by an older version may lack a field: say what it was, not crash.
         return event_type
+
+
+SUMMARIES.update(drift_summaries.SUMMARIES)

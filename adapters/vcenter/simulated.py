@@ -19,13 +19,14 @@ from urllib.parse import quote, urlencode
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
 from adapters.simulator_state import FileState, InventoryState
-from adapters.vcenter import simulated_capture, simulated_usage
+from adapters.vcenter import simulated_capture, simulated_drift, simulated_usage
 from adapters.vcenter.picture import draw
 from adapters.vcenter.simulated_media import SimulatedMedia
 from adapters.vcenter.simulated_placement import SimulatedPlacement
 from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.metrics import UsageSample
+from domain.observations import VmObservation
 from domain.ports import (
     POWER_ACTIONS,
     CloneSpec,
@@ -618,3 +619,9 @@ class SimulatedVCenter(SimulatedPlacement, SimulatedMedia):
                 list(self._vms.values()),
                 lambda vm: vm.disks_gib if vm.disks_gib is not None else self.template_disks(vm.template),
             )
+
+    # -- drift detection ----------------------------------------------------------------------------
+    def managed_vms(self) -> list[VmObservation]:
+        with self._lock:
+            self._maybe_fail("managed_vms")
+            return simulated_drift.observe(list(self._vms.values()), self.template_disks)

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from api.responses import Out, Position, State, Timestamp
+from api.responses.drift import DriftEntry, Verification
 from api.responses.placement import MachinePlacement, RebalanceWork
 from api.responses.services import Stage
 
@@ -95,6 +96,11 @@ class DeploymentEntry(Out):
     replaced: UUID | None = Field(None, description="The deployment this one took the place of (swap)")
     replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
     rebalance: RebalanceWork | None = Field(None, description="A rebalance being carried out")
+    drifted: bool = Field(False, description="Its VMs differ from what its history says (see drift)")
+    drift: list[DriftEntry] = Field([], description="Open differences between vCenter and the history")
+    verification: Verification | None = Field(
+        None, description="The last verification after a move, copy, swap or upgrade"
+    )
 
 
 class DeploymentSummary(DeploymentEntry):

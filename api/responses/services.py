@@ -36,6 +36,12 @@ class StageQuota(Out):
     disk_gib: int | None = None
 
 
+class StageVerification(Out):
+    checks: list[dict[str, Any]]
+    deadline_seconds: int
+    rollback: bool
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -52,6 +58,7 @@ class Stage(Out):
     soak_seconds: int | None = Field(None, description="How long a deployment runs here before it may be promoted")
     quota: StageQuota | None = Field(None, description="Limits on what the stage may hold (none: no quota)")
     extra_pools: list[str] = Field([], description="More resource pools placement may use (other clusters)")
+    verification: StageVerification | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
 
 
 class ServiceStage(Stage):

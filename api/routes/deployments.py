@@ -185,6 +185,7 @@ def list_deployments(
     configuration: UUID | None = Query(None, description="Configuration id"),
     cursor: str | None = Query(None, max_length=512, description="`next_cursor` of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
+    drifted: bool | None = Query(None, description="true: only deployments whose VMs differ from their history"),
 ) -> DeploymentList:
     """Deployments of the services you can read, newest first, a page at a time (`next_cursor`)."""
     if service is not None:
@@ -202,6 +203,7 @@ def list_deployments(
         limit + 1,
         service_ids=readable,
         after=after,
+        drifted=drifted,
     )
     items = rows[:limit]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None

@@ -17,6 +17,8 @@ def healthz(runtime: RuntimeDep) -> Health:
     """Event store head, read-model positions and worker errors."""
     positions = runtime.projection_follower.positions()
     errors = {**runtime.projection_thread.errors, **runtime.process_thread.errors, **runtime.usage.collector.errors}
+    if runtime.drift_worker.error is not None:
+        errors["drift"] = runtime.drift_worker.error
     directory = "not configured"
     if runtime.directory is not None:
         try:

@@ -16,6 +16,7 @@ from api.ui import (
     configurations,
     copies,
     deployments,
+    drift,
     later,
     lifecycle,
     live,
@@ -46,6 +47,7 @@ def install_console(app: FastAPI) -> None:
         configurations,
         lifecycle,
         placement,
+        drift,
         deployments,
         audit,
         copies,
@@ -59,3 +61,4 @@ def install_console(app: FastAPI) -> None:
     )
     for module in pages:
         app.include_router(module.router)
+    app.include_router(drift.orphans_router)

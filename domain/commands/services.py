@@ -29,6 +29,7 @@ from domain.values import (
     parse_fencing,
     parse_ip_pools,
 )
+from domain.verification import parse_verification
 
 SERVICE_NAMES = "service"
 
@@ -203,7 +204,10 @@ class ServiceCommands(PlacementCommands):
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
-        known = {"name", "resource_pool", "restricted", "ip_pools", "quota", "extra_pools", *FENCE_KEYS, *POLICY_KEYS}
+        known = {
+            "name", "resource_pool", "restricted", "ip_pools", "quota", "extra_pools", "verification", *FENCE_KEYS,
+            *POLICY_KEYS,
+        }  # fmt: skip
         unknown = set(changes) - known
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -212,6 +216,8 @@ class ServiceCommands(PlacementCommands):
         ip_pools = list(parse_ip_pools(changes["ip_pools"], "ip_pools")) if "ip_pools" in changes else None
         quota = quotas.parse_quota(changes["quota"]) if "quota" in changes else None
         extra_pools = self._extra_pools(changes)
+        verifying = "verification" in changes
+        verification = parse_verification(changes["verification"]) if verifying else None
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -234,6 +240,8 @@ class ServiceCommands(PlacementCommands):
                 main = pool or service.stage(current)["resource_pool"]
                 extra = list(parse_extra_pools(extra_pools, main, "extra_pools"))
                 service.set_extra_pools(current, extra, actor, reason)
+            if verifying:
+                service.set_verification(current, verification, actor, reason)
             if set(FENCE_KEYS).intersection(changes):
                 # Fence settings change together: what is not given stays as the stage has it.
                 merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {

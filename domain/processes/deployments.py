@@ -36,6 +36,7 @@ from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTra
 from domain.placement import PlacementImpossibleError
 from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
+from domain.processes.drift import DriftSteps
 from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.media import attach_medium, check_media
 from domain.processes.placement import PlacementSteps
@@ -43,9 +44,11 @@ from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
 from domain.processes.upgrade import run_upgrade
+from domain.processes.verification import VerificationSteps
 from domain.stagekeeper import Stagekeeper
 from domain.startorder import has_start_order
 from domain.values import PoolPath
+from domain.verification import Prober
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,12 @@ TOPICS = tuple(
         "Deployment.RevertRequested",
         "Deployment.SwapRequested",
         "Deployment.SwappedOut",
+        "Deployment.DriftRevertRequested",
+        # Verification starts when these complete a promote, copy, swap or upgrade.
+        "Deployment.Moved",
+        "Deployment.Deployed",
+        "Deployment.Swapped",
+        "Deployment.Upgraded",
         "Service.Registered",
         "Service.StageAdded",
         "Service.StageMapped",
@@ -90,7 +99,9 @@ def vm_name(deployment_id: UUID, machine: str) -> str:
 
 
 class DeploymentProcess:
-    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8) -> None:
+    def __init__(
+        self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8, prober: Prober | None = None
+    ) -> None:
         self.app = app
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
@@ -99,10 +110,14 @@ class DeploymentProcess:
         self.snapshot_steps = SnapshotSteps(app, vcenter)
         self.placement = PlacementSteps(app, vcenter)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
+        self.drift = DriftSteps(app, vcenter)
+        self.verification = VerificationSteps(app, vcenter, prober)
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
         kind = type(event).__qualname__
+        if kind in ("Deployment.Moved", "Deployment.Deployed", "Deployment.Swapped", "Deployment.Upgraded"):
+            self.verification.after_event(event)
         if kind == "Service.Registered":
             self.ensure_pools(event.originator_id, [(s["name"], s["resource_pool"]) for s in event.stages])
         elif kind == "Service.StageAdded":
@@ -115,6 +130,8 @@ class DeploymentProcess:
             self.power(event.originator_id, event.machine)
         elif kind == "Deployment.DeploymentPowerRequested":
             power_deployment(self, event.originator_id, event.action)
+        elif kind == "Deployment.DriftRevertRequested":
+            self.drift.revert(event.originator_id, event.machine, event.field)
         elif isinstance(event, Deployment.Event):
             self.drive(event.originator_id)
 

@@ -163,6 +163,10 @@ def test_every_event_is_audited_with_a_real_summary_and_the_chain_verifies(
         # Placement: rebalancing and a stage's other pools, in test_audit_placement_events.py.
         "Deployment.RebalanceRequested", "Deployment.MachineRelocated", "Deployment.RebalanceEnded",
         "Service.StageExtraPoolsChanged",
+        # Drift and verification: test_audit_drift_events.py.
+        "Deployment.DriftDetected", "Deployment.DriftResolved", "Deployment.DriftAdopted",
+        "Deployment.DriftRevertRequested", "Deployment.DriftReverted", "Deployment.VerificationStarted",
+        "Deployment.VerificationPassed", "Deployment.VerificationFailed", "Service.StageVerificationChanged",
     }  # fmt: skip
     # The governance events (approvals, freeze windows, stop the line) are audited in test_governance.py.
     elsewhere |= {*GOVERNANCE_SUMMARIES, "Service.StagePolicyChanged"}

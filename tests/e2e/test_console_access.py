@@ -111,6 +111,10 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/upgrade"): (OPERATE_INT, {"version": "1", "reason": "x"}),  # v1: without the network 'extra'
     ("GET", D + "/rebalance"): (OPERATE_INT, None),  # the dry-run plan and its confirmation
     ("POST", D + "/rebalance"): (OPERATE_INT, {"reason": "spread"}),
+    ("POST", D + "/check"): (OPERATE_INT, {}),
+    ("POST", D + "/drift/{field}/{action}"): (OPERATE_INT, {"reason": "x"}),  # 404 for those allowed: no such drift
+    ("GET", D + "/preview/{kind}"): (READ, None),  # 404 for readers: no such preview
+    ("GET", "/ui/drift/orphans"): (ADMIN, None),
     ("POST", D + "/{action}"): (OPERATE_INT, {}),  # undeploy, in int (after the machine routes)
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),

@@ -93,6 +93,13 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("POST", D + "/{deployment_id}/upgrade"): (OPERATE_INT, {"version": 1, "reason": "x"}),  # 409: at v1
     ("POST", D + "/{deployment_id}/power"): (OPERATE_INT, {"action": "off"}),
     ("POST", D + "/{deployment_id}/rebalance"): (OPERATE_INT, {"dry_run": True, "reason": "spread"}),
+    ("POST", D + "/{deployment_id}/check"): (OPERATE_INT, None),
+    ("POST", D + "/{deployment_id}/drift/{field}/adopt"): (OPERATE_INT, {"reason": "x"}),  # 422: no such field
+    ("POST", D + "/{deployment_id}/drift/{field}/revert"): (OPERATE_INT, None),
+    ("GET", "/api/v1/drift/orphans"): (ADMIN, None),
+    ("GET", D + "/{deployment_id}/promote-preview"): (READ, None),
+    ("GET", D + "/{deployment_id}/swap-preview"): (READ, None),  # 422 for readers: not a copy
+    ("GET", D + "/{deployment_id}/upgrade-preview"): (READ, {"query": {"version": "1"}}),  # 409: at v1
     ("GET", "/api/v1/templates"): (ANY, None),
     ("POST", "/api/v1/templates/import"): (ADMIN, {"all": True}),
     ("POST", "/api/v1/tokens"): (ANY, {"name": "ci"}),
@@ -287,6 +294,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     D: [
         {}, {"service": "{secret_service}"}, {"configuration": "{secret_configuration}"}, {"stage": "int"},
         {"state": "requested"}, {"state": "deployed"}, {"limit": "1"}, {"min_position": "1"},
+        {"drifted": "true"}, {"drifted": "false"},
     ],
     "/api/v1/board": [
         {}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}, {"service": "{secret_service}"},
@@ -316,6 +324,7 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     "/api/v1/archives": [{}, {"service_id": "{secret_service}"}, {"limit": "1"}, {"offset": "0"}],
     "/api/v1/media": [{}, {"min_position": "1"}],
     "/api/v1/storage/tree": [{}, {"service": "{secret_service}"}],
+    "/api/v1/drift/orphans": [{}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
@@ -323,6 +332,7 @@ SINGLE_READS = {
     "/metrics", "/api/v1/users/{username}", S + "/export",
     "/api/v1/approvals/{approval_id}", "/api/v1/stop-the-line", "/api/v1/freeze-windows/{window_id}",
     "/api/v1/archives/{archive_id}",
+    D + "/{deployment_id}/promote-preview", D + "/{deployment_id}/swap-preview", D + "/{deployment_id}/upgrade-preview",
 }  # fmt: skip
 SINGLE_READS |= {"/api/v1/media/{medium_id}", "/api/v1/templates/{name}/dependants", D + "/{deployment_id}/dependants"}
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import capture, inventory, networks, snapshots, specs, usage
+from adapters.vcenter.pyvmomi import capture, drift, inventory, networks, snapshots, specs, usage
 from adapters.vcenter.pyvmomi.console import Consoles, check_action
 from adapters.vcenter.pyvmomi.datastore import DatastoreAccess
 from adapters.vcenter.pyvmomi.placement import Placement
@@ -24,6 +24,7 @@ from domain.descriptions import VmDescription, VmSelector
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
 from domain.media_ports import DatastoreFile
 from domain.metrics import UsageSample
+from domain.observations import VmObservation
 from domain.ports import (
     CloneSpec,
     ClusterCapacity,
@@ -665,6 +666,10 @@ class PyVmomiDriver:
 
     def vm_isos(self, vm_id: str) -> list[str]:
         return self.datastores.vm_isos(self._vm(vm_id))
+
+    # -- drift detection ----------------------------------------------------------------------------
+    def managed_vms(self) -> list[VmObservation]:
+        return drift.managed_vms(self)
 
 
 HOT_ADD_PROPERTIES = [
