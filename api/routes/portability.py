@@ -7,20 +7,48 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from api.access import manage_service, require_admin
 from api.deps import PrincipalDep, RuntimeDep
-from api.responses import errors
+from api.responses import Out, errors
 from api.responses.services import Service
 from api.views import service_view
 
 router = APIRouter(tags=["services"], responses=errors(401, 403, 422, 503))
 
 
+class ExportChain(Out):
+    algorithm: str
+    count: int
+    head: str = Field(description="The last record's hash: it signs the file")
+
+
+class ExportRecord(Out):
+    aggregate: str = Field(description='"service" or "configuration"')
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: dict[str, Any] = Field(description="The event's stored state")
+    hash: str = Field(description="SHA-256 of the previous record's hash and this record's canonical JSON")
+
+
+class ExportFile(Out):
+    format: str
+    exported_at: str
+    exported_by: str
+    service: dict[str, Any]
+    records: list[ExportRecord]
+    chain: ExportChain
+
+
 @router.get(
     "/api/v1/services/{service_id}/export",
     response_class=JSONResponse,
-    responses={200: {"description": "The export file (JSON, format stagekeeper-service-export/1)"}, **errors(404)},
+    responses={
+        **errors(404),
+        200: {"model": ExportFile, "description": "The export file (stagekeeper-service-export/1)"},
+    },
 )
 def export_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> JSONResponse:
     """The service, its configurations with their whole history, grants and stage policies, signed by

@@ -157,7 +157,7 @@ def unlock_user(username: str, runtime: RuntimeDep, who: PrincipalDep, body: Rea
     return _view(runtime, outcome.value, outcome.position)
 
 
-@router.put("/api/v1/me/password", response_model=User, responses=errors(404))
+@router.put("/api/v1/me/password", response_model=User, responses=errors(404, 409))
 def change_own_password(body: PasswordChange, runtime: RuntimeDep, who: PrincipalDep, request: Request) -> User:
     """A local user changes their own password (the current one is asked again)."""
     outcome = runtime.app.change_own_password(who.user, body.current_password, body.new_password)
