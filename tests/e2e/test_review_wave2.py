@@ -7,6 +7,7 @@ import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -109,3 +110,80 @@ def test_import_refuses_a_recomputed_file_with_control_and_bidi_characters(
     imported = other.post("/api/v1/imports", auth=AUTH, json=forged)
     assert imported.status_code == 422, imported.text
     assert imported.json()["error"]["field"].startswith("records")
+
+
+@pytest.mark.xfail(strict=True, reason="finding 5: rebalance skips the admission gate (stop the line, freeze windows)")
+def test_stop_the_line_refuses_a_rebalance(client: TestClient, runtime: Runtime) -> None:
+    deployment_id = crowd(runtime)
+    url = f"/api/v1/deployments/{deployment_id}/rebalance"
+    assert len(client.post(url, json={"dry_run": True}, auth=AUTH).json()["moves"]) == 1
+    stopped = client.post("/api/v1/stop-the-line", json={"reason": "incident 42"}, auth=AUTH)
+    assert stopped.status_code == 200, stopped.text
+    refused = client.post(url, json={"dry_run": False, "reason": "spread web"}, auth=AUTH)
+    assert refused.status_code == 409, refused.text
+    assert "incident 42" in refused.json()["error"]["message"]
+
+
+@pytest.mark.xfail(strict=True, reason="finding 6: /me/password lets a stolen token guess the password without limit")
+def test_guessing_the_current_password_counts_towards_lockout(client: TestClient, runtime: Runtime) -> None:
+    made = client.post("/api/v1/users", auth=AUTH, json={"username": "olivia", "password": PASSWORD})
+    assert made.status_code == 201, made.text
+    token = client.post("/api/v1/tokens", auth=("olivia", PASSWORD), json={"name": "laptop"})
+    assert token.status_code == 201, token.text
+    bearer = {"Authorization": f"Bearer {token.json()['token']}"}
+    for n in range(20):
+        guess = client.put(
+            "/api/v1/me/password", headers=bearer,
+            json={"current_password": f"guess number {n}", "new_password": "a brand new passphrase"},
+        )  # fmt: skip
+        assert guess.status_code == 422
+    # Twenty wrong passwords: the account is locked (audited) and the right one no longer changes it.
+    right = client.put(
+        "/api/v1/me/password", headers=bearer,
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )  # fmt: skip
+    assert right.status_code in (401, 409, 429), right.text
+
+
+OLIVIA = ("olivia", PASSWORD)
+CAB = "cn=cab,ou=local-groups,o=stagekeeper"
+
+
+def _owned_by_olivia(client: TestClient, runtime: Runtime) -> str:
+    assert client.post("/api/v1/users", auth=AUTH, json={"username": "olivia", "password": PASSWORD}).status_code == 201
+    made = client.post("/api/v1/services", auth=AUTH, json={"name": "payroll", "stages": stages("int", "prod")})
+    assert made.status_code == 201, made.text
+    service_id: str = made.json()["id"]
+    granted = client.post(
+        f"/api/v1/services/{service_id}/grants", auth=AUTH, json={"role": "service-owner", "user": "olivia", "reason": "team"}
+    )
+    assert granted.status_code == 201, granted.text
+    runtime.catch_up()
+    return service_id
+
+
+@pytest.mark.xfail(strict=True, reason="finding 7: an owner switches off the approvals that govern their own promotes")
+def test_an_owner_cannot_lift_the_approval_policy_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
+    service_id = _owned_by_olivia(client, runtime)
+    policy = {"approvals": {"required": 2, "group": CAB, "requester_may_approve": False}, "reason": "CAB decision"}
+    assert client.patch(f"/api/v1/services/{service_id}/stages/prod", auth=AUTH, json=policy).status_code == 200
+    lifted = client.patch(
+        f"/api/v1/services/{service_id}/stages/prod", auth=OLIVIA, json={"approvals": None, "reason": "in a hurry"}
+    )
+    assert lifted.status_code == 403, lifted.text
+
+
+@pytest.mark.xfail(strict=True, reason="finding 7: an owner deletes the freeze window an administrator put on them")
+def test_an_owner_cannot_delete_a_freeze_window_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
+    service_id = _owned_by_olivia(client, runtime)
+    now = runtime.clock.now()
+    window = {
+        "name": "year end", "service_id": service_id, "start": (now - timedelta(hours=1)).isoformat(),
+        "end": (now + timedelta(days=5)).isoformat(), "reason": "change freeze",
+    }  # fmt: skip
+    created = client.post("/api/v1/freeze-windows", json=window, auth=AUTH)
+    assert created.status_code == 201, created.text
+    removed = client.request(
+        "DELETE", f"/api/v1/freeze-windows/{created.json()['id']}", auth=OLIVIA, json={"reason": "in a hurry"}
+    )
+    assert removed.status_code == 403, removed.text
