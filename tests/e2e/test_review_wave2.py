@@ -19,6 +19,7 @@ from adapters.runtime import Runtime
 from api.app import create_app
 from domain.portability import bundle, chain
 from tests.e2e.conftest import AUTH
+from tests.e2e.test_console_pages import sign_in_form
 from tests.e2e.test_rebalance import crowd
 from tests.support import runtime_for, settings_for, stages
 
@@ -155,7 +156,9 @@ def _owned_by_olivia(client: TestClient, runtime: Runtime) -> str:
     assert made.status_code == 201, made.text
     service_id: str = made.json()["id"]
     granted = client.post(
-        f"/api/v1/services/{service_id}/grants", auth=AUTH, json={"role": "service-owner", "user": "olivia", "reason": "team"}
+        f"/api/v1/services/{service_id}/grants",
+        auth=AUTH,
+        json={"role": "service-owner", "user": "olivia", "reason": "team"},
     )
     assert granted.status_code == 201, granted.text
     runtime.catch_up()
@@ -187,3 +190,36 @@ def test_an_owner_cannot_delete_a_freeze_window_an_administrator_set(client: Tes
         "DELETE", f"/api/v1/freeze-windows/{created.json()['id']}", auth=OLIVIA, json={"reason": "in a hurry"}
     )
     assert removed.status_code == 403, removed.text
+
+
+@pytest.mark.xfail(strict=True, reason="finding 8: a disabled local user's console session lasts the credential cache")
+def test_disabling_a_local_user_ends_their_console_session_at_once(runtime: Runtime) -> None:
+    runtime.app.create_user("olivia", PASSWORD, [], None, actor="admin")
+    settings = settings_for(runtime.settings.database_url, credential_cache_seconds=60)
+    app = create_app(settings, runtime=runtime, start_workers=False)
+    api = TestClient(app)  # no lifespan of its own: the browser's runs the app
+    with TestClient(app) as browser:
+        sign_in_form(browser, "olivia", PASSWORD)
+        assert browser.get("/ui/", follow_redirects=False).status_code == 200
+        disabled = api.patch("/api/v1/users/olivia", auth=AUTH, json={"disabled": True, "reason": "left the company"})
+        assert disabled.status_code == 200, disabled.text
+        assert api.get("/api/v1/me", auth=OLIVIA).status_code == 401  # the API refuses at once
+        after = browser.get("/ui/", follow_redirects=False)
+        assert after.status_code in (302, 303), "the console still serves the disabled user"
+
+
+@pytest.mark.xfail(strict=True, reason="finding 9: resetting a local user's password keeps their console sessions")
+def test_an_administrator_s_password_reset_ends_the_user_s_console_sessions(runtime: Runtime) -> None:
+    runtime.app.create_user("olivia", PASSWORD, [], None, actor="admin")
+    settings = settings_for(runtime.settings.database_url, credential_cache_seconds=0)
+    app = create_app(settings, runtime=runtime, start_workers=False)
+    api = TestClient(app)  # no lifespan of its own: the attacker's runs the app
+    with TestClient(app) as attacker:
+        sign_in_form(attacker, "olivia", PASSWORD)  # somebody who learnt the password
+        assert attacker.get("/ui/", follow_redirects=False).status_code == 200
+        reset = api.patch(
+            "/api/v1/users/olivia", auth=AUTH, json={"password": "a brand new passphrase", "reason": "compromised"}
+        )
+        assert reset.status_code == 200, reset.text
+        after = attacker.get("/ui/", follow_redirects=False)
+        assert after.status_code in (302, 303), "the old password's session still works"
