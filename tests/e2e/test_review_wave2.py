@@ -4,7 +4,13 @@ placement): each test reproduces one finding of docs/review-wave2.md and fails u
 from __future__ import annotations
 
 import copy
+import http.server
+import json
 import logging
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -222,3 +228,40 @@ def test_an_administrator_s_password_reset_ends_the_user_s_console_sessions(runt
         assert reset.status_code == 200, reset.text
         after = attacker.get("/ui/", follow_redirects=False)
         assert after.status_code in (302, 303), "the old password's session still works"
+
+
+@pytest.mark.xfail(strict=True, reason="finding 11: `stagekeeper export service` writes where the server's name says")
+def test_the_cli_export_stays_in_the_current_directory_whatever_the_server_answers(tmp_path: Path) -> None:
+    service_id = "0b6b4b3e-2f7e-4c55-9d0c-8f0d6b1a2c3d"
+    document = {"service": {"id": service_id, "name": "../escaped"}, "chain": {"count": 0, "head": "0" * 64}}
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)  # a server that is not Stagekeeper
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("STAGEKEEPER_")}
+        environ.update(
+            STAGEKEEPER_CONFIG_DIR=str(tmp_path / "home"), STAGEKEEPER_TOKEN="t",
+            STAGEKEEPER_URL=f"http://127.0.0.1:{server.server_address[1]}",
+        )  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "api.cli", "export", "service", service_id],
+            cwd=work, env={**environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "escaped.stagekeeper.json").exists(), "written outside the current directory"
