@@ -117,7 +117,7 @@ class Bars:
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.fields[machine]:<16}"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=24, complete_style="cyan", finished_style="green"),
             TextColumn("{task.fields[step]}"),
             console=console,
             transient=False,
@@ -148,7 +148,8 @@ class Bars:
             return
         if machine:
             task = self._task(str(machine))
-            done = payload.get("type") in MACHINE_DONE
+            # "Deployment.MachineProvisioned": the event's class within its aggregate.
+            done = str(payload.get("type", "")).rpartition(".")[2] in MACHINE_DONE
             self.progress.update(task, step=summary, completed=1 if done else 0)
         else:
             self.progress.console.print(f"[{payload.get('state')}] {summary}", highlight=False)
