@@ -17,6 +17,7 @@ from api.ui import (
     later,
     lifecycle,
     live,
+    oidc,
     services,
     signin,
     simulated_console,
@@ -49,3 +50,4 @@ def install_console(app: FastAPI) -> None:
     )
     for module in pages:
         app.include_router(module.router)
+    app.include_router(oidc.router)
