@@ -21,6 +21,7 @@ from api.ui import (
     services,
     signin,
     simulated_console,
+    tokens,
     users,
 )
 from api.ui.context import Console
@@ -51,3 +52,4 @@ def install_console(app: FastAPI) -> None:
     for module in pages:
         app.include_router(module.router)
     app.include_router(oidc.router)
+    app.include_router(tokens.router)

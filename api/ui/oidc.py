@@ -104,7 +104,7 @@ def _read_pending(sso: SingleSignOn, cookie: str | None, moment: float) -> tuple
 def _refused(request: Request, code: str, message: str, status: int, user: str | None = None) -> Response:
     """A page naming why, and the refusal in the audit log (the user when the provider named one)."""
     runtime: Runtime = runtime_of(request)
-    if status != 503:
+    if status not in (404, 503):  # not configured or the provider down: nobody was refused
         runtime.app.record_refusal(COMMAND, code, message, user or "anonymous")
     response = render(request, "oidc_refused.html", {"title": "Sign-in refused", "message": message}, status)
     response.delete_cookie(PENDING_COOKIE, path="/ui/oidc", httponly=True, samesite="lax")
