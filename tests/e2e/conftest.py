@@ -53,8 +53,8 @@ class Server:
         return httpx.Client(base_url=self.url, auth=AUTH, timeout=30)
 
 
-def start_server(database_url: str, log: Path, **env: str) -> Server:
-    port = free_port()
+def start_server(database_url: str, log: Path, port: int | None = None, **env: str) -> Server:
+    port = port or free_port()
     environ = {
         **os.environ,
         "STAGEKEEPER_DATABASE_URL": database_url,
