@@ -6,9 +6,10 @@ issued (for single sign-on users, the groups of the ID token at sign-in)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.ui.context import CheckedDep, ConsoleRoute, RuntimeDep, SessionDep, redirect, render, wait_for
@@ -18,31 +19,29 @@ from projections.tokens import list_tokens
 router = APIRouter(prefix="/ui/tokens", route_class=ConsoleRoute, include_in_schema=False)
 
 
-def _page(request: Request, runtime: RuntimeDep, user: str, at: int | None, new: str | None = None) -> Response:
-    wait_for(runtime, "tokens", at)
-    rows = list_tokens(runtime.store, user)
-    return render(request, "tokens.html", {"title": "API tokens", "nav": "tokens", "rows": rows, "new": new})
-
-
 @router.get("")
-def tokens(request: Request, runtime: RuntimeDep, session: SessionDep) -> Response:
-    return _page(request, runtime, session.user, None)
+def tokens(
+    request: Request, runtime: RuntimeDep, session: SessionDep, at: Annotated[int | None, Query(ge=0)] = None
+) -> Response:
+    wait_for(runtime, "tokens", at)
+    rows = list_tokens(runtime.store, session.user)
+    return render(request, "tokens.html", {"title": "API tokens", "nav": "tokens", "rows": rows, "new": None})
 
 
 @router.post("")
 async def create(request: Request, runtime: RuntimeDep, session: CheckedDep) -> Response:
     form = await request.form()
-    token, _, position = runtime.app.issue_token(
+    token, record, position = runtime.app.issue_token(
         session.user, text(form, "name"), number(form, "expires_in_days", 30), actor=session.user,
         groups=session.groups,
     )  # fmt: skip
-    # Shown on this answer only (never stored in clear), so no redirect here.
-    return _page(request, runtime, session.user, position, new=token)
+    # The token is shown on this answer only (it is never stored in clear): no redirect here.
+    new = {"token": token, "name": record.name, "expires_at": record.expires_at.isoformat(), "position": position}
+    return render(request, "tokens.html", {"title": "API tokens", "nav": "tokens", "rows": None, "new": new})
 
 
 @router.post("/{token_id}/revoke")
 async def revoke(request: Request, token_id: UUID, runtime: RuntimeDep, session: CheckedDep) -> Response:
     outcome = runtime.app.revoke_token(token_id, actor=session.user, is_admin=False)
     request.app.state.authenticator.forget_all()
-    wait_for(runtime, "tokens", outcome.position)
-    return redirect(request, "/ui/tokens")
+    return redirect(request, f"/ui/tokens?at={outcome.position}")

@@ -136,6 +136,14 @@ def test_an_sso_user_creates_an_api_token_that_keeps_the_groups_of_the_sign_in(w
     assert set(me["groups"]) == {"oidc:stagekeeper-users", "oidc:payroll ops"}
     assert [s["name"] for s in api.get("/api/v1/services").json()["items"]] == ["payroll"]
     assert api.get(f"/api/v1/services/{world.hr}").status_code in (403, 404)
+    back = re.search(r'href="(/ui/tokens\?at=\d+)"', made.text)
+    assert back is not None
+    listed = client.get(back.group(1))
+    revoke = re.search(r'action="(/ui/tokens/[0-9a-f-]+/revoke)"', listed.text)
+    assert revoke is not None
+    assert "<td>ci</td>" in listed.text
+    assert client.post(revoke.group(1), data={"csrf": csrf.group(1)}).status_code == 200
+    assert api.get("/api/v1/me").status_code == 401
 
 
 def test_the_admin_group_gives_admin(world: World) -> None:
