@@ -30,8 +30,8 @@ def _login_page(request: Request, target: str, username: str = "", message: str 
     response = render(
         request,
         "login.html",
-        {"title": "Sign in", "next": target, "username": username, "message": message, "login_csrf": token,
-         "oidc_provider": _oidc_provider(request)},
+        {"title": "Sign in", "next": target, "username": username, "message": message, "login_csrf": token}
+        | {"oidc_provider": _oidc_provider(request)},
         status,
     )
     secure = request.url.scheme == "https"

@@ -53,8 +53,12 @@ class Server:
         return httpx.Client(base_url=self.url, auth=AUTH, timeout=30)
 
 
-def start_server(database_url: str, log: Path, port: int | None = None, **env: str) -> Server:
-    port = port or free_port()
+def start_server(database_url: str, log: Path, **env: str) -> Server:
+    return start_server_at(free_port(), database_url, log, **env)
+
+
+def start_server_at(port: int, database_url: str, log: Path, **env: str) -> Server:
+    """`stagekeeper serve` on a given port (a sign-on provider must know the console's address first)."""
     environ = {
         **os.environ,
         "STAGEKEEPER_DATABASE_URL": database_url,

@@ -89,7 +89,8 @@ def start_sign_in(client: TestClient, target: str = "/ui/") -> str:
 
 def sign_in(client: TestClient, login: str, target: str = "/ui/") -> httpx.Response:
     callback = log_in(start_sign_in(client, target), login, CALLBACK)
-    return client.get(callback.removeprefix(BASE), follow_redirects=False)
+    response: httpx.Response = client.get(callback.removeprefix(BASE), follow_redirects=False)
+    return response
 
 
 def test_the_flow_uses_pkce_s256_state_and_nonce(world: World) -> None:

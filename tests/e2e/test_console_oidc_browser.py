@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from scripts.oidc_harness import OidcProviderProcess, start
-from tests.e2e.conftest import Server, free_port, start_server, stop_server
+from tests.e2e.conftest import Server, free_port, start_server_at, stop_server
 from tests.e2e.test_console_browser import CHROMIUM, FLAGS, TIMEOUT_MS
 from tests.support import stages
 
@@ -55,7 +55,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "STAGEKEEPER_OIDC_ALLOWED_GROUPS": "stagekeeper-users", "STAGEKEEPER_OIDC_ADMIN_GROUP": "stagekeeper-admins",
         "STAGEKEEPER_OIDC_PROVIDER_NAME": "Test IdP",
     }  # fmt: skip
-    server = start_server(f"sqlite:///{where}/sk.db", where / "server.log", port=port, **env)
+    server = start_server_at(port, f"sqlite:///{where}/sk.db", where / "server.log", **env)
     shots = where / "screenshots"
     shots.mkdir()
     with httpx.Client(base_url=server.url, auth=("admin", "secret-pw"), timeout=30) as api:
