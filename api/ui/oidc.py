@@ -137,6 +137,7 @@ def oidc_callback(
     state: Annotated[str | None, Query(max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
     error_description: Annotated[str | None, Query(max_length=1024)] = None,
+    iss: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response:
     """Finish the flow: check the state, exchange the code, verify the ID token, open a session."""
     sso = single_sign_on(request)
@@ -151,6 +152,9 @@ def oidc_callback(
     pending, target = found
     if state is None or not hmac.compare_digest(state.encode(), pending.state.encode()):
         return _refused(request, "state_mismatch", "The provider's answer does not belong to this sign-in.", 403)
+    if iss is not None and iss.rstrip("/") != sso.provider.issuer:
+        # RFC 9207: an answer from another provider the browser was sent to (a mix-up attack).
+        return _refused(request, "issuer_mismatch", f"The answer came from another provider ({iss[:200]}).", 403)
     if error is not None or code is None:
         reason = (error_description or error or "no authorization code")[:300]
         return _refused(request, "provider_refused", f"The sign-in provider refused: {reason}", 403)

@@ -63,7 +63,7 @@ def world(provider: OidcProviderProcess) -> Iterator[World]:
         database_url="memory://", admin_password="secret-pw", poll_seconds=0.05,
         oidc_issuer=provider.issuer, oidc_client_id=provider.client_id, oidc_client_secret=provider.client_secret,
         oidc_allowed_groups="stagekeeper-users, payroll ops", oidc_admin_group="stagekeeper-admins",
-        oidc_provider_name="Test IdP",
+        oidc_provider_name="Test IdP", session_secret="a-session-key-shared-by-restarts",
     )  # fmt: skip
     runtime = Runtime(settings, vcenter=SimulatedVCenter())
     payroll = runtime.app.register_service("payroll", "", stages("int"), actor="setup").value.id
@@ -199,3 +199,30 @@ def test_a_code_is_good_once(world: World) -> None:
     refused = replay.get(callback.removeprefix(BASE), follow_redirects=False)
     assert refused.status_code == 401
     assert "refused the authorization code" in refused.text
+
+
+def test_an_answer_naming_another_issuer_is_refused(world: World) -> None:
+    client = world.client()
+    callback = log_in(start_sign_in(client), "alice", CALLBACK)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+    assert query["iss"] == world.provider.issuer  # RFC 9207, sent by this provider
+    query["iss"] = "https://impostor.example.com"
+    refused = client.get("/ui/oidc/callback?" + urlencode(query), follow_redirects=False)
+    assert refused.status_code == 403
+    assert "another provider" in refused.text
+    assert "issuer_mismatch" in str(world.refusals()[0]["summary"])
+
+
+def test_sessions_of_sso_users_end_when_single_sign_on_is_switched_off(world: World) -> None:
+    client = world.client()
+    assert sign_in(client, "alice").status_code == 200
+    assert client.get("/ui/", follow_redirects=False).status_code == 200
+    # Restarted with the same session key, without single sign-on.
+    without = world.runtime.settings.model_copy(update={"oidc_issuer": None})
+    runtime = Runtime(without, vcenter=SimulatedVCenter())
+    try:
+        restarted = TestClient(create_app(without, runtime=runtime, start_workers=False), cookies=client.cookies)
+        assert restarted.get("/ui/", follow_redirects=False).status_code == 303
+        assert "Sign in with" not in restarted.get("/ui/login").text
+    finally:
+        runtime.close()
