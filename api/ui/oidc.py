@@ -74,6 +74,11 @@ def single_sign_on(request: Request) -> SingleSignOn | None:
         return built
 
 
+def _moment(request: Request) -> float:
+    """Now, from the domain's clock (the attempt's ten minutes, the ID token's lifetime)."""
+    return runtime_of(request).app.clock.now().timestamp()
+
+
 def _redirect_uri(request: Request, sso: SingleSignOn) -> str:
     base = sso.redirect_base or str(request.base_url)
     return base.rstrip("/") + "/ui/oidc/callback"
@@ -124,7 +129,7 @@ def oidc_login(request: Request, next: Annotated[str | None, Query(max_length=20
         return _refused(request, "provider_unavailable", f"Single sign-on is unavailable: {error}", 503)
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
-        PENDING_COOKIE, _pending_cookie(sso, pending, _safe_next(next), now()), max_age=PENDING_SECONDS,
+        PENDING_COOKIE, _pending_cookie(sso, pending, _safe_next(next), _moment(request)), max_age=PENDING_SECONDS,
         path="/ui/oidc", httponly=True, samesite="lax", secure=request.url.scheme == "https",
     )  # fmt: skip
     return response
@@ -143,7 +148,7 @@ def oidc_callback(
     sso = single_sign_on(request)
     if sso is None:
         return _refused(request, "not_configured", "Single sign-on is not configured on this server.", 404)
-    found = _read_pending(sso, request.cookies.get(PENDING_COOKIE), now())
+    found = _read_pending(sso, request.cookies.get(PENDING_COOKIE), _moment(request))
     if found is None:
         return _refused(
             request, "sign_in_expired",
@@ -158,10 +163,9 @@ def oidc_callback(
     if error is not None or code is None:
         reason = (error_description or error or "no authorization code")[:300]
         return _refused(request, "provider_refused", f"The sign-in provider refused: {reason}", 403)
-    runtime = runtime_of(request)
     try:
         id_token = sso.provider.exchange(code, pending, _redirect_uri(request, sso))
-        claims = sso.provider.verify(id_token, pending.nonce, int(runtime.app.clock.now().timestamp()))
+        claims = sso.provider.verify(id_token, pending.nonce, int(_moment(request)))
         user = sso.policy.admit(
             claims.get("sub"), claims.get("preferred_username"), claims.get("name"), claims.get(sso.groups_claim)
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
 from projections.audit_queries import AuditFilter
 from scripts.oidc_harness import OidcProviderProcess, log_in, start
-from tests.support import stages
+from tests.support import FixedClock, stages
 
 BASE = "http://testserver"
 CALLBACK = BASE + "/ui/oidc/callback"
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.slow
 class World:
     provider: OidcProviderProcess
     runtime: Runtime
+    clock: FixedClock
     payroll: UUID
     hr: UUID
 
@@ -65,13 +67,14 @@ def world(provider: OidcProviderProcess) -> Iterator[World]:
         oidc_allowed_groups="stagekeeper-users, payroll ops", oidc_admin_group="stagekeeper-admins",
         oidc_provider_name="Test IdP", session_secret="a-session-key-shared-by-restarts",
     )  # fmt: skip
-    runtime = Runtime(settings, vcenter=SimulatedVCenter())
+    clock = FixedClock(datetime.now(UTC))  # the provider's tokens are dated by the real time
+    runtime = Runtime(settings, vcenter=SimulatedVCenter(), clock=clock)
     payroll = runtime.app.register_service("payroll", "", stages("int"), actor="setup").value.id
     hr = runtime.app.register_service("hr", "", stages("int", pools="hr"), actor="setup").value.id
     # The provider's group name, with a space, exactly as it is sent.
     runtime.app.grant_role(payroll, "viewer", None, "oidc:payroll ops", None, actor="setup")
     runtime.catch_up()
-    world = World(provider, runtime, payroll, hr, [])
+    world = World(provider, runtime, clock, payroll, hr, [])
     yield world
     for client in world.clients:
         client.__exit__(None, None, None)
@@ -226,3 +229,25 @@ def test_sessions_of_sso_users_end_when_single_sign_on_is_switched_off(world: Wo
         assert "Sign in with" not in restarted.get("/ui/login").text
     finally:
         runtime.close()
+
+
+def test_a_sign_in_that_takes_longer_than_ten_minutes_is_refused(world: World) -> None:
+    client = world.client()
+    callback = log_in(start_sign_in(client), "alice", CALLBACK)
+    world.clock.advance(minutes=10, seconds=30)
+    refused = client.get(callback.removeprefix(BASE), follow_redirects=False)
+    assert refused.status_code == 403
+    assert "took longer than ten minutes" in refused.text
+    assert client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_an_id_token_past_its_lifetime_is_refused(world: World) -> None:
+    # Stagekeeper's clock two hours ahead of the provider's: its ID tokens (one hour) have expired.
+    world.clock.advance(hours=2)
+    client = world.client()
+    callback = log_in(start_sign_in(client), "alice", CALLBACK)
+    refused = client.get(callback.removeprefix(BASE), follow_redirects=False)
+    assert refused.status_code == 401
+    assert "could not be verified" in refused.text
+    assert "exp" in refused.text
+    assert "bad_token" in str(world.refusals()[0]["summary"])
