@@ -251,3 +251,20 @@ def test_an_id_token_past_its_lifetime_is_refused(world: World) -> None:
     assert "could not be verified" in refused.text
     assert "exp" in refused.text
     assert "bad_token" in str(world.refusals()[0]["summary"])
+
+
+def test_an_unreachable_provider_is_a_503_page_and_no_provider_a_404(world: World) -> None:
+    for issuer, status, words in (("http://127.0.0.1:9", 503, "Single sign-on is unavailable"),
+                                  (None, 404, "not configured")):  # fmt: skip
+        settings = world.runtime.settings.model_copy(update={"oidc_issuer": issuer})
+        runtime = Runtime(settings, vcenter=SimulatedVCenter())
+        try:
+            client = TestClient(create_app(settings, runtime=runtime, start_workers=False))
+            answer = client.get("/ui/oidc/login", follow_redirects=False)
+            assert answer.status_code == status
+            assert words in answer.text
+            runtime.catch_up()
+            refusals, _ = runtime.audit.page(AuditFilter(event_type="Refusal.Recorded"), None, 10)
+            assert refusals == []  # nobody was refused: the server could not offer it
+        finally:
+            runtime.close()
