@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -34,7 +33,6 @@ router = APIRouter(prefix="/ui/oidc", route_class=ConsoleRoute, include_in_schem
 PENDING_COOKIE = "sk_oidc"
 PENDING_SECONDS = 600
 COMMAND = "oidc sign-in"
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -55,23 +53,24 @@ def single_sign_on(request: Request) -> SingleSignOn | None:
     settings = runtime.settings
     if settings.oidc_issuer is None or settings.oidc_client_id is None or settings.oidc_client_secret is None:
         return None
-    with _lock:
-        built: SingleSignOn | None = getattr(request.app.state, "sso", None)
-        if built is None:
-            secret = settings.session_secret.encode() if settings.session_secret else stored_secret(runtime.store)
-            built = SingleSignOn(
-                provider=OidcProvider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret),
-                policy=SsoPolicy(
-                    allowed_groups=settings.oidc_allowed,
-                    admin_group=settings.oidc_admin_group,
-                    default_group=settings.oidc_default_group,
-                ),
-                key=hashlib.sha256(b"stagekeeper-oidc-pending\x00" + secret).digest(),
-                groups_claim=settings.oidc_groups_claim,
-                redirect_base=settings.oidc_redirect_base_url,
-            )
-            request.app.state.sso = built
-        return built
+    # Built once per app; two first requests at once may both build it, which is harmless (the
+    # stored secret is created once, and both copies are equal).
+    built: SingleSignOn | None = getattr(request.app.state, "sso", None)
+    if built is None:
+        secret = settings.session_secret.encode() if settings.session_secret else stored_secret(runtime.store)
+        built = SingleSignOn(
+            provider=OidcProvider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret),
+            policy=SsoPolicy(
+                allowed_groups=settings.oidc_allowed,
+                admin_group=settings.oidc_admin_group,
+                default_group=settings.oidc_default_group,
+            ),
+            key=hashlib.sha256(b"stagekeeper-oidc-pending\x00" + secret).digest(),
+            groups_claim=settings.oidc_groups_claim,
+            redirect_base=settings.oidc_redirect_base_url,
+        )
+        request.app.state.sso = built
+    return built
 
 
 def _moment(request: Request) -> float:
