@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     media_max_bytes: Annotated[int, Field(ge=1_048_576, le=68_719_476_736)] = 17_179_869_184
     # Drift detection: how often the leader compares vCenter with the history (0: never on a schedule).
     drift_interval_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 300.0
+    # OpenID Connect single sign-on for the console (api/ui/oidc.py); on when the issuer is set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_groups_claim: str = "groups"
+    # Comma-separated provider group names; empty: anyone the provider authenticates may sign in.
+    oidc_allowed_groups: str = ""
+    oidc_admin_group: str | None = None
+    # A group every user signed in through the provider is in (grants give it its roles).
+    oidc_default_group: str | None = None
+    # The console's external address as the provider redirects to it; unset: the request's own.
+    oidc_redirect_base_url: str | None = None
+    oidc_provider_name: str = "single sign-on"
 
     @classmethod
     def settings_customise_sources(
@@ -185,6 +198,33 @@ class Settings(BaseSettings):
             if "{username}" not in self.ldap_user_filter:
                 raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
         return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer is None:
+            return self
+        missing = [n for n in ("oidc_client_id", "oidc_client_secret") if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"{PREFIX}OIDC_ISSUER needs {_names(missing)}")
+        for name in ("oidc_issuer", "oidc_redirect_base_url"):
+            value = getattr(self, name)
+            if value is not None and not _web_address(value):
+                raise ValueError(
+                    f"{variable(name)} must be an https:// URL (http:// only on 127.0.0.1 or localhost), "
+                    f"not {value[:80]!r}"
+                )
+        return self
+
+    @property
+    def oidc_allowed(self) -> frozenset[str]:
+        return frozenset(g.strip() for g in self.oidc_allowed_groups.split(",") if g.strip())
+
+
+def _web_address(value: str) -> bool:
+    parts = urlsplit(value)
+    if len(value) > 2048 or not parts.hostname or parts.query or parts.fragment:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 def metrics_bind(value: str) -> tuple[str, int]:

@@ -86,6 +86,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         admin_group=settings.ldap_admin_group,
         # With a directory, the local admin is break-glass only: enabled by STAGEKEEPER_ADMIN_PASSWORD.
         local_admin_enabled=runtime_.directory is None or settings.admin_password is not None,
+        sso_enabled=settings.oidc_issuer is not None,
+        sso_admin_group=settings.oidc_admin_group,
     )
     notifier = Notifier(runtime_.app.head, settings.poll_seconds)
     runtime_.app.on_commit(lambda saved: notifier.notify(saved.position, saved.originator_ids, saved.positions))

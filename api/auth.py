@@ -22,6 +22,7 @@ from domain.errors import AuthenticationError, UnavailableError
 from domain.local_users import group_dn, is_local_admin
 from domain.permissions import Caller
 from domain.ports import Directory
+from domain.sso import admin_from_groups, is_sso_user
 from domain.stagekeeper import Stagekeeper
 from domain.values import normalise_key
 
@@ -50,6 +51,8 @@ class Authenticator:
         admin_group: str | None = None,
         local_admin_enabled: bool = True,
         token_cache_seconds: float = 5.0,
+        sso_enabled: bool = False,
+        sso_admin_group: str | None = None,
     ) -> None:
         self.app = app
         self.cache_seconds = cache_seconds
@@ -57,6 +60,8 @@ class Authenticator:
         self.admin_group = normalise_key(admin_group) if admin_group else None
         self.local_admin_enabled = local_admin_enabled
         self.token_cache_seconds = min(token_cache_seconds, cache_seconds)
+        self.sso_enabled = sso_enabled
+        self.sso_admin_group = sso_admin_group
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
@@ -174,6 +179,8 @@ class Authenticator:
             if local.disabled:
                 raise AuthenticationError(f"the owner of this token ({record.user}) is disabled")
             principal = self._local_principal(local, via="token")
+        elif is_sso_user(record.user):
+            principal = self._sso_token_principal(record.user, frozenset(record.groups))
         else:
             groups: frozenset[str] | None = frozenset(record.groups)
             if self.directory is not None:
@@ -186,3 +193,11 @@ class Authenticator:
             principal = Principal(user=record.user, is_admin=self._is_admin(groups), via="token", groups=groups)
         self._remember(key, principal, self.token_cache_seconds)
         return principal
+
+    def _sso_token_principal(self, user: str, groups: frozenset[str]) -> Principal:
+        """A single sign-on user's token: no directory knows them, so it keeps the groups the
+        provider sent when it was issued; it stops when single sign-on is switched off."""
+        if not self.sso_enabled:
+            raise AuthenticationError(f"single sign-on is not configured, so {user}'s tokens do not work")
+        is_admin = admin_from_groups(groups, self.sso_admin_group)
+        return Principal(user=user, is_admin=is_admin, via="token", groups=groups)

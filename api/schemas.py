@@ -244,7 +244,7 @@ class TemplateImport(Reason):
 
 class GrantRequest(Reason):
     role: Literal["viewer", "service-owner", "stage-operator"]
-    group: str | None = Field(None, description="Directory group DN")
+    group: str | None = Field(None, description="Directory group DN, or oidc:<group> as the sign-on provider sends it")
     user: str | None = Field(None, description="Directory user name (uid)")
     stage: str | None = Field(None, description="Stage name, for stage-operator")
 

@@ -53,6 +53,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ $dev = 1 ]; then scripts/vcsim.sh build; fi
+# The OpenID Connect provider for the single sign-on tests, as scripts/oidc/package-lock.json pins it.
+if [ $dev = 1 ] && [ ! -d scripts/oidc/node_modules/oidc-provider ]; then
+  (cd scripts/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -21,11 +21,13 @@ from api.ui import (
     lifecycle,
     live,
     media,
+    oidc,
     placement,
     resources,
     services,
     signin,
     simulated_console,
+    tokens,
     users,
 )
 from api.ui.context import Console
@@ -62,3 +64,5 @@ def install_console(app: FastAPI) -> None:
     for module in pages:
         app.include_router(module.router)
     app.include_router(drift.orphans_router)
+    app.include_router(oidc.router)
+    app.include_router(tokens.router)

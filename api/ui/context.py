@@ -97,6 +97,8 @@ def regroup(request: Request, session: Session) -> Session:
     moment = now()
     if session.via == "local" and session.user != "admin":
         return _regroup_local(request, authenticator, session, moment)
+    if session.via == "oidc" and not authenticator.sso_enabled:
+        raise SignInRequired  # single sign-on was switched off: its sessions end, as its tokens do
     if session.via != "password" or directory is None or moment - session.groups_checked < authenticator.cache_seconds:
         return session
     try:

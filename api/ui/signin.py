@@ -30,7 +30,8 @@ def _login_page(request: Request, target: str, username: str = "", message: str 
     response = render(
         request,
         "login.html",
-        {"title": "Sign in", "next": target, "username": username, "message": message, "login_csrf": token},
+        {"title": "Sign in", "next": target, "username": username, "message": message, "login_csrf": token}
+        | {"oidc_provider": _oidc_provider(request)},
         status,
     )
     secure = request.url.scheme == "https"
@@ -38,6 +39,12 @@ def _login_page(request: Request, target: str, username: str = "", message: str 
         LOGIN_COOKIE, token, max_age=3600, path="/ui/login", httponly=True, samesite="strict", secure=secure
     )
     return response
+
+
+def _oidc_provider(request: Request) -> str | None:
+    """The single sign-on provider's name for the sign-in button (None: not configured)."""
+    settings = request.app.state.runtime.settings
+    return str(settings.oidc_provider_name) if settings.oidc_issuer else None
 
 
 @router.get("/login")

@@ -11,12 +11,12 @@ from domain import quotas
 from domain.application import Outcome
 from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
-from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.placement_rules import parse_extra_pools
 from domain.policy import POLICY_KEYS, parse_policy
 from domain.ports import PoolStatus
 from domain.service import Service, new_stages
+from domain.sso import check_group
 from domain.text import check_reason, check_text
 from domain.values import (
     FENCE_KEYS,
@@ -325,7 +325,7 @@ class ServiceCommands(PlacementCommands):
             if value is not None:
                 check_text(value, name, max_length=256, required=True)
         if group is not None:
-            group = check_dn(group, "group")
+            group = check_group(group, "group")
 
         def attempt() -> Outcome[dict[str, Any]]:
             service = self.service(service_id)

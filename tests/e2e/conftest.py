@@ -54,7 +54,11 @@ class Server:
 
 
 def start_server(database_url: str, log: Path, **env: str) -> Server:
-    port = free_port()
+    return start_server_at(free_port(), database_url, log, **env)
+
+
+def start_server_at(port: int, database_url: str, log: Path, **env: str) -> Server:
+    """`stagekeeper serve` on a given port (a sign-on provider must know the console's address first)."""
     environ = {
         **os.environ,
         "STAGEKEEPER_DATABASE_URL": database_url,
