@@ -13,6 +13,7 @@ from psycopg import sql
 
 from adapters.clock import SystemClock
 from adapters.ldap_directory import LdapDirectory, LdapSettings
+from adapters.lease_workers import LeaseWorkers
 from adapters.pglock import advisory_key
 from adapters.readstore import open_read_store
 from adapters.settings import Database, Settings, SettingsError, database, event_store_env
@@ -56,6 +57,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
+        *LeaseWorkers.projections(),
     ]
 
 
@@ -179,6 +181,8 @@ class Runtime:
         self.audit = AuditQueries(self.store)
         self.app.on_saved(self.projection_thread.wake)
         self.app.on_saved(self._wake_process_manager)
+        # Leases (scheduler, leader only) and webhook delivery (own lock, own thread): adapters/lease_workers.py.
+        self.lease_workers = LeaseWorkers(self)
         self._started = False
 
     def _act_as_leader(self, event: object) -> None:
@@ -211,6 +215,7 @@ class Runtime:
             self.projection_thread.start()
         if process_manager:
             self.process_thread.start()
+            self.lease_workers.start()
         self._started = True
 
     def catch_up(self) -> None:
@@ -222,6 +227,7 @@ class Runtime:
     def close(self) -> None:
         self.projection_thread.stop()
         self.process_thread.stop()
+        self.lease_workers.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     # Unset: the web console generates one and keeps it beside the database / in the database.
     session_secret: str | None = None
     webmks_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # Leases: how often the scheduler looks for leases to warn of or expire.
+    lease_tick_seconds: Annotated[float, Field(ge=0.01, le=3600.0)] = 30.0
+    # A webhook told of every notification kind of every service (signed with the secret).
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: Annotated[float, Field(ge=0.1, le=60.0)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
 
     @classmethod
     def settings_customise_sources(
@@ -129,6 +136,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{PREFIX}LDAP_URL needs {_names(missing)}")
             if "{username}" not in self.ldap_user_filter:
                 raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
+        if self.webhook_url is not None:
+            check_webhook_settings(self.webhook_url, self.webhook_secret)
         return self
 
 
@@ -142,7 +151,21 @@ def _names(fields: list[str]) -> str:
     return ", ".join(variable(f) for f in fields)
 
 
-_SECRET = frozenset({"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret"})
+_SECRET = frozenset(
+    {"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret", "webhook_secret"}
+)
+
+
+def check_webhook_settings(url: str, secret: str | None) -> None:
+    from domain.errors import ValidationError as RuleError
+    from domain.webhooks import check_url
+
+    try:
+        check_url(url, "url")
+    except RuleError as error:
+        raise ValueError(f"{PREFIX}WEBHOOK_URL: {error}") from None
+    if not secret or len(secret) < 16:
+        raise ValueError(f"{PREFIX}WEBHOOK_URL needs {PREFIX}WEBHOOK_SECRET (at least 16 characters)")
 
 
 def _describe(error: ValidationError, values: Mapping[str, Any]) -> str:

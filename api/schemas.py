@@ -71,6 +71,14 @@ class StageCreate(StageIn):
     reason: str | None = None
 
 
+class LeasePolicyIn(Body):
+    default: str | None = Field(None, description='Lease given at deploy, ISO-8601 ("P7D"); none: no lease')
+    maximum: str | None = Field(None, description="Longest lease from now a deploy or extension may ask")
+    warning: str | None = Field(None, description="LeaseExpiring this long before expiry (default P1D)")
+    on_expiry: Literal["undeploy", "power-off", "archive"] = "undeploy"
+    idle_days: int | None = Field(None, description="Undeploy deployments idle this many days (keep exempts)")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -82,6 +90,7 @@ class StagePatch(Reason):
     external_network: str | None = None
     fence: Literal["optional", "always"] | None = None
     copy_mode: Literal["full", "linked"] | None = None
+    lease_policy: LeasePolicyIn | None = Field(None, description="Leases in this stage (null: nothing expires)")
 
 
 class StageOrder(Reason):
@@ -153,6 +162,8 @@ class DeployRequest(Reason):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
     fence: bool = Field(False, description="Deploy behind a fence (own port groups and a NAT gateway)")
+    lease: str | None = Field(None, description='Lease, ISO-8601 duration ("P3D"); default: the stage\'s')
+    expires_at: str | None = Field(None, description="Or the lease's end, ISO-8601 date-time with offset")
 
 
 class SnapshotRequest(Reason):

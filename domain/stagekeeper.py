@@ -8,8 +8,10 @@ from domain.commands.catalogue import CatalogueCommands
 from domain.commands.configurations import ConfigurationCommands
 from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
+from domain.commands.leases import LeaseCommands
 from domain.commands.services import ServiceCommands
 from domain.commands.upgrades import UpgradeCommands
+from domain.commands.webhooks import WebhookCommands
 
 
 class Stagekeeper(
@@ -21,5 +23,7 @@ class Stagekeeper(
     ConsoleCommands,
     CaptureCommands,
     UpgradeCommands,
+    LeaseCommands,
+    WebhookCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

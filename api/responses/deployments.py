@@ -64,6 +64,22 @@ class CopySource(Out):
     linked: bool
 
 
+class LeaseExpiry(Out):
+    kind: Literal["lease", "idle"]
+    policy: Literal["undeploy", "power-off", "archive"]
+    at: Timestamp
+
+
+class Lease(Out):
+    expires_at: Timestamp | None = Field(description="When the lease ends (null: no lease)")
+    keep: bool = Field(description="Exempt from idle reaping")
+    warned_for: Timestamp | None = Field(description="The expiry a LeaseExpiring warned of")
+    idle_warned_for: Timestamp | None = Field(description="The idle reaping time a LeaseExpiring warned of")
+    expired_for: Timestamp | None = Field(description="The lease end that was acted on")
+    reaped_for: Timestamp | None = Field(description="The idle reaping time that was acted on")
+    expired: LeaseExpiry | None = Field(description="The last expiry: what and how it was acted on")
+
+
 class DeploymentEntry(Out):
     """A deployment as the board shows it (its view without machines)."""
 
@@ -92,6 +108,7 @@ class DeploymentEntry(Out):
     snapshots: list[str] = Field([], description="Snapshots of every machine, oldest first")
     replaced: UUID | None = Field(None, description="The deployment this one took the place of (swap)")
     replaced_by: UUID | None = Field(None, description="The deployment that took this one's place (kept, off)")
+    lease: Lease | None = Field(None, description="When it expires, whether it was warned, kept, expired")
 
 
 class DeploymentSummary(DeploymentEntry):

@@ -23,6 +23,14 @@ class VlanRange(Out):
     last: int
 
 
+class LeasePolicy(Out):
+    default: str | None
+    maximum: str | None
+    warning: str | None
+    on_expiry: Literal["undeploy", "power-off", "archive"]
+    idle_days: int | None
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -35,6 +43,7 @@ class Stage(Out):
     external_network: str | None = None
     fence: Literal["optional", "always"] = "optional"
     copy_mode: Literal["full", "linked"] = "full"
+    lease_policy: LeasePolicy | None = None
 
 
 class ServiceStage(Stage):

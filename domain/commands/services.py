@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate
 from domain.application import Outcome
 from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
+from domain import leases
 from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.ports import PoolStatus
@@ -196,12 +197,13 @@ class ServiceCommands(PlacementCommands):
     ) -> Outcome[Service]:
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
-        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", *FENCE_KEYS}
+        unknown = set(changes) - {"name", "resource_pool", "restricted", "ip_pools", "lease_policy", *FENCE_KEYS}
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         new_name = check_display_name(changes["name"], "name") if "name" in changes else None
         pool = self.check_pool(changes["resource_pool"], "resource_pool") if "resource_pool" in changes else None
         ip_pools = list(parse_ip_pools(changes["ip_pools"], "ip_pools")) if "ip_pools" in changes else None
+        lease_policy = leases.parse_policy(changes["lease_policy"]) if "lease_policy" in changes else None
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -217,6 +219,8 @@ class ServiceCommands(PlacementCommands):
                 service.set_restricted(current, restricted, actor, reason)
             if ip_pools is not None:
                 service.set_ip_pools(current, ip_pools, actor, reason)
+            if "lease_policy" in changes:
+                service.set_lease_policy(current, lease_policy.to_dict() if lease_policy else None, actor, reason)
             if set(FENCE_KEYS).intersection(changes):
                 # Fence settings change together: what is not given stays as the stage has it.
                 merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {
