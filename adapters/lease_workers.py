@@ -43,9 +43,7 @@ class LeaseWorkers:
             runtime.clock,
             global_url=settings.webhook_url,
             global_secret=settings.webhook_secret,
-            policy=DeliveryPolicy(
-                timeout=settings.webhook_timeout_seconds, max_attempts=settings.webhook_max_attempts
-            ),
+            policy=DeliveryPolicy(timeout=settings.webhook_timeout_seconds, max_attempts=settings.webhook_max_attempts),
         )
         self.webhook_leadership = Leadership(
             acquire=lambda: store.try_lock(WEBHOOKS_LOCK), holds=lambda: store.holds_lock(WEBHOOKS_LOCK)

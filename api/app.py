@@ -25,12 +25,14 @@ from api.routes import (
     consoles,
     deployments,
     health,
+    leases,
     me,
     progress,
     services,
     templates,
     tokens,
     upgrades,
+    webhooks,
 )
 from api.ui import install_console
 
@@ -95,5 +97,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(consoles.router)
     app.include_router(capture.router)
     app.include_router(upgrades.router)
+    app.include_router(leases.router)
+    app.include_router(webhooks.router)
     install_console(app)
     return app

@@ -220,3 +220,15 @@ def machine_dict(machine: MachineIn) -> dict[str, Any]:
     if data.get("customization") and data["customization"].get("hostname") is None:
         data["customization"].pop("hostname", None)
     return data
+
+
+class LeaseChange(Reason):
+    extend_by: str | None = Field(None, description='Add this much to the lease, ISO-8601 ("P2D")')
+    expires_at: str | None = Field(None, description="Or set its end (within the stage's maximum)")
+    keep: bool | None = Field(None, description="true: exempt from idle reaping")
+
+
+class WebhookCreate(Reason):
+    url: str = Field(description="http:// or https:// URL that receives the signed POSTs")
+    kinds: list[Literal["approval-requested", "deployment-failed", "drift", "lease-expiring"]]
+    service_id: str | None = Field(None, description="One service (its owners); omitted: every service (admins)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.errors import ConflictError, InvalidTransitionError, ValidationError
+from domain.errors import InvalidTransitionError, ValidationError
 from domain.text import check_text
 
 ON_EXPIRY = ("undeploy", "power-off", "archive")
@@ -61,7 +61,9 @@ def parse_instant(value: object, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValidationError(f'{field} must be an ISO-8601 date-time such as "2026-12-01T18:00:00+01:00"', field=field) from None
+        raise ValidationError(
+            f'{field} must be an ISO-8601 date-time such as "2026-12-01T18:00:00+01:00"', field=field
+        ) from None
     if parsed.tzinfo is None:
         raise ValidationError(f"{field} must carry its UTC offset (e.g. Z or +01:00)", field=field)
     return parsed.astimezone(UTC)
@@ -108,10 +110,14 @@ def parse_policy(value: object, field: str = "lease_policy") -> LeasePolicy | No
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValidationError(f"{field} must be an object (default, maximum, warning, on_expiry, idle_days)", field=field)
+        raise ValidationError(
+            f"{field} must be an object (default, maximum, warning, on_expiry, idle_days)", field=field
+        )
     unknown = set(value) - {"default", "maximum", "warning", "on_expiry", "idle_days"}
     if unknown:
-        raise ValidationError(f"{field}: unknown field(s) {', '.join(sorted(unknown))}", field=f"{field}.{sorted(unknown)[0]}")
+        raise ValidationError(
+            f"{field}: unknown field(s) {', '.join(sorted(unknown))}", field=f"{field}.{sorted(unknown)[0]}"
+        )
     durations: dict[str, str | None] = {}
     for key in ("default", "maximum", "warning"):
         raw = value.get(key)
@@ -125,7 +131,9 @@ def parse_policy(value: object, field: str = "lease_policy") -> LeasePolicy | No
         raise ValidationError(f"{field}.on_expiry must be one of {', '.join(ON_EXPIRY)}", field=f"{field}.on_expiry")
     idle = value.get("idle_days")
     if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int) or not 1 <= idle <= MAX_IDLE_DAYS):
-        raise ValidationError(f"{field}.idle_days must be a whole number of days, 1-{MAX_IDLE_DAYS}", field=f"{field}.idle_days")
+        raise ValidationError(
+            f"{field}.idle_days must be a whole number of days, 1-{MAX_IDLE_DAYS}", field=f"{field}.idle_days"
+        )
     policy = LeasePolicy(on_expiry=on_expiry, idle_days=idle, **durations)
     maximum = policy.maximum_time
     if maximum is not None and durations["default"] and parse_duration(durations["default"], "default") > maximum:
@@ -171,7 +179,9 @@ def check_within(policy: LeasePolicy | None, expiry: datetime, now: datetime, fi
         )
 
 
-def new_expiry(lease: dict[str, Any] | None, policy: LeasePolicy | None, change: dict[str, Any], now: datetime) -> datetime:
+def new_expiry(
+    lease: dict[str, Any] | None, policy: LeasePolicy | None, change: dict[str, Any], now: datetime
+) -> datetime:
     """The expiry asked by PATCH .../lease ({"extend_by"} or {"expires_at"}), within the stage's maximum."""
     if "extend_by" in change and "expires_at" in change:
         raise ValidationError('give either "extend_by" or "expires_at", not both', field="extend_by")
@@ -244,9 +254,9 @@ def upcoming(
     if expires_at and lease.get("expired_for") != expires_at and instant(expires_at) <= until:
         found.append(("lease", instant(expires_at)))
     reap = idle_deadline(policy, last_activity)
-    if reap is not None and reap <= until and state == "deployed" and not lease.get("keep"):
-        if lease.get("reaped_for") != stamp(reap):
-            found.append(("idle", reap))
+    idle = reap is not None and reap <= until and state == "deployed" and not lease.get("keep")
+    if idle and reap is not None and lease.get("reaped_for") != stamp(reap):
+        found.append(("idle", reap))
     return found
 
 

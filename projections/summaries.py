@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.diff import describe, diff_definitions
+from projections.lease_summaries import LEASE_SUMMARIES
 
 Data = dict[str, Any]
 _RESIZED = ("cpus", "memory_mib", "disks", "nics")  # what an upgrade in place changes on a machine
@@ -290,6 +291,8 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "RequestRecord.Answered": lambda d: f"request answered with status {d['status']}",
     "Refusal.Recorded": lambda d: f"refused {d['command']} ({d['code']}): {d['reason']}",
 }
+
+SUMMARIES.update(LEASE_SUMMARIES)
 
 
 def summarise(event_type: str, data: Data) -> str:

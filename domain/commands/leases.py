@@ -104,14 +104,17 @@ class LeaseCommands(StagekeeperApplication):
             if due.action == "warn":
                 what = "lease expires" if due.kind == "lease" else "idle deployment is undeployed"
                 reason = f"{what} at {at}"
-                deployment._lease_expiring(kind=due.kind, at=at, stage=deployment.stage, actor=LEASE_ACTOR, reason=reason)
+                deployment._lease_expiring(
+                    kind=due.kind, at=at, stage=deployment.stage, actor=LEASE_ACTOR, reason=reason
+                )
             else:
                 assert policy is not None or due.kind == "lease"
                 effective = policy or leases.LeasePolicy()
+                since = leases.stamp(last_activity or due.at)
                 reason = (
                     f"lease expired at {at}"
                     if due.kind == "lease"
-                    else f"idle for {effective.idle_days} day(s) (no activity since {leases.stamp(last_activity or due.at)})"
+                    else f"idle for {effective.idle_days} day(s) (no activity since {since})"
                 )
                 deployment._lease_expired(
                     kind=due.kind, policy=effective.on_expiry, at=at, actor=LEASE_ACTOR, reason=reason

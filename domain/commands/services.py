@@ -7,10 +7,10 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from domain import leases
 from domain.application import Outcome
 from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
-from domain import leases
 from domain.dn import check_dn
 from domain.errors import ValidationError
 from domain.ports import PoolStatus

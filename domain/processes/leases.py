@@ -145,7 +145,10 @@ class LeaseScheduler:
 
 
 def report(
-    rows: Sequence[dict[str, Any]], policies: Callable[[str, str], leases.LeasePolicy | None], now: datetime, until: datetime
+    rows: Sequence[dict[str, Any]],
+    policies: Callable[[str, str], leases.LeasePolicy | None],
+    now: datetime,
+    until: datetime,
 ) -> list[dict[str, Any]]:
     """What would expire or be reaped between now and `until` (the dry-run report), soonest first."""
     found: list[dict[str, Any]] = []
@@ -169,4 +172,3 @@ def report(
                 }
             )
     return sorted(found, key=lambda item: (item["at"], item["deployment_id"]))
-

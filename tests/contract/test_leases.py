@@ -16,7 +16,7 @@ from domain.errors import ConflictError, ValidationError
 from domain.leases import stamp
 from domain.processes.leases import report
 from projections.leases import lease_candidates
-from tests.support import FixedClock, THREE_TIER, settings_for, stages
+from tests.support import THREE_TIER, FixedClock, settings_for, stages
 
 Policy = dict[str, Any]
 
@@ -76,8 +76,11 @@ def test_the_stage_default_lease_warns_once_then_undeploys(
     assert vcenter.find_vms(deployment_id) == []
     events = [type(e).__name__ for e in runtime.app.repository.event_store.get(deployment_id)]
     assert events.index("LeaseExpiring") < events.index("LeaseExpired") < events.index("UndeployRequested")
-    undeploy = next(e for e in runtime.app.repository.event_store.get(deployment_id) if type(e).__name__ == "UndeployRequested")
-    assert undeploy.actor == "stagekeeper:lease" and "lease expired" in (undeploy.reason or "")
+    undeploy = next(
+        e for e in runtime.app.repository.event_store.get(deployment_id) if type(e).__name__ == "UndeployRequested"
+    )
+    assert undeploy.actor == "stagekeeper:lease"
+    assert "lease expired" in (undeploy.reason or "")
 
 
 def test_power_off_policy_powers_the_machines_off_and_keeps_the_deployment(
@@ -106,7 +109,8 @@ def test_archive_policy_records_the_expiry_and_leaves_the_machines(
     assert tick(runtime) == [("expire", "lease")]
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.view()["lease"]["expired"]["policy"] == "archive"
-    assert deployment.state == "deployed" and len(vcenter.find_vms(deployment_id)) == 4
+    assert deployment.state == "deployed"
+    assert len(vcenter.find_vms(deployment_id)) == 4
 
 
 def test_a_restricted_stage_without_a_policy_never_expires(runtime: Runtime, clock: FixedClock) -> None:
@@ -165,7 +169,8 @@ def test_extending_at_the_last_moment_races_expiry_and_exactly_one_wins(
     # Never both: the extension wins (no expiry, still deployed) or the expiry does (extension refused).
     assert ("LeaseExtended" in names) != ("LeaseExpired" in names)
     if results["extend"] == "won":
-        assert deployment.state == "deployed" and results["expire"] == []
+        assert deployment.state == "deployed"
+        assert results["expire"] == []
     else:
         assert isinstance(results["extend"], ConflictError)
         assert deployment.state == "undeploying"

@@ -98,6 +98,14 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/inventory"): (READ, {"query": {"service": "{service_id}"}}),
     ("GET", "/api/v1/audit"): (ANY, None),
     ("GET", "/api/v1/audit/export"): (ANY, None),
+    ("PATCH", D + "/{deployment_id}/lease"): (OPERATE_INT, {"keep": True}),
+    ("GET", "/api/v1/leases/report"): (ANY, None),
+    ("POST", "/api/v1/webhooks"): (
+        MANAGE, {"url": "http://127.0.0.1:9/hook", "kinds": ["lease-expiring"], "service_id": "{service_id}"}
+    ),
+    ("GET", "/api/v1/webhooks"): (ANY, None),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): (MANAGE, None),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): (MANAGE, None),
 }
 
 
@@ -145,6 +153,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
         in_int = app.deploy(configuration_id, "int", actor="setup").value.id
         in_test = app.deploy(configuration_id, "test", actor="setup").value.id
         in_prod = app.deploy(configuration_id, "prod", actor="setup").value.id
+        webhook = app.subscribe_webhook(service_id, ["lease-expiring"], "http://127.0.0.1:9/hook", actor="setup")
         runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
@@ -152,6 +161,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             "{service_id}": str(service_id), "{configuration_id}": str(configuration_id), "{stage}": "spare",
             "{grant_id}": extra["id"], "{name}": "web1", "{token_id}": str(token.id), "in_int": str(in_int),
             "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1",
+            "{webhook_id}": str(webhook.value.id),
         }  # fmt: skip
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
         return World(client, runtime, ids)
@@ -175,6 +185,8 @@ def call(world: World, method: str, template: str, spec: Any, role: str) -> int:
         body, params = None, {k: world.ids.get(v, v) for k, v in spec["query"].items()}
     if isinstance(body, dict) and body.get("replaces") in world.ids:
         body = {**body, "replaces": world.ids[body["replaces"]]}
+    if isinstance(body, dict) and body.get("service_id") in world.ids:
+        body = {**body, "service_id": world.ids[body["service_id"]]}
     credentials = CREDENTIALS[role]
     response = world.client.request(method, path, json=body, params=params, auth=credentials)
     assert response.status_code < 500, (role, method, path, response.text)
@@ -244,6 +256,9 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/templates": [{}],
     "/api/v1/tokens": [{}, {"all": "true"}],
+    "/api/v1/leases/report": [{}, {"days": "30"}, {"dry_run": "true", "days": "0"}, {"min_position": "1"}],
+    "/api/v1/webhooks": [{}, {"min_position": "1"}],
+    "/api/v1/webhooks/{secret_webhook}/deliveries": [{}, {"limit": "1"}, {"before": "1000000"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
@@ -259,13 +274,16 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
         secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
     ).value.id
     secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
+    app.change_lease(secret_deployment, {"extend_by": "P1D"}, actor="setup")  # in the lease report, unfiltered
+    secret_webhook = app.subscribe_webhook(secret, ["drift"], "http://127.0.0.1:9/secret-hook", actor="setup")
     world.runtime.catch_up()
     fill = {
         "{secret_service}": str(secret),
         "{secret_configuration}": str(secret_configuration),
         "{secret_deployment}": str(secret_deployment),
+        "{secret_webhook}": str(secret_webhook.value.id),
     }
-    hidden_from_viewer = {*fill.values(), "secret-project"}
+    hidden_from_viewer = {*fill.values(), "secret-project", "secret-hook"}
     # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.
     hidden = {
         "no-role": hidden_from_viewer | {world.ids["{service_id}"], world.ids["in_int"]},
@@ -274,6 +292,7 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
     # Every GET route is either a list above or a read of one object (checked by read_service).
     lists = {t.replace("{secret_service}", "{service_id}") for t in LIST_FILTERS}
     lists = {t.replace("{secret_configuration}", "{configuration_id}") for t in lists}
+    lists = {t.replace("{secret_webhook}", "{webhook_id}") for t in lists}
     assert {t for (m, t) in TABLE if m == "GET"} == lists | SINGLE_READS
     leaks = []
     for role, secrets in hidden.items():
