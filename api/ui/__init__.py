@@ -15,6 +15,7 @@ from api.ui import (
     copies,
     deployments,
     later,
+    leases,
     lifecycle,
     live,
     services,
@@ -42,6 +43,7 @@ def install_console(app: FastAPI) -> None:
         deployments,
         audit,
         copies,
+        leases,
         later,
         simulated_console,
     )

@@ -10,11 +10,6 @@ from api.ui.context import ConsoleRoute, SessionDep, render
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 
 PAGES = {
-    "leases": (
-        "Leases",
-        "Every deployment's expiry, with warnings before it passes, one-click extension, idle reaping and a "
-        "dry-run report of what would be undeployed. Production never expires unless its policy says so.",
-    ),
     "archives": (
         "Archives",
         "Complete, restorable copies of configurations (definition and machine images), kept in tiered "
@@ -31,11 +26,6 @@ PAGES = {
 def _later(request: Request, key: str) -> Response:
     title, text = PAGES[key]
     return render(request, "later.html", {"title": title, "nav": key, "text": text})
-
-
-@router.get("/leases")
-def leases(request: Request, session: SessionDep) -> Response:
-    return _later(request, "leases")
 
 
 @router.get("/archives")

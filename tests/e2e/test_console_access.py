@@ -112,6 +112,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/audit"): (SIGNED_IN, None),
     ("GET", "/ui/audit/export"): (SIGNED_IN, None),
     ("GET", "/ui/audit/verify"): (ADMIN, None),
+    ("POST", "/ui/leases/{deployment_id}"): (OPERATE_INT, {"keep": "true"}),
 }  # fmt: skip
 
 
