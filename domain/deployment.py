@@ -1190,7 +1190,6 @@ class Deployment(Aggregate):
             found = self.machine(name)
             found["power_pending"] = [*found.get("power_pending", []), action]
 
-
     # -- leases (the rules: domain/leases.py) ------------------------------------------------------
     # {"expires_at", "keep", "warned_for", "idle_warned_for", "expired_for", "reaped_for", "expired"};
     # a class default: deployments made before leases have none.

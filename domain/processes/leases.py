@@ -98,6 +98,10 @@ class LeaseScheduler:
         self.interval = interval
         self._last: float | None = None
 
+    def position(self) -> int:
+        """A scheduler follows the clock, not the event log: it has no position of its own."""
+        return 0
+
     def catch_up(self, until: int | None = None) -> int:
         # Passes are spaced in real time (a test's fixed Clock must not stop them); what is due is
         # decided by the Clock.

@@ -101,7 +101,8 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("PATCH", D + "/{deployment_id}/lease"): (OPERATE_INT, {"keep": True}),
     ("GET", "/api/v1/leases/report"): (ANY, None),
     ("POST", "/api/v1/webhooks"): (
-        MANAGE, {"url": "http://127.0.0.1:9/hook", "kinds": ["lease-expiring"], "service_id": "{service_id}"}
+        MANAGE,
+        {"url": "http://127.0.0.1:9/hook", "kinds": ["lease-expiring"], "service_id": "{service_id}"},
     ),
     ("GET", "/api/v1/webhooks"): (ANY, None),
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): (MANAGE, None),

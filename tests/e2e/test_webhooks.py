@@ -30,7 +30,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.calls.append((dict(self.headers), body))
                 self.send_response(receiver.status)
@@ -81,9 +81,7 @@ def payroll(client: TestClient, runtime: Runtime) -> tuple[str, str]:
     return service["id"], str(configuration.id)
 
 
-def test_a_receiver_gets_each_lease_warning_once_signed(
-    tmp_path: Path, clock: FixedClock, receiver: Receiver
-) -> None:
+def test_a_receiver_gets_each_lease_warning_once_signed(tmp_path: Path, clock: FixedClock, receiver: Receiver) -> None:
     runtime, client = world(tmp_path, clock)
     try:
         service_id, configuration_id = payroll(client, runtime)
@@ -160,7 +158,7 @@ def test_a_dead_receiver_is_retried_with_backoff_and_never_slows_commands(tmp_pa
         tmp_path, clock, webhook_url=dead, webhook_secret="s" * 32, webhook_max_attempts=3, lease_tick_seconds=0.05
     )
     try:
-        service_id, configuration_id = payroll(client, runtime)
+        _service_id, configuration_id = payroll(client, runtime)
         runtime.start_workers()  # the webhook thread runs beside the commands
         started = time.monotonic()
         for _ in range(5):
