@@ -19,6 +19,10 @@ from projections.leases import lease_candidates
 from tests.support import THREE_TIER, FixedClock, settings_for, stages
 
 Policy = dict[str, Any]
+LEASE_EVENTS = {
+    "Service.StageLeasePolicyChanged", "Deployment.LeaseSet", "Deployment.LeaseExtended", "Deployment.KeepChanged",
+    "Deployment.LeaseExpiring", "Deployment.LeaseExpired", "Webhook.Subscribed", "Webhook.Removed",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -242,3 +246,24 @@ def test_a_stage_policy_is_validated_and_cleared(runtime: Runtime) -> None:
         assert refused.value.field == field
     runtime.app.update_stage(service_id, "int", {"lease_policy": None}, actor="a")
     assert "lease_policy" not in runtime.app.service(service_id).stage("int")
+
+
+def test_every_lease_and_webhook_event_is_audited_with_a_readable_summary(runtime: Runtime, clock: FixedClock) -> None:
+    service_id, configuration_id = service_with(runtime, {"default": "P1D", "idle_days": 30})
+    deployment_id = deployed(runtime, configuration_id)
+    runtime.app.change_lease(deployment_id, {"extend_by": "P1D", "keep": True}, actor="alice")
+    clock.advance(days=1, hours=12)
+    tick(runtime)
+    clock.advance(days=1)
+    tick(runtime)
+    webhook = runtime.app.subscribe_webhook(service_id, ["drift"], "https://hooks.example/sk", actor="a").value
+    runtime.app.remove_webhook(webhook.id, actor="a", reason="moved")
+    runtime.catch_up()
+    rows = runtime.store.query("SELECT event_type, summary, actor FROM sk_audit ORDER BY position")
+    summaries = {r["event_type"]: r["summary"] for r in rows if r["event_type"] in LEASE_EVENTS}
+    assert set(summaries) == LEASE_EVENTS
+    assert "lease policy: none (nothing expires) -> default P1D" in summaries["Service.StageLeasePolicyChanged"]
+    assert summaries["Deployment.LeaseExpired"].endswith(": undeploy")
+    assert summaries["Deployment.KeepChanged"] == "kept: exempt from idle reaping"
+    assert summaries["Webhook.Subscribed"] == "webhook to https://hooks.example/sk for drift"
+    assert "hooks.example" not in " ".join(r["summary"] for r in rows if r["event_type"] == "Webhook.Removed")
