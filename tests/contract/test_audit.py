@@ -9,8 +9,8 @@ from adapters.vcenter.simulated import SimulatedVCenter
 from domain.requests import PendingRequest
 from projections.summaries import SUMMARIES
 from projections.verify import verify
-from tests.fencing import three_tier
 from tests.contract.test_leases import LEASE_EVENTS
+from tests.fencing import three_tier
 from tests.support import THREE_TIER, machine, stages
 
 
