@@ -23,6 +23,9 @@ def test_the_leases_page_lists_ending_leases_and_extends_them(world: World) -> N
     runtime.catch_up()
     before = runtime.app.deployment(deployment_id).view()["lease"]["expires_at"]
     csrf = world.sign_in("operator")
+    deployment_page = world.client.get(f"/ui/deployments/{deployment_id}").text
+    assert f"⌛</span> {before[:10]}" in deployment_page  # the lease badge, on the board and the deployment
+    assert f"⌛</span> {before[:10]}" in world.client.get("/ui/").text
     page = world.client.get("/ui/leases")
     assert page.status_code == 200
     assert f'data-deployment="{deployment_id}"' in page.text
