@@ -18,6 +18,9 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from domain.errors import ValidationError as RuleError
+from domain.webhooks import check_url
+
 DEFAULT_DATABASE_URL = "sqlite:///./stagekeeper.db"
 PREFIX = "STAGEKEEPER_"
 _TRUE = frozenset({"on", "yes", "true", "1"})
@@ -157,9 +160,6 @@ _SECRET = frozenset(
 
 
 def check_webhook_settings(url: str, secret: str | None) -> None:
-    from domain.errors import ValidationError as RuleError
-    from domain.webhooks import check_url
-
     try:
         check_url(url, "url")
     except RuleError as error:

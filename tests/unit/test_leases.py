@@ -108,3 +108,14 @@ def test_notification_kinds_and_signatures() -> None:
     assert signed.startswith("sha256=")
     assert verify("k" * 20, b'{"a":1}', signed)
     assert not verify("k" * 20, b'{"a":2}', signed)
+
+
+def test_the_global_webhook_setting_needs_a_valid_url_and_a_secret() -> None:
+    from adapters.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="STAGEKEEPER_WEBHOOK_URL: url must be an http"):
+        Settings.from_env({"STAGEKEEPER_WEBHOOK_URL": "ftp://x.test/"})
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        Settings.from_env({"STAGEKEEPER_WEBHOOK_URL": "https://x.test/hook"})
+    ok = Settings.from_env({"STAGEKEEPER_WEBHOOK_URL": "https://x.test/hook", "STAGEKEEPER_WEBHOOK_SECRET": "s" * 20})
+    assert ok.webhook_url == "https://x.test/hook"
