@@ -25,6 +25,7 @@ from adapters.archives import (
 from adapters.clock import SystemClock
 from adapters.drift_worker import DriftWorker
 from adapters.ldap_directory import LdapDirectory, LdapSettings
+from adapters.lease_workers import LeaseWorkers
 from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
 from adapters.pglock import advisory_key
 from adapters.probes import NetworkProber
@@ -85,6 +86,7 @@ def projections(app: Stagekeeper) -> list[Projection]:
         UsersProjection(),
         AllocationsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
         MediaProjection(),
+        *LeaseWorkers.projections(),
     ]
 
 
@@ -262,6 +264,8 @@ class Runtime:
         )
         self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
         self.siem = audit_streamers(settings, self.store)
+        # Leases (scheduler, leader only) and webhook delivery (own lock, own thread): adapters/lease_workers.py.
+        self.lease_workers = LeaseWorkers(self)
         self._started = False
         self.drift_check = DriftCheck(
             self.app, leader_only(self.vcenter, self.leadership), self.clock, self.read_models.deployed_ids
@@ -319,6 +323,7 @@ class Runtime:
             self.process_thread.start()
             self.usage.start()
             self.drift_worker.start()
+            self.lease_workers.start()
         if projections:
             for streamer in self.siem:
                 streamer.start()
@@ -339,6 +344,7 @@ class Runtime:
             streamer.stop()
         self.usage.stop()
         self.drift_worker.stop()
+        self.lease_workers.stop()
         self.store.close()
         self.app.close()
         self.vcenter.close()

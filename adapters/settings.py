@@ -18,6 +18,9 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from domain.errors import ValidationError as RuleError
+from domain.webhooks import check_url
+
 DEFAULT_DATABASE_URL = "sqlite:///./stagekeeper.db"
 PREFIX = "STAGEKEEPER_"
 _TRUE = frozenset({"on", "yes", "true", "1"})
@@ -134,6 +137,13 @@ class Settings(BaseSettings):
     # The console's external address as the provider redirects to it; unset: the request's own.
     oidc_redirect_base_url: str | None = None
     oidc_provider_name: str = "single sign-on"
+    # Leases: how often the scheduler looks for leases to warn of or expire.
+    lease_tick_seconds: Annotated[float, Field(ge=0.01, le=3600.0)] = 30.0
+    # A webhook told of every notification kind of every service (signed with the secret).
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: Annotated[float, Field(ge=0.1, le=60.0)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
 
     @classmethod
     def settings_customise_sources(
@@ -197,6 +207,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{PREFIX}LDAP_URL needs {_names(missing)}")
             if "{username}" not in self.ldap_user_filter:
                 raise ValueError(f"{PREFIX}LDAP_USER_FILTER must contain {{username}}")
+        if self.webhook_url is not None:
+            check_webhook_settings(self.webhook_url, self.webhook_secret)
         return self
 
     @model_validator(mode="after")
@@ -245,7 +257,18 @@ def _names(fields: list[str]) -> str:
     return ", ".join(variable(f) for f in fields)
 
 
-_SECRET = frozenset({"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret"})
+_SECRET = frozenset(
+    {"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret", "webhook_secret"}
+)
+
+
+def check_webhook_settings(url: str, secret: str | None) -> None:
+    try:
+        check_url(url, "url")
+    except RuleError as error:
+        raise ValueError(f"{PREFIX}WEBHOOK_URL: {error}") from None
+    if not secret or len(secret) < 16:
+        raise ValueError(f"{PREFIX}WEBHOOK_URL needs {PREFIX}WEBHOOK_SECRET (at least 16 characters)")
 
 
 def _describe(error: ValidationError, values: Mapping[str, Any]) -> str:

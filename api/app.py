@@ -30,6 +30,7 @@ from api.routes import (
     drift,
     governance,
     health,
+    leases,
     me,
     media,
     metrics,
@@ -44,6 +45,7 @@ from api.routes import (
     upgrades,
     usage,
     users,
+    webhooks,
 )
 from api.ui import install_console
 
@@ -126,5 +128,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(storage.router)
     app.include_router(drift.router)
     app.include_router(preview.router)
+    app.include_router(leases.router)
+    app.include_router(webhooks.router)
     install_console(app)
     return app

@@ -100,6 +100,14 @@ class VerificationIn(Body):
     rollback: bool | None = Field(None, description="On failure, demote (or swap back) on its own")
 
 
+class LeasePolicyIn(Body):
+    default: str | None = Field(None, description='Lease given at deploy, ISO-8601 ("P7D"); none: no lease')
+    maximum: str | None = Field(None, description="Longest lease from now a deploy or extension may ask")
+    warning: str | None = Field(None, description="LeaseExpiring this long before expiry (default P1D)")
+    on_expiry: Literal["undeploy", "power-off", "archive"] = "undeploy"
+    idle_days: int | None = Field(None, description="Undeploy deployments idle this many days (keep exempts)")
+
+
 class StagePatch(Reason):
     name: str | None = None
     resource_pool: str | None = None
@@ -118,6 +126,7 @@ class StagePatch(Reason):
     quota: QuotaIn | None = Field(None, description="Stage quota (null or every limit null: no quota)")
     extra_pools: list[str] | None = Field(None, description="More resource pools placement may use (replaces them)")
     verification: VerificationIn | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
+    lease_policy: LeasePolicyIn | None = Field(None, description="Leases in this stage (null: nothing expires)")
 
 
 class StageOrder(Reason):
@@ -207,6 +216,8 @@ class DeployRequest(Governed):
     stage: Annotated[str, AfterValidator(_stage_reference)]
     configuration_version: int | None = Field(None, description="Default: the latest version")
     fence: bool = Field(False, description="Deploy behind a fence (own port groups and a NAT gateway)")
+    lease: str | None = Field(None, description='Lease, ISO-8601 duration ("P3D"); default: the stage\'s')
+    expires_at: str | None = Field(None, description="Or the lease's end, ISO-8601 date-time with offset")
 
 
 class SnapshotRequest(Governed):
@@ -263,3 +274,15 @@ def machine_dict(machine: MachineIn) -> dict[str, Any]:
     if data.get("customization") and data["customization"].get("hostname") is None:
         data["customization"].pop("hostname", None)
     return data
+
+
+class LeaseChange(Reason):
+    extend_by: str | None = Field(None, description='Add this much to the lease, ISO-8601 ("P2D")')
+    expires_at: str | None = Field(None, description="Or set its end (within the stage's maximum)")
+    keep: bool | None = Field(None, description="true: exempt from idle reaping")
+
+
+class WebhookCreate(Reason):
+    url: str = Field(description="http:// or https:// URL that receives the signed POSTs")
+    kinds: list[Literal["approval-requested", "deployment-failed", "drift", "lease-expiring"]]
+    service_id: str | None = Field(None, description="One service (its owners); omitted: every service (admins)")

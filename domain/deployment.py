@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import drift_state
+from domain import drift_state, leases
 from domain.drift_state import drift_view
 from domain.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from domain.ports import POWER_ACTIONS
@@ -139,6 +139,7 @@ class Deployment(Aggregate):
             "replaced_by": self.replaced_by,
             "rebalance": self.rebalance_work,
             **drift_view(self.drift, self.verification),
+            "lease": leases.lease_view(self.lease),
         }
 
     @staticmethod
@@ -1301,6 +1302,31 @@ class Deployment(Aggregate):
         self, results: list[dict[str, Any]], rollback: str | None, actor: str, reason: str | None
     ) -> None:
         self.verification = drift_state.verification_ended(self.verification, "failed", results, rollback)
+
+    # -- leases (the rules: domain/leases.py) ------------------------------------------------------
+    # {"expires_at", "keep", "warned_for", "idle_warned_for", "expired_for", "reaped_for", "expired"};
+    # a class default: deployments made before leases have none.
+    lease: dict[str, Any] | None = None
+
+    @event("LeaseSet", topic="stagekeeper:Deployment.LeaseSet")
+    def _lease_set(self, expires_at: str | None, lease: str | None, actor: str, reason: str | None) -> None:
+        self.lease = leases.applied_set(self.lease, expires_at)
+
+    @event("LeaseExtended", topic="stagekeeper:Deployment.LeaseExtended")
+    def _lease_extended(self, before: str | None, expires_at: str, actor: str, reason: str | None) -> None:
+        self.lease = leases.applied_set(self.lease, expires_at)
+
+    @event("KeepChanged", topic="stagekeeper:Deployment.KeepChanged")
+    def _keep_changed(self, keep: bool, actor: str, reason: str | None) -> None:
+        self.lease = leases.applied_keep(self.lease, keep)
+
+    @event("LeaseExpiring", topic="stagekeeper:Deployment.LeaseExpiring")
+    def _lease_expiring(self, kind: str, at: str, stage: str, actor: str, reason: str | None) -> None:
+        self.lease = leases.applied_expiring(self.lease, kind, at)
+
+    @event("LeaseExpired", topic="stagekeeper:Deployment.LeaseExpired")
+    def _lease_expired(self, kind: str, policy: str, at: str, actor: str, reason: str | None) -> None:
+        self.lease = leases.applied_expired(self.lease, kind, policy, at)
 
 
 def _placement_view(machine: dict[str, Any]) -> dict[str, Any] | None:

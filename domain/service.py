@@ -300,6 +300,25 @@ class Service(Aggregate):
         self.definition_version = self.version + 1
         self.stage(stage)["verification"] = verification
 
+    def set_lease_policy(self, name: str, policy: dict[str, Any] | None, actor: str, reason: str | None) -> None:
+        """Replace the stage's lease policy (domain/leases.py parse_policy's dict; None: nothing expires)."""
+        self._check_active()
+        stage = self.stage(name)
+        if stage.get("lease_policy") != policy:
+            self._lease_policy_changed(
+                stage=stage["name"], before=stage.get("lease_policy"), policy=policy, actor=actor, reason=reason
+            )
+
+    @event("StageLeasePolicyChanged", topic="stagekeeper:Service.StageLeasePolicyChanged")
+    def _lease_policy_changed(
+        self, stage: str, before: dict[str, Any] | None, policy: dict[str, Any] | None, actor: str, reason: str | None
+    ) -> None:
+        self.definition_version = self.version + 1
+        found = self.stage(stage)
+        found.pop("lease_policy", None)
+        if policy is not None:
+            found["lease_policy"] = dict(policy)
+
     def grant(
         self,
         grant_id: UUID,

@@ -11,6 +11,7 @@ from domain.commands.consoles import ConsoleCommands
 from domain.commands.deployments import DeploymentCommands
 from domain.commands.drift import DriftCommands
 from domain.commands.governance import GovernanceCommands
+from domain.commands.leases import LeaseCommands
 from domain.commands.media import MediaCommands
 from domain.commands.portability import PortabilityCommands
 from domain.commands.preview import PreviewQueries
@@ -19,6 +20,7 @@ from domain.commands.services import ServiceCommands
 from domain.commands.storage import StorageCommands
 from domain.commands.upgrades import UpgradeCommands
 from domain.commands.users import UserCommands
+from domain.commands.webhooks import WebhookCommands
 
 
 class Stagekeeper(
@@ -39,5 +41,7 @@ class Stagekeeper(
     StorageCommands,
     DriftCommands,
     PreviewQueries,
+    LeaseCommands,
+    WebhookCommands,
 ):
     """Commands and point-in-time reads of Stagekeeper (see docs/architecture.md)."""

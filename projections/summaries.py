@@ -8,6 +8,7 @@ from typing import Any
 from domain.diff import describe, diff_definitions
 from projections import drift_summaries
 from projections.archive_summaries import ARCHIVE_SUMMARIES
+from projections.lease_summaries import LEASE_SUMMARIES
 from projections.summaries_governance import GOVERNANCE_SUMMARIES
 
 Data = dict[str, Any]
@@ -347,6 +348,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
 }
 
 SUMMARIES.update(ARCHIVE_SUMMARIES)
+SUMMARIES.update(LEASE_SUMMARIES)
 
 
 def summarise(event_type: str, data: Data) -> str:

@@ -67,6 +67,22 @@ class CopySource(Out):
     linked: bool
 
 
+class LeaseExpiry(Out):
+    kind: Literal["lease", "idle"]
+    policy: Literal["undeploy", "power-off", "archive"]
+    at: Timestamp
+
+
+class Lease(Out):
+    expires_at: Timestamp | None = Field(description="When the lease ends (null: no lease)")
+    keep: bool = Field(description="Exempt from idle reaping")
+    warned_for: Timestamp | None = Field(description="The expiry a LeaseExpiring warned of")
+    idle_warned_for: Timestamp | None = Field(description="The idle reaping time a LeaseExpiring warned of")
+    expired_for: Timestamp | None = Field(description="The lease end that was acted on")
+    reaped_for: Timestamp | None = Field(description="The idle reaping time that was acted on")
+    expired: LeaseExpiry | None = Field(description="The last expiry: what and how it was acted on")
+
+
 class DeploymentEntry(Out):
     """A deployment as the board shows it (its view without machines)."""
 
@@ -101,6 +117,7 @@ class DeploymentEntry(Out):
     verification: Verification | None = Field(
         None, description="The last verification after a move, copy, swap or upgrade"
     )
+    lease: Lease | None = Field(None, description="When it expires, whether it was warned, kept, expired")
 
 
 class DeploymentSummary(DeploymentEntry):

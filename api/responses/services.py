@@ -42,6 +42,14 @@ class StageVerification(Out):
     rollback: bool
 
 
+class LeasePolicy(Out):
+    default: str | None
+    maximum: str | None
+    warning: str | None
+    on_expiry: Literal["undeploy", "power-off", "archive"]
+    idle_days: int | None
+
+
 class Stage(Out):
     id: UUID = Field(description="Stable id: it stays when the stage is renamed")
     name: str
@@ -59,6 +67,7 @@ class Stage(Out):
     quota: StageQuota | None = Field(None, description="Limits on what the stage may hold (none: no quota)")
     extra_pools: list[str] = Field([], description="More resource pools placement may use (other clusters)")
     verification: StageVerification | None = Field(None, description="Checks after a promote, copy, swap or upgrade")
+    lease_policy: LeasePolicy | None = None
 
 
 class ServiceStage(Stage):

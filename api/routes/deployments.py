@@ -59,6 +59,8 @@ def deploy(
         actor=who.user,
         reason=body.reason,
         configuration_version=body.configuration_version,
+        lease=body.lease,
+        expires_at=body.expires_at,
         fence=body.fence,
     )
     return _result(response, outcome)

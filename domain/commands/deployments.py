@@ -15,6 +15,7 @@ from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
 from domain.commands.addresses import ip_releases
 from domain.commands.capture_claims import vm_releases
+from domain.commands.leases import start_lease
 from domain.commands.media import check_deployable_media
 from domain.configuration import Configuration
 from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
@@ -39,9 +40,12 @@ class DeploymentCommands(StagekeeperApplication):
         reason: str | None = None,
         configuration_version: object = None,
         fence: object = False,
+        lease: object = None,
+        expires_at: object = None,
     ) -> Outcome[Deployment]:
         """Instantiate a configuration version (default: the latest) in one stage of its service;
-        `fence`: behind its own port groups and gateway (always so in a stage with fence "always")."""
+        `fence`: behind its own port groups and gateway (always so in a stage with fence "always");
+        `lease` (ISO-8601 duration) or `expires_at`: when it is undeployed (default: the stage's lease)."""
         reason = check_reason(reason)
         check_fence_flag(fence)
         if not isinstance(stage, str) or not stage:
@@ -82,6 +86,7 @@ class DeploymentCommands(StagekeeperApplication):
             )
             fence_if_asked(deployment, target, fence, actor)
             quotas.check(self.repository, service, target["name"], configuration.machines)
+            start_lease(deployment, target, lease, expires_at, self.clock.now(), actor, reason)
             service.admit(deployment.id, target["name"], actor)
             return Outcome(deployment, self.commit(deployment, service))
 
@@ -123,6 +128,7 @@ class DeploymentCommands(StagekeeperApplication):
             deployment.record_copy_source(source, target.get("copy_mode") == "linked", actor, reason)
             quotas.check(self.repository, service, target["name"], [m["spec"] for m in source.machines])
             fence_if_asked(deployment, target, fence, actor)
+            start_lease(deployment, target, None, None, self.clock.now(), actor, reason)
             service.admit(deployment.id, target["name"], actor)
             # Written with the source: a copy and a change of the source (undeploy, move) cannot both win.
             source.record_copy_made(deployment.id, target["name"], actor, reason)

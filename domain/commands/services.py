@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from domain import quotas
+from domain import leases, quotas
 from domain.application import Outcome
 from domain.commands.placement import Placement, PlacementCommands
 from domain.deployment import Deployment
@@ -205,8 +205,8 @@ class ServiceCommands(PlacementCommands):
         """Rename a stage, map it to another pool, or change its restricted flag, in one write."""
         reason = check_reason(reason)
         known = {
-            "name", "resource_pool", "restricted", "ip_pools", "quota", "extra_pools", "verification", *FENCE_KEYS,
-            *POLICY_KEYS,
+            "name", "resource_pool", "restricted", "ip_pools", "quota", "extra_pools", "verification", "lease_policy",
+            *FENCE_KEYS, *POLICY_KEYS,
         }  # fmt: skip
         unknown = set(changes) - known
         if unknown:
@@ -218,6 +218,7 @@ class ServiceCommands(PlacementCommands):
         extra_pools = self._extra_pools(changes)
         verifying = "verification" in changes
         verification = parse_verification(changes["verification"]) if verifying else None
+        lease_policy = leases.parse_policy(changes["lease_policy"]) if "lease_policy" in changes else None
         restricted = changes.get("restricted")
         if "restricted" in changes and not isinstance(restricted, bool):
             raise ValidationError("restricted must be true or false", field="restricted")
@@ -242,6 +243,8 @@ class ServiceCommands(PlacementCommands):
                 service.set_extra_pools(current, extra, actor, reason)
             if verifying:
                 service.set_verification(current, verification, actor, reason)
+            if "lease_policy" in changes:
+                service.set_lease_policy(current, lease_policy.to_dict() if lease_policy else None, actor, reason)
             if set(FENCE_KEYS).intersection(changes):
                 # Fence settings change together: what is not given stays as the stage has it.
                 merged = {k: service.stage(current).get(k) for k in FENCE_KEYS} | {

@@ -141,6 +141,7 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/ui/tokens"): (SIGNED_IN, None),
     ("POST", "/ui/tokens"): (SIGNED_IN, {"name": "ci", "expires_in_days": "7"}),
     ("POST", "/ui/tokens/{token_id}/revoke"): (SIGNED_IN, {}),  # 404 unless it is the caller's own token
+    ("POST", "/ui/leases/{deployment_id}"): (OPERATE_INT, {"keep": "true"}),
 }  # fmt: skip
 
 

@@ -153,6 +153,15 @@ TABLE: dict[tuple[str, str], tuple[set[str], Any]] = {
     ("GET", "/api/v1/templates/{name}/dependants"): (ANY, None),
     ("DELETE", "/api/v1/templates/{name}"): (ADMIN, None),
     ("GET", D + "/{deployment_id}/dependants"): (READ, None),
+    ("PATCH", D + "/{deployment_id}/lease"): (OPERATE_INT, {"keep": True}),
+    ("GET", "/api/v1/leases/report"): (ANY, None),
+    ("POST", "/api/v1/webhooks"): (
+        MANAGE,
+        {"url": "http://127.0.0.1:9/hook", "kinds": ["lease-expiring"], "service_id": "{service_id}"},
+    ),
+    ("GET", "/api/v1/webhooks"): (ANY, None),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): (MANAGE, None),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): (MANAGE, None),
 }
 
 
@@ -207,6 +216,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             app.copy_deployment(in_int, "spare", actor="setup")
         window = app.add_freeze_window({**QUIET, "service_id": str(service_id)}, actor="setup").value
         archive_id = app.archive_now(in_int, actor="setup").value.id
+        webhook = app.subscribe_webhook(service_id, ["lease-expiring"], "http://127.0.0.1:9/hook", actor="setup")
         runtime.catch_up()
         user = (CREDENTIALS[role] or ("anonymous", ""))[0]
         _, token, _ = app.issue_token(user, "mine", 30, actor=user)
@@ -216,6 +226,7 @@ def world_factory(slapd: Slapd) -> Iterator[Any]:
             "in_test": str(in_test), "in_prod": str(in_prod), "{machine}": "web1", "{username}": "admin",
             "{approval_id}": str(held.value.approval.id), "{window_id}": window["id"],
             "{archive_id}": str(archive_id),
+            "{webhook_id}": str(webhook.value.id),
         }  # fmt: skip
         ids["{medium_id}"] = str(medium.id)
         client = TestClient(create_app(config, runtime=runtime, start_workers=False), raise_server_exceptions=True)
@@ -325,6 +336,9 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     "/api/v1/media": [{}, {"min_position": "1"}],
     "/api/v1/storage/tree": [{}, {"service": "{secret_service}"}],
     "/api/v1/drift/orphans": [{}],
+    "/api/v1/leases/report": [{}, {"days": "30"}, {"dry_run": "true", "days": "0"}, {"min_position": "1"}],
+    "/api/v1/webhooks": [{}, {"min_position": "1"}],
+    "/api/v1/webhooks/{secret_webhook}/deliveries": [{}, {"limit": "1"}, {"before": "1000000"}],
 }  # fmt: skip
 SINGLE_READS = {
     "/healthz", "/api/v1/me", S, C, C + "/diff", D + "/{deployment_id}", D + "/{deployment_id}/events",
@@ -345,6 +359,8 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
         secret, "hidden", "", [{"name": "front"}], [machine("db7")], "setup"
     ).value.id
     secret_deployment = app.deploy(secret_configuration, "int", actor="setup").value.id
+    app.change_lease(secret_deployment, {"extend_by": "P1D"}, actor="setup")  # in the lease report, unfiltered
+    secret_webhook = app.subscribe_webhook(secret, ["drift"], "http://127.0.0.1:9/secret-hook", actor="setup")
     world.runtime.catch_up()
     # A freeze window and an approval request of the secret service: neither caller may see them.
     app.add_freeze_window({**QUIET, "service_id": str(secret)}, actor="setup")
@@ -360,8 +376,9 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
         "{secret_configuration}": str(secret_configuration),
         "{secret_deployment}": str(secret_deployment),
         "{secret_archive}": str(secret_archive),
+        "{secret_webhook}": str(secret_webhook.value.id),
     }
-    hidden_from_viewer = {*fill.values(), "secret-project"}
+    hidden_from_viewer = {*fill.values(), "secret-project", "secret-hook"}
     # A caller with no role sees nothing of either service; a viewer of payroll nothing of the other.
     hidden = {
         "no-role": hidden_from_viewer | {world.ids["{service_id}"], world.ids["in_int"]},
@@ -370,6 +387,7 @@ def test_every_list_route_and_filter_hides_the_services_a_caller_holds_no_role_o
     # Every GET route is either a list above or a read of one object (checked by read_service).
     lists = {t.replace("{secret_service}", "{service_id}") for t in LIST_FILTERS}
     lists = {t.replace("{secret_configuration}", "{configuration_id}") for t in lists}
+    lists = {t.replace("{secret_webhook}", "{webhook_id}") for t in lists}
     assert {t for (m, t) in TABLE if m == "GET"} == lists | SINGLE_READS
     leaks = []
     for role, secrets in hidden.items():
