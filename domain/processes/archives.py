@@ -25,12 +25,20 @@ from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, Data
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
+from domain.processes import lease_archive
 from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
 log = logging.getLogger(__name__)
 ACTOR = "stagekeeper"
-TOPICS = tuple(f"stagekeeper:Archive.{name}" for name in ("Requested", "RestoreRequested", "Deleted", "MoveStarted"))
+TOPICS = (
+    *(
+        f"stagekeeper:Archive.{name}"
+        for name in ("Requested", "RestoreRequested", "Deleted", "MoveStarted", "Completed")
+    ),
+    # A lease whose stage says "archive": archive the deployment, then undeploy it (lease_archive below).
+    "stagekeeper:Deployment.LeaseExpired",
+)
 # Files that are no part of a consistent copy: locks and swap always; with a snapshot, the delta
 # disks and snapshot state written since (the base disks the snapshot froze are what is copied).
 _NEVER = re.compile(r"(\.lck|\.vswp|\.vmem)$")
@@ -64,6 +72,8 @@ class ArchiveProcess:
     def handle(self, event: Any) -> None:
         if isinstance(event, Archive.Event):
             self.drive(event.originator_id)
+        elif type(event).__qualname__ == "Deployment.LeaseExpired" and getattr(event, "policy", None) == "archive":
+            lease_archive.archive_on_expiry(self.app, event)
 
     def drive(self, archive_id: UUID) -> None:
         archive = self.app.archive(archive_id)
@@ -81,6 +91,7 @@ class ArchiveProcess:
             self.restore(archive, restore)
         if archive.state == DELETED:
             self.remove_files(archive)
+        lease_archive.undeploy_when_archived(self.app, archive)
 
     # -- archive -----------------------------------------------------------------------------------
     def _step(self, archive_id: UUID, method: Any, **kwargs: Any) -> Archive:

@@ -76,11 +76,9 @@ def _power_off(deployment: Deployment, reason: str) -> None:
 
 
 def _archive_then_undeploy(deployment: Deployment, reason: str) -> None:
-    """Archive the deployment, then undeploy it once the archive is complete.
-
-    Left for the archives capability to fill (issue 12, "Archive Now"): until then an expiry with
-    policy "archive" records LeaseExpired (policy "archive") and does nothing else, so no machine is
-    destroyed without its archive."""
+    """Nothing more is written with LeaseExpired (policy "archive"): the archive process reads that
+    event, archives the deployment, and undeploys it once the archive is complete
+    (domain/processes/lease_archive.py), so no machine is destroyed without its archive."""
 
 
 class LeaseScheduler:
