@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, status
@@ -56,8 +57,16 @@ def export_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> 
     service = manage_service(runtime, who, service_id)
     configuration_ids = [UUID(str(row["id"])) for row in runtime.read_models.configurations(str(service_id))]
     document = runtime.app.export_service(service.id, configuration_ids, who.user)
-    filename = f"{service.name}.stagekeeper.json".replace('"', "")
-    return JSONResponse(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return JSONResponse(
+        document, headers={"Content-Disposition": content_disposition(f"{service.name}.stagekeeper.json")}
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for any name (RFC 6266 with RFC 5987): an ASCII fallback, quotes,
+    backslashes, separators and controls replaced, then the exact UTF-8 name percent-encoded."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\/' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.post(
