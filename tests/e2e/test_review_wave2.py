@@ -193,7 +193,6 @@ def test_an_owner_cannot_delete_a_freeze_window_an_administrator_set(client: Tes
     assert removed.status_code == 403, removed.text
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: a disabled local user's console session lasts the credential cache")
 def test_disabling_a_local_user_ends_their_console_session_at_once(runtime: Runtime) -> None:
     runtime.app.create_user("olivia", PASSWORD, [], None, actor="admin")
     settings = settings_for(runtime.settings.database_url, credential_cache_seconds=60)
@@ -209,7 +208,6 @@ def test_disabling_a_local_user_ends_their_console_session_at_once(runtime: Runt
         assert after.status_code in (302, 303), "the console still serves the disabled user"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: resetting a local user's password keeps their console sessions")
 def test_an_administrator_s_password_reset_ends_the_user_s_console_sessions(runtime: Runtime) -> None:
     runtime.app.create_user("olivia", PASSWORD, [], None, actor="admin")
     settings = settings_for(runtime.settings.database_url, credential_cache_seconds=0)
