@@ -224,7 +224,6 @@ def test_an_administrator_s_password_reset_ends_the_user_s_console_sessions(runt
         assert after.status_code in (302, 303), "the old password's session still works"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 11: `stagekeeper export service` writes where the server's name says")
 def test_the_cli_export_stays_in_the_current_directory_whatever_the_server_answers(tmp_path: Path) -> None:
     service_id = "0b6b4b3e-2f7e-4c55-9d0c-8f0d6b1a2c3d"
     document = {"service": {"id": service_id, "name": "../escaped"}, "chain": {"count": 0, "head": "0" * 64}}
@@ -251,7 +250,7 @@ def test_the_cli_export_stays_in_the_current_directory_whatever_the_server_answe
             STAGEKEEPER_CONFIG_DIR=str(tmp_path / "home"), STAGEKEEPER_TOKEN="t",
             STAGEKEEPER_URL=f"http://127.0.0.1:{server.server_address[1]}",
         )  # fmt: skip
-        subprocess.run(
+        ran = subprocess.run(
             [sys.executable, "-m", "api.cli", "export", "service", service_id],
             cwd=work, env={**environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
             capture_output=True, text=True, timeout=60, check=False,
@@ -259,3 +258,5 @@ def test_the_cli_export_stays_in_the_current_directory_whatever_the_server_answe
     finally:
         server.shutdown()
     assert not (tmp_path / "escaped.stagekeeper.json").exists(), "written outside the current directory"
+    assert ran.returncode == 0, ran.stderr
+    assert [p.name for p in work.iterdir()] == ["_escaped.stagekeeper.json"]  # in the current directory
