@@ -55,7 +55,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - overrides logging.Formatter
         # The message is one line whatever it holds; a traceback (appended after) keeps its lines.
         record.message = printable(record.message)
         return super().formatMessage(record)
