@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     media_max_bytes: Annotated[int, Field(ge=1_048_576, le=68_719_476_736)] = 17_179_869_184
     # Drift detection: how often the leader compares vCenter with the history (0: never on a schedule).
     drift_interval_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 300.0
+    # Service export files: an HMAC-SHA256 key (at least 32 characters) that seals exports and, when
+    # set on an importing instance, is required on every file it imports (domain/portability.py).
+    export_key: Annotated[str | None, Field(min_length=32, max_length=1024)] = None
 
     @classmethod
     def settings_customise_sources(
@@ -206,6 +209,7 @@ def _names(fields: list[str]) -> str:
 
 
 _SECRET = frozenset({"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret"})
+_SECRET = _SECRET | {"export_key"}
 
 
 def _describe(error: ValidationError, values: Mapping[str, Any]) -> str:

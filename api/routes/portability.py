@@ -22,7 +22,10 @@ router = APIRouter(tags=["services"], responses=errors(401, 403, 422, 503))
 class ExportChain(Out):
     algorithm: str
     count: int
-    head: str = Field(description="The last record's hash: it signs the file")
+    head: str = Field(description="The last record's hash: it proves the file whole, not who wrote it")
+    hmac: str | None = Field(
+        None, description="HMAC-SHA256 of the head under STAGEKEEPER_EXPORT_KEY, when the exporting instance has one"
+    )
 
 
 class ExportRecord(Out):

@@ -22,7 +22,7 @@ from domain.commands.placement import PlacementCommands
 from domain.configuration import Configuration
 from domain.errors import ConflictError, ValidationError
 from domain.import_rules import check_imported
-from domain.portability import bundle, verify
+from domain.portability import bundle, check_seal, seal, verify
 from domain.service import Service
 from domain.text import check_reason
 
@@ -32,6 +32,9 @@ KIND_TOPICS = {"service": "stagekeeper:Service.", "configuration": "stagekeeper:
 
 
 class PortabilityCommands(PlacementCommands):
+    # STAGEKEEPER_EXPORT_KEY (adapters/runtime.py): exports are sealed with it, imports must carry it.
+    export_key: bytes | None = None
+
     def _records(self, kind: str, aggregate_id: UUID) -> list[dict[str, Any]]:
         records = []
         for event in self.events.get(aggregate_id):
@@ -57,7 +60,10 @@ class PortabilityCommands(PlacementCommands):
                 raise ValidationError(f"configuration {configuration_id} is not the service's", field="configuration")
             records.extend(self._records("configuration", configuration_id))
         summary = {"id": str(service.id), "name": service.name, "configurations": len(configuration_ids)}
-        return bundle(records, summary, actor, self.clock.now().isoformat())
+        document = bundle(records, summary, actor, self.clock.now().isoformat())
+        if self.export_key is not None:
+            document["chain"]["hmac"] = seal(self.export_key, document["chain"]["count"], document["chain"]["head"])
+        return document
 
     def _decode(self, record: dict[str, Any], index: int) -> Any:
         prefix = KIND_TOPICS[record["aggregate"]]
@@ -78,6 +84,8 @@ class PortabilityCommands(PlacementCommands):
     def import_service(self, document: object, actor: str, reason: str | None = None) -> Outcome[Service]:
         reason = check_reason(reason)
         records = verify(document)
+        if self.export_key is not None:
+            check_seal(cast(dict[str, Any], document), self.export_key)
         grouped: dict[UUID, list[Any]] = {}
         kinds: dict[UUID, str] = {}
         positions: dict[UUID, list[int]] = {}
