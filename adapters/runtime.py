@@ -262,6 +262,7 @@ class Runtime:
         self.app.lockout_policy = LockoutPolicy(
             settings.lockout_failures, settings.lockout_window_minutes * 60, settings.lockout_minutes * 60
         )
+        self.app.export_key = settings.export_key.encode() if settings.export_key else None
         self.metrics.watch(Lag(self.app.head, self.projection_follower.positions, self.process_follower.position))
         self.siem = audit_streamers(settings, self.store)
         # Leases (scheduler, leader only) and webhook delivery (own lock, own thread): adapters/lease_workers.py.

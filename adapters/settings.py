@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     webhook_timeout_seconds: Annotated[float, Field(ge=0.1, le=60.0)] = 5.0
     webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    # Service export files: an HMAC-SHA256 key (at least 32 characters) that seals exports and, when
+    # set on an importing instance, is required on every file it imports (domain/portability.py).
+    export_key: Annotated[str | None, Field(min_length=32, max_length=1024)] = None
 
     @classmethod
     def settings_customise_sources(
@@ -257,9 +260,13 @@ def _names(fields: list[str]) -> str:
     return ", ".join(variable(f) for f in fields)
 
 
+# Settings whose values never appear in an error message.
 _SECRET = frozenset(
-    {"database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret", "webhook_secret"}
-)
+    {
+        "database_url", "admin_password", "vcenter_password", "ldap_bind_password", "session_secret",
+        "webhook_secret", "export_key", "siem_webhook_secret", "oidc_client_secret",
+    }
+)  # fmt: skip
 
 
 def check_webhook_settings(url: str, secret: str | None) -> None:

@@ -13,6 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.logs import printable
 from adapters.metrics import Metrics
 from domain.requestcontext import REQUEST_ID
 
@@ -20,6 +21,7 @@ log = logging.getLogger("stagekeeper.access")
 HEADER = "x-request-id"
 _SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def outcome(status: int) -> str:
@@ -34,6 +36,11 @@ def outcome(status: int) -> str:
     if status == 503:
         return "unavailable"
     return "error"
+
+
+def known_method(method: str) -> str:
+    """The method as a metric label: one of the standard ones, or "OTHER" (bounded cardinality)."""
+    return method if method in KNOWN_METHODS else "OTHER"
 
 
 class RequestObservability:
@@ -65,7 +72,7 @@ class RequestObservability:
             self._record(scope, request_id, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
-        method = str(scope["method"])
+        method = known_method(str(scope["method"]))
         route = getattr(scope.get("route"), "path", None) or "(unmatched)"
         self.metrics.requests.labels(method, route, str(status)).inc()
         streaming = route.endswith("/events")  # a progress stream lasts as long as it is watched
@@ -79,7 +86,7 @@ class RequestObservability:
         log.info(
             "%s %s %d %.1f ms",
             method,
-            scope.get("path", ""),
+            printable(str(scope.get("path", ""))),
             status,
             seconds * 1000,
             extra={

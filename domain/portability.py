@@ -11,6 +11,7 @@ vCenter; credentials never leave an instance)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -77,3 +78,21 @@ def verify(document: object) -> list[dict[str, Any]]:
     if head.get("count") != len(records) or head.get("head") != records[-1]["hash"]:
         raise ValidationError("the chain's head does not match its records (the file was cut short)", field="chain")
     return records
+
+
+def seal(key: bytes, count: int, head: str) -> str:
+    """HMAC-SHA256 of the chain's head under an instance key: unlike the chain, it says who wrote the
+    file (an instance holding the key, STAGEKEEPER_EXPORT_KEY)."""
+    return hmac.new(key, f"{FORMAT}\x00{count}\x00{head}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_seal(document: dict[str, Any], key: bytes) -> None:
+    """A verified file (`verify`) must carry the seal of `key`; ValidationError naming chain.hmac."""
+    head = document["chain"]
+    given = head.get("hmac")
+    if not isinstance(given, str) or not hmac.compare_digest(given, seal(key, head["count"], head["head"])):
+        raise ValidationError(
+            "chain.hmac is missing or not made with this instance's export key (STAGEKEEPER_EXPORT_KEY): "
+            "only files exported by an instance holding the key are imported",
+            field="chain.hmac",
+        )

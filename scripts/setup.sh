@@ -38,7 +38,11 @@ apt_waiting() {
 missing=()
 while read -r pkg; do
   case "$pkg" in ''|'#'*) continue ;; esac
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then missing+=("$pkg"); fi
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then continue; fi
+  # Node.js from another source (NodeSource's nodejs carries npm): Debian's npm would conflict with it.
+  if [ "$pkg" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+  if [ "$pkg" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  missing+=("$pkg")
 done < <(package_lists)
 
 if [ ${#missing[@]} -gt 0 ]; then

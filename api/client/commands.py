@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -424,13 +425,20 @@ def register(cli: click.Group) -> None:
     @export_group.command("service")
     @click.argument("service")
     @click.option("--output", "output_file", default=None, help="File to write (default: <name>.stagekeeper.json)")
+    @click.option("--force", is_flag=True, help="Overwrite the file when it exists")
     @client_command
-    def export_service(service: str, output_file: str | None) -> int:
+    def export_service(service: str, output_file: str | None, force: bool) -> int:
         """The service, its configurations with their history, grants and stage policies (no secrets)."""
         client = api()
-        document = client.get(f"/services/{service_id(client, service)}/export")
-        target = Path(output_file or f"{document['service']['name']}.stagekeeper.json")
-        target.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        wanted = service_id(client, service)
+        document = client.get(f"/services/{wanted}/export")
+        target = Path(output_file) if output_file else Path(export_file_name(document, wanted))
+        text = json.dumps(document, ensure_ascii=False)
+        try:
+            with target.open("w" if force else "x", encoding="utf-8") as file:
+                file.write(text)
+        except FileExistsError:
+            raise ClientError(f"{target} exists: give --force to overwrite it, or --output", USAGE) from None
         chain = document["chain"]
         click.echo(f"wrote {target}: {chain['count']} events, chain head {chain['head']}")
         return DONE
@@ -572,3 +580,16 @@ def remote_export(service: str | None, fmt: str, output_file: str | None) -> int
     except ClientError as error:
         click.echo(f"stagekeeper: {error.message}", err=True)
         return error.exit_code
+
+
+def export_file_name(document: object, fallback: str) -> str:
+    """The default export file: `<name>.stagekeeper.json` in the current directory, whatever the
+    server answered. The name is cut to a base name without path separators, control or bidi
+    characters or leading dots; when nothing usable is left, the service id asked for is used."""
+    service = document.get("service") if isinstance(document, dict) else None
+    raw = service.get("name") if isinstance(service, dict) else None
+    name = "".join(
+        "_" if c in "/\\" or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in str(raw or "")
+    )
+    name = name.strip().lstrip(".").strip()[:200]
+    return f"{name or fallback}.stagekeeper.json"

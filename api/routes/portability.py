@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, status
@@ -21,7 +22,10 @@ router = APIRouter(tags=["services"], responses=errors(401, 403, 422, 503))
 class ExportChain(Out):
     algorithm: str
     count: int
-    head: str = Field(description="The last record's hash: it signs the file")
+    head: str = Field(description="The last record's hash: it proves the file whole, not who wrote it")
+    hmac: str | None = Field(
+        None, description="HMAC-SHA256 of the head under STAGEKEEPER_EXPORT_KEY, when the exporting instance has one"
+    )
 
 
 class ExportRecord(Out):
@@ -56,8 +60,16 @@ def export_service(service_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -> 
     service = manage_service(runtime, who, service_id)
     configuration_ids = [UUID(str(row["id"])) for row in runtime.read_models.configurations(str(service_id))]
     document = runtime.app.export_service(service.id, configuration_ids, who.user)
-    filename = f"{service.name}.stagekeeper.json".replace('"', "")
-    return JSONResponse(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return JSONResponse(
+        document, headers={"Content-Disposition": content_disposition(f"{service.name}.stagekeeper.json")}
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for any name (RFC 6266 with RFC 5987): an ASCII fallback, quotes,
+    backslashes, separators and controls replaced, then the exact UTF-8 name percent-encoded."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\/' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.post(

@@ -22,7 +22,7 @@ from api.errors import REFUSALS, record_refusal, status_of
 from api.ui.boardcache import BoardCache
 from api.ui.consoles import ScreenshotCache
 from api.ui.revocation import SignedOut
-from api.ui.session import COOKIE, Session, SessionCodec, now, stored_secret
+from api.ui.session import COOKIE, Session, SessionCodec, now, password_generation, stored_secret
 from domain.errors import PermissionDeniedError, StagekeeperError, UnavailableError, ValidationError
 from domain.gate import GateContext
 from domain.governance import AwaitingApprovalError
@@ -95,7 +95,7 @@ def regroup(request: Request, session: Session) -> Session:
     authenticator: Authenticator = request.app.state.authenticator
     directory = authenticator.directory
     moment = now()
-    if session.via == "local" and session.user != "admin":
+    if session.via == "local":
         return _regroup_local(request, authenticator, session, moment)
     if session.via == "oidc" and not authenticator.sso_enabled:
         raise SignInRequired  # single sign-on was switched off: its sessions end, as its tokens do
@@ -115,13 +115,17 @@ def regroup(request: Request, session: Session) -> Session:
 
 
 def _regroup_local(request: Request, authenticator: Authenticator, session: Session, moment: float) -> Session:
-    """Local users: a disabled account ends the session; changed groups apply as for directory users."""
-    if moment - session.groups_checked < authenticator.cache_seconds:
-        return session
+    """Local users: the account is read on every request (one aggregate read). A disabled, removed
+    or locked account, or one whose password changed since the sign-in, ends the session at once;
+    changed groups apply at once."""
     account = authenticator._local_account(session.user)
-    if account is None:
+    if account is None or account.locked_at(authenticator.app.clock.now()):
         raise SignInRequired
+    if not hmac.compare_digest(password_generation(account.password_hash), session.password):
+        raise SignInRequired  # a new password (a reset after a leak) ends the sessions opened before
     principal = authenticator._local_principal(account)
+    if (principal.groups, principal.is_admin) == (session.groups, session.is_admin):
+        return session
     fresh = replace(session, groups=principal.groups, is_admin=principal.is_admin, groups_checked=moment)
     request.state.session_changed = True
     return fresh

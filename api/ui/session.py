@@ -51,6 +51,9 @@ class Session:
     csrf: str
     last_seen: float
     groups_checked: float = 0.0  # when the directory last confirmed the groups
+    # Local accounts: which password the session was opened with (password_generation); a session
+    # whose account has another password since is ended (api/ui/context.py).
+    password: str = ""
 
     @property
     def principal(self) -> Principal:
@@ -60,12 +63,18 @@ class Session:
         )  # fmt: skip
 
     @classmethod
-    def start(cls, principal: Principal, now: float) -> Session:
+    def start(cls, principal: Principal, now: float, password: str = "") -> Session:
         return cls(
             user=principal.user, is_admin=principal.is_admin, via=principal.via, groups=principal.groups,
             display_name=principal.display_name, csrf=secrets.token_urlsafe(32), last_seen=now,
-            groups_checked=now,
+            groups_checked=now, password=password,
         )  # fmt: skip
+
+
+def password_generation(password_hash: str) -> str:
+    """A local account's password as sessions know it: a one-way digest of its (salted) hash, so it
+    changes with every new password and the cookie tells nothing about the password."""
+    return hashlib.sha256(b"stagekeeper-session-password\x00" + password_hash.encode()).hexdigest()[:32]
 
 
 class SessionCodec:
@@ -82,6 +91,7 @@ class SessionCodec:
         data = {
             "u": session.user, "a": session.is_admin, "v": session.via, "g": sorted(session.groups),
             "d": session.display_name, "c": session.csrf, "t": session.last_seen, "k": session.groups_checked,
+            "p": session.password,
         }  # fmt: skip
         payload = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
@@ -101,6 +111,7 @@ class SessionCodec:
         session = Session(
             user=data["u"], is_admin=bool(data["a"]), via=data["v"], groups=frozenset(data["g"]),
             display_name=data["d"], csrf=data["c"], last_seen=float(data["t"]), groups_checked=float(data["k"]),
+            password=str(data.get("p", "")),
         )  # fmt: skip
         if now - session.last_seen > self.idle_seconds:
             return None

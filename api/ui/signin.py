@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.auth import Authenticator
 from api.ui.context import CheckedDep, ConsoleRoute, console_of, render
-from api.ui.session import LOGIN_COOKIE, Session, now
+from api.ui.session import LOGIN_COOKIE, Session, now, password_generation
 from domain.errors import AuthenticationError, UnavailableError
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
@@ -69,13 +69,16 @@ async def login(
         return _login_page(request, target, username, "Enter your username and password.", 422)
     authenticator: Authenticator = request.app.state.authenticator
     credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    # Read before the check: a password changed meanwhile ends this session at its first request.
+    account = authenticator.app.local_account(username) if len(username) <= 64 else None
     try:
         principal = authenticator.authenticate("Basic " + credentials)
     except AuthenticationError:
         return _login_page(request, target, username, "Wrong username or password.", 401)
     except UnavailableError as error:
         return _login_page(request, target, username, f"Sign-in is unavailable: {error.message}", 503)
-    session = Session.start(principal, now())
+    generation = password_generation(account.password_hash) if account is not None and principal.via == "local" else ""
+    session = Session.start(principal, now(), generation)
     response = RedirectResponse(target, status_code=303)
     secure = request.url.scheme == "https"
     console_of(request).codec.set_cookie(response, session, secure=secure)

@@ -1,7 +1,9 @@
 """Export a service to one signed file and import it into another instance (domain/portability.py).
 
-The import writes the file's events as they are (same ids, versions, times, actors), the service's
-and configurations' name claims and its resource pools and IP ranges in the plans, a
+The import writes the file's events as they are (same ids, versions, times, actors) once every state
+they lead to passes the commands' rules (domain/import_rules.py: the chain proves that the file is
+whole, not who wrote it), the service's and configurations' name claims and its resource pools and
+IP ranges in the plans, a
 `DeploymentReleased` for every deployment the service still counted (deployments stay in the source
 instance), and a `Service.Imported` event naming the file's head hash: all in one atomic write,
 refused whole on any collision."""
@@ -19,7 +21,8 @@ from domain.application import Outcome
 from domain.commands.placement import PlacementCommands
 from domain.configuration import Configuration
 from domain.errors import ConflictError, ValidationError
-from domain.portability import bundle, verify
+from domain.import_rules import check_imported
+from domain.portability import bundle, check_seal, seal, verify
 from domain.service import Service
 from domain.text import check_reason
 
@@ -29,6 +32,9 @@ KIND_TOPICS = {"service": "stagekeeper:Service.", "configuration": "stagekeeper:
 
 
 class PortabilityCommands(PlacementCommands):
+    # STAGEKEEPER_EXPORT_KEY (adapters/runtime.py): exports are sealed with it, imports must carry it.
+    export_key: bytes | None = None
+
     def _records(self, kind: str, aggregate_id: UUID) -> list[dict[str, Any]]:
         records = []
         for event in self.events.get(aggregate_id):
@@ -54,7 +60,10 @@ class PortabilityCommands(PlacementCommands):
                 raise ValidationError(f"configuration {configuration_id} is not the service's", field="configuration")
             records.extend(self._records("configuration", configuration_id))
         summary = {"id": str(service.id), "name": service.name, "configurations": len(configuration_ids)}
-        return bundle(records, summary, actor, self.clock.now().isoformat())
+        document = bundle(records, summary, actor, self.clock.now().isoformat())
+        if self.export_key is not None:
+            document["chain"]["hmac"] = seal(self.export_key, document["chain"]["count"], document["chain"]["head"])
+        return document
 
     def _decode(self, record: dict[str, Any], index: int) -> Any:
         prefix = KIND_TOPICS[record["aggregate"]]
@@ -75,8 +84,11 @@ class PortabilityCommands(PlacementCommands):
     def import_service(self, document: object, actor: str, reason: str | None = None) -> Outcome[Service]:
         reason = check_reason(reason)
         records = verify(document)
+        if self.export_key is not None:
+            check_seal(cast(dict[str, Any], document), self.export_key)
         grouped: dict[UUID, list[Any]] = {}
         kinds: dict[UUID, str] = {}
+        positions: dict[UUID, list[int]] = {}
         for index, record in enumerate(records):
             event = self._decode(record, index)
             aggregate_id = cast(UUID, event.originator_id)
@@ -87,6 +99,7 @@ class PortabilityCommands(PlacementCommands):
             ):
                 raise ValidationError(f"records[{index}] is out of order for its aggregate", field=f"records[{index}]")
             events.append(event)
+            positions.setdefault(aggregate_id, []).append(index)
         services = [i for i, kind in kinds.items() if kind == "service"]
         if len(services) != 1:
             raise ValidationError("the file must hold exactly one service", field="records")
@@ -95,8 +108,9 @@ class PortabilityCommands(PlacementCommands):
             if self._exists(aggregate_id):
                 raise ConflictError(f"{kinds[aggregate_id]} {aggregate_id} exists here already (imported before?)")
             aggregate: Any = None
-            for event in events:
+            for event, index in zip(events, positions[aggregate_id], strict=True):
                 aggregate = event.mutate(aggregate)
+                _checked(aggregate, index, str(records[index]["topic"]))
             # Saved as they are: the file's events keep their ids, versions, times and actors.
             aggregate._pending_events.extend(events)
             aggregates[aggregate_id] = aggregate
@@ -122,3 +136,19 @@ class PortabilityCommands(PlacementCommands):
             writes.extend(self.placement_writes(service, None, "stages", "stages"))
         position = self.commit(service, *configurations, *writes)
         return Outcome(service, position)
+
+
+def _checked(aggregate: Any, index: int, topic: str) -> None:
+    """The state after records[index] must be one the commands could have written."""
+    try:
+        check_imported(aggregate)
+    except ValidationError as error:
+        where = f"records[{index}]"
+        raise ValidationError(
+            f"{where} ({topic}) leads to a state the commands refuse: {error.message}",
+            field=f"{where}.{error.field}" if error.field else where,
+        ) from None
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValidationError(
+            f"records[{index}] ({topic}) leads to a malformed state: {error!r}", field=f"records[{index}]"
+        ) from None

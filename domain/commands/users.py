@@ -120,8 +120,18 @@ class UserCommands(StagekeeperApplication):
         return self.retrying(attempt)
 
     def change_own_password(self, username: str, current: object, new: object) -> Outcome[LocalAccount]:
+        """The current password is checked as a sign-in is: while the account is locked no guess is
+        checked (409), and a wrong one counts towards the lockout (LockedOut is audited)."""
         account = self.local_user(username)
+        if username != LOCAL_ADMIN and account.locked_at(self.clock.now()):
+            until = account.locked_until.strftime("%Y-%m-%d %H:%M UTC") if account.locked_until else "later"
+            raise ConflictError(
+                f"this account is locked until {until} after repeated wrong passwords; an administrator can unlock it",
+                field="current_password",
+            )
         if not isinstance(current, str) or not verify_password(current, account.password_hash):
+            if username != LOCAL_ADMIN:  # the break-glass admin is never locked, as at sign-in
+                self.record_failed_login(account)
             raise ValidationError("the current password is wrong", field="current_password")
         secret = check_password(new, username, field="new_password")
         account.change_password(hash_password(secret), actor=username)

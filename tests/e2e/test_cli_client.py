@@ -199,6 +199,11 @@ def test_export_from_one_server_and_import_into_another(live: tuple[str, Runtime
     written = cli(source_home, "export", "service", "payroll", "--output", str(tmp_path / "payroll.json"))
     assert written.returncode == 0, written.stderr
     assert "chain head" in written.stdout
+    kept = cli(source_home, "export", "service", "payroll", "--output", str(tmp_path / "payroll.json"))
+    assert kept.returncode == 2  # an existing file is not overwritten unasked
+    assert "--force" in kept.stderr
+    forced = cli(source_home, "export", "service", "payroll", "--output", str(tmp_path / "payroll.json"), "--force")
+    assert forced.returncode == 0, forced.stderr
     settings = settings_for(f"sqlite:///{tmp_path}/other.db")
     other = Runtime(settings, vcenter=SimulatedVCenter())
     other.ensure_admin()
