@@ -19,8 +19,11 @@ TOPIC_PREFIX = "stagekeeper:"
 
 
 def _untag(obj: dict[str, Any]) -> Any:
+    # Most objects are not tags: the length test turns them away before any lookup.
+    if len(obj) != 2:
+        return obj
     kind = obj.get("_type_")
-    if kind is None or len(obj) != 2 or "_data_" not in obj:
+    if kind is None or "_data_" not in obj:
         return obj
     data = obj["_data_"]
     if kind == "uuid_hex":

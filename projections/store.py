@@ -99,7 +99,12 @@ class SafeCursor:
         self._cursor.executemany(sql, [[safe_text(p) for p in row] for row in params])
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self._cursor.copy_rows(table, columns, [[safe_text(p) for p in row] for row in rows])
+        # `safe_text` inlined: a bulk copy passes every value of every row through it.
+        self._cursor.copy_rows(
+            table,
+            columns,
+            [[p.replace("\x00", "\\u0000") if isinstance(p, str) and "\x00" in p else p for p in row] for row in rows],
+        )
 
     def fetchall(self) -> list[Row]:
         return self._cursor.fetchall()

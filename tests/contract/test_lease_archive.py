@@ -7,13 +7,14 @@ from uuid import UUID
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
+from domain.archive import Archive
 from tests.contract.test_leases import clock, deployed, runtime, service_with, tick
 from tests.support import FixedClock
 
 __all__ = ["clock", "runtime"]  # the fixtures of test_leases.py, on every persistence
 
 
-def archives_of(runtime: Runtime, deployment_id: UUID) -> list[object]:
+def archives_of(runtime: Runtime, deployment_id: UUID) -> list[Archive]:
     return runtime.app._archives_of(lambda a: a.deployment_id == deployment_id)
 
 
@@ -27,8 +28,8 @@ def test_an_archive_policy_archives_then_undeploys(
     for _ in range(4):  # the archive process: archive, complete, then the undeploy
         runtime.catch_up()
     [archive] = archives_of(runtime, deployment_id)
-    assert archive.state == "complete"  # type: ignore[attr-defined]
-    assert archive.requested_by == "stagekeeper:lease"  # type: ignore[attr-defined]
+    assert archive.state == "complete"
+    assert archive.requested_by == "stagekeeper:lease"
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.state == "undeployed"
     assert vcenter.find_vms(deployment_id) == []
@@ -48,6 +49,6 @@ def test_a_failed_archive_keeps_the_deployment(runtime: Runtime, vcenter: Simula
     for _ in range(3):
         runtime.catch_up()
     [archive] = archives_of(runtime, deployment_id)
-    assert archive.state == "failed"  # type: ignore[attr-defined]
+    assert archive.state == "failed"
     assert runtime.app.deployment(deployment_id).state == "deployed"
     assert vcenter.find_vms(deployment_id)

@@ -1,0 +1,201 @@
+"""Scale (issue 15): a large store built with the application, then the reads and the rebuild.
+
+History: `--services` services (five stages each, one configuration each), `--deployments`
+deployment requests spread over services and stages, then configuration revisions and machine
+changes until `--events` stored events (the first configuration reaches `--big` versions). Every
+event is made by the application's own commands and aggregates, so the stored events are the
+real ones; event times are spread over a year by a synthetic clock (as in scripts/bench/audit.py).
+Workers are off: deployments stay requested (the vCenter is not part of this benchmark).
+
+Prints, next to a baseline measured in the same run (GET /healthz on the same server):
+- GET /api/v1/board p50/p99 (goal p99 < 50 ms)
+- audit query of one service over one month p99 (goal < 50 ms)
+- as_of read of the largest configuration p50 (goal < 10 ms)
+- rebuild of every read model from position zero (goal < 5 minutes)
+- the server's peak RSS after those requests (goal < 500 MiB), and the event store's size on disk
+The issue's size is 1,000,000 events, 2,000 services, 50,000 deployments and 5,000 versions
+(the defaults); every size is a parameter for a machine or a time budget that cannot hold it.
+Usage: .venv/bin/python -m scripts.bench.scale [--events 1000000] [--services 2000]
+       [--deployments 50000] [--big 5000] [--rounds 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+from uuid import UUID
+
+import eventsourcing.domain
+import httpx
+
+from adapters.runtime import Runtime
+from adapters.settings import Settings
+from domain.configuration import Configuration
+from projections.audit_queries import AuditFilter
+from scripts.bench.audit import START, SyntheticClock, machine
+from scripts.bench.common import PASSWORD, percentile, schema, served, summary
+
+STAGES = ("int", "test", "staging", "preprod", "prod")
+ROOT = "/DC0/host/DC0_C0/Resources"
+
+
+def build(runtime: Runtime, services: int, deployments: int, events: int, big: int) -> tuple[UUID, list[str]]:
+    app = runtime.app
+    app.import_templates(None, True, actor="bench")
+    service_ids, configurations = [], []
+    for i in range(services):
+        stages = [{"name": s, "resource_pool": f"{ROOT}/svc{i:05d}-{s}"} for s in STAGES]
+        service_id = app.register_service(f"svc-{i:05d}", "", stages, actor=f"owner{i % 7}").value.id
+        service_ids.append(str(service_id))
+        created = app.create_configuration(
+            service_id, "main", "", [{"name": "front"}], [machine("web1", 2).to_dict()], actor=f"owner{i % 7}"
+        )
+        configurations.append(created.value.id)
+    for n in range(deployments):
+        app.deploy(configurations[n % services], STAGES[(n // services) % len(STAGES)], actor=f"dev{n % 5}")
+    remaining = max(0, events - app.head())
+    targets = {cid: 0 for cid in configurations}
+    targets[configurations[0]] = min(remaining, big - 1)
+    rest = remaining - targets[configurations[0]]
+    for k, cid in enumerate(configurations[1:]):
+        targets[cid] = rest // max(1, services - 1) + (1 if k < rest % max(1, services - 1) else 0)
+    chunk = 50
+    while any(targets.values()):
+        for cid, left in list(targets.items()):
+            if not left:
+                continue
+            configuration = app.load(Configuration, cid, "configuration")
+            for n in range(min(chunk, left)):
+                version = configuration.version
+                if n % 2:
+                    configuration.revise(f"revision {version}", None, None, actor="dev1", reason="tuning")
+                else:
+                    configuration.change_machine("web1", machine("web1", 1 + version % 16), "dev2", "sizing")
+            app.commit(configuration)
+            targets[cid] = left - min(chunk, left)
+    return configurations[0], service_ids
+
+
+def rebuild_all(runtime: Runtime) -> float:
+    with runtime.store.transaction() as cursor:
+        for projection in runtime.projections:
+            for table in projection.tables:
+                cursor.execute(f"DELETE FROM {table}")  # noqa: S608
+            cursor.execute("UPDATE sk_tracking SET position = 0 WHERE name = %s", (projection.name,))
+    started = time.perf_counter()
+    runtime.projection_follower.catch_up()
+    return time.perf_counter() - started
+
+
+def timed(client: httpx.Client, path: str, rounds: int) -> list[float]:
+    client.get(path).raise_for_status()
+    latencies = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        client.get(path).raise_for_status()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def server_peak_rss_mib(port: int) -> float:
+    """VmHWM of the `stagekeeper serve` process listening on `port` (found by its command line)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"serve" in cmdline and str(port).encode() in cmdline:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    raise RuntimeError(f"no server process on port {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--services", type=int, default=2_000)
+    parser.add_argument("--deployments", type=int, default=50_000)
+    parser.add_argument("--big", type=int, default=5_000, help="versions of the largest configuration")
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    with schema() as (schema_name, url), tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime(Settings(database_url=url, admin_password=PASSWORD))
+        clock = SyntheticClock(timedelta(days=365) / args.events)
+        original = eventsourcing.domain.datetime_now_with_tzinfo
+        eventsourcing.domain.datetime_now_with_tzinfo = clock
+        try:
+            started = time.perf_counter()
+            big, service_ids = build(runtime, args.services, args.deployments, args.events, args.big)
+            built = time.perf_counter() - started
+        finally:
+            eventsourcing.domain.datetime_now_with_tzinfo = original
+        head = runtime.app.head()
+        print(
+            f"history: {head:,} events, {args.services:,} services, {args.deployments:,} deployments, largest "
+            f"configuration {runtime.app.configuration(big).version:,} versions, built in {built:.0f} s"
+        )
+        size = runtime.store.query(
+            "SELECT COALESCE(SUM(pg_total_relation_size(format('%%I.%%I', schemaname, tablename))), 0) AS n "
+            "FROM pg_tables WHERE schemaname = %s AND tablename NOT LIKE 'sk\\_%%'",
+            [schema_name],
+        )[0]["n"]
+        print(
+            f"event store on disk (tables and indexes): {int(size) / 2**20:,.0f} MiB = {int(size) / head:,.0f} B/event"
+        )
+        rebuild = rebuild_all(runtime)
+        print(
+            f"rebuild of every read model: {rebuild:.1f} s = {head / rebuild:,.0f} events/s (goal < 300 s at 1,000,000)"
+        )
+
+        rng = random.Random(7)
+        audit_latencies = []
+        for _ in range(args.rounds):
+            month = START + timedelta(days=rng.randrange(0, 330))
+            filters = AuditFilter(
+                service_id=rng.choice(service_ids),
+                since=month.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+                until=(month + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+            )
+            started = time.perf_counter()
+            runtime.audit.page(filters, None, 100)
+            audit_latencies.append(time.perf_counter() - started)
+        print(f"audit query, one service over one month: {summary(audit_latencies)} (goal p99 < 50 ms)")
+        history = runtime.audit.history(str(big))
+        as_of = []
+        for _ in range(args.rounds):
+            when = rng.choice(history)["at"]
+            started = time.perf_counter()
+            version = runtime.audit.configuration_version_at(str(big), when)
+            assert version is not None
+            assert runtime.app.configuration(big, version=version).version == version
+            as_of.append(time.perf_counter() - started)
+        print(f"as_of read, {len(history):,}-version configuration: {summary(as_of)} (goal p50 < 10 ms)")
+        runtime.close()
+
+        env = {"STAGEKEEPER_SERVE_WORKERS": "false"}
+        with served(url, Path(tmp) / "server.log", **env) as base:
+            with httpx.Client(base_url=base, auth=("admin", PASSWORD), timeout=120) as client:
+                health = timed(client, "/healthz", args.rounds)
+                board = timed(client, "/api/v1/board", args.rounds)
+            port = urlparse(base).port
+            assert port is not None
+            rss = server_peak_rss_mib(port)
+        print(f"baseline GET /healthz: {summary(health)}")
+        print(
+            f"GET /api/v1/board: {summary(board)} (goal p99 < 50 ms) = "
+            f"{percentile(board, 0.99) / percentile(health, 0.99):.1f}x the baseline p99"
+        )
+        print(f"server peak RSS after start-up and the requests: {rss:,.0f} MiB (goal < 500 MiB)")
+
+
+if __name__ == "__main__":
+    main()

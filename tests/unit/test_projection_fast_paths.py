@@ -1,0 +1,67 @@
+"""Issue 15: the faster tag parsing and bulk NUL escaping give exactly what the plain versions gave."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from projections.raw import _untag, fixed_iso
+from projections.store import SafeCursor, safe_text
+
+
+def reference_untag(obj: dict[str, Any]) -> Any:
+    """The object hook as it was before issue 15."""
+    kind = obj.get("_type_")
+    if kind is None or len(obj) != 2 or "_data_" not in obj:
+        return obj
+    data = obj["_data_"]
+    if kind == "uuid_hex":
+        return f"{data[:8]}-{data[8:12]}-{data[12:16]}-{data[16:20]}-{data[20:]}"
+    if kind == "datetime_iso":
+        return fixed_iso(data)
+    return data
+
+
+STATES = [
+    '{"a": 1}',
+    "{}",
+    '{"_type_": "uuid_hex", "_data_": "0123456789abcdef0123456789abcdef"}',
+    '{"t": {"_type_": "datetime_iso", "_data_": "2026-01-02T03:04:05+00:00"}}',
+    '{"t": {"_type_": "datetime_iso", "_data_": "2026-01-02T03:04:05.123456+00:00"}}',
+    '{"t": {"_type_": "decimal_str", "_data_": "1.5"}}',
+    '{"x": {"_type_": "uuid_hex"}, "y": {"_data_": 1}, "z": {"_type_": "uuid_hex", "other": 2}}',
+    '{"x": {"_type_": "uuid_hex", "_data_": "00000000000000000000000000000001", "extra": 1}}',
+    '{"two": {"a": 1, "b": 2}, "nested": [{"_type_": "uuid_hex", "_data_": "ffffffffffffffffffffffffffffffff"}]}',
+    '{"_type_": null, "_data_": 3}',
+]
+
+
+def test_the_object_hook_parses_every_shape_as_before() -> None:
+    for state in STATES:
+        assert json.loads(state, object_hook=_untag) == json.loads(state, object_hook=reference_untag), state
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.rows = [list(row) for row in rows]
+
+
+class Kind(StrEnum):
+    A = "a\x00b"
+
+
+def test_bulk_copy_escapes_exactly_as_safe_text() -> None:
+    rows = [
+        ("plain", 1, None, 2.5, "a\x00b", "\x00", "", Kind.A, b"bytes\x00"),
+        ("x\x00y\x00", True, "ok", "é✓", 0, None, "no nul", "\\u0000", ["list"]),
+    ]
+    recorder = Recorder()
+    SafeCursor(recorder).copy_rows("t", ["c"] * 9, rows)  # type: ignore[arg-type]
+    assert recorder.rows == [[safe_text(v) for v in row] for row in rows]
+    assert recorder.rows[0][4] == "a\\u0000b"
+    assert recorder.rows[0][7] == "a\\u0000b"
