@@ -30,7 +30,7 @@ from domain.values import normalise_key
 
 KINDS = (
     "deploy", "promote", "demote", "copy", "swap", "swap-back", "upgrade", "undeploy", "retry", "power",
-    "snapshot", "revert", "restore",
+    "snapshot", "revert", "restore", "rebalance",
 )  # fmt: skip
 NEEDS_APPROVAL = ("promote", "copy", "swap", "upgrade", "restore")
 # Commands whose target is a configuration (the others act on a deployment).

@@ -118,7 +118,6 @@ def test_import_refuses_a_recomputed_file_with_control_and_bidi_characters(
     assert imported.json()["error"]["field"].startswith("records")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: rebalance skips the admission gate (stop the line, freeze windows)")
 def test_stop_the_line_refuses_a_rebalance(client: TestClient, runtime: Runtime) -> None:
     deployment_id = crowd(runtime)
     url = f"/api/v1/deployments/{deployment_id}/rebalance"
