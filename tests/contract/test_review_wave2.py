@@ -56,7 +56,6 @@ def test_an_upgrade_carried_out_counts_towards_the_quota(world: World) -> None: 
     assert [type(r).__name__ for r in results] == ["Outcome", "QuotaExceededError"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 12: an upgrade under way does not count towards the stage's quota")
 def test_an_upgrade_under_way_counts_towards_the_quota(world: World) -> None:  # noqa: F811
     results = _two_upgrades(world, settle=False)
     assert [type(r).__name__ for r in results] == ["Outcome", "QuotaExceededError"]
