@@ -169,7 +169,6 @@ def _owned_by_olivia(client: TestClient, runtime: Runtime) -> str:
     return service_id
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: an owner switches off the approvals that govern their own promotes")
 def test_an_owner_cannot_lift_the_approval_policy_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
     service_id = _owned_by_olivia(client, runtime)
     policy = {"approvals": {"required": 2, "group": CAB, "requester_may_approve": False}, "reason": "CAB decision"}
@@ -180,7 +179,6 @@ def test_an_owner_cannot_lift_the_approval_policy_an_administrator_set(client: T
     assert lifted.status_code == 403, lifted.text
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: an owner deletes the freeze window an administrator put on them")
 def test_an_owner_cannot_delete_a_freeze_window_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
     service_id = _owned_by_olivia(client, runtime)
     now = runtime.clock.now()
