@@ -160,10 +160,6 @@ class PlacementIn(Body):
     affinity_group: str | None = Field(None, description="Machines of one affinity group go to the same host")
 
 
-class RebalanceRequest(Reason):
-    dry_run: bool = Field(True, description="Only answer the plan; record and carry out nothing")
-
-
 class MachineIn(Body):
     name: str
     template: str
@@ -210,6 +206,10 @@ class Governed(Reason):
 
     override_freeze: bool = Field(False, description="Go through a freeze window (needs a reason and its group)")
     at: str | None = Field(None, description='Promote only: when to run, e.g. "2026-12-01T22:00:00+01:00"')
+
+
+class RebalanceRequest(Governed):
+    dry_run: bool = Field(True, description="Only answer the plan; record and carry out nothing")
 
 
 class DeployRequest(Governed):

@@ -58,6 +58,7 @@ class Approval(Aggregate):
         requester_groups: list[str],
         actor: str,
         reason: str | None,
+        requester_granted: bool = False,
     ) -> None:
         self.kind = kind
         self.service_id = service_id
@@ -74,6 +75,9 @@ class Approval(Aggregate):
         self.requester_groups = list(requester_groups)
         self.requested_by = actor
         self.reason = reason
+        # The requester operated the stage through the service's grants (not as an administrator or an
+        # in-process caller): re-checked against the grants when the request is carried out.
+        self.requester_granted = requester_granted
         self.approvals: list[dict[str, Any]] = []
         self.closed: str | None = None
         self.closed_by: str | None = None

@@ -201,6 +201,8 @@ class FreezeCalendar(Aggregate):
     def replace(self, window_id: str, window: dict[str, Any], actor: str, reason: str | None) -> dict[str, Any]:
         before = self.window(window_id)
         after = {**window, "id": window_id, "created_by": before["created_by"]}
+        if before.get("by_administrator"):
+            after["by_administrator"] = True
         if after != before:
             self._window_changed(window_id=window_id, before=before, window=after, actor=actor, reason=reason)
         return self.windows[window_id]

@@ -24,13 +24,14 @@ from domain.deployment import Deployment
 from domain.errors import ConflictError, PermissionDeniedError, StagekeeperError, ValidationError
 from domain.freeze import FREEZE_CALENDAR_ID, FreezeCalendar, describe
 from domain.gate import GateContext
+from domain.permissions import Caller, can_operate
 from domain.service import Service
 from domain.stopline import STOP_LINE_ID, StopTheLine
 from domain.values import normalise_key
 
 KINDS = (
     "deploy", "promote", "demote", "copy", "swap", "swap-back", "upgrade", "undeploy", "retry", "power",
-    "snapshot", "revert", "restore",
+    "snapshot", "revert", "restore", "rebalance",
 )  # fmt: skip
 NEEDS_APPROVAL = ("promote", "copy", "swap", "upgrade", "restore")
 # Commands whose target is a configuration (the others act on a deployment).
@@ -313,12 +314,22 @@ def file_request(
             requester_groups=groups,
             actor=actor,
             reason=reason,
+            requester_granted=requester_granted(app, subject, actor, groups),
         )
         the_desk = desk(app)
         the_desk.file(approval)
         return Outcome(approval, app.commit(approval, the_desk))
 
     return app.retrying(attempt)
+
+
+def requester_granted(app: StagekeeperApplication, subject: Subject, actor: str, groups: list[str]) -> bool:
+    """Whether the requester operates the stage through the service's grants (an administrator's
+    rights, from the directory, are not re-checked; see domain/processes/approvals.py lost_role)."""
+    caller = context(app).caller
+    if caller is not None and caller.is_admin:
+        return False
+    return can_operate(list(subject.service.grants.values()), Caller(actor, frozenset(groups)), subject.stage)
 
 
 def jsonable(value: Any) -> Any:

@@ -69,10 +69,25 @@ def in_use(repository: Repository[UUID], service: Service, stage: str, leaving_o
         if leaving_out is not None and deployment_id == str(leaving_out):
             continue
         deployment: Deployment = repository.get(UUID(deployment_id))
-        for name, figures in allocation(deployment).items():
+        for name, figures in held_for_quota(deployment).items():
             if normalise_key(name) == key:
                 held += figures
     return held
+
+
+def held_for_quota(deployment: Deployment) -> dict[str, Figures]:
+    """What the deployment counts for against quotas: what it holds now (domain/usage.py), and, while
+    an upgrade is under way, the larger of that and its target version's machines per figure, since
+    the process manager may bring it to either (review finding 12)."""
+    held = allocation(deployment)
+    if deployment.upgrade is None:
+        return held
+    target = total(deployment.upgrade["machines"])
+    return {stage: _larger(figures, target) for stage, figures in held.items()}
+
+
+def _larger(one: Figures, other: Figures) -> Figures:
+    return Figures(*(max(getattr(one, f), getattr(other, f)) for f in ("vcpus", "memory_mib", "disk_gib", "machines")))
 
 
 def excess(quota: Mapping[str, int], requested: Figures, held: Figures) -> list[str]:

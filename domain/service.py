@@ -429,6 +429,17 @@ class Service(Aggregate):
     def _admitted(self, deployment_id: UUID, stage: str, actor: str, reason: str | None) -> None:
         self.occupancy.setdefault(normalise_key(stage), []).append(str(deployment_id))
 
+    def admit_upgrade(self, deployment_id: UUID, stage: str, version: int, actor: str, reason: str | None) -> None:
+        """An upgrade into `stage` passed its quota: written with the deployment, so racing upgrades and
+        deploys into the stage touch the service's version and one is decided again (review finding 12)."""
+        self._check_active()
+        name = self.stage(stage)["name"]
+        self._upgrade_admitted(deployment_id=deployment_id, stage=name, version=version, actor=actor, reason=reason)
+
+    @event("UpgradeAdmitted", topic="stagekeeper:Service.UpgradeAdmitted")
+    def _upgrade_admitted(self, deployment_id: UUID, stage: str, version: int, actor: str, reason: str | None) -> None:
+        pass
+
     def release(self, deployment_id: UUID, stage: str | None, actor: str) -> None:
         """Forget the deployment in `stage` (or everywhere when None); no-op when absent."""
         held = [

@@ -142,6 +142,7 @@ class ServicesProjection(Projection):
         "Service.DeploymentAdmitted",
         "Service.DeploymentReleased",
         "Service.ConfigurationRetired",
+        "Service.UpgradeAdmitted",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
         cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))

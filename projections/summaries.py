@@ -136,6 +136,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Service.ResourcePoolCreated": lambda d: f"created resource pool {d['resource_pool']} for stage '{d['stage']}'",
     "Service.DeploymentAdmitted": lambda d: f"stage '{d['stage']}' admitted deployment {d['deployment_id']}",
     "Service.DeploymentReleased": lambda d: f"stage '{d['stage']}' released deployment {d['deployment_id']}",
+    "Service.UpgradeAdmitted": lambda d: (
+        f"stage '{d['stage']}' admitted the upgrade of deployment {d['deployment_id']} to version {d['version']}"
+    ),
     "Service.Granted": lambda d: (
         f"granted {d['role']}"
         + (f" on stage '{d['stage']}'" if d.get("stage") else "")

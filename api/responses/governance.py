@@ -73,6 +73,7 @@ class FreezeWindow(Out):
     until: str | None
     override_group: str | None = Field(description="Members may go through with override_freeze and a reason")
     created_by: str
+    by_administrator: bool = Field(False, description="Created by an administrator: only administrators change it")
     active_until: Timestamp | None = Field(description="When the occurrence in force now ends (None: not in force)")
     position: Position
 

@@ -19,6 +19,7 @@ from api.schemas import Reason
 from api.views_governance import approval_view, window_view
 from domain import approval as approvals
 from domain.approval import Approval as ApprovalAggregate
+from domain.changecontrol import may_change_window
 from domain.errors import PermissionDeniedError, ValidationError
 from domain.permissions import can_read
 
@@ -158,6 +159,16 @@ def _may_change(runtime: Runtime, who: Principal, service_id: object) -> None:
         raise ValidationError("service_id must be a service id", field="service_id") from None
 
 
+def _may_change_existing(runtime: Runtime, who: Principal, window_id: UUID) -> None:
+    """Owners change their services' windows, except those an administrator created (finding 7)."""
+    window = runtime.app.freeze_calendar().window(str(window_id))
+    _may_change(runtime, who, window["service_id"])
+    if not may_change_window(window, who.is_admin):
+        raise PermissionDeniedError(
+            f"{who.user} may not change freeze window {window_id}: an administrator created it (administrators only)"
+        )
+
+
 def _window_visible(window: dict[str, Any], readable: set[str] | None) -> bool:
     return window["service_id"] is None or readable is None or window["service_id"] in readable
 
@@ -190,7 +201,7 @@ def list_freeze_windows(
 def add_freeze_window(body: WindowIn, runtime: RuntimeDep, who: PrincipalDep, response: Response) -> FreezeWindow:
     """Add a window (global: administrators; a service's or a stage's: its owners)."""
     _may_change(runtime, who, body.service_id)
-    outcome = runtime.app.add_freeze_window(body.fields(), who.user, body.reason)
+    outcome = runtime.app.add_freeze_window(body.fields(), who.user, body.reason, by_administrator=who.is_admin)
     response.headers["Location"] = f"/api/v1/freeze-windows/{outcome.value['id']}"
     return FreezeWindow.model_validate(window_view(outcome.value, runtime.clock.now(), outcome.position))
 
@@ -207,7 +218,7 @@ def get_freeze_window(window_id: UUID, runtime: RuntimeDep, who: PrincipalDep) -
 @router.put("/api/v1/freeze-windows/{window_id}", response_model=FreezeWindow, responses=errors(409, 413, 415))
 def replace_freeze_window(window_id: UUID, body: WindowIn, runtime: RuntimeDep, who: PrincipalDep) -> FreezeWindow:
     """Change a window (its scope stays)."""
-    _may_change(runtime, who, runtime.app.freeze_calendar().window(str(window_id))["service_id"])
+    _may_change_existing(runtime, who, window_id)
     outcome = runtime.app.replace_freeze_window(str(window_id), body.fields(), who.user, body.reason)
     return FreezeWindow.model_validate(window_view(outcome.value, runtime.clock.now(), outcome.position))
 
@@ -217,6 +228,6 @@ def remove_freeze_window(
     window_id: UUID, runtime: RuntimeDep, who: PrincipalDep, body: Reason | None = Body(None)
 ) -> FreezeWindow:
     """Delete a window."""
-    _may_change(runtime, who, runtime.app.freeze_calendar().window(str(window_id))["service_id"])
+    _may_change_existing(runtime, who, window_id)
     outcome = runtime.app.remove_freeze_window(str(window_id), who.user, body.reason if body else None)
     return FreezeWindow.model_validate(window_view(outcome.value, runtime.clock.now(), outcome.position))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from api.access import operate_deployment
 from api.deps import PrincipalDep, RuntimeDep, set_version
+from api.gate import governed
 from api.responses import errors
 from api.responses.placement import RebalanceMove, RebalancePlan
 from api.schemas import RebalanceRequest
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503), dependencies=[Depends(governed)])
 
 
 @router.post(

@@ -13,6 +13,8 @@ from api.responses import errors
 from api.responses.services import GrantChange, GrantList, GrantRevoked, Service, ServiceList
 from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
+from domain.changecontrol import loosened
+from domain.errors import PermissionDeniedError
 from domain.values import FENCE_KEYS
 
 router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
@@ -155,8 +157,17 @@ def update_stage(
     if_match: IfMatchDep,
     response: Response,
 ) -> Service:
-    """Rename a stage, map it to another resource pool, change its restricted flag, IP pools or fence settings."""
-    manage_service(runtime, who, service_id)
+    """Rename a stage, map it to another resource pool, change its restricted flag, IP pools or fence settings.
+    Its approvals, soak time and quota: owners may only tighten them; loosening is for administrators."""
+    service = manage_service(runtime, who, service_id)
+    if not who.is_admin:
+        loosening = loosened(service.stage(stage), body.fields())
+        if loosening is not None:
+            field, why = loosening
+            raise PermissionDeniedError(
+                f"{who.user} may not loosen the change controls of stage '{stage}' ({why}): administrators only",
+                field=field,
+            )
     outcome = runtime.app.update_stage(
         service_id,
         stage,

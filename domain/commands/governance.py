@@ -49,10 +49,15 @@ class GovernanceCommands(StagekeeperApplication):
     def freeze_calendar(self) -> FreezeCalendar:
         return governance.calendar(self)
 
-    def add_freeze_window(self, data: object, actor: str, reason: object = None) -> Outcome[dict[str, Any]]:
-        """A window during which commands into its scope (everything, a service, a stage) are refused."""
+    def add_freeze_window(
+        self, data: object, actor: str, reason: object = None, by_administrator: bool = False
+    ) -> Outcome[dict[str, Any]]:
+        """A window during which commands into its scope (everything, a service, a stage) are refused.
+        `by_administrator`: only administrators may change or remove it (domain/changecontrol.py)."""
         why = check_reason(reason)
         window = parse_window(data)
+        if by_administrator:
+            window["by_administrator"] = True
         self._check_scope(window)
 
         def attempt() -> Outcome[dict[str, Any]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from domain import governance
 from domain.application import Outcome, StagekeeperApplication
 from domain.deployment import DEPLOYED, Deployment
 from domain.errors import InvalidTransitionError, ValidationError
@@ -44,6 +45,9 @@ class RebalanceCommands(StagekeeperApplication):
         moves = self._plan(deployment)
         if dry_run or not moves:
             return Outcome(Rebalance(deployment, moves, dry_run), self.head())
+        # Moving VMs is a lifecycle command: stop the line and freeze windows hold (review finding 5).
+        # No approval: a rebalance changes neither the configuration nor the stage, like power.
+        governance.admit(self, "rebalance", deployment_id, actor, reason)
         plan = [m.to_dict() for m in moves]
 
         def attempt() -> Outcome[Rebalance]:

@@ -86,7 +86,8 @@ class UpgradeCommands(StagekeeperApplication):
                 linkedcopies.check_destroyable(self.repository, deployment, destroyed)
             quotas.check(self.repository, service, deployment.stage, target.machines, deployment.id)
             deployment.request_upgrade(version, target.networks, target.machines, actor, reason)
-            return Outcome(deployment, self.commit(deployment))
+            service.admit_upgrade(deployment.id, deployment.stage, version, actor, reason)
+            return Outcome(deployment, self.commit(deployment, service))
 
         return self.retrying(attempt)
 

@@ -22,6 +22,7 @@ from domain.deployment import Deployment
 from domain.errors import NotFoundError, StagekeeperError
 from domain.gate import GateContext
 from domain.governance import FrozenError, StoppedLineError
+from domain.permissions import Caller, can_operate
 from domain.service import Service
 from domain.stagekeeper import Stagekeeper
 from domain.text import MAX_REASON
@@ -104,6 +105,24 @@ def changed(app: Stagekeeper, approval: Approval) -> str | None:
     return None
 
 
+def lost_role(app: Stagekeeper, approval: Approval) -> str | None:
+    """Why the requester may no longer run the request (None: they still may). A requester who
+    operated the stage through the service's grants must still do so, with the groups recorded when
+    they asked (review finding 10). Approvers are eligible by membership of the policy's group, checked
+    when they approve; a change of the policy (another group) voids the request through changed()."""
+    if not getattr(approval, "requester_granted", False):
+        return None
+    try:
+        service = app.load(Service, approval.service_id, "service")
+        stage = service.stage(approval.stage)
+    except NotFoundError as error:
+        return error.message
+    caller = Caller(approval.requested_by, frozenset(approval.requester_groups))
+    if can_operate(list(service.grants.values()), caller, stage):
+        return None
+    return f"{approval.requested_by} no longer holds a role that may {approval.kind} into stage '{stage['name']}'"
+
+
 def tick(app: Stagekeeper) -> int:
     """Expire, void and carry out what is due; the number of requests acted on."""
     acted = 0
@@ -115,7 +134,7 @@ def tick(app: Stagekeeper) -> int:
             continue
         if approval.state not in (AWAITING, APPROVED):
             continue
-        why = changed(app, approval)
+        why = changed(app, approval) or lost_role(app, approval)
         if why is not None:
             app.close_approval(approval.id, "void", why)
             acted += 1
@@ -128,6 +147,10 @@ def carry_out(app: Stagekeeper, approval_id: UUID) -> int:
     approval = app.approval(approval_id)
     if approval.state != APPROVED:
         return 0
+    lost = lost_role(app, approval)
+    if lost is not None:
+        app.close_approval(approval.id, "void", lost)
+        return 1
     executor = EXECUTORS.get(approval.kind)
     if executor is None:
         app.close_approval(approval.id, "void", f"no way to carry out a {approval.kind} request yet")

@@ -12,6 +12,7 @@ from typing import Any
 
 from domain.deployment import DEPLOYED, Deployment
 from domain.errors import VCenterFaultError
+from domain.governance import stop_line
 from domain.paths import PoolPath
 from domain.placement import Need, Placed, need_of, place
 from domain.ports import ClusterCapacity, DrsRecommendation, VCenterDriver, VmInfo
@@ -103,6 +104,11 @@ class PlacementSteps:
         if deployment.state != DEPLOYED:
             reason = f"the deployment is {deployment.state} now"
             self.app.record_step(deployment.id, lambda d: d.end_rebalance(reason, ACTOR))
+            return
+        line = stop_line(self.app)
+        if line.on:  # stopped after the rebalance was recorded: move nothing more (review finding 5)
+            stopped = f"the line was stopped (by {line.by}): {line.reason}"
+            self.app.record_step(deployment.id, lambda d: d.end_rebalance(stopped, ACTOR))
             return
         try:
             for move in work["moves"]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from domain.approval import EXECUTED
 from domain.processes.approvals import tick
 from domain.quotas import QuotaExceededError
@@ -14,7 +12,6 @@ from tests.contract.test_governance import World, deployed, requested, world  # 
 from tests.support import THREE_TIER
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: a scheduled promote runs as a requester whose role was revoked")
 def test_a_scheduled_promote_does_not_run_once_its_requester_lost_the_role(world: World) -> None:  # noqa: F811
     app = world.runtime.app
     grant = app.grant_role(world.service_id, "service-owner", "alice", None, None, actor="admin", reason="team")
@@ -56,7 +53,6 @@ def test_an_upgrade_carried_out_counts_towards_the_quota(world: World) -> None: 
     assert [type(r).__name__ for r in results] == ["Outcome", "QuotaExceededError"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 12: an upgrade under way does not count towards the stage's quota")
 def test_an_upgrade_under_way_counts_towards_the_quota(world: World) -> None:  # noqa: F811
     results = _two_upgrades(world, settle=False)
     assert [type(r).__name__ for r in results] == ["Outcome", "QuotaExceededError"]

@@ -4,6 +4,7 @@ and each machine's placement on the deployment response and page."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -27,8 +28,16 @@ def crowd(runtime: Runtime) -> UUID:
         service_id.value.id, "web", "", [{"name": "front"}], [machine("web1"), machine("web2")], "setup"
     ).value.id
     deployment_id = app.deploy(configuration_id, "int", actor="setup").value.id
-    runtime.catch_up()
-    deployment = app.deployment(deployment_id)
+    # The background workers may hold part of the work: catch up until it is deployed and placed.
+    deadline = time.monotonic() + 30
+    while True:
+        runtime.catch_up()
+        deployment = app.deployment(deployment_id)
+        placed = all(m.get("vm_id") and (m.get("placement") or {}).get("host") for m in deployment.machines)
+        if deployment.state == "deployed" and placed:
+            break
+        assert time.monotonic() < deadline, f"not deployed and placed: {deployment.state}"
+        time.sleep(0.02)
     web1, web2 = deployment.machine("web1"), deployment.machine("web2")
     runtime.vcenter.relocate_to_host(web2["vm_id"], web1["placement"]["host"], None)
     return deployment_id

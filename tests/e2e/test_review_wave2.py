@@ -114,7 +114,6 @@ def test_import_refuses_a_recomputed_file_with_control_and_bidi_characters(
     assert imported.json()["error"]["field"].startswith("records")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: rebalance skips the admission gate (stop the line, freeze windows)")
 def test_stop_the_line_refuses_a_rebalance(client: TestClient, runtime: Runtime) -> None:
     deployment_id = crowd(runtime)
     url = f"/api/v1/deployments/{deployment_id}/rebalance"
@@ -171,7 +170,6 @@ def _owned_by_olivia(client: TestClient, runtime: Runtime) -> str:
     return service_id
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: an owner switches off the approvals that govern their own promotes")
 def test_an_owner_cannot_lift_the_approval_policy_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
     service_id = _owned_by_olivia(client, runtime)
     policy = {"approvals": {"required": 2, "group": CAB, "requester_may_approve": False}, "reason": "CAB decision"}
@@ -182,7 +180,6 @@ def test_an_owner_cannot_lift_the_approval_policy_an_administrator_set(client: T
     assert lifted.status_code == 403, lifted.text
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: an owner deletes the freeze window an administrator put on them")
 def test_an_owner_cannot_delete_a_freeze_window_an_administrator_set(client: TestClient, runtime: Runtime) -> None:
     service_id = _owned_by_olivia(client, runtime)
     now = runtime.clock.now()
