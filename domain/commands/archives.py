@@ -172,7 +172,7 @@ class ArchiveCommands(StagekeeperApplication):
             adopted = [_adopted(m, vms[m["name"]], restore["resource_pool"]) for m in archive.machines]
             if restore.get("fence"):  # the fence isolates the archived addresses: only its own are claimed
                 claims = fence_restored(self, deployment, service.stage(restore["stage"]), adopted, actor)
-                refused = []
+                refused: list[dict[str, str]] = []
             else:
                 claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
             if refused:
