@@ -5,13 +5,14 @@ a gateway with the NAT map; an unfenced restore over the live addresses still fa
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from uuid import UUID
 
 import pytest
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
-from domain.errors import ValidationError
+from domain.errors import ValidationError, VCenterFaultError
 from domain.processes.fencing import NAT_KEY
 from tests.fencing import SWITCH, three_tier
 
@@ -111,3 +112,23 @@ def test_a_fenced_restores_vms_cannot_be_let_go(runtime: Runtime, source_id: UUI
     with pytest.raises(ValidationError) as error:
         runtime.app.undeploy(UUID(str(restore["deployment_id"])), actor="bob", destroy_vms=False)
     assert error.value.field == "destroy_vms"
+
+
+def test_a_fenced_restore_whose_gateway_failed_is_finished_when_the_event_is_retried(
+    runtime: Runtime, vcenter: SimulatedVCenter, source_id: UUID
+) -> None:
+    archive_id = archived(runtime, source_id)
+    vcenter.inject_fault("clone", "host busy")  # the gateway's clone, after the Restored write
+    runtime.app.restore_archive(archive_id, "test", True, actor="bob")
+    with suppress(VCenterFaultError):  # the follower leaves the event to be retried
+        runtime.catch_up()
+    (restore,) = runtime.app.archive(archive_id).restores.values()
+    copy_id = UUID(str(restore["deployment_id"]))
+    fence = runtime.app.deployment(copy_id).fence
+    assert fence is not None
+    assert fence["gateway"]["vm_id"] is None
+    runtime.catch_up()
+    fence = runtime.app.deployment(copy_id).fence
+    assert fence is not None
+    assert fence["gateway"]["vm_id"] is not None
+    assert [vm.machine for vm in vcenter.find_vms(copy_id)].count("_fence-gateway") == 1
