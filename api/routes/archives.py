@@ -29,7 +29,9 @@ class ArchiveRequest(Reason):
 
 class RestoreRequest(Reason):
     stage: str = Field(description="The stage of the archive's service to restore into")
-    fence: bool = Field(False, description="Behind the stage's fence (not available for restores yet)")
+    fence: bool = Field(
+        False, description="Behind the stage's fence: own port groups and gateway, the archived IPs and MACs kept"
+    )
 
 
 class MoveRequest(Reason):

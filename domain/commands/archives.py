@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 from domain.application import Outcome, StagekeeperApplication
 from domain.archive import COMPLETE, CONSISTENCY, MAX_RETENTION_DAYS, Archive
 from domain.commands.capture_claims import take_claims
+from domain.commands.fenced_restore import check_stage_fences, fence_restored
 from domain.deployment import DEPLOYED, Deployment
 from domain.errors import ConflictError, InvalidTransitionError, ValidationError
 from domain.service import Service
@@ -140,17 +141,15 @@ class ArchiveCommands(StagekeeperApplication):
         check_text(stage, "stage", max_length=4 * MAX_NAME)
         if not isinstance(fence, bool):
             raise ValidationError("fence must be true or false", field="fence")
-        if fence:
-            raise ValidationError(
-                "fence: true is not available for restores yet: restore unfenced into a stage where the "
-                "archived addresses are free", field="fence",
-            )  # fmt: skip
 
         def attempt() -> Outcome[Archive]:
             archive = self.archive(archive_id)
             service = self.load(Service, archive.service_id, "service")
             target = service.stage(stage)
-            archive.request_restore(uuid4(), target["name"], target["resource_pool"], False, actor, reason)
+            fenced = fence or target.get("fence") == "always"
+            if fenced:
+                check_stage_fences(target)
+            archive.request_restore(uuid4(), target["name"], target["resource_pool"], fenced, actor, reason)
             return Outcome(archive, self.commit(archive))
 
         return self.retrying(attempt)
@@ -171,7 +170,11 @@ class ArchiveCommands(StagekeeperApplication):
                 reason=f"restored from archive {archive.id}",
             )  # fmt: skip
             adopted = [_adopted(m, vms[m["name"]], restore["resource_pool"]) for m in archive.machines]
-            claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
+            if restore.get("fence"):  # the fence isolates the archived addresses: only its own are claimed
+                claims = fence_restored(self, deployment, service.stage(restore["stage"]), adopted, actor)
+                refused: list[dict[str, str]] = []
+            else:
+                claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
             if refused:
                 archive.record_restore_failed(restore_id, "; ".join(r["reason"] for r in refused), actor)
                 return Outcome(0, self.commit(archive))

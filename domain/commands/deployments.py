@@ -330,7 +330,12 @@ class DeploymentCommands(StagekeeperApplication):
             raise ValidationError("destroy_vms must be true or false", field="destroy_vms")
 
         def step(deployment: Deployment) -> None:
-            if destroy_vms is False or (deployment.captured and destroy_vms is not True):
+            if deployment.fence is not None and destroy_vms is False:
+                raise ValidationError(
+                    "destroy_vms: false cannot let go of a fenced deployment's VMs (their networks go with the fence)",
+                    field="destroy_vms",
+                )
+            if destroy_vms is False or (deployment.captured and deployment.fence is None and destroy_vms is not True):
                 deployment.request_let_go(actor, reason)
             else:
                 linkedcopies.check_destroyable(self.repository, deployment)

@@ -25,7 +25,7 @@ from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, Data
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
-from domain.processes import lease_archive
+from domain.processes import fenced_restore, lease_archive
 from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
@@ -34,7 +34,7 @@ ACTOR = "stagekeeper"
 TOPICS = (
     *(
         f"stagekeeper:Archive.{name}"
-        for name in ("Requested", "RestoreRequested", "Deleted", "MoveStarted", "Completed")
+        for name in ("Requested", "RestoreRequested", "Deleted", "MoveStarted", "Completed", "Restored")
     ),
     # A lease whose stage says "archive": archive the deployment, then undeploy it (lease_archive below).
     "stagekeeper:Deployment.LeaseExpired",
@@ -89,6 +89,9 @@ class ArchiveProcess:
         restore = archive.restoring()
         if restore is not None:
             self.restore(archive, restore)
+            archive = self.app.archive(archive_id)
+        for deployment_id in fenced_restore.pending(self.app, archive):
+            fenced_restore.finish(self.app, self.vcenter, deployment_id, self.parallel)
         if archive.state == DELETED:
             self.remove_files(archive)
         lease_archive.undeploy_when_archived(self.app, archive)
@@ -207,7 +210,8 @@ class ArchiveProcess:
 
         def bring_back(machine: dict[str, Any]) -> tuple[str, str]:
             vm_id = self._restore_machine(archive, machine, restore, restored_vm_name(restore_id, machine["name"]))
-            self.vcenter.power_on(vm_id)
+            if not restore.get("fence"):  # a fenced one is powered on once its NICs are on the fence
+                self.vcenter.power_on(vm_id)
             return machine["name"], vm_id
 
         failure: str | None = None
@@ -224,7 +228,7 @@ class ArchiveProcess:
                 )
                 vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
         try:
-            for found in vms.values():
+            for found in vms.values() if not restore.get("fence") else ():
                 self.vcenter.power_on(found["vm_id"])  # machines recorded before a restart: on again
         except VCenterFaultError as fault:
             failure = failure or fault.message

@@ -40,4 +40,6 @@ def undeploy_captured(process: DeploymentProcess, deployment: Deployment, actor:
             process.vcenter.destroy(machine["vm_id"])
             step = partial(Deployment.record_machine_destroyed, machine=machine["name"], actor=actor)
         process.app.record_step(deployment.id, step)
+    if not deployment.letting_go:  # a fenced restore: its gateway, then its port groups
+        process.fences.tear_down(process.app.deployment(deployment.id))
     process.app.record_step(deployment.id, lambda d: d.mark_undeployed(actor))

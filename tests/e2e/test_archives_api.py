@@ -65,6 +65,9 @@ def test_archive_now_catalogue_hold_and_restore_over_http(client: TestClient) ->
 
     client.post(f"/api/v1/deployments/{deployment_id}/undeploy", auth=AUTH)
     wait_state(client, deployment_id, "undeployed")
+    fenced = {"stage": "test", "fence": True}
+    unfenceable = client.post(f"/api/v1/archives/{archive_id}/restore", json=fenced, auth=AUTH)
+    assert (unfenceable.status_code, unfenceable.json()["error"]["field"]) == (422, "fence")  # the stage has no fence
     restore = client.post(f"/api/v1/archives/{archive_id}/restore", json={"stage": "test"}, auth=AUTH)
     assert restore.status_code == 202, restore.text
     done = wait_archive(client, archive_id, lambda a: a["restores"] and a["restores"][0]["state"] != "restoring")
