@@ -6,6 +6,7 @@ RebalanceEnded). Every step is recorded, so a restarted worker skips what is don
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import partial
 from typing import Any
@@ -73,6 +74,7 @@ class PlacementSteps:
         clusters = [c for c in self.vcenter.placement_inventory(datacenter) if c.name in pools and c.hosts]
         if not clusters:
             return deployment
+        clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
         choices = place(
             [need_of(m["spec"]) for m in pending], clusters, pools, placed_of(deployment),
             self.app.placement_margin_percent, self.drs(datacenter),
@@ -128,3 +130,10 @@ class PlacementSteps:
             self.app.record_step(deployment.id, lambda d: d.end_rebalance(message, ACTOR))
             return
         self.app.record_step(deployment.id, lambda d: d.end_rebalance(None, ACTOR))
+
+
+def without_archive_tiers(cluster: ClusterCapacity, tiers: tuple[str, ...]) -> ClusterCapacity:
+    """The cluster without the datastores archives are kept on (unless nothing else is left): VMs
+    placed there would share the archive tier's space and files."""
+    kept = tuple(d for d in cluster.datastores if d.name not in tiers)
+    return dataclasses.replace(cluster, datastores=kept) if kept else cluster
