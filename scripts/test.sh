@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
 scripts/postgres.sh
 scripts/lint.sh
-exec .venv/bin/python -m pytest "$@"
+# Three workers on two cores: much of the suite waits on vCenter (vcsim), PostgreSQL and browsers.
+# Each worker takes whole test files (module fixtures stay in one process).
+exec .venv/bin/python -m pytest -n "${STAGEKEEPER_TEST_WORKERS:-3}" --dist loadfile "$@"

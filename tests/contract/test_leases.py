@@ -103,17 +103,20 @@ def test_power_off_policy_powers_the_machines_off_and_keeps_the_deployment(
     assert tick(runtime) == [("expire", "lease")]
 
 
-def test_archive_policy_records_the_expiry_and_leaves_the_machines(
+def test_archive_policy_records_the_expiry_and_destroys_nothing_itself(
     runtime: Runtime, vcenter: SimulatedVCenter, clock: FixedClock
 ) -> None:
+    """The expiry writes no undeploy: the archive process archives first, then undeploys
+    (tests/contract/test_lease_archive.py follows it to the end)."""
     _, configuration_id = service_with(runtime, {"on_expiry": "archive"})
     deployment_id = deployed(runtime, configuration_id, lease="PT1H")
     assert tick(runtime) == [("warn", "lease")]  # the default warning (a day) has begun already
     clock.advance(hours=2)
-    assert tick(runtime) == [("expire", "lease")]
+    assert runtime.lease_workers.scheduler.tick()[0].due.action == "expire"
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.view()["lease"]["expired"]["policy"] == "archive"
     assert deployment.state == "deployed"
+    assert "UndeployRequested" not in [type(e).__name__ for e in runtime.app.repository.event_store.get(deployment_id)]
     assert len(vcenter.find_vms(deployment_id)) == 4
 
 
