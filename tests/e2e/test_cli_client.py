@@ -166,6 +166,9 @@ def test_ctrl_c_stops_waiting_not_the_deployment(live: tuple[str, Runtime], tmp_
         stderr=subprocess.PIPE,
         text=True,
         env=environ,
+        # A test worker may ignore SIGINT (pytest-xdist's do), and a child inherits that: a user's
+        # shell gives the client the default disposition, so does this.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert waiting.stdout is not None
     first = waiting.stdout.readline()  # the deployment's id line: the command was accepted

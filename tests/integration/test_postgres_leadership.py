@@ -99,7 +99,9 @@ def test_a_leader_whose_lock_connection_dies_stops_and_one_standby_finishes_the_
             def standby_connections() -> set[int]:
                 with psycopg.connect(POSTGRES_CONNINFO) as conn:
                     rows = conn.execute(
-                        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'stagekeeper:process%%' "
+                        # The process manager's lock only (the webhook delivery has a lock of its own).
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'stagekeeper:process:deployments:%%' "
                         "AND pid <> %s AND datname = current_database()",
                         (old_lock_pid,),
                     ).fetchall()
