@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
@@ -186,7 +187,16 @@ class ArchiveProcess:
                 reuse = known.setdefault(digest.sha256, (str(archive.id), path))
             if reuse != (str(archive.id), path):
                 return machine, name, digest, reuse[0], reuse[1]
-            self.storage.copy_file(source, DatastoreFile(archive.tier, path))
+            target = DatastoreFile(archive.tier, path)
+            for attempt in range(3):
+                self.storage.copy_file(source, target)
+                # Checked on the tier, not trusted: a copy a killed worker left running may still land
+                # over this one (seen on vcsim under load); the file is recorded only as it is stored.
+                if self.storage.digest(target).sha256 == digest.sha256:
+                    break
+                time.sleep(0.5 * (attempt + 1))
+            else:
+                raise VCenterFaultError(f"{path}: the copy on {archive.tier} does not match its source's SHA-256")
             return machine, name, digest, None, path
 
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
