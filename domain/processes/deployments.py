@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -96,6 +97,38 @@ def copy_snapshot(deployment_id: UUID) -> str:
 def vm_name(deployment_id: UUID, machine: str) -> str:
     """Deterministic VM name: a retried clone finds the VM an interrupted attempt made."""
     return f"sk-{deployment_id.hex[:12]}-{machine}"
+
+
+class AddressesNotRecordedError(Exception):
+    """A machine thread stops before its first step that needs an address: assigning them failed
+    (the provisioning thread raises that failure itself)."""
+
+
+class Addressed:
+    """The deployment as it is once its addresses are recorded. Machines are cloned while the
+    addresses are assigned, and each waits here before the first step that uses one (its NICs),
+    so no address reaches vCenter before the event that gives it is stored."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._deployment: Deployment | None = None
+        self._failed = False
+
+    def set(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self._ready.set()
+
+    def fail(self) -> None:
+        """Release the waiting threads without addresses (unless they were recorded)."""
+        if not self._ready.is_set():
+            self._failed = True
+            self._ready.set()
+
+    def wait(self) -> Deployment:
+        self._ready.wait()
+        if self._failed or self._deployment is None:
+            raise AddressesNotRecordedError("the machines' addresses could not be recorded")
+        return self._deployment
 
 
 class DeploymentProcess:
@@ -232,9 +265,15 @@ class DeploymentProcess:
         raise RuntimeError(f"deployment {deployment_id} made no progress in {MAX_PASSES} passes")
 
     def _provision(self, deployment: Deployment) -> None:
+        # Addresses are assigned while the machines are cloned (nothing before the NICs uses them),
+        # except behind a fence (its port groups, built before the clones, come with the addresses)
+        # and with a start order (those machines are built from the deployment read here).
+        later = deployment.fence is None and not has_start_order(m["spec"] for m in deployment.machines)
+        addressed = Addressed() if later else None
         try:
-            self.app.assign_addresses(deployment.id, ACTOR)
-            deployment = self.app.deployment(deployment.id)
+            if addressed is None:
+                self.app.assign_addresses(deployment.id, ACTOR)
+                deployment = self.app.deployment(deployment.id)
             self.vcenter.ensure_pool(deployment.resource_pool)
             deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
@@ -249,12 +288,14 @@ class DeploymentProcess:
                 if has_start_order(m["spec"] for m in deployment.machines):
                     pending = provision_in_order(self, deployment, pending)
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
+                    pool.submit(self._provision_machine, deployment, m, True, addressed): m["name"] for m in pending
                 }
                 if self.fences.gateway_pending(deployment):
                     # The gateway is cloned beside the machines (it needs only the port groups).
                     futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
+                    if addressed is not None:
+                        self._assign_addresses(deployment, addressed)
                     # Record results from this thread only, so step events never race each other.
                     for future in as_completed(futures):
                         vm = future.result()
@@ -273,6 +314,8 @@ class DeploymentProcess:
                         )
                         self.app.record_step(deployment.id, step)
                 finally:
+                    if addressed is not None:
+                        addressed.fail()  # whatever happened, no machine thread waits for ever
                     for future in futures:
                         future.cancel()
         except PROVISIONING_FAILURES as fault:
@@ -280,9 +323,15 @@ class DeploymentProcess:
             return
         self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
 
-    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
+    def _assign_addresses(self, deployment: Deployment, addressed: Addressed) -> None:
+        """Record the machines' addresses (one write) and open the gate the machine threads wait at."""
+        self.app.assign_addresses(deployment.id, ACTOR)
+        addressed.set(self.app.deployment(deployment.id))
+
+    def _provision_machine(
+        self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True, addressed: Addressed | None = None
+    ) -> VmInfo:
         spec = machine["spec"]
-        addressing = machine.get("addressing") or {}
         source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
         linked = deployment.copy_of["linked"] if deployment.copy_of is not None else spec["clone_mode"] == "linked"
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
@@ -307,6 +356,10 @@ class DeploymentProcess:
         if not vm.powered_on:
             custom = spec["customization"]
             attach_medium(self.app, self.vcenter, vm.vm_id, spec)
+            if addressed is not None:
+                deployment = addressed.wait()
+                machine = deployment.machine(spec["name"])
+            addressing = machine.get("addressing") or {}
             self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))
             if source is not None and deployment.fence is not None:
                 # A fenced copy keeps its source's guest identity and addresses: nothing to customise.

@@ -72,6 +72,7 @@ class PyVmomiDriver:
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
+        self._nic_count: dict[str, int] = {}  # set by set_nics, read once by the customisation after it
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -143,13 +144,21 @@ class PyVmomiDriver:
     def _template_locked(self, name: str) -> Any:
         template = self._templates.get(name)
         if template is None:
-            found = [(vm, props) for vm, props in self._vms() if props.get("config.template") and "name" in props]
-            self._templates = {props["name"]: vm for vm, props in found}
-            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
+            # Only the properties needed to know templates: every VM's devices would cost far more.
+            found = self.session.call(
+                "list templates", lambda: inventory.retrieve(self._content, vim.VirtualMachine, TEMPLATE_PROPERTIES)
+            )
+            self._learn_templates(found)
             template = self._templates.get(name)
         if template is None:
             raise VCenterObjectNotFoundError(f"template '{name}' not found in vCenter")
         return template
+
+    def _learn_templates(self, vms: list[tuple[Any, dict[str, Any]]]) -> None:
+        found = [(vm, props) for vm, props in vms if props.get("config.template") and "name" in props]
+        with self._cache_lock:
+            self._templates = {props["name"]: vm for vm, props in found}
+            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
 
     def _resolve_pool(self, path: str) -> tuple[PoolStatus, Any, list[str]]:
         """(status, deepest existing pool, names still missing below it)."""
@@ -178,8 +187,14 @@ class PyVmomiDriver:
             status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
             if status is not PoolStatus.EXISTS:
                 raise VCenterObjectNotFoundError(f"resource pool '{path}' not found in vCenter")
-            self._pools[path] = pool
+            self._remember_pool(path, pool)
             return pool
+
+    def _remember_pool(self, path: str, pool: Any) -> None:
+        with self._cache_lock:
+            self._pools[path] = pool
+            # The path just resolved: reading a VM in this pool needs no walk of every pool.
+            self._paths = {**self._paths, pool._moId: path}
 
     def _forget(self) -> None:
         """Drop cached inventory after vCenter said an object is gone."""
@@ -189,6 +204,7 @@ class PyVmomiDriver:
         self._networks.clear()
         self._switches.clear()
         self._paths = {}
+        self.placement._forget()
 
     # -- port ----------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
@@ -196,7 +212,9 @@ class PyVmomiDriver:
 
     def _list_templates(self) -> list[TemplateInfo]:
         found = []
-        for vm, props in self._vms():
+        vms = self._vms()
+        self._learn_templates(vms)  # a deploy of what was just listed finds its template known
+        for vm, props in vms:
             if not props.get("config.template"):
                 continue
             guest = str(props.get("config.guestId") or "otherGuest")
@@ -234,6 +252,7 @@ class PyVmomiDriver:
                 pool = self.session.call(
                     f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
                 )
+            self._remember_pool(path, pool)  # the clones into it that follow need not walk to it again
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -324,16 +343,18 @@ class PyVmomiDriver:
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
         vm = self._vm(vm_id)
         guest = self._guest_of.get(vm_id) or str(self.session.call("read guest id", lambda: vm.config.guestId) or "")
+        nics = self._nic_count.pop(vm_id, None)
         family = "windows" if guest.lower().startswith("win") else "linux"
         if family != identity.os_family:
             # vCenter refuses such a spec (CustomizationFault); vcsim does not check, so we do.
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        devices = self.session.call(
-            "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
-        ).get("config.hardware.device")
-        nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
+        if nics is None:  # not just set by set_nics: read them
+            devices = self.session.call(
+                "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
+            ).get("config.hardware.device")
+            nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
         spec = specs.customization(identity, nics)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
@@ -374,6 +395,8 @@ class PyVmomiDriver:
                 "set NICs", lambda: vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
             )
             self.session.wait(task, f"NIC change of {vm_id}")
+        # The VM now has exactly these NICs: its customisation (next step) needs their number.
+        self._nic_count[vm_id] = len(nics)
 
     def _network(self, vm: Any, name: str) -> Any | None:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
@@ -672,6 +695,7 @@ class PyVmomiDriver:
         return drift.managed_vms(self)
 
 
+TEMPLATE_PROPERTIES = ["name", "config.template", "config.guestId"]
 HOT_ADD_PROPERTIES = [
     "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState",
     "config.cpuHotAddEnabled", "config.memoryHotAddEnabled",
