@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from uuid import UUID
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
+    DEPLOYED,
     PROMOTING,
     PROVISIONING,
     REQUESTED,
@@ -99,6 +100,15 @@ def vm_name(deployment_id: UUID, machine: str) -> str:
     return f"sk-{deployment_id.hex[:12]}-{machine}"
 
 
+def _record_provisioned(deployment: Deployment, machines: list[tuple[str, VmInfo]], complete: bool) -> None:
+    for name, vm in machines:
+        deployment.record_machine_provisioned(
+            machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip, mac=vm.macs[0] if vm.macs else None, actor=ACTOR
+        )
+    if complete and all(m["state"] == "provisioned" for m in deployment.machines):
+        deployment.mark_deployed(ACTOR)
+
+
 class AddressesNotRecordedError(Exception):
     """A machine thread stops before its first step that needs an address: assigning them failed
     (the provisioning thread raises that failure itself)."""
@@ -141,7 +151,7 @@ class DeploymentProcess:
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
-        self.placement = PlacementSteps(app, vcenter)
+        self.placement = PlacementSteps(app, vcenter, parallel_tasks)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
         self.drift = DriftSteps(app, vcenter)
         self.verification = VerificationSteps(app, vcenter, prober)
@@ -274,8 +284,10 @@ class DeploymentProcess:
             if addressed is None:
                 self.app.assign_addresses(deployment.id, ACTOR)
                 deployment = self.app.deployment(deployment.id)
-            self.vcenter.ensure_pool(deployment.resource_pool)
-            deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
+            with ThreadPoolExecutor(1, thread_name_prefix="sk-pool") as side:
+                pool_ready = side.submit(self.vcenter.ensure_pool, deployment.resource_pool)  # while placing
+                deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
+                pool_ready.result()
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -296,23 +308,7 @@ class DeploymentProcess:
                 try:
                     if addressed is not None:
                         self._assign_addresses(deployment, addressed)
-                    # Record results from this thread only, so step events never race each other.
-                    for future in as_completed(futures):
-                        vm = future.result()
-                        if futures[future] == GATEWAY_MACHINE:
-                            self.fences.record_gateway(deployment, vm)
-                            continue
-                        mac = vm.macs[0] if vm.macs else None
-                        step = partial(
-                            Deployment.record_machine_provisioned,
-                            machine=futures[future],
-                            vm_name=vm.name,
-                            vm_id=vm.vm_id,
-                            ip=vm.ip,
-                            mac=mac,
-                            actor=ACTOR,
-                        )
-                        self.app.record_step(deployment.id, step)
+                    deployed = self._record_as_built(deployment, futures)
                 finally:
                     if addressed is not None:
                         addressed.fail()  # whatever happened, no machine thread waits for ever
@@ -321,7 +317,36 @@ class DeploymentProcess:
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
-        self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+        if not deployed:
+            self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+
+    def _record_as_built(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> bool:
+        """Record each machine as provisioned once its work is done (from this thread only, so step
+        events never race each other): the machines finished by the time a write starts go in
+        that one write, and the last write also completes the deployment when nothing is missing.
+        Whether it did; a machine that failed is raised once those finished beside it are recorded."""
+        deployed = False
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            built: list[tuple[str, VmInfo]] = []
+            failure: Exception | None = None
+            for future in sorted(done, key=lambda f: futures[f]):
+                try:
+                    built.append((futures[future], future.result()))
+                except Exception as error:  # raised below, once the machines finished beside it are recorded
+                    failure = failure or error
+            for name, vm in built:
+                if name == GATEWAY_MACHINE:
+                    self.fences.record_gateway(deployment, vm)
+            machines = [(name, vm) for name, vm in built if name != GATEWAY_MACHINE]
+            last = not remaining and failure is None
+            if machines:
+                step = partial(_record_provisioned, machines=machines, complete=last)
+                deployed = self.app.record_step(deployment.id, step).value.state == DEPLOYED
+            if failure is not None:
+                raise failure
+        return deployed
 
     def _assign_addresses(self, deployment: Deployment, addressed: Addressed) -> None:
         """Record the machines' addresses (one write) and open the gate the machine threads wait at."""

@@ -53,7 +53,8 @@ def plain_script(sim: Vcsim, machines: int) -> tuple[float, list[str]]:
     dc = inventory.datacenter(content, "DC0")
     pool = driver._pool(POOL_PATH)
     network = inventory.network(content, dc, "VM Network")
-    assert dc is not None and network is not None
+    assert dc is not None
+    assert network is not None
     run = uuid.uuid4().hex[:6]
 
     def one(i: int) -> None:

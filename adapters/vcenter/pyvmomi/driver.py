@@ -67,6 +67,7 @@ class PyVmomiDriver:
         self._networks: dict[tuple[str, str], Any] = {}
         self._pools: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
+        self._network_lock = threading.Lock()
         self._datacenters: dict[str, Any] = {}
         self._switches: dict[str, Any] = {}
         # Facts learned when cloning, saving round trips in the steps that follow.
@@ -302,14 +303,15 @@ class PyVmomiDriver:
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        self._tag(vm, spec.deployment_id, spec.machine)
+        resize = None
         if sizing is None or sizing != (spec.cpus, spec.memory_mib):
             # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
             # A copy of a VM already sized so needs none.
             config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-            self.session.wait(
-                self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
-            )
+            resize = self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config))
+        self._tag(vm, spec.deployment_id, spec.machine)  # while vCenter resizes it; tagged before it returns
+        if resize is not None:
+            self.session.wait(resize, f"resize of {spec.vm_name}")
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -401,12 +403,16 @@ class PyVmomiDriver:
     def _network(self, vm: Any, name: str) -> Any | None:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
-        if key not in self._networks:
-            found = networks.network_named(self._content, dc, name)
-            if found is None:
-                return None  # not cached: a port group created later must be found
-            self._networks[key] = found
-        return self._networks[key]
+        found = self._networks.get(key)
+        if found is not None:
+            return found
+        with self._network_lock:  # parallel NIC steps would otherwise all list the networks at once
+            if key not in self._networks:
+                found = networks.network_named(self._content, dc, name)
+                if found is None:
+                    return None  # not cached: a port group created later must be found
+                self._networks[key] = found
+            return self._networks[key]
 
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
