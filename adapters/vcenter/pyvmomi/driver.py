@@ -69,6 +69,7 @@ class PyVmomiDriver:
         self._cache_lock = threading.RLock()
         self._network_lock = threading.Lock()
         self._datacenters: dict[str, Any] = {}
+        self._vm_folders: dict[str, Any] = {}  # datacenter moid -> its VM folder
         self._switches: dict[str, Any] = {}
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
@@ -201,6 +202,7 @@ class PyVmomiDriver:
         """Drop cached inventory after vCenter said an object is gone."""
         self._pools.clear()
         self._datacenters.clear()
+        self._vm_folders.clear()
         self._templates.clear()
         self._networks.clear()
         self._switches.clear()
@@ -266,7 +268,10 @@ class PyVmomiDriver:
                 if dc is None:
                     raise VCenterObjectNotFoundError(f"datacenter '{dc_name}' not found in vCenter")
                 self._datacenters[dc_name] = dc
-        existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
+            folder = self._vm_folders.get(dc._moId)
+            if folder is None:  # each read of dc.vmFolder is a round trip
+                folder = self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
+        existing = self._find(folder, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
         template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
@@ -297,7 +302,7 @@ class PyVmomiDriver:
             clone.snapshot = snapshot
         try:
             task = self.session.call(
-                "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
+                "clone", lambda: template.CloneVM_Task(folder=folder, name=spec.vm_name, spec=clone)
             )
             vm = self.session.wait(task, f"clone of {spec.vm_name}")
         except VCenterObjectNotFoundError:
@@ -327,10 +332,10 @@ class PyVmomiDriver:
         for key, value in ((keys[DEPLOYMENT_FIELD], str(deployment_id)), (keys[MACHINE_FIELD], machine)):
             self.session.call("tag VM", partial(manager.SetField, entity=vm, key=key, value=value))
 
-    def _find(self, dc: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+    def _find(self, folder: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
         """The VM an earlier attempt made for this machine (names are deterministic), if any."""
         index = self._content.searchIndex
-        vm = self.session.call("find VM by name", lambda: index.FindChild(dc.vmFolder, vm_name))
+        vm = self.session.call("find VM by name", lambda: index.FindChild(folder, vm_name))
         if vm is None:
             return None
         info = self._read(vm._moId)

@@ -55,7 +55,13 @@ def _check_session(item: Any) -> None:
 
 def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any, dict[str, Any]]]:
     """(object, {property: value}) for every object of `kind`, in one property-collector call per page."""
-    view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
+    return retrieve_many(content, {kind: properties})
+
+
+def retrieve_many(content: Any, wanted: dict[type, list[str]]) -> list[tuple[Any, dict[str, Any]]]:
+    """(object, {property: value}) for every object of each kind in `wanted` (with that kind's
+    properties), through one container view and one property-collector call per page."""
+    view = content.viewManager.CreateContainerView(content.rootFolder, list(wanted), True)
     try:
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[
@@ -69,7 +75,10 @@ def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any,
                     ],
                 )
             ],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)],
+            propSet=[
+                vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)
+                for kind, properties in wanted.items()
+            ],
         )
         collector = content.propertyCollector
         options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1000)

@@ -68,13 +68,24 @@ class Placement:
     def _inventory(self, datacenter: str) -> list[ClusterCapacity]:
         content = self._content
         computes = {c._moId for c in self._computes(datacenter)}
-        resources = inventory.retrieve(content, vim.ComputeResource, ["name", "host", "datastore"])
+        # One property-collector call for every kind (a cluster is a compute resource with a DRS setting).
+        compute = ["name", "host", "datastore"]
+        found_all = inventory.retrieve_many(
+            content,
+            {
+                vim.ComputeResource: compute,
+                vim.ClusterComputeResource: [*compute, "configurationEx"],
+                vim.HostSystem: HOST_PROPERTIES,
+                vim.Datastore: DATASTORE_PROPERTIES,
+            },
+        )
+        resources = [(o, p) for o, p in found_all if isinstance(o, vim.ComputeResource)]
         drs = {
             obj._moId: bool(getattr(getattr(props.get("configurationEx"), "drsConfig", None), "enabled", False))
-            for obj, props in inventory.retrieve(content, vim.ClusterComputeResource, ["configurationEx"])
+            for obj, props in resources
         }
-        host_list = inventory.retrieve(content, vim.HostSystem, HOST_PROPERTIES)
-        store_list = inventory.retrieve(content, vim.Datastore, DATASTORE_PROPERTIES)
+        host_list = [(o, p) for o, p in found_all if isinstance(o, vim.HostSystem)]
+        store_list = [(o, p) for o, p in found_all if isinstance(o, vim.Datastore)]
         hosts = {obj._moId: props for obj, props in host_list}
         stores = {obj._moId: props for obj, props in store_list}
         self._learn(vim.HostSystem, host_list)
