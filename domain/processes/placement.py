@@ -66,19 +66,21 @@ class PlacementSteps:
         return ask
 
     def drs_asked(self, datacenter: str, clusters: list[ClusterCapacity], needs: list[Need]) -> Drs:
-        """DRS asked about every need in every DRS cluster up front, `parallel_tasks` at a time
-        (one call per machine as before; placement consults the answers in its own order). The
-        answers do not depend on that order: nothing is placed in vCenter until the clones."""
+        """DRS asked up front, `parallel_tasks` questions at a time, once per cluster and machine
+        size: its answer depends on those and on vCenter's state, which does not change while a
+        deployment is placed (nothing reaches vCenter before the clones). Placement consults the
+        answers in its own order, as it would have asked."""
         ask = self.drs(datacenter)
-        questions = [(c, n) for c in clusters if c.drs for n in needs]
+        questions = {(c.name, n.cpus, n.memory_mib): (c, n) for c in clusters if c.drs for n in needs}
         if not questions:
             return ask
-        with ThreadPoolExecutor(min(self.parallel_tasks, len(questions)), thread_name_prefix="sk-drs") as pool:
-            answers = list(pool.map(lambda q: ask(*q), questions))
-        known = {(c.name, n.machine): answer for (c, n), answer in zip(questions, answers, strict=True)}
+        workers = min(self.parallel_tasks, len(questions))
+        with ThreadPoolExecutor(workers, thread_name_prefix="sk-drs") as pool:
+            answers = list(pool.map(lambda q: ask(*q), questions.values()))
+        known = dict(zip(questions, answers, strict=True))
 
         def asked(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
-            key = (cluster.name, need.machine)
+            key = (cluster.name, need.cpus, need.memory_mib)
             return known[key] if key in known else ask(cluster, need)
 
         return asked
