@@ -422,11 +422,16 @@ class PyVmomiDriver:
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
         try:
-            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+            task = self.session.call("power on", vm.PowerOnVM_Task)
+            # The VM as it is once on, read with the task's last poll.
+            props = self.session.wait_and_read(task, f"power-on of {vm_id}", vm, inventory.VM_PROPERTIES)
         except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
-        return self._read(vm_id)
+            return self._read(vm_id)
+        return self.session.call(
+            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")))
+        )
 
     def power_off(self, vm_id: str) -> None:
         vm = self._vm(vm_id)

@@ -109,6 +109,30 @@ def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, An
     return {p.name: p.val for p in result.objects[0].propSet}
 
 
+def task_and_properties(content: Any, task: Any, obj: Any, properties: list[str]) -> tuple[Any, dict[str, Any]]:
+    """A task's info and several properties of another object, in one property-collector call."""
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[
+            vmodl.query.PropertyCollector.ObjectSpec(obj=task, skip=False),
+            vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False),
+        ],
+        propSet=[
+            vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info"]),
+            vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=properties),
+        ],
+    )
+    result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    found: dict[str, dict[str, Any]] = {}
+    for item in result.objects if result is not None else []:
+        _check_session(item)
+        found[item.obj._moId] = {p.name: p.val for p in item.propSet}
+    if "info" not in found.get(task._moId, {}):
+        raise vmodl.fault.ManagedObjectNotFound(obj=task)
+    if obj._moId not in found:
+        raise vmodl.fault.ManagedObjectNotFound(obj=obj)
+    return found[task._moId]["info"], found[obj._moId]
+
+
 def pool_paths(content: Any) -> dict[str, str]:
     """Resource pool moid -> inventory path (/DC/host/Cluster/Resources/...)."""
     paths: dict[str, str] = {}
