@@ -88,6 +88,11 @@ class ArchiveStorage(StreamingFiles, Protocol):
         """Every file in the VM's directory, sorted by path (the datastore's own browser)."""
         ...
 
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        """`vm_files` with each file's size as the datastore's browser lists it (a hint: what is
+        recorded is the size read with the file's SHA-256)."""
+        ...
+
     def make_folder(self, folder: DatastoreFile) -> None:
         """Create a datastore folder (and its parents); an existing folder is no error."""
         ...

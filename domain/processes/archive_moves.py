@@ -18,6 +18,7 @@ from uuid import UUID
 from domain.archive import DELETED, Archive, archive_folder
 from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileTierStore
 from domain.errors import VCenterFaultError
+from domain.processes.archive_copies import SMALL_FILE, fetch_small, write_small
 from domain.stagekeeper import Stagekeeper
 
 ACTOR = "stagekeeper"
@@ -99,7 +100,12 @@ class TierMoves:
     def bring(self, stored: dict[str, Any], target: DatastoreFile) -> None:
         """Put an archived file onto a datastore: a copy within vCenter, or staged from a file tier."""
         if not is_file_tier(stored["tier"]):
-            self.storage.copy_file(DatastoreFile(stored["tier"], stored["path"]), target)
+            source = DatastoreFile(stored["tier"], stored["path"])
+            small = fetch_small(self.storage, source) if int(stored["size"]) <= SMALL_FILE else None
+            if small is None:
+                self.storage.copy_file(source, target)
+            else:  # through vCenter's file access: a copy task costs more than the file
+                write_small(self.storage, target, small[0])
             return
         with self._staged(stored) as (spool, size):
             self.storage.write_file(target, spool, size)

@@ -21,12 +21,14 @@ from pyVmomi import vim
 from adapters.runtime import Runtime
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from domain.archive_ports import DatastoreFile
+from domain.processes.archive_copies import SMALL_FILE
 from scripts.vcsim_harness import Vcsim
 from scripts.vcsim_harness import start as start_vcsim
 from tests.support import ROOT_POOL, machine, postgres_schema, runtime_for, stages
 
 POOL = {"cidr": "10.61.0.0/24", "gateway": "10.61.0.1", "dns": ["10.61.0.2"], "first": "10.61.0.10"}
 MACHINES = [machine("web"), machine("app"), machine("db", template="tpl-rhel-9")]
+DISK_REPEAT = (2 * SMALL_FILE) // 32  # a disk of two SMALL_FILEs: 32-byte SHA-256 digests repeated
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +63,12 @@ def deployed(runtime: Runtime) -> UUID:
     runtime.catch_up()
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.state == "deployed", deployment.failure
-    # Give each disk real content (vcsim's disks are empty files): web and app the same bytes.
+    # Give each disk real content (vcsim's disks are empty files): web and app the same bytes, each
+    # above SMALL_FILE so that it is copied by a CopyDatastoreFile_Task.
     local = datastore_root(runtime, "LocalDS_0")
     for m in deployment.machines:
         seed = b"template" if m["name"] in ("web", "app") else m["name"].encode()
-        (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(hashlib.sha256(seed).digest() * 8192)
+        (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(hashlib.sha256(seed).digest() * DISK_REPEAT)
     return deployment_id
 
 
@@ -95,8 +98,14 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
         assert hashlib.sha256(data).hexdigest() == stored["sha256"], stored["name"]
         assert len(data) == stored["size"]
     disks = {f["machine"]: f for f in archive.files if f["name"].endswith("-flat.vmdk")}
-    assert disks["web"]["size"] == 32 * 8192
+    assert disks["web"]["size"] == 32 * DISK_REPEAT
     assert (disks["web"]["reused_from"] is None) != (disks["app"]["reused_from"] is None)  # one copy, one reference
+    # Both disks were copied at once (no file of their size was on the tier); the second copy of the
+    # one content was deleted: the tier holds exactly the files the archive owns.
+    on_tier = {
+        str(p.relative_to(tier)) for p in (tier / "stagekeeper-archives" / str(archive.id)).rglob("*") if p.is_file()
+    }
+    assert on_tier == {f["path"] for f in archive.files if f["reused_from"] is None}
     # The datastore's own browser sees them too.
     storage = runtime.archive_storage
     assert isinstance(storage, PyVmomiArchiveStorage)
@@ -124,7 +133,7 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
         assert backing == [f"[LocalDS_0] {vm.name}/{vm.name}.vmdk"]
     local = datastore_root(runtime, "LocalDS_0")
     web = vms["web"].name
-    assert (local / web / f"{web}-flat.vmdk").read_bytes() == hashlib.sha256(b"template").digest() * 8192
+    assert (local / web / f"{web}-flat.vmdk").read_bytes() == hashlib.sha256(b"template").digest() * DISK_REPEAT
 
 
 def test_a_file_corrupted_on_the_archive_datastore_fails_the_restore_naming_it(runtime: Runtime) -> None:
@@ -229,6 +238,6 @@ def test_moved_to_the_file_tier_it_frees_localds_1_and_restores_running_from_the
             local = datastore_root(runtime, "LocalDS_0")
             assert (local / web.name / f"{web.name}-flat.vmdk").read_bytes() == hashlib.sha256(
                 b"template"
-            ).digest() * 8192
+            ).digest() * DISK_REPEAT
         finally:
             runtime.close()

@@ -101,25 +101,38 @@ class PyVmomiArchiveStorage:
         return record
 
     def vm_files(self, vm_id: str) -> list[DatastoreFile]:
+        return [file for file, _ in self.vm_file_sizes(vm_id)]
+
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
         record = self.session.call(
             f"read files of VM {vm_id}",
             lambda: parse_path(str(self.driver._vm(vm_id).config.files.vmPathName)),
         )
         folder = record.path.rsplit("/", 1)[0] if "/" in record.path else ""
-        return self.list_folder(DatastoreFile(record.datastore, folder))
+        return self._listing(DatastoreFile(record.datastore, folder))
 
     def list_folder(self, folder: DatastoreFile) -> list[DatastoreFile]:
+        return [file for file, _ in self._listing(folder)]
+
+    def _listing(self, folder: DatastoreFile) -> list[tuple[DatastoreFile, int]]:
         dc = self._datacenter()
         datastore = self.session.call("find datastore", lambda: self._datastore(dc, folder.datastore))
-        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*"])
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            matchPattern=["*"], details=vim.host.DatastoreBrowser.FileInfo.Details(fileSize=True)
+        )
         task = self.session.call(
             f"list {folder}", lambda: datastore.browser.SearchDatastore_Task(datastorePath=str(folder), searchSpec=spec)
         )
         result = self.session.wait(task, f"listing of {folder}")
-        names = sorted(
-            str(f.path) for f in (result.file or []) if not isinstance(f, vim.host.DatastoreBrowser.FolderInfo)
+        found = sorted(
+            (str(f.path), int(f.fileSize or 0))
+            for f in (result.file or [])
+            if not isinstance(f, vim.host.DatastoreBrowser.FolderInfo)
         )
-        return [DatastoreFile(folder.datastore, f"{folder.path}/{name}" if folder.path else name) for name in names]
+        return [
+            (DatastoreFile(folder.datastore, f"{folder.path}/{name}" if folder.path else name), size)
+            for name, size in found
+        ]
 
     # -- files -------------------------------------------------------------------------------------
     def make_folder(self, folder: DatastoreFile) -> None:
