@@ -6,6 +6,7 @@ and a file corrupted on disk fails the restore naming it."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -239,5 +240,95 @@ def test_moved_to_the_file_tier_it_frees_localds_1_and_restores_running_from_the
             assert (local / web.name / f"{web.name}-flat.vmdk").read_bytes() == hashlib.sha256(
                 b"template"
             ).digest() * DISK_REPEAT
+        finally:
+            runtime.close()
+
+
+def moved_events(runtime: Runtime, archive_id: UUID) -> list[tuple[str, str, str]]:
+    return [
+        (event["tier"], event["machine"], event["name"])
+        for n in runtime.app.select_notifications(1, 100_000, topics=("stagekeeper:Archive.FileMoved",))
+        if n.originator_id == archive_id
+        for event in [runtime.app.decode(n).__dict__]
+    ]
+
+
+def assert_one_complete_copy(runtime: Runtime, archive_id: UUID) -> None:
+    """Every file the archive records is on its tier with its SHA-256, each recorded once."""
+    archive = runtime.app.archive(archive_id)
+    keys = [(f["machine"], f["name"]) for f in archive.files]
+    assert len(keys) == len(set(keys)) == 15
+    for stored in archive.files:
+        assert stored["tier"] == archive.tier
+        if archive.tier.startswith("file:"):
+            sink = io.BytesIO()
+            runtime.file_tiers[archive.tier].get(stored["manifest"], sink)  # checks each chunk too
+            digest = hashlib.sha256(sink.getvalue()).hexdigest()
+        else:
+            digest = hashlib.sha256((datastore_root(runtime, archive.tier) / stored["path"]).read_bytes()).hexdigest()
+        assert digest == stored["sha256"], stored
+
+
+def test_a_worker_killed_mid_move_each_way_leaves_one_complete_copy_after_the_next_one_resumes(
+    vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    """A real worker process (api.cli worker) moves the archive LocalDS_1 -> file tier -> LocalDS_1
+    and is killed with SIGKILL half way each time (vcsim slowed down per file: `Fetch` read by each
+    file's HTTP read on the way to the file tier, `MakeDirectory` made for each file on the way
+    back); at the kill the archive still records its complete copy on the old tier, and the next
+    worker (this process) finishes the move with each file recorded once and checkable."""
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            archive_id = archived(runtime, deployed(runtime))
+            env = {
+                **os.environ, "STAGEKEEPER_DATABASE_URL": url, "STAGEKEEPER_VCENTER_DRIVER": "pyvmomi",
+                "STAGEKEEPER_VCENTER_URL": vcsim2.sdk, "STAGEKEEPER_VCENTER_USER": "user",
+                "STAGEKEEPER_VCENTER_PASSWORD": "pass", "STAGEKEEPER_POLL_SECONDS": "0.05",
+                "STAGEKEEPER_ARCHIVE_TIERS": f"LocalDS_1,{tier}",
+            }  # fmt: skip
+            for to, slow in ((tier, "Fetch"), ("LocalDS_1", "MakeDirectory")):
+                before = len(moved_events(runtime, archive_id))
+                log = tmp_path / f"worker-{slow}.log"
+                with log.open("wb") as out:
+                    worker = subprocess.Popen(
+                        [sys.executable, "-m", "api.cli", "worker"], env=env, stdout=out, stderr=out
+                    )
+                try:
+                    vcsim2.control("method-delay", method=slow, ms=150)
+                    runtime.app.move_archive(archive_id, to, actor="alice")
+                    deadline = time.monotonic() + 90
+                    while len(moved_events(runtime, archive_id)) - before < 2:
+                        assert time.monotonic() < deadline, log.read_text()[-3000:]
+                        assert worker.poll() is None, log.read_text()[-3000:]
+                        time.sleep(0.02)
+                    os.kill(worker.pid, signal.SIGKILL)
+                    worker.wait(10)
+                finally:
+                    if worker.poll() is None:
+                        worker.kill()
+                        worker.wait(10)
+                    vcsim2.control("method-delay", method=slow, ms=0)
+                archive = runtime.app.archive(archive_id)
+                assert archive.moving is not None  # stopped half way
+                assert archive.moving["to"] == to
+                assert 2 <= len(archive.moving["moved"]) < 15
+                assert_one_complete_copy(runtime, archive_id)  # still the old tier's, complete
+
+                runtime.catch_up()  # the next worker: this process
+                archive = runtime.app.archive(archive_id)
+                assert (archive.tier, archive.moving, archive.move_failure, archive.releasing) == (to, None, None, [])
+                moves = moved_events(runtime, archive_id)[before:]
+                assert len(moves) == len(set(moves)) == 15  # every file moved and recorded once
+                assert_one_complete_copy(runtime, archive_id)
+            # Back on LocalDS_1: the file tier holds no live put of the archive any more.
+            assert runtime.file_tiers[tier].stats()[0] == 0
+            runtime.app.undeploy(runtime.app.archive(archive_id).deployment_id, actor="alice")
+            runtime.catch_up()
+            restore = restored(runtime, archive_id)
+            assert restore["state"] == "restored", restore["failure"]
         finally:
             runtime.close()
