@@ -58,8 +58,9 @@ class StreamingFiles(Protocol):
 class FileTierStore(Protocol):
     """A file tier outside vCenter: files kept compressed and deduplicated by content."""
 
-    def put(self, name: str, source: ByteSource) -> dict[str, Any]:
-        """Store the stream; returns its manifest (name, size, sha256, chunks, id) as data."""
+    def put(self, name: str, source: ByteSource, key: str | None = None) -> dict[str, Any]:
+        """Store the stream; returns its manifest (name, size, sha256, chunks, id) as data. A `key`
+        replaces the live put of the same key (a put redone after a crash leaves nothing behind)."""
         ...
 
     def get(self, manifest: dict[str, Any], sink: ByteSink) -> None:
