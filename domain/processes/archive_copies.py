@@ -91,12 +91,13 @@ class ArchiveCopy:
 
     def run(self) -> Archive:
         with self.lanes:
+            for machine in self.archive.machines:  # the listings first: the copies wait for them
+                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
             for machine in self.archive.machines:
                 if machine["record"] is None:
                     self.lanes.task(
                         partial(self.storage.machine_record, machine["vm_id"]), partial(self._recorded, machine["name"])
                     )
-                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
             self.lanes.run(after=self._commit)
         return self.archive
 
@@ -252,9 +253,10 @@ Bring = Callable[[dict[str, Any], DatastoreFile], None]  # an archived file onto
 
 
 class RestoreCopy:
-    """One run of a restore's copies, checks and registrations. `restored(machine, vm_id)` records
-    each machine from the calling thread; `run` returns the first failure (None: all came back). A
-    machine that fails stops there; the others go on."""
+    """One run of a restore's copies, checks and registrations. `restored([(machine, vm_id), ...])`
+    records the machines of a batch of finished steps in one commit, from the calling thread; `run`
+    returns the first failure (None: all came back). A machine that fails stops there; the others
+    go on."""
 
     def __init__(
         self,
@@ -265,7 +267,7 @@ class RestoreCopy:
         restore: dict[str, Any],
         vm_names: dict[str, str],
         power_on: Callable[[str], object] | None,
-        restored: Callable[[str, str], None],
+        restored: Callable[[list[tuple[str, str]]], None],
         parallel: int,
     ) -> None:
         self.storage = storage
@@ -277,6 +279,7 @@ class RestoreCopy:
         self.power_on = power_on  # None: registered powered off (a fenced restore)
         self.restored = restored
         self.lanes = Lanes(parallel)
+        self.ready: list[tuple[str, str]] = []  # (machine, VM id) restored, to record in the next commit
         self.left: dict[str, int] = {}  # machine -> files not back yet
         self.failure: str | None = None
         self.failed: set[str] = set()
@@ -286,8 +289,13 @@ class RestoreCopy:
             for machine in self.machines:
                 folder = DatastoreFile(machine["record"]["datastore"], self.vm_names[machine["name"]])
                 self.lanes.task(partial(self.storage.make_folder, folder), self._guard(machine, self._folder_made))
-            self.lanes.run()
+            self.lanes.run(after=self._commit)
         return self.failure
+
+    def _commit(self) -> None:
+        if self.ready:
+            ready, self.ready = self.ready, []
+            self.restored(ready)
 
     def _guard(self, machine: dict[str, Any], then: Callable[[dict[str, Any], Future[Any]], None]) -> Then:
         """The continuation, unless the machine failed already; a fault fails the machine."""
@@ -352,4 +360,4 @@ class RestoreCopy:
         self.lanes.task(register, self._guard(machine, self._registered))
 
     def _registered(self, machine: dict[str, Any], done: Future[Any]) -> None:
-        self.restored(machine["name"], done.result())
+        self.ready.append((machine["name"], done.result()))

@@ -20,7 +20,8 @@ from uuid import UUID
 from domain.archive import DELETED, Archive, archive_folder
 from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileTierStore
 from domain.errors import VCenterFaultError
-from domain.processes.archive_copies import SMALL_FILE, fetch_small, write_small
+from domain.processes import archive_copies
+from domain.processes.archive_copies import fetch_small, write_small
 from domain.stagekeeper import Stagekeeper
 
 ACTOR = "stagekeeper"
@@ -104,7 +105,7 @@ class TierMoves:
         """Put an archived file onto a datastore: a copy within vCenter, or staged from a file tier."""
         if not is_file_tier(stored["tier"]):
             source = DatastoreFile(stored["tier"], stored["path"])
-            small = fetch_small(self.storage, source) if int(stored["size"]) <= SMALL_FILE else None
+            small = fetch_small(self.storage, source) if int(stored["size"]) <= archive_copies.SMALL_FILE else None
             if small is None:
                 self.storage.copy_file(source, target)
             else:  # through vCenter's file access: a copy task costs more than the file

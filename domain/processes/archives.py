@@ -181,9 +181,13 @@ class ArchiveProcess:
         before = dict(restore["machines"])  # recorded by a worker before this one
         vms = {name: {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)} for name, vm_id in before.items()}
 
-        def restored(name: str, vm_id: str) -> None:
-            self._step(archive.id, Archive.record_machine_restored, restore_id=restore_id, machine=name, vm_id=vm_id)
-            vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
+        def restored(machines: list[tuple[str, str]]) -> None:
+            self._steps(archive.id, [
+                (Archive.record_machine_restored, {"restore_id": restore_id, "machine": name, "vm_id": vm_id})
+                for name, vm_id in machines
+            ])  # fmt: skip
+            for name, vm_id in machines:
+                vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
 
         pending = [m for m in archive.machines if m["name"] not in before]
         failure = RestoreCopy(
