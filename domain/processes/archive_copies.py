@@ -288,7 +288,7 @@ class RestoreCopy:
         with self.lanes:
             for machine in self.machines:
                 folder = DatastoreFile(machine["record"]["datastore"], self.vm_names[machine["name"]])
-                self.lanes.task(partial(self.storage.make_folder, folder), self._guard(machine, self._folder_made))
+                self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine))
             self.lanes.run(after=self._commit)
         return self.failure
 
@@ -306,27 +306,41 @@ class RestoreCopy:
             try:
                 then(machine, done)
             except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
-                self.failed.add(machine["name"])
-                message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
-                self.failure = self.failure or message
+                self._fail(machine, fault)
 
         return guarded
+
+    def _fail(self, machine: dict[str, Any], fault: Exception) -> None:
+        self.failed.add(machine["name"])
+        message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
+        self.failure = self.failure or message
 
     def _renamed(self, machine: dict[str, Any], name: str) -> str:
         old, new = machine["record"]["name"], self.vm_names[machine["name"]]
         return new + name[len(old) :] if name.startswith(old) else name
 
     def _folder_made(self, machine: dict[str, Any], done: Future[Any]) -> None:
-        done.result()
-        mine = [f for f in self.files if f["machine"] == machine["name"]]
-        self.left[machine["name"]] = len(mine)
-        folder = self.vm_names[machine["name"]]
-        for stored in sorted(mine, key=lambda f: -int(f["size"])):
-            target = DatastoreFile(machine["record"]["datastore"], f"{folder}/{self._renamed(machine, stored['name'])}")
+        try:
+            done.result()
+        except VCenterFaultError as fault:
+            self._fail(machine, fault)
+        else:
+            self.left[machine["name"]] = len([f for f in self.files if f["machine"] == machine["name"]])
+        if len(self.left) + len(self.failed) < len(self.machines):
+            return
+        # Every folder is there: all files of all machines at once, the largest first.
+        by_name = {m["name"]: m for m in self.machines if m["name"] in self.left}
+        for stored in sorted(self.files, key=lambda f: -int(f["size"])):
+            owner = by_name.get(stored["machine"])
+            if owner is None:
+                continue
+            name = f"{self.vm_names[owner['name']]}/{self._renamed(owner, stored['name'])}"
+            target = DatastoreFile(owner["record"]["datastore"], name)
             lane = self.lanes.read if int(stored["size"]) <= SMALL_FILE else self.lanes.task  # see TierMoves.bring
-            lane(partial(self.bring, stored, target), self._guard(machine, partial(self._brought, stored, target)))
-        if not mine:
-            self._register(machine)
+            lane(partial(self.bring, stored, target), self._guard(owner, partial(self._brought, stored, target)))
+        for owner in by_name.values():
+            if self.left[owner["name"]] == 0:
+                self._register(owner)
 
     def _brought(
         self, stored: dict[str, Any], target: DatastoreFile, machine: dict[str, Any], done: Future[Any]
