@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class _File:
     owner: bool | None = None  # this file's copy is the one the archive keeps (None: not known yet)
     attempts: int = 0
     data: bytes | None = None  # a small file's bytes, read with its SHA-256 (written by HTTP, not a task)
+    holds_slot: bool = False  # one of the `parallel` small files whose bytes may be held at once
 
 
 class ArchiveCopy:
@@ -87,6 +89,8 @@ class ArchiveCopy:
         self.parallel = parallel
         self.unrecorded: set[str] = set()  # SHA-256s whose owning copy is not recorded yet
         self.waiting: dict[str, list[_File]] = {}  # references waiting for their owner's record
+        self.small: deque[_File] = deque()  # small files not read yet
+        self.small_slots = parallel  # at most this many small files' bytes held at once
         self.lanes = Lanes(parallel)
 
     def run(self) -> Archive:
@@ -125,11 +129,27 @@ class ArchiveCopy:
         for source, size in sorted(listing, key=lambda item: -item[1]):  # the longest copies start first
             file = _File(machine, _name(source), source, self._target(machine, source), size)
             if file.listed_size <= SMALL_FILE:
-                self.lanes.read(partial(fetch_small, self.storage, file.source), partial(self._fetched, file))
+                self.small.append(file)
                 continue
             if file.listed_size not in self.known_sizes:
                 self._copy(file)  # no file of its size on the tier: none it could be referenced to
             self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
+        self._read_small()
+
+    def _read_small(self) -> None:
+        while self.small and self.small_slots > 0:
+            file = self.small.popleft()
+            self.small_slots -= 1
+            file.holds_slot = True
+            self.lanes.read(partial(fetch_small, self.storage, file.source), partial(self._fetched, file))
+
+    def _release(self, file: _File) -> None:
+        """The file's bytes are not needed any more: the next small file may be read."""
+        file.data = None
+        if file.holds_slot:
+            file.holds_slot = False
+            self.small_slots += 1
+            self._read_small()
 
     def _target(self, machine: str, source: DatastoreFile) -> DatastoreFile:
         return DatastoreFile(self.archive.tier, f"{archive_folder(self.archive.id, machine)}/{_name(source)}")
@@ -137,6 +157,7 @@ class ArchiveCopy:
     def _fetched(self, file: _File, done: Future[Any]) -> None:
         fetched: tuple[bytes, FileDigest] | None = done.result()
         if fetched is None:  # larger than listed: hashed, then copied by a task
+            self._release(file)
             file.listed_size = SMALL_FILE + 1
             self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
             return
@@ -171,6 +192,7 @@ class ArchiveCopy:
             elif not file.copying:
                 self._copy(file)
             return
+        self._release(file)
         if file.copied:  # copied before its content turned up elsewhere: only the reference stays
             self._drop_copy(file)
         if digest.sha256 in self.unrecorded:
@@ -213,7 +235,7 @@ class ArchiveCopy:
 
     def _record(self, file: _File) -> None:
         assert file.digest is not None
-        file.data = None
+        self._release(file)
         reused_from, path = (None, file.target.path) if file.owner else self.known[file.digest.sha256]
         self.ready.append((Archive.record_file, {
             "machine": file.machine, "name": file.name, "size": file.digest.size, "sha256": file.digest.sha256,
