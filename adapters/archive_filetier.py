@@ -13,8 +13,8 @@ class FileTierAdapter:
     def __init__(self, root: Path) -> None:
         self.tier = FileTier(root)
 
-    def put(self, name: str, source: ByteSource) -> dict[str, Any]:
-        return self.tier.put(name, source).to_dict()
+    def put(self, name: str, source: ByteSource, key: str | None = None) -> dict[str, Any]:
+        return self.tier.put(name, source, key).to_dict()
 
     def get(self, manifest: dict[str, Any], sink: ByteSink) -> None:
         try:

@@ -58,8 +58,9 @@ class StreamingFiles(Protocol):
 class FileTierStore(Protocol):
     """A file tier outside vCenter: files kept compressed and deduplicated by content."""
 
-    def put(self, name: str, source: ByteSource) -> dict[str, Any]:
-        """Store the stream; returns its manifest (name, size, sha256, chunks, id) as data."""
+    def put(self, name: str, source: ByteSource, key: str | None = None) -> dict[str, Any]:
+        """Store the stream; returns its manifest (name, size, sha256, chunks, id) as data. A `key`
+        replaces the live put of the same key (a put redone after a crash leaves nothing behind)."""
         ...
 
     def get(self, manifest: dict[str, Any], sink: ByteSink) -> None:
@@ -86,6 +87,11 @@ class ArchiveStorage(StreamingFiles, Protocol):
 
     def vm_files(self, vm_id: str) -> list[DatastoreFile]:
         """Every file in the VM's directory, sorted by path (the datastore's own browser)."""
+        ...
+
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        """`vm_files` with each file's size as the datastore's browser lists it (a hint: what is
+        recorded is the size read with the file's SHA-256)."""
         ...
 
     def make_folder(self, folder: DatastoreFile) -> None:

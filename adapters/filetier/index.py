@@ -27,6 +27,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS manifests (id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, chunks TEXT NOT NULL)",
 )
+# A put may name what it stores (`key`): committing it releases the live put of the same key, so a
+# put redone after a crash (the first one committed, its caller killed before recording it) leaves
+# no references behind. Added to tiers made before keys existed.
+_KEYS = (
+    "ALTER TABLE manifests ADD COLUMN key TEXT",
+    "CREATE INDEX IF NOT EXISTS manifests_key ON manifests (key) WHERE key IS NOT NULL",
+)
 
 
 class TierIndex:
@@ -36,6 +43,9 @@ class TierIndex:
         with self.connect() as conn, self.writing(conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
+            if "key" not in {row[1] for row in conn.execute("PRAGMA table_info(manifests)")}:
+                for statement in _KEYS:
+                    conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('chunk_params', ?)", (wanted,))
             (found,) = conn.execute("SELECT value FROM meta WHERE key = 'chunk_params'").fetchone()
         if found != wanted:
@@ -59,12 +69,16 @@ class TierIndex:
             raise
         conn.execute("COMMIT")
 
-    def commit(self, manifest: FileManifest, sizes: dict[str, tuple[int, int]]) -> None:
-        """The put's manifest and its references, in one transaction. `sizes`: digest -> (size, stored)."""
+    def commit(self, manifest: FileManifest, sizes: dict[str, tuple[int, int]], key: str | None = None) -> None:
+        """The put's manifest and its references, in one transaction. `sizes`: digest -> (size, stored).
+        A `key` replaces the live put of that key (its references are dropped in the same transaction)."""
         with self.connect() as conn, self.writing(conn):
+            if key is not None:
+                for (replaced,) in conn.execute("SELECT id FROM manifests WHERE key = ?", (key,)).fetchall():
+                    self._release(conn, replaced)
             conn.execute(
-                "INSERT INTO manifests (id, name, size, sha256, chunks) VALUES (?, ?, ?, ?, ?)",
-                (manifest.id, manifest.name, manifest.size, manifest.sha256, json.dumps(manifest.chunks)),
+                "INSERT INTO manifests (id, name, size, sha256, chunks, key) VALUES (?, ?, ?, ?, ?, ?)",
+                (manifest.id, manifest.name, manifest.size, manifest.sha256, json.dumps(manifest.chunks), key),
             )
             for digest, count in Counter(manifest.chunks).items():
                 size, stored = sizes[digest]
@@ -77,12 +91,16 @@ class TierIndex:
     def release(self, put_id: str) -> bool:
         """Drops a put's references; False when it was released before (or never committed)."""
         with self.connect() as conn, self.writing(conn):
-            row = conn.execute("SELECT chunks FROM manifests WHERE id = ?", (put_id,)).fetchone()
-            if row is None:
-                return False
-            for digest, count in Counter(json.loads(row[0])).items():
-                conn.execute("UPDATE chunks SET refs = refs - ? WHERE hash = ?", (count, digest))
-            conn.execute("DELETE FROM manifests WHERE id = ?", (put_id,))
+            return self._release(conn, put_id)
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection, put_id: str) -> bool:
+        row = conn.execute("SELECT chunks FROM manifests WHERE id = ?", (put_id,)).fetchone()
+        if row is None:
+            return False
+        for digest, count in Counter(json.loads(row[0])).items():
+            conn.execute("UPDATE chunks SET refs = refs - ? WHERE hash = ?", (count, digest))
+        conn.execute("DELETE FROM manifests WHERE id = ?", (put_id,))
         return True
 
     @staticmethod

@@ -51,8 +51,10 @@ class FileTier:
             folder.mkdir(parents=True, exist_ok=True)
         self._index = TierIndex(root / "tier.db", params)
 
-    def put(self, name: str, stream: ByteSource) -> FileManifest:
-        """Stores the stream's bytes under `name`; bounded memory whatever the size."""
+    def put(self, name: str, stream: ByteSource, key: str | None = None) -> FileManifest:
+        """Stores the stream's bytes under `name`; bounded memory whatever the size. A `key` (what the
+        caller stores, e.g. one file of one archive) replaces the live put of the same key when this
+        one commits: a put redone after its caller died unrecorded leaves no references behind."""
         name = check_name(name)
         whole = hashlib.sha256()
         size = 0
@@ -71,7 +73,7 @@ class FileTier:
             for folder in folders:
                 _fsync_dir(folder)  # the renames are durable before any manifest refers to them
             manifest = FileManifest(name, size, whole.hexdigest(), digests, uuid.uuid4().hex)
-            self._index.commit(manifest, sizes)
+            self._index.commit(manifest, sizes, None if key is None else check_name(key))
         return manifest
 
     def get(self, manifest: FileManifest, sink: ByteSink) -> None:

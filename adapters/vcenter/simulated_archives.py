@@ -81,6 +81,10 @@ class SimulatedArchiveStorage:
     def vm_files(self, vm_id: str) -> list[DatastoreFile]:
         return self.list_folder(self._vm_folder(vm_id))
 
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        with self._lock:
+            return [(f, len(self.files.get(f, b""))) for f in self.vm_files(vm_id)]
+
     def list_folder(self, folder: DatastoreFile) -> list[DatastoreFile]:
         self._check(folder)
         prefix = f"{folder.path}/"
@@ -126,6 +130,7 @@ class SimulatedArchiveStorage:
 
     def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
         self._check(file)
+        self.vcenter._maybe_fail("write_file")
         source.seek(0)
         data = source.read(size)
         with self._lock:

@@ -4,8 +4,10 @@ A move copies each file to the new tier and checks it there (a datastore copy is
 vCenter's file access; a file-tier put hashes what it stores) before recording FileMoved. Moved
 switches the archive over in one event; only then are the old copies freed (SourcesReleased). A
 worker killed anywhere redoes at most the file it was on; the archive always has one complete copy
-recorded. A file-tier put redone after a crash leaves the interrupted put's references behind (the
-tier's collection cannot tell them from a live put's): space, never data, is lost.
+recorded. A file-tier put is keyed by archive and file: one redone after a crash replaces the put
+the killed worker committed but never recorded, so its chunks' references are dropped too (keys
+never meet across archives, and an archive's recorded puts on a tier are released before it can
+move there again).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from uuid import UUID
 from domain.archive import DELETED, Archive, archive_folder
 from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileTierStore
 from domain.errors import VCenterFaultError
+from domain.processes import archive_copies
+from domain.processes.archive_copies import fetch_small, write_small
 from domain.stagekeeper import Stagekeeper
 
 ACTOR = "stagekeeper"
@@ -71,12 +75,13 @@ class TierMoves:
         name = f"{stored['machine']}/{stored['name']}"
         if is_file_tier(to):
             tier = self._tier(to)
+            key = f"{archive.id}/{name}"  # a put redone after a kill replaces the unrecorded one
             if is_file_tier(stored["tier"]):
                 with self._staged(stored) as (spool, _):
-                    manifest = tier.put(name, spool)
+                    manifest = tier.put(name, spool, key)
             else:
                 source = DatastoreFile(stored["tier"], stored["path"])
-                manifest = self.storage.read_file(source, lambda stream: tier.put(name, stream))
+                manifest = self.storage.read_file(source, lambda stream: tier.put(name, stream, key))
             if manifest["sha256"] != stored["sha256"] or manifest["size"] != stored["size"]:
                 tier.release(manifest)
                 raise MoveCheckError(
@@ -99,7 +104,12 @@ class TierMoves:
     def bring(self, stored: dict[str, Any], target: DatastoreFile) -> None:
         """Put an archived file onto a datastore: a copy within vCenter, or staged from a file tier."""
         if not is_file_tier(stored["tier"]):
-            self.storage.copy_file(DatastoreFile(stored["tier"], stored["path"]), target)
+            source = DatastoreFile(stored["tier"], stored["path"])
+            small = fetch_small(self.storage, source) if int(stored["size"]) <= archive_copies.SMALL_FILE else None
+            if small is None:
+                self.storage.copy_file(source, target)
+            else:  # through vCenter's file access: a copy task costs more than the file
+                write_small(self.storage, target, small[0])
             return
         with self._staged(stored) as (spool, size):
             self.storage.write_file(target, spool, size)

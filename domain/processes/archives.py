@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from uuid import UUID
 
-from domain.archive import ARCHIVING, DELETED, Archive, archive_folder, consistency_snapshot
-from domain.archive_ports import ArchiveFileCorruptedError, ArchiveStorage, DatastoreFile, FileDigest, FileTierStore
+from domain.archive import ARCHIVING, DELETED, Archive, consistency_snapshot
+from domain.archive_ports import ArchiveStorage, FileTierStore
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
 from domain.processes import fenced_restore, lease_archive
+from domain.processes.archive_copies import ArchiveCopy, RestoreCopy
 from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
@@ -46,8 +45,9 @@ _NEVER = re.compile(r"(\.lck|\.vswp|\.vmem)$")
 _SINCE_SNAPSHOT = re.compile(r"(-\d{6}(-delta|-sesparse)?\.vmdk|\.vmsn|\.vmsd)$")
 
 
-class RestoreMismatchError(Exception):
-    """A file read back during a restore does not have the SHA-256 the archive recorded."""
+def _left_out(consistency: str, machine: str, name: str) -> bool:
+    """Files that are no part of the archive's consistent copy."""
+    return bool(_NEVER.search(name) or (consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)))
 
 
 def restored_vm_name(restore_id: str, machine: str) -> str:
@@ -101,15 +101,24 @@ class ArchiveProcess:
     def _step(self, archive_id: UUID, method: Any, **kwargs: Any) -> Archive:
         return self.app.record_archive_step(archive_id, partial(method, **kwargs, actor=ACTOR)).value
 
+    def _steps(self, archive_id: UUID, steps: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        """Several steps recorded in one commit, in their order."""
+
+        def record(archive: Archive) -> None:
+            for method, kwargs in steps:
+                method(archive, **kwargs, actor=ACTOR)
+
+        return self.app.record_archive_step(archive_id, record).value
+
     def archive(self, archive: Archive) -> None:
         try:
             if not archive.consistent:
                 archive = self._step(archive.id, Archive.record_consistent, powered_off=self._make_consistent(archive))
-            unrecorded = [m for m in archive.machines if m["record"] is None]
-            records = self._each(lambda m: self.storage.machine_record(m["vm_id"]), unrecorded)
-            for machine, record in zip(unrecorded, records, strict=True):
-                archive = self._step(archive.id, Archive.record_machine, machine=machine["name"], record=record)
-            archive = self._store_files(archive, self._known_files(archive))
+            known, known_sizes = self._known_files(archive)
+            archive = ArchiveCopy(
+                self.storage, partial(self._steps, archive.id), archive, known, known_sizes,
+                partial(_left_out, archive.consistency), self.parallel,
+            ).run()  # fmt: skip
             self._undo_consistency(archive)
             self._step(archive.id, Archive.complete)
         except VCenterFaultError as fault:
@@ -151,125 +160,51 @@ class ArchiveProcess:
     def _still_deployed(self, archive: Archive) -> bool:
         return self.app.deployment(archive.deployment_id).state == DEPLOYED
 
-    def _known_files(self, archive: Archive) -> dict[str, tuple[str, str]]:
-        """SHA-256 -> (archive id, path) of files already on this archive's tier."""
+    def _known_files(self, archive: Archive) -> tuple[dict[str, tuple[str, str]], set[int]]:
+        """SHA-256 -> (archive id, path) of files already on this archive's tier, and their sizes."""
         known: dict[str, tuple[str, str]] = {}
-        for other_id in archive.previous:
-            other = self.app.archive(UUID(other_id))
+        sizes: set[int] = set()
+        for other in [self.app.archive(UUID(i)) for i in archive.previous] + [archive]:
             if other.state == DELETED:
                 continue
             for stored in other.files:
                 if stored["tier"] == archive.tier:
-                    known.setdefault(stored["sha256"], (stored["reused_from"] or other_id, stored["path"]))
-        for stored in archive.files:
-            known.setdefault(stored["sha256"], (stored["reused_from"] or str(archive.id), stored["path"]))
-        return known
-
-    def _store_files(self, archive: Archive, known: dict[str, tuple[str, str]]) -> Archive:
-        """Digest and copy the files not stored yet, `parallel` at a time; each FileStored is recorded
-        from this thread as its copy completes."""
-        work: list[tuple[str, DatastoreFile, str]] = []
-        for machine in archive.machines:
-            for source in self.storage.vm_files(machine["vm_id"]):
-                name = source.path.rsplit("/", 1)[-1]
-                if _NEVER.search(name) or (archive.consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)):
-                    continue
-                if archive.stored(machine["name"], name) is None:
-                    work.append((machine["name"], source, name))
-        for machine_name in sorted({m for m, _, _ in work}):
-            self.storage.make_folder(DatastoreFile(archive.tier, archive_folder(archive.id, machine_name)))
-        lock = threading.Lock()
-
-        def store(machine: str, source: DatastoreFile, name: str) -> tuple[str, str, FileDigest, str | None, str]:
-            digest = self.storage.digest(source)
-            path = f"{archive_folder(archive.id, machine)}/{name}"
-            with lock:  # the first file of a content copies it; any other references that copy
-                reuse = known.setdefault(digest.sha256, (str(archive.id), path))
-            if reuse != (str(archive.id), path):
-                return machine, name, digest, reuse[0], reuse[1]
-            target = DatastoreFile(archive.tier, path)
-            for attempt in range(3):
-                self.storage.copy_file(source, target)
-                # Checked on the tier, not trusted: a copy a killed worker left running may still land
-                # over this one (seen on vcsim under load); the file is recorded only as it is stored.
-                if self.storage.digest(target).sha256 == digest.sha256:
-                    break
-                time.sleep(0.5 * (attempt + 1))
-            else:
-                raise VCenterFaultError(f"{path}: the copy on {archive.tier} does not match its source's SHA-256")
-            return machine, name, digest, None, path
-
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            for done in as_completed([pool.submit(store, *item) for item in work]):
-                owner, name, digest, reused_from, path = done.result()
-                archive = self._step(
-                    archive.id, Archive.record_file, machine=owner, name=name, size=digest.size,
-                    sha256=digest.sha256, tier=archive.tier, path=path, reused_from=reused_from,
-                )  # fmt: skip
-        return archive
+                    known.setdefault(stored["sha256"], (stored["reused_from"] or str(other.id), stored["path"]))
+                    sizes.add(int(stored["size"]))
+        return known, sizes
 
     # -- restore -----------------------------------------------------------------------------------
     def restore(self, archive: Archive, restore: dict[str, Any]) -> None:
-        """Every machine copied back, checked, registered and powered on, `parallel` at a time; each
-        MachineRestored recorded from this thread; then the deployment in one write."""
+        """Every machine copied back, checked, registered and powered on (archive_copies.RestoreCopy);
+        each MachineRestored recorded from this thread; then the deployment in one write."""
         restore_id = restore["id"]
-        vms = {
-            name: {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
-            for name, vm_id in restore["machines"].items()
-        }
+        before = dict(restore["machines"])  # recorded by a worker before this one
+        vms = {name: {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)} for name, vm_id in before.items()}
 
-        def bring_back(machine: dict[str, Any]) -> tuple[str, str]:
-            vm_id = self._restore_machine(archive, machine, restore, restored_vm_name(restore_id, machine["name"]))
-            if not restore.get("fence"):  # a fenced one is powered on once its NICs are on the fence
-                self.vcenter.power_on(vm_id)
-            return machine["name"], vm_id
-
-        failure: str | None = None
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            pending = [pool.submit(bring_back, m) for m in archive.machines if m["name"] not in restore["machines"]]
-            for done in as_completed(pending):
-                try:
-                    name, vm_id = done.result()
-                except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
-                    failure = failure or (fault.message if isinstance(fault, VCenterFaultError) else str(fault))
-                    continue
-                archive = self._step(
-                    archive.id, Archive.record_machine_restored, restore_id=restore_id, machine=name, vm_id=vm_id
-                )
+        def restored(machines: list[tuple[str, str]]) -> None:
+            self._steps(archive.id, [
+                (Archive.record_machine_restored, {"restore_id": restore_id, "machine": name, "vm_id": vm_id})
+                for name, vm_id in machines
+            ])  # fmt: skip
+            for name, vm_id in machines:
                 vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
+
+        pending = [m for m in archive.machines if m["name"] not in before]
+        failure = RestoreCopy(
+            self.storage, self.moves.bring, pending, archive.files, restore,
+            {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
+            None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
+            restored, self.parallel,
+        ).run()  # fmt: skip
         try:
-            for found in vms.values() if not restore.get("fence") else ():
-                self.vcenter.power_on(found["vm_id"])  # machines recorded before a restart: on again
+            for name in before if not restore.get("fence") else ():
+                self.vcenter.power_on(before[name])  # machines recorded before a restart: on again
         except VCenterFaultError as fault:
             failure = failure or fault.message
         if failure is not None:
             self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=failure)
             return
         self.app.complete_restore(archive.id, restore_id, vms, ACTOR)
-
-    def _restore_machine(self, archive: Archive, machine: dict[str, Any], restore: dict[str, Any], vm_name: str) -> str:
-        record = machine["record"]
-        old = record["name"]
-        folder = DatastoreFile(record["datastore"], vm_name)
-        self.storage.make_folder(folder)
-
-        def renamed(name: str) -> str:
-            return vm_name + name[len(old) :] if name.startswith(old) else name
-
-        def bring_back(stored: dict[str, Any]) -> None:
-            target = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(stored['name'])}")
-            self.moves.bring(stored, target)  # from a file tier: staged back onto the datastore
-            digest = self.storage.digest(target)
-            if digest.sha256 != stored["sha256"]:
-                raise RestoreMismatchError(
-                    f"file {stored['name']} of machine '{machine['name']}' ({stored['tier']}: {stored['path']}) "
-                    f"reads back with SHA-256 {digest.sha256}, not the archived {stored['sha256']}"
-                )
-
-        self._each(bring_back, [f for f in archive.files if f["machine"] == machine["name"]])
-        registered = {**record, "disks": [{**d, "file": renamed(d["file"])} for d in record["disks"]]}
-        vmx = DatastoreFile(folder.datastore, f"{vm_name}/{renamed(record['vmx'])}")
-        return self.storage.register_vm(vmx, vm_name, restore["resource_pool"], registered)
 
     # -- deletion ----------------------------------------------------------------------------------
     def remove_files(self, archive: Archive) -> None:

@@ -10,8 +10,14 @@ Each VM's disk gets distinct content, so deduplication gives Stagekeeper no adva
 a fixed delay per copy so that vCenter's copy time dominates, as on a real datastore.
 Part 2. Ten archives of the same configuration (one log line changed between them), each moved to
 a file tier: logical vs stored bytes, the saving in percent.
+Part 1 runs `--runs` times (a fresh deployment each time; the one-at-a-time plain copy in the first
+run only); each run's ratio is Stagekeeper's archive + restore over that run's plain parallel copy
+(the better of the copy before the archive and the copy of the restored VMs), min/median/max over
+the runs. `--no-small-files` sends every file through a copy task (see domain/processes/
+archive_copies.py: files up to SMALL_FILE go through vCenter's HTTP file access instead).
 Goal (issue 12): part 1 ratio <= 1.3.
-Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] [--archives 10]
+Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] [--archives 10] [--runs 5]
+       [--no-small-files]
 """
 
 from __future__ import annotations
@@ -19,18 +25,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from domain.archive_ports import DatastoreFile
+from domain.processes import archive_copies
 from scripts.bench.common import schema
-from scripts.vcsim_harness import start
+from scripts.vcsim_harness import Vcsim, start
 from tests.support import machine, stages
 
 PARALLEL = 8  # vCenter tasks at once, as STAGEKEEPER_VCENTER_PARALLEL_TASKS
@@ -70,12 +79,72 @@ def baseline(storage: PyVmomiArchiveStorage, vm_ids: list[str], run: str, parall
     return time.perf_counter() - started
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
+
+
+def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_ms: int, run: int,
+            sequential: bool) -> dict[str, Any]:  # fmt: skip
+    """Deploy, then: the plain copy there and back, Archive Now, undeploy, restore, the plain copy
+    again on the restored VMs (the better of the two plain figures is the run's baseline). Each run
+    deploys a configuration of its own: its archive is a first one, with no earlier archive of the
+    configuration on the tier to reuse files from (as the plain copy has none)."""
+    app = runtime.app
+    configuration_id = app.create_configuration(
+        service_id, f"c{run}", "", [{"name": "front"}], MACHINES, "bench"
+    ).value.id
+    storage = runtime.archive_storage
+    assert isinstance(storage, PyVmomiArchiveStorage)
+    deployment_id = app.deploy(configuration_id, "int", actor="bench").value.id
+    runtime.catch_up()
+    deployment = app.deployment(deployment_id)
+    assert deployment.state == "deployed", deployment.failure
+    local = Path(next(ds.info.url for ds in storage._datacenter().datastore if ds.name == "LocalDS_0"))
+    for m in deployment.machines:
+        (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(os.urandom(disk_mib << 20))
+    vm_ids = [m["vm_id"] for m in deployment.machines]
+    sim.control("method-delay", method="CopyDatastoreFile_Task", ms=copy_ms)
+    try:
+        seq = baseline(storage, vm_ids, f"{run}a", 1) if sequential else None
+        parallel = baseline(storage, vm_ids, f"{run}b", PARALLEL)
+        started = time.perf_counter()
+        archive_id = app.archive_now(deployment_id, actor="bench").value.id
+        runtime.catch_up()
+        archived = time.perf_counter() - started
+        archive = app.archive(archive_id)
+        assert archive.state == "complete", archive.failure
+        app.undeploy(deployment_id, actor="bench")
+        runtime.catch_up()
+        started = time.perf_counter()
+        app.restore_archive(archive_id, "test", False, actor="bench")
+        runtime.catch_up()
+        runtime.catch_up()
+        restored = time.perf_counter() - started
+        restore = next(iter(app.archive(archive_id).restores.values()))
+        assert restore["state"] == "restored", restore["failure"]
+        parallel = min(parallel, baseline(storage, list(restore["machines"].values()), f"{run}d", PARALLEL))
+    finally:
+        sim.control("method-delay", method="CopyDatastoreFile_Task", ms=0)
+    return {
+        "archive_id": archive_id, "restored_id": UUID(str(restore["deployment_id"])), "files": len(archive.files),
+        "bytes": archive.view()["logical_bytes"], "archive_s": archived, "restore_s": restored,
+        "plain_parallel_s": parallel, "plain_sequential_s": seq, "ratio": (archived + restored) / parallel,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--disk-mib", type=int, default=8)
     parser.add_argument("--copy-ms", type=int, default=150)
     parser.add_argument("--archives", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--no-small-files", action="store_true",
+        help="every file by a CopyDatastoreFile_Task, none through the HTTP file access (what that route gives)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.no_small_files:
+        archive_copies.SMALL_FILE = -1
     work = Path(tempfile.mkdtemp(prefix="sk-bench-archive-"))
     sim = start(work / "vcsim.log", "-pg", "3", "-ds", "2")
     results: dict[str, object] = {}
@@ -86,71 +155,44 @@ def main() -> None:
                                 vcenter_password="pass", vcenter_task_timeout=120, archive_tiers=f"LocalDS_1,{tier}",
                                 poll_seconds=0.02)  # fmt: skip
             runtime = Runtime(settings)
-            storage = runtime.archive_storage
-            assert isinstance(storage, PyVmomiArchiveStorage)
             app = runtime.app
             app.import_templates(None, True, actor="bench")
             service_id = app.register_service("bench", "", stages("int", "test"), actor="bench").value.id
-            configuration_id = app.create_configuration(
-                service_id, "c", "", [{"name": "front"}], MACHINES, "bench"
-            ).value.id
-            deployment_id = app.deploy(configuration_id, "int", actor="bench").value.id
-            runtime.catch_up()
-            deployment = app.deployment(deployment_id)
-            assert deployment.state == "deployed", deployment.failure
-            local = Path(next(ds.info.url for ds in storage._datacenter().datastore if ds.name == "LocalDS_0"))
-            for m in deployment.machines:
-                (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(os.urandom(args.disk_mib << 20))
-            vm_ids = [m["vm_id"] for m in deployment.machines]
-            sim.control("method-delay", method="CopyDatastoreFile_Task", ms=args.copy_ms)
-
-            sequential = baseline(storage, vm_ids, "a", 1)
-            parallel = baseline(storage, vm_ids, "b", PARALLEL)
-            started = time.perf_counter()
-            archive_id = app.archive_now(deployment_id, actor="bench").value.id
-            runtime.catch_up()
-            archived = time.perf_counter() - started
-            archive = app.archive(archive_id)
-            assert archive.state == "complete", archive.failure
-            app.undeploy(deployment_id, actor="bench")
-            runtime.catch_up()
-            started = time.perf_counter()
-            app.restore_archive(archive_id, "test", False, actor="bench")
-            runtime.catch_up()
-            runtime.catch_up()
-            restored = time.perf_counter() - started
-            restore = next(iter(app.archive(archive_id).restores.values()))
-            assert restore["state"] == "restored", restore["failure"]
-            restored_ids = list(restore["machines"].values())
-            sequential = min(sequential, baseline(storage, restored_ids, "c", 1))
-            parallel = min(parallel, baseline(storage, restored_ids, "d", PARALLEL))
-            ours = archived + restored
+            runs = [
+                one_run(runtime, sim, service_id, args.disk_mib, args.copy_ms, i, sequential=i == 0)
+                for i in range(args.runs)
+            ]
+            first = runs[0]
             results["archive_restore"] = {
-                "files": len(archive.files), "bytes": archive.view()["logical_bytes"], "copy_ms": args.copy_ms,
-                "archive_s": round(archived, 3), "restore_s": round(restored, 3),
-                "plain_sequential_s": round(sequential, 3), "plain_parallel_s": round(parallel, 3),
-                "ratio_vs_sequential": round(ours / sequential, 3), "ratio_vs_parallel": round(ours / parallel, 3),
+                "runs": args.runs, "files": first["files"], "bytes": first["bytes"], "copy_ms": args.copy_ms,
+                "small_files_by_http": not args.no_small_files,
+                "archive_s": spread([r["archive_s"] for r in runs]),
+                "restore_s": spread([r["restore_s"] for r in runs]),
+                "plain_parallel_s": spread([r["plain_parallel_s"] for r in runs]),
+                "plain_sequential_s": round(first["plain_sequential_s"], 3),
+                "ratio_vs_parallel": spread([r["ratio"] for r in runs]),
             }  # fmt: skip
-            sim.control("method-delay", method="CopyDatastoreFile_Task", ms=0)
 
-            # Part 2: ten archives of one configuration on the file tier.
-            restored_id = UUID(str(restore["deployment_id"]))
-            log_path = None
+            # Part 2: ten archives of the same configuration on the file tier.
+            storage = runtime.archive_storage
+            assert isinstance(storage, PyVmomiArchiveStorage)
+            local = Path(next(ds.info.url for ds in storage._datacenter().datastore if ds.name == "LocalDS_0"))
+            restored_id = runs[-1]["restored_id"]
             for i in range(args.archives):
                 vm = app.deployment(restored_id).machines[0]
-                log_path = local / vm["vm_name"] / "vmware.log"
-                with log_path.open("ab") as log:
+                with (local / vm["vm_name"] / "vmware.log").open("ab") as log:
                     log.write(f"archive {i}\n".encode())
                 next_id = app.archive_now(restored_id, actor="bench").value.id
                 runtime.catch_up()
                 app.move_archive(next_id, tier, actor="bench")
                 runtime.catch_up()
                 assert app.archive(next_id).tier == tier, app.archive(next_id).move_failure
-            logical, stored = runtime.file_tiers[tier].stats()
-            results["file_tier"] = {
-                "archives": args.archives, "logical_bytes": logical, "stored_bytes": stored,
-                "saving_percent": round(100 * (1 - stored / logical), 1),
-            }  # fmt: skip
+            if args.archives:
+                logical, stored = runtime.file_tiers[tier].stats()
+                results["file_tier"] = {
+                    "archives": args.archives, "logical_bytes": logical, "stored_bytes": stored,
+                    "saving_percent": round(100 * (1 - stored / logical), 1),
+                }  # fmt: skip
             runtime.close()
     finally:
         sim.stop()

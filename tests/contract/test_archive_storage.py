@@ -61,6 +61,9 @@ def test_a_vm_has_a_record_and_files_in_its_folder(vcenter: VCenterDriver, stora
     names = {f.path.rsplit("/", 1)[-1] for f in files}
     assert record["vmx"] in names
     assert all(f.datastore == "LocalDS_0" and f.path.startswith(record["folder"] + "/") for f in files)
+    sized = storage.vm_file_sizes(vm_id)
+    assert [f for f, _ in sized] == files
+    assert all(size == storage.digest(f).size for f, size in sized)  # the listed size is the file's
 
 
 def test_copy_digest_stream_and_delete_files(vcenter: VCenterDriver, storage: ArchiveStorage) -> None:

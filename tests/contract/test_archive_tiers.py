@@ -17,6 +17,7 @@ import pytest
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from adapters.vcenter.simulated_archives import SimulatedArchiveStorage
+from domain.archive import Archive
 from domain.errors import ConflictError, ValidationError
 from tests.support import FixedClock, machine, runtime_for, stages
 
@@ -181,6 +182,42 @@ def test_a_worker_dying_mid_move_leaves_one_complete_copy_and_the_next_one_finis
         if n.originator_id == archive_id
     ]
     assert len(moved_events) == len(done.files)  # every file moved once
+
+
+def test_a_worker_dying_between_a_put_and_its_record_leaves_no_reference_behind(
+    runtime: Runtime, deployment_id: UUID, tier: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The put of the third file commits on the tier, then the worker dies before FileMoved: the next
+    worker puts that file again under the same key, and the tier counts each file of the archive once."""
+    archive_id = archived(runtime, deployment_id)
+    real = runtime.app.record_archive_step
+    moved = {"n": 0}
+
+    def dies_before_the_third_record(archive: UUID, step: Any) -> Any:
+        if getattr(step, "func", None) is Archive.record_file_moved:
+            moved["n"] += 1
+            if moved["n"] == 3:
+                raise SystemExit("kill -9")  # the put is committed on the tier, FileMoved never recorded
+        return real(archive, step)
+
+    monkeypatch.setattr(runtime.app, "record_archive_step", dies_before_the_third_record)
+    runtime.app.move_archive(archive_id, tier, actor="alice")
+    with pytest.raises(SystemExit):
+        runtime.catch_up()
+    file_tier = runtime.file_tiers[tier]
+    half = runtime.app.archive(archive_id)
+    assert half.moving is not None
+    assert len(half.moving["moved"]) == 2
+    # Three puts live (files are moved in the archive's order): two recorded, one lost with the worker.
+    assert file_tier.stats()[0] == sum(f["size"] for f in half.files[:3])
+    monkeypatch.setattr(runtime.app, "record_archive_step", real)
+    runtime.catch_up()  # the next worker
+    done = runtime.app.archive(archive_id)
+    assert (done.tier, done.moving, done.releasing) == (tier, None, [])
+    assert file_tier.stats()[0] == sum(f["size"] for f in done.files)  # the lost put is not counted
+    runtime.app.delete_archive(archive_id, actor="alice", reason="done")
+    runtime.catch_up()
+    assert file_tier.stats()[0] == 0  # every put of the archive released: nothing lost to the crash
 
 
 def test_a_stage_default_retention_applies_unless_the_request_gives_one(

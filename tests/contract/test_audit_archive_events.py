@@ -36,7 +36,7 @@ def test_every_archive_event_is_audited_under_its_service_with_its_own_summary(
     configuration = app.create_configuration(service_id, "p", "", [{"name": "front"}], [machine("web")], actor="a")
     deployment_id = app.deploy(configuration.value.id, "int", actor="alice").value.id
     runtime.catch_up()
-    vcenter.inject_fault("copy_file", "datastore full")
+    vcenter.inject_fault("write_file", "datastore full")  # its small files go by HTTP
     failed = app.archive_now(deployment_id, actor="alice").value.id
     runtime.catch_up()
     archive_id = app.archive_now(deployment_id, actor="alice", reason="release 7").value.id
@@ -75,7 +75,7 @@ def test_every_archive_event_is_audited_under_its_service_with_its_own_summary(
         assert row["service_id"] == str(service_id), row
     assert set(seen) == set(ARCHIVE_SUMMARIES)
     assert all(s != t for t, summaries in seen.items() for s in summaries)  # no fallback to the type name
-    assert seen["Archive.Failed"] == ["archive failed: vCenter fault during copy_file: datastore full"]
+    assert seen["Archive.Failed"] == ["archive failed: vCenter fault during write_file: datastore full"]
     assert seen["Archive.MoveFailed"] == [
         f"move to tier {tier} failed (the archive stays where it was): vCenter fault during read: HTTP 503"
     ]

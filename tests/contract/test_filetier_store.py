@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import sqlite3
 import tracemalloc
 from pathlib import Path
 
@@ -179,6 +180,40 @@ def test_a_put_whose_stream_fails_leaves_nothing_behind_after_collect(tier: File
     assert tier.collect() > 0
     assert chunk_files(tier.root) == []
     assert list((tier.root / "tmp").iterdir()) == list((tier.root / "sessions").iterdir()) == []
+
+
+def test_a_put_redone_under_its_key_drops_the_first_puts_references(tier: FileTier) -> None:
+    """A worker killed after its put committed but before it recorded the manifest: the next worker
+    puts the same file again under the same key; the first put's references go with it."""
+    data = pseudo_random(3 * MIB, seed=11)
+    other = tier.put("b/disk.vmdk", io.BytesIO(data[: 2 * MIB]), key="archive-b/vm/disk.vmdk")
+    lost = tier.put("a/disk.vmdk", io.BytesIO(data), key="archive-a/vm/disk.vmdk")
+    redone = tier.put("a/disk.vmdk", io.BytesIO(data), key="archive-a/vm/disk.vmdk")
+    assert not tier.is_live(lost)
+    assert tier.is_live(redone)
+    assert tier.is_live(other)  # another key is left alone
+    assert tier.stats().logical_bytes == other.size + redone.size  # counted once
+    assert tier.collect() == 0  # the chunks are the redone put's now
+    assert read_back(tier, redone) == data
+    tier.release(lost)  # the lost put's manifest, released by mistake: changes nothing
+    assert read_back(tier, redone) == data
+    tier.release(redone)
+    tier.release(other)
+    assert tier.collect() > 0
+    assert tier.stats().logical_bytes == tier.stats().stored_bytes == tier.stats().chunks == 0
+    assert chunk_files(tier.root) == []  # no reference left behind by the lost put
+
+
+def test_a_tier_made_before_keys_gets_them(tmp_path: Path) -> None:
+    root = tmp_path / "old"
+    FileTier(root)
+    with sqlite3.connect(root / "tier.db") as conn:  # the table as tiers made before keys have it
+        conn.execute("DROP INDEX manifests_key")
+        conn.execute("ALTER TABLE manifests DROP COLUMN key")
+    tier = FileTier(root)
+    first = tier.put("a", io.BytesIO(b"x" * 100), key="k")
+    tier.put("a", io.BytesIO(b"x" * 100), key="k")
+    assert not tier.is_live(first)
 
 
 def test_a_tier_refuses_other_chunk_bounds(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ and a file corrupted on disk fails the restore naming it."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -21,12 +22,14 @@ from pyVmomi import vim
 from adapters.runtime import Runtime
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from domain.archive_ports import DatastoreFile
+from domain.processes.archive_copies import SMALL_FILE
 from scripts.vcsim_harness import Vcsim
 from scripts.vcsim_harness import start as start_vcsim
 from tests.support import ROOT_POOL, machine, postgres_schema, runtime_for, stages
 
 POOL = {"cidr": "10.61.0.0/24", "gateway": "10.61.0.1", "dns": ["10.61.0.2"], "first": "10.61.0.10"}
 MACHINES = [machine("web"), machine("app"), machine("db", template="tpl-rhel-9")]
+DISK_REPEAT = (2 * SMALL_FILE) // 32  # a disk of two SMALL_FILEs: 32-byte SHA-256 digests repeated
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +64,12 @@ def deployed(runtime: Runtime) -> UUID:
     runtime.catch_up()
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.state == "deployed", deployment.failure
-    # Give each disk real content (vcsim's disks are empty files): web and app the same bytes.
+    # Give each disk real content (vcsim's disks are empty files): web and app the same bytes, each
+    # above SMALL_FILE so that it is copied by a CopyDatastoreFile_Task.
     local = datastore_root(runtime, "LocalDS_0")
     for m in deployment.machines:
         seed = b"template" if m["name"] in ("web", "app") else m["name"].encode()
-        (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(hashlib.sha256(seed).digest() * 8192)
+        (local / m["vm_name"] / f"{m['vm_name']}-flat.vmdk").write_bytes(hashlib.sha256(seed).digest() * DISK_REPEAT)
     return deployment_id
 
 
@@ -95,8 +99,14 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
         assert hashlib.sha256(data).hexdigest() == stored["sha256"], stored["name"]
         assert len(data) == stored["size"]
     disks = {f["machine"]: f for f in archive.files if f["name"].endswith("-flat.vmdk")}
-    assert disks["web"]["size"] == 32 * 8192
+    assert disks["web"]["size"] == 32 * DISK_REPEAT
     assert (disks["web"]["reused_from"] is None) != (disks["app"]["reused_from"] is None)  # one copy, one reference
+    # Both disks were copied at once (no file of their size was on the tier); the second copy of the
+    # one content was deleted: the tier holds exactly the files the archive owns.
+    on_tier = {
+        str(p.relative_to(tier)) for p in (tier / "stagekeeper-archives" / str(archive.id)).rglob("*") if p.is_file()
+    }
+    assert on_tier == {f["path"] for f in archive.files if f["reused_from"] is None}
     # The datastore's own browser sees them too.
     storage = runtime.archive_storage
     assert isinstance(storage, PyVmomiArchiveStorage)
@@ -124,7 +134,7 @@ def test_archive_of_three_vms_lands_on_localds_1_with_matching_sha256_and_restor
         assert backing == [f"[LocalDS_0] {vm.name}/{vm.name}.vmdk"]
     local = datastore_root(runtime, "LocalDS_0")
     web = vms["web"].name
-    assert (local / web / f"{web}-flat.vmdk").read_bytes() == hashlib.sha256(b"template").digest() * 8192
+    assert (local / web / f"{web}-flat.vmdk").read_bytes() == hashlib.sha256(b"template").digest() * DISK_REPEAT
 
 
 def test_a_file_corrupted_on_the_archive_datastore_fails_the_restore_naming_it(runtime: Runtime) -> None:
@@ -229,6 +239,96 @@ def test_moved_to_the_file_tier_it_frees_localds_1_and_restores_running_from_the
             local = datastore_root(runtime, "LocalDS_0")
             assert (local / web.name / f"{web.name}-flat.vmdk").read_bytes() == hashlib.sha256(
                 b"template"
-            ).digest() * 8192
+            ).digest() * DISK_REPEAT
+        finally:
+            runtime.close()
+
+
+def moved_events(runtime: Runtime, archive_id: UUID) -> list[tuple[str, str, str]]:
+    return [
+        (event["tier"], event["machine"], event["name"])
+        for n in runtime.app.select_notifications(1, 100_000, topics=("stagekeeper:Archive.FileMoved",))
+        if n.originator_id == archive_id
+        for event in [runtime.app.decode(n).__dict__]
+    ]
+
+
+def assert_one_complete_copy(runtime: Runtime, archive_id: UUID) -> None:
+    """Every file the archive records is on its tier with its SHA-256, each recorded once."""
+    archive = runtime.app.archive(archive_id)
+    keys = [(f["machine"], f["name"]) for f in archive.files]
+    assert len(keys) == len(set(keys)) == 15
+    for stored in archive.files:
+        assert stored["tier"] == archive.tier
+        if archive.tier.startswith("file:"):
+            sink = io.BytesIO()
+            runtime.file_tiers[archive.tier].get(stored["manifest"], sink)  # checks each chunk too
+            digest = hashlib.sha256(sink.getvalue()).hexdigest()
+        else:
+            digest = hashlib.sha256((datastore_root(runtime, archive.tier) / stored["path"]).read_bytes()).hexdigest()
+        assert digest == stored["sha256"], stored
+
+
+def test_a_worker_killed_mid_move_each_way_leaves_one_complete_copy_after_the_next_one_resumes(
+    vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    """A real worker process (api.cli worker) moves the archive LocalDS_1 -> file tier -> LocalDS_1
+    and is killed with SIGKILL half way each time (vcsim slowed down per file: `Fetch` read by each
+    file's HTTP read on the way to the file tier, `MakeDirectory` made for each file on the way
+    back); at the kill the archive still records its complete copy on the old tier, and the next
+    worker (this process) finishes the move with each file recorded once and checkable."""
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            archive_id = archived(runtime, deployed(runtime))
+            env = {
+                **os.environ, "STAGEKEEPER_DATABASE_URL": url, "STAGEKEEPER_VCENTER_DRIVER": "pyvmomi",
+                "STAGEKEEPER_VCENTER_URL": vcsim2.sdk, "STAGEKEEPER_VCENTER_USER": "user",
+                "STAGEKEEPER_VCENTER_PASSWORD": "pass", "STAGEKEEPER_POLL_SECONDS": "0.05",
+                "STAGEKEEPER_ARCHIVE_TIERS": f"LocalDS_1,{tier}",
+            }  # fmt: skip
+            for to, slow in ((tier, "Fetch"), ("LocalDS_1", "MakeDirectory")):
+                before = len(moved_events(runtime, archive_id))
+                log = tmp_path / f"worker-{slow}.log"
+                with log.open("wb") as out:
+                    worker = subprocess.Popen(
+                        [sys.executable, "-m", "api.cli", "worker"], env=env, stdout=out, stderr=out
+                    )
+                try:
+                    vcsim2.control("method-delay", method=slow, ms=150)
+                    runtime.app.move_archive(archive_id, to, actor="alice")
+                    deadline = time.monotonic() + 90
+                    while len(moved_events(runtime, archive_id)) - before < 2:
+                        assert time.monotonic() < deadline, log.read_text()[-3000:]
+                        assert worker.poll() is None, log.read_text()[-3000:]
+                        time.sleep(0.02)
+                    os.kill(worker.pid, signal.SIGKILL)
+                    worker.wait(10)
+                finally:
+                    if worker.poll() is None:
+                        worker.kill()
+                        worker.wait(10)
+                    vcsim2.control("method-delay", method=slow, ms=0)
+                archive = runtime.app.archive(archive_id)
+                assert archive.moving is not None  # stopped half way
+                assert archive.moving["to"] == to
+                assert 2 <= len(archive.moving["moved"]) < 15
+                assert_one_complete_copy(runtime, archive_id)  # still the old tier's, complete
+
+                runtime.catch_up()  # the next worker: this process
+                archive = runtime.app.archive(archive_id)
+                assert (archive.tier, archive.moving, archive.move_failure, archive.releasing) == (to, None, None, [])
+                moves = moved_events(runtime, archive_id)[before:]
+                assert len(moves) == len(set(moves)) == 15  # every file moved and recorded once
+                assert_one_complete_copy(runtime, archive_id)
+            # Back on LocalDS_1: the file tier holds no live put of the archive any more.
+            assert runtime.file_tiers[tier].stats()[0] == 0
+            runtime.app.undeploy(runtime.app.archive(archive_id).deployment_id, actor="alice")
+            runtime.catch_up()
+            restore = restored(runtime, archive_id)
+            assert restore["state"] == "restored", restore["failure"]
         finally:
             runtime.close()

@@ -15,6 +15,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -38,25 +39,48 @@ def parse_path(text: str) -> DatastoreFile:
     return DatastoreFile(found["ds"], found["path"])
 
 
+@dataclass(frozen=True)
+class _Place:
+    """The datacenter archives use, its name and its datastores by name, read once per connection."""
+
+    content: Any
+    datacenter: Any
+    name: str
+    datastores: dict[str, Any]
+
+
 class PyVmomiArchiveStorage:
     def __init__(self, driver: PyVmomiDriver) -> None:
         self.driver = driver
         self.session = driver.session
+        self._place: _Place | None = None
 
     # -- inventory ---------------------------------------------------------------------------------
-    def _datacenter(self) -> Any:
-        """The datacenter whose datastores archives use (the first one holding VMs: DC0 on vcsim)."""
+    def _located(self, refresh: bool = False) -> _Place:
+        """The datacenter (the first one holding VMs: DC0 on vcsim) and its datastores. Every file
+        operation starts here, so they are read once per connection (a relogin keeps the stub and
+        the references) rather than in a few round trips per file; a datastore not found reads
+        them again."""
         content = self.session.content
-        found = [dc for dc in content.rootFolder.childEntity if isinstance(dc, vim.Datacenter)]
-        if not found:
-            raise VCenterObjectNotFoundError("vCenter has no datacenter")
-        return found[0]
+        place = self._place
+        if place is None or place.content is not content or refresh:
+            found = [dc for dc in content.rootFolder.childEntity if isinstance(dc, vim.Datacenter)]
+            if not found:
+                raise VCenterObjectNotFoundError("vCenter has no datacenter")
+            dc = found[0]
+            place = self._place = _Place(content, dc, str(dc.name), {str(ds.name): ds for ds in dc.datastore})
+        return place
 
-    def _datastore(self, dc: Any, name: str) -> Any:
-        for datastore in dc.datastore:
-            if datastore.name == name:
-                return datastore
-        raise VCenterObjectNotFoundError(f"datastore '{name}' not found in datacenter {dc.name}")
+    def _datacenter(self) -> Any:
+        return self._located().datacenter
+
+    def _datastore(self, name: str) -> Any:
+        place = self._located()
+        if name not in place.datastores:
+            place = self._located(refresh=True)
+        if name not in place.datastores:
+            raise VCenterObjectNotFoundError(f"datastore '{name}' not found in datacenter {place.name}")
+        return place.datastores[name]
 
     def machine_record(self, vm_id: str) -> dict[str, Any]:
         vm = self.driver._vm(vm_id)
@@ -101,25 +125,37 @@ class PyVmomiArchiveStorage:
         return record
 
     def vm_files(self, vm_id: str) -> list[DatastoreFile]:
+        return [file for file, _ in self.vm_file_sizes(vm_id)]
+
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
         record = self.session.call(
             f"read files of VM {vm_id}",
             lambda: parse_path(str(self.driver._vm(vm_id).config.files.vmPathName)),
         )
         folder = record.path.rsplit("/", 1)[0] if "/" in record.path else ""
-        return self.list_folder(DatastoreFile(record.datastore, folder))
+        return self._listing(DatastoreFile(record.datastore, folder))
 
     def list_folder(self, folder: DatastoreFile) -> list[DatastoreFile]:
-        dc = self._datacenter()
-        datastore = self.session.call("find datastore", lambda: self._datastore(dc, folder.datastore))
-        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*"])
+        return [file for file, _ in self._listing(folder)]
+
+    def _listing(self, folder: DatastoreFile) -> list[tuple[DatastoreFile, int]]:
+        datastore = self.session.call("find datastore", lambda: self._datastore(folder.datastore))
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            matchPattern=["*"], details=vim.host.DatastoreBrowser.FileInfo.Details(fileSize=True)
+        )
         task = self.session.call(
             f"list {folder}", lambda: datastore.browser.SearchDatastore_Task(datastorePath=str(folder), searchSpec=spec)
         )
         result = self.session.wait(task, f"listing of {folder}")
-        names = sorted(
-            str(f.path) for f in (result.file or []) if not isinstance(f, vim.host.DatastoreBrowser.FolderInfo)
+        found = sorted(
+            (str(f.path), int(f.fileSize or 0))
+            for f in (result.file or [])
+            if not isinstance(f, vim.host.DatastoreBrowser.FolderInfo)
         )
-        return [DatastoreFile(folder.datastore, f"{folder.path}/{name}" if folder.path else name) for name in names]
+        return [
+            (DatastoreFile(folder.datastore, f"{folder.path}/{name}" if folder.path else name), size)
+            for name, size in found
+        ]
 
     # -- files -------------------------------------------------------------------------------------
     def make_folder(self, folder: DatastoreFile) -> None:
@@ -163,7 +199,7 @@ class PyVmomiArchiveStorage:
     def _url(self, file: DatastoreFile) -> tuple[str, ssl.SSLContext | None]:
         settings = self.session.settings
         parts = urlsplit(settings.url)
-        query = urlencode({"dcPath": self._datacenter().name, "dsName": file.datastore})
+        query = urlencode({"dcPath": self._located().name, "dsName": file.datastore})
         context: ssl.SSLContext | None = None
         if parts.scheme == "https":
             context = ssl.create_default_context(cafile=settings.ca_bundle)

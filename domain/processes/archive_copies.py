@@ -1,0 +1,399 @@
+"""The file work of Archive Now and of a restore: every file of every machine in one pipeline.
+
+Archive (`ArchiveCopy`): the machines' records and folder listings are read at once; each file not
+stored yet is hashed (SHA-256) and copied to the tier, and checked there before FileStored:
+- a small file (up to SMALL_FILE) is read once through vCenter's HTTP file access, hashed as it
+  arrives and, unless its content is on the tier already, written to the tier the same way (a
+  copy task costs vCenter more than such a file);
+- a larger file is copied with CopyDatastoreFile_Task. When no file of its size is on the tier
+  yet, nothing there can have its content, so the copy starts at once, beside the read of its
+  source; when one is, the file is hashed first and referenced instead of copied if the tier has
+  its content (archiving the same machines again copies only what changed). Two files of one
+  content in one archive may both be copied; the later one's copy is deleted, a reference kept.
+Every copy is read back on the tier and compared with its source's SHA-256 before FileStored is
+recorded (copied again, at most three times), and a reference is recorded only after the file it
+points to. vCenter tasks and file reads run in two lanes of `parallel` (archive_lanes.py); the
+events of each batch of finished steps are recorded in one commit from the calling thread.
+
+Restore (`RestoreCopy`): each machine's folder, then its files copied (or staged from a file tier;
+small ones through the file access) and read back against the archived SHA-256; a machine whose
+files are all back is registered (and powered on, unless fenced) while the others still copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from domain.archive import Archive, archive_folder
+from domain.archive_ports import (
+    ArchiveFileCorruptedError,
+    ArchiveStorage,
+    ByteSource,
+    DatastoreFile,
+    FileDigest,
+    StreamingFiles,
+)
+from domain.errors import VCenterFaultError
+from domain.processes.archive_lanes import Lanes, Then
+
+SMALL_FILE = 1 << 20  # files up to this size go through vCenter's file access, not a copy task
+# Records steps on the archive in one commit: steps([(Archive.method, kwargs), ...]) -> the archive.
+Steps = Callable[[list[tuple[Callable[..., None], dict[str, Any]]]], Archive]
+COPY_ATTEMPTS = 3
+
+
+@dataclass
+class _File:
+    machine: str
+    name: str
+    source: DatastoreFile
+    target: DatastoreFile
+    listed_size: int
+    digest: FileDigest | None = None
+    copying: bool = False  # a copy is under way
+    copied: bool = False
+    owner: bool | None = None  # this file's copy is the one the archive keeps (None: not known yet)
+    attempts: int = 0
+    data: bytes | None = None  # a small file's bytes, read with its SHA-256 (written by HTTP, not a task)
+    holds_slot: bool = False  # one of the `parallel` small files whose bytes may be held at once
+
+
+class ArchiveCopy:
+    """One run of an archive's records and file copies; `run` returns the archive as last recorded."""
+
+    def __init__(
+        self,
+        storage: ArchiveStorage,
+        steps: Steps,
+        archive: Archive,
+        known: dict[str, tuple[str, str]],
+        known_sizes: set[int],
+        skip: Callable[[str, str], bool],
+        parallel: int,
+    ) -> None:
+        self.storage = storage
+        self.steps = steps
+        self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = []  # steps to record in the next commit
+        self.archive = archive
+        self.known = known  # SHA-256 -> (archive id, path) of a content recorded on the tier
+        self.known_sizes = known_sizes
+        self.skip = skip  # (machine, file name) -> not part of the copy
+        self.parallel = parallel
+        self.unrecorded: set[str] = set()  # SHA-256s whose owning copy is not recorded yet
+        self.waiting: dict[str, list[_File]] = {}  # references waiting for their owner's record
+        self.small: deque[_File] = deque()  # small files not read yet
+        self.small_slots = parallel  # at most this many small files' bytes held at once
+        self.lanes = Lanes(parallel)
+
+    def run(self) -> Archive:
+        with self.lanes:
+            for machine in self.archive.machines:  # the listings first: the copies wait for them
+                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
+            for machine in self.archive.machines:
+                if machine["record"] is None:
+                    self.lanes.task(
+                        partial(self.storage.machine_record, machine["vm_id"]), partial(self._recorded, machine["name"])
+                    )
+            self.lanes.run(after=self._commit)
+        return self.archive
+
+    def _commit(self) -> None:
+        if self.ready:
+            steps, self.ready = self.ready, []
+            self.archive = self.steps(steps)
+
+    def _recorded(self, machine: str, done: Future[Any]) -> None:
+        self.ready.append((Archive.record_machine, {"machine": machine, "record": done.result()}))
+
+    def _list(self, machine: dict[str, Any]) -> list[tuple[DatastoreFile, int]]:
+        listing = [
+            (source, size)
+            for source, size in self.storage.vm_file_sizes(machine["vm_id"])
+            if not self.skip(machine["name"], _name(source))
+            and self.archive.stored(machine["name"], _name(source)) is None
+        ]
+        if listing:
+            self.storage.make_folder(DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"])))
+        return listing
+
+    def _listed(self, machine: str, done: Future[Any]) -> None:
+        listing: list[tuple[DatastoreFile, int]] = done.result()
+        for source, size in sorted(listing, key=lambda item: -item[1]):  # the longest copies start first
+            file = _File(machine, _name(source), source, self._target(machine, source), size)
+            if file.listed_size <= SMALL_FILE:
+                self.small.append(file)
+                continue
+            if file.listed_size not in self.known_sizes:
+                self._copy(file)  # no file of its size on the tier: none it could be referenced to
+            self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
+        self._read_small()
+
+    def _read_small(self) -> None:
+        while self.small and self.small_slots > 0:
+            file = self.small.popleft()
+            self.small_slots -= 1
+            file.holds_slot = True
+            self.lanes.read(partial(fetch_small, self.storage, file.source), partial(self._fetched, file))
+
+    def _release(self, file: _File) -> None:
+        """The file's bytes are not needed any more: the next small file may be read."""
+        file.data = None
+        if file.holds_slot:
+            file.holds_slot = False
+            self.small_slots += 1
+            self._read_small()
+
+    def _target(self, machine: str, source: DatastoreFile) -> DatastoreFile:
+        return DatastoreFile(self.archive.tier, f"{archive_folder(self.archive.id, machine)}/{_name(source)}")
+
+    def _fetched(self, file: _File, done: Future[Any]) -> None:
+        fetched: tuple[bytes, FileDigest] | None = done.result()
+        if fetched is None:  # larger than listed: hashed, then copied by a task
+            self._release(file)
+            file.listed_size = SMALL_FILE + 1
+            self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
+            return
+        file.data, digest = fetched
+        self._hashed(file, digest)
+
+    def _copy(self, file: _File, pause: float = 0) -> None:
+        def copy() -> None:
+            time.sleep(pause)
+            if file.data is None:
+                self.storage.copy_file(file.source, file.target)
+            else:
+                write_small(self.storage, file.target, file.data)
+
+        file.copying = True
+        if file.data is None:
+            self.lanes.task(copy, partial(self._copied, file))
+        else:
+            self.lanes.read(copy, partial(self._copied, file))
+
+    def _digested(self, file: _File, done: Future[Any]) -> None:
+        self._hashed(file, done.result())
+
+    def _hashed(self, file: _File, digest: FileDigest) -> None:
+        file.digest = digest
+        here = (str(self.archive.id), file.target.path)
+        file.owner = self.known.setdefault(digest.sha256, here) == here
+        if file.owner:
+            self.unrecorded.add(digest.sha256)
+            if file.copied:
+                self._check(file)
+            elif not file.copying:
+                self._copy(file)
+            return
+        self._release(file)
+        if file.copied:  # copied before its content turned up elsewhere: only the reference stays
+            self._drop_copy(file)
+        if digest.sha256 in self.unrecorded:
+            self.waiting.setdefault(digest.sha256, []).append(file)
+        else:
+            self._record(file)
+
+    def _copied(self, file: _File, done: Future[Any]) -> None:
+        file.copying = False
+        done.result()
+        file.copied = True
+        if file.owner is True:
+            self._check(file)
+        elif file.owner is False:
+            self._drop_copy(file)
+
+    def _drop_copy(self, file: _File) -> None:
+        self.lanes.task(partial(self.storage.delete_folder, file.target), lambda done: done.result())
+
+    def _check(self, file: _File) -> None:
+        self.lanes.read(partial(self.storage.digest, file.target), partial(self._checked, file))
+
+    def _checked(self, file: _File, done: Future[Any]) -> None:
+        assert file.digest is not None
+        if done.result().sha256 == file.digest.sha256:
+            self._record(file)
+            self.unrecorded.discard(file.digest.sha256)
+            for waiting in self.waiting.pop(file.digest.sha256, []):
+                self._record(waiting)
+            return
+        # A copy a killed worker left running may still land over this one (seen on vcsim under
+        # load): copied again after a pause, and never recorded unless it reads back right.
+        file.attempts += 1
+        if file.attempts >= COPY_ATTEMPTS:
+            raise VCenterFaultError(
+                f"{file.target.path}: the copy on {self.archive.tier} does not match its source's SHA-256"
+            )
+        file.copied = False
+        self._copy(file, pause=0.5 * file.attempts)
+
+    def _record(self, file: _File) -> None:
+        assert file.digest is not None
+        self._release(file)
+        reused_from, path = (None, file.target.path) if file.owner else self.known[file.digest.sha256]
+        self.ready.append((Archive.record_file, {
+            "machine": file.machine, "name": file.name, "size": file.digest.size, "sha256": file.digest.sha256,
+            "tier": self.archive.tier, "path": path, "reused_from": reused_from,
+        }))  # fmt: skip
+
+
+def _name(file: DatastoreFile) -> str:
+    return file.path.rsplit("/", 1)[-1]
+
+
+def fetch_small(files: StreamingFiles, file: DatastoreFile, limit: int = SMALL_FILE) -> tuple[bytes, FileDigest] | None:
+    """A small file's bytes and digest, read once through vCenter's file access (None: over `limit`)."""
+
+    def read(stream: ByteSource) -> bytes | None:
+        data = bytearray()
+        while len(data) <= limit:
+            chunk = stream.read(limit + 1 - len(data))
+            if not chunk:
+                return bytes(data)
+            data += chunk
+        return None
+
+    data = files.read_file(file, read)
+    return None if data is None else (data, FileDigest(len(data), hashlib.sha256(data).hexdigest()))
+
+
+def write_small(files: StreamingFiles, target: DatastoreFile, data: bytes) -> None:
+    files.write_file(target, io.BytesIO(data), len(data))
+
+
+class RestoreMismatchError(Exception):
+    """A file read back during a restore does not have the SHA-256 the archive recorded."""
+
+
+Bring = Callable[[dict[str, Any], DatastoreFile], None]  # an archived file onto a datastore (TierMoves.bring)
+
+
+class RestoreCopy:
+    """One run of a restore's copies, checks and registrations. `restored([(machine, vm_id), ...])`
+    records the machines of a batch of finished steps in one commit, from the calling thread; `run`
+    returns the first failure (None: all came back). A machine that fails stops there; the others
+    go on."""
+
+    def __init__(
+        self,
+        storage: ArchiveStorage,
+        bring: Bring,
+        machines: list[dict[str, Any]],
+        files: list[dict[str, Any]],
+        restore: dict[str, Any],
+        vm_names: dict[str, str],
+        power_on: Callable[[str], object] | None,
+        restored: Callable[[list[tuple[str, str]]], None],
+        parallel: int,
+    ) -> None:
+        self.storage = storage
+        self.bring = bring
+        self.machines = machines
+        self.files = files
+        self.restore = restore
+        self.vm_names = vm_names  # machine -> restored VM name
+        self.power_on = power_on  # None: registered powered off (a fenced restore)
+        self.restored = restored
+        self.lanes = Lanes(parallel)
+        self.ready: list[tuple[str, str]] = []  # (machine, VM id) restored, to record in the next commit
+        self.left: dict[str, int] = {}  # machine -> files not back yet
+        self.failure: str | None = None
+        self.failed: set[str] = set()
+
+    def run(self) -> str | None:
+        with self.lanes:
+            for machine in self.machines:
+                folder = DatastoreFile(machine["record"]["datastore"], self.vm_names[machine["name"]])
+                self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine))
+            self.lanes.run(after=self._commit)
+        return self.failure
+
+    def _commit(self) -> None:
+        if self.ready:
+            ready, self.ready = self.ready, []
+            self.restored(ready)
+
+    def _guard(self, machine: dict[str, Any], then: Callable[[dict[str, Any], Future[Any]], None]) -> Then:
+        """The continuation, unless the machine failed already; a fault fails the machine."""
+
+        def guarded(done: Future[Any]) -> None:
+            if machine["name"] in self.failed:
+                return
+            try:
+                then(machine, done)
+            except (VCenterFaultError, RestoreMismatchError, ArchiveFileCorruptedError) as fault:
+                self._fail(machine, fault)
+
+        return guarded
+
+    def _fail(self, machine: dict[str, Any], fault: Exception) -> None:
+        self.failed.add(machine["name"])
+        message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
+        self.failure = self.failure or message
+
+    def _renamed(self, machine: dict[str, Any], name: str) -> str:
+        old, new = machine["record"]["name"], self.vm_names[machine["name"]]
+        return new + name[len(old) :] if name.startswith(old) else name
+
+    def _folder_made(self, machine: dict[str, Any], done: Future[Any]) -> None:
+        try:
+            done.result()
+        except VCenterFaultError as fault:
+            self._fail(machine, fault)
+        else:
+            self.left[machine["name"]] = len([f for f in self.files if f["machine"] == machine["name"]])
+        if len(self.left) + len(self.failed) < len(self.machines):
+            return
+        # Every folder is there: all files of all machines at once, the largest first.
+        by_name = {m["name"]: m for m in self.machines if m["name"] in self.left}
+        for stored in sorted(self.files, key=lambda f: -int(f["size"])):
+            owner = by_name.get(stored["machine"])
+            if owner is None:
+                continue
+            name = f"{self.vm_names[owner['name']]}/{self._renamed(owner, stored['name'])}"
+            target = DatastoreFile(owner["record"]["datastore"], name)
+            lane = self.lanes.read if int(stored["size"]) <= SMALL_FILE else self.lanes.task  # see TierMoves.bring
+            lane(partial(self.bring, stored, target), self._guard(owner, partial(self._brought, stored, target)))
+        for owner in by_name.values():
+            if self.left[owner["name"]] == 0:
+                self._register(owner)
+
+    def _brought(
+        self, stored: dict[str, Any], target: DatastoreFile, machine: dict[str, Any], done: Future[Any]
+    ) -> None:
+        done.result()
+        self.lanes.read(partial(self.storage.digest, target), self._guard(machine, partial(self._checked, stored)))
+
+    def _checked(self, stored: dict[str, Any], machine: dict[str, Any], done: Future[Any]) -> None:
+        digest: FileDigest = done.result()
+        if digest.sha256 != stored["sha256"]:
+            raise RestoreMismatchError(
+                f"file {stored['name']} of machine '{machine['name']}' ({stored['tier']}: {stored['path']}) "
+                f"reads back with SHA-256 {digest.sha256}, not the archived {stored['sha256']}"
+            )
+        self.left[machine["name"]] -= 1
+        if self.left[machine["name"]] == 0:
+            self._register(machine)
+
+    def _register(self, machine: dict[str, Any]) -> None:
+        record = machine["record"]
+        vm_name = self.vm_names[machine["name"]]
+        registered = {**record, "disks": [{**d, "file": self._renamed(machine, d["file"])} for d in record["disks"]]}
+        vmx = DatastoreFile(record["datastore"], f"{vm_name}/{self._renamed(machine, record['vmx'])}")
+
+        def register() -> str:
+            vm_id = self.storage.register_vm(vmx, vm_name, self.restore["resource_pool"], registered)
+            if self.power_on is not None:
+                self.power_on(vm_id)
+            return vm_id
+
+        self.lanes.task(register, self._guard(machine, self._registered))
+
+    def _registered(self, machine: dict[str, Any], done: Future[Any]) -> None:
+        self.ready.append((machine["name"], done.result()))

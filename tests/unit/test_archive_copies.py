@@ -1,0 +1,157 @@
+"""The archive's copy pipeline (domain/processes/archive_copies.py) on an in-memory datastore: every
+file recorded once with its SHA-256, one copy per content (a second copy of one content deleted),
+a reference recorded only after the copy it points to, large files of a new size copied beside
+their hash, and no more than `parallel` small files' bytes held at once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
+from uuid import uuid4
+
+from domain.archive import Archive
+from domain.archive_ports import ByteSource, DatastoreFile, FileDigest
+from domain.processes.archive_copies import SMALL_FILE, ArchiveCopy
+
+T = TypeVar("T")
+BIG = SMALL_FILE + 1024
+
+
+class Datastores:
+    """Datastore files in memory, with the timings and counts the tests check."""
+
+    def __init__(self) -> None:
+        self.files: dict[DatastoreFile, bytes] = {}
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, str]] = []  # (operation, path) as they start
+        self.small_out = 0  # small files read and not yet recorded (every small file is distinct here)
+        self.most_small_out = 0
+
+    def _note(self, operation: str, file: DatastoreFile) -> None:
+        with self.lock:
+            self.log.append((operation, file.path))
+
+    def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        found = [(f, len(d)) for f, d in self.files.items() if f.path.startswith(f"{vm_id}/")]
+        return sorted(found, key=lambda item: item[0].path)
+
+    def vm_files(self, vm_id: str) -> list[DatastoreFile]:
+        return [f for f, _ in self.vm_file_sizes(vm_id)]
+
+    def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
+        raise AssertionError("an archive registers no VM")
+
+    def machine_record(self, vm_id: str) -> dict[str, Any]:
+        return {"name": vm_id}
+
+    def make_folder(self, folder: DatastoreFile) -> None:
+        pass
+
+    def copy_file(self, source: DatastoreFile, target: DatastoreFile) -> None:
+        self._note("copy", source)
+        time.sleep(0.05)  # a copy task outlasts a digest of these files
+        self.files[target] = self.files[source]
+
+    def digest(self, file: DatastoreFile) -> FileDigest:
+        data = self.files[file]
+        time.sleep(0.01)
+        self._note("digested", file)
+        return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        data = self.files[file]
+        if len(data) <= SMALL_FILE:
+            with self.lock:
+                self.small_out += 1
+                self.most_small_out = max(self.most_small_out, self.small_out)
+        return use(io.BytesIO(data))
+
+    def write_file(self, file: DatastoreFile, source: BinaryIO, size: int) -> None:
+        self._note("write", file)
+        source.seek(0)
+        self.files[file] = source.read(size)
+
+    def delete_folder(self, folder: DatastoreFile) -> None:
+        self._note("delete", folder)
+        self.files.pop(folder, None)
+
+
+def run(stores: Datastores, machines: list[str], parallel: int) -> Archive:
+    archive = Archive(
+        service_id=uuid4(), deployment_id=uuid4(), configuration_id=uuid4(), configuration_name="p",
+        configuration_version=1, stage="int", networks=[],
+        machines=[{"name": m, "vm_id": m, "vm_name": m, "spec": {}, "addressing": None} for m in machines],
+        consistency="power-off", tier="LocalDS_1", retention_days=None, previous=[], actor="t", reason=None,
+    )  # fmt: skip
+    archive.record_consistent([], "t")
+    commits: list[int] = []
+
+    def steps(batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        for method, kwargs in batch:
+            method(archive, **kwargs, actor="t")
+            if method is Archive.record_file and kwargs["size"] <= SMALL_FILE and kwargs["reused_from"] is None:
+                with stores.lock:
+                    stores.small_out -= 1
+        commits.append(len(batch))
+        return archive
+
+    done = ArchiveCopy(stores, steps, archive, {}, set(), lambda m, n: n.endswith(".lck"), parallel).run()
+    assert sum(commits) == len(done.files) + len(machines)  # every step recorded, in batches
+    return done
+
+
+def source(vm: str, name: str) -> DatastoreFile:
+    return DatastoreFile("LocalDS_0", f"{vm}/{name}")
+
+
+def test_every_file_is_recorded_once_with_one_copy_per_content() -> None:
+    stores = Datastores()
+    disk = b"d" * BIG
+    for vm in ("web", "app"):
+        stores.files[source(vm, f"{vm}-flat.vmdk")] = disk  # one content, two machines
+        stores.files[source(vm, f"{vm}.vmx")] = f"displayName = {vm}".encode()
+        stores.files[source(vm, f"{vm}.nvram")] = b""  # one content
+        stores.files[source(vm, f"{vm}.vmx.lck")] = b"lock"  # left out
+    stores.files[source("db", "db-flat.vmdk")] = b"x" * (BIG + 1)
+    archive = run(stores, ["web", "app", "db"], parallel=4)
+
+    assert sorted((f["machine"], f["name"]) for f in archive.files) == sorted(
+        [(vm, f"{vm}{suffix}") for vm in ("web", "app") for suffix in ("-flat.vmdk", ".vmx", ".nvram")]
+        + [("db", "db-flat.vmdk")]
+    )
+    owned = {f["path"] for f in archive.files if f["reused_from"] is None}
+    on_tier = {f.path for f in stores.files if f.datastore == "LocalDS_1"}
+    assert on_tier == owned  # the second copy of the disk was deleted; nothing else is there
+    for stored in archive.files:
+        data = stores.files[DatastoreFile("LocalDS_1", stored["path"])]
+        assert hashlib.sha256(data).hexdigest() == stored["sha256"]
+        assert len(data) == stored["size"]
+    for index, stored in enumerate(archive.files):
+        if stored["reused_from"] is not None:  # recorded after the copy it points to
+            owner = next(i for i, f in enumerate(archive.files) if f["path"] == stored["path"] and not f["reused_from"])
+            assert owner < index
+    disks = [f for f in archive.files if f["name"] in ("web-flat.vmdk", "app-flat.vmdk")]
+    assert [f["reused_from"] is None for f in disks].count(True) == 1
+
+
+def test_a_large_file_of_a_new_size_is_copied_beside_the_read_of_its_source() -> None:
+    stores = Datastores()
+    stores.files[source("db", "db-flat.vmdk")] = b"x" * BIG
+    run(stores, ["db"], parallel=2)
+    ops = [op for op, path in stores.log if path == "db/db-flat.vmdk"]
+    assert ops.index("copy") < ops.index("digested")  # the copy did not wait for the source's SHA-256
+
+
+def test_no_more_than_parallel_small_files_are_held_at_once() -> None:
+    stores = Datastores()
+    for vm in ("a", "b", "c"):
+        for n in range(12):
+            stores.files[source(vm, f"log-{n}.txt")] = f"{vm} {n}".encode() * 100
+    archive = run(stores, ["a", "b", "c"], parallel=3)
+    assert len(archive.files) == 36
+    assert stores.small_out == 0
+    assert stores.most_small_out <= 3
