@@ -68,6 +68,24 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
             )
 
 
+def secondary_indexes(projection: Projection) -> list[str]:
+    """The projection's plain (non-unique) indexes: what a bulk rebuild drops and builds again after.
+
+    Primary keys and unique constraints stay: `ON CONFLICT` needs them, and they keep the rows right.
+    """
+    return [ddl for ddl in projection.ddl if ddl.lstrip().upper().startswith("CREATE INDEX")]
+
+
+def drop_indexes(cursor: Cursor, ddls: Sequence[str]) -> None:
+    for ddl in ddls:
+        cursor.execute(f"DROP INDEX IF EXISTS {_object_name(ddl)}")
+
+
+def create_missing(store: ReadStore, cursor: Cursor, ddls: Sequence[str]) -> None:
+    for ddl in ddls:
+        _create(store, cursor, ddl)
+
+
 def _create(store: ReadStore, cursor: Cursor, ddl: str) -> None:
     # Even "IF NOT EXISTS" DDL locks the table it names; against a running follower that can
     # deadlock, so statements whose object already exists are not run at all.
