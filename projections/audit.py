@@ -39,7 +39,7 @@ COLUMNS = (
 class AuditProjection(Projection):
     name = "audit"
     raw = True
-    schema_version = 2  # 2: stage ids
+    schema_version = 3  # 2: stage ids; 3: partial indexes on the columns most rows leave empty
     tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_audit (
@@ -63,11 +63,16 @@ class AuditProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_audit_service ON sk_audit (service_id, position)",
         "CREATE INDEX IF NOT EXISTS sk_audit_service_at ON sk_audit (service_id, at)",
         "CREATE INDEX IF NOT EXISTS sk_audit_actor ON sk_audit (actor, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_configuration ON sk_audit (configuration_id, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_deployment ON sk_audit (deployment_id, position)",
+        # Most rows have no deployment or stage (configuration and bookkeeping events): those rows
+        # stay out of these indexes; a filter on the column (`=` or `IN`) still uses them.
+        "CREATE INDEX IF NOT EXISTS sk_audit_configuration ON sk_audit (configuration_id, position) "
+        "WHERE configuration_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS sk_audit_deployment ON sk_audit (deployment_id, position) "
+        "WHERE deployment_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS sk_audit_type ON sk_audit (event_type, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_stage ON sk_audit (stage_id, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_from_stage ON sk_audit (from_stage_id, position)",
+        "CREATE INDEX IF NOT EXISTS sk_audit_stage ON sk_audit (stage_id, position) WHERE stage_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS sk_audit_from_stage ON sk_audit (from_stage_id, position) "
+        "WHERE from_stage_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS sk_audit_at ON sk_audit (at)",
         "CREATE INDEX IF NOT EXISTS sk_audit_aggregate ON sk_audit (aggregate_id, aggregate_version)",
         # Which service / configuration / stage each aggregate belongs to, for filtering.
@@ -102,7 +107,7 @@ class AuditProjection(Projection):
         ids = StageIds(cursor)
         for raw in events:
             notification, kind, data = raw.notification, raw.type, raw.data
-            aggregate_id = str(notification.originator_id)
+            aggregate_id = raw.aggregate_id
             subject = self._subject(subjects, kind, aggregate_id, data)
             previous = link(previous, notification)
             service_id = subject.get("service_id") if subject else None
@@ -135,6 +140,7 @@ class AuditProjection(Projection):
                 )
             )
         subjects.flush()
+        ids.flush()
         cursor.copy_rows("sk_audit", COLUMNS, rows)
 
     def _subject(self, subjects: Subjects, kind: str, aggregate_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -216,7 +222,7 @@ class Subjects:
             {
                 aggregate_id
                 for raw in events
-                if raw.type not in CREATING and (aggregate_id := str(raw.notification.originator_id)) not in stable
+                if raw.type not in CREATING and (aggregate_id := raw.aggregate_id) not in stable
             }
         )
         for start in range(0, len(wanted), 1000):
@@ -272,6 +278,8 @@ class StageIds:
         self._cursor = cursor
         self._known: dict[tuple[str, str], str | None] = {}
         self._services: set[str] = set()
+        # (service, name key) -> its stage id after this batch (None: no such stage any more).
+        self._changed: dict[tuple[str, str], str | None] = {}
 
     def of(self, service_id: str | None, name: str | None) -> str | None:
         if service_id is None or name is None:
@@ -301,14 +309,21 @@ class StageIds:
 
     def _set(self, service_id: str, name: str, stage_id: str) -> None:
         key = (service_id, normalise_key(name))
-        self._cursor.execute(
-            "INSERT INTO sk_audit_stages (service_id, name_key, stage_id) VALUES (%s, %s, %s) "
-            "ON CONFLICT (service_id, name_key) DO UPDATE SET stage_id = excluded.stage_id",
-            (*key, stage_id),
-        )
-        self._known[key] = stage_id
+        self._known[key] = self._changed[key] = stage_id
 
     def _drop(self, service_id: str, name: str) -> None:
         key = (service_id, normalise_key(name))
-        self._cursor.execute("DELETE FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", key)
-        self._known[key] = None
+        self._known[key] = self._changed[key] = None
+
+    def flush(self) -> None:
+        """Write each name's last change of the batch (read back first: `of` prefers what it knows)."""
+        kept = [(*key, stage_id) for key, stage_id in self._changed.items() if stage_id is not None]
+        dropped = [key for key, stage_id in self._changed.items() if stage_id is None]
+        if kept:
+            self._cursor.executemany(
+                "INSERT INTO sk_audit_stages (service_id, name_key, stage_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT (service_id, name_key) DO UPDATE SET stage_id = excluded.stage_id",
+                kept,
+            )
+        if dropped:
+            self._cursor.executemany("DELETE FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", dropped)
