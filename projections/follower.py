@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eventsourcing.persistence import Notification
@@ -32,6 +34,13 @@ BATCH = 2500
 BULK_FROM = 20_000
 
 Handler = Callable[[Any, int, Cursor], None]
+
+
+@dataclass
+class Batch:
+    notifications: Sequence[Notification]
+    parsed: list[RawEvent] | None = None  # every notification parsed, or None
+    decoded: dict[int, Any] = field(default_factory=dict)  # position -> domain event, for the decoded projections
 
 
 class EventSource(Protocol):
@@ -73,6 +82,8 @@ class ProjectionFollower:
         self.projections = list(projections)
         self.batch = batch
         self.bulk_from = bulk_from
+        # PostgreSQL only: the SQLite event store interlocks its readers with the read models' writer.
+        self.read_ahead = store.dialect == "postgres"
         # Plain indexes this follower dropped for a bulk build and has not built again yet. If the
         # process dies first, `install` creates them at the next start (it creates whatever is missing).
         self._dropped: dict[str, list[str]] = {}
@@ -103,38 +114,76 @@ class ProjectionFollower:
 
     def _follow(self, until: int | None) -> int:
         processed = 0
-        while True:
-            positions = self.positions()
-            start = min(positions.values(), default=0)
-            if until is not None and start >= until:
-                return processed
-            if start == 0:
-                self._start_bulk(positions)
-            # Read the events before opening the write transaction: the SQLite event store
-            # interlocks its readers with its single writer, so reading inside our own write
-            # transaction could wait on a writer that waits on us. Every topic is read, so the
-            # positions pass unrelated events too and a reader waiting for position N is released.
-            notifications = self.source.select_notifications(start + 1, self.batch)
-            if not notifications:
-                return processed
+        pool: ThreadPoolExecutor | None = None
+        ahead: tuple[int, Future[Batch]] | None = None
+        try:
+            while True:
+                positions = self.positions()
+                start = min(positions.values(), default=0)
+                if until is not None and start >= until:
+                    return processed
+                if start == 0:
+                    self._start_bulk(positions)
+                # Read the events before opening the write transaction: the SQLite event store
+                # interlocks its readers with its single writer, so reading inside our own write
+                # transaction could wait on a writer that waits on us. Every topic is read, so the
+                # positions pass unrelated events too and a reader waiting for position N is released.
+                if ahead is not None and ahead[0] == start + 1:
+                    batch = ahead[1].result()
+                else:
+                    batch = self._read(start + 1, prepare=False)
+                ahead = None
+                notifications = batch.notifications
+                if not notifications:
+                    return processed
+                if self.read_ahead and len(notifications) == self.batch:
+                    # More is likely to follow: the next batch is read and parsed on another thread
+                    # while this one is written (the thread runs while this one waits on PostgreSQL).
+                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sk-read-ahead")
+                    following = notifications[-1].id + 1
+                    ahead = (following, pool.submit(self._read, following, True))
+                try:
+                    with self.store.transaction() as plain:
+                        cursor = SafeCursor(plain)
+                        # Several processes may follow at once: the row locks make them take turns, and
+                        # whoever finds a position moved since its read starts over.
+                        if self._locked_positions(cursor) != positions:
+                            continue
+                        self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
+                        for projection in self.projections:
+                            set_tracking(cursor, projection.name, notifications[-1].id)
+                except Exception as error:
+                    if quarantine.transient(error):
+                        raise
+                    log.warning("a batch from position %d failed (%s); applying it event by event", start + 1, error)
+                    self._apply_isolated(notifications)
+                processed += len(notifications)
+                if len(notifications) < self.batch:
+                    return processed
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, start: int, prepare: bool) -> Batch:
+        """A batch of notifications from `start`; `prepare`: also parsed, summarised and decoded as far
+        as that goes without error (an event that fails is left to `_apply`, which quarantines it)."""
+        batch = Batch(self.source.select_notifications(start, self.batch))
+        if not prepare:
+            return batch
+        if any(p.raw for p in self.projections):
             try:
-                with self.store.transaction() as plain:
-                    cursor = SafeCursor(plain)
-                    # Several processes may follow at once: the row locks make them take turns, and
-                    # whoever finds a position moved since its read starts over.
-                    if self._locked_positions(cursor) != positions:
-                        continue
-                    self._apply(self.projections, notifications, positions, cursor)
-                    for projection in self.projections:
-                        set_tracking(cursor, projection.name, notifications[-1].id)
-            except Exception as error:
-                if quarantine.transient(error):
-                    raise
-                log.warning("a batch from position %d failed (%s); applying it event by event", start + 1, error)
-                self._apply_isolated(notifications)
-            processed += len(notifications)
-            if len(notifications) < self.batch:
-                return processed
+                batch.parsed = [RawEvent.parse(n) for n in batch.notifications]
+                for event in batch.parsed:
+                    _ = event.summary  # computed once, kept on the event
+            except Exception:  # noqa: S110 (left to the writer, which quarantines the event)
+                pass
+        for notification in batch.notifications:
+            if self._handlers(notification.topic):
+                try:
+                    batch.decoded[notification.id] = self.source.decode(notification)
+                except Exception:  # left to the writer, which quarantines the event
+                    break
+        return batch
 
     def _start_bulk(self, positions: dict[str, int]) -> None:
         """Drop the plain indexes of the read models that start from zero with a long way to go."""
@@ -180,12 +229,14 @@ class ProjectionFollower:
         positions: dict[str, int],
         cursor: Cursor,
         decoded: dict[int, Any] | None = None,
+        parsed: Sequence[RawEvent] | None = None,
     ) -> None:
         for projection in projections:
             projection.start_batch()
         raw = [p for p in projections if p.raw]
         if raw:
-            parsed = [RawEvent.parse(n) for n in notifications]
+            if parsed is None or len(parsed) != len(notifications):
+                parsed = [RawEvent.parse(n) for n in notifications]
             for projection in raw:
                 fresh = [e for e in parsed if e.notification.id > positions[projection.name]]
                 if fresh:
