@@ -56,7 +56,8 @@ COMPACT = [
     '{"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42.5+01:00"}}',
     '{"u":{"_type_":"uuid_hex","_data_":"231B09A37AA6476B9F4C76B13E62DB51"},"v":{"_type_":"uuid_hex","_data_":"ab"}}',
     '{"text":"{\\"_type_\\":\\"uuid_hex\\",\\"_data_\\":\\"231b09a37aa6476b9f4c76b13e62db51\\"}"}',
-    '{"text":"quote \\" {\\"_type_\\":\\"datetime_iso\\"}","t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"text":"quote \\" {\\"_type_\\":\\"datetime_iso\\"}",'
+    '"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
     '{"\u00e9":"\u2713 caf\u00e9","n":{"_type_":"decimal_str","_data_":"1.5"}}',
 ]
 
