@@ -39,7 +39,7 @@ COLUMNS = (
 class AuditProjection(Projection):
     name = "audit"
     raw = True
-    schema_version = 2  # 2: stage ids
+    schema_version = 3  # 2: stage ids; 3: partial indexes on the columns most rows leave empty
     tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_audit (
@@ -63,11 +63,16 @@ class AuditProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_audit_service ON sk_audit (service_id, position)",
         "CREATE INDEX IF NOT EXISTS sk_audit_service_at ON sk_audit (service_id, at)",
         "CREATE INDEX IF NOT EXISTS sk_audit_actor ON sk_audit (actor, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_configuration ON sk_audit (configuration_id, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_deployment ON sk_audit (deployment_id, position)",
+        # Most rows have no deployment or stage (configuration and bookkeeping events): those rows
+        # stay out of these indexes; a filter on the column (`=` or `IN`) still uses them.
+        "CREATE INDEX IF NOT EXISTS sk_audit_configuration ON sk_audit (configuration_id, position) "
+        "WHERE configuration_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS sk_audit_deployment ON sk_audit (deployment_id, position) "
+        "WHERE deployment_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS sk_audit_type ON sk_audit (event_type, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_stage ON sk_audit (stage_id, position)",
-        "CREATE INDEX IF NOT EXISTS sk_audit_from_stage ON sk_audit (from_stage_id, position)",
+        "CREATE INDEX IF NOT EXISTS sk_audit_stage ON sk_audit (stage_id, position) WHERE stage_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS sk_audit_from_stage ON sk_audit (from_stage_id, position) "
+        "WHERE from_stage_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS sk_audit_at ON sk_audit (at)",
         "CREATE INDEX IF NOT EXISTS sk_audit_aggregate ON sk_audit (aggregate_id, aggregate_version)",
         # Which service / configuration / stage each aggregate belongs to, for filtering.
@@ -97,13 +102,13 @@ class AuditProjection(Projection):
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
         row = cursor.fetchone()
         previous = row["hash"] if row else GENESIS
-        subjects: dict[str, dict[str, Any] | None] = {}
+        subjects = Subjects(cursor, self._stable, events)
         rows: list[tuple[Any, ...]] = []
         ids = StageIds(cursor)
         for raw in events:
             notification, kind, data = raw.notification, raw.type, raw.data
-            aggregate_id = str(notification.originator_id)
-            subject = self._subject(cursor, subjects, kind, aggregate_id, data)
+            aggregate_id = raw.aggregate_id
+            subject = self._subject(subjects, kind, aggregate_id, data)
             previous = link(previous, notification)
             service_id = subject.get("service_id") if subject else None
             stage = self._stage(kind, data, subject)
@@ -134,16 +139,11 @@ class AuditProjection(Projection):
                     previous,
                 )
             )
+        subjects.flush()
+        ids.flush()
         cursor.copy_rows("sk_audit", COLUMNS, rows)
 
-    def _subject(
-        self,
-        cursor: Cursor,
-        cache: dict[str, dict[str, Any] | None],
-        kind: str,
-        aggregate_id: str,
-        data: dict[str, Any],
-    ) -> dict[str, Any] | None:
+    def _subject(self, subjects: Subjects, kind: str, aggregate_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
         new: dict[str, Any] | None = None
         if kind == "Service.Registered":
             new = {"kind": "service", "service_id": aggregate_id, "configuration_id": None, "stage": None}
@@ -176,26 +176,15 @@ class AuditProjection(Projection):
         if new is not None:
             if new["kind"] != "deployment":
                 self._remember(aggregate_id, new)
-            cursor.execute(
-                "INSERT INTO sk_audit_subjects (aggregate_id, kind, service_id, configuration_id, stage) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (aggregate_id) DO NOTHING",
-                (aggregate_id, new["kind"], new["service_id"], new["configuration_id"], new["stage"]),
-            )
-            cache[aggregate_id] = new
+            subjects.add(aggregate_id, new)
             return new
         if aggregate_id in self._stable:
             return self._stable[aggregate_id]
-        if aggregate_id not in cache:
-            cursor.execute("SELECT * FROM sk_audit_subjects WHERE aggregate_id = %s", (aggregate_id,))
-            found = cursor.fetchone()
-            cache[aggregate_id] = found
-            if found is None or found["kind"] != "deployment":
-                self._remember(aggregate_id, found)
-        subject = cache[aggregate_id]
+        subject = subjects.get(aggregate_id)
+        if subject is None or subject["kind"] != "deployment":
+            self._remember(aggregate_id, subject)
         if subject is not None and kind in ("Deployment.Moved", "Deployment.StageRenamed"):
-            stage = data["to_stage"] if kind == "Deployment.Moved" else data["new"]
-            cursor.execute("UPDATE sk_audit_subjects SET stage = %s WHERE aggregate_id = %s", (stage, aggregate_id))
-            subject = cache[aggregate_id] = {**subject, "stage": stage}
+            subject = subjects.move(aggregate_id, data["to_stage"] if kind == "Deployment.Moved" else data["new"])
         return subject
 
     def _remember(self, aggregate_id: str, subject: dict[str, Any] | None) -> None:
@@ -213,6 +202,74 @@ class AuditProjection(Projection):
         return subject.get("stage") if subject else None
 
 
+# The events that create an aggregate's subject (see AuditProjection._subject).
+CREATING = frozenset(
+    ("Service.Registered", "Configuration.Defined", "Deployment.Requested", "Approval.Requested", "Archive.Requested")
+)
+
+
+class Subjects:
+    """The subjects a batch reads and writes: those it needs are read in one query before the batch,
+    and what it adds or moves is written in one statement each after it."""
+
+    def __init__(self, cursor: Cursor, stable: dict[str, dict[str, Any] | None], events: Sequence[RawEvent]) -> None:
+        self._cursor = cursor
+        self._known: dict[str, dict[str, Any] | None] = {}
+        self._added: dict[str, dict[str, Any]] = {}
+        self._moved: dict[str, str] = {}
+        self._read: set[str] = set()
+        wanted = sorted(
+            {
+                aggregate_id
+                for raw in events
+                if raw.type not in CREATING and (aggregate_id := raw.aggregate_id) not in stable
+            }
+        )
+        for start in range(0, len(wanted), 1000):
+            self._read_rows(wanted[start : start + 1000])
+
+    def _read_rows(self, aggregate_ids: list[str]) -> None:
+        marks = ", ".join(["%s"] * len(aggregate_ids))
+        self._cursor.execute(f"SELECT * FROM sk_audit_subjects WHERE aggregate_id IN ({marks})", aggregate_ids)  # noqa: S608
+        for found in self._cursor.fetchall():
+            self._known[found["aggregate_id"]] = found
+        self._read.update(aggregate_ids)
+
+    def get(self, aggregate_id: str) -> dict[str, Any] | None:
+        """The subject as of this point of the batch (None: the aggregate has none)."""
+        if aggregate_id not in self._known and aggregate_id not in self._read:
+            # Not read ahead: it was among the remembered subjects, forgotten since.
+            self._read_rows([aggregate_id])
+        return self._known.get(aggregate_id)
+
+    def add(self, aggregate_id: str, subject: dict[str, Any]) -> None:
+        # The first subject of an aggregate stays (as with ON CONFLICT DO NOTHING, row by row).
+        if aggregate_id not in self._added:
+            self._added[aggregate_id] = subject
+        self._known[aggregate_id] = subject
+
+    def move(self, aggregate_id: str, stage: str) -> dict[str, Any]:
+        subject = self._known[aggregate_id] = {**(self._known[aggregate_id] or {}), "stage": stage}
+        self._moved[aggregate_id] = stage
+        return subject
+
+    def flush(self) -> None:
+        if self._added:
+            self._cursor.executemany(
+                "INSERT INTO sk_audit_subjects (aggregate_id, kind, service_id, configuration_id, stage) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (aggregate_id) DO NOTHING",
+                [
+                    (aggregate_id, s["kind"], s["service_id"], s["configuration_id"], s["stage"])
+                    for aggregate_id, s in self._added.items()
+                ],
+            )
+        if self._moved:
+            self._cursor.executemany(
+                "UPDATE sk_audit_subjects SET stage = %s WHERE aggregate_id = %s",
+                [(stage, aggregate_id) for aggregate_id, stage in self._moved.items()],
+            )
+
+
 class StageIds:
     """Which stage each name meant when an event was recorded: rows keep the stage's id, so a
     renamed stage's history stays one history."""
@@ -220,16 +277,20 @@ class StageIds:
     def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
         self._known: dict[tuple[str, str], str | None] = {}
+        self._services: set[str] = set()
+        # (service, name key) -> its stage id after this batch (None: no such stage any more).
+        self._changed: dict[tuple[str, str], str | None] = {}
 
     def of(self, service_id: str | None, name: str | None) -> str | None:
         if service_id is None or name is None:
             return None
-        key = (service_id, normalise_key(name))
-        if key not in self._known:
-            self._cursor.execute("SELECT stage_id FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", key)
-            row = self._cursor.fetchone()
-            self._known[key] = row["stage_id"] if row else None
-        return self._known[key]
+        if service_id not in self._services:
+            # All of a service's stages in one query, the first time the batch needs one of them.
+            self._services.add(service_id)
+            self._cursor.execute("SELECT name_key, stage_id FROM sk_audit_stages WHERE service_id = %s", (service_id,))
+            for row in self._cursor.fetchall():
+                self._known.setdefault((service_id, row["name_key"]), row["stage_id"])
+        return self._known.get((service_id, normalise_key(name)))
 
     def follow(self, kind: str, service_id: str, data: dict[str, Any]) -> None:
         """Apply a service event's stage change, after its own row resolved the names it holds."""
@@ -248,14 +309,21 @@ class StageIds:
 
     def _set(self, service_id: str, name: str, stage_id: str) -> None:
         key = (service_id, normalise_key(name))
-        self._cursor.execute(
-            "INSERT INTO sk_audit_stages (service_id, name_key, stage_id) VALUES (%s, %s, %s) "
-            "ON CONFLICT (service_id, name_key) DO UPDATE SET stage_id = excluded.stage_id",
-            (*key, stage_id),
-        )
-        self._known[key] = stage_id
+        self._known[key] = self._changed[key] = stage_id
 
     def _drop(self, service_id: str, name: str) -> None:
         key = (service_id, normalise_key(name))
-        self._cursor.execute("DELETE FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", key)
-        self._known[key] = None
+        self._known[key] = self._changed[key] = None
+
+    def flush(self) -> None:
+        """Write each name's last change of the batch (read back first: `of` prefers what it knows)."""
+        kept = [(*key, stage_id) for key, stage_id in self._changed.items() if stage_id is not None]
+        dropped = [key for key, stage_id in self._changed.items() if stage_id is None]
+        if kept:
+            self._cursor.executemany(
+                "INSERT INTO sk_audit_stages (service_id, name_key, stage_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT (service_id, name_key) DO UPDATE SET stage_id = excluded.stage_id",
+                kept,
+            )
+        if dropped:
+            self._cursor.executemany("DELETE FROM sk_audit_stages WHERE service_id = %s AND name_key = %s", dropped)

@@ -43,15 +43,22 @@ class ConfigurationsProjection(Projection):
     )
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        mine = [raw for raw in events if raw.notification.topic.startswith(_PREFIX)]
+        # The rows this batch changes, read in one query (those it defines are not read).
+        defined = {raw.aggregate_id for raw in mine if raw.type == "Configuration.Defined"}
+        wanted = sorted({raw.aggregate_id for raw in mine} - defined)
+        stored: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"SELECT * FROM sk_configurations WHERE id IN ({marks})", chunk)  # noqa: S608
+            stored.update((row["id"], row) for row in cursor.fetchall())
         rows: dict[str, dict[str, Any]] = {}
-        for raw in events:
-            if not raw.notification.topic.startswith(_PREFIX):
-                continue
-            key = str(raw.notification.originator_id)
+        for raw in mine:
+            key = raw.aggregate_id
             row = rows.get(key)
             if row is None and raw.type != "Configuration.Defined":
-                cursor.execute("SELECT * FROM sk_configurations WHERE id = %s", (key,))
-                row = cursor.fetchone()
+                row = stored.get(key)
                 if row is None:
                     continue
             data = raw.data

@@ -43,7 +43,7 @@ class ConfigurationHistoryProjection(Projection):
                 continue
             rows.append(
                 (
-                    str(notification.originator_id),
+                    raw.aggregate_id,
                     notification.originator_version,
                     raw.data["timestamp"],
                     raw.data.get("actor"),

@@ -65,16 +65,19 @@ class LeasesProjection(Projection):
         self._rows[key] = (key, version, active, at)
 
     def flush(self, cursor: Cursor) -> None:
-        for key, version, active, at in self._rows.values():
-            if active is None:
-                cursor.execute("UPDATE sk_lease_activity SET version = %s WHERE deployment_id = %s", (version, key))
-            else:
-                cursor.execute(
-                    "INSERT INTO sk_lease_activity (deployment_id, version, activity_version, last_activity) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (deployment_id) DO UPDATE SET version = excluded.version, "
-                    "activity_version = excluded.activity_version, last_activity = excluded.last_activity",
-                    (key, version, active, at),
-                )
+        read = [(version, key) for key, version, active, _ in self._rows.values() if active is None]
+        activity = [
+            (key, version, active, at) for key, version, active, at in self._rows.values() if active is not None
+        ]
+        if read:
+            cursor.executemany("UPDATE sk_lease_activity SET version = %s WHERE deployment_id = %s", read)
+        if activity:
+            cursor.executemany(
+                "INSERT INTO sk_lease_activity (deployment_id, version, activity_version, last_activity) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (deployment_id) DO UPDATE SET version = excluded.version, "
+                "activity_version = excluded.activity_version, last_activity = excluded.last_activity",
+                activity,
+            )
         self.start_batch()
 
 

@@ -54,8 +54,10 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
                     cursor.execute(f"DROP TABLE IF EXISTS {table}")
                 cursor.execute("DELETE FROM sk_quarantine WHERE name = %s", (projection.name,))
                 set_tracking(cursor, projection.name, 0)
+            plain = secondary_indexes(projection)
             for ddl in projection.ddl:
-                _create(store, cursor, ddl)
+                if ddl not in plain:
+                    _create(store, cursor, ddl)
             cursor.execute(
                 "INSERT INTO sk_schema (name, version) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
@@ -66,6 +68,31 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
                 "INSERT INTO sk_tracking (name, position) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
                 (name,),
             )
+    # Plain indexes one per transaction: one missing because a build from zero died before building
+    # it may be created while another process's follower writes that table, and a transaction that
+    # holds nothing else cannot deadlock with it.
+    for projection in projections:
+        for ddl in secondary_indexes(projection):
+            with store.transaction() as cursor:
+                _create(store, cursor, ddl)
+
+
+def secondary_indexes(projection: Projection) -> list[str]:
+    """The projection's plain (non-unique) indexes: what a bulk rebuild drops and builds again after.
+
+    Primary keys and unique constraints stay: `ON CONFLICT` needs them, and they keep the rows right.
+    """
+    return [ddl for ddl in projection.ddl if ddl.lstrip().upper().startswith("CREATE INDEX")]
+
+
+def drop_indexes(cursor: Cursor, ddls: Sequence[str]) -> None:
+    for ddl in ddls:
+        cursor.execute(f"DROP INDEX IF EXISTS {_object_name(ddl)}")
+
+
+def create_missing(store: ReadStore, cursor: Cursor, ddls: Sequence[str]) -> None:
+    for ddl in ddls:
+        _create(store, cursor, ddl)
 
 
 def _create(store: ReadStore, cursor: Cursor, ddl: str) -> None:

@@ -31,6 +31,22 @@ class ServicesProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_services_name ON sk_services (name_key)",
     )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.start_batch()
+
+    def start_batch(self) -> None:
+        # Positions of services whose only change in this batch is background work, written by `flush`.
+        self._positions: dict[str, int] = {}
+
+    def flush(self, cursor: Cursor) -> None:
+        if self._positions:
+            cursor.executemany(
+                "UPDATE sk_services SET position = %s WHERE id = %s",
+                [(position, service_id) for service_id, position in self._positions.items()],
+            )
+        self.start_batch()
+
     def _stages(self, cursor: Cursor, service_id: str) -> list[dict[str, Any]]:
         cursor.execute("SELECT stages FROM sk_services WHERE id = %s", (service_id,))
         row = cursor.fetchone()
@@ -38,6 +54,8 @@ class ServicesProjection(Projection):
 
     def _touch(self, cursor: Cursor, event: Any, position: int, **columns: Any) -> None:
         sets = "".join(f", {column} = %s" for column in columns)
+        # This later position replaces any background one of the batch.
+        self._positions.pop(str(event.originator_id), None)
         cursor.execute(
             f"UPDATE sk_services SET version = %s, updated_at = %s, position = %s{sets} WHERE id = %s",  # noqa: S608
             (
@@ -145,7 +163,7 @@ class ServicesProjection(Projection):
         "Service.UpgradeAdmitted",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
-        cursor.execute("UPDATE sk_services SET position = %s WHERE id = %s", (position, str(event.originator_id)))
+        self._positions[str(event.originator_id)] = position
 
     @on("Service.StageQuotaChanged")
     def stage_quota_changed(self, event: Any, position: int, cursor: Cursor) -> None:

@@ -58,6 +58,25 @@ class AllocationsProjection(Projection):
         # Open intervals known in this batch: deployment -> stage key -> row. Forgotten when a
         # batch does not commit (it is read again from the table).
         self._open: dict[str, dict[str, dict[str, Any]]] = {}
+        # Rows opened and intervals closed in this batch, written by `flush` (opened first).
+        self._opened: list[tuple[Any, ...]] = []
+        self._closed: list[tuple[Any, ...]] = []
+
+    def flush(self, cursor: Cursor) -> None:
+        if self._opened:
+            cursor.executemany(
+                "INSERT INTO sk_usage_allocations (deployment_id, service_id, stage, stage_key, from_position, "
+                "from_at, to_at, vcpus, memory_mib, disk_gib, machines) "
+                "VALUES (%s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                self._opened,
+            )
+        if self._closed:
+            cursor.executemany(
+                "UPDATE sk_usage_allocations SET to_at = %s "
+                "WHERE deployment_id = %s AND stage_key = %s AND from_position = %s",
+                self._closed,
+            )
+        self.start_batch()
 
     def _at(self, event: Any) -> Deployment:
         deployment_id: UUID = event.originator_id
@@ -90,26 +109,22 @@ class AllocationsProjection(Projection):
     def changed(self, event: Any, position: int, cursor: Cursor) -> None:
         deployment = self._at(event)
         deployment_id, at = str(deployment.id), iso(event.timestamp)
+        if event.originator_version == 1:
+            # A deployment's first event: it holds no interval yet.
+            self._open.setdefault(deployment_id, {})
         current = self._open_rows(cursor, deployment_id)
         wanted = {normalise_key(stage): (stage, figures) for stage, figures in allocation(deployment).items()}
         for key, row in list(current.items()):
             kept = wanted.get(key)
             if kept is not None and kept[0] == row["stage"] and kept[1] == _figures(row):
                 continue
-            cursor.execute(
-                "UPDATE sk_usage_allocations SET to_at = %s "
-                "WHERE deployment_id = %s AND stage_key = %s AND from_position = %s",
-                (at, deployment_id, key, row["from_position"]),
-            )
+            self._closed.append((at, deployment_id, key, row["from_position"]))
             del current[key]
         for key, (stage, figures) in wanted.items():
             if key in current:
                 continue
-            cursor.execute(
-                "INSERT INTO sk_usage_allocations (deployment_id, service_id, stage, stage_key, from_position, "
-                "from_at, to_at, vcpus, memory_mib, disk_gib, machines) "
-                "VALUES (%s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (deployment_id, str(deployment.service_id), stage, key, position, at, *_values(figures)),
+            self._opened.append(
+                (deployment_id, str(deployment.service_id), stage, key, position, at, *_values(figures))
             )
             current[key] = {"stage": stage, "stage_key": key, "from_position": position, **figures.as_dict()}
 

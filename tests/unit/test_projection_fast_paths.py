@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from projections.raw import _untag, fixed_iso
+from projections.raw import _untag, fixed_iso, parse_state
 from projections.store import SafeCursor, safe_text
 
 
@@ -41,6 +41,31 @@ STATES = [
 def test_the_object_hook_parses_every_shape_as_before() -> None:
     for state in STATES:
         assert json.loads(state, object_hook=_untag) == json.loads(state, object_hook=reference_untag), state
+
+
+# As the library writes them (compact): the shapes the text rewriting handles, and those it leaves to the hook.
+COMPACT = [
+    *(json.dumps(json.loads(s), separators=(",", ":")) for s in STATES),
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-22T03:52:33.600000+00:00"},'
+    '"deployment_id":{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"},"stage":"prod"}',
+    '{"a":[{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"},'
+    '{"_type_":"uuid_hex","_data_":"00000000000000000000000000000002"}],'
+    '"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"},'
+    '"u":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42.000001+00:00"}}',
+    # Not rewritten: another offset, upper-case hex, a short id, data inside a string.
+    '{"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42.5+01:00"}}',
+    '{"u":{"_type_":"uuid_hex","_data_":"231B09A37AA6476B9F4C76B13E62DB51"},"v":{"_type_":"uuid_hex","_data_":"ab"}}',
+    '{"text":"{\\"_type_\\":\\"uuid_hex\\",\\"_data_\\":\\"231b09a37aa6476b9f4c76b13e62db51\\"}"}',
+    '{"text":"quote \\" {\\"_type_\\":\\"datetime_iso\\"}",'
+    '"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"\u00e9":"\u2713 caf\u00e9","n":{"_type_":"decimal_str","_data_":"1.5"}}',
+]
+
+
+def test_parsing_a_stored_state_gives_what_the_object_hook_gives() -> None:
+    for state in COMPACT:
+        expected = json.loads(state, object_hook=reference_untag)
+        assert parse_state(state.encode()) == expected, state
 
 
 class Recorder:
