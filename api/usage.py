@@ -7,6 +7,7 @@ Every list is filtered to the services the caller may read inside its query; dat
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,31 +87,33 @@ def _used(rows: Sequence[Row], points: Sequence[datetime], step: int) -> list[di
     per_bucket: dict[str, list[float]] = {}
     for row in rows:
         samples = int(row["samples"]) or 1
+        cpu, memory = int(row["cpu_mhz"]) / samples, int(row["memory_mib"]) / samples
+        committed, vms = int(row["committed_bytes"]) / samples, int(row["vms"]) / samples
         totals = per_bucket.get(row["bucket"])
         if totals is None:
-            totals = per_bucket[row["bucket"]] = [0.0, 0.0, 0.0, 0.0]
-        totals[0] += int(row["cpu_mhz"]) / samples
-        totals[1] += int(row["memory_mib"]) / samples
-        totals[2] += int(row["committed_bytes"]) / samples
-        totals[3] += int(row["vms"]) / samples
-    buckets = sorted(per_bucket.items())
+            per_bucket[row["bucket"]] = [cpu, memory, committed, vms]  # 0.0 + x is x: same sums
+        else:
+            totals[0] += cpu
+            totals[1] += memory
+            totals[2] += committed
+            totals[3] += vms
+    keys = sorted(per_bucket)
     result: list[dict[str, Any] | None] = []
-    index = 0
     # Points are UTC: isoformat gives the stored text (iso()) at a fraction of strftime's cost.
     texts = [p.astimezone(UTC).isoformat(timespec="microseconds") for p in points]
     ends = [*texts[1:], iso(points[-1] + timedelta(seconds=step))] if points else []
+    index = 0
     for start, end in zip(texts, ends, strict=True):
-        while index < len(buckets) and buckets[index][0] < start:
-            index += 1
-        cpu = memory = committed = vms = 0.0
-        n = 0
-        while index + n < len(buckets) and buckets[index + n][0] < end:
-            totals = buckets[index + n][1]
-            cpu, memory, committed, vms = cpu + totals[0], memory + totals[1], committed + totals[2], vms + totals[3]
-            n += 1
+        first = bisect_left(keys, start, index)
+        index = bisect_left(keys, end, first)
+        n = index - first
         if not n:
             result.append(None)
             continue
+        cpu = memory = committed = vms = 0.0
+        for key in keys[first:index]:  # summed in bucket order, as before
+            totals = per_bucket[key]
+            cpu, memory, committed, vms = cpu + totals[0], memory + totals[1], committed + totals[2], vms + totals[3]
         result.append(
             {
                 "cpu_mhz": round(cpu / n, 1),

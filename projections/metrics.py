@@ -161,8 +161,11 @@ class Metrics:
             params.extend(sorted(service_ids))
         group = ", ".join(["p.bucket", *(f"p.{column}" for column in by)])
         return self.store.query(
-            f"SELECT {group}, c.samples, SUM(p.vms) AS vms, SUM(p.cpu_mhz) AS cpu_mhz, "  # noqa: S608
-            "SUM(p.memory_mib) AS memory_mib, SUM(p.committed_bytes) AS committed_bytes "
+            # PostgreSQL sums BIGINTs as NUMERIC (Decimals in Python, slow to build and convert): the
+            # sums are cast back to BIGINT, which they fit (one service's bytes in one bucket).
+            f"SELECT {group}, c.samples, CAST(SUM(p.vms) AS BIGINT) AS vms, "  # noqa: S608
+            "CAST(SUM(p.cpu_mhz) AS BIGINT) AS cpu_mhz, CAST(SUM(p.memory_mib) AS BIGINT) AS memory_mib, "
+            "CAST(SUM(p.committed_bytes) AS BIGINT) AS committed_bytes "
             "FROM sk_usage_points p JOIN sk_usage_cycles c ON c.resolution = p.resolution AND c.bucket = p.bucket "
             f"WHERE {' AND '.join(clauses)} GROUP BY {group}, c.samples ORDER BY {group}",
             params,

@@ -131,3 +131,57 @@ def test_a_usage_window_outside_the_era_of_usage_is_refused_not_overflowed() -> 
     with pytest.raises(ValidationError) as refused:
         window(fake_runtime(), None, "9999-12-31T23:59:59Z", None)
     assert refused.value.field == "to"
+
+
+def _used_reference(rows: list[dict[str, Any]], points: list[datetime], step: int) -> list[dict[str, Any] | None]:
+    """The rule of `_used` written plainly: per bucket, the sum over its rows of sum / samples; per
+    point, the mean of the buckets in [point, point + step), summed in bucket order."""
+    per_bucket: dict[str, list[float]] = {}
+    for row in rows:
+        samples = int(row["samples"]) or 1
+        totals = per_bucket.setdefault(row["bucket"], [0.0, 0.0, 0.0, 0.0])
+        for i, column in enumerate(("cpu_mhz", "memory_mib", "committed_bytes", "vms")):
+            totals[i] += int(row[column]) / samples
+    result: list[dict[str, Any] | None] = []
+    for point in points:
+        start, end = iso(point), iso(point + timedelta(seconds=step))
+        inside = [per_bucket[b] for b in sorted(per_bucket) if start <= b < end]
+        if not inside:
+            result.append(None)
+            continue
+        sums = [0.0, 0.0, 0.0, 0.0]
+        for totals in inside:
+            sums = [s + t for s, t in zip(sums, totals, strict=True)]
+        n = len(inside)
+        result.append(
+            {
+                "cpu_mhz": round(sums[0] / n, 1),
+                "memory_mib": round(sums[1] / n, 1),
+                "committed_gib": round(sums[2] / n / 1024**3, 3),
+                "vms": round(sums[3] / n, 2),
+            }
+        )
+    return result
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_used_matches_its_plain_rule_on_random_buckets(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    step = rng.choice([300, 600, 3600, 9000])
+    points = [base + timedelta(seconds=i * step) for i in range(rng.randint(0, 40))]
+    rows = [
+        {
+            "bucket": iso(base + timedelta(seconds=300 * rng.randint(-10, len(points) * step // 300 + 10))),
+            "samples": rng.randint(0, 6),
+            "cpu_mhz": rng.randint(0, 10**6),
+            "memory_mib": rng.randint(0, 10**6),
+            "committed_bytes": rng.randint(0, 10**13),
+            "vms": rng.randint(0, 50),
+        }
+        for _ in range(rng.randint(0, 200))
+    ]
+    rows.sort(key=lambda row: str(row["bucket"]))
+    assert _used(rows, points, step) == _used_reference(rows, points, step)
