@@ -27,6 +27,7 @@ from adapters.drift_worker import DriftWorker
 from adapters.ldap_directory import LdapDirectory, LdapSettings
 from adapters.lease_workers import LeaseWorkers
 from adapters.metrics import InstrumentedDirectory, InstrumentedDriver, Lag, Metrics
+from adapters.pgcheck import install_quiet_check
 from adapters.pglock import advisory_key
 from adapters.probes import NetworkProber
 from adapters.readstore import open_read_store
@@ -199,6 +200,9 @@ class Runtime:
                 unavailable_seconds=settings.unavailable_seconds,
             )
             self.app.placement_margin_percent = settings.placement_datastore_margin_percent
+            # A pooled connection is pinged only when its socket is not quiet (adapters/pgcheck.py).
+            for recorder in (self.app.recorder, getattr(self.app.snapshots, "recorder", None)):
+                install_quiet_check(getattr(recorder, "wrapped", recorder))
             self.store = open_read_store(self.db, timeout=settings.unavailable_seconds)
             self.projections = projections(self.app)
             install(self.store, self.projections, [PROCESS_NAME, ARCHIVE_PROCESS_NAME])
