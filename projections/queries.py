@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from typing import Any
 from uuid import UUID
@@ -134,6 +135,77 @@ class ReadModels:
         held = self.board_entries(service_id)
         return [board_service(service, service["stages"], held.get(str(service["id"]), [])) for service in services]
 
+    def board_page(
+        self,
+        readable: Collection[str] | None,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        service_id: str | None = None,
+        stage: str | None = None,
+        prefix: str | None = None,
+        per_stage: int = 20,
+    ) -> tuple[list[Row], tuple[str, str] | None]:
+        """One page of the board now: at most `limit` active services in name order, after the
+        (name key, id) `after`, among `readable` (None: every service; the filter is in the query,
+        before the limit), optionally one service, names starting with `prefix` and one stage
+        (case-insensitively). Each stage lists its first `per_stage` live deployments (board
+        order) with its counts by state. Returns the services and the cursor of the next page."""
+        if readable is not None and not readable:
+            return [], None
+        clauses: list[str] = ["retired = %s"]
+        params: list[Any] = [False]
+        if readable is not None:
+            clauses.append(f"id IN ({', '.join(['%s'] * len(readable))})")
+            params.extend(sorted(readable))
+        if service_id is not None:
+            clauses.append("id = %s")
+            params.append(service_id)
+        if prefix:
+            escaped = normalise_key(prefix).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("name_key LIKE %s ESCAPE '\\'")
+            params.append(escaped + "%")
+        if after is not None:
+            clauses.append("(name_key > %s OR (name_key = %s AND id > %s))")
+            params.extend([after[0], after[0], after[1]])
+        rows = self.store.query(
+            "SELECT * FROM sk_services WHERE " + " AND ".join(clauses) + " ORDER BY name_key, id LIMIT %s",  # noqa: S608
+            (*params, limit + 1),
+        )
+        services = [_service(r) for r in rows[:limit]]
+        following = (str(rows[limit - 1]["name_key"]), str(rows[limit - 1]["id"])) if len(rows) > limit else None
+        if stage is not None:
+            services = [
+                {**s, "stages": [st for st in s["stages"] if str(st["name"]).casefold() == stage.casefold()]}
+                for s in services
+            ]
+        if not services:
+            return [], following
+        scope = [f"service_id IN ({', '.join(['%s'] * len(services))})", "state <> %s"]
+        scope_params: list[Any] = [*(str(s["id"]) for s in services), "undeployed"]
+        if stage is not None:
+            scope.append("LOWER(stage) = LOWER(%s)")
+            scope_params.append(stage)
+        where = " AND ".join(scope)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for row in self.store.query(
+            f"SELECT service_id, stage, state, COUNT(*) AS n FROM sk_deployments WHERE {where} "  # noqa: S608
+            "GROUP BY service_id, stage, state",
+            scope_params,
+        ):
+            counts.setdefault((str(row["service_id"]), str(row["stage"])), {})[str(row["state"])] = int(row["n"])
+        listed = self.store.query(
+            "SELECT view FROM (SELECT view, requested_at, id, ROW_NUMBER() OVER "  # noqa: S608
+            f"(PARTITION BY service_id, stage ORDER BY requested_at, id) AS rank FROM sk_deployments WHERE {where}) "
+            "ranked WHERE rank <= %s ORDER BY requested_at, id",
+            (*scope_params, per_stage),
+        )
+        entries = [board_entry(from_json(row["view"])) for row in listed]
+        by_service: dict[str, list[Row]] = {}
+        for entry in entries:
+            by_service.setdefault(str(entry["service_id"]), []).append(entry)
+        page = [board_service(s, s["stages"], by_service.get(str(s["id"]), []), per_stage, counts) for s in services]
+        return page, following
+
     def board_entries(self, service_id: str | None = None) -> dict[str, list[Row]]:
         """The board entry of every live deployment (or one service's), by service id, in board
         order (requested_at, then id). Grouped once by service: matching every entry against every
@@ -204,15 +276,30 @@ class ReadModels:
         ]
 
 
-def board_service(service: Row, stages: list[dict[str, Any]], entries: list[Row]) -> Row:
-    """One service on the board: its stages in order, each with the deployments it holds."""
+def board_service(
+    service: Row,
+    stages: list[dict[str, Any]],
+    entries: list[Row],
+    per_stage: int | None = None,
+    counts: dict[tuple[str, str], dict[str, int]] | None = None,
+) -> Row:
+    """One service on the board: its stages in order, each with the deployments it holds (the
+    first `per_stage` of them, when bounded), how many it holds by state, and how many are not
+    listed. `counts` (service id, stage) -> state -> n is given when `entries` are already bounded;
+    otherwise the entries are counted."""
     held = [e for e in entries if e["service_id"] == service["id"]]
-    return {
-        "id": service["id"],
-        "name": service["name"],
-        "version": service["version"],
-        "stages": [{**stage, "deployments": [e for e in held if e["stage"] == stage["name"]]} for stage in stages],
-    }
+    cells = []
+    for stage in stages:
+        cell = [e for e in held if e["stage"] == stage["name"]]
+        tally = (
+            counts.get((str(service["id"]), str(stage["name"])), {})
+            if counts is not None
+            else dict(Counter(str(e["state"]) for e in cell))
+        )
+        shown = cell if per_stage is None else cell[:per_stage]
+        total = sum(tally.values())
+        cells.append({**stage, "deployments": shown, "count": total, "counts": tally, "more": total - len(shown)})
+    return {"id": service["id"], "name": service["name"], "version": service["version"], "stages": cells}
 
 
 def _service(row: Row) -> Row:

@@ -140,7 +140,10 @@ class DeploymentList(Out):
 
 
 class BoardStage(Stage):
-    deployments: list[DeploymentEntry]
+    deployments: list[DeploymentEntry] = Field(description="The first live deployments (oldest request first)")
+    count: int = Field(description="Live deployments in the stage, listed or not")
+    counts: dict[str, int] = Field(description="Live deployments in the stage by state")
+    more: int = Field(description="Live deployments in the stage not listed (`count` minus those listed)")
 
 
 class BoardService(Out):
@@ -152,6 +155,7 @@ class BoardService(Out):
 
 class Board(Out):
     services: list[BoardService]
+    next: str | None = Field(description="Pass as `cursor` for the next page of services; null on the last")
     position: Position
     as_of: Timestamp | None
 

@@ -1,7 +1,10 @@
-"""The board (every service x its stages, with the deployments in each) and stage inventory."""
+"""The board (services x their stages, with the deployments in each, a page at a time) and stage inventory."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any
 from uuid import UUID
 
@@ -13,10 +16,15 @@ from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.responses import errors
 from api.responses.deployments import Board, Inventory
-from domain.errors import NotFoundError
+from domain.errors import NotFoundError, ValidationError
+from domain.values import normalise_key
 from projections.queries import board_service
 
 router = APIRouter(prefix="/api/v1", tags=["board"], responses=errors(401, 422, 503))
+
+
+BOARD_LIMIT = 200  # services per page, at most
+STAGE_LIMIT = 100  # deployments listed per stage, at most
 
 
 @router.get("/board", response_model=Board, responses=errors(403, 404))
@@ -25,10 +33,72 @@ def board(
     who: PrincipalDep,
     min_position: MinPosition = None,
     service: UUID | None = Query(None, description="Service id (default: every service you may read)"),
+    stage: str | None = Query(None, max_length=200, description="Only this stage of each service (any case)"),
+    q: str | None = Query(None, max_length=200, description="Only services whose name starts with this (any case)"),
+    limit: int = Query(50, ge=1, le=BOARD_LIMIT, description="Services per page"),
+    per_stage: int = Query(20, ge=0, le=STAGE_LIMIT, description="Deployments listed per stage (counts cover all)"),
+    cursor: str | None = Query(None, max_length=1024, description="`next` of the previous page"),
     as_of: str | None = Query(None, description="ISO 8601 time: what every stage held then"),
 ) -> Board:
-    """Every service with its stages and the deployments each stage holds (now, or at `as_of`)."""
-    return Board.model_validate(board_document(runtime, who, min_position, service, as_of))
+    """The services you may read, in name order and a page at a time (`next`), with their stages:
+    each stage's live deployments by state (`counts`), the first `per_stage` of them listed and how
+    many more there are (now, or at `as_of`)."""
+    when = parse_time(as_of, "as_of")
+    after = decode_board_cursor(cursor) if cursor is not None else None
+    if service is not None:
+        read_service(runtime, who, service)
+    readable = readable_service_ids(runtime, who)
+    only = str(service) if service is not None else None
+    stage_name = (stage.strip() or None) if stage is not None else None
+    if when is None:
+        position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
+        services, following = runtime.read_models.board_page(
+            readable, limit, after, only, stage_name, q.strip() if q else None, per_stage
+        )
+        return Board.model_validate(
+            {"services": services, "next": encode_board_cursor(following), "position": position, "as_of": None}
+        )
+    document = board_document(runtime, who, min_position, service, as_of)
+    ordered = sorted(document["services"], key=lambda s: (normalise_key(str(s["name"])), str(s["id"])))
+    prefix = normalise_key(q.strip()) if q else ""
+    chosen = [
+        s
+        for s in ordered
+        if normalise_key(str(s["name"])).startswith(prefix)
+        and (after is None or (normalise_key(str(s["name"])), str(s["id"])) > after)
+    ]
+    page = []
+    for s in chosen[:limit]:
+        stages = [st for st in s["stages"] if stage_name is None or str(st["name"]).casefold() == stage_name.casefold()]
+        entries = [e for st in stages for e in st["deployments"]]
+        page.append(board_service(s, [_bare(st) for st in stages], entries, per_stage))
+    last = page[-1] if len(chosen) > limit else None
+    following = (normalise_key(str(last["name"])), str(last["id"])) if last is not None else None
+    return Board.model_validate(
+        {"services": page, "next": encode_board_cursor(following), "position": document["position"], "as_of": when}
+    )
+
+
+def _bare(stage: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stage.items() if k not in ("deployments", "count", "counts", "more")}
+
+
+def encode_board_cursor(after: tuple[str, str] | None) -> str | None:
+    """An opaque cursor: the (name key, id) of a page's last service, base64url of JSON."""
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(list(after)).encode()).decode().rstrip("=")
+
+
+def decode_board_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name_key, service_id = json.loads(raw)
+        if isinstance(name_key, str) and isinstance(service_id, str):
+            return name_key, str(UUID(service_id))
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise ValidationError("cursor must be the `next` of a previous page", field="cursor")
 
 
 def board_document(
@@ -38,7 +108,8 @@ def board_document(
     service: UUID | None,
     as_of: str | None,
 ) -> dict[str, Any]:
-    """The board as plain data: the route validates it, the web console renders it."""
+    """The whole board (every readable service, every live deployment) as plain data: the web
+    console filters and pages it (through its cache now), the API pages it at `as_of`."""
     when = parse_time(as_of, "as_of")
     if service is not None:
         read_service(runtime, who, service)

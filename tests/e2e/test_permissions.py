@@ -309,7 +309,8 @@ LIST_FILTERS: dict[str, list[dict[str, str]]] = {
     ],
     "/api/v1/board": [
         {}, {"as_of": "2030-01-01T00:00:00Z"}, {"min_position": "1"}, {"service": "{secret_service}"},
-        {"service": "{secret_service}", "as_of": "2030-01-01T00:00:00Z"},
+        {"service": "{secret_service}", "as_of": "2030-01-01T00:00:00Z"}, {"limit": "1"}, {"stage": "int"},
+        {"q": "s"}, {"q": "s", "as_of": "2030-01-01T00:00:00Z"}, {"per_stage": "0"},
     ],
     "/api/v1/inventory": [{"service": "{secret_service}"}, {"service": "{secret_service}", "stage": "int"}],
     "/api/v1/audit": [

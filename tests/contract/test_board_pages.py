@@ -1,0 +1,48 @@
+"""The board's page query on every persistence: readable services only (inside the query, before
+the limit), name order behind a keyset cursor, each stage bounded with counts of all it holds."""
+
+from __future__ import annotations
+
+from adapters.runtime import Runtime
+from tests.support import THREE_TIER, stages
+
+
+def test_board_pages_filter_before_the_limit_and_bound_each_stage(runtime: Runtime) -> None:
+    app = runtime.app
+    app.import_templates(None, True, actor="a")
+    ids = {
+        name: app.register_service(name, "", stages("int", "test", pools=f"{name}-"), actor="a").value.id
+        for name in ("delta", "Alpha", "charlie", "bravo")
+    }
+    retired = app.register_service("aardvark", "", stages("int", pools="aa-"), actor="a").value.id
+    app.retire_service(retired, actor="a")
+    configuration_id = app.create_configuration(
+        ids["charlie"], "p3", "", [{"name": "front"}], THREE_TIER, actor="a"
+    ).value.id
+    made = [str(app.deploy(configuration_id, "int", actor="a").value.id) for _ in range(3)]
+    gone = app.deploy(configuration_id, "test", actor="a").value.id
+    app.undeploy(gone, actor="a")
+    runtime.catch_up()
+    models = runtime.read_models
+
+    first, after = models.board_page(None, 2)
+    assert [s["name"] for s in first] == ["Alpha", "bravo"]
+    assert after is not None
+    second, after = models.board_page(None, 2, after)
+    assert [s["name"] for s in second] == ["charlie", "delta"]
+    assert after is None  # the last page: no empty page behind it
+
+    # The readable set is applied before the limit: the page is full of readable services.
+    readable = {str(ids["bravo"]), str(ids["delta"])}
+    assert [s["name"] for s in models.board_page(readable, 2)[0]] == ["bravo", "delta"]
+    assert models.board_page(set(), 50) == ([], None)
+
+    [charlie], _ = models.board_page(None, 50, prefix="CH", per_stage=2)
+    cells = {s["name"]: s for s in charlie["stages"]}
+    assert [d["id"] for d in cells["int"]["deployments"]] == made[:2]
+    assert (cells["int"]["count"], cells["int"]["more"]) == (3, 1)
+    assert sum(cells["int"]["counts"].values()) == 3
+    assert (cells["test"]["count"], cells["test"]["deployments"]) == (0, [])  # undeployed: off the board
+    [only_test], _ = models.board_page(None, 50, service_id=str(ids["charlie"]), stage="TEST")
+    assert [s["name"] for s in only_test["stages"]] == ["test"]
+    assert models.board_page(None, 50, prefix="a%")[0] == []
