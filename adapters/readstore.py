@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from adapters.pgcheck import quiet_or_checked
 from adapters.pglock import AdvisoryLock
 from adapters.settings import Database
 from domain.errors import UnavailableError
@@ -188,8 +189,9 @@ class PostgresReadStore:
             name="stagekeeper-read",
             # During an outage a caller waits this long for a connection, then gets a 503.
             timeout=timeout / 2,
-            # Connections broken by a server restart are dropped before use, not handed out.
-            check=ConnectionPool.check_connection,
+            # Connections broken by a server restart are dropped before use, not handed out; a
+            # quiet socket needs no round trip to know that (adapters/pgcheck.py).
+            check=quiet_or_checked,
         )
         self._locks: dict[str, AdvisoryLock] = {}
 
