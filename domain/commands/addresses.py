@@ -14,7 +14,7 @@ undeploy releases whichever of the two the machine holds.
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -48,31 +48,10 @@ class AddressCommands(StagekeeperApplication):
         if deployment.fence is not None:
             claims.extend(self._assign_fenced(deployment, service, actor, taken))
             return Outcome(None, self.commit(deployment, *claims))
-        pending = [m["name"] for m in deployment.machines if m.get("addressing") is None]
-        absent = self._absent_first_choices(deployment, service, pending)
-        for name in pending:
-            claims.extend(self._assign(deployment, service, name, actor, taken, absent))
+        for machine in deployment.machines:
+            if machine.get("addressing") is None:
+                claims.extend(self._assign(deployment, service, machine["name"], actor, taken))
         return Outcome(None, self.commit(deployment, *claims))
-
-    def _absent_first_choices(self, deployment: Deployment, service: Service, machines: list[str]) -> set[UUID]:
-        """Which claims of the machines' first-choice addresses (and of the old scopes of each IP)
-        do not exist, in one read: each is nearly always free, and asking claim by claim costs
-        several queries per machine. Read in the same attempt as the write: a claim made since
-        makes the write fail and the attempt start over (as any claim race does)."""
-        stage = service.stage(deployment.stage)
-        ids: list[UUID] = []
-        for name in machines:
-            spec = deployment.machine(name)["spec"]
-            if spec["customization"]["ip_mode"] == "static-pool":
-                for pool in stage.get("ip_pools", []):
-                    ip = next(candidate_ips(pool, f"{deployment.id}/{name}"), None)
-                    if ip is not None:
-                        ids.append(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, ip))
-                        ids.extend(NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in _legacy_scopes(ip))
-            for index, nic in enumerate(spec["nics"]):
-                mac = next(candidate_macs(f"{deployment.id}/{name}/{index}"))
-                ids.append(NameClaim.id_for(MAC_CLAIMS, nic["network"], mac))
-        return set(ids) - self.existing(ids)
 
     def _assign_fenced(
         self, deployment: Deployment, service: Service, actor: str, taken: set[tuple[str, str, str]]
@@ -94,43 +73,26 @@ class AddressCommands(StagekeeperApplication):
         return claims
 
     def _try_claim(
-        self,
-        kind: str,
-        scope: str,
-        name: str,
-        owner: UUID,
-        taken: set[tuple[str, str, str]],
-        absent: set[UUID] | None = None,
+        self, kind: str, scope: str, name: str, owner: UUID, taken: set[tuple[str, str, str]]
     ) -> NameClaim | None:
-        """`absent`: claim ids just read as not existing (no need to read them again)."""
-        absent = absent or set()
         key = (kind, scope, name.casefold())
         if key in taken:
             return None
-        claim_id = NameClaim.id_for(kind, scope, name)
-        unclaimed = claim_id in absent or (kind == IP_CLAIMS and _find_claim(self, kind, scope, name) is None)
-        if kind == IP_CLAIMS and unclaimed and self._held_before(name, owner, absent):
+        if kind == IP_CLAIMS and _find_claim(self, kind, scope, name) is None and self._held_before(name, owner):
             return None
-        if claim_id in absent:
-            # Made as claim_name makes a claim that does not exist (a race fails the write).
-            claim = NameClaim(kind=kind, scope=scope, name=name, owner_id=owner)
-        else:
-            try:
-                claim = self.claim_name(kind, scope, name, owner)
-            except ConflictError:
-                return None
+        try:
+            claim = self.claim_name(kind, scope, name, owner)
+        except ConflictError:
+            return None
         taken.add(key)
         return claim
 
-    def _held_before(self, ip: str, owner: UUID, absent: set[UUID] | None = None) -> bool:
+    def _held_before(self, ip: str, owner: UUID) -> bool:
         """Whether another machine holds `ip` by a claim scoped by its pool's CIDR (older stores).
         Only asked while the address has no claim of its own: once one exists, it was written after
         this check found no live old claim, and old-scope claims are never written any more."""
         scopes = _legacy_scopes(ip)
-        ids = [NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in scopes]
-        if absent and all(i in absent for i in ids):
-            return False  # none of them exists (read in this attempt)
-        present = self.existing(ids)
+        present = self.existing([NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in scopes])
         for scope in scopes:
             if NameClaim.id_for(IP_CLAIMS, scope, ip) not in present:
                 continue  # one read for all of them: nearly always none exists
@@ -140,13 +102,7 @@ class AddressCommands(StagekeeperApplication):
         return False
 
     def _assign(
-        self,
-        deployment: Deployment,
-        service: Service,
-        name: str,
-        actor: str,
-        taken: set[tuple[str, str, str]],
-        absent: set[UUID] | None = None,
+        self, deployment: Deployment, service: Service, name: str, actor: str, taken: set[tuple[str, str, str]]
     ) -> list[NameClaim]:
         deployment_id = deployment.id
         machine = deployment.machine(name)
@@ -162,7 +118,7 @@ class AddressCommands(StagekeeperApplication):
                     (
                         c
                         for ip in candidate_ips(pool, f"{deployment_id}/{name}")
-                        if (c := self._try_claim(IP_CLAIMS, IPV4_SCOPE, ip, owner, taken, absent)) is not None
+                        if (c := self._try_claim(IP_CLAIMS, IPV4_SCOPE, ip, owner, taken)) is not None
                     ),
                     None,
                 )
@@ -181,7 +137,7 @@ class AddressCommands(StagekeeperApplication):
                 (
                     c
                     for mac in candidate_macs(f"{deployment_id}/{name}/{index}")
-                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken, absent)) is not None
+                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken)) is not None
                 ),
                 None,
             )
@@ -221,12 +177,5 @@ def _find_claim(app: StagekeeperApplication, kind: str, scope: str, name: str) -
     return claim
 
 
-@lru_cache(maxsize=4096)
-def _legacy_scopes(ip: str) -> tuple[str, ...]:
-    """The CIDR of every pool size that could hold `ip` (as str(IPv4Network(ip/prefix, strict=False)))."""
-    value = int(ipaddress.IPv4Address(ip))
-    scopes = []
-    for prefix in _LEGACY_PREFIXES:
-        network = value & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
-        scopes.append(f"{network >> 24}.{(network >> 16) & 0xFF}.{(network >> 8) & 0xFF}.{network & 0xFF}/{prefix}")
-    return tuple(scopes)
+def _legacy_scopes(ip: str) -> list[str]:
+    return [str(ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)) for prefix in _LEGACY_PREFIXES]

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -25,7 +24,6 @@ from uuid import UUID
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
-    DEPLOYED,
     PROMOTING,
     PROVISIONING,
     REQUESTED,
@@ -100,47 +98,6 @@ def vm_name(deployment_id: UUID, machine: str) -> str:
     return f"sk-{deployment_id.hex[:12]}-{machine}"
 
 
-def _record_provisioned(deployment: Deployment, machines: list[tuple[str, VmInfo]], complete: bool) -> None:
-    for name, vm in machines:
-        deployment.record_machine_provisioned(
-            machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip, mac=vm.macs[0] if vm.macs else None, actor=ACTOR
-        )
-    if complete and all(m["state"] == "provisioned" for m in deployment.machines):
-        deployment.mark_deployed(ACTOR)
-
-
-class AddressesNotRecordedError(Exception):
-    """A machine thread stops before its first step that needs an address: assigning them failed
-    (the provisioning thread raises that failure itself)."""
-
-
-class Addressed:
-    """The deployment as it is once its addresses are recorded. Machines are cloned while the
-    addresses are assigned, and each waits here before the first step that uses one (its NICs),
-    so no address reaches vCenter before the event that gives it is stored."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._deployment: Deployment | None = None
-        self._failed = False
-
-    def set(self, deployment: Deployment) -> None:
-        self._deployment = deployment
-        self._ready.set()
-
-    def fail(self) -> None:
-        """Release the waiting threads without addresses (unless they were recorded)."""
-        if not self._ready.is_set():
-            self._failed = True
-            self._ready.set()
-
-    def wait(self) -> Deployment:
-        self._ready.wait()
-        if self._failed or self._deployment is None:
-            raise AddressesNotRecordedError("the machines' addresses could not be recorded")
-        return self._deployment
-
-
 class DeploymentProcess:
     def __init__(
         self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8, prober: Prober | None = None
@@ -151,7 +108,7 @@ class DeploymentProcess:
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
-        self.placement = PlacementSteps(app, vcenter, parallel_tasks)
+        self.placement = PlacementSteps(app, vcenter)
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
         self.drift = DriftSteps(app, vcenter)
         self.verification = VerificationSteps(app, vcenter, prober)
@@ -275,19 +232,11 @@ class DeploymentProcess:
         raise RuntimeError(f"deployment {deployment_id} made no progress in {MAX_PASSES} passes")
 
     def _provision(self, deployment: Deployment) -> None:
-        # Addresses are assigned while the machines are cloned (nothing before the NICs uses them),
-        # except behind a fence (its port groups, built before the clones, come with the addresses)
-        # and with a start order (those machines are built from the deployment read here).
-        later = deployment.fence is None and not has_start_order(m["spec"] for m in deployment.machines)
-        addressed = Addressed() if later else None
         try:
-            if addressed is None:
-                self.app.assign_addresses(deployment.id, ACTOR)
-                deployment = self.app.deployment(deployment.id)
-            with ThreadPoolExecutor(1, thread_name_prefix="sk-pool") as side:
-                pool_ready = side.submit(self.vcenter.ensure_pool, deployment.resource_pool)  # while placing
-                deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
-                pool_ready.result()
+            self.app.assign_addresses(deployment.id, ACTOR)
+            deployment = self.app.deployment(deployment.id)
+            self.vcenter.ensure_pool(deployment.resource_pool)
+            deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -300,63 +249,40 @@ class DeploymentProcess:
                 if has_start_order(m["spec"] for m in deployment.machines):
                     pending = provision_in_order(self, deployment, pending)
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m, True, addressed): m["name"] for m in pending
+                    pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
                 }
                 if self.fences.gateway_pending(deployment):
                     # The gateway is cloned beside the machines (it needs only the port groups).
                     futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
-                    if addressed is not None:
-                        self._assign_addresses(deployment, addressed)
-                    deployed = self._record_as_built(deployment, futures)
+                    # Record results from this thread only, so step events never race each other.
+                    for future in as_completed(futures):
+                        vm = future.result()
+                        if futures[future] == GATEWAY_MACHINE:
+                            self.fences.record_gateway(deployment, vm)
+                            continue
+                        mac = vm.macs[0] if vm.macs else None
+                        step = partial(
+                            Deployment.record_machine_provisioned,
+                            machine=futures[future],
+                            vm_name=vm.name,
+                            vm_id=vm.vm_id,
+                            ip=vm.ip,
+                            mac=mac,
+                            actor=ACTOR,
+                        )
+                        self.app.record_step(deployment.id, step)
                 finally:
-                    if addressed is not None:
-                        addressed.fail()  # whatever happened, no machine thread waits for ever
                     for future in futures:
                         future.cancel()
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
-        if not deployed:
-            self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+        self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
 
-    def _record_as_built(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> bool:
-        """Record each machine as provisioned once its work is done (from this thread only, so step
-        events never race each other): the machines finished by the time a write starts go in
-        that one write, and the last write also completes the deployment when nothing is missing.
-        Whether it did; a machine that failed is raised once those finished beside it are recorded."""
-        deployed = False
-        remaining = set(futures)
-        while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            built: list[tuple[str, VmInfo]] = []
-            failure: Exception | None = None
-            for future in sorted(done, key=lambda f: futures[f]):
-                try:
-                    built.append((futures[future], future.result()))
-                except Exception as error:  # raised below, once the machines finished beside it are recorded
-                    failure = failure or error
-            for name, vm in built:
-                if name == GATEWAY_MACHINE:
-                    self.fences.record_gateway(deployment, vm)
-            machines = [(name, vm) for name, vm in built if name != GATEWAY_MACHINE]
-            last = not remaining and failure is None
-            if machines:
-                step = partial(_record_provisioned, machines=machines, complete=last)
-                deployed = self.app.record_step(deployment.id, step).value.state == DEPLOYED
-            if failure is not None:
-                raise failure
-        return deployed
-
-    def _assign_addresses(self, deployment: Deployment, addressed: Addressed) -> None:
-        """Record the machines' addresses (one write) and open the gate the machine threads wait at."""
-        self.app.assign_addresses(deployment.id, ACTOR)
-        addressed.set(self.app.deployment(deployment.id))
-
-    def _provision_machine(
-        self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True, addressed: Addressed | None = None
-    ) -> VmInfo:
+    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]
+        addressing = machine.get("addressing") or {}
         source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
         linked = deployment.copy_of["linked"] if deployment.copy_of is not None else spec["clone_mode"] == "linked"
         # Cloning is idempotent: after a crash this returns the VM the earlier attempt made
@@ -381,10 +307,6 @@ class DeploymentProcess:
         if not vm.powered_on:
             custom = spec["customization"]
             attach_medium(self.app, self.vcenter, vm.vm_id, spec)
-            if addressed is not None:
-                deployment = addressed.wait()
-                machine = deployment.machine(spec["name"])
-            addressing = machine.get("addressing") or {}
             self.vcenter.set_nics(vm.vm_id, machine_nics(deployment, addressing.get("macs", [])))
             if source is not None and deployment.fence is not None:
                 # A fenced copy keeps its source's guest identity and addresses: nothing to customise.

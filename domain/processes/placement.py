@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -16,7 +15,7 @@ from domain.deployment import DEPLOYED, Deployment
 from domain.errors import VCenterFaultError
 from domain.governance import stop_line
 from domain.paths import PoolPath
-from domain.placement import Drs, Need, Placed, need_of, place
+from domain.placement import Need, Placed, need_of, place
 from domain.ports import ClusterCapacity, DrsRecommendation, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
 
@@ -49,12 +48,11 @@ def placed_of(deployment: Deployment) -> list[Placed]:
 
 
 class PlacementSteps:
-    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver, parallel_tasks: int = 8) -> None:
+    def __init__(self, app: Stagekeeper, vcenter: VCenterDriver) -> None:
         self.app = app
         self.vcenter = vcenter
-        self.parallel_tasks = parallel_tasks
 
-    def drs(self, datacenter: str) -> Drs:
+    def drs(self, datacenter: str) -> Any:
         def ask(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
             try:
                 return self.vcenter.recommend_placement(datacenter, cluster.name, need.cpus, need.memory_mib)
@@ -64,26 +62,6 @@ class PlacementSteps:
                 return None
 
         return ask
-
-    def drs_asked(self, datacenter: str, clusters: list[ClusterCapacity], needs: list[Need]) -> Drs:
-        """DRS asked up front, `parallel_tasks` questions at a time, once per cluster and machine
-        size: its answer depends on those and on vCenter's state, which does not change while a
-        deployment is placed (nothing reaches vCenter before the clones). Placement consults the
-        answers in its own order, as it would have asked."""
-        ask = self.drs(datacenter)
-        questions = {(c.name, n.cpus, n.memory_mib): (c, n) for c in clusters if c.drs for n in needs}
-        if not questions:
-            return ask
-        workers = min(self.parallel_tasks, len(questions))
-        with ThreadPoolExecutor(workers, thread_name_prefix="sk-drs") as pool:
-            answers = list(pool.map(lambda q: ask(*q), questions.values()))
-        known = dict(zip(questions, answers, strict=True))
-
-        def asked(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
-            key = (cluster.name, need.cpus, need.memory_mib)
-            return known[key] if key in known else ask(cluster, need)
-
-        return asked
 
     def place_pending(self, deployment: Deployment) -> Deployment:
         """Record MachinePlaced for every machine still to build that has no place yet (one write);
@@ -97,10 +75,9 @@ class PlacementSteps:
         if not clusters:
             return deployment
         clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
-        needs = [need_of(m["spec"]) for m in pending]
         choices = place(
-            needs, clusters, pools, placed_of(deployment), self.app.placement_margin_percent,
-            self.drs_asked(datacenter, clusters, needs),
+            [need_of(m["spec"]) for m in pending], clusters, pools, placed_of(deployment),
+            self.app.placement_margin_percent, self.drs(datacenter),
         )  # fmt: skip
         for pool in sorted({c.resource_pool for c in choices} - {deployment.resource_pool}):
             self.vcenter.ensure_pool(pool)

@@ -70,23 +70,6 @@ def test_each_machine_is_placed_before_its_clone_and_a_tier_spreads_over_hosts(
         assert m["placement"]["cluster"] == "DC0_C0"  # the stage maps only this cluster
 
 
-def test_drs_is_asked_once_per_cluster_and_machine_size(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
-    # Its answer depends on those and on vCenter, unchanged until the clones: asked up front.
-    asked: list[tuple[str, int, int]] = []
-    recommend = vcenter.recommend_placement
-
-    def counted(datacenter: str, cluster: str, cpus: int, memory_mib: int) -> Any:
-        asked.append((cluster, cpus, memory_mib))
-        return recommend(datacenter, cluster, cpus, memory_mib)
-
-    vcenter.recommend_placement = counted  # type: ignore[method-assign]
-    machines = [machine("web1"), machine("web2"), machine("web3"), {**machine("db1"), "memory_mib": 4096}]
-    deployment = runtime.app.deployment(deploy(runtime, machines))
-    assert deployment.state == "deployed"
-    assert sorted(asked) == [("DC0_C0", 2, 2048), ("DC0_C0", 2, 4096)]
-    assert all("DRS recommended host" in m["placement"]["reason"] for m in deployment.machines)
-
-
 def test_a_stage_with_pools_in_two_clusters_places_over_both(runtime: Runtime, vcenter: SimulatedVCenter) -> None:
     vcenter.host_memory_mib = 4096  # each host holds two running 2 GiB machines
     machines = [machine(f"web{i}") for i in range(1, 5)] + [machine("db1"), machine("db2")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import tracemalloc
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import pytest
 
 from domain.addressing import MAX_DNS, MAX_POOL_ADDRESSES, candidate_ips, parse_ip_pool
-from domain.commands.addresses import _legacy_scopes
 from domain.errors import ValidationError
 from domain.values import parse_ip_pools
 
@@ -85,11 +83,3 @@ def test_a_stage_holds_a_bounded_number_of_pools() -> None:
         parse_ip_pools(pools, "ip_pools")
     assert error.value.field == "ip_pools"
     assert len(parse_ip_pools(pools[:32], "ip_pools")) == 32
-
-
-def test_old_claim_scopes_are_the_networks_of_every_old_pool_size() -> None:
-    # Computed with integers (the IPv4Network way costs most of an address assignment's CPU).
-    lowest = "0.0.0.0"  # noqa: S104 - an address, not a bind
-    for ip in (lowest, "10.99.0.17", "192.168.255.254", "255.255.255.255", "172.16.5.4"):
-        expected = [str(ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)) for prefix in range(31)]
-        assert list(_legacy_scopes(ip)) == expected

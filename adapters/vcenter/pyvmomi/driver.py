@@ -67,14 +67,11 @@ class PyVmomiDriver:
         self._networks: dict[tuple[str, str], Any] = {}
         self._pools: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
-        self._network_lock = threading.Lock()
         self._datacenters: dict[str, Any] = {}
-        self._vm_folders: dict[str, Any] = {}  # datacenter moid -> its VM folder
         self._switches: dict[str, Any] = {}
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
-        self._nic_count: dict[str, int] = {}  # set by set_nics, read once by the customisation after it
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -146,21 +143,13 @@ class PyVmomiDriver:
     def _template_locked(self, name: str) -> Any:
         template = self._templates.get(name)
         if template is None:
-            # Only the properties needed to know templates: every VM's devices would cost far more.
-            found = self.session.call(
-                "list templates", lambda: inventory.retrieve(self._content, vim.VirtualMachine, TEMPLATE_PROPERTIES)
-            )
-            self._learn_templates(found)
+            found = [(vm, props) for vm, props in self._vms() if props.get("config.template") and "name" in props]
+            self._templates = {props["name"]: vm for vm, props in found}
+            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
             template = self._templates.get(name)
         if template is None:
             raise VCenterObjectNotFoundError(f"template '{name}' not found in vCenter")
         return template
-
-    def _learn_templates(self, vms: list[tuple[Any, dict[str, Any]]]) -> None:
-        found = [(vm, props) for vm, props in vms if props.get("config.template") and "name" in props]
-        with self._cache_lock:
-            self._templates = {props["name"]: vm for vm, props in found}
-            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in found}
 
     def _resolve_pool(self, path: str) -> tuple[PoolStatus, Any, list[str]]:
         """(status, deepest existing pool, names still missing below it)."""
@@ -189,25 +178,17 @@ class PyVmomiDriver:
             status, pool, _ = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
             if status is not PoolStatus.EXISTS:
                 raise VCenterObjectNotFoundError(f"resource pool '{path}' not found in vCenter")
-            self._remember_pool(path, pool)
-            return pool
-
-    def _remember_pool(self, path: str, pool: Any) -> None:
-        with self._cache_lock:
             self._pools[path] = pool
-            # The path just resolved: reading a VM in this pool needs no walk of every pool.
-            self._paths = {**self._paths, pool._moId: path}
+            return pool
 
     def _forget(self) -> None:
         """Drop cached inventory after vCenter said an object is gone."""
         self._pools.clear()
         self._datacenters.clear()
-        self._vm_folders.clear()
         self._templates.clear()
         self._networks.clear()
         self._switches.clear()
         self._paths = {}
-        self.placement._forget()
 
     # -- port ----------------------------------------------------------------------------------
     def list_templates(self) -> list[TemplateInfo]:
@@ -215,9 +196,7 @@ class PyVmomiDriver:
 
     def _list_templates(self) -> list[TemplateInfo]:
         found = []
-        vms = self._vms()
-        self._learn_templates(vms)  # a deploy of what was just listed finds its template known
-        for vm, props in vms:
+        for vm, props in self._vms():
             if not props.get("config.template"):
                 continue
             guest = str(props.get("config.guestId") or "otherGuest")
@@ -255,7 +234,6 @@ class PyVmomiDriver:
                 pool = self.session.call(
                     f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
                 )
-            self._remember_pool(path, pool)  # the clones into it that follow need not walk to it again
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -268,10 +246,7 @@ class PyVmomiDriver:
                 if dc is None:
                     raise VCenterObjectNotFoundError(f"datacenter '{dc_name}' not found in vCenter")
                 self._datacenters[dc_name] = dc
-            folder = self._vm_folders.get(dc._moId)
-            if folder is None:  # each read of dc.vmFolder is a round trip
-                folder = self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
-        existing = self._find(folder, spec.deployment_id, spec.machine, spec.vm_name)
+        existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
         template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
@@ -302,21 +277,20 @@ class PyVmomiDriver:
             clone.snapshot = snapshot
         try:
             task = self.session.call(
-                "clone", lambda: template.CloneVM_Task(folder=folder, name=spec.vm_name, spec=clone)
+                "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
             )
             vm = self.session.wait(task, f"clone of {spec.vm_name}")
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        resize = None
+        self._tag(vm, spec.deployment_id, spec.machine)
         if sizing is None or sizing != (spec.cpus, spec.memory_mib):
             # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
             # A copy of a VM already sized so needs none.
             config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-            resize = self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config))
-        self._tag(vm, spec.deployment_id, spec.machine)  # while vCenter resizes it; tagged before it returns
-        if resize is not None:
-            self.session.wait(resize, f"resize of {spec.vm_name}")
+            self.session.wait(
+                self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+            )
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -332,10 +306,10 @@ class PyVmomiDriver:
         for key, value in ((keys[DEPLOYMENT_FIELD], str(deployment_id)), (keys[MACHINE_FIELD], machine)):
             self.session.call("tag VM", partial(manager.SetField, entity=vm, key=key, value=value))
 
-    def _find(self, folder: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+    def _find(self, dc: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
         """The VM an earlier attempt made for this machine (names are deterministic), if any."""
         index = self._content.searchIndex
-        vm = self.session.call("find VM by name", lambda: index.FindChild(folder, vm_name))
+        vm = self.session.call("find VM by name", lambda: index.FindChild(dc.vmFolder, vm_name))
         if vm is None:
             return None
         info = self._read(vm._moId)
@@ -350,18 +324,16 @@ class PyVmomiDriver:
     def customize(self, vm_id: str, identity: GuestIdentity) -> None:
         vm = self._vm(vm_id)
         guest = self._guest_of.get(vm_id) or str(self.session.call("read guest id", lambda: vm.config.guestId) or "")
-        nics = self._nic_count.pop(vm_id, None)
         family = "windows" if guest.lower().startswith("win") else "linux"
         if family != identity.os_family:
             # vCenter refuses such a spec (CustomizationFault); vcsim does not check, so we do.
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        if nics is None:  # not just set by set_nics: read them
-            devices = self.session.call(
-                "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
-            ).get("config.hardware.device")
-            nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
+        devices = self.session.call(
+            "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
+        ).get("config.hardware.device")
+        nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
         spec = specs.customization(identity, nics)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
@@ -402,36 +374,25 @@ class PyVmomiDriver:
                 "set NICs", lambda: vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
             )
             self.session.wait(task, f"NIC change of {vm_id}")
-        # The VM now has exactly these NICs: its customisation (next step) needs their number.
-        self._nic_count[vm_id] = len(nics)
 
     def _network(self, vm: Any, name: str) -> Any | None:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
-        found = self._networks.get(key)
-        if found is not None:
-            return found
-        with self._network_lock:  # parallel NIC steps would otherwise all list the networks at once
-            if key not in self._networks:
-                found = networks.network_named(self._content, dc, name)
-                if found is None:
-                    return None  # not cached: a port group created later must be found
-                self._networks[key] = found
-            return self._networks[key]
+        if key not in self._networks:
+            found = networks.network_named(self._content, dc, name)
+            if found is None:
+                return None  # not cached: a port group created later must be found
+            self._networks[key] = found
+        return self._networks[key]
 
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
         try:
-            task = self.session.call("power on", vm.PowerOnVM_Task)
-            # The VM as it is once on, read with the task's last poll.
-            props = self.session.wait_and_read(task, f"power-on of {vm_id}", vm, inventory.VM_PROPERTIES)
+            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
         except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
-            return self._read(vm_id)
-        return self.session.call(
-            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")))
-        )
+        return self._read(vm_id)
 
     def power_off(self, vm_id: str) -> None:
         vm = self._vm(vm_id)
@@ -711,7 +672,6 @@ class PyVmomiDriver:
         return drift.managed_vms(self)
 
 
-TEMPLATE_PROPERTIES = ["name", "config.template", "config.guestId"]
 HOT_ADD_PROPERTIES = [
     "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState",
     "config.cpuHotAddEnabled", "config.memoryHotAddEnabled",

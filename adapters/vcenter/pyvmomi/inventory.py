@@ -55,13 +55,7 @@ def _check_session(item: Any) -> None:
 
 def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any, dict[str, Any]]]:
     """(object, {property: value}) for every object of `kind`, in one property-collector call per page."""
-    return retrieve_many(content, {kind: properties})
-
-
-def retrieve_many(content: Any, wanted: dict[type, list[str]]) -> list[tuple[Any, dict[str, Any]]]:
-    """(object, {property: value}) for every object of each kind in `wanted` (with that kind's
-    properties), through one container view and one property-collector call per page."""
-    view = content.viewManager.CreateContainerView(content.rootFolder, list(wanted), True)
+    view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
     try:
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[
@@ -75,10 +69,7 @@ def retrieve_many(content: Any, wanted: dict[type, list[str]]) -> list[tuple[Any
                     ],
                 )
             ],
-            propSet=[
-                vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)
-                for kind, properties in wanted.items()
-            ],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)],
         )
         collector = content.propertyCollector
         options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1000)
@@ -107,30 +98,6 @@ def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, An
         raise vmodl.fault.ManagedObjectNotFound(obj=obj)
     _check_session(result.objects[0])
     return {p.name: p.val for p in result.objects[0].propSet}
-
-
-def task_and_properties(content: Any, task: Any, obj: Any, properties: list[str]) -> tuple[Any, dict[str, Any]]:
-    """A task's info and several properties of another object, in one property-collector call."""
-    spec = vmodl.query.PropertyCollector.FilterSpec(
-        objectSet=[
-            vmodl.query.PropertyCollector.ObjectSpec(obj=task, skip=False),
-            vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False),
-        ],
-        propSet=[
-            vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info"]),
-            vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=properties),
-        ],
-    )
-    result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
-    found: dict[str, dict[str, Any]] = {}
-    for item in result.objects if result is not None else []:
-        _check_session(item)
-        found[item.obj._moId] = {p.name: p.val for p in item.propSet}
-    if "info" not in found.get(task._moId, {}):
-        raise vmodl.fault.ManagedObjectNotFound(obj=task)
-    if obj._moId not in found:
-        raise vmodl.fault.ManagedObjectNotFound(obj=obj)
-    return found[task._moId]["info"], found[obj._moId]
 
 
 def pool_paths(content: Any) -> dict[str, str]:

@@ -23,7 +23,6 @@ from urllib.parse import urlencode, urlsplit
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
-from adapters.vcenter.pyvmomi import inventory
 from domain.errors import UnavailableError, VCenterFaultError, VCenterObjectNotFoundError
 
 T = TypeVar("T")
@@ -161,25 +160,13 @@ class Session:
 
     def wait(self, task: Any, operation: str) -> Any:
         """Wait for a task with backoff; cancel it and fail after the configured timeout."""
-        return self._wait(task, operation, lambda: (task.info, None))[0]
-
-    def wait_and_read(self, task: Any, operation: str, obj: Any, properties: list[str]) -> dict[str, Any]:
-        """Wait for a task like `wait`, reading `properties` of `obj` in each poll's property-collector
-        call: once the task has succeeded, they are as vCenter had them then (a round trip fewer
-        than waiting, then reading)."""
-        found: dict[str, Any] = self._wait(
-            task, operation, lambda: inventory.task_and_properties(self.content, task, obj, properties)
-        )[1]
-        return found
-
-    def _wait(self, task: Any, operation: str, poll: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
         deadline = time.monotonic() + self.settings.task_timeout
         delay = 0.02
         with translated(operation, self.settings.task_timeout):
             while True:
-                info, extra = self._authenticated(poll)
+                info = self._authenticated(lambda: task.info)
                 if info.state == vim.TaskInfo.State.success:
-                    return info.result, extra
+                    return info.result
                 if info.state == vim.TaskInfo.State.error:
                     error = info.error
                     if isinstance(error, vmodl.fault.ManagedObjectNotFound):
