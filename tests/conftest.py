@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,21 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/stagekeeper.db"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """The command-line client replaces the root logger's handlers with one on standard error, which
+    under pytest is a capture file closed when the test ends: a worker thread of a later test logging
+    through it would print "Logging error". Every test takes away the stream handlers it added."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    # Only plain stream handlers the test added go (pytest swaps its own capture handlers per phase).
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
