@@ -22,7 +22,15 @@ from projections import quarantine
 from projections.base import Projection
 from projections.raw import RawEvent
 from projections.schema import create_missing, drop_indexes, install, secondary_indexes
-from projections.store import Cursor, ReadStore, SafeCursor, set_tracking, tracking_position
+from projections.store import (
+    Cursor,
+    ReadStore,
+    SafeCursor,
+    set_tracking,
+    set_trackings,
+    tracking_position,
+    tracking_positions,
+)
 
 __all__ = ["EventSource", "Follower", "ProcessFollower", "ProjectionFollower", "install"]
 
@@ -106,7 +114,7 @@ class ProjectionFollower:
 
     def _locked_positions(self, cursor: Cursor) -> dict[str, int]:
         lock = self.store.dialect == "postgres"
-        return {p.name: tracking_position(cursor, p.name, for_update=lock) for p in self.projections}
+        return tracking_positions(cursor, [p.name for p in self.projections], for_update=lock)
 
     def catch_up(self, until: int | None = None) -> int:
         processed = self._follow(until)
@@ -154,8 +162,7 @@ class ProjectionFollower:
                         if self._locked_positions(cursor) != positions:
                             continue
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
-                        for projection in self.projections:
-                            set_tracking(cursor, projection.name, notifications[-1].id)
+                        set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
                 except Exception as error:
                     if quarantine.transient(error):
                         raise

@@ -74,6 +74,31 @@ def set_tracking(cursor: Cursor, name: str, position: int) -> None:
     )
 
 
+def tracking_positions(cursor: Cursor, names: Sequence[str], for_update: bool = False) -> dict[str, int]:
+    """Several followers' positions in one statement (0 for one never tracked). `for_update`
+    (PostgreSQL) locks their rows in name order, so followers locking the same rows take turns."""
+    if not names:
+        return {}
+    marks = ", ".join(["%s"] * len(names))
+    lock = " ORDER BY name FOR UPDATE" if for_update else ""
+    cursor.execute(f"SELECT name, position FROM sk_tracking WHERE name IN ({marks}){lock}", list(names))  # noqa: S608
+    found = {str(row["name"]): int(row["position"]) for row in cursor.fetchall()}
+    return {name: found.get(name, 0) for name in names}
+
+
+def set_trackings(cursor: Cursor, names: Sequence[str], position: int) -> None:
+    """Several followers moved to one position in one statement (in name order, as they were locked)."""
+    if not names:
+        return
+    ordered = sorted(names)
+    values = ", ".join(["(%s, %s)"] * len(ordered))
+    cursor.execute(
+        f"INSERT INTO sk_tracking (name, position) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        [value for name in ordered for value in (name, position)],
+    )
+
+
 def safe_text(value: Any) -> Any:
     """Text PostgreSQL can store: NUL becomes the six characters `\\u0000` (as JSON writes it).
 

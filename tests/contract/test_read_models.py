@@ -9,7 +9,7 @@ import pytest
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from domain.errors import UnavailableError
-from projections.store import Row
+from projections.store import Row, set_tracking, set_trackings, tracking_positions
 from tests.support import THREE_TIER, runtime_for, stages
 
 
@@ -81,3 +81,14 @@ def test_a_second_start_on_the_same_database_keeps_everything(database_url: str)
     assert second.app.configuration(configuration_id).version == 2
     assert snapshot(second) == tables
     second.close()
+
+
+def test_tracking_positions_are_read_and_moved_together_in_one_statement_each(runtime: Runtime) -> None:
+    lock = runtime.store.dialect == "postgres"
+    with runtime.store.transaction() as cursor:
+        set_tracking(cursor, "t-one", 7)
+        assert tracking_positions(cursor, ["t-two", "t-one"], for_update=lock) == {"t-two": 0, "t-one": 7}
+        set_trackings(cursor, ["t-two", "t-one"], 12)
+    with runtime.store.transaction() as cursor:
+        assert tracking_positions(cursor, ["t-one", "t-two", "t-three"]) == {"t-one": 12, "t-two": 12, "t-three": 0}
+        assert tracking_positions(cursor, []) == {}
