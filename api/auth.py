@@ -89,6 +89,25 @@ class Authenticator:
     def _is_admin(self, groups: frozenset[str]) -> bool:
         return self.admin_group is not None and self.admin_group in {normalise_key(g) for g in groups}
 
+    def cached_principal(self, authorization: str | None) -> Principal | None:
+        """The caller of credentials verified within the cache time, or None: no I/O, no hashing
+        but SHA-256 (`authenticate` decides everything else, refusals included)."""
+        if not authorization or self.cache_seconds <= 0:
+            return None
+        scheme, _, credentials = authorization.partition(" ")
+        scheme, credentials = scheme.lower(), credentials.strip()
+        if scheme == "bearer":
+            return self._cached("t:" + token_digest(credentials))
+        if scheme != "basic":
+            return None
+        try:
+            username, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if not sep:
+            return None
+        return self._cached("b:" + hashlib.sha256(f"{username}\x00{password}".encode()).hexdigest())
+
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
             raise AuthenticationError("authentication required: use HTTP Basic or a Bearer token")

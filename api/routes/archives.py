@@ -11,13 +11,14 @@ from api.access import operate_deployment, operate_stage, read_deployment, reada
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.archives import SUMMARY_FIELDS, Archive, ArchiveList, ArchiveSummary, TierUsage
+from api.routing import OneHopRoute
 from api.schemas import Reason
 from domain.archive import Archive as ArchiveAggregate
 from domain.commands.archives import MAX_PAGE
 from domain.deployment import UNDEPLOYED
 from domain.errors import PermissionDeniedError
 
-router = APIRouter(tags=["archives"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["archives"], responses=errors(401, 403, 404, 422, 503))
 
 
 class ArchiveRequest(Reason):

@@ -16,11 +16,14 @@ from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.export import csv_chunks, csv_failure, guarded, jsonl_failure, jsonl_lines, started
 from api.responses import errors
 from api.responses.audit import AuditPage, export_formats
+from api.routing import OneHopRoute
 from domain.errors import NotFoundError, ValidationError
 from domain.values import normalise_key
 from projections.audit_queries import AuditFilter
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(
+    route_class=OneHopRoute, prefix="/api/v1/audit", tags=["audit"], responses=errors(401, 403, 404, 422, 503)
+)
 
 
 def audit_filter(

@@ -16,11 +16,12 @@ from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.responses import errors
 from api.responses.deployments import Board, Inventory
+from api.routing import OneHopRoute
 from domain.errors import NotFoundError, ValidationError
 from domain.values import normalise_key
 from projections.queries import board_service
 
-router = APIRouter(prefix="/api/v1", tags=["board"], responses=errors(401, 422, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1", tags=["board"], responses=errors(401, 422, 503))
 
 
 BOARD_LIMIT = 200  # services per page, at most

@@ -14,10 +14,11 @@ from api.access import capture_stage, readable_service_ids
 from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.capture import CaptureAnswer
+from api.routing import OneHopRoute
 from api.schemas import Reason
 from api.views import deployment_view
 
-router = APIRouter(tags=["capture"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["capture"], responses=errors(401, 403, 404, 422, 503))
 SCAN_LIMIT = 100_000  # live deployments searched for the holder of a claimed address (refusals only)
 
 

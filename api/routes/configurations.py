@@ -17,6 +17,7 @@ from api.responses.configurations import (
     ConfigurationHistory,
     ConfigurationList,
 )
+from api.routing import OneHopRoute
 from api.schemas import (
     ConfigurationCreate,
     ConfigurationPatch,
@@ -31,7 +32,7 @@ from domain.diff import describe, diff_definitions
 from domain.errors import NotFoundError, ValidationError
 from domain.values import check_version_number
 
-router = APIRouter(tags=["configurations"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["configurations"], responses=errors(401, 403, 404, 422, 503))
 # Commands on a configuration: they may conflict (or race), the body may be too big, If-Match may be stale.
 VERSIONED = errors(409, 412, 413, 415)
 

@@ -14,11 +14,15 @@ from api.gate import governed
 from api.responses import errors
 from api.responses.consoles import ConsoleTicket
 from api.responses.deployments import Deployment
+from api.routing import OneHopRoute
 from api.schemas import Governed
 from api.views import deployment_view
 
 router = APIRouter(
-    tags=["consoles"], responses=errors(401, 403, 404, 409, 422, 502, 503), dependencies=[Depends(governed)]
+    route_class=OneHopRoute,
+    tags=["consoles"],
+    responses=errors(401, 403, 404, 409, 422, 502, 503),
+    dependencies=[Depends(governed)],
 )
 MACHINE = "/api/v1/deployments/{deployment_id}/machines/{machine}"
 

@@ -23,12 +23,18 @@ from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_vers
 from api.gate import governed
 from api.responses import errors
 from api.responses.deployments import Deployment, DeploymentList
+from api.routing import OneHopRoute
 from api.schemas import CopyRequest, DeployRequest, Governed, RevertRequest, SnapshotRequest, SwapRequest
 from api.views import deployment_view
 from domain.deployment import STATES
 from domain.errors import ValidationError
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503), dependencies=[Depends(governed)])
+router = APIRouter(
+    route_class=OneHopRoute,
+    tags=["deployments"],
+    responses=errors(401, 403, 404, 422, 503),
+    dependencies=[Depends(governed)],
+)
 
 
 def _result(response: Response, outcome: Any) -> Deployment:

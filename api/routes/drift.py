@@ -11,12 +11,13 @@ from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.deployments import Deployment
 from api.responses.drift import OrphanList
+from api.routing import OneHopRoute
 from api.schemas import Reason
 from api.views import deployment_view
 from domain.application import Outcome
 from domain.deployment import Deployment as DeploymentAggregate
 
-router = APIRouter(tags=["drift"], responses=errors(401, 403, 404, 409, 413, 415, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["drift"], responses=errors(401, 403, 404, 409, 413, 415, 422, 503))
 FieldPath = Path(description="'<machine>.<field>', e.g. 'db.memory_mib' (as the deployment's drift lists it)")
 
 

@@ -14,6 +14,7 @@ from api.auth import Principal
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.governance import Approval, ApprovalList, FreezeWindow, FreezeWindowList, StopLine
+from api.routing import OneHopRoute
 from api.schemas import Body as BodyModel
 from api.schemas import Reason
 from api.views_governance import approval_view, window_view
@@ -23,7 +24,7 @@ from domain.changecontrol import may_change_window
 from domain.errors import PermissionDeniedError, ValidationError
 from domain.permissions import can_read
 
-router = APIRouter(tags=["governance"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["governance"], responses=errors(401, 403, 404, 422, 503))
 STATE_FILTERS = {"pending": approvals.AWAITING, approvals.AWAITING: approvals.AWAITING,
                  approvals.APPROVED: approvals.APPROVED}  # fmt: skip
 

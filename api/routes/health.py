@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from api.deps import RuntimeDep
 from api.responses.system import Health
+from api.routing import OneHopRoute
 from domain.errors import UnavailableError
 from projections.quarantine import quarantined
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=OneHopRoute, tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)

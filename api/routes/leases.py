@@ -13,6 +13,7 @@ from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_vers
 from api.responses import errors
 from api.responses.deployments import Deployment
 from api.responses.leases import LeaseReport
+from api.routing import OneHopRoute
 from api.schemas import LeaseChange
 from api.views import deployment_view
 from domain import leases
@@ -20,7 +21,7 @@ from domain.errors import NotFoundError, ValidationError
 from domain.processes.leases import report
 from projections.leases import lease_candidates
 
-router = APIRouter(tags=["leases"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["leases"], responses=errors(401, 403, 404, 422, 503))
 MAX_REPORT_DAYS = 366
 
 

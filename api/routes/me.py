@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.system import Me
+from api.routing import OneHopRoute
 
-router = APIRouter(prefix="/api/v1", tags=["me"], responses=errors(401, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1", tags=["me"], responses=errors(401, 503))
 
 
 @router.get("/me", response_model=Me)

@@ -26,12 +26,13 @@ from api.errors import error_body
 from api.limits import STREAMED_TYPES, media_type
 from api.responses import ErrorResponse, errors
 from api.responses.media import Medium, MediumList
+from api.routing import OneHopRoute
 from domain.errors import NotFoundError, PermissionDeniedError, UnavailableError, ValidationError
 from domain.media import MAX_MEDIUM_NAME
 from domain.text import MAX_REASON
 from projections.media import configuration_ids, list_media, live_deployment_ids, with_tail
 
-router = APIRouter(prefix="/api/v1/media", tags=["media"], responses=errors(401, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1/media", tags=["media"], responses=errors(401, 503))
 
 UPLOAD_PATH = "/api/v1/media"
 ISO_TYPES = STREAMED_TYPES

@@ -10,8 +10,9 @@ from adapters.metrics import CONTENT_TYPE
 from api.access import require_admin
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
+from api.routing import OneHopRoute
 
-router = APIRouter(tags=["system"])
+router = APIRouter(route_class=OneHopRoute, tags=["system"])
 
 
 @router.get(

@@ -11,9 +11,15 @@ from api.deps import PrincipalDep, RuntimeDep, set_version
 from api.gate import governed
 from api.responses import errors
 from api.responses.placement import RebalanceMove, RebalancePlan
+from api.routing import OneHopRoute
 from api.schemas import RebalanceRequest
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 422, 503), dependencies=[Depends(governed)])
+router = APIRouter(
+    route_class=OneHopRoute,
+    tags=["deployments"],
+    responses=errors(401, 403, 404, 422, 503),
+    dependencies=[Depends(governed)],
+)
 
 
 @router.post(

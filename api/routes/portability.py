@@ -14,9 +14,10 @@ from api.access import manage_service, require_admin
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import Out, errors
 from api.responses.services import Service
+from api.routing import OneHopRoute
 from api.views import service_view
 
-router = APIRouter(tags=["services"], responses=errors(401, 403, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["services"], responses=errors(401, 403, 422, 503))
 
 
 class ExportChain(Out):

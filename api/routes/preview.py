@@ -10,8 +10,9 @@ from api.access import read_deployment
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.drift import Preview
+from api.routing import OneHopRoute
 
-router = APIRouter(tags=["deployments"], responses=errors(401, 403, 404, 409, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["deployments"], responses=errors(401, 403, 404, 409, 422, 503))
 
 
 @router.get("/api/v1/deployments/{deployment_id}/promote-preview", response_model=Preview)

@@ -31,11 +31,12 @@ from api.deps import PrincipalDep, RuntimeDep
 from api.notify import Notifier
 from api.responses import errors
 from api.responses.deployments import progress_stream
+from api.routing import OneHopRoute
 from domain.deployment import ACTIVE_STATES, Deployment
 from domain.errors import TooManyRequestsError
 from projections.summaries import summarise
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(route_class=OneHopRoute, tags=["deployments"])
 HEARTBEAT_SECONDS = 15.0
 # Threads the stream reads of one app share (their own limiter, not the sync routes' 40).
 READ_THREADS = 4

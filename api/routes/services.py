@@ -11,13 +11,16 @@ from api.access import manage_service, read_service, readable_service_ids, requi
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.services import GrantChange, GrantList, GrantRevoked, Service, ServiceList
+from api.routing import OneHopRoute
 from api.schemas import GrantRequest, ServiceCreate, ServicePatch, StageCreate, StageOrder, StagePatch
 from api.views import service_view
 from domain.changecontrol import loosened
 from domain.errors import PermissionDeniedError
 from domain.values import FENCE_KEYS
 
-router = APIRouter(prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503))
+router = APIRouter(
+    route_class=OneHopRoute, prefix="/api/v1/services", tags=["services"], responses=errors(401, 422, 503)
+)
 # Commands on an existing service: it may be missing, the command may conflict (or race), the body may be too big.
 CHANGE = errors(403, 404, 409, 413, 415)
 VERSIONED = errors(403, 404, 409, 412, 413, 415)

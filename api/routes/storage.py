@@ -14,10 +14,11 @@ from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.media import Dependants, StorageTree, TemplateRemoved
 from api.routes.media import live_deployments
+from api.routing import OneHopRoute
 from domain.dependants import Node
 from domain.text import MAX_REASON
 
-router = APIRouter(tags=["storage"], responses=errors(401, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["storage"], responses=errors(401, 503))
 
 
 def visible_nodes(nodes: list[Node], readable: set[str] | None) -> tuple[list[Node], int]:

@@ -8,9 +8,10 @@ from api.access import require_admin
 from api.deps import PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.system import TemplateList, TemplatesImported
+from api.routing import OneHopRoute
 from api.schemas import TemplateImport
 
-router = APIRouter(prefix="/api/v1/templates", tags=["templates"], responses=errors(401, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1/templates", tags=["templates"], responses=errors(401, 503))
 
 
 @router.get("", response_model=TemplateList)

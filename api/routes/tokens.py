@@ -10,11 +10,12 @@ from api.access import require_admin
 from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.system import NewToken, Token, TokenList
+from api.routing import OneHopRoute
 from api.schemas import TokenCreate
 from api.views import token_view
 from projections.tokens import list_tokens
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses=errors(401, 422, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1/tokens", tags=["tokens"], responses=errors(401, 422, 503))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NewToken, responses=errors(409, 413, 415))

@@ -13,12 +13,14 @@ from api.deps import IfMatchDep, PrincipalDep, RuntimeDep, set_version
 from api.gate import governed
 from api.responses import errors
 from api.responses.deployments import Deployment
+from api.routing import OneHopRoute
 from api.schemas import Governed
 from api.views import deployment_view
 from domain.application import Outcome
 from domain.deployment import Deployment as DeploymentAggregate
 
 router = APIRouter(
+    route_class=OneHopRoute,
     tags=["deployments"],
     responses=errors(401, 403, 404, 409, 413, 415, 422, 503),
     dependencies=[Depends(governed)],

@@ -11,8 +11,9 @@ from api.access import read_service
 from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.usage import DatastoreUsage, ServiceUsage, StageTotals
+from api.routing import OneHopRoute
 
-router = APIRouter(prefix="/api/v1", tags=["usage"], responses=errors(401, 422, 503))
+router = APIRouter(route_class=OneHopRoute, prefix="/api/v1", tags=["usage"], responses=errors(401, 422, 503))
 
 FROM = Query(None, alias="from", description="ISO 8601 start (default: 24 hours before `to`)")
 TO = Query(None, description="ISO 8601 end (default: now)")

@@ -14,13 +14,14 @@ from adapters.runtime import Runtime
 from api.access import require_admin
 from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.responses import Out, Position, errors
+from api.routing import OneHopRoute
 from api.schemas import Body, Reason
 from domain.accounts import LocalAccount
 from domain.errors import ConflictError, PermissionDeniedError, UnavailableError
 from domain.local_users import GROUP_SUFFIX, check_username, group_dn
 from projections.users import list_users
 
-router = APIRouter(tags=["users"], responses=errors(401, 403, 422, 503))
+router = APIRouter(route_class=OneHopRoute, tags=["users"], responses=errors(401, 403, 422, 503))
 
 
 class UserCreate(Reason):

@@ -14,6 +14,7 @@ from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep
 from api.responses import errors
 from api.responses.leases import DeliveryList, NewWebhook, RemovedWebhook, WebhookList
+from api.routing import OneHopRoute
 from api.schemas import Reason, WebhookCreate
 from domain.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from domain.notifications import KIND_NAMES
@@ -21,7 +22,9 @@ from domain.permissions import can_manage, can_read
 from domain.webhooks import MAX_WEBHOOKS_PER_SCOPE, Webhook
 from projections.webhooks import deliveries, list_webhooks
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=errors(401, 403, 422, 503))
+router = APIRouter(
+    route_class=OneHopRoute, prefix="/api/v1/webhooks", tags=["webhooks"], responses=errors(401, 403, 422, 503)
+)
 MAX_PAGE = 200
 
 

@@ -12,13 +12,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from adapters.runtime import Runtime
 from api.auth import Authenticator
 from api.errors import REFUSALS, record_refusal, status_of
+from api.routing import OneHopRoute
 from api.ui.boardcache import BoardCache
 from api.ui.consoles import ScreenshotCache
 from api.ui.revocation import SignedOut
@@ -215,7 +215,7 @@ def error_page(request: Request, error: StagekeeperError) -> Response:
     return render(request, template, {"error": error, "status": status, "title": "Not done"}, status)
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(OneHopRoute):
     """Console routes answer in HTML: errors become a page naming what was refused and why."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
