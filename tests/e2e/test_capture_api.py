@@ -145,8 +145,10 @@ def test_a_captured_deployment_is_copied_shown_and_swapped_over_http(client: Tes
     assert "machine 'erp-1' of configuration 'erp' was captured from VM ERP_1" in refused.json()["error"]["message"]
     copy = client.post(f"/api/v1/deployments/{prod['id']}/copy", json={"stage": "test", "fence": True}, auth=AUTH)
     assert copy.status_code == 202, copy.text
-    copy_id = wait_state(client, copy.json()["id"], "deployed")["id"]
-    board = client.get("/api/v1/board", auth=AUTH).json()
+    copied = wait_state(client, copy.json()["id"], "deployed")
+    copy_id = copied["id"]
+    # The board is a read model: ask for one that reflects at least what the deployment showed.
+    board = client.get("/api/v1/board", params={"min_position": copied["position"]}, auth=AUTH).json()
     [shown] = [s for s in board["services"] if s["id"] == service["id"]]
     on_board = {st["name"]: [(d["id"], d["captured"]) for d in st["deployments"]] for st in shown["stages"]}
     assert on_board == {"test": [(copy_id, False)], "prod": [(prod["id"], True)]}

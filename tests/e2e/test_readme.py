@@ -42,7 +42,9 @@ def test_the_readme_walkthrough_runs_as_written(sqlite_server: Server, tmp_path:
 def test_the_readme_client_walkthrough_runs_as_written(sqlite_server: Server, tmp_path: Path) -> None:
     """The curl walk-through first (it makes the service), then the client's, as written."""
     curl = walkthrough().replace("http://127.0.0.1:8080", sqlite_server.url)
-    client = walkthrough("stagekeeper login").replace("http://127.0.0.1:8080", sqlite_server.url)
+    client = walkthrough("source .venv/bin/activate").replace("http://127.0.0.1:8080", sqlite_server.url)
+    # The block activates the checkout's virtualenv; the test runs it in a scratch directory.
+    client = client.replace("source .venv/bin/activate", f"source {Path(sys.executable).parent}/activate", 1)
     repository = str(README.parent)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STAGEKEEPER_")},

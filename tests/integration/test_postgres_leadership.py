@@ -96,18 +96,23 @@ def test_a_leader_whose_lock_connection_dies_stops_and_one_standby_finishes_the_
             old_lock_pid = lock_backend_pid(url)
 
             # A standby keeps one connection while it polls (every 0.05 s), it does not open one per poll.
+            # The process manager's lock only (the webhook delivery has a lock of its own), of this
+            # test's two workers only (other tests share the server).
+            names = [f"stagekeeper:process:deployments:pid={worker.pid}" for worker in workers]
+
             def standby_connections() -> set[int]:
                 with psycopg.connect(POSTGRES_CONNINFO) as conn:
                     rows = conn.execute(
-                        # The process manager's lock only (the webhook delivery has a lock of its own).
-                        "SELECT pid FROM pg_stat_activity "
-                        "WHERE application_name LIKE 'stagekeeper:process:deployments:%%' "
-                        "AND pid <> %s AND datname = current_database()",
-                        (old_lock_pid,),
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = ANY(%s) AND pid <> %s",
+                        (names, old_lock_pid),
                     ).fetchall()
                 return {int(r[0]) for r in rows}
 
-            seen = set()
+            seen = standby_connections()
+            while not seen:  # the standby's first attempt may come late on a loaded machine
+                assert time.monotonic() < deadline, "the standby never tried the lock"
+                time.sleep(0.05)
+                seen = standby_connections()
             for _ in range(6):
                 seen |= standby_connections()
                 time.sleep(0.1)
