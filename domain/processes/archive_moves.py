@@ -7,7 +7,9 @@ worker killed anywhere redoes at most the file it was on; the archive always has
 recorded. A file-tier put is keyed by archive and file: one redone after a crash replaces the put
 the killed worker committed but never recorded, so its chunks' references are dropped too (keys
 never meet across archives, and an archive's recorded puts on a tier are released before it can
-move there again).
+move there again). A move that fails records MoveFailed with the copies it made (its FileMoved) to
+free; they are freed like the old copies after Moved, and a worker killed while freeing them leaves
+them recorded for the next one (release is idempotent), so a move never retried leaks nothing.
 """
 
 from __future__ import annotations
