@@ -57,12 +57,14 @@ class TierMoves:
     def move(self, archive: Archive) -> None:
         assert archive.moving is not None
         to = archive.moving["to"]
+        current: str | None = None
         try:
             for stored in list(archive.files):
                 key = f"{stored['machine']}/{stored['name']}"
                 assert archive.moving is not None
                 if key in archive.moving["moved"]:
                     continue
+                current = key
                 path, manifest = self._copy(archive, stored, to)
                 archive = self._step(
                     archive.id, Archive.record_file_moved, machine=stored["machine"], name=stored["name"], path=path,
@@ -71,6 +73,11 @@ class TierMoves:
             self._step(archive.id, Archive.complete_move)
         except (VCenterFaultError, MoveCheckError, ArchiveFileCorruptedError) as fault:
             message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
+            if current is not None and to in self.file_tiers:
+                # A worker killed after putting this file but before recording it left a put under
+                # its key; the redo failed before replacing it. Nothing records it: drop it before
+                # MoveFailed (killed here, the next worker redoes the file and comes back here).
+                self.file_tiers[to].release_key(f"{archive.id}/{current}")
             self._step(archive.id, Archive.fail_move, failure=message)
 
     def _copy(self, archive: Archive, stored: dict[str, Any], to: str) -> tuple[str, dict[str, Any] | None]:

@@ -395,3 +395,38 @@ def test_a_failed_move_to_the_file_tier_frees_its_puts_even_when_the_worker_dies
             assert_one_complete_copy(runtime, archive_id)
         finally:
             runtime.close()
+
+
+def test_a_put_left_unrecorded_by_a_killed_worker_is_freed_when_the_redone_move_fails(
+    vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    """A worker killed after its put of a file committed but before FileMoved leaves a put only its
+    key names; the next worker redoes the file, and when that redo fails before putting (the source
+    cannot be read), the move fails and drops the put under that key: nothing left on the tier."""
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            archive_id = archived(runtime, deployed(runtime))
+            stored_files = runtime.app.archive(archive_id).files
+            first = next(f for f in stored_files if f["size"] > 0)  # (the files before it are freed by MoveFailed)
+            on_disk = datastore_root(runtime, "LocalDS_1") / first["path"]
+            files = runtime.file_tiers[tier]
+            name = f"{first['machine']}/{first['name']}"
+            files.put(name, io.BytesIO(on_disk.read_bytes()), f"{archive_id}/{name}")  # the killed worker's
+            assert files.stats()[0] == first["size"] > 0
+            good = on_disk.read_bytes()
+            on_disk.unlink()
+            runtime.app.move_archive(archive_id, tier, actor="alice")
+            runtime.catch_up()
+            archive = runtime.app.archive(archive_id)
+            assert (archive.tier, archive.moving, archive.releasing) == ("LocalDS_1", None, [])
+            assert archive.move_failure is not None
+            assert first["name"] in archive.move_failure
+            assert files.stats()[0] == 0
+            on_disk.write_bytes(good)
+            assert_one_complete_copy(runtime, archive_id)
+        finally:
+            runtime.close()
