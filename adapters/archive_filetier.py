@@ -25,6 +25,9 @@ class FileTierAdapter:
     def release(self, manifest: dict[str, Any]) -> None:
         self.tier.release(FileManifest.from_dict(manifest))
 
+    def release_key(self, key: str) -> None:
+        self.tier.release_key(key)
+
     def stats(self) -> tuple[int, int]:
         stats = self.tier.stats()
         return stats.logical_bytes, stats.stored_bytes

@@ -86,7 +86,8 @@ class Archive(Aggregate):
         self.hold_reason: str | None = None
         self.restores: dict[str, dict[str, Any]] = {}  # restore (new deployment) id -> its record
         self.moving: dict[str, Any] | None = None  # {"to", "from", "moved": {machine/name: location}}
-        self.releasing: list[dict[str, Any]] = []  # old locations a finished move still has to free
+        # copies a finished move (the old ones) or a failed move (the new ones) still has to free:
+        self.releasing: list[dict[str, Any]] = []
         self.move_failure: str | None = None
 
     # -- archiving ------------------------------------------------------------------------------
@@ -364,14 +365,21 @@ class Archive(Aggregate):
         self.releasing = []
 
     def fail_move(self, failure: str, actor: str) -> None:
+        """The archive stays where it was; the copies the move made on the new tier (its FileMoved)
+        are to be freed like the old copies after Moved (SourcesReleased), so a move never retried
+        leaves nothing allocated on the tier it failed to reach."""
         if self.moving is None:
             raise InvalidTransitionError(f"archive {self.id} is not moving")
-        self._move_failed(tier=self.moving["to"], failure=failure[:2000], actor=actor, reason=None)
+        made = [{**location, "owned": True} for location in self.moving["moved"].values()]
+        self._move_failed(tier=self.moving["to"], failure=failure[:2000], released=made, actor=actor, reason=None)
 
     @event("MoveFailed", topic="stagekeeper:Archive.MoveFailed")
-    def _move_failed(self, tier: str, failure: str, actor: str, reason: str | None) -> None:
+    def _move_failed(
+        self, tier: str, failure: str, actor: str, reason: str | None, released: list[dict[str, Any]] | None = None
+    ) -> None:  # `released` is absent from MoveFailed recorded before it existed (those puts leaked)
         self.moving = None
         self.move_failure = failure
+        self.releasing = list(released or [])
 
     # -- what the catalogue shows ---------------------------------------------------------------
     def size_by_tier(self) -> dict[str, int]:

@@ -71,6 +71,10 @@ class FileTierStore(Protocol):
         """Drop the put's references; the space is reclaimed by the tier's collection."""
         ...
 
+    def release_key(self, key: str) -> None:
+        """Drop the live put of `key`, if any: one a caller committed but never recorded."""
+        ...
+
     def stats(self) -> tuple[int, int]:
         """(logical bytes, stored bytes) of the tier."""
         ...

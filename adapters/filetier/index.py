@@ -93,6 +93,14 @@ class TierIndex:
         with self.connect() as conn, self.writing(conn):
             return self._release(conn, put_id)
 
+    def release_key(self, key: str) -> bool:
+        """Drops the references of the live put of `key`; False when there is none."""
+        with self.connect() as conn, self.writing(conn):
+            released = False
+            for (put_id,) in conn.execute("SELECT id FROM manifests WHERE key = ?", (key,)).fetchall():
+                released = self._release(conn, put_id) or released
+            return released
+
     @staticmethod
     def _release(conn: sqlite3.Connection, put_id: str) -> bool:
         row = conn.execute("SELECT chunks FROM manifests WHERE id = ?", (put_id,)).fetchone()

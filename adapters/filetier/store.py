@@ -102,6 +102,11 @@ class FileTier:
         """Drops this put's references (once, however often called); `collect` reclaims the space."""
         self._index.release(manifest.id)
 
+    def release_key(self, key: str) -> bool:
+        """Drops the live put of `key` (one committed by a caller that died before recording it);
+        False when there is none."""
+        return self._index.release_key(check_name(key))
+
     def is_live(self, manifest: FileManifest) -> bool:
         return self._index.is_live(manifest.id)
 

@@ -7,7 +7,9 @@ worker killed anywhere redoes at most the file it was on; the archive always has
 recorded. A file-tier put is keyed by archive and file: one redone after a crash replaces the put
 the killed worker committed but never recorded, so its chunks' references are dropped too (keys
 never meet across archives, and an archive's recorded puts on a tier are released before it can
-move there again).
+move there again). A move that fails records MoveFailed with the copies it made (its FileMoved) to
+free; they are freed like the old copies after Moved, and a worker killed while freeing them leaves
+them recorded for the next one (release is idempotent), so a move never retried leaks nothing.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ class TierMoves:
     def move(self, archive: Archive) -> None:
         assert archive.moving is not None
         to = archive.moving["to"]
+        current: str | None = None
         try:
             for stored in list(archive.files):
                 key = f"{stored['machine']}/{stored['name']}"
                 assert archive.moving is not None
                 if key in archive.moving["moved"]:
                     continue
+                current = key
                 path, manifest = self._copy(archive, stored, to)
                 archive = self._step(
                     archive.id, Archive.record_file_moved, machine=stored["machine"], name=stored["name"], path=path,
@@ -69,6 +73,11 @@ class TierMoves:
             self._step(archive.id, Archive.complete_move)
         except (VCenterFaultError, MoveCheckError, ArchiveFileCorruptedError) as fault:
             message = fault.message if isinstance(fault, VCenterFaultError) else str(fault)
+            if current is not None and to in self.file_tiers:
+                # A worker killed after putting this file but before recording it left a put under
+                # its key; the redo failed before replacing it. Nothing records it: drop it before
+                # MoveFailed (killed here, the next worker redoes the file and comes back here).
+                self.file_tiers[to].release_key(f"{archive.id}/{current}")
             self._step(archive.id, Archive.fail_move, failure=message)
 
     def _copy(self, archive: Archive, stored: dict[str, Any], to: str) -> tuple[str, dict[str, Any] | None]:

@@ -5,7 +5,10 @@ Part 1. Stagekeeper archives the deployment (power off, record each machine, rea
 SHA-256 through vCenter's HTTP file access, copy it with CopyDatastoreFile_Task to LocalDS_1, power
 on; every step an event in PostgreSQL) and restores it into another stage (copy each file back,
 check its SHA-256, register, re-add devices, NICs and MACs, power on, adopt as a deployment). The
-baseline copies the same files to LocalDS_1 and back with CopyDatastoreFile_Task, nothing else.
+baseline copies the same files to LocalDS_1 and back with CopyDatastoreFile_Task, nothing else;
+a second baseline ("small by HTTP") copies the files up to SMALL_FILE (1 MiB) through vCenter's
+HTTP file access instead (GET then PUT on /folder, as Stagekeeper does; a plain script can too)
+and the others by copy task: Stagekeeper's ratio against it is the fair one.
 Each VM's disk gets distinct content, so deduplication gives Stagekeeper no advantage; vcsim adds
 a fixed delay per copy so that vCenter's copy time dominates, as on a real datastore.
 Part 2. Ten archives of the same configuration (one log line changed between them), each moved to
@@ -13,8 +16,9 @@ a file tier: logical vs stored bytes, the saving in percent.
 Part 1 runs `--runs` times (a fresh deployment each time; the one-at-a-time plain copy in the first
 run only); each run's ratio is Stagekeeper's archive + restore over that run's plain parallel copy
 (the better of the copy before the archive and the copy of the restored VMs), min/median/max over
-the runs. `--no-small-files` sends every file through a copy task (see domain/processes/
-archive_copies.py: files up to SMALL_FILE go through vCenter's HTTP file access instead).
+the runs, against each baseline. `--no-small-files` sends every file of Stagekeeper through a copy
+task (see domain/processes/archive_copies.py: files up to SMALL_FILE go through vCenter's HTTP file
+access instead); the copy-task baseline is then the fair one.
 Goal (issue 12): part 1 ratio <= 1.3.
 Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] [--archives 10] [--runs 5]
        [--no-small-files]
@@ -23,6 +27,7 @@ Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -42,6 +47,7 @@ from scripts.bench.common import schema
 from scripts.vcsim_harness import Vcsim, start
 from tests.support import machine, stages
 
+SMALL = archive_copies.SMALL_FILE  # the default, whatever --no-small-files sets for Stagekeeper
 PARALLEL = 8  # vCenter tasks at once, as STAGEKEEPER_VCENTER_PARALLEL_TASKS
 MACHINES = [machine("web"), machine("app"), machine("db", template="tpl-rhel-9")]
 
@@ -54,9 +60,12 @@ def wait(runtime: Runtime, done: object, what: str, timeout: float = 600) -> Non
         time.sleep(0.02)
 
 
-def baseline(storage: PyVmomiArchiveStorage, vm_ids: list[str], run: str, parallel: int) -> float:
+def baseline(
+    storage: PyVmomiArchiveStorage, vm_ids: list[str], run: str, parallel: int, small_by_http: bool = False
+) -> float:
     """Plain script: every VM file to LocalDS_1, then back, one CopyDatastoreFile_Task each,
-    `parallel` at a time (1: one after the other)."""
+    `parallel` at a time (1: one after the other). `small_by_http`: files up to SMALL (1 MiB) are
+    read and written through vCenter's HTTP file access instead, as Stagekeeper sends them."""
     started = time.perf_counter()
     pairs = []
     for vm_id in vm_ids:
@@ -64,18 +73,21 @@ def baseline(storage: PyVmomiArchiveStorage, vm_ids: list[str], run: str, parall
         back = DatastoreFile("LocalDS_0", f"plain-{run}-{vm_id}")
         storage.make_folder(folder)
         storage.make_folder(back)
-        for f in storage.vm_files(vm_id):
+        for f, size in storage.vm_file_sizes(vm_id):
             name = f.path.rsplit("/", 1)[-1]
-            pairs.append(
-                (
-                    f,
-                    DatastoreFile("LocalDS_1", f"{folder.path}/{name}"),
-                    DatastoreFile("LocalDS_0", f"{back.path}/{name}"),
-                )
-            )
+            to = DatastoreFile("LocalDS_1", f"{folder.path}/{name}")
+            pairs.append((f, to, DatastoreFile("LocalDS_0", f"{back.path}/{name}"), small_by_http and size <= SMALL))
+
+    def copy(source: DatastoreFile, target: DatastoreFile, by_http: bool) -> None:
+        if not by_http:
+            storage.copy_file(source, target)
+            return
+        data = storage.read_file(source, lambda stream: stream.read())
+        storage.write_file(target, io.BytesIO(data), len(data))
+
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(lambda p: storage.copy_file(p[0], p[1]), pairs))
-        list(pool.map(lambda p: storage.copy_file(p[1], p[2]), pairs))
+        list(pool.map(lambda p: copy(p[0], p[1], p[3]), pairs))
+        list(pool.map(lambda p: copy(p[1], p[2], p[3]), pairs))
     return time.perf_counter() - started
 
 
@@ -107,6 +119,7 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
     try:
         seq = baseline(storage, vm_ids, f"{run}a", 1) if sequential else None
         parallel = baseline(storage, vm_ids, f"{run}b", PARALLEL)
+        http = baseline(storage, vm_ids, f"{run}c", PARALLEL, small_by_http=True)
         started = time.perf_counter()
         archive_id = app.archive_now(deployment_id, actor="bench").value.id
         runtime.catch_up()
@@ -122,13 +135,16 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
         restored = time.perf_counter() - started
         restore = next(iter(app.archive(archive_id).restores.values()))
         assert restore["state"] == "restored", restore["failure"]
-        parallel = min(parallel, baseline(storage, list(restore["machines"].values()), f"{run}d", PARALLEL))
+        restored_vms = list(restore["machines"].values())
+        parallel = min(parallel, baseline(storage, restored_vms, f"{run}d", PARALLEL))
+        http = min(http, baseline(storage, restored_vms, f"{run}e", PARALLEL, small_by_http=True))
     finally:
         sim.control("method-delay", method="CopyDatastoreFile_Task", ms=0)
     return {
         "archive_id": archive_id, "restored_id": UUID(str(restore["deployment_id"])), "files": len(archive.files),
         "bytes": archive.view()["logical_bytes"], "archive_s": archived, "restore_s": restored,
         "plain_parallel_s": parallel, "plain_sequential_s": seq, "ratio": (archived + restored) / parallel,
+        "plain_small_by_http_s": http, "ratio_http": (archived + restored) / http,
     }  # fmt: skip
 
 
@@ -171,6 +187,8 @@ def main() -> None:
                 "plain_parallel_s": spread([r["plain_parallel_s"] for r in runs]),
                 "plain_sequential_s": round(first["plain_sequential_s"], 3),
                 "ratio_vs_parallel": spread([r["ratio"] for r in runs]),
+                "plain_small_by_http_s": spread([r["plain_small_by_http_s"] for r in runs]),
+                "ratio_vs_small_by_http": spread([r["ratio_http"] for r in runs]),
             }  # fmt: skip
 
             # Part 2: ten archives of the same configuration on the file tier.

@@ -204,6 +204,22 @@ def test_a_put_redone_under_its_key_drops_the_first_puts_references(tier: FileTi
     assert chunk_files(tier.root) == []  # no reference left behind by the lost put
 
 
+def test_release_key_drops_only_the_live_put_of_that_key(tier: FileTier) -> None:
+    """A put committed but never recorded, whose redo failed: released by its key alone."""
+    data = pseudo_random(2 * MIB, seed=12)
+    other = tier.put("b/disk.vmdk", io.BytesIO(data), key="archive-b/vm/disk.vmdk")
+    lost = tier.put("a/disk.vmdk", io.BytesIO(data), key="archive-a/vm/disk.vmdk")
+    assert tier.release_key("archive-a/vm/disk.vmdk")
+    assert not tier.is_live(lost)
+    assert tier.is_live(other)
+    assert not tier.release_key("archive-a/vm/disk.vmdk")  # once
+    assert not tier.release_key("archive-c/vm/disk.vmdk")  # no such put
+    assert read_back(tier, other) == data
+    tier.release(other)
+    assert tier.collect() > 0
+    assert tier.stats().logical_bytes == tier.stats().chunks == 0
+
+
 def test_a_tier_made_before_keys_gets_them(tmp_path: Path) -> None:
     root = tmp_path / "old"
     FileTier(root)

@@ -19,6 +19,7 @@ from uuid import UUID
 import pytest
 from pyVmomi import vim
 
+from adapters.archive_filetier import FileTierAdapter
 from adapters.runtime import Runtime
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
 from domain.archive_ports import DatastoreFile
@@ -330,5 +331,102 @@ def test_a_worker_killed_mid_move_each_way_leaves_one_complete_copy_after_the_ne
             runtime.catch_up()
             restore = restored(runtime, archive_id)
             assert restore["state"] == "restored", restore["failure"]
+        finally:
+            runtime.close()
+
+
+def test_a_failed_move_to_the_file_tier_frees_its_puts_even_when_the_worker_dies_freeing_them(
+    vcsim2: Vcsim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move that fails after several files were put on the file tier (the last file reads back
+    with another SHA-256) frees those puts without any retry: MoveFailed records them to free, then
+    SourcesReleased. A worker that dies freeing them (after the first release) leaves them recorded
+    to free, and the next one frees the rest; the archive stays complete on LocalDS_1 and a later
+    move there succeeds."""
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            archive_id = archived(runtime, deployed(runtime))
+            stored_files = runtime.app.archive(archive_id).files
+            last = stored_files[-1]
+            first_bad = next(i for i, f in enumerate(stored_files) if f["path"] == last["path"])
+            assert first_bad >= 2  # (web's disk is app's: one file on LocalDS_1)
+            on_disk = datastore_root(runtime, "LocalDS_1") / last["path"]
+            good = on_disk.read_bytes()
+            on_disk.write_bytes(good + b"rot")
+            files = runtime.file_tiers[tier]
+            assert isinstance(files, FileTierAdapter)
+            real_release = type(files).release
+            calls: list[str] = []
+
+            def dies_after_one(self: object, manifest: object) -> None:
+                calls.append(str(manifest))
+                if len(calls) == 3:  # 1: the bad put itself, 2: the first recorded put; then killed
+                    raise KeyboardInterrupt("worker killed while freeing")
+                real_release(self, manifest)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(type(files), "release", dies_after_one)
+            runtime.app.move_archive(archive_id, tier, actor="alice")
+            with pytest.raises(KeyboardInterrupt):
+                runtime.catch_up()
+            archive = runtime.app.archive(archive_id)
+            assert (archive.tier, archive.moving) == ("LocalDS_1", None)
+            assert archive.move_failure is not None
+            assert stored_files[first_bad]["name"] in archive.move_failure
+            assert len(archive.releasing) == first_bad  # the puts the move recorded, still to free
+            assert files.stats()[0] > 0
+            monkeypatch.setattr(type(files), "release", real_release)
+
+            runtime.catch_up()  # the next worker
+            archive = runtime.app.archive(archive_id)
+            assert archive.releasing == []
+            assert files.stats()[0] == 0  # no live put left on the tier the move never reached
+            files.tier.collect()
+            assert files.stats() == (0, 0)  # and no chunk either once collected
+            on_disk.write_bytes(good)
+            assert_one_complete_copy(runtime, archive_id)
+            runtime.app.move_archive(archive_id, tier, actor="alice")
+            runtime.catch_up()
+            archive = runtime.app.archive(archive_id)
+            assert (archive.tier, archive.move_failure, archive.releasing) == (tier, None, [])
+            assert_one_complete_copy(runtime, archive_id)
+        finally:
+            runtime.close()
+
+
+def test_a_put_left_unrecorded_by_a_killed_worker_is_freed_when_the_redone_move_fails(
+    vcsim2: Vcsim, tmp_path: Path
+) -> None:
+    """A worker killed after its put of a file committed but before FileMoved leaves a put only its
+    key names; the next worker redoes the file, and when that redo fails before putting (the source
+    cannot be read), the move fails and drops the put under that key: nothing left on the tier."""
+    vcsim2.control("reset")
+    tier = f"file:{tmp_path / 'cold'}"
+    with postgres_schema() as url:
+        runtime = runtime_for(url, vcenter=vcsim2.driver(task_timeout=10), archive_tiers=f"LocalDS_1,{tier}")
+        try:
+            runtime.app.import_templates(None, True, actor="admin")
+            archive_id = archived(runtime, deployed(runtime))
+            stored_files = runtime.app.archive(archive_id).files
+            first = next(f for f in stored_files if f["size"] > 0)  # (the files before it are freed by MoveFailed)
+            on_disk = datastore_root(runtime, "LocalDS_1") / first["path"]
+            files = runtime.file_tiers[tier]
+            name = f"{first['machine']}/{first['name']}"
+            files.put(name, io.BytesIO(on_disk.read_bytes()), f"{archive_id}/{name}")  # the killed worker's
+            assert files.stats()[0] == first["size"] > 0
+            good = on_disk.read_bytes()
+            on_disk.unlink()
+            runtime.app.move_archive(archive_id, tier, actor="alice")
+            runtime.catch_up()
+            archive = runtime.app.archive(archive_id)
+            assert (archive.tier, archive.moving, archive.releasing) == ("LocalDS_1", None, [])
+            assert archive.move_failure is not None
+            assert first["name"] in archive.move_failure
+            assert files.stats()[0] == 0
+            on_disk.write_bytes(good)
+            assert_one_complete_copy(runtime, archive_id)
         finally:
             runtime.close()

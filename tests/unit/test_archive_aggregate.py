@@ -74,6 +74,10 @@ def test_a_failed_move_leaves_the_archive_where_it_was() -> None:
     a.fail_move("chunk store full", "pm")
     assert (a.tier, a.moving, a.move_failure) == ("LocalDS_1", None, "chunk store full")
     assert a.files[0]["tier"] == "LocalDS_1"
+    # what the move put on the new tier is to be freed, as the old copies after Moved
+    assert a.releasing == [{"tier": "file:/cold", "path": "put-1", "manifest": {"id": "put-1"}, "owned": True}]
+    a.record_sources_released("pm")
+    assert a.releasing == []
 
 
 def test_hold_keeps_an_expired_archive_until_lifted() -> None:
