@@ -248,7 +248,11 @@ class ProjectionFollower:
             if parsed is None or len(parsed) != len(notifications):
                 parsed = [RawEvent.parse(n) for n in notifications]
             for projection in raw:
-                fresh = [e for e in parsed if e.notification.id > positions[projection.name]]
+                position = positions[projection.name]
+                # Positions only increase along a batch: all of it is fresh unless its start is not.
+                fresh = parsed
+                if parsed and parsed[0].notification.id <= position:
+                    fresh = [e for e in parsed if e.notification.id > position]
                 if fresh:
                     projection.apply_batch(fresh, cursor)
         chosen = None if projections is self.projections else {id(p) for p in projections}
