@@ -60,11 +60,11 @@ def describe(changes: dict[str, Any]) -> str:
         if section["removed"]:
             parts.append(f"{field} removed: {', '.join(i['name'] for i in section['removed'])}")
         for name, fields in section["changed"].items():
-            described = ", ".join(f"{k} {_short(v[0])} -> {_short(v[1])}" for k, v in fields.items())
+            described = ", ".join(f"{k} {short(v[0])} -> {short(v[1])}" for k, v in fields.items())
             parts.append(f"{field[:-1]} {name}: {described}")
     return "; ".join(parts) or "no change"
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
