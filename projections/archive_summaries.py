@@ -66,7 +66,9 @@ ARCHIVE_SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Archive.MoveStarted": lambda d: f"move from tier {d['from_tier']} to tier {d['to_tier']} started",
     "Archive.FileMoved": lambda d: f"file {d['name']} of '{d['machine']}' copied and checked on tier {d['tier']}",
     "Archive.Moved": lambda d: f"archive moved from tier {d['from_tier']} to tier {d['tier']}",
-    "Archive.SourcesReleased": lambda d: f"{d['count']} old copies freed after the move",
+    "Archive.SourcesReleased": lambda d: (
+        f"{d['count']} copies no longer needed freed (the old tier's after a move, the new tier's after a failed one)"
+    ),
     "Archive.MoveFailed": lambda d: f"move to tier {d['tier']} failed (the archive stays where it was): {d['failure']}",
     "Archive.RestoreFailed": lambda d: f"restore {d['restore_id']} failed: {d['failure']}",
 }
