@@ -14,6 +14,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from starlette.concurrency import run_in_threadpool
 
 from adapters.runtime import Runtime
 from api.auth import Authenticator, Principal
@@ -24,12 +25,18 @@ _basic = HTTPBasic(auto_error=False, description="A local account (e.g. admin)")
 _bearer = HTTPBearer(auto_error=False, description="An API token from POST /api/v1/tokens")
 
 
-def get_runtime(request: Request) -> Runtime:
+# The dependencies every command runs are async and do no I/O on the event loop: a sync
+# dependency costs a hop to the thread pool each (and a wait for the GIL behind the workers'
+# threads), so a command would pay five; now only the route itself (and a credential not in
+# the cache) runs in a worker thread.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator
 
@@ -37,13 +44,18 @@ def get_authenticator(request: Request) -> Authenticator:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     authenticator: Annotated[Authenticator, Depends(get_authenticator)],
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    principal = authenticator.authenticate(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    # A credential verified moments ago is found without I/O; anything else (a password check
+    # costs tens of milliseconds by design, a token is looked up) runs in a worker thread.
+    principal = authenticator.cached(authorization)
+    if principal is None:
+        principal = await run_in_threadpool(authenticator.authenticate, authorization)
     request.state.principal = principal
     return principal
 
@@ -71,7 +83,7 @@ def parse_if_match(value: str | None) -> tuple[int, ...] | None:
     return tuple(int(m.group(1) or m.group(2)) for m in matches if m is not None)
 
 
-def get_if_match(
+async def get_if_match(
     request: Request,
     runtime: RuntimeDep,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
@@ -87,7 +99,7 @@ def get_if_match(
     if len(versions) > 1:
         target = next((str(request.path_params[n]) for n in _TARGETS if n in request.path_params), "")
         try:
-            current = runtime.app.current_version(UUID(target))
+            current = await run_in_threadpool(runtime.app.current_version, UUID(target))
         except ValueError:
             current = None  # not an id: the route refuses the path itself
         if current in versions:
@@ -129,7 +141,7 @@ _MULTILINE_PARAMETERS = frozenset({"reason"})
 _MAX_PARAMETER = 8192
 
 
-def check_parameters(request: Request) -> None:
+async def check_parameters(request: Request) -> None:
     """Every query and path parameter of every route holds text the domain's text rule accepts
     (so a NUL in a filter is a 422 naming it, before a query runs or an export starts)."""
     for name, value in request.query_params.multi_items():
