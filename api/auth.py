@@ -89,24 +89,19 @@ class Authenticator:
     def _is_admin(self, groups: frozenset[str]) -> bool:
         return self.admin_group is not None and self.admin_group in {normalise_key(g) for g in groups}
 
-    def cached_principal(self, authorization: str | None) -> Principal | None:
-        """The caller of credentials verified within the cache time, or None: no I/O, no hashing
-        but SHA-256 (`authenticate` decides everything else, refusals included)."""
-        if not authorization or self.cache_seconds <= 0:
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The principal these credentials were verified as within the cache time, or None (not
+        cached, expired, malformed: `authenticate` decides). No I/O and no password hashing, so the
+        event loop may call it; only a miss needs a worker thread."""
+        if not authorization:
             return None
         scheme, _, credentials = authorization.partition(" ")
-        scheme, credentials = scheme.lower(), credentials.strip()
-        if scheme == "bearer":
-            return self._cached("t:" + token_digest(credentials))
-        if scheme != "basic":
-            return None
-        try:
-            username, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        if not sep:
-            return None
-        return self._cached("b:" + hashlib.sha256(f"{username}\x00{password}".encode()).hexdigest())
+        if scheme.lower() == "basic":
+            parsed = _basic_credentials(credentials.strip())
+            return self._cached(_basic_key(*parsed)) if parsed is not None else None
+        if scheme.lower() == "bearer":
+            return self._cached("t:" + token_digest(credentials.strip()))
+        return None
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -119,13 +114,11 @@ class Authenticator:
         raise AuthenticationError(f"unsupported authorization scheme '{scheme}'; use Basic or Bearer")
 
     def _basic(self, credentials: str) -> Principal:
-        try:
-            username, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise AuthenticationError("malformed Basic credentials") from None
-        if not sep:
+        parsed = _basic_credentials(credentials)
+        if parsed is None:
             raise AuthenticationError("malformed Basic credentials")
-        key = "b:" + hashlib.sha256(f"{username}\x00{password}".encode()).hexdigest()
+        username, password = parsed
+        key = _basic_key(username, password)
         cached = self._cached(key)
         if cached is not None:
             return cached
@@ -220,3 +213,16 @@ class Authenticator:
             raise AuthenticationError(f"single sign-on is not configured, so {user}'s tokens do not work")
         is_admin = admin_from_groups(groups, self.sso_admin_group)
         return Principal(user=user, is_admin=is_admin, via="token", groups=groups)
+
+
+def _basic_credentials(credentials: str) -> tuple[str, str] | None:
+    """(username, password) from a Basic credential, or None when it is malformed."""
+    try:
+        username, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (username, password) if sep else None
+
+
+def _basic_key(username: str, password: str) -> str:
+    return "b:" + hashlib.sha256(f"{username}\x00{password}".encode()).hexdigest()

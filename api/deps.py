@@ -8,13 +8,13 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from starlette.concurrency import run_in_threadpool
 
 from adapters.runtime import Runtime
 from api.auth import Authenticator, Principal
@@ -25,8 +25,12 @@ _basic = HTTPBasic(auto_error=False, description="A local account (e.g. admin)")
 _bearer = HTTPBearer(auto_error=False, description="An API token from POST /api/v1/tokens")
 
 
-# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its thread
-# pool, one hop there and back per dependency and per request, on top of the route's own.
+# The dependencies every command runs are async and do no I/O on the event loop: a sync
+# dependency costs a hop to the thread pool each (and a wait for the GIL behind the workers'
+# threads), so a command would pay five; now only the route itself (and a credential not in
+# the cache) runs in a worker thread.
+
+
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -47,9 +51,9 @@ async def get_principal(
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     authorization = request.headers.get("authorization")
-    # Credentials verified a moment ago are answered from memory; anything else (scrypt, the
-    # directory, the token store) runs in the thread pool, never on the event loop.
-    principal = authenticator.cached_principal(authorization)
+    # A credential verified moments ago is found without I/O; anything else (a password check
+    # costs tens of milliseconds by design, a token is looked up) runs in a worker thread.
+    principal = authenticator.cached(authorization)
     if principal is None:
         principal = await run_in_threadpool(authenticator.authenticate, authorization)
     request.state.principal = principal

@@ -66,11 +66,13 @@ class IdempotencyMiddleware:
             # the medium's unique name keeps a repeat from taking effect twice (409).
             await self.app(scope, receive, send)
             return
-        authorization = headers.get(b"authorization")
+        raw_authorization = headers.get(b"authorization")
+        authorization = raw_authorization.decode("latin-1") if raw_authorization else None
         try:
-            principal = await anyio.to_thread.run_sync(
-                self.authenticator.authenticate, authorization.decode("latin-1") if authorization else None
-            )
+            # A credential verified moments ago is found without I/O; a miss is checked in a thread.
+            principal = self.authenticator.cached(authorization)
+            if principal is None:
+                principal = await anyio.to_thread.run_sync(self.authenticator.authenticate, authorization)
         except StagekeeperError:
             # Not authenticated: the route answers that, and nothing can take effect.
             await self.app(scope, receive, send)

@@ -130,3 +130,19 @@ def test_the_read_model_lists_users_and_their_state(runtime: Runtime) -> None:
     assert users["olivia"]["display_name"] == "Olivia"
     assert users["petra"]["disabled"] is True
     assert [u["username"] for u in list_users(runtime.store, "payroll-team")] == ["olivia", "petra"]
+
+
+def test_the_cache_lookup_finds_only_credentials_verified_and_still_valid(runtime: Runtime) -> None:
+    """`cached` is what the event loop calls (api/deps.py): a hit only for the exact credential
+    verified, never for a wrong password, a malformed header or after the cache is dropped."""
+    runtime.app.create_user("olivia", PASSWORD, ["payroll-team"], "Olivia B.", actor="admin")
+    cache = Authenticator(runtime.app, cache_seconds=60)
+    assert cache.cached(basic("olivia", PASSWORD)) is None  # not verified yet
+    verified = cache.authenticate(basic("olivia", PASSWORD))
+    assert cache.cached(basic("olivia", PASSWORD)) == verified
+    assert cache.cached(basic("olivia", "not her password")) is None
+    for malformed in (None, "", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Digest x"):
+        assert cache.cached(malformed) is None
+    cache.forget_all()
+    assert cache.cached(basic("olivia", PASSWORD)) is None
+    assert Authenticator(runtime.app, cache_seconds=0).cached(basic("olivia", PASSWORD)) is None
