@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import Aggregate
 
 from domain.application import StagekeeperApplication
@@ -40,6 +40,10 @@ class Bulk:
         self.transactions = 0
         self._pending: ProcessingEvent[UUID] = ProcessingEvent()
         self._saved: dict[UUID, Aggregate] = {}
+        # Ids the store did not have when read (governance's stop lines and freeze calendars are
+        # read by every deploy and rarely exist): nothing else writes, so they stay absent until
+        # this writer saves them.
+        self._absent: set[UUID] = set()
 
     def __enter__(self) -> Bulk:
         repository = self.app.repository
@@ -64,13 +68,21 @@ class Bulk:
                 # then fails leaves the collected state alone.
                 return copy.deepcopy(saved)
             self.flush()  # an older version: read from the store, where it now is
-        return self._get(aggregate_id, version=version, **kwargs)
+        elif aggregate_id in self._absent and version is None and not kwargs:
+            raise AggregateNotFoundError(aggregate_id)
+        try:
+            return self._get(aggregate_id, version=version, **kwargs)
+        except AggregateNotFoundError:
+            if version is None and not kwargs:
+                self._absent.add(aggregate_id)
+            raise
 
     def _collect(self, *objs: Any, **kwargs: Any) -> list[Any]:
         self._pending.collect_events(*objs, **kwargs)
         for obj in objs:
             if isinstance(obj, Aggregate):
                 self._saved[obj.id] = copy.deepcopy(obj)
+                self._absent.discard(obj.id)
         if len(self._pending.events) >= self.batch:
             self.flush()
         return []  # no recordings yet: the commit's position is unknown (0) until the flush
