@@ -4,7 +4,9 @@ History: `--services` services (five stages each, one configuration each), `--de
 deployment requests spread over services and stages, then configuration revisions and machine
 changes until `--events` stored events (the first configuration reaches `--big` versions). Every
 event is made by the application's own commands and aggregates, so the stored events are the
-real ones; event times are spread over a year by a synthetic clock (as in scripts/bench/audit.py).
+real ones; the bulk writer (scripts/bench/bulk.py) writes them `--batch` to a transaction
+(byte-identical to one command a transaction, which `--batch 0` restores); event times are
+spread over a year by a synthetic clock (as in scripts/bench/audit.py).
 Workers are off: deployments stay requested (the vCenter is not part of this benchmark).
 
 Prints, next to a baseline measured in the same run (GET /healthz on the same server):
@@ -18,7 +20,7 @@ Prints, next to a baseline measured in the same run (GET /healthz on the same se
 The issue's size is 1,000,000 events, 2,000 services, 50,000 deployments and 5,000 versions
 (the defaults); every size is a parameter for a machine or a time budget that cannot hold it.
 Usage: .venv/bin/python -m scripts.bench.scale [--events 1000000] [--services 2000]
-       [--deployments 50000] [--big 5000] [--rounds 200]
+       [--deployments 50000] [--big 5000] [--rounds 200] [--batch 5000]
 """
 
 from __future__ import annotations
