@@ -29,7 +29,9 @@ def board_entry(view: dict[str, Any]) -> dict[str, Any]:
 
 class DeploymentsProjection(Projection):
     name = "deployments"
-    schema_version = 4  # 3: machines carry their placement, the deployment its rebalance; 4: drifted
+    # 3: machines carry their placement, the deployment its rebalance; 4: drifted; 5: the board
+    # entry next to the view, and the board's index
+    schema_version = 5
     tables = ("sk_deployments", "sk_deployment_history")
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_deployments (
@@ -42,13 +44,18 @@ class DeploymentsProjection(Projection):
             version INTEGER NOT NULL,
             position BIGINT NOT NULL,
             view TEXT NOT NULL,
-            drifted INTEGER NOT NULL DEFAULT 0
+            drifted INTEGER NOT NULL DEFAULT 0,
+            entry TEXT NOT NULL
         )""",
         "CREATE INDEX IF NOT EXISTS sk_deployments_service_stage ON sk_deployments (service_id, stage)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_state ON sk_deployments (state)",
         "CREATE INDEX IF NOT EXISTS sk_deployments_configuration ON sk_deployments (configuration_id)",
         # Newest first, a page at a time: the keyset cursor of GET /deployments.
         "CREATE INDEX IF NOT EXISTS sk_deployments_requested ON sk_deployments (requested_at, id)",
+        # The board: a page of services' live deployments, per stage in board order, read without
+        # the undeployed ones (most rows of a long-lived store) and without decoding machines.
+        "CREATE INDEX IF NOT EXISTS sk_deployments_board ON sk_deployments (service_id, stage, requested_at, id) "
+        "WHERE state <> 'undeployed'",
         # One row per deployment event: the board entry as it was from that moment on.
         """CREATE TABLE IF NOT EXISTS sk_deployment_history (
             deployment_id TEXT NOT NULL,
@@ -93,6 +100,7 @@ class DeploymentsProjection(Projection):
     @on("Deployment.*")
     def changed(self, event: Any, position: int, cursor: Cursor) -> None:
         view = self._at(event).view()
+        entry = to_json(board_entry(view))
         # Within a batch only each deployment's last view is written; its history gets every one.
         self._rows[view["id"]] = (
             view["id"],
@@ -105,19 +113,19 @@ class DeploymentsProjection(Projection):
             position,
             to_json(view),
             1 if view.get("drifted") else 0,
+            entry,
         )
-        self._history.append(
-            (view["id"], position, view["updated_at"], view["service_id"], view["state"], to_json(board_entry(view)))
-        )
+        self._history.append((view["id"], position, view["updated_at"], view["service_id"], view["state"], entry))
 
     def flush(self, cursor: Cursor) -> None:
         if self._rows:
             cursor.executemany(
                 "INSERT INTO sk_deployments (id, service_id, configuration_id, stage, state, requested_at, version, "
-                "position, view, drifted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "position, view, drifted, entry) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET "
                 "stage = excluded.stage, state = excluded.state, version = excluded.version, "
-                "position = excluded.position, view = excluded.view, drifted = excluded.drifted",
+                "position = excluded.position, view = excluded.view, drifted = excluded.drifted, "
+                "entry = excluded.entry",
                 list(self._rows.values()),
             )
         if self._history:

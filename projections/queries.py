@@ -11,7 +11,6 @@ from uuid import UUID
 from domain.errors import UnavailableError
 from domain.values import normalise_key
 from projections.base import from_json
-from projections.deployments import board_entry
 from projections.store import ReadStore, Row
 
 
@@ -193,13 +192,14 @@ class ReadModels:
             scope_params,
         ):
             counts.setdefault((str(row["service_id"]), str(row["stage"])), {})[str(row["state"])] = int(row["n"])
+        # The board entry (the view without machines) is stored as such: no machines decoded.
         listed = self.store.query(
-            "SELECT view FROM (SELECT view, requested_at, id, ROW_NUMBER() OVER "  # noqa: S608
+            "SELECT entry FROM (SELECT entry, requested_at, id, ROW_NUMBER() OVER "  # noqa: S608
             f"(PARTITION BY service_id, stage ORDER BY requested_at, id) AS rank FROM sk_deployments WHERE {where}) "
             "ranked WHERE rank <= %s ORDER BY requested_at, id",
             (*scope_params, per_stage),
         )
-        entries = [board_entry(from_json(row["view"])) for row in listed]
+        entries = [from_json(row["entry"]) for row in listed]
         by_service: dict[str, list[Row]] = {}
         for entry in entries:
             by_service.setdefault(str(entry["service_id"]), []).append(entry)
@@ -214,12 +214,12 @@ class ReadModels:
         if service_id is not None:
             where, params = where + " AND service_id = %s", [*params, service_id]
         live = self.store.query(
-            f"SELECT view FROM sk_deployments WHERE {where} ORDER BY requested_at, id",  # noqa: S608
+            f"SELECT entry FROM sk_deployments WHERE {where} ORDER BY requested_at, id",  # noqa: S608
             params,
         )
         held: dict[str, list[Row]] = {}
         for row in live:
-            entry = board_entry(from_json(row["view"]))
+            entry = from_json(row["entry"])
             held.setdefault(str(entry["service_id"]), []).append(entry)
         return held
 
@@ -235,8 +235,8 @@ class ReadModels:
     def board_changes(self, after: int) -> list[Row]:
         """The board entry of every deployment written after position `after` (undeployed ones
         too: they leave the board)."""
-        rows = self.store.query("SELECT view FROM sk_deployments WHERE position > %s", (after,))
-        return [board_entry(from_json(row["view"])) for row in rows]
+        rows = self.store.query("SELECT entry FROM sk_deployments WHERE position > %s", (after,))
+        return [from_json(row["entry"]) for row in rows]
 
     def board_entries_at(self, when: str, service_id: str | None = None) -> list[Row]:
         """The board entry of every deployment living at `when`, as it was then."""

@@ -4,7 +4,9 @@ History: `--services` services (five stages each, one configuration each), `--de
 deployment requests spread over services and stages, then configuration revisions and machine
 changes until `--events` stored events (the first configuration reaches `--big` versions). Every
 event is made by the application's own commands and aggregates, so the stored events are the
-real ones; event times are spread over a year by a synthetic clock (as in scripts/bench/audit.py).
+real ones; the bulk writer (scripts/bench/bulk.py) writes them `--batch` to a transaction
+(byte-identical to one command a transaction, which `--batch 0` restores); event times are
+spread over a year by a synthetic clock (as in scripts/bench/audit.py).
 Workers are off: deployments stay requested (the vCenter is not part of this benchmark).
 
 Prints, next to a baseline measured in the same run (GET /healthz on the same server):
@@ -18,7 +20,7 @@ Prints, next to a baseline measured in the same run (GET /healthz on the same se
 The issue's size is 1,000,000 events, 2,000 services, 50,000 deployments and 5,000 versions
 (the defaults); every size is a parameter for a machine or a time budget that cannot hold it.
 Usage: .venv/bin/python -m scripts.bench.scale [--events 1000000] [--services 2000]
-       [--deployments 50000] [--big 5000] [--rounds 200]
+       [--deployments 50000] [--big 5000] [--rounds 200] [--batch 5000]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -42,13 +45,25 @@ from adapters.settings import Settings
 from domain.configuration import Configuration
 from projections.audit_queries import AuditFilter
 from scripts.bench.audit import START, SyntheticClock, machine
+from scripts.bench.bulk import Bulk
 from scripts.bench.common import PASSWORD, percentile, schema, served, summary
 
 STAGES = ("int", "test", "staging", "preprod", "prod")
 ROOT = "/DC0/host/DC0_C0/Resources"
 
 
-def build(runtime: Runtime, services: int, deployments: int, events: int, big: int) -> tuple[UUID, list[str]]:
+def build(
+    runtime: Runtime, services: int, deployments: int, events: int, big: int, batch: int = 0
+) -> tuple[UUID, list[str]]:
+    """The history, by the application's commands; `batch` > 0: their events written that many to a
+    transaction (scripts/bench/bulk.py), else one command per transaction."""
+    with Bulk(runtime.app, batch) if batch else nullcontext() as writer:
+        return _build(runtime, services, deployments, events, big, writer)
+
+
+def _build(
+    runtime: Runtime, services: int, deployments: int, events: int, big: int, writer: Bulk | None
+) -> tuple[UUID, list[str]]:
     app = runtime.app
     app.import_templates(None, True, actor="bench")
     service_ids, configurations = [], []
@@ -62,6 +77,8 @@ def build(runtime: Runtime, services: int, deployments: int, events: int, big: i
         configurations.append(created.value.id)
     for n in range(deployments):
         app.deploy(configurations[n % services], STAGES[(n // services) % len(STAGES)], actor=f"dev{n % 5}")
+    if writer is not None:
+        writer.flush()
     remaining = max(0, events - app.head())
     targets = {cid: 0 for cid in configurations}
     targets[configurations[0]] = min(remaining, big - 1)
@@ -135,6 +152,12 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=50_000)
     parser.add_argument("--big", type=int, default=5_000, help="versions of the largest configuration")
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=5000,
+        help="events written per transaction by the bulk writer (0: one command per transaction)",
+    )
     args = parser.parse_args()
     with schema() as (schema_name, url), tempfile.TemporaryDirectory() as tmp:
         runtime = Runtime(Settings(database_url=url, admin_password=PASSWORD))
@@ -143,14 +166,16 @@ def main() -> None:
         eventsourcing.domain.datetime_now_with_tzinfo = clock
         try:
             started = time.perf_counter()
-            big, service_ids = build(runtime, args.services, args.deployments, args.events, args.big)
+            big, service_ids = build(runtime, args.services, args.deployments, args.events, args.big, args.batch)
             built = time.perf_counter() - started
         finally:
             eventsourcing.domain.datetime_now_with_tzinfo = original
         head = runtime.app.head()
         print(
             f"history: {head:,} events, {args.services:,} services, {args.deployments:,} deployments, largest "
-            f"configuration {runtime.app.configuration(big).version:,} versions, built in {built:.0f} s"
+            f"configuration {runtime.app.configuration(big).version:,} versions, built in {built:.0f} s "
+            f"({head / built:,.0f} events/s, "
+            + (f"{args.batch:,} events a transaction)" if args.batch else "one command a transaction)")
         )
         size = runtime.store.query(
             "SELECT COALESCE(SUM(pg_total_relation_size(format('%%I.%%I', schemaname, tablename))), 0) AS n "

@@ -46,3 +46,33 @@ def test_board_pages_filter_before_the_limit_and_bound_each_stage(runtime: Runti
     [only_test], _ = models.board_page(None, 50, service_id=str(ids["charlie"]), stage="TEST")
     assert [s["name"] for s in only_test["stages"]] == ["test"]
     assert models.board_page(None, 50, prefix="a%")[0] == []
+
+
+def test_board_entries_are_the_views_without_machines_after_every_change(runtime: Runtime) -> None:
+    """The board reads a stored entry, not the view: it must follow the view through every write."""
+    app = runtime.app
+    app.import_templates(None, True, actor="a")
+    service_id = app.register_service("echo", "", stages("int", pools="e-"), actor="a").value.id
+    configuration_id = app.create_configuration(
+        service_id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a"
+    ).value.id
+    first, second = (app.deploy(configuration_id, "int", actor="a").value.id for _ in range(2))
+    runtime.catch_up()
+    app.undeploy(first, actor="a")
+    runtime.catch_up()
+    models = runtime.read_models
+
+    def without_machines(view: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in view.items() if k not in ("machines", "position")}
+
+    views = {d["id"]: without_machines(d) for d in models.deployments(service_id=str(service_id))}
+    [echo], _ = models.board_page(None, 50)
+    [cell] = echo["stages"]
+    assert cell["deployments"] == [views[str(second)]]
+    # Written again after it was requested (the test runtime's workers deployed it): the entry followed.
+    assert views[str(second)]["state"] == "deployed"
+    assert models.board_entries() == {str(service_id): [views[str(second)]]}
+    # The undeployed one left the board, and its entry says it is undeployed.
+    changes = {e["id"]: e for e in models.board_changes(0)}
+    assert changes[str(first)] == views[str(first)]
+    assert changes[str(first)]["state"] == "undeployed"
