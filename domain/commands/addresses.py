@@ -48,10 +48,35 @@ class AddressCommands(StagekeeperApplication):
         if deployment.fence is not None:
             claims.extend(self._assign_fenced(deployment, service, actor, taken))
             return Outcome(None, self.commit(deployment, *claims))
-        for machine in deployment.machines:
-            if machine.get("addressing") is None:
-                claims.extend(self._assign(deployment, service, machine["name"], actor, taken))
+        pending = [m["name"] for m in deployment.machines if m.get("addressing") is None]
+        absent = self._absent_first_candidates(deployment, service, pending)
+        for name in pending:
+            claims.extend(self._assign(deployment, service, name, actor, taken, absent))
         return Outcome(None, self.commit(deployment, *claims))
+
+    def _absent_first_candidates(self, deployment: Deployment, service: Service, names: list[str]) -> set[UUID]:
+        """Of the claims each machine tries first (its first IP of the first pool, with the legacy
+        CIDR-scoped claims of that IP, and its first MAC on each NIC), those that do not exist, in
+        one read: nearly always all of them, so a deployment's addresses cost one read, not four
+        per machine. A claim another deployment creates after this read makes the commit conflict
+        (a new claim is version 1), and the retried write reads again."""
+        stage = service.stage(deployment.stage)
+        pools = stage.get("ip_pools", [])
+        ids: list[UUID] = []
+        for name in names:
+            spec = deployment.machine(name)["spec"]
+            if spec["customization"]["ip_mode"] == "static-pool" and pools:
+                ip = next(iter(candidate_ips(pools[0], f"{deployment.id}/{name}")), None)
+                if ip is not None:
+                    ids.append(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, ip))
+                    ids.extend(NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in _legacy_scopes(ip))
+            for index, nic in enumerate(spec["nics"]):
+                mac = next(iter(candidate_macs(f"{deployment.id}/{name}/{index}")), None)
+                if mac is not None:
+                    ids.append(NameClaim.id_for(MAC_CLAIMS, nic["network"], mac))
+        if not ids:
+            return set()
+        return set(ids) - self.existing(ids)
 
     def _assign_fenced(
         self, deployment: Deployment, service: Service, actor: str, taken: set[tuple[str, str, str]]
@@ -73,11 +98,25 @@ class AddressCommands(StagekeeperApplication):
         return claims
 
     def _try_claim(
-        self, kind: str, scope: str, name: str, owner: UUID, taken: set[tuple[str, str, str]]
+        self,
+        kind: str,
+        scope: str,
+        name: str,
+        owner: UUID,
+        taken: set[tuple[str, str, str]],
+        absent: frozenset[UUID] | set[UUID] = frozenset(),
     ) -> NameClaim | None:
+        """A claim of `name` for `owner`, or None if it is taken. `absent`: claims known (read in
+        this same attempt) not to exist, which need no read of their own."""
         key = (kind, scope, name.casefold())
         if key in taken:
             return None
+        claim_id = NameClaim.id_for(kind, scope, name)
+        if claim_id in absent:
+            if kind == IP_CLAIMS and self._held_before(name, owner, absent):
+                return None
+            taken.add(key)
+            return NameClaim(kind=kind, scope=scope, name=name, owner_id=owner)
         if kind == IP_CLAIMS and _find_claim(self, kind, scope, name) is None and self._held_before(name, owner):
             return None
         try:
@@ -87,11 +126,13 @@ class AddressCommands(StagekeeperApplication):
         taken.add(key)
         return claim
 
-    def _held_before(self, ip: str, owner: UUID) -> bool:
+    def _held_before(self, ip: str, owner: UUID, absent: frozenset[UUID] | set[UUID] = frozenset()) -> bool:
         """Whether another machine holds `ip` by a claim scoped by its pool's CIDR (older stores).
         Only asked while the address has no claim of its own: once one exists, it was written after
         this check found no live old claim, and old-scope claims are never written any more."""
         scopes = _legacy_scopes(ip)
+        if all(NameClaim.id_for(IP_CLAIMS, scope, ip) in absent for scope in scopes):
+            return False  # read already, in the same attempt: none exists
         present = self.existing([NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in scopes])
         for scope in scopes:
             if NameClaim.id_for(IP_CLAIMS, scope, ip) not in present:
@@ -102,7 +143,13 @@ class AddressCommands(StagekeeperApplication):
         return False
 
     def _assign(
-        self, deployment: Deployment, service: Service, name: str, actor: str, taken: set[tuple[str, str, str]]
+        self,
+        deployment: Deployment,
+        service: Service,
+        name: str,
+        actor: str,
+        taken: set[tuple[str, str, str]],
+        absent: frozenset[UUID] | set[UUID] = frozenset(),
     ) -> list[NameClaim]:
         deployment_id = deployment.id
         machine = deployment.machine(name)
@@ -118,7 +165,7 @@ class AddressCommands(StagekeeperApplication):
                     (
                         c
                         for ip in candidate_ips(pool, f"{deployment_id}/{name}")
-                        if (c := self._try_claim(IP_CLAIMS, IPV4_SCOPE, ip, owner, taken)) is not None
+                        if (c := self._try_claim(IP_CLAIMS, IPV4_SCOPE, ip, owner, taken, absent)) is not None
                     ),
                     None,
                 )
@@ -137,7 +184,7 @@ class AddressCommands(StagekeeperApplication):
                 (
                     c
                     for mac in candidate_macs(f"{deployment_id}/{name}/{index}")
-                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken)) is not None
+                    if (c := self._try_claim(MAC_CLAIMS, nic["network"], mac, owner, taken, absent)) is not None
                 ),
                 None,
             )

@@ -53,13 +53,24 @@ class PlacementSteps:
         self.vcenter = vcenter
 
     def drs(self, datacenter: str) -> Any:
+        """DRS advice for one placement pass. vCenter's inventory does not change while the pass
+        chooses (nothing is cloned yet, and our own scoring keeps track of the room each choice
+        takes), so one question per cluster and machine size is asked once: 20 identical machines
+        cost one DRS call, not 20 in a row before the first clone."""
+        answers: dict[tuple[str, int, int], DrsRecommendation | None] = {}
+
         def ask(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
+            key = (cluster.name, need.cpus, need.memory_mib)
+            if key in answers:
+                return answers[key]
             try:
-                return self.vcenter.recommend_placement(datacenter, cluster.name, need.cpus, need.memory_mib)
+                answer = self.vcenter.recommend_placement(datacenter, cluster.name, need.cpus, need.memory_mib)
             except VCenterFaultError as fault:
                 # DRS unavailable is no reason to stop: our own scoring decides, and says so.
                 log.warning("DRS placement in %s failed: %s", cluster.name, fault.message)
-                return None
+                answer = None
+            answers[key] = answer
+            return answer
 
         return ask
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
+from domain.addressing import candidate_ips
+from domain.commands.addresses import IP_CLAIMS
 from domain.errors import ValidationError
+from domain.names import NameClaim
 from tests.support import machine, stages
 
 POOL = {"cidr": "10.50.0.0/29", "gateway": "10.50.0.1", "dns": ["10.50.0.2"], "first": "10.50.0.1", "last": "10.50.0.6"}
@@ -88,3 +91,42 @@ def test_bad_pools_are_refused_naming_the_field(runtime: Runtime) -> None:
     with pytest.raises(ValidationError) as error:
         runtime.app.update_stage(service_id, "int", {"ip_pools": overlapping}, actor="a")
     assert error.value.field == "ip_pools[1].cidr"
+
+
+def test_free_addresses_of_a_whole_deployment_cost_one_read_and_taken_ones_are_still_refused(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = runtime.app
+    service_id = app.register_service("big", "", stages("int"), actor="a").value.id
+    wide = {"cidr": "10.60.0.0/16", "gateway": "10.60.0.1"}  # first choices of 2 machines never meet
+    app.update_stage(service_id, "int", {"ip_pools": [wide]}, actor="a")
+    machines = [machine("a1"), machine("a2", nics=[{"network": "front"}, {"network": "front"}])]
+    configuration_id = app.create_configuration(service_id, "c", "", [{"name": "front"}], machines, actor="a").value.id
+    reads: list[int] = []
+    singles: list[str] = []
+    existing, claim_name = app.existing, app.claim_name
+
+    def counted_existing(ids: list[UUID]) -> set[UUID]:
+        reads.append(len(ids))
+        return existing(ids)
+
+    def counted_claim(kind: str, scope: str, name: str, owner_id: UUID) -> NameClaim:
+        singles.append(name)
+        return claim_name(kind, scope, name, owner_id)
+
+    monkeypatch.setattr(app, "existing", counted_existing)
+    monkeypatch.setattr(app, "claim_name", counted_claim)
+    first = app.deploy(configuration_id, "int", actor="a").value.id
+    app.assign_addresses(first, "worker")
+    # 2 first IPs with their 31 older CIDR scopes each, and 3 first MACs: one read, nothing claimed alone.
+    assert (reads, singles) == ([2 * 32 + 3], [])
+    # Taken addresses are still refused: an older CIDR-scoped claim on the next deployment's first IP.
+    second = app.deploy(configuration_id, "int", actor="a").value.id
+    ip = next(iter(candidate_ips(app.service(service_id).stage("int")["ip_pools"][0], f"{second}/a1")))
+    app.commit(NameClaim(kind=IP_CLAIMS, scope="10.60.0.0/16", name=ip, owner_id=uuid4()))
+    app.assign_addresses(second, "worker")
+    ips = [a["ip"] for d in (first, second) for a in addresses(runtime, d)]
+    assert ip not in ips
+    assert len(set(ips)) == 4
+    macs = [n["mac"] for d in (first, second) for a in addresses(runtime, d) for n in a["macs"]]  # type: ignore[attr-defined]
+    assert len(set(macs)) == 6

@@ -203,3 +203,29 @@ def test_need_reads_the_machine_spec_and_its_rules() -> None:
     assert need_of(spec) == Need("web12", 2, 2048, 3072, "web", "g")
     assert default_tier("db-2") == "db"
     assert default_tier("7") == "7"
+
+
+def test_a_placement_pass_asks_drs_once_per_cluster_and_machine_size() -> None:
+    from typing import Any, cast
+
+    from domain.errors import VCenterFaultError
+    from domain.processes.placement import PlacementSteps
+
+    asked: list[tuple[str, int, int]] = []
+
+    class Advisor:
+        def recommend_placement(self, datacenter: str, cluster: str, cpus: int, memory_mib: int) -> DrsRecommendation:
+            asked.append((cluster, cpus, memory_mib))
+            if memory_mib == 4096:
+                raise VCenterFaultError("DRS is off")
+            return DrsRecommendation(host="H1", datastore="DS0")
+
+    ask = PlacementSteps(cast(Any, None), cast(Any, Advisor())).drs("DC0")
+    c0, c1 = cluster("C0", {"H0": 64_000}, drs=True), cluster("C1", {"H0": 64_000}, drs=True)
+    answers = [ask(c, need(f"web{i}", memory)) for i in range(3) for c in (c0, c1) for memory in (1024, 4096)]
+    assert asked == [("C0", 1, 1024), ("C0", 1, 4096), ("C1", 1, 1024), ("C1", 1, 4096)]
+    assert [a is None for a in answers[:4]] == [False, True, False, True]
+    assert answers[4:] == answers[:4] * 2
+    # A new pass asks again: vCenter may have changed since.
+    PlacementSteps(cast(Any, None), cast(Any, Advisor())).drs("DC0")(c0, need("web9"))
+    assert len(asked) == 5
