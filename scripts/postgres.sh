@@ -21,3 +21,17 @@ pg_isready -h 127.0.0.1 -p 5432
 fi
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
+# The suite runs three pytest workers, each with its own event stores, read stores, pools and
+# process-manager workers: the Debian default of 100 connections is too few for it.
+wanted=400
+current=$(psql -h 127.0.0.1 -U postgres -tAc "SHOW max_connections")
+if [ "$current" -lt "$wanted" ]; then
+  echo "postgres: raising max_connections from $current to $wanted (restart)" >&2
+  psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM SET max_connections = $wanted"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main restart
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 0.2
+  done
+  pg_isready -h 127.0.0.1 -p 5432
+fi
