@@ -5,6 +5,7 @@ Every route calls one of these before acting; the rules themselves live in the d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -26,12 +27,16 @@ def require_admin(who: Principal, action: str) -> None:
         raise PermissionDeniedError(f"{who.user} may not {action}: administrators only")
 
 
-def _readable(runtime: Runtime, who: Principal, service_id: UUID, subject: str) -> Service:
-    service = runtime.app.service(service_id)
+def _check_readable(who: Principal, service: Service, subject: str) -> None:
     if not can_read(_grants(service), who.caller):
         # Named by what the caller asked for, never by the service's name or id: a caller with no
         # role on the service learns nothing from the refusal.
         raise PermissionDeniedError(f"{who.user} holds no role on {subject}")
+
+
+def _readable(runtime: Runtime, who: Principal, service_id: UUID, subject: str) -> Service:
+    service = runtime.app.service(service_id)
+    _check_readable(who, service, subject)
     return service
 
 
@@ -39,11 +44,22 @@ def read_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
     return _readable(runtime, who, service_id, f"service {service_id}")
 
 
-def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
-    service = read_service(runtime, who, service_id)
+def _check_manage(who: Principal, service: Service) -> None:
+    _check_readable(who, service, f"service {service.id}")
     if not can_manage(_grants(service), who.caller):
         raise PermissionDeniedError(f"{who.user} is not an owner of service '{service.name}'")
+
+
+def manage_service(runtime: Runtime, who: Principal, service_id: UUID) -> Service:
+    service = runtime.app.service(service_id)
+    _check_manage(who, service)
     return service
+
+
+def managing(who: Principal) -> Callable[[Service], None]:
+    """The check of `manage_service` on a service a command has in hand (its `authorize`): the
+    command reads the service once, and decides about the version it writes against."""
+    return lambda service: _check_manage(who, service)
 
 
 def read_configuration(runtime: Runtime, who: Principal, configuration_id: UUID) -> Configuration:

@@ -154,6 +154,30 @@ class StagekeeperApplication(Application[UUID]):
         return aggregate
 
     @staticmethod
+    def reads(read: Callable[[], A], authorize: Callable[[A], None] | None) -> Callable[[], A]:
+        """The reads of a command's attempts, each passed to `authorize` (the caller's permission
+        check, if any) so the decision is about the very version the command writes against.
+
+        With `authorize`, the first read happens now, before the command checks its input (a
+        caller without the right is refused before being told what is wrong with the body), and
+        the command's first attempt takes it: one read of the aggregate instead of two. Later
+        attempts (after a lost race) read afresh and are authorized again."""
+        first: list[A] = []
+        if authorize is not None:
+            first.append(read())
+            authorize(first[0])
+
+        def next_read() -> A:
+            if first:
+                return first.pop()
+            aggregate = read()
+            if authorize is not None:
+                authorize(aggregate)
+            return aggregate
+
+        return next_read
+
+    @staticmethod
     def user_version(aggregate: Aggregate) -> int:
         """The version users see and compare (ETag / If-Match)."""
         return int(getattr(aggregate, "definition_version", aggregate.version))

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.access import manage_service, read_service, readable_service_ids, require_admin
+from api.access import manage_service, managing, read_service, readable_service_ids, require_admin
 from api.deps import IfMatchDep, MinPosition, PrincipalDep, RuntimeDep, set_version
 from api.responses import errors
 from api.responses.services import GrantChange, GrantList, GrantRevoked, Service, ServiceList
@@ -82,9 +82,14 @@ def update_service(
     response: Response,
 ) -> Service:
     """Rename a service and/or change its description (fields left out stay as they are)."""
-    manage_service(runtime, who, service_id)
     outcome = runtime.app.update_service(
-        service_id, body.description, actor=who.user, reason=body.reason, expected_version=if_match, name=body.name
+        service_id,
+        body.description,
+        actor=who.user,
+        reason=body.reason,
+        expected_version=if_match,
+        name=body.name,
+        authorize=managing(who),
     )
     return _result(response, outcome)
 
@@ -99,8 +104,9 @@ def retire_service(
     reason: str | None = Query(None, max_length=2048),
 ) -> Service:
     """Retire a service (refused while it has live deployments). History is kept."""
-    manage_service(runtime, who, service_id)
-    outcome = runtime.app.retire_service(service_id, actor=who.user, reason=reason, expected_version=if_match)
+    outcome = runtime.app.retire_service(
+        service_id, actor=who.user, reason=reason, expected_version=if_match, authorize=managing(who)
+    )
     return _result(response, outcome)
 
 
@@ -119,7 +125,6 @@ def add_stage(
     response: Response,
 ) -> Service:
     """Add a stage (at the end, or at `position`)."""
-    manage_service(runtime, who, service_id)
     fields = {"name", "resource_pool", "restricted", "ip_pools", "extra_pools", *FENCE_KEYS}
     stage = body.model_dump(include=fields, exclude_none=True)
     outcome = runtime.app.add_stage(
@@ -129,6 +134,7 @@ def add_stage(
         actor=who.user,
         reason=body.reason,
         expected_version=if_match,
+        authorize=managing(who),
     )
     return _result(response, outcome)
 
@@ -143,9 +149,8 @@ def reorder_stages(
     response: Response,
 ) -> Service:
     """Set the order of the stages (the path promotions follow)."""
-    manage_service(runtime, who, service_id)
     outcome = runtime.app.reorder_stages(
-        service_id, body.order, actor=who.user, reason=body.reason, expected_version=if_match
+        service_id, body.order, actor=who.user, reason=body.reason, expected_version=if_match, authorize=managing(who)
     )
     return _result(response, outcome)
 
@@ -193,8 +198,9 @@ def remove_stage(
     reason: str | None = Query(None, max_length=2048),
 ) -> Service:
     """Remove a stage that holds no live deployment."""
-    manage_service(runtime, who, service_id)
-    outcome = runtime.app.remove_stage(service_id, stage, actor=who.user, reason=reason, expected_version=if_match)
+    outcome = runtime.app.remove_stage(
+        service_id, stage, actor=who.user, reason=reason, expected_version=if_match, authorize=managing(who)
+    )
     return _result(response, outcome)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -32,6 +33,8 @@ from domain.values import (
 from domain.verification import parse_verification
 
 SERVICE_NAMES = "service"
+# The caller's permission check, run on the service a command is about to change (see `reads`).
+Authorize = Callable[[Service], None] | None
 
 
 class ServiceCommands(PlacementCommands):
@@ -113,9 +116,14 @@ class ServiceCommands(PlacementCommands):
 
         return self.retrying(attempt)
 
-    def _change_service(self, service_id: UUID, expected_version: int | None, change: Any) -> Outcome[Service]:
+    def _service_reads(self, service_id: UUID, authorize: Authorize) -> Callable[[], Service]:
+        return self.reads(lambda: self.service(service_id), authorize)
+
+    def _change_service(
+        self, service_id: UUID, expected_version: int | None, change: Any, read: Callable[[], Service]
+    ) -> Outcome[Service]:
         def attempt() -> Outcome[Service]:
-            service = self.service(service_id)
+            service = read()
             self.check_version(service, expected_version, "service")
             before = Placement.of(service)
             change(service)
@@ -131,18 +139,21 @@ class ServiceCommands(PlacementCommands):
         reason: str | None = None,
         expected_version: int | None = None,
         name: object = None,
+        authorize: Authorize = None,
     ) -> Outcome[Service]:
         """Change a service's description and/or rename it (None: unchanged), in one write.
 
         A rename moves the unique-name claim in the same write: the new name is claimed (409 if
         another service holds it) and the old one released, so no other service can slip in.
+        `authorize(service)` (the caller's permission check) runs on each read of the service.
         """
+        read = self._service_reads(service_id, authorize)
         reason = check_reason(reason)
         text = check_description(description) if description is not None else None
         new_name = check_display_name(name, "name") if name is not None else None
 
         def attempt() -> Outcome[Service]:
-            service = self.service(service_id)
+            service = read()
             self.check_version(service, expected_version, "service")
             before = Placement.of(service)
             claims: list[Aggregate] = []
@@ -166,8 +177,10 @@ class ServiceCommands(PlacementCommands):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        authorize: Authorize = None,
     ) -> Outcome[Service]:
         """Add a stage (at the end, or at `position`)."""
+        read = self._service_reads(service_id, authorize)
         reason = check_reason(reason)
         # Fields of the body are top-level, so name them without a "stage." prefix.
         parsed = Stage.parse(stage, "")
@@ -178,7 +191,7 @@ class ServiceCommands(PlacementCommands):
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise ValidationError("position must be an integer", field="position")
         return self._change_service(
-            service_id, expected_version, lambda s: s.add_stage(parsed, position, actor, reason)
+            service_id, expected_version, lambda s: s.add_stage(parsed, position, actor, reason), read
         )
 
     def remove_stage(
@@ -188,10 +201,12 @@ class ServiceCommands(PlacementCommands):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        authorize: Authorize = None,
     ) -> Outcome[Service]:
         """Remove a stage that holds no live deployment."""
+        read = self._service_reads(service_id, authorize)
         reason = check_reason(reason)
-        return self._change_service(service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason))
+        return self._change_service(service_id, expected_version, lambda s: s.remove_stage(stage, actor, reason), read)
 
     def update_stage(
         self,
@@ -282,14 +297,18 @@ class ServiceCommands(PlacementCommands):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        authorize: Authorize = None,
     ) -> Outcome[Service]:
         """Set the order of the service's stages (the lifecycle promotions follow)."""
+        read = self._service_reads(service_id, authorize)
         reason = check_reason(reason)
         if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
             raise ValidationError("order must be a list of stage names", field="order")
         for i, name in enumerate(order):
             check_text(name, f"order[{i}]", max_length=4 * MAX_NAME)
-        return self._change_service(service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason))
+        return self._change_service(
+            service_id, expected_version, lambda s: s.reorder_stages(order, actor, reason), read
+        )
 
     def retire_service(
         self,
@@ -297,12 +316,14 @@ class ServiceCommands(PlacementCommands):
         actor: str,
         reason: str | None = None,
         expected_version: int | None = None,
+        authorize: Authorize = None,
     ) -> Outcome[Service]:
         """Retire a service with no live deployments; its name becomes free again."""
+        read = self._service_reads(service_id, authorize)
         reason = check_reason(reason)
 
         def attempt() -> Outcome[Service]:
-            service = self.service(service_id)
+            service = read()
             self.check_version(service, expected_version, "service")
             before = Placement.of(service)
             service.retire(actor, reason)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -12,10 +14,13 @@ from domain.errors import (
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
+    PermissionDeniedError,
     PreconditionFailedError,
     ValidationError,
 )
+from domain.permissions import Caller, can_manage
 from domain.ports import PoolStatus
+from domain.service import Service
 from tests.support import ROOT_POOL, THREE_TIER, stages
 
 
@@ -125,3 +130,50 @@ def test_a_stale_expected_version_is_refused_and_nothing_is_written(runtime: Run
         runtime.app.update_service(service_id, "two", actor="a", expected_version=1)
     assert runtime.app.head() == head
     assert runtime.app.service(service_id).description == "one"
+
+
+def _owner_check(runtime: Runtime, revoke_first: str | None, reads: list[int]) -> Callable[[Service], None]:
+    """A permission check (what the API passes as `authorize`) for olivia, an owner by a user grant.
+    With `revoke_first`, another request withdraws that grant just after the command's first read."""
+
+    def authorize(service: Service) -> None:
+        reads.append(service.version)
+        if revoke_first is not None and len(reads) == 1:
+            runtime.app.revoke_grant(service.id, revoke_first, actor="alice")
+        if not can_manage(list(service.grants.values()), Caller("olivia", frozenset())):
+            raise PermissionDeniedError("olivia is not an owner of the service")
+
+    return authorize
+
+
+def test_a_checked_command_reads_the_service_once(runtime: Runtime) -> None:
+    service_id = UUID(register(runtime))
+    runtime.app.grant_role(service_id, "service-owner", "olivia", None, None, actor="alice")
+    asked: list[UUID] = []
+    get = runtime.app.repository.get
+
+    def counting_get(aggregate_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        asked.append(aggregate_id)
+        return get(aggregate_id, *args, **kwargs)
+
+    runtime.app.repository.get = counting_get  # type: ignore[method-assign]
+    reads: list[int] = []
+    runtime.app.update_service(service_id, "new words", actor="olivia", authorize=_owner_check(runtime, None, reads))
+    runtime.app.repository.get = get  # type: ignore[method-assign]
+    assert asked.count(service_id) == 1
+    assert len(reads) == 1
+    assert runtime.app.service(service_id).description == "new words"
+
+
+def test_a_grant_withdrawn_while_a_command_runs_refuses_it_on_the_retry(runtime: Runtime) -> None:
+    service_id = UUID(register(runtime))
+    grant = runtime.app.grant_role(service_id, "service-owner", "olivia", None, None, actor="alice").value
+    reads: list[int] = []
+    with pytest.raises(PermissionDeniedError, match="not an owner"):
+        runtime.app.update_service(
+            service_id, "new words", actor="olivia", authorize=_owner_check(runtime, grant["id"], reads)
+        )
+    # The first attempt lost its race to the revocation; the fresh read it retried with was refused.
+    assert len(reads) == 2
+    assert reads[1] > reads[0]
+    assert runtime.app.service(service_id).description == "Payroll"
