@@ -194,7 +194,7 @@ class Runtime:
             # Inside the lock: the simulated inventory's table lives in the (maybe new) schema.
             self.vcenter = vcenter or make_vcenter(settings, self.db)
             self.app = Stagekeeper(
-                env=event_store_env(self.db, timeout=settings.unavailable_seconds),
+                env=event_store_env(self.db, timeout=settings.unavailable_seconds, group_commit=settings.group_commit),
                 vcenter=cast(VCenterDriver, InstrumentedDriver(self.vcenter, self.metrics)),
                 clock=self.clock,
                 unavailable_seconds=settings.unavailable_seconds,

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     ldap_admin_group: str | None = None
     ldap_start_tls: Flag = False
     ldap_ca_file: str | None = None
+    # Concurrent writes of a process share one PostgreSQL transaction (adapters/eventstore.py);
+    # off: one transaction per write, the library's way (for comparison).
+    group_commit: Flag = True
     # Bound on any request while the database is unreachable (then 503).
     unavailable_seconds: Annotated[float, Field(ge=0.1, le=300.0)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_073_741_824)] = 1_048_576
@@ -371,7 +374,9 @@ def database(url: str) -> Database:
 _CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
 
-def event_store_env(db: Database, create_tables: bool = True, timeout: float = 5.0) -> dict[str, str]:
+def event_store_env(
+    db: Database, create_tables: bool = True, timeout: float = 5.0, group_commit: bool = True
+) -> dict[str, str]:
     """The eventsourcing library's environment for this database. During an outage a request
     answers 503 within `timeout`: one call waits at most half of it for a pooled connection
     (POSTGRES_CONNECT_TIMEOUT is the pool's wait) or a lock, in whole seconds as the library
@@ -405,4 +410,6 @@ def event_store_env(db: Database, create_tables: bool = True, timeout: float = 5
     }
     if db.schema:
         env["POSTGRES_SCHEMA"] = db.schema
+    if group_commit:
+        env["APPLICATION_RECORDER_TOPIC"] = "adapters.eventstore:GroupCommitRecorder"
     return env

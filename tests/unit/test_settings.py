@@ -34,6 +34,9 @@ def test_postgres_urls_become_library_settings() -> None:
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
     assert env["POSTGRES_SCHEMA"] == "prod"
     assert "POSTGRES_ENABLE_DB_FUNCTIONS" not in env
+    # Concurrent writes share transactions, unless turned off.
+    assert env["APPLICATION_RECORDER_TOPIC"] == "adapters.eventstore:GroupCommitRecorder"
+    assert "APPLICATION_RECORDER_TOPIC" not in event_store_env(db, group_commit=False)
 
 
 @pytest.mark.parametrize(
