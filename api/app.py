@@ -78,6 +78,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
         redoc_url=None,
         # Every route's query and path parameters pass the text rule before anything runs.
         dependencies=[Depends(check_parameters)],
+        # No OpenTelemetry here (Stagekeeper counts and logs requests itself, api/observability.py):
+        # switched off, FastAPI no longer asks the OpenTelemetry providers about every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime or Runtime(settings)
     runtime_ = app.state.runtime

@@ -8,7 +8,10 @@ threads, each on its own service so writes do not conflict, authenticated with H
 Goals (issue 2): p50 command latency within 3x the baseline p50; >= 150 commands/s.
 Goals (issue 15): HTTP adds < 1 ms to the in-process command and p50 HTTP <= 2x in-process;
 >= 600 commands/s with 8 clients.
-Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--pool-check]
+Each round measures, in turn, the baseline, the in-process command, the same command over HTTP
+(one client), and the throughput of the clients with group commit (adapters/eventstore.py) and
+without it (one transaction per write, the library's way), in alternating order.
+Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served, summary
+from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
@@ -72,7 +75,7 @@ def in_process(url: str, count: int, ping_always: bool = False) -> list[float]:
         runtime.close()
 
 
-def drive(url: str, clients: int, seconds: float) -> tuple[list[float], int, float]:
+def drive(url: str, clients: int, seconds: float, prefix: str = "bench") -> tuple[list[float], int, float]:
     auth = ("admin", PASSWORD)
     with httpx.Client(base_url=url, auth=auth) as client:
         ids = []
@@ -80,8 +83,8 @@ def drive(url: str, clients: int, seconds: float) -> tuple[list[float], int, flo
             response = client.post(
                 "/api/v1/services",
                 json={
-                    "name": f"bench-{i}",
-                    "stages": [{"name": "int", "resource_pool": f"{POOL}/bench-{i}"}],
+                    "name": f"{prefix}-{i}",
+                    "stages": [{"name": "int", "resource_pool": f"{POOL}/{prefix}-{i}"}],
                 },
             )
             response.raise_for_status()
@@ -129,10 +132,27 @@ def compare_pool_check(rounds: int = 4, count: int = 150) -> None:
     print("ratio quiet/ping per round:", " ".join(f"{x:.2f}" for x in ratios))
 
 
+def spread(values: list[float], scale: float = 1.0, unit: str = "") -> str:
+    """min / median / max of per-round figures."""
+    ordered = sorted(v * scale for v in values)
+    return f"{ordered[0]:.2f} / {statistics.median(ordered):.2f} / {ordered[-1]:.2f}{unit}"
+
+
+def throughput(clients: int, seconds: float, group_commit: bool, tmp: Path, label: str) -> tuple[float, list[float]]:
+    """Commands/s of `clients` clients against a fresh server and schema (group commit on or off)."""
+    env = {"STAGEKEEPER_GROUP_COMMIT": "true" if group_commit else "false"}
+    with schema() as (_, url), served(url, tmp / f"server-{label}.log", **env) as api:
+        latencies, errors, elapsed = drive(api, clients, seconds)
+    if errors:
+        print(f"  {label}: {errors} errors")
+    return len(latencies) / elapsed, latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--pool-check", action="store_true", help="only compare in-process commands: ping on every checkout vs quiet"
     )
@@ -140,34 +160,49 @@ def main() -> None:
     if args.pool_check:
         compare_pool_check()
         return
-    with schema() as (name, url), tempfile.TemporaryDirectory() as tmp:
-        base = baseline(name, 2000)
-        direct = in_process(url, 1000)
-        with served(url, Path(tmp) / "server.log") as api:
-            # Sequential pass: latency with no queueing, comparable to the baseline.
-            sequential, seq_errors, _ = drive(api, 1, args.seconds / 2)
-        with schema() as (_, url2), served(url2, Path(tmp) / "server2.log") as api2:
-            concurrent, errors, elapsed = drive(api2, args.clients, args.seconds)
-    base_p50 = percentile(base, 0.5)
-    seq_p50 = percentile(sequential, 0.5)
-    rate = len(concurrent) / elapsed
-    print("baseline  psycopg INSERT + COMMIT:", summary(base))
-    print("app       in-process command (no HTTP):", summary(direct))
-    print(f"api       sequential commands ({len(sequential)}, {seq_errors} errors):", summary(sequential))
-    print(
-        f"api       {args.clients} clients ({len(concurrent)} commands, {errors} errors):",
-        summary(concurrent),
-    )
-    direct_p50 = percentile(direct, 0.5)
-    print(f"throughput: {rate:.0f} commands/s with {args.clients} clients (goal >= 600 with 8)")
-    print(
-        f"HTTP vs in process: p50 {seq_p50 * 1000:.2f} ms vs {direct_p50 * 1000:.2f} ms = "
-        f"{seq_p50 / direct_p50:.2f}x, adds {(seq_p50 - direct_p50) * 1000:.2f} ms (goal <= 2x, < 1 ms)"
-    )
-    print(
-        f"ratio p50 command / p50 baseline: {seq_p50 / base_p50:.2f}x over HTTP (goal <= 3x), "
-        f"{direct_p50 / base_p50:.2f}x in process"
-    )
+    base_p50: list[float] = []
+    direct_p50: list[float] = []
+    http_p50: list[float] = []
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    concurrent_p50: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            # Every figure of a round is measured next to the others, in turn, so the machine's load
+            # weighs on all of them; the order of the two throughput runs alternates.
+            with schema() as (name, url):
+                base_p50.append(percentile(baseline(name, 1000), 0.5))
+                direct_p50.append(percentile(in_process(url, 500), 0.5))
+                with served(url, Path(tmp) / f"server-seq-{r}.log") as api:
+                    # Sequential: latency with no queueing, comparable to the in-process command.
+                    sequential, seq_errors, _ = drive(api, 1, args.seconds / 2)
+                http_p50.append(percentile(sequential, 0.5))
+            for group_commit in (True, False) if r % 2 == 0 else (False, True):
+                label = f"{'gc' if group_commit else 'nogc'}-{r}"
+                rate, latencies = throughput(args.clients, args.seconds, group_commit, Path(tmp), label)
+                rates[group_commit].append(rate)
+                concurrent_p50[group_commit].append(percentile(latencies, 0.5))
+            print(
+                f"round {r + 1}: baseline p50 {base_p50[-1] * 1000:.2f} ms, in process {direct_p50[-1] * 1000:.2f} ms, "
+                f"HTTP {http_p50[-1] * 1000:.2f} ms ({seq_errors} errors); {args.clients} clients "
+                f"{rates[True][-1]:.0f}/s group commit, {rates[False][-1]:.0f}/s without",
+                flush=True,
+            )
+    added = [h - d for h, d in zip(http_p50, direct_p50, strict=True)]
+    ratio = [h / d for h, d in zip(http_p50, direct_p50, strict=True)]
+    gain = [on / off for on, off in zip(rates[True], rates[False], strict=True)]
+    print(f"min / median / max over {args.rounds} rounds:")
+    print(f"baseline  psycopg INSERT + COMMIT p50: {spread(base_p50, 1000, ' ms')}")
+    print(f"app       in-process command p50: {spread(direct_p50, 1000, ' ms')}")
+    print(f"api       sequential command p50: {spread(http_p50, 1000, ' ms')}")
+    print(f"HTTP vs in process: {spread(ratio, unit='x')} (goal <= 2x), adds {spread(added, 1000, ' ms')} (goal < 1)")
+    over_base = [h / b for h, b in zip(http_p50, base_p50, strict=True)]
+    print(f"ratio HTTP p50 / baseline p50: {spread(over_base, unit='x')}")
+    for group_commit, label in ((True, "group commit"), (False, "a transaction per write")):
+        print(
+            f"throughput, {args.clients} clients, {label}: {spread(rates[group_commit], unit='/s')} "
+            f"(p50 {spread(concurrent_p50[group_commit], 1000, ' ms')}; goal >= 600/s with 8)"
+        )
+    print(f"group commit / a transaction per write: {spread(gain, unit='x')}")
 
 
 if __name__ == "__main__":
