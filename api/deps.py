@@ -36,20 +36,16 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_authenticator(request: Request) -> Authenticator:
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator
-
-
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_principal(
     request: Request,
-    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
+    # Declared for the OpenAPI document (the two ways to authenticate); the header is read below.
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
     authorization = request.headers.get("authorization")
     # A credential verified moments ago is found without I/O; anything else (a password check
     # costs tens of milliseconds by design, a token is looked up) runs in a worker thread.

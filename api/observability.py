@@ -43,10 +43,27 @@ def known_method(method: str) -> str:
     return method if method in KNOWN_METHODS else "OTHER"
 
 
+class _Series:
+    """The labelled series one kind of request (method, route, status) counts into."""
+
+    def __init__(self, metrics: Metrics, method: str, route: str, status: int) -> None:
+        self.requests = metrics.requests.labels(method, route, str(status))
+        # A progress stream lasts as long as it is watched: its duration says nothing.
+        self.seconds = None if route.endswith("/events") else metrics.request_seconds.labels(method, route)
+        self.commands = self.command_seconds = None
+        if method in COMMAND_METHODS and route.startswith("/api/"):
+            command = f"{method} {route}"
+            self.commands = metrics.commands.labels(command, outcome(status))
+            self.command_seconds = metrics.command_seconds.labels(command)
+
+
 class RequestObservability:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Looked up once per kind of request (the library's `labels()` takes a lock and checks
+        # the labels each time); bounded: known methods x route templates x statuses.
+        self._series: dict[tuple[str, str, int], _Series] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,14 +91,16 @@ class RequestObservability:
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         method = known_method(str(scope["method"]))
         route = getattr(scope.get("route"), "path", None) or "(unmatched)"
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        streaming = route.endswith("/events")  # a progress stream lasts as long as it is watched
-        if not streaming:
-            self.metrics.request_seconds.labels(method, route).observe(seconds)
-        if method in COMMAND_METHODS and route.startswith("/api/"):
-            command = f"{method} {route}"
-            self.metrics.commands.labels(command, outcome(status)).inc()
-            self.metrics.command_seconds.labels(command).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self.metrics, method, route, status)
+        series.requests.inc()
+        if series.seconds is not None:
+            series.seconds.observe(seconds)
+        if series.commands is not None and series.command_seconds is not None:
+            series.commands.inc()
+            series.command_seconds.observe(seconds)
         principal = getattr(scope.get("state", {}).get("principal"), "user", None)
         log.info(
             "%s %s %d %.1f ms",
