@@ -22,16 +22,17 @@ PASSWORD = "bench-password"
 
 
 @contextmanager
-def schema() -> Iterator[tuple[str, str]]:
-    """Yields (schema name, database URL) and drops the schema afterwards."""
+def schema(keep: bool = False) -> Iterator[tuple[str, str]]:
+    """Yields (schema name, database URL) and drops the schema afterwards (unless `keep`)."""
     name = f"sk_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(CONNINFO, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
     try:
         yield name, f"{URL}?schema={name}"
     finally:
-        with psycopg.connect(CONNINFO, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
+        if not keep:
+            with psycopg.connect(CONNINFO, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def free_port() -> int:
