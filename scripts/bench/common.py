@@ -42,7 +42,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(database_url: str, log: Path, **env: str) -> Iterator[str]:
+def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> Iterator[str]:
+    """A `stagekeeper serve` on a free port (the code of the checkout `cwd`, default this one)."""
     port = free_port()
     environ = {
         **os.environ,
@@ -54,6 +55,7 @@ def served(database_url: str, log: Path, **env: str) -> Iterator[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
             env=environ,
+            cwd=cwd,
             stdout=out,
             stderr=out,
         )
