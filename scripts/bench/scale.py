@@ -207,8 +207,13 @@ def main() -> None:
             big, service_ids = kept_history(runtime)
             made = f"kept schema {schema_name}"
         head = runtime.app.head()
+        deployments = (
+            args.deployments
+            if args.schema is None
+            else int(runtime.store.query("SELECT COUNT(*) AS n FROM sk_deployments")[0]["n"])
+        )
         print(
-            f"history: {head:,} events, {len(service_ids):,} services, {args.deployments:,} deployments, largest "
+            f"history: {head:,} events, {len(service_ids):,} services, {deployments:,} deployments, largest "
             f"configuration {runtime.app.configuration(big).version:,} versions, {made}",
             flush=True,
         )
