@@ -172,12 +172,36 @@ class ReadModels:
         if after is not None:
             clauses.append("(name_key > %s OR (name_key = %s AND id > %s))")
             params.extend([after[0], after[0], after[1]])
+        # The page's services (and the first of the next page) with their live deployments counted
+        # by stage and state, in one statement: one row per (service, stage, state), or one
+        # without counts for a service holding none.
+        chosen = "SELECT * FROM sk_services WHERE " + " AND ".join(clauses) + " ORDER BY name_key, id LIMIT %s"  # noqa: S608
+        one_stage = " AND LOWER(stage) = LOWER(%s)" if stage is not None else ""
         rows = self.store.query(
-            "SELECT * FROM sk_services WHERE " + " AND ".join(clauses) + " ORDER BY name_key, id LIMIT %s",  # noqa: S608
-            (*params, limit + 1),
+            f"SELECT s.*, c.stage AS tally_stage, c.state AS tally_state, c.n AS tally_n FROM ({chosen}) s "  # noqa: S608
+            "LEFT JOIN (SELECT service_id, stage, state, COUNT(*) AS n FROM sk_deployments "
+            f"WHERE state <> %s{one_stage} AND service_id IN (SELECT id FROM ({chosen}) p) "
+            "GROUP BY service_id, stage, state) c ON c.service_id = s.id ORDER BY s.name_key, s.id",
+            (
+                *params,
+                limit + 1,
+                "undeployed",
+                *([stage] if stage is not None else []),
+                *params,
+                limit + 1,
+            ),
         )
-        services = [_service(r) for r in rows[:limit]]
-        more = len(rows) > limit
+        found: dict[str, Row] = {}
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for row in rows:
+            row_id = str(row["id"])
+            if row_id not in found:
+                found[row_id] = {k: v for k, v in row.items() if not k.startswith("tally_")}
+            if row["tally_stage"] is not None:
+                counts.setdefault((row_id, str(row["tally_stage"])), {})[str(row["tally_state"])] = int(row["tally_n"])
+        ordered = list(found.values())
+        services = [_service(r) for r in ordered[:limit]]
+        more = len(ordered) > limit
         if stage is not None:
             services = [
                 {**s, "stages": [st for st in s["stages"] if str(st["name"]).casefold() == stage.casefold()]}
@@ -185,7 +209,6 @@ class ReadModels:
             ]
         if not services:
             return [], None
-        counts = self._board_counts([str(s["id"]) for s in services], stage)
         if max_entries is not None:
             kept = _within(services, counts, per_stage, max_entries)
             more = more or kept < len(services)
@@ -204,18 +227,6 @@ class ReadModels:
             listed.setdefault((str(row["service_id"]), str(row["stage"])), []).append(decode(row["entry"]))
         page = [board_cells(s, s["stages"], listed, counts) for s in services]
         return page, following
-
-    def _board_counts(self, service_ids: list[str], stage: str | None) -> dict[tuple[str, str], dict[str, int]]:
-        """(service id, stage) -> state -> live deployments, for these services (and one stage)."""
-        scope, params = _live_scope(service_ids, stage)
-        counts: dict[tuple[str, str], dict[str, int]] = {}
-        for row in self.store.query(
-            f"SELECT service_id, stage, state, COUNT(*) AS n FROM sk_deployments WHERE {scope} "  # noqa: S608
-            "GROUP BY service_id, stage, state",
-            params,
-        ):
-            counts.setdefault((str(row["service_id"]), str(row["stage"])), {})[str(row["state"])] = int(row["n"])
-        return counts
 
     def board_entries(self, service_id: str | None = None) -> dict[str, list[Row]]:
         """The board entry of every live deployment (or one service's), by service id, in board
