@@ -129,7 +129,7 @@ def catch_up(runtime: Runtime, head: int, repeat: int) -> None:
 
         # A follower that fell behind: the first half applied (and indexed), then the second half timed.
         reset(runtime, everything)
-        follower = ProjectionFollower(runtime.app, runtime.store, everything)
+        follower = ProjectionFollower(runtime.app, runtime.store, everything, reader=runtime.projection_follower.reader)
         follower.catch_up(until=head // 2)
         halfway = follower.position()
         raw = max(raw_read_rate(runtime) for _ in range(2))
@@ -140,7 +140,7 @@ def catch_up(runtime: Runtime, head: int, repeat: int) -> None:
         reset(runtime, audit)
         raw = max(raw_read_rate(runtime) for _ in range(2))
         started = time.perf_counter()
-        ProjectionFollower(runtime.app, runtime.store, audit).catch_up()
+        ProjectionFollower(runtime.app, runtime.store, audit, reader=runtime.projection_follower.reader).catch_up()
         figures["audit"].append((head / (time.perf_counter() - started), raw))
     raws = [raw for runs in figures.values() for _, raw in runs]
     print(f"raw notification-log read: {min(raws):,.0f} .. {max(raws):,.0f} events/s (page 1,000)")
