@@ -113,16 +113,26 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
             chain = records[-1][5] if records else _chained(notifications, chain)
-            outbox.put((start, notifications, records))
-            if len(notifications) < job.batch:
+            if not _post(outbox, sender, (start, notifications, records)) or len(notifications) < job.batch:
                 break
             start = notifications[-1].id + 1
     except Exception as error:
-        outbox.put(f"{type(error).__name__}: {error}")
+        _post(outbox, sender, f"{type(error).__name__}: {error}")
     finally:
-        outbox.put(None)
+        _post(outbox, sender, None)
         sender.join()
         factory.close()
+
+
+def _post(outbox: queue.Queue[object], sender: threading.Thread, message: object) -> bool:
+    """Hand a message to the sender thread; False once it stopped (the follower went away)."""
+    while sender.is_alive():
+        try:
+            outbox.put(message, timeout=POLL)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _send(outbox: queue.Queue[object], channel: Connection) -> None:  # pragma: no cover (reader process)
