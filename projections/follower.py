@@ -20,7 +20,7 @@ from eventsourcing.persistence import Notification
 
 from projections import quarantine
 from projections.base import Projection
-from projections.pipeline import Reader, ReaderSpec
+from projections.pipeline import Reader, ReaderSpec, no_cycle_collection
 from projections.raw import RawEvent
 from projections.schema import create_missing, drop_indexes, install, secondary_indexes
 from projections.store import (
@@ -182,7 +182,7 @@ class ProjectionFollower:
                     following = notifications[-1].id + 1
                     ahead = (following, pool.submit(self._read, following, True))
                 try:
-                    with self.store.transaction() as plain:
+                    with no_cycle_collection(), self.store.transaction() as plain:
                         cursor = SafeCursor(plain, nul_free(n.state for n in notifications))
                         # Several processes may follow at once: the row locks make them take turns, and
                         # whoever finds a position moved since its read starts over.
