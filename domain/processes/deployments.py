@@ -16,7 +16,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -255,30 +256,56 @@ class DeploymentProcess:
                     # The gateway is cloned beside the machines (it needs only the port groups).
                     futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
-                    # Record results from this thread only, so step events never race each other.
-                    for future in as_completed(futures):
-                        vm = future.result()
-                        if futures[future] == GATEWAY_MACHINE:
-                            self.fences.record_gateway(deployment, vm)
-                            continue
-                        mac = vm.macs[0] if vm.macs else None
-                        step = partial(
-                            Deployment.record_machine_provisioned,
-                            machine=futures[future],
-                            vm_name=vm.name,
-                            vm_id=vm.vm_id,
-                            ip=vm.ip,
-                            mac=mac,
-                            actor=ACTOR,
-                        )
-                        self.app.record_step(deployment.id, step)
+                    held = self._record_provisioned(deployment, futures)
                 finally:
                     for future in futures:
                         future.cancel()
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
             return
-        self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+        if held is None or held.state == PROVISIONING:
+            self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR), in_hand=held)
+
+    def _record_provisioned(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> Deployment | None:
+        """Record the machines as their clones finish, from this thread only (so step events never
+        race each other): every machine finished by the time the previous write ended goes into one
+        write, the last one with Deployed. Writes go to a copy of the deployment of our own, kept
+        from one write to the next (the workers read `deployment`), re-read only when another
+        write moved it on. The deployment as last written (None: nothing written here)."""
+        held: Deployment | None = None
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            finished: list[tuple[str, VmInfo]] = []
+            failure: BaseException | None = None
+            for future in sorted(done, key=lambda f: futures[f]):
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                elif futures[future] == GATEWAY_MACHINE:
+                    self.fences.record_gateway(deployment, future.result())
+                    held = None  # written without our copy
+                else:
+                    finished.append((futures[future], future.result()))
+            if finished:
+                last = not remaining and failure is None
+
+                def step(d: Deployment, finished: list[tuple[str, VmInfo]] = finished, last: bool = last) -> None:
+                    for name, vm in finished:
+                        d.record_machine_provisioned(
+                            machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip,
+                            mac=vm.macs[0] if vm.macs else None, actor=ACTOR,
+                        )  # fmt: skip
+                    if last:
+                        # Refused (a machine is still missing) before it changes anything: the
+                        # machines stay recorded and the next pass finds what is left.
+                        with suppress(InvalidTransitionError):
+                            d.mark_deployed(ACTOR)
+
+                in_hand = held if held is not None else self.app.deployment(deployment.id)
+                held = self.app.record_step(deployment.id, step, in_hand=in_hand).value
+            if failure is not None:
+                raise failure
+        return held
 
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]

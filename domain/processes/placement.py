@@ -97,8 +97,7 @@ class PlacementSteps:
             for choice in choices:
                 d.record_placement(choice.machine, choice.to_dict(), ACTOR)
 
-        self.app.record_step(deployment.id, record)
-        return self.app.deployment(deployment.id)
+        return self.app.record_step(deployment.id, record, in_hand=deployment).value
 
     def settle(self, machine: dict[str, Any], vm: VmInfo) -> None:
         """Put a new clone (still off) on the host and datastore placement chose, when vCenter did not."""
