@@ -35,7 +35,7 @@ from domain.deployment import (
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.placement import PlacementImpossibleError
-from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
+from domain.ports import CloneSpec, ClusterCapacity, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
 from domain.processes.drift import DriftSteps
 from domain.processes.fencing import FenceSteps, machine_nics
@@ -234,10 +234,14 @@ class DeploymentProcess:
 
     def _provision(self, deployment: Deployment) -> None:
         try:
-            self.app.assign_addresses(deployment.id, ACTOR)
-            deployment = self.app.deployment(deployment.id)
-            self.vcenter.ensure_pool(deployment.resource_pool)
-            deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
+            # vCenter's side (the stage's pool, the inventory placement chooses from) is read while
+            # the addresses are written: neither waits for the other.
+            with ThreadPoolExecutor(1, thread_name_prefix="sk-prepare") as early:
+                prepared = early.submit(self._prepare_vcenter, deployment)
+                self.app.assign_addresses(deployment.id, ACTOR)
+                deployment = self.app.deployment(deployment.id)
+                clusters = prepared.result()
+            deployment = self.placement.place_pending(deployment, clusters)  # MachinePlaced, before any clone
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -306,6 +310,11 @@ class DeploymentProcess:
             if failure is not None:
                 raise failure
         return held
+
+    def _prepare_vcenter(self, deployment: Deployment) -> list[ClusterCapacity] | None:
+        """The stage's pool made sure of, and the placement inventory when a machine has no place yet."""
+        self.vcenter.ensure_pool(deployment.resource_pool)
+        return self.placement.inventory_for(deployment)
 
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]

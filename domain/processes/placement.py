@@ -36,6 +36,11 @@ def stage_pools(app: Stagekeeper, deployment: Deployment) -> dict[str, str]:
     return pools
 
 
+def unplaced(deployment: Deployment) -> list[dict[str, Any]]:
+    """The machines still to build that have no place yet."""
+    return [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
+
+
 def placed_of(deployment: Deployment) -> list[Placed]:
     found = []
     for machine in deployment.machines:
@@ -74,15 +79,24 @@ class PlacementSteps:
 
         return ask
 
-    def place_pending(self, deployment: Deployment) -> Deployment:
+    def inventory_for(self, deployment: Deployment) -> list[ClusterCapacity] | None:
+        """vCenter's inventory for placing the deployment's machines (None: every one has a place)."""
+        if not unplaced(deployment):
+            return None
+        return self.vcenter.placement_inventory(PoolPath.parse(deployment.resource_pool).datacenter)
+
+    def place_pending(self, deployment: Deployment, inventory: list[ClusterCapacity] | None = None) -> Deployment:
         """Record MachinePlaced for every machine still to build that has no place yet (one write);
-        the deployment as it is after. A datacenter whose clusters report no hosts is left to vCenter."""
-        pending = [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
+        the deployment as it is after. A datacenter whose clusters report no hosts is left to vCenter.
+        `inventory`: vCenter's, read for this pass already (inventory_for)."""
+        pending = unplaced(deployment)
         if not pending:
             return deployment
         pools = stage_pools(self.app, deployment)
         datacenter = PoolPath.parse(deployment.resource_pool).datacenter
-        clusters = [c for c in self.vcenter.placement_inventory(datacenter) if c.name in pools and c.hosts]
+        if inventory is None:
+            inventory = self.vcenter.placement_inventory(datacenter)
+        clusters = [c for c in inventory if c.name in pools and c.hosts]
         if not clusters:
             return deployment
         clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
