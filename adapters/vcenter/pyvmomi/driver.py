@@ -187,6 +187,7 @@ class PyVmomiDriver:
             if status is not PoolStatus.EXISTS:
                 raise VCenterObjectNotFoundError(f"resource pool '{path}' not found in vCenter")
             self._pools[path] = pool
+            self._paths = {**self._paths, pool._moId: path}  # a VM read later finds its pool's path
             return pool
 
     def _forget(self) -> None:
@@ -206,9 +207,11 @@ class PyVmomiDriver:
 
     def _list_templates(self) -> list[TemplateInfo]:
         found = []
-        for vm, props in self._vms():
-            if not props.get("config.template"):
-                continue
+        listed = [(vm, props) for vm, props in self._vms() if props.get("config.template") and "name" in props]
+        with self._cache_lock:  # the same listing refreshes the templates clones are made from
+            self._templates = {props["name"]: vm for vm, props in listed}
+            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in listed}
+        for vm, props in listed:
             guest = str(props.get("config.guestId") or "otherGuest")
             disks = tuple(
                 int(d.capacityInKB // (1024 * 1024))
