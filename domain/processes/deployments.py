@@ -25,6 +25,7 @@ from uuid import UUID
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
+    DEPLOYED,
     PROMOTING,
     PROVISIONING,
     REQUESTED,
@@ -119,6 +120,9 @@ class DeploymentProcess:
         kind = type(event).__qualname__
         if kind in ("Deployment.Moved", "Deployment.Deployed", "Deployment.Swapped", "Deployment.Upgraded"):
             self.verification.after_event(event)
+        if kind == "Deployment.Deployed":
+            # Written by the pass that built the deployment, last: nothing is left to drive.
+            return
         if kind == "Service.Registered":
             self.ensure_pools(event.originator_id, [(s["name"], s["resource_pool"]) for s in event.stages])
         elif kind == "Service.StageAdded":
@@ -215,7 +219,11 @@ class DeploymentProcess:
                 if deployment.state == REQUESTED:
                     self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
                 elif deployment.state == PROVISIONING:
-                    self._provision(deployment)
+                    written = self._provision(deployment)
+                    if written is not None and written.state == DEPLOYED:
+                        # At rest as this pass left it; a later change of it (an undeploy, a
+                        # snapshot) comes with an event of its own, handled then.
+                        return
                 elif deployment.state in (PROMOTING, DEMOTING):
                     self._move(deployment)
                 elif deployment.state == UNDEPLOYING:
@@ -232,7 +240,8 @@ class DeploymentProcess:
                 continue
         raise RuntimeError(f"deployment {deployment_id} made no progress in {MAX_PASSES} passes")
 
-    def _provision(self, deployment: Deployment) -> None:
+    def _provision(self, deployment: Deployment) -> Deployment | None:
+        """Build what is missing; the deployment as this pass last wrote it (None: not known)."""
         try:
             # vCenter's side (the stage's pool, the inventory placement chooses from) is read while
             # the addresses are written: neither waits for the other.
@@ -266,9 +275,10 @@ class DeploymentProcess:
                         future.cancel()
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
-            return
+            return None
         if held is None or held.state == PROVISIONING:
-            self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR), in_hand=held)
+            held = self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR), in_hand=held).value
+        return held
 
     def _record_provisioned(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> Deployment | None:
         """Record the machines as their clones finish, from this thread only (so step events never
