@@ -217,7 +217,7 @@ class DeploymentProcess:
                     self._drive_copies(deployment)
                     return
                 if deployment.state == REQUESTED:
-                    self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
+                    self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR), in_hand=deployment)
                 elif deployment.state == PROVISIONING:
                     written = self._provision(deployment)
                     if written is not None and written.state == DEPLOYED:
