@@ -201,8 +201,10 @@ class DeploymentProcess:
     def _drive(self, deployment_id: UUID, together: bool = False) -> None:
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
+        carried: Deployment | None = None  # our own last write, when the next pass may start from it
         for _ in range(MAX_PASSES):
-            deployment = self.app.deployment(deployment_id)
+            deployment = carried if carried is not None else self.app.deployment(deployment_id)
+            carried = None
             try:
                 if deployment.untagged_machines():  # captured VMs: tagged before anything else
                     tag_captured(self, deployment, ACTOR)
@@ -217,7 +219,9 @@ class DeploymentProcess:
                     self._drive_copies(deployment)
                     return
                 if deployment.state == REQUESTED:
-                    self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR), in_hand=deployment)
+                    # Provisioning reads the deployment again where it matters (its addresses' write).
+                    started = partial(Deployment.start_provisioning, actor=ACTOR)
+                    carried = self.app.record_step(deployment_id, started, in_hand=deployment).value
                 elif deployment.state == PROVISIONING:
                     written = self._provision(deployment)
                     if written is not None and written.state == DEPLOYED:
@@ -286,7 +290,8 @@ class DeploymentProcess:
         write, the last one with Deployed. Writes go to a copy of the deployment of our own, kept
         from one write to the next (the workers read `deployment`), re-read only when another
         write moved it on. The deployment as last written (None: nothing written here)."""
-        held: Deployment | None = None
+        # Read while the first clones run, not after they end.
+        held: Deployment | None = self.app.deployment(deployment.id) if futures else None
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
@@ -315,8 +320,7 @@ class DeploymentProcess:
                         with suppress(InvalidTransitionError):
                             d.mark_deployed(ACTOR)
 
-                in_hand = held if held is not None else self.app.deployment(deployment.id)
-                held = self.app.record_step(deployment.id, step, in_hand=in_hand).value
+                held = self.app.record_step(deployment.id, step, in_hand=held).value
             if failure is not None:
                 raise failure
         return held
