@@ -36,12 +36,12 @@ from domain.deployment import (
 )
 from domain.errors import AddressExhaustedError, InfrastructureError, InvalidTransitionError, VCenterFaultError
 from domain.placement import PlacementImpossibleError
-from domain.ports import CloneSpec, ClusterCapacity, GuestIdentity, NicSetting, VCenterDriver, VmInfo
+from domain.ports import CloneSpec, GuestIdentity, NicSetting, VCenterDriver, VmInfo
 from domain.processes.capture import tag_captured, undeploy_captured
 from domain.processes.drift import DriftSteps
 from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.media import attach_medium, check_media
-from domain.processes.placement import PlacementSteps
+from domain.processes.placement import PlacementSteps, Prepared
 from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
@@ -325,8 +325,8 @@ class DeploymentProcess:
                 raise failure
         return held
 
-    def _prepare_vcenter(self, deployment: Deployment) -> list[ClusterCapacity] | None:
-        """The stage's pool made sure of, and the placement inventory when a machine has no place yet."""
+    def _prepare_vcenter(self, deployment: Deployment) -> Prepared | None:
+        """The stage's pool made sure of, and what placement reads when a machine has no place yet."""
         self.vcenter.ensure_pool(deployment.resource_pool)
         return self.placement.inventory_for(deployment)
 
