@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -74,6 +75,7 @@ class PyVmomiDriver:
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
+        self._side = ThreadPoolExecutor(16, thread_name_prefix="sk-vcenter-side")  # calls beside a task
         self._nic_count: dict[str, int] = {}  # set_nics leaves exactly that many NICs: customize needs the count
 
     # -- helpers -------------------------------------------------------------------------------
@@ -299,14 +301,19 @@ class PyVmomiDriver:
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        self._tag(vm, spec.deployment_id, spec.machine)
-        if sizing is None or sizing != (spec.cpus, spec.memory_mib):
-            # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
-            # A copy of a VM already sized so needs none.
-            config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-            self.session.wait(
-                self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
-            )
+        # Tagged while vCenter resizes it (two calls that need not wait for each other); both are
+        # done before the clone is reported, as before.
+        tagging = self._side.submit(self._tag, vm, spec.deployment_id, spec.machine)
+        try:
+            if sizing is None or sizing != (spec.cpus, spec.memory_mib):
+                # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
+                # A copy of a VM already sized so needs none.
+                config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
+                self.session.wait(
+                    self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+                )
+        finally:
+            tagging.result()
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -611,6 +618,7 @@ class PyVmomiDriver:
         return [] if info is None else [name for name, _ in snapshots.walk(info.rootSnapshotList)]
 
     def close(self) -> None:
+        self._side.shutdown(wait=True)
         self.session.close()
 
     # -- upgrade in place and start order ----------------------------------------------------------
