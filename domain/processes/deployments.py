@@ -351,6 +351,7 @@ class DeploymentProcess:
                 source_vm_id=source["vm_id"] if source else None,
                 source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
                 datastore=placement.get("datastore"),
+                host=placement.get("host"),
             )
         )
         self.placement.settle(machine, vm)  # a clone may ignore the host placement chose

@@ -269,3 +269,26 @@ def test_a_machine_costs_vcenter_its_own_round_trips_only(vcsim: Vcsim, monkeypa
         )  # fmt: skip
     finally:
         driver.close()
+
+
+def test_a_clone_asks_vcenter_for_the_host_placement_chose(vcsim: Vcsim, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real vCenter clones onto the spec's host (no move after it); vcsim ignores the host, so
+    what is checked is the request: the RelocateSpec names the chosen host and datastore."""
+    vcsim.control("reset")
+    driver = vcsim.driver()
+    try:
+        sent: list[Any] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def recorded(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            if info.wsdlName == "CloneVM_Task":
+                sent.append(args[2].location)
+            return invoke(self, mo, info, args, outerStub)
+
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", recorded)
+        chosen = CloneSpec(**{**spec(uuid4()).__dict__, "linked": False, "host": "DC0_C0_H1", "datastore": "LocalDS_0"})
+        driver.clone(chosen)
+        [location] = sent
+        assert (location.host.name, location.datastore.name) == ("DC0_C0_H1", "LocalDS_0")
+    finally:
+        driver.close()

@@ -277,6 +277,9 @@ class PyVmomiDriver:
         relocate = vim.vm.RelocateSpec(pool=pool)
         if spec.datastore is not None:
             relocate.datastore = self.placement.datastore(spec.datastore)
+        if spec.host is not None:
+            # Cloned straight onto the host placement chose (no move after it on a real vCenter).
+            relocate.host = self.placement.host(spec.host)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
         if spec.linked and spec.source_vm_id and spec.source_snapshot:
             info = self.session.call("read snapshots", lambda: _get(template, "snapshot"))

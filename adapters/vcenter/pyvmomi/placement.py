@@ -168,6 +168,9 @@ class Placement:
 
         return self.session.call(f"read where VM {vm._moId} runs", read)
 
+    def host(self, name: str) -> Any:
+        return self.session.call(f"find host {name}", lambda: self._named(vim.HostSystem, name, "host"))
+
     def datastore(self, name: str) -> Any:
         return self.session.call(f"find datastore {name}", lambda: self._named(vim.Datastore, name, "datastore"))
 
