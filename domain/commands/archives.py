@@ -49,13 +49,14 @@ class ArchiveCommands(StagekeeperApplication):
     def archive(self, archive_id: UUID, version: int | None = None) -> Archive:
         return self.load(Archive, archive_id, "archive", version=version)
 
-    def archive_ids(self) -> list[UUID]:
-        """Every archive ever requested, oldest first (read from the event store's own index)."""
+    def archive_ids(self, requested: Callable[[Any], bool] | None = None) -> list[UUID]:
+        """Every archive ever requested, oldest first (read from the event store's own index);
+        `requested`: only those whose Requested event it accepts (decided on that one event)."""
         ids: list[UUID] = []
         start = 1
         while True:
             page = self.select_notifications(start, _SCAN_PAGE, topics=(ARCHIVE_REQUESTED,))
-            ids += [n.originator_id for n in page]  # type: ignore[misc]
+            ids += [n.originator_id for n in page if requested is None or requested(self.decode(n))]  # type: ignore[misc]
             if len(page) < _SCAN_PAGE:
                 return ids
             start = page[-1].id + 1
@@ -106,7 +107,8 @@ class ArchiveCommands(StagekeeperApplication):
             days = self.archive_retention.get(normalise_key(stage["name"]))  # the stage's default
         # One pass over the archives: those of this deployment under way, and the configuration's complete ones.
         related = self._archives_of(
-            lambda a: a.deployment_id == deployment_id or a.configuration_id == deployment.configuration_id
+            lambda a: True,
+            lambda r: r.deployment_id == deployment_id or r.configuration_id == deployment.configuration_id,
         )
         busy = [a for a in related if a.deployment_id == deployment_id and a.state == "archiving"]
         if busy:
@@ -126,8 +128,12 @@ class ArchiveCommands(StagekeeperApplication):
         )  # fmt: skip
         return Outcome(archive, self.commit(archive))
 
-    def _archives_of(self, keep: Callable[[Archive], bool]) -> list[Archive]:
-        return [a for a in (self.archive(i) for i in self.archive_ids()) if keep(a)]
+    def _archives_of(
+        self, keep: Callable[[Archive], bool], requested: Callable[[Any], bool] | None = None
+    ) -> list[Archive]:
+        """The archives `keep` accepts; `requested` first narrows them by their Requested event (what
+        never changes after it: deployment, configuration, stage), so only those are read whole."""
+        return [a for a in (self.archive(i) for i in self.archive_ids(requested)) if keep(a)]
 
     def record_archive_step(
         self, archive_id: UUID, step: Callable[[Archive], None], current: Archive | None = None
