@@ -187,15 +187,19 @@ class ArchiveCommands(StagekeeperApplication):
         vms: dict[str, dict[str, Any]],
         actor: str,
         current: Archive | None = None,
+        unrecorded: list[str] | None = None,
     ) -> Archive:
         """Record the restored deployment (adopting the registered VMs, which the process tagged as its
         machines: recorded as tagged) and the archive's Restored in one write; the adopted machines'
-        claims are taken in it (a clash fails the restore). `current`: as in record_archive_step.
+        claims are taken in it (a clash fails the restore). `current`: as in record_archive_step;
+        `unrecorded`: machines restored whose MachineRestored is recorded first in this write.
         Returns the archive as saved."""
         held = [current if current is not None and current.id == archive_id and not current.pending_events else None]
 
         def attempt() -> Outcome[Archive]:
             archive, held[0] = held[0] or self.archive(archive_id), None  # the caller's copy once, then read
+            for name in unrecorded or []:
+                archive.record_machine_restored(restore_id, name, vms[name]["vm_id"], actor)
             restore = archive.restores[restore_id]
             service = self.load(Service, archive.service_id, "service")
             deployment = Deployment._create(

@@ -81,10 +81,12 @@ class ArchiveCopy:
         known_sizes: set[int],
         skip: Callable[[str, str], bool],
         parallel: int,
+        first: list[tuple[Callable[..., None], dict[str, Any]]] | None = None,
     ) -> None:
         self.storage = storage
         self.steps = steps
-        self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = []  # steps to record in the next commit
+        # Steps to record in the next commit; `first` (ConsistencyReached) goes into the first one.
+        self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = list(first or [])
         self.archive = archive  # as last saved; touched by the recording thread while a write is in flight
         self.recording = False  # a write of steps is in flight
         self.unsaved: list[_File] = []  # files whose steps are ready, not saved yet (they hold their slots)
@@ -98,11 +100,16 @@ class ArchiveCopy:
         self.small: deque[_File] = deque()  # small files not read yet
         self.small_slots = parallel  # at most this many small files' bytes held at once
         self.lanes = Lanes(parallel)
+        self.folders: set[str] = set()  # machines whose folder on the tier is made
+        self.parked: dict[str, list[_File]] = {}  # copies waiting for their machine's folder
 
     def run(self) -> Archive:
         with self.lanes:
-            for machine in self.archive.machines:  # the listings first: the copies wait for them
+            self._commit()
+            for machine in self.archive.machines:  # the listings and folders first: the copies wait for them
                 self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
+                folder = DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"]))
+                self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine["name"]))
             for machine in self.archive.machines:
                 if machine["record"] is None:
                     self.lanes.task(
@@ -134,9 +141,13 @@ class ArchiveCopy:
             if not self.skip(machine["name"], _name(source))
             and (machine["name"], _name(source)) not in self.stored_before
         ]
-        if listing:
-            self.storage.make_folder(DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"])))
         return listing
+
+    def _folder_made(self, machine: str, done: Future[Any]) -> None:
+        done.result()
+        self.folders.add(machine)
+        for file in self.parked.pop(machine, []):
+            self._copy(file)
 
     def _listed(self, machine: str, done: Future[Any]) -> None:
         listing: list[tuple[DatastoreFile, int]] = done.result()
@@ -179,6 +190,11 @@ class ArchiveCopy:
         self._hashed(file, digest)
 
     def _copy(self, file: _File, pause: float = 0) -> None:
+        if file.machine not in self.folders:
+            file.copying = True  # started once the folder is there
+            self.parked.setdefault(file.machine, []).append(file)
+            return
+
         def copy() -> None:
             time.sleep(pause)
             if file.data is None:
@@ -329,6 +345,8 @@ class RestoreCopy:
         self.failed: set[str] = set()
 
     def run(self) -> str | None:
+        """The first failure (None: all came back). With every machine back, the last of them are
+        left in `ready` unrecorded: the caller records them in the restore's own final write."""
         with self.lanes:
             for machine in self.machines:
                 folder = DatastoreFile(machine["record"]["datastore"], self.vm_names[machine["name"]])
@@ -337,8 +355,10 @@ class RestoreCopy:
         return self.failure
 
     def _commit(self) -> None:
-        """The machines restored since the last write, in one write, unless one is in flight."""
-        if self.ready and not self.recording:
+        """The machines restored since the last write, in one write, unless one is in flight (or
+        they are the last: see `run`)."""
+        last = self.failure is None and len(self.finishing) == len(self.machines) and not self.lanes.busy()
+        if self.ready and not self.recording and not last:
             ready, self.ready, self.recording = self.ready, [], True
             self.lanes.record(partial(self.restored, ready), self._saved)
 

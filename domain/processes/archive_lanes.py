@@ -34,6 +34,10 @@ class Lanes:
     def record(self, work: Callable[[], Any], then: Then) -> None:
         self._then[self._records.submit(work)] = then
 
+    def busy(self) -> bool:
+        """Steps are under way (or finished, their continuations not run yet)."""
+        return bool(self._then)
+
     def run(self, after: Callable[[], None] = lambda: None) -> None:
         """Until nothing is pending: each finished step's continuation, in this thread, then `after`
         once per batch of them (the next steps are already submitted when `after` records events).

@@ -128,18 +128,23 @@ class ArchiveProcess:
 
     def archive(self, archive: Archive) -> Archive:
         """Consistency, the copies, then Completed (or Failed); returns the archive as last saved."""
+        powered_off = list(archive.powered_off)
         try:
+            first: list[tuple[Callable[..., None], dict[str, Any]]] = []
             if not archive.consistent:
-                archive = self._step(archive, Archive.record_consistent, powered_off=self._make_consistent(archive))
+                # Recorded with the first steps of the copy (its write does not hold the copies up);
+                # killed before that, the next worker makes them consistent again, knowing the same.
+                powered_off = self._make_consistent(archive)
+                first.append((Archive.record_consistent, {"powered_off": powered_off}))
             known, known_sizes = self._known_files(archive)
             archive = ArchiveCopy(
                 self.storage, self._steps, archive, known, known_sizes, partial(_left_out, archive.consistency),
-                self.parallel,
+                self.parallel, first,
             ).run()  # fmt: skip
-            self._undo_consistency(archive)
+            self._undo_consistency(archive, archive.powered_off)
             return self._step(archive, Archive.complete)
         except VCenterFaultError as fault:
-            self._undo_consistency(archive, quietly=True)
+            self._undo_consistency(archive, powered_off, quietly=True)
             return self._step(archive, Archive.fail, fresh=True, failure=fault.message)
 
     def _each(self, work: Any, items: list[Any]) -> list[Any]:
@@ -161,13 +166,13 @@ class ArchiveProcess:
         self._each(lambda m: self.vcenter.power_off(m["vm_id"]), archive.machines)
         return powered_off
 
-    def _undo_consistency(self, archive: Archive, quietly: bool = False) -> None:
+    def _undo_consistency(self, archive: Archive, powered_off: list[str], quietly: bool = False) -> None:
         try:
             if archive.consistency == "snapshot":
                 name = consistency_snapshot(archive.id)
                 self._each(lambda m: self.vcenter.remove_snapshot(m["vm_id"], name), archive.machines)
-            elif archive.powered_off and self._still_deployed(archive):
-                on = [m for m in archive.machines if m["name"] in archive.powered_off]
+            elif powered_off and self._still_deployed(archive):
+                on = [m for m in archive.machines if m["name"] in powered_off]
                 self._each(lambda m: self.vcenter.power_on(m["vm_id"]), on)
         except (VCenterFaultError, NotFoundError):
             if not quietly:
@@ -214,12 +219,16 @@ class ArchiveProcess:
             self.vcenter.tag_vm(vm_id, deployment_id, machine)
 
         pending = [m for m in archive.machines if m["name"] not in before]
-        failure = RestoreCopy(
+        copy = RestoreCopy(
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
             None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
             restored, self.parallel, tag,
-        ).run()  # fmt: skip
+        )  # fmt: skip
+        failure = copy.run()
+        last = list(copy.ready)  # every machine back: the last ones are recorded in the final write
+        for name, vm_id in last:
+            vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
         try:
             for name in before:  # machines recorded before a restart: tagged (a worker of an older
                 tag(before[name], name)  # version did not tag them) and on again
@@ -228,8 +237,10 @@ class ArchiveProcess:
         except VCenterFaultError as fault:
             failure = failure or fault.message
         if failure is not None:
+            if last:
+                restored(last)
             return self._step(latest[0], Archive.record_restore_failed, restore_id=restore_id, failure=failure)
-        return self.app.complete_restore(archive.id, restore_id, vms, ACTOR, latest[0])
+        return self.app.complete_restore(archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last])
 
     # -- deletion ----------------------------------------------------------------------------------
     def remove_files(self, archive: Archive) -> None:
