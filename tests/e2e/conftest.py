@@ -71,7 +71,8 @@ def start_server_at(port: int, database_url: str, log: Path, **env: str) -> Serv
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=environ, stdout=out, stderr=out
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Start-up imports take a second on a quiet machine; a loaded one (load 9 on 2 cores) took 30 s.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()}")
