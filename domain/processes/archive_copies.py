@@ -44,7 +44,7 @@ from domain.archive_ports import (
     StreamingFiles,
 )
 from domain.errors import VCenterFaultError
-from domain.processes.archive_lanes import Lanes, Then
+from domain.processes.archive_lanes import LanePools, Lanes, Then
 
 SMALL_FILE = 1 << 20  # files up to this size go through vCenter's file access, not a copy task
 # Records steps on the archive in one commit, decided on the archive as last saved:
@@ -80,7 +80,7 @@ class ArchiveCopy:
         known: dict[str, tuple[str, str]],
         known_sizes: set[int],
         skip: Callable[[str, str], bool],
-        parallel: int,
+        parallel: int | LanePools,
         first: list[tuple[Callable[..., None], dict[str, Any]]] | None = None,
     ) -> None:
         self.storage = storage
@@ -98,8 +98,8 @@ class ArchiveCopy:
         self.unrecorded: set[str] = set()  # SHA-256s whose owning copy is not recorded yet
         self.waiting: dict[str, list[_File]] = {}  # references waiting for their owner's record
         self.small: deque[_File] = deque()  # small files not read yet
-        self.small_slots = parallel  # at most this many small files' bytes held at once
         self.lanes = Lanes(parallel)
+        self.small_slots = self.lanes.parallel  # at most this many small files' bytes held at once
         self.folders: set[str] = set()  # machines whose folder on the tier is made
         self.parked: dict[str, list[_File]] = {}  # copies waiting for their machine's folder
 
@@ -321,7 +321,7 @@ class RestoreCopy:
         vm_names: dict[str, str],
         power_on: Callable[[str], object] | None,
         restored: Callable[[list[tuple[str, str]]], None],
-        parallel: int,
+        parallel: int | LanePools,
         tag: Callable[[str, str], None] = lambda vm_id, machine: None,
     ) -> None:
         self.storage = storage

@@ -18,21 +18,40 @@ from typing import Any
 Then = Callable[["Future[Any]"], None]
 
 
-class Lanes:
+class LanePools:
+    """The threads of the lanes. The archive process keeps one between its runs: starting a lane's
+    threads again for every archive and restore costs more than it seems on a loaded machine (each
+    start waits for the new thread to be scheduled, while the next copies wait to be submitted)."""
+
     def __init__(self, parallel: int) -> None:
-        self._tasks = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="sk-archive-task")
-        self._reads = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="sk-archive-read")
-        self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sk-archive-record")
+        self.parallel = max(1, parallel)
+        self.tasks = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sk-archive-task")
+        self.reads = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sk-archive-read")
+        self.records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sk-archive-record")
+
+    def close(self, wait: bool = True) -> None:
+        for pool in (self.tasks, self.reads, self.records):
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class Lanes:
+    """One run's steps on the lanes: its own pools (`parallel` a number, shut down after the run) or
+    the process's (a LanePools, kept)."""
+
+    def __init__(self, parallel: int | LanePools) -> None:
+        self._own = not isinstance(parallel, LanePools)
+        self._pools = parallel if isinstance(parallel, LanePools) else LanePools(parallel)
+        self.parallel = self._pools.parallel
         self._then: dict[Future[Any], Then] = {}
 
     def task(self, work: Callable[[], Any], then: Then) -> None:
-        self._then[self._tasks.submit(work)] = then
+        self._then[self._pools.tasks.submit(work)] = then
 
     def read(self, work: Callable[[], Any], then: Then) -> None:
-        self._then[self._reads.submit(work)] = then
+        self._then[self._pools.reads.submit(work)] = then
 
     def record(self, work: Callable[[], Any], then: Then) -> None:
-        self._then[self._records.submit(work)] = then
+        self._then[self._pools.records.submit(work)] = then
 
     def busy(self) -> bool:
         """Steps are under way (or finished, their continuations not run yet)."""
@@ -49,10 +68,14 @@ class Lanes:
             after()
 
     def close(self) -> None:
-        self._then.clear()
-        self._tasks.shutdown(wait=True, cancel_futures=True)
-        self._reads.shutdown(wait=True, cancel_futures=True)
-        self._records.shutdown(wait=True, cancel_futures=True)
+        """Steps not started are cancelled; the running ones are waited for."""
+        pending, self._then = list(self._then), {}
+        if self._own:
+            self._pools.close()
+            return
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
     def __enter__(self) -> Lanes:
         return self

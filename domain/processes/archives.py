@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
 from domain.processes import fenced_restore, lease_archive
 from domain.processes.archive_copies import ArchiveCopy, RestoreCopy
+from domain.processes.archive_lanes import LanePools
 from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
@@ -70,6 +71,8 @@ class ArchiveProcess:
         self.storage = storage
         self.file_tiers = dict(file_tiers or {})
         self.parallel = parallel  # vCenter file tasks at once (copies, reads, registrations)
+        self.pools = LanePools(parallel)  # their threads, kept between runs; shut down with the process
+        weakref.finalize(self, self.pools.close, False)
         self.moves = TierMoves(app, storage, self.file_tiers)
         # Archive id -> the version a drive of this process ended on, everything up to it driven: the
         # events the process recorded itself (Completed, Restored) come back without a new drive. A
@@ -139,7 +142,7 @@ class ArchiveProcess:
             known, known_sizes = self._known_files(archive)
             archive = ArchiveCopy(
                 self.storage, self._steps, archive, known, known_sizes, partial(_left_out, archive.consistency),
-                self.parallel, first,
+                self.pools, first,
             ).run()  # fmt: skip
             self._undo_consistency(archive, archive.powered_off)
             return self._step(archive, Archive.complete)
@@ -151,8 +154,7 @@ class ArchiveProcess:
         """`work(item)` for every item, `parallel` at a time; results in the items' order."""
         if len(items) <= 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            return list(pool.map(work, items))
+        return list(self.pools.tasks.map(work, items))
 
     def _make_consistent(self, archive: Archive) -> list[str]:
         """Power off (recording which machines the deployment had on) or snapshot every machine.
@@ -223,7 +225,7 @@ class ArchiveProcess:
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
             None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
-            restored, self.parallel, tag,
+            restored, self.pools, tag,
         )  # fmt: skip
         failure = copy.run()
         last = list(copy.ready)  # every machine back: the last ones are recorded in the final write
