@@ -149,6 +149,19 @@ def test_a_build_from_zero_without_indexes_equals_one_with_them(runtime: Runtime
     assert not any(name.endswith("_pkey") or "autoindex" in name for name in dropped[-1])
     assert indexes(runtime) == created
     assert contents(runtime) == built
+    # And the planner has statistics of the tables filled in bulk (autovacuum may be off or late).
+    assert analysed(runtime, "sk_audit")
+    assert analysed(runtime, "sk_deployments")
+
+
+def analysed(runtime: Runtime, table: str) -> bool:
+    if runtime.store.dialect == "postgres":
+        rows = runtime.store.query(
+            "SELECT COUNT(*) AS n FROM pg_stats WHERE schemaname = current_schema() AND tablename = %s", (table,)
+        )
+    else:
+        rows = runtime.store.query("SELECT COUNT(*) AS n FROM sqlite_stat1 WHERE tbl = %s", (table,))
+    return int(rows[0]["n"]) > 0
 
 
 def test_a_build_from_zero_that_dies_half_way_is_consistent_and_resumes(runtime: Runtime, database_url: str) -> None:
