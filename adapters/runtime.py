@@ -58,6 +58,7 @@ from projections.grants import GrantsProjection
 from projections.history import ConfigurationHistoryProjection
 from projections.media import MediaProjection
 from projections.metrics import Retention
+from projections.pipeline import ReaderSpec
 from projections.queries import ReadModels
 from projections.services import ServicesProjection
 from projections.store import ReadStore
@@ -214,7 +215,9 @@ class Runtime:
                 Retention(settings.usage_fine_days, settings.usage_coarse_days),
                 lambda: self.leadership.leader,
             )
-        self.projection_follower = ProjectionFollower(self.app, self.store, self.projections)
+        self.projection_follower = ProjectionFollower(
+            self.app, self.store, self.projections, reader=ReaderSpec(self.app.name, dict(self.app.env))
+        )
         self.leadership = Leadership(
             acquire=lambda: self.store.try_lock(PROCESS_NAME), holds=lambda: self.store.holds_lock(PROCESS_NAME)
         )

@@ -119,3 +119,9 @@ class ArchiveStorage(StreamingFiles, Protocol):
         (backed by the files beside the .vmx) and NICs (networks and MACs); returns the VM id. A VM
         already registered under `name` is returned as it is (a retried step)."""
         ...
+
+    def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        """Give a registered VM the record's disks it lacks, backed by the files beside its .vmx (a
+        disk whose file is not there fails, FileNotFound): a restore registers a VM with no disks
+        while its disk files still copy, then attaches them once they are back and checked."""
+        ...

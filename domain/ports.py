@@ -54,6 +54,7 @@ class CloneSpec:
     source_vm_id: str | None = None  # clone this VM (a move across clusters) instead of the template
     source_snapshot: str | None = None  # with source_vm_id and linked: the snapshot to clone from
     datastore: str | None = None  # placement's choice (domain/placement.py); None: the source's datastore
+    host: str | None = None  # placement's choice: vCenter puts the clone there (vcsim does not: see settle)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ class AuditProjection(Projection):
     raw = True
     schema_version = 3  # 2: stage ids; 3: partial indexes on the columns most rows leave empty
     tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
+    reads = frozenset(
+        (
+            "timestamp", "actor", "reason", "service_id", "configuration_id", "deployment_id",
+            "stage", "stages", "new_name", "from_stage", "to_stage", "new",
+        )
+    )  # fmt: skip
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_audit (
             position BIGINT PRIMARY KEY,
@@ -98,10 +104,13 @@ class AuditProjection(Projection):
         # are remembered across batches; a deployment's stage changes and is re-read per batch.
         self._stable: dict[str, dict[str, Any] | None] = {}
 
-    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+    def chain_head(self, cursor: Cursor) -> str:
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
         row = cursor.fetchone()
-        previous = row["hash"] if row else GENESIS
+        return str(row["hash"]) if row else GENESIS
+
+    def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        previous = self.chain_head(cursor)
         subjects = Subjects(cursor, self._stable, events)
         rows: list[tuple[Any, ...]] = []
         ids = StageIds(cursor)
@@ -109,7 +118,8 @@ class AuditProjection(Projection):
             notification, kind, data = raw.notification, raw.type, raw.data
             aggregate_id = raw.aggregate_id
             subject = self._subject(subjects, kind, aggregate_id, data)
-            previous = link(previous, notification)
+            # A link a reader process computed holds where it was computed from this very hash.
+            previous = raw.hash if raw.after == previous and raw.hash is not None else link(previous, notification)
             service_id = subject.get("service_id") if subject else None
             stage = self._stage(kind, data, subject)
             from_stage = data.get("from_stage") if kind.startswith("Deployment.Move") else None

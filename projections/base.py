@@ -35,12 +35,19 @@ class Projection:
     tables: ClassVar[tuple[str, ...]]
     # A raw projection sees every stored event undecoded, through `apply_batch`.
     raw: ClassVar[bool] = False
+    # The keys of a stored event's state a raw projection reads (None: it may read any): a reader
+    # process (projections/pipeline.py) sends only these across. Name every key `apply_batch` reads.
+    reads: ClassVar[frozenset[str] | None] = None
     # Raise it with any change of `ddl` or of what the rows hold: at start-up, a read model
     # built with another version is dropped and rebuilt from position zero (projections/schema.py).
     schema_version: ClassVar[int] = 1
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
+
+    def chain_head(self, cursor: Cursor) -> str | None:
+        """The last link of the audit hash chain, for a projection that keeps one (None: it keeps none)."""
+        return None
 
     def start_batch(self) -> None:
         """Forget anything buffered by a batch that did not commit."""

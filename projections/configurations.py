@@ -24,6 +24,7 @@ class ConfigurationsProjection(Projection):
     name = "configurations"
     raw = True
     tables = ("sk_configurations",)
+    reads = frozenset(("service_id", "name", "description", "machines", "networks", "timestamp", "actor"))
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_configurations (
             id TEXT PRIMARY KEY,

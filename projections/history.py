@@ -20,6 +20,7 @@ class ConfigurationHistoryProjection(Projection):
     name = "configuration_history"
     raw = True
     tables = ("sk_configuration_history",)
+    reads = frozenset(("timestamp", "actor", "reason"))
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_configuration_history (
             configuration_id TEXT NOT NULL,

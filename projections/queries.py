@@ -143,12 +143,18 @@ class ReadModels:
         stage: str | None = None,
         prefix: str | None = None,
         per_stage: int = 20,
+        max_entries: int | None = None,
+        decode: Callable[[str], Any] = from_json,
     ) -> tuple[list[Row], tuple[str, str] | None]:
         """One page of the board now: at most `limit` active services in name order, after the
         (name key, id) `after`, among `readable` (None: every service; the filter is in the query,
         before the limit), optionally one service, names starting with `prefix` and one stage
         (case-insensitively). Each stage lists its first `per_stage` live deployments (board
-        order) with its counts by state. Returns the services and the cursor of the next page."""
+        order) with its counts by state. With `max_entries`, the page also ends before the service
+        whose listed deployments would take it past that many (a page holds at least one service),
+        and the cursor follows its last service. Entries are the stored board entries through
+        `decode` (the text itself, to serve it without parsing). Returns the services and the
+        cursor of the next page."""
         if readable is not None and not readable:
             return [], None
         clauses: list[str] = ["retired = %s"]
@@ -166,44 +172,60 @@ class ReadModels:
         if after is not None:
             clauses.append("(name_key > %s OR (name_key = %s AND id > %s))")
             params.extend([after[0], after[0], after[1]])
+        # The page's services (and the first of the next page) with their live deployments counted
+        # by stage and state, in one statement: one row per (service, stage, state), or one
+        # without counts for a service holding none.
+        chosen = "SELECT * FROM sk_services WHERE " + " AND ".join(clauses) + " ORDER BY name_key, id LIMIT %s"  # noqa: S608
+        one_stage = " AND LOWER(stage) = LOWER(%s)" if stage is not None else ""
         rows = self.store.query(
-            "SELECT * FROM sk_services WHERE " + " AND ".join(clauses) + " ORDER BY name_key, id LIMIT %s",  # noqa: S608
-            (*params, limit + 1),
+            f"SELECT s.*, c.stage AS tally_stage, c.state AS tally_state, c.n AS tally_n FROM ({chosen}) s "  # noqa: S608
+            "LEFT JOIN (SELECT service_id, stage, state, COUNT(*) AS n FROM sk_deployments "
+            f"WHERE state <> %s{one_stage} AND service_id IN (SELECT id FROM ({chosen}) p) "
+            "GROUP BY service_id, stage, state) c ON c.service_id = s.id ORDER BY s.name_key, s.id",
+            (
+                *params,
+                limit + 1,
+                "undeployed",
+                *([stage] if stage is not None else []),
+                *params,
+                limit + 1,
+            ),
         )
-        services = [_service(r) for r in rows[:limit]]
-        following = (str(rows[limit - 1]["name_key"]), str(rows[limit - 1]["id"])) if len(rows) > limit else None
+        found: dict[str, Row] = {}
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for row in rows:
+            row_id = str(row["id"])
+            if row_id not in found:
+                found[row_id] = {k: v for k, v in row.items() if not k.startswith("tally_")}
+            if row["tally_stage"] is not None:
+                counts.setdefault((row_id, str(row["tally_stage"])), {})[str(row["tally_state"])] = int(row["tally_n"])
+        ordered = list(found.values())
+        services = [_service(r) for r in ordered[:limit]]
+        more = len(ordered) > limit
         if stage is not None:
             services = [
                 {**s, "stages": [st for st in s["stages"] if str(st["name"]).casefold() == stage.casefold()]}
                 for s in services
             ]
         if not services:
-            return [], following
-        scope = [f"service_id IN ({', '.join(['%s'] * len(services))})", "state <> %s"]
-        scope_params: list[Any] = [*(str(s["id"]) for s in services), "undeployed"]
-        if stage is not None:
-            scope.append("LOWER(stage) = LOWER(%s)")
-            scope_params.append(stage)
-        where = " AND ".join(scope)
-        counts: dict[tuple[str, str], dict[str, int]] = {}
-        for row in self.store.query(
-            f"SELECT service_id, stage, state, COUNT(*) AS n FROM sk_deployments WHERE {where} "  # noqa: S608
-            "GROUP BY service_id, stage, state",
-            scope_params,
-        ):
-            counts.setdefault((str(row["service_id"]), str(row["stage"])), {})[str(row["state"])] = int(row["n"])
+            return [], None
+        if max_entries is not None:
+            kept = _within(services, counts, per_stage, max_entries)
+            more = more or kept < len(services)
+            services = services[:kept]
+        last = services[-1]
+        following = (str(last["name_key"]), str(last["id"])) if more else None
+        scope, scope_params = _live_scope([str(s["id"]) for s in services], stage)
         # The board entry (the view without machines) is stored as such: no machines decoded.
-        listed = self.store.query(
-            "SELECT entry FROM (SELECT entry, requested_at, id, ROW_NUMBER() OVER "  # noqa: S608
-            f"(PARTITION BY service_id, stage ORDER BY requested_at, id) AS rank FROM sk_deployments WHERE {where}) "
-            "ranked WHERE rank <= %s ORDER BY requested_at, id",
+        listed: dict[tuple[str, str], list[Any]] = {}
+        for row in self.store.query(
+            "SELECT service_id, stage, entry FROM (SELECT service_id, stage, entry, requested_at, id, "  # noqa: S608
+            "ROW_NUMBER() OVER (PARTITION BY service_id, stage ORDER BY requested_at, id) AS rank "
+            f"FROM sk_deployments WHERE {scope}) ranked WHERE rank <= %s ORDER BY requested_at, id",
             (*scope_params, per_stage),
-        )
-        entries = [from_json(row["entry"]) for row in listed]
-        by_service: dict[str, list[Row]] = {}
-        for entry in entries:
-            by_service.setdefault(str(entry["service_id"]), []).append(entry)
-        page = [board_service(s, s["stages"], by_service.get(str(s["id"]), []), per_stage, counts) for s in services]
+        ):
+            listed.setdefault((str(row["service_id"]), str(row["stage"])), []).append(decode(row["entry"]))
+        page = [board_cells(s, s["stages"], listed, counts) for s in services]
         return page, following
 
     def board_entries(self, service_id: str | None = None) -> dict[str, list[Row]]:
@@ -287,19 +309,57 @@ def board_service(
     first `per_stage` of them, when bounded), how many it holds by state, and how many are not
     listed. `counts` (service id, stage) -> state -> n is given when `entries` are already bounded;
     otherwise the entries are counted."""
-    held = [e for e in entries if e["service_id"] == service["id"]]
+    listed: dict[tuple[str, str], list[Any]] = {}
+    for entry in entries:
+        if entry["service_id"] == service["id"]:
+            listed.setdefault((str(service["id"]), str(entry["stage"])), []).append(entry)
+    if counts is None:
+        counts = {key: dict(Counter(str(e["state"]) for e in cell)) for key, cell in listed.items()}
+    if per_stage is not None:
+        listed = {key: cell[:per_stage] for key, cell in listed.items()}
+    return board_cells(service, stages, listed, counts)
+
+
+def board_cells(
+    service: Row,
+    stages: list[dict[str, Any]],
+    listed: dict[tuple[str, str], list[Any]],
+    counts: dict[tuple[str, str], dict[str, int]],
+) -> Row:
+    """One service on the board from its listed entries and its counts by (service id, stage)."""
     cells = []
     for stage in stages:
-        cell = [e for e in held if e["stage"] == stage["name"]]
-        tally = (
-            counts.get((str(service["id"]), str(stage["name"])), {})
-            if counts is not None
-            else dict(Counter(str(e["state"]) for e in cell))
-        )
-        shown = cell if per_stage is None else cell[:per_stage]
+        key = (str(service["id"]), str(stage["name"]))
+        shown = listed.get(key, [])
+        tally = counts.get(key, {})
         total = sum(tally.values())
         cells.append({**stage, "deployments": shown, "count": total, "counts": tally, "more": total - len(shown)})
     return {"id": service["id"], "name": service["name"], "version": service["version"], "stages": cells}
+
+
+def _live_scope(service_ids: list[str], stage: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of these services' live deployments (one stage, any case)."""
+    scope = [f"service_id IN ({', '.join(['%s'] * len(service_ids))})", "state <> %s"]
+    params: list[Any] = [*service_ids, "undeployed"]
+    if stage is not None:
+        scope.append("LOWER(stage) = LOWER(%s)")
+        params.append(stage)
+    return " AND ".join(scope), params
+
+
+def _within(
+    services: list[Row], counts: dict[tuple[str, str], dict[str, int]], per_stage: int, max_entries: int
+) -> int:
+    """How many of these services fit a page listing at most `max_entries` deployments (at least one)."""
+    total = 0
+    for n, service in enumerate(services):
+        total += sum(
+            min(per_stage, sum(counts.get((str(service["id"]), str(st["name"])), {}).values()))
+            for st in service["stages"]
+        )
+        if total > max_entries and n > 0:
+            return n
+    return len(services)
 
 
 def _service(row: Row) -> Row:

@@ -86,6 +86,10 @@ class RawEvent:
     data: dict[str, Any]
     aggregate_id: str  # the originator id as text
     _summary: str | None = field(default=None, repr=False)
+    # The audit chain's link of this event (projections/chain.py), when a reader process computed it
+    # from `after`, the hash it took as the previous one: good only where the chain stands at `after`.
+    after: str | None = field(default=None, repr=False)
+    hash: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, notification: Notification) -> RawEvent:

@@ -153,6 +153,23 @@ class SimulatedArchiveStorage:
                 if not (f.datastore == folder.datastore and (f == folder or f.path.startswith(prefix)))
             }
 
+    def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        self._check(vmx)
+        folder = vmx.path.rsplit("/", 1)[0]
+        with self._lock, self.vcenter._lock:
+            vm = self.vcenter._vm(vm_id)
+            have = {d["file"] for d in vm.disks}
+            for disk in record.get("disks", []):
+                path = f"[{vmx.datastore}] {folder}/{disk['file']}"
+                if path in have:
+                    continue
+                if DatastoreFile(vmx.datastore, f"{folder}/{disk['file']}") not in self.files:
+                    raise VCenterObjectNotFoundError(f"vCenter: attach {path}: FileNotFound: {path}")
+                vm.disks.append({"label": f"Hard disk {len(vm.disks) + 1}", "capacity_kib": disk["capacity_kib"],
+                                 "provisioning": "thin", "delta_chain": [], "file": path})  # fmt: skip
+                have.add(path)
+            self.vcenter._save()
+
     def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
         self._check(vmx)
         with self._lock:

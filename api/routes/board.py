@@ -8,7 +8,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from adapters.runtime import Runtime
 from api.access import read_service, readable_service_ids
@@ -16,6 +16,7 @@ from api.auth import Principal
 from api.deps import MinPosition, PrincipalDep, RuntimeDep, parse_time
 from api.responses import errors
 from api.responses.deployments import Board, Inventory
+from api.responses.rendered import RawJSON, rendered_board
 from api.routing import OneHopRoute
 from domain.errors import NotFoundError, ValidationError
 from domain.values import normalise_key
@@ -26,6 +27,8 @@ router = APIRouter(route_class=OneHopRoute, prefix="/api/v1", tags=["board"], re
 
 BOARD_LIMIT = 200  # services per page, at most
 STAGE_LIMIT = 100  # deployments listed per stage, at most
+ENTRIES = 500  # deployments listed per page, by default
+ENTRIES_LIMIT = 5000  # deployments listed per page, at most
 
 
 @router.get("/board", response_model=Board, responses=errors(403, 404))
@@ -38,12 +41,20 @@ def board(
     q: str | None = Query(None, max_length=200, description="Only services whose name starts with this (any case)"),
     limit: int = Query(50, ge=1, le=BOARD_LIMIT, description="Services per page"),
     per_stage: int = Query(20, ge=0, le=STAGE_LIMIT, description="Deployments listed per stage (counts cover all)"),
+    max_entries: int = Query(
+        ENTRIES,
+        ge=1,
+        le=ENTRIES_LIMIT,
+        description="Deployments listed per page: the page ends before the service that would pass it "
+        "(at least one service a page; `next` goes on from there)",
+    ),
     cursor: str | None = Query(None, max_length=1024, description="`next` of the previous page"),
     as_of: str | None = Query(None, description="ISO 8601 time: what every stage held then"),
-) -> Board:
+) -> Board | Response:
     """The services you may read, in name order and a page at a time (`next`), with their stages:
     each stage's live deployments by state (`counts`), the first `per_stage` of them listed and how
-    many more there are (now, or at `as_of`)."""
+    many more there are (now, or at `as_of`). A page holds at most `limit` services and lists at
+    most `max_entries` deployments."""
     when = parse_time(as_of, "as_of")
     after = decode_board_cursor(cursor) if cursor is not None else None
     if service is not None:
@@ -54,11 +65,12 @@ def board(
     if when is None:
         position = runtime.read_models.wait("deployments", min_position, runtime.settings.read_wait_seconds)
         services, following = runtime.read_models.board_page(
-            readable, limit, after, only, stage_name, q.strip() if q else None, per_stage
+            readable, limit, after, only, stage_name, q.strip() if q else None, per_stage, max_entries, RawJSON
         )
-        return Board.model_validate(
-            {"services": services, "next": encode_board_cursor(following), "position": position, "as_of": None}
-        )
+        # The stored entries are what `Board` serves (tests/contract/test_deployment_views_property.py
+        # holds them to it): written as they are, not parsed, validated and encoded again.
+        now = {"services": services, "next": encode_board_cursor(following), "position": position, "as_of": None}
+        return Response(rendered_board(now), media_type="application/json")
     document = board_document(runtime, who, min_position, service, as_of)
     ordered = sorted(document["services"], key=lambda s: (normalise_key(str(s["name"])), str(s["id"])))
     prefix = normalise_key(q.strip()) if q else ""
@@ -68,12 +80,17 @@ def board(
         if normalise_key(str(s["name"])).startswith(prefix)
         and (after is None or (normalise_key(str(s["name"])), str(s["id"])) > after)
     ]
-    page = []
+    page: list[dict[str, Any]] = []
+    listed = 0
     for s in chosen[:limit]:
         stages = [st for st in s["stages"] if stage_name is None or str(st["name"]).casefold() == stage_name.casefold()]
         entries = [e for st in stages for e in st["deployments"]]
-        page.append(board_service(s, [_bare(st) for st in stages], entries, per_stage))
-    last = page[-1] if len(chosen) > limit else None
+        shown = board_service(s, [_bare(st) for st in stages], entries, per_stage)
+        listed += sum(len(st["deployments"]) for st in shown["stages"])
+        if page and listed > max_entries:
+            break
+        page.append(shown)
+    last = page[-1] if len(chosen) > len(page) else None
     following = (normalise_key(str(last["name"])), str(last["id"])) if last is not None else None
     return Board.model_validate(
         {"services": page, "next": encode_board_cursor(following), "position": document["position"], "as_of": when}

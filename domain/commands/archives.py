@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.archive import COMPLETE, CONSISTENCY, MAX_RETENTION_DAYS, Archive
@@ -26,6 +27,9 @@ from domain.values import MAX_NAME, normalise_key
 
 ARCHIVE_REQUESTED = "stagekeeper:Archive.Requested"
 MAX_PAGE = 500
+# The event that creates a Deployment (made by its @event __init__): a restored deployment is created
+# with it under a given id, its restore's (Deployment() itself always draws a new id).
+_DEPLOYMENT_REQUESTED: type[Any] = vars(Deployment)["Requested"]
 _SCAN_PAGE = 1000
 
 
@@ -45,13 +49,14 @@ class ArchiveCommands(StagekeeperApplication):
     def archive(self, archive_id: UUID, version: int | None = None) -> Archive:
         return self.load(Archive, archive_id, "archive", version=version)
 
-    def archive_ids(self) -> list[UUID]:
-        """Every archive ever requested, oldest first (read from the event store's own index)."""
+    def archive_ids(self, requested: Callable[[Any], bool] | None = None) -> list[UUID]:
+        """Every archive ever requested, oldest first (read from the event store's own index);
+        `requested`: only those whose Requested event it accepts (decided on that one event)."""
         ids: list[UUID] = []
         start = 1
         while True:
             page = self.select_notifications(start, _SCAN_PAGE, topics=(ARCHIVE_REQUESTED,))
-            ids += [n.originator_id for n in page]  # type: ignore[misc]
+            ids += [n.originator_id for n in page if requested is None or requested(self.decode(n))]  # type: ignore[misc]
             if len(page) < _SCAN_PAGE:
                 return ids
             start = page[-1].id + 1
@@ -100,13 +105,16 @@ class ArchiveCommands(StagekeeperApplication):
         mode = str(consistency) if consistency else ("snapshot" if stage.get("restricted") else "power-off")
         if days is None:
             days = self.archive_retention.get(normalise_key(stage["name"]))  # the stage's default
-        busy = [a for a in self._archives_of(lambda a: a.deployment_id == deployment_id) if a.state == "archiving"]
+        # One pass over the archives: those of this deployment under way, and the configuration's complete ones.
+        related = self._archives_of(
+            lambda a: True,
+            lambda r: r.deployment_id == deployment_id or r.configuration_id == deployment.configuration_id,
+        )
+        busy = [a for a in related if a.deployment_id == deployment_id and a.state == "archiving"]
         if busy:
             raise ConflictError(f"deployment {deployment_id} is being archived already (archive {busy[0].id})")
         previous = [
-            str(a.id)
-            for a in self._archives_of(lambda a: a.configuration_id == deployment.configuration_id)
-            if a.state == COMPLETE
+            str(a.id) for a in related if a.configuration_id == deployment.configuration_id and a.state == COMPLETE
         ]
         archive = Archive(
             service_id=deployment.service_id, deployment_id=deployment.id,
@@ -120,10 +128,28 @@ class ArchiveCommands(StagekeeperApplication):
         )  # fmt: skip
         return Outcome(archive, self.commit(archive))
 
-    def _archives_of(self, keep: Callable[[Archive], bool]) -> list[Archive]:
-        return [a for a in (self.archive(i) for i in self.archive_ids()) if keep(a)]
+    def _archives_of(
+        self, keep: Callable[[Archive], bool], requested: Callable[[Any], bool] | None = None
+    ) -> list[Archive]:
+        """The archives `keep` accepts; `requested` first narrows them by their Requested event (what
+        never changes after it: deployment, configuration, stage), so only those are read whole."""
+        return [a for a in (self.archive(i) for i in self.archive_ids(requested)) if keep(a)]
 
-    def record_archive_step(self, archive_id: UUID, step: Callable[[Archive], None]) -> Outcome[Archive]:
+    def record_archive_step(
+        self, archive_id: UUID, step: Callable[[Archive], None], current: Archive | None = None
+    ) -> Outcome[Archive]:
+        """Decide `step` on the archive and save it. `current`: the archive as the caller last saved or
+        read it (the returned aggregate of its previous step): the step is decided on it without
+        reading the store again, and only a write that lost the race to another (the store refuses
+        its version) is decided again on a fresh read, as any retry. A `current` whose save failed
+        otherwise must not be passed again (it holds events the store may not have)."""
+        if current is not None and current.id == archive_id and not current.pending_events:
+            try:
+                step(current)
+                return Outcome(current, self.commit(current))
+            except IntegrityError:
+                pass  # another write won: `current` is stale and spoilt; decided again on a fresh read
+
         def attempt() -> Outcome[Archive]:
             archive = self.archive(archive_id)
             step(archive)
@@ -154,15 +180,30 @@ class ArchiveCommands(StagekeeperApplication):
 
         return self.retrying(attempt)
 
-    def complete_restore(self, archive_id: UUID, restore_id: str, vms: dict[str, dict[str, Any]], actor: str) -> int:
-        """Record the restored deployment (adopting the registered VMs) and the archive's Restored in
-        one write; the adopted machines' claims are taken in it (a clash fails the restore)."""
+    def complete_restore(
+        self,
+        archive_id: UUID,
+        restore_id: str,
+        vms: dict[str, dict[str, Any]],
+        actor: str,
+        current: Archive | None = None,
+        unrecorded: list[str] | None = None,
+    ) -> Archive:
+        """Record the restored deployment (adopting the registered VMs, which the process tagged as its
+        machines: recorded as tagged) and the archive's Restored in one write; the adopted machines'
+        claims are taken in it (a clash fails the restore). `current`: as in record_archive_step;
+        `unrecorded`: machines restored whose MachineRestored is recorded first in this write.
+        Returns the archive as saved."""
+        held = [current if current is not None and current.id == archive_id and not current.pending_events else None]
 
-        def attempt() -> Outcome[int]:
-            archive = self.archive(archive_id)
+        def attempt() -> Outcome[Archive]:
+            archive, held[0] = held[0] or self.archive(archive_id), None  # the caller's copy once, then read
+            for name in unrecorded or []:
+                archive.record_machine_restored(restore_id, name, vms[name]["vm_id"], actor)
             restore = archive.restores[restore_id]
             service = self.load(Service, archive.service_id, "service")
-            deployment = Deployment(
+            deployment = Deployment._create(
+                _DEPLOYMENT_REQUESTED, id=restored_deployment_id(restore_id),
                 service_id=service.id, configuration_id=archive.configuration_id,
                 configuration_version=archive.configuration_version, configuration_name=archive.configuration_name,
                 stage=restore["stage"], resource_pool=restore["resource_pool"], networks=archive.networks,
@@ -177,14 +218,16 @@ class ArchiveCommands(StagekeeperApplication):
                 claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
             if refused:
                 archive.record_restore_failed(restore_id, "; ".join(r["reason"] for r in refused), actor)
-                return Outcome(0, self.commit(archive))
+                return Outcome(archive, self.commit(archive))
             deployment.adopt(adopted, actor, None)
+            for machine in archive.machines:  # tagged by the process when it registered them
+                deployment.record_machine_tagged(machine["name"], actor)
             service.admit(deployment.id, restore["stage"], actor)
             archive.record_restored(restore_id, deployment.id, actor)
             aggregates: list[Aggregate] = [archive, deployment, service, *claims]
-            return Outcome(0, self.commit(*aggregates))
+            return Outcome(archive, self.commit(*aggregates))
 
-        return self.retrying(attempt).position
+        return self.retrying(attempt).value
 
     def move_archive(self, archive_id: UUID, tier: object, actor: str, reason: str | None = None) -> Outcome[Archive]:
         """Move the archive's files to another configured tier (copy, check, record, then free the old)."""
@@ -266,6 +309,11 @@ class ArchiveCommands(StagekeeperApplication):
                 continue  # put on hold or restored meanwhile: kept
             expired.append(archive.id)
         return expired
+
+
+def restored_deployment_id(restore_id: str) -> UUID:
+    """A restored deployment's id is its restore's: the process tags its VMs with it before it is written."""
+    return UUID(restore_id)
 
 
 def _adopted(machine: dict[str, Any], vm: dict[str, Any], resource_pool: str) -> dict[str, Any]:

@@ -58,7 +58,11 @@ def take_claims(
                     }
                 )
                 continue
-            claims.append(app.claim_name(kind, scope, name, owner))
+            if existing is None:
+                claims.append(NameClaim(kind=kind, scope=scope, name=name, owner_id=owner))
+            else:  # read once: the claim found above is the one taken (as claim_name would read it again)
+                existing.reclaim(owner, name)
+                claims.append(existing)
     return claims, described, refusals
 
 

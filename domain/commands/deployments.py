@@ -8,6 +8,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from domain import governance, linkedcopies, quotas
 from domain.application import Outcome, StagekeeperApplication
@@ -19,13 +20,21 @@ from domain.commands.leases import start_lease
 from domain.commands.media import check_deployable_media
 from domain.configuration import Configuration
 from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
-from domain.errors import InvalidTransitionError, ValidationError
+from domain.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationError,
+)
 from domain.names import NameClaim
 from domain.service import Service
 from domain.text import check_reason, check_text
 from domain.values import MAX_NAME, MAX_TEMPLATE_NAME, check_version_number
 
 MAX_SNAPSHOT_NAME = MAX_TEMPLATE_NAME  # vSphere's limit for a snapshot name
+# What a step may refuse only because the deployment in hand is older than the stored one.
+STALE_REFUSALS = (ConflictError, NotFoundError, PreconditionFailedError, ValidationError)
 
 
 class DeploymentCommands(StagekeeperApplication):
@@ -360,11 +369,17 @@ class DeploymentCommands(StagekeeperApplication):
         deployment_id: UUID,
         step: Callable[[Deployment], None],
         expected_version: int | None = None,
+        in_hand: Deployment | None = None,
     ) -> Outcome[Deployment]:
-        """Apply one state change to a deployment and keep the service's occupancy in step with it."""
+        """Apply one state change to a deployment and keep the service's occupancy in step with it.
 
-        def attempt() -> Outcome[Deployment]:
-            deployment = self.deployment(deployment_id)
+        `in_hand`: the deployment as the caller last saw it (e.g. the outcome of its previous step),
+        tried first without reading it again. It is only a guess: if another write has moved the
+        deployment on since, the commit loses the version race (or the step meets a state that is
+        not the stored one) and the step is decided again on a fresh read. Do not use it afterwards:
+        the outcome's deployment is the one to keep."""
+
+        def attempt_on(deployment: Deployment) -> Outcome[Deployment]:
             self.check_version(deployment, expected_version, "deployment")
             before_stage, before_target = deployment.stage, deployment.target_stage
             step(deployment)
@@ -388,7 +403,12 @@ class DeploymentCommands(StagekeeperApplication):
                 others.append(service)
             return Outcome(deployment, self.commit(deployment, *others))
 
-        return self.retrying(attempt)
+        if in_hand is not None and not in_hand.pending_events:
+            try:
+                return attempt_on(in_hand)
+            except (IntegrityError, *STALE_REFUSALS):
+                pass  # stale: decided again below, on the deployment as it is stored now
+        return self.retrying(lambda: attempt_on(self.deployment(deployment_id)))
 
 
 def check_fence_flag(fence: object) -> None:

@@ -16,8 +16,10 @@ points to. vCenter tasks and file reads run in two lanes of `parallel` (archive_
 events of each batch of finished steps are recorded in one commit from the calling thread.
 
 Restore (`RestoreCopy`): each machine's folder, then its files copied (or staged from a file tier;
-small ones through the file access) and read back against the archived SHA-256; a machine whose
-files are all back is registered (and powered on, unless fenced) while the others still copy.
+small ones through the file access) and read back against the archived SHA-256. A machine whose
+small files (the .vmx, .nvram, disk descriptors, logs) are all back and checked is registered and
+tagged as its machine of the restored deployment while its disks still copy; once every file of it
+is back and checked it is powered on (unless fenced) and recorded, while the others still copy.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ from domain.archive_ports import (
     StreamingFiles,
 )
 from domain.errors import VCenterFaultError
-from domain.processes.archive_lanes import Lanes, Then
+from domain.processes.archive_lanes import LanePools, Lanes, Then
 
 SMALL_FILE = 1 << 20  # files up to this size go through vCenter's file access, not a copy task
-# Records steps on the archive in one commit: steps([(Archive.method, kwargs), ...]) -> the archive.
-Steps = Callable[[list[tuple[Callable[..., None], dict[str, Any]]]], Archive]
+# Records steps on the archive in one commit, decided on the archive as last saved:
+# steps(archive, [(Archive.method, kwargs), ...]) -> the archive as saved.
+Steps = Callable[[Archive, list[tuple[Callable[..., None], dict[str, Any]]]], Archive]
 COPY_ATTEMPTS = 3
 
 
@@ -77,12 +80,17 @@ class ArchiveCopy:
         known: dict[str, tuple[str, str]],
         known_sizes: set[int],
         skip: Callable[[str, str], bool],
-        parallel: int,
+        parallel: int | LanePools,
+        first: list[tuple[Callable[..., None], dict[str, Any]]] | None = None,
     ) -> None:
         self.storage = storage
         self.steps = steps
-        self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = []  # steps to record in the next commit
-        self.archive = archive
+        # Steps to record in the next commit; `first` (ConsistencyReached) goes into the first one.
+        self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = list(first or [])
+        self.archive = archive  # as last saved; touched by the recording thread while a write is in flight
+        self.recording = False  # a write of steps is in flight
+        self.unsaved: list[_File] = []  # files whose steps are ready, not saved yet (they hold their slots)
+        self.stored_before = {(f["machine"], f["name"]) for f in archive.files}  # by a worker before this run
         self.known = known  # SHA-256 -> (archive id, path) of a content recorded on the tier
         self.known_sizes = known_sizes
         self.skip = skip  # (machine, file name) -> not part of the copy
@@ -90,13 +98,18 @@ class ArchiveCopy:
         self.unrecorded: set[str] = set()  # SHA-256s whose owning copy is not recorded yet
         self.waiting: dict[str, list[_File]] = {}  # references waiting for their owner's record
         self.small: deque[_File] = deque()  # small files not read yet
-        self.small_slots = parallel  # at most this many small files' bytes held at once
         self.lanes = Lanes(parallel)
+        self.small_slots = self.lanes.parallel  # at most this many small files' bytes held at once
+        self.folders: set[str] = set()  # machines whose folder on the tier is made
+        self.parked: dict[str, list[_File]] = {}  # copies waiting for their machine's folder
 
     def run(self) -> Archive:
         with self.lanes:
-            for machine in self.archive.machines:  # the listings first: the copies wait for them
+            self._commit()
+            for machine in self.archive.machines:  # the listings and folders first: the copies wait for them
                 self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
+                folder = DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"]))
+                self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine["name"]))
             for machine in self.archive.machines:
                 if machine["record"] is None:
                     self.lanes.task(
@@ -106,9 +119,17 @@ class ArchiveCopy:
         return self.archive
 
     def _commit(self) -> None:
-        if self.ready:
-            steps, self.ready = self.ready, []
-            self.archive = self.steps(steps)
+        """The steps finished since the last write, in one write, unless one is in flight."""
+        if self.ready and not self.recording:
+            steps, self.ready, self.recording = self.ready, [], True
+            files, self.unsaved = self.unsaved, []
+            self.lanes.record(partial(self.steps, self.archive, steps), partial(self._saved, files))
+
+    def _saved(self, files: list[_File], done: Future[Any]) -> None:
+        self.recording = False
+        self.archive = done.result()
+        for file in files:  # their steps are saved: their slots go to the next small files
+            self._release(file)
 
     def _recorded(self, machine: str, done: Future[Any]) -> None:
         self.ready.append((Archive.record_machine, {"machine": machine, "record": done.result()}))
@@ -118,11 +139,15 @@ class ArchiveCopy:
             (source, size)
             for source, size in self.storage.vm_file_sizes(machine["vm_id"])
             if not self.skip(machine["name"], _name(source))
-            and self.archive.stored(machine["name"], _name(source)) is None
+            and (machine["name"], _name(source)) not in self.stored_before
         ]
-        if listing:
-            self.storage.make_folder(DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"])))
         return listing
+
+    def _folder_made(self, machine: str, done: Future[Any]) -> None:
+        done.result()
+        self.folders.add(machine)
+        for file in self.parked.pop(machine, []):
+            self._copy(file)
 
     def _listed(self, machine: str, done: Future[Any]) -> None:
         listing: list[tuple[DatastoreFile, int]] = done.result()
@@ -165,6 +190,11 @@ class ArchiveCopy:
         self._hashed(file, digest)
 
     def _copy(self, file: _File, pause: float = 0) -> None:
+        if file.machine not in self.folders:
+            file.copying = True  # started once the folder is there
+            self.parked.setdefault(file.machine, []).append(file)
+            return
+
         def copy() -> None:
             time.sleep(pause)
             if file.data is None:
@@ -235,7 +265,8 @@ class ArchiveCopy:
 
     def _record(self, file: _File) -> None:
         assert file.digest is not None
-        self._release(file)
+        file.data = None  # written and checked: the bytes are not needed any more
+        self.unsaved.append(file)  # its slot is freed once its step is saved
         reused_from, path = (None, file.target.path) if file.owner else self.known[file.digest.sha256]
         self.ready.append((Archive.record_file, {
             "machine": file.machine, "name": file.name, "size": file.digest.size, "sha256": file.digest.sha256,
@@ -278,7 +309,7 @@ class RestoreCopy:
     """One run of a restore's copies, checks and registrations. `restored([(machine, vm_id), ...])`
     records the machines of a batch of finished steps in one commit, from the calling thread; `run`
     returns the first failure (None: all came back). A machine that fails stops there; the others
-    go on."""
+    go on. `tag(vm_id, machine)` tags a registered VM as its machine of the restored deployment."""
 
     def __init__(
         self,
@@ -290,7 +321,8 @@ class RestoreCopy:
         vm_names: dict[str, str],
         power_on: Callable[[str], object] | None,
         restored: Callable[[list[tuple[str, str]]], None],
-        parallel: int,
+        parallel: int | LanePools,
+        tag: Callable[[str, str], None] = lambda vm_id, machine: None,
     ) -> None:
         self.storage = storage
         self.bring = bring
@@ -300,13 +332,21 @@ class RestoreCopy:
         self.vm_names = vm_names  # machine -> restored VM name
         self.power_on = power_on  # None: registered powered off (a fenced restore)
         self.restored = restored
+        self.tag = tag
         self.lanes = Lanes(parallel)
         self.ready: list[tuple[str, str]] = []  # (machine, VM id) restored, to record in the next commit
+        self.recording = False  # a write of restored machines is in flight
         self.left: dict[str, int] = {}  # machine -> files not back yet
+        self.small_left: dict[str, int] = {}  # machine -> files up to SMALL_FILE not back yet
+        self.registering: set[str] = set()  # machines whose registration started
+        self.registered: dict[str, str] = {}  # machine -> VM id, registered and tagged
+        self.finishing: set[str] = set()  # machines being powered on / recorded
         self.failure: str | None = None
         self.failed: set[str] = set()
 
     def run(self) -> str | None:
+        """The first failure (None: all came back). With every machine back, the last of them are
+        left in `ready` unrecorded: the caller records them in the restore's own final write."""
         with self.lanes:
             for machine in self.machines:
                 folder = DatastoreFile(machine["record"]["datastore"], self.vm_names[machine["name"]])
@@ -315,9 +355,16 @@ class RestoreCopy:
         return self.failure
 
     def _commit(self) -> None:
-        if self.ready:
-            ready, self.ready = self.ready, []
-            self.restored(ready)
+        """The machines restored since the last write, in one write, unless one is in flight (or
+        they are the last: see `run`)."""
+        last = self.failure is None and len(self.finishing) == len(self.machines) and not self.lanes.busy()
+        if self.ready and not self.recording and not last:
+            ready, self.ready, self.recording = self.ready, [], True
+            self.lanes.record(partial(self.restored, ready), self._saved)
+
+    def _saved(self, done: Future[Any]) -> None:
+        self.recording = False
+        done.result()
 
     def _guard(self, machine: dict[str, Any], then: Callable[[dict[str, Any], Future[Any]], None]) -> Then:
         """The continuation, unless the machine failed already; a fault fails the machine."""
@@ -347,7 +394,9 @@ class RestoreCopy:
         except VCenterFaultError as fault:
             self._fail(machine, fault)
         else:
-            self.left[machine["name"]] = len([f for f in self.files if f["machine"] == machine["name"]])
+            mine = [int(f["size"]) for f in self.files if f["machine"] == machine["name"]]
+            self.left[machine["name"]] = len(mine)
+            self.small_left[machine["name"]] = len([size for size in mine if size <= SMALL_FILE])
         if len(self.left) + len(self.failed) < len(self.machines):
             return
         # Every folder is there: all files of all machines at once, the largest first.
@@ -361,8 +410,7 @@ class RestoreCopy:
             lane = self.lanes.read if int(stored["size"]) <= SMALL_FILE else self.lanes.task  # see TierMoves.bring
             lane(partial(self.bring, stored, target), self._guard(owner, partial(self._brought, stored, target)))
         for owner in by_name.values():
-            if self.left[owner["name"]] == 0:
-                self._register(owner)
+            self._progress(owner)
 
     def _brought(
         self, stored: dict[str, Any], target: DatastoreFile, machine: dict[str, Any], done: Future[Any]
@@ -378,22 +426,51 @@ class RestoreCopy:
                 f"reads back with SHA-256 {digest.sha256}, not the archived {stored['sha256']}"
             )
         self.left[machine["name"]] -= 1
-        if self.left[machine["name"]] == 0:
+        if int(stored["size"]) <= SMALL_FILE:
+            self.small_left[machine["name"]] -= 1
+        self._progress(machine)
+
+    def _progress(self, machine: dict[str, Any]) -> None:
+        """Register once the machine's small files are back; power on and record once all are."""
+        name = machine["name"]
+        if self.small_left[name] == 0 and name not in self.registering:
+            self.registering.add(name)
             self._register(machine)
+        if self.left[name] == 0 and name in self.registered and name not in self.finishing:
+            self.finishing.add(name)
+            vm_id = self.registered[name]
+            vmx, record = self._registration(machine)
+
+            def finish() -> None:
+                self.storage.attach_disks(vm_id, vmx, record)  # its disk files are back and checked
+                if self.power_on is not None:
+                    self.power_on(vm_id)
+
+            self.lanes.task(finish, self._guard(machine, partial(self._on, vm_id)))
+
+    def _registration(self, machine: dict[str, Any]) -> tuple[DatastoreFile, dict[str, Any]]:
+        """The restored VM's .vmx and its record, the files renamed after the restored VM."""
+        record = machine["record"]
+        renamed = {**record, "disks": [{**d, "file": self._renamed(machine, d["file"])} for d in record["disks"]]}
+        vm_name = self.vm_names[machine["name"]]
+        return DatastoreFile(record["datastore"], f"{vm_name}/{self._renamed(machine, record['vmx'])}"), renamed
 
     def _register(self, machine: dict[str, Any]) -> None:
-        record = machine["record"]
+        """Registered (CPU, memory, NICs; no disks yet) and tagged while its disk files still copy."""
+        vmx, record = self._registration(machine)
         vm_name = self.vm_names[machine["name"]]
-        registered = {**record, "disks": [{**d, "file": self._renamed(machine, d["file"])} for d in record["disks"]]}
-        vmx = DatastoreFile(record["datastore"], f"{vm_name}/{self._renamed(machine, record['vmx'])}")
 
         def register() -> str:
-            vm_id = self.storage.register_vm(vmx, vm_name, self.restore["resource_pool"], registered)
-            if self.power_on is not None:
-                self.power_on(vm_id)
+            vm_id = self.storage.register_vm(vmx, vm_name, self.restore["resource_pool"], {**record, "disks": []})
+            self.tag(vm_id, machine["name"])
             return vm_id
 
         self.lanes.task(register, self._guard(machine, self._registered))
 
     def _registered(self, machine: dict[str, Any], done: Future[Any]) -> None:
-        self.ready.append((machine["name"], done.result()))
+        self.registered[machine["name"]] = done.result()
+        self._progress(machine)
+
+    def _on(self, vm_id: str, machine: dict[str, Any], done: Future[Any]) -> None:
+        done.result()
+        self.ready.append((machine["name"], vm_id))

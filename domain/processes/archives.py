@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from domain.archive import ARCHIVING, DELETED, Archive, consistency_snapshot
 from domain.archive_ports import ArchiveStorage, FileTierStore
+from domain.commands.archives import restored_deployment_id
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
 from domain.processes import fenced_restore, lease_archive
 from domain.processes.archive_copies import ArchiveCopy, RestoreCopy
+from domain.processes.archive_lanes import LanePools
 from domain.processes.archive_moves import TierMoves
 from domain.stagekeeper import Stagekeeper
 
@@ -43,6 +45,7 @@ TOPICS = (
 # disks and snapshot state written since (the base disks the snapshot froze are what is copied).
 _NEVER = re.compile(r"(\.lck|\.vswp|\.vmem)$")
 _SINCE_SNAPSHOT = re.compile(r"(-\d{6}(-delta|-sesparse)?\.vmdk|\.vmsn|\.vmsd)$")
+_DRIVEN_KEPT = 10_000  # archives whose last driven version is kept (then forgotten, all at once)
 
 
 def _left_out(consistency: str, machine: str, name: str) -> bool:
@@ -68,19 +71,25 @@ class ArchiveProcess:
         self.storage = storage
         self.file_tiers = dict(file_tiers or {})
         self.parallel = parallel  # vCenter file tasks at once (copies, reads, registrations)
+        self.pools = LanePools(parallel)  # their threads, kept between runs; shut down with the process
+        weakref.finalize(self, self.pools.close, False)
         self.moves = TierMoves(app, storage, self.file_tiers)
-
-    def handle(self, event: Any) -> None:
-        if isinstance(event, Archive.Event):
-            self.drive(event.originator_id)
-        elif type(event).__qualname__ == "Deployment.LeaseExpired" and getattr(event, "policy", None) == "archive":
-            lease_archive.archive_on_expiry(self.app, event)
+        # Archive id -> the version a drive of this process ended on, everything up to it driven: the
+        # events the process recorded itself (Completed, Restored) come back without a new drive. A
+        # restarted process starts empty and drives every event again (each phase is idempotent).
+        self._driven: dict[UUID, int] = {}
 
     def drive(self, archive_id: UUID) -> None:
-        archive = self.app.archive(archive_id)
+        archive = self._drive(self.app.archive(archive_id))
+        if len(self._driven) >= _DRIVEN_KEPT:
+            self._driven.clear()
+        self._driven[archive_id] = archive.version
+
+    def _drive(self, archive: Archive) -> Archive:
+        """Every phase the archive's state asks for; returns the archive as it last saved or read it."""
+        archive_id = archive.id
         if archive.state == ARCHIVING:
-            self.archive(archive)
-            archive = self.app.archive(archive_id)
+            archive = self.archive(archive)
         if archive.moving is not None:
             self.moves.move(archive)
             archive = self.app.archive(archive_id)
@@ -89,48 +98,63 @@ class ArchiveProcess:
             archive = self.app.archive(archive_id)
         restore = archive.restoring()
         if restore is not None:
-            self.restore(archive, restore)
-            archive = self.app.archive(archive_id)
+            archive = self.restore(archive, restore)
         for deployment_id in fenced_restore.pending(self.app, archive):
             fenced_restore.finish(self.app, self.vcenter, deployment_id, self.parallel)
         if archive.state == DELETED:
             self.remove_files(archive)
         lease_archive.undeploy_when_archived(self.app, archive)
+        return archive
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Archive.Event):
+            if event.originator_version <= self._driven.get(event.originator_id, 0):
+                return  # a drive of this process already ended on a state that includes this event
+            self.drive(event.originator_id)
+        elif type(event).__qualname__ == "Deployment.LeaseExpired" and getattr(event, "policy", None) == "archive":
+            lease_archive.archive_on_expiry(self.app, event)
 
     # -- archive -----------------------------------------------------------------------------------
-    def _step(self, archive_id: UUID, method: Any, **kwargs: Any) -> Archive:
-        return self.app.record_archive_step(archive_id, partial(method, **kwargs, actor=ACTOR)).value
+    def _step(self, archive: Archive, method: Any, fresh: bool = False, **kwargs: Any) -> Archive:
+        """One step recorded, decided on `archive` as last saved (`fresh`: on the store's version)."""
+        current = None if fresh else archive
+        return self.app.record_archive_step(archive.id, partial(method, **kwargs, actor=ACTOR), current).value
 
-    def _steps(self, archive_id: UUID, steps: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
-        """Several steps recorded in one commit, in their order."""
+    def _steps(self, archive: Archive, steps: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        """Several steps recorded in one commit, in their order, decided on `archive` as last saved."""
 
         def record(archive: Archive) -> None:
             for method, kwargs in steps:
                 method(archive, **kwargs, actor=ACTOR)
 
-        return self.app.record_archive_step(archive_id, record).value
+        return self.app.record_archive_step(archive.id, record, archive).value
 
-    def archive(self, archive: Archive) -> None:
+    def archive(self, archive: Archive) -> Archive:
+        """Consistency, the copies, then Completed (or Failed); returns the archive as last saved."""
+        powered_off = list(archive.powered_off)
         try:
+            first: list[tuple[Callable[..., None], dict[str, Any]]] = []
             if not archive.consistent:
-                archive = self._step(archive.id, Archive.record_consistent, powered_off=self._make_consistent(archive))
+                # Recorded with the first steps of the copy (its write does not hold the copies up);
+                # killed before that, the next worker makes them consistent again, knowing the same.
+                powered_off = self._make_consistent(archive)
+                first.append((Archive.record_consistent, {"powered_off": powered_off}))
             known, known_sizes = self._known_files(archive)
             archive = ArchiveCopy(
-                self.storage, partial(self._steps, archive.id), archive, known, known_sizes,
-                partial(_left_out, archive.consistency), self.parallel,
+                self.storage, self._steps, archive, known, known_sizes, partial(_left_out, archive.consistency),
+                self.pools, first,
             ).run()  # fmt: skip
-            self._undo_consistency(archive)
-            self._step(archive.id, Archive.complete)
+            self._undo_consistency(archive, archive.powered_off)
+            return self._step(archive, Archive.complete)
         except VCenterFaultError as fault:
-            self._undo_consistency(archive, quietly=True)
-            self._step(archive.id, Archive.fail, failure=fault.message)
+            self._undo_consistency(archive, powered_off, quietly=True)
+            return self._step(archive, Archive.fail, fresh=True, failure=fault.message)
 
     def _each(self, work: Any, items: list[Any]) -> list[Any]:
         """`work(item)` for every item, `parallel` at a time; results in the items' order."""
         if len(items) <= 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            return list(pool.map(work, items))
+        return list(self.pools.tasks.map(work, items))
 
     def _make_consistent(self, archive: Archive) -> list[str]:
         """Power off (recording which machines the deployment had on) or snapshot every machine.
@@ -144,13 +168,13 @@ class ArchiveProcess:
         self._each(lambda m: self.vcenter.power_off(m["vm_id"]), archive.machines)
         return powered_off
 
-    def _undo_consistency(self, archive: Archive, quietly: bool = False) -> None:
+    def _undo_consistency(self, archive: Archive, powered_off: list[str], quietly: bool = False) -> None:
         try:
             if archive.consistency == "snapshot":
                 name = consistency_snapshot(archive.id)
                 self._each(lambda m: self.vcenter.remove_snapshot(m["vm_id"], name), archive.machines)
-            elif archive.powered_off and self._still_deployed(archive):
-                on = [m for m in archive.machines if m["name"] in archive.powered_off]
+            elif powered_off and self._still_deployed(archive):
+                on = [m for m in archive.machines if m["name"] in powered_off]
                 self._each(lambda m: self.vcenter.power_on(m["vm_id"]), on)
         except (VCenterFaultError, NotFoundError):
             if not quietly:
@@ -174,37 +198,51 @@ class ArchiveProcess:
         return known, sizes
 
     # -- restore -----------------------------------------------------------------------------------
-    def restore(self, archive: Archive, restore: dict[str, Any]) -> None:
-        """Every machine copied back, checked, registered and powered on (archive_copies.RestoreCopy);
-        each MachineRestored recorded from this thread; then the deployment in one write."""
+    def restore(self, archive: Archive, restore: dict[str, Any]) -> Archive:
+        """Every machine copied back, checked, registered, tagged as its machine of the restored
+        deployment (whose id is the restore's) and powered on (archive_copies.RestoreCopy); each
+        MachineRestored recorded from this thread; then the deployment in one write, its machines
+        recorded as tagged. Returns the archive as last saved."""
         restore_id = restore["id"]
+        deployment_id = restored_deployment_id(restore_id)
         before = dict(restore["machines"])  # recorded by a worker before this one
         vms = {name: {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)} for name, vm_id in before.items()}
+        latest = [archive]
 
         def restored(machines: list[tuple[str, str]]) -> None:
-            self._steps(archive.id, [
+            latest[0] = self._steps(latest[0], [
                 (Archive.record_machine_restored, {"restore_id": restore_id, "machine": name, "vm_id": vm_id})
                 for name, vm_id in machines
             ])  # fmt: skip
             for name, vm_id in machines:
                 vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
 
+        def tag(vm_id: str, machine: str) -> None:
+            self.vcenter.tag_vm(vm_id, deployment_id, machine)
+
         pending = [m for m in archive.machines if m["name"] not in before]
-        failure = RestoreCopy(
+        copy = RestoreCopy(
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
             None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
-            restored, self.parallel,
-        ).run()  # fmt: skip
+            restored, self.pools, tag,
+        )  # fmt: skip
+        failure = copy.run()
+        last = list(copy.ready)  # every machine back: the last ones are recorded in the final write
+        for name, vm_id in last:
+            vms[name] = {"vm_id": vm_id, "vm_name": restored_vm_name(restore_id, name)}
         try:
-            for name in before if not restore.get("fence") else ():
-                self.vcenter.power_on(before[name])  # machines recorded before a restart: on again
+            for name in before:  # machines recorded before a restart: tagged (a worker of an older
+                tag(before[name], name)  # version did not tag them) and on again
+                if not restore.get("fence"):
+                    self.vcenter.power_on(before[name])
         except VCenterFaultError as fault:
             failure = failure or fault.message
         if failure is not None:
-            self._step(archive.id, Archive.record_restore_failed, restore_id=restore_id, failure=failure)
-            return
-        self.app.complete_restore(archive.id, restore_id, vms, ACTOR)
+            if last:
+                restored(last)
+            return self._step(latest[0], Archive.record_restore_failed, restore_id=restore_id, failure=failure)
+        return self.app.complete_restore(archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last])
 
     # -- deletion ----------------------------------------------------------------------------------
     def remove_files(self, archive: Archive) -> None:

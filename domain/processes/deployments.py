@@ -16,7 +16,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,7 @@ from uuid import UUID
 from domain.commands.fencing import GATEWAY_MACHINE
 from domain.deployment import (
     DEMOTING,
+    DEPLOYED,
     PROMOTING,
     PROVISIONING,
     REQUESTED,
@@ -39,7 +41,7 @@ from domain.processes.capture import tag_captured, undeploy_captured
 from domain.processes.drift import DriftSteps
 from domain.processes.fencing import FenceSteps, machine_nics
 from domain.processes.media import attach_medium, check_media
-from domain.processes.placement import PlacementSteps
+from domain.processes.placement import PlacementSteps, Prepared
 from domain.processes.power import power_deployment, provision_in_order
 from domain.processes.snapshots import SnapshotSteps
 from domain.processes.swaps import SwapSteps
@@ -118,6 +120,9 @@ class DeploymentProcess:
         kind = type(event).__qualname__
         if kind in ("Deployment.Moved", "Deployment.Deployed", "Deployment.Swapped", "Deployment.Upgraded"):
             self.verification.after_event(event)
+        if kind == "Deployment.Deployed":
+            # Written by the pass that built the deployment, last: nothing is left to drive.
+            return
         if kind == "Service.Registered":
             self.ensure_pools(event.originator_id, [(s["name"], s["resource_pool"]) for s in event.stages])
         elif kind == "Service.StageAdded":
@@ -196,8 +201,10 @@ class DeploymentProcess:
     def _drive(self, deployment_id: UUID, together: bool = False) -> None:
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
+        carried: Deployment | None = None  # our own last write, when the next pass may start from it
         for _ in range(MAX_PASSES):
-            deployment = self.app.deployment(deployment_id)
+            deployment = carried if carried is not None else self.app.deployment(deployment_id)
+            carried = None
             try:
                 if deployment.untagged_machines():  # captured VMs: tagged before anything else
                     tag_captured(self, deployment, ACTOR)
@@ -212,9 +219,15 @@ class DeploymentProcess:
                     self._drive_copies(deployment)
                     return
                 if deployment.state == REQUESTED:
-                    self.app.record_step(deployment_id, lambda d: d.start_provisioning(ACTOR))
+                    # Provisioning reads the deployment again where it matters (its addresses' write).
+                    started = partial(Deployment.start_provisioning, actor=ACTOR)
+                    carried = self.app.record_step(deployment_id, started, in_hand=deployment).value
                 elif deployment.state == PROVISIONING:
-                    self._provision(deployment)
+                    written = self._provision(deployment)
+                    if written is not None and written.state == DEPLOYED:
+                        # At rest as this pass left it; a later change of it (an undeploy, a
+                        # snapshot) comes with an event of its own, handled then.
+                        return
                 elif deployment.state in (PROMOTING, DEMOTING):
                     self._move(deployment)
                 elif deployment.state == UNDEPLOYING:
@@ -231,12 +244,17 @@ class DeploymentProcess:
                 continue
         raise RuntimeError(f"deployment {deployment_id} made no progress in {MAX_PASSES} passes")
 
-    def _provision(self, deployment: Deployment) -> None:
+    def _provision(self, deployment: Deployment) -> Deployment | None:
+        """Build what is missing; the deployment as this pass last wrote it (None: not known)."""
         try:
-            self.app.assign_addresses(deployment.id, ACTOR)
-            deployment = self.app.deployment(deployment.id)
-            self.vcenter.ensure_pool(deployment.resource_pool)
-            deployment = self.placement.place_pending(deployment)  # MachinePlaced, before any clone
+            # vCenter's side (the stage's pool, the inventory placement chooses from) is read while
+            # the addresses are written: neither waits for the other.
+            with ThreadPoolExecutor(1, thread_name_prefix="sk-prepare") as early:
+                prepared = early.submit(self._prepare_vcenter, deployment)
+                self.app.assign_addresses(deployment.id, ACTOR)
+                deployment = self.app.deployment(deployment.id)
+                clusters = prepared.result()
+            deployment = self.placement.place_pending(deployment, clusters)  # MachinePlaced, before any clone
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -255,30 +273,62 @@ class DeploymentProcess:
                     # The gateway is cloned beside the machines (it needs only the port groups).
                     futures[pool.submit(self.fences.build_gateway, deployment)] = GATEWAY_MACHINE
                 try:
-                    # Record results from this thread only, so step events never race each other.
-                    for future in as_completed(futures):
-                        vm = future.result()
-                        if futures[future] == GATEWAY_MACHINE:
-                            self.fences.record_gateway(deployment, vm)
-                            continue
-                        mac = vm.macs[0] if vm.macs else None
-                        step = partial(
-                            Deployment.record_machine_provisioned,
-                            machine=futures[future],
-                            vm_name=vm.name,
-                            vm_id=vm.vm_id,
-                            ip=vm.ip,
-                            mac=mac,
-                            actor=ACTOR,
-                        )
-                        self.app.record_step(deployment.id, step)
+                    held = self._record_provisioned(deployment, futures)
                 finally:
                     for future in futures:
                         future.cancel()
         except PROVISIONING_FAILURES as fault:
             self._fail(deployment.id, fault.message)
-            return
-        self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR))
+            return None
+        if held is None or held.state == PROVISIONING:
+            held = self.app.record_step(deployment.id, lambda d: d.mark_deployed(ACTOR), in_hand=held).value
+        return held
+
+    def _record_provisioned(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> Deployment | None:
+        """Record the machines as their clones finish, from this thread only (so step events never
+        race each other): every machine finished by the time the previous write ended goes into one
+        write, the last one with Deployed. Writes go to a copy of the deployment of our own, kept
+        from one write to the next (the workers read `deployment`), re-read only when another
+        write moved it on. The deployment as last written (None: nothing written here)."""
+        # Read while the first clones run, not after they end.
+        held: Deployment | None = self.app.deployment(deployment.id) if futures else None
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            finished: list[tuple[str, VmInfo]] = []
+            failure: BaseException | None = None
+            for future in sorted(done, key=lambda f: futures[f]):
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                elif futures[future] == GATEWAY_MACHINE:
+                    self.fences.record_gateway(deployment, future.result())
+                    held = None  # written without our copy
+                else:
+                    finished.append((futures[future], future.result()))
+            if finished:
+                last = not remaining and failure is None
+
+                def step(d: Deployment, finished: list[tuple[str, VmInfo]] = finished, last: bool = last) -> None:
+                    for name, vm in finished:
+                        d.record_machine_provisioned(
+                            machine=name, vm_name=vm.name, vm_id=vm.vm_id, ip=vm.ip,
+                            mac=vm.macs[0] if vm.macs else None, actor=ACTOR,
+                        )  # fmt: skip
+                    if last:
+                        # Refused (a machine is still missing) before it changes anything: the
+                        # machines stay recorded and the next pass finds what is left.
+                        with suppress(InvalidTransitionError):
+                            d.mark_deployed(ACTOR)
+
+                held = self.app.record_step(deployment.id, step, in_hand=held).value
+            if failure is not None:
+                raise failure
+        return held
+
+    def _prepare_vcenter(self, deployment: Deployment) -> Prepared | None:
+        """The stage's pool made sure of, and what placement reads when a machine has no place yet."""
+        self.vcenter.ensure_pool(deployment.resource_pool)
+        return self.placement.inventory_for(deployment)
 
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]
@@ -301,6 +351,7 @@ class DeploymentProcess:
                 source_vm_id=source["vm_id"] if source else None,
                 source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
                 datastore=placement.get("datastore"),
+                host=placement.get("host"),
             )
         )
         self.placement.settle(machine, vm)  # a clone may ignore the host placement chose

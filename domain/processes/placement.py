@@ -36,6 +36,19 @@ def stage_pools(app: Stagekeeper, deployment: Deployment) -> dict[str, str]:
     return pools
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a placement pass reads from vCenter before it chooses."""
+
+    inventory: list[ClusterCapacity]
+    answers: dict[tuple[str, int, int], DrsRecommendation | None]
+
+
+def unplaced(deployment: Deployment) -> list[dict[str, Any]]:
+    """The machines still to build that have no place yet."""
+    return [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
+
+
 def placed_of(deployment: Deployment) -> list[Placed]:
     found = []
     for machine in deployment.machines:
@@ -52,12 +65,12 @@ class PlacementSteps:
         self.app = app
         self.vcenter = vcenter
 
-    def drs(self, datacenter: str) -> Any:
+    def drs(self, datacenter: str, answers: dict[tuple[str, int, int], DrsRecommendation | None] | None = None) -> Any:
         """DRS advice for one placement pass. vCenter's inventory does not change while the pass
         chooses (nothing is cloned yet, and our own scoring keeps track of the room each choice
         takes), so one question per cluster and machine size is asked once: 20 identical machines
         cost one DRS call, not 20 in a row before the first clone."""
-        answers: dict[tuple[str, int, int], DrsRecommendation | None] = {}
+        answers = {} if answers is None else answers  # `answers`: asked ahead for this pass (ask_ahead)
 
         def ask(cluster: ClusterCapacity, need: Need) -> DrsRecommendation | None:
             key = (cluster.name, need.cpus, need.memory_mib)
@@ -74,21 +87,41 @@ class PlacementSteps:
 
         return ask
 
-    def place_pending(self, deployment: Deployment) -> Deployment:
+    def inventory_for(self, deployment: Deployment) -> Prepared | None:
+        """vCenter's inventory for placing the deployment's machines, with DRS's answers for its own
+        cluster and each machine size (None: every machine has a place). Nothing in it depends on
+        the event store: it is read while the deployment's addresses are written."""
+        pending = unplaced(deployment)
+        if not pending:
+            return None
+        main = PoolPath.parse(deployment.resource_pool)
+        inventory = self.vcenter.placement_inventory(main.datacenter)
+        answers: dict[tuple[str, int, int], DrsRecommendation | None] = {}
+        ask = self.drs(main.datacenter, answers)
+        for cluster in inventory:
+            if cluster.name == main.cluster and cluster.drs and cluster.hosts:
+                for need in {(n.cpus, n.memory_mib): n for n in map(need_of, (m["spec"] for m in pending))}.values():
+                    ask(cluster, need)
+        return Prepared(inventory, answers)
+
+    def place_pending(self, deployment: Deployment, prepared: Prepared | None = None) -> Deployment:
         """Record MachinePlaced for every machine still to build that has no place yet (one write);
-        the deployment as it is after. A datacenter whose clusters report no hosts is left to vCenter."""
-        pending = [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
+        the deployment as it is after. A datacenter whose clusters report no hosts is left to vCenter.
+        `prepared`: vCenter's inventory and DRS's answers, read for this pass already (inventory_for)."""
+        pending = unplaced(deployment)
         if not pending:
             return deployment
         pools = stage_pools(self.app, deployment)
         datacenter = PoolPath.parse(deployment.resource_pool).datacenter
-        clusters = [c for c in self.vcenter.placement_inventory(datacenter) if c.name in pools and c.hosts]
+        if prepared is None:
+            prepared = Prepared(self.vcenter.placement_inventory(datacenter), {})
+        clusters = [c for c in prepared.inventory if c.name in pools and c.hosts]
         if not clusters:
             return deployment
         clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
         choices = place(
             [need_of(m["spec"]) for m in pending], clusters, pools, placed_of(deployment),
-            self.app.placement_margin_percent, self.drs(datacenter),
+            self.app.placement_margin_percent, self.drs(datacenter, prepared.answers),
         )  # fmt: skip
         for pool in sorted({c.resource_pool for c in choices} - {deployment.resource_pool}):
             self.vcenter.ensure_pool(pool)
@@ -97,8 +130,7 @@ class PlacementSteps:
             for choice in choices:
                 d.record_placement(choice.machine, choice.to_dict(), ACTOR)
 
-        self.app.record_step(deployment.id, record)
-        return self.app.deployment(deployment.id)
+        return self.app.record_step(deployment.id, record, in_hand=deployment).value
 
     def settle(self, machine: dict[str, Any], vm: VmInfo) -> None:
         """Put a new clone (still off) on the host and datastore placement chose, when vCenter did not."""

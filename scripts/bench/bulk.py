@@ -6,7 +6,9 @@ Inside `Bulk(app)`, the application's `save` does not write: it collects the pen
 which the repository then returns instead of reading the store (so the next command sees what
 the previous one decided). Every `batch` events, and on leaving, the collected events are written
 by the application's own recording path (`_record`: mapper, recorder, one transaction), then its
-snapshots are taken and its listeners told, as after a save. The events are the ones the commands
+snapshots are taken (as a save takes them, from the store, but put in one transaction) and its
+listeners told, as after a save. Collected aggregates stay cached after a write (they are what the
+store now holds), up to `keep` of them, so a later command need not read them back. The events are the ones the commands
 made, so the stored rows are byte-identical to one command per transaction
 (tests/unit/test_bench_bulk.py compares them).
 
@@ -26,16 +28,17 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, project_aggregate
 from eventsourcing.domain import Aggregate
 
 from domain.application import StagekeeperApplication
 
 
 class Bulk:
-    def __init__(self, app: StagekeeperApplication, batch: int = 5000) -> None:
+    def __init__(self, app: StagekeeperApplication, batch: int = 5000, keep: int = 20_000) -> None:
         self.app = app
         self.batch = batch
+        self.keep = keep
         self.written = 0  # events written so far
         self.transactions = 0
         self._pending: ProcessingEvent[UUID] = ProcessingEvent()
@@ -94,11 +97,34 @@ class Bulk:
             return
         app = self.app
         recordings = app._record(pending)
-        app._take_snapshots(pending)
+        self._take_snapshots(pending)
         app._notify(recordings)
         self.written += len(pending.events)
         self.transactions += 1
-        self._saved.clear()  # in the store now
+        if len(self._saved) > self.keep:
+            self._saved.clear()  # in the store now: read back when needed
+
+    def _take_snapshots(self, pending: ProcessingEvent[UUID]) -> None:
+        """The snapshots a save would take (Application._take_snapshots: the aggregate read back
+        from the store at the event's version), put in one transaction instead of one each."""
+        app = self.app
+        if app.snapshots is None:
+            return
+        snapshots = []
+        for event in pending.events:
+            aggregate = pending.aggregates.get(event.originator_id)
+            if aggregate is None:
+                continue
+            interval = app.snapshotting_intervals.get(type(aggregate))
+            if interval is None or event.originator_version % interval:
+                continue
+            projector = app.snapshotting_projectors.get(type(aggregate), project_aggregate)
+            stored = self._get(event.originator_id, version=event.originator_version, projector_func=projector)
+            snapshot_class = getattr(type(stored), "Snapshot", type(app).snapshot_class)
+            assert snapshot_class is not None, f"no snapshot class for {type(stored)}"
+            snapshots.append(snapshot_class.take(stored))
+        if snapshots:
+            app.snapshots.put(snapshots)
 
 
 @contextmanager

@@ -22,16 +22,17 @@ PASSWORD = "bench-password"
 
 
 @contextmanager
-def schema() -> Iterator[tuple[str, str]]:
-    """Yields (schema name, database URL) and drops the schema afterwards."""
+def schema(keep: bool = False) -> Iterator[tuple[str, str]]:
+    """Yields (schema name, database URL) and drops the schema afterwards (unless `keep`)."""
     name = f"sk_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(CONNINFO, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
     try:
         yield name, f"{URL}?schema={name}"
     finally:
-        with psycopg.connect(CONNINFO, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
+        if not keep:
+            with psycopg.connect(CONNINFO, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def free_port() -> int:
@@ -41,7 +42,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(database_url: str, log: Path, **env: str) -> Iterator[str]:
+def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> Iterator[str]:
+    """A `stagekeeper serve` on a free port (the code of the checkout `cwd`, default this one)."""
     port = free_port()
     environ = {
         **os.environ,
@@ -53,6 +55,7 @@ def served(database_url: str, log: Path, **env: str) -> Iterator[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
             env=environ,
+            cwd=cwd,
             stdout=out,
             stderr=out,
         )

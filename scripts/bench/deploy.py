@@ -1,10 +1,11 @@
 """Deploying 20 machines against vcsim: Stagekeeper next to a plain parallel pyvmomi script.
 
 Both do the same vCenter work per machine with the same parallelism (8): clone from a
-template into the stage pool, set CPU/memory, attach the NIC with a manual MAC, apply guest
-customisation with a static IP, power on. Stagekeeper also records every step as events in
-PostgreSQL, claims IPs and MACs, and tags VMs. vcsim adds a fixed delay to clones and power-ons
-so vCenter time dominates, as on a real vCenter. Prints both wall times and their ratio.
+template into the stage pool (on a host and datastore named in the clone spec), set CPU/memory,
+attach the NIC with a manual MAC, apply guest customisation with a static IP, power on.
+Stagekeeper also records every step as events in PostgreSQL, claims IPs and MACs, tags VMs, and
+(vcsim ignoring a clone's host) moves each VM to its chosen host. vcsim adds a fixed delay to
+clones and power-ons so vCenter time dominates, as on a real vCenter. Prints both wall times and their ratio.
 Runs alternate (plain, Stagekeeper, plain, ...) so both see the same machine load; each pair gives a
 ratio, and min/median/max of the ratios are printed.
 Goal (issue 15): Stagekeeper within 1.15x of the plain script, steady over 5 runs.
@@ -42,10 +43,15 @@ def plain_script(sim: Vcsim, machines: int) -> float:
     dc = inventory.datacenter(content, "DC0")
     pool = driver._pool(POOL_PATH)
     network = inventory.network(content, dc, "VM Network")
+    # Placed as Stagekeeper places them: on a host of the pool's cluster and a datastore, named in
+    # the clone's RelocateSpec (vcsim ignores the host; Stagekeeper then moves each VM there).
+    hosts = list(pool.owner.host)
+    datastore = pool.owner.datastore[0]
     run = uuid.uuid4().hex[:6]
 
     def one(i: int) -> None:
-        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), powerOn=False, template=False)
+        where = vim.vm.RelocateSpec(pool=pool, host=hosts[i % len(hosts)], datastore=datastore)
+        spec = vim.vm.CloneSpec(location=where, powerOn=False, template=False)
         vm = session.wait(template.CloneVM_Task(folder=dc.vmFolder, name=f"plain-{run}-{i}", spec=spec), "clone")
         session.wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(numCPUs=2, memoryMB=2048)), "resize")
         card = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))

@@ -19,8 +19,10 @@ Prints, next to a baseline measured in the same run (GET /healthz on the same se
 - the server's peak RSS after those requests (goal < 500 MiB), and the event store's size on disk
 The issue's size is 1,000,000 events, 2,000 services, 50,000 deployments and 5,000 versions
 (the defaults); every size is a parameter for a machine or a time budget that cannot hold it.
+`--keep` leaves the schema in place (its name is printed) and `--schema NAME` measures such a
+kept store again without building it (the history's sizes are then read from the store).
 Usage: .venv/bin/python -m scripts.bench.scale [--events 1000000] [--services 2000]
-       [--deployments 50000] [--big 5000] [--rounds 200] [--batch 5000]
+       [--deployments 50000] [--big 5000] [--rounds 200] [--batch 5000] [--keep | --schema NAME]
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -46,7 +48,7 @@ from domain.configuration import Configuration
 from projections.audit_queries import AuditFilter
 from scripts.bench.audit import START, SyntheticClock, machine
 from scripts.bench.bulk import Bulk
-from scripts.bench.common import PASSWORD, percentile, schema, served, summary
+from scripts.bench.common import PASSWORD, URL, percentile, schema, served, summary
 
 STAGES = ("int", "test", "staging", "preprod", "prod")
 ROOT = "/DC0/host/DC0_C0/Resources"
@@ -100,6 +102,42 @@ def _build(
             app.commit(configuration)
             targets[cid] = left - min(chunk, left)
     return configurations[0], service_ids
+
+
+@contextmanager
+def store(name: str | None, keep: bool) -> Iterator[tuple[str, str]]:
+    """A new schema (dropped afterwards unless `keep`), or the kept schema `name`."""
+    if name is not None:
+        yield name, f"{URL}?schema={name}"
+        return
+    with schema(keep) as created:
+        yield created
+
+
+def kept_history(runtime: Runtime) -> tuple[UUID, list[str]]:
+    """The largest configuration and the services of a kept store (what `build` returned)."""
+    rows = runtime.store.query(
+        "SELECT originator_id AS id FROM stagekeeper_events WHERE topic LIKE %s "
+        "GROUP BY originator_id ORDER BY max(originator_version) DESC LIMIT 1",
+        ["stagekeeper:Configuration.%"],
+    )
+    services = runtime.store.query(
+        "SELECT DISTINCT originator_id AS id FROM stagekeeper_events WHERE topic = %s",
+        ["stagekeeper:Service.Registered"],
+    )
+    return UUID(str(rows[0]["id"])), sorted(str(r["id"]) for r in services)
+
+
+def analyse(runtime: Runtime, schema_name: str) -> float:
+    """ANALYZE every table of the store: what autovacuum does on a running server after a load like
+    this one (the test server runs with autovacuum off; without statistics the planner scans whole
+    tables instead of using the board's indexes)."""
+    started = time.perf_counter()
+    tables = runtime.store.query("SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema_name])
+    with runtime.store.transaction() as cursor:
+        for row in tables:
+            cursor.execute(f'ANALYZE "{schema_name}"."{row["tablename"]}"')
+    return time.perf_counter() - started
 
 
 def rebuild_all(runtime: Runtime) -> float:
@@ -158,24 +196,38 @@ def main() -> None:
         default=5000,
         help="events written per transaction by the bulk writer (0: one command per transaction)",
     )
+    parser.add_argument("--keep", action="store_true", help="leave the schema in place (its name is printed)")
+    parser.add_argument("--schema", help="measure this kept schema again, without building")
     args = parser.parse_args()
-    with schema() as (schema_name, url), tempfile.TemporaryDirectory() as tmp:
+    with store(args.schema, args.keep) as (schema_name, url), tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            print(f"schema kept: {schema_name}", flush=True)
         runtime = Runtime(Settings(database_url=url, admin_password=PASSWORD))
-        clock = SyntheticClock(timedelta(days=365) / args.events)
-        original = eventsourcing.domain.datetime_now_with_tzinfo
-        eventsourcing.domain.datetime_now_with_tzinfo = clock
-        try:
-            started = time.perf_counter()
-            big, service_ids = build(runtime, args.services, args.deployments, args.events, args.big, args.batch)
-            built = time.perf_counter() - started
-        finally:
-            eventsourcing.domain.datetime_now_with_tzinfo = original
+        if args.schema is None:
+            clock = SyntheticClock(timedelta(days=365) / args.events)
+            original = eventsourcing.domain.datetime_now_with_tzinfo
+            eventsourcing.domain.datetime_now_with_tzinfo = clock
+            try:
+                started = time.perf_counter()
+                big, service_ids = build(runtime, args.services, args.deployments, args.events, args.big, args.batch)
+                built = time.perf_counter() - started
+            finally:
+                eventsourcing.domain.datetime_now_with_tzinfo = original
+            how = f"{args.batch:,} events a transaction" if args.batch else "one command a transaction"
+            made = f"built in {built:.0f} s ({runtime.app.head() / built:,.0f} events/s, {how})"
+        else:
+            big, service_ids = kept_history(runtime)
+            made = f"kept schema {schema_name}"
         head = runtime.app.head()
+        deployments = (
+            args.deployments
+            if args.schema is None
+            else int(runtime.store.query("SELECT COUNT(*) AS n FROM sk_deployments")[0]["n"])
+        )
         print(
-            f"history: {head:,} events, {args.services:,} services, {args.deployments:,} deployments, largest "
-            f"configuration {runtime.app.configuration(big).version:,} versions, built in {built:.0f} s "
-            f"({head / built:,.0f} events/s, "
-            + (f"{args.batch:,} events a transaction)" if args.batch else "one command a transaction)")
+            f"history: {head:,} events, {len(service_ids):,} services, {deployments:,} deployments, largest "
+            f"configuration {runtime.app.configuration(big).version:,} versions, {made}",
+            flush=True,
         )
         size = runtime.store.query(
             "SELECT COALESCE(SUM(pg_total_relation_size(format('%%I.%%I', schemaname, tablename))), 0) AS n "
@@ -190,6 +242,7 @@ def main() -> None:
             f"rebuild of every read model: {rebuild:.1f} s = {head / rebuild:,.0f} events/s (goal < 300 s at 1,000,000)"
         )
 
+        print(f"statistics of every table (ANALYZE, as autovacuum would): {analyse(runtime, schema_name):.1f} s")
         rng = random.Random(7)
         audit_latencies = []
         for _ in range(args.rounds):

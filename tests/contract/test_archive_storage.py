@@ -112,3 +112,34 @@ def test_register_restores_the_recorded_devices(vcenter: VCenterDriver, storage:
     assert (copy["cpus"], copy["memory_mib"]) == (record["cpus"], record["memory_mib"])
     assert [d["file"] for d in copy["disks"]] == [d["file"] for d in renamed["disks"]]
     assert [n["mac"] for n in copy["nics"]] == [n["mac"] for n in record["nics"]]
+
+
+def test_a_vm_registered_without_disks_gets_them_once_their_files_are_there(
+    vcenter: VCenterDriver, storage: ArchiveStorage
+) -> None:
+    """A restore registers each VM while its disk files still copy, and attaches the disks after."""
+    vm_id = a_vm(vcenter)
+    record = storage.machine_record(vm_id)
+    name = f"sk-{uuid4().hex[:12]}-copy"
+    storage.make_folder(DatastoreFile("LocalDS_0", name))
+    copies = []
+    for file in storage.vm_files(vm_id):
+        base = file.path.rsplit("/", 1)[-1]
+        renamed_base = f"{name}{base[len(record['name']) :]}" if base.startswith(record["name"]) else base
+        copies.append((file, DatastoreFile("LocalDS_0", f"{name}/{renamed_base}")))
+    disks = [(f, t) for f, t in copies if t.path.endswith(".vmdk")]
+    for file, target in copies:
+        if (file, target) not in disks:
+            storage.copy_file(file, target)
+    renamed = {**record, "disks": [{**d, "file": name + d["file"][len(record["name"]) :]} for d in record["disks"]]}
+    vmx = DatastoreFile("LocalDS_0", f"{name}/{name}.vmx")
+    registered = storage.register_vm(vmx, name, ROOT_POOL, {**renamed, "disks": []})
+    with pytest.raises(VCenterFaultError, match="FileNotFound"):
+        storage.attach_disks(registered, vmx, renamed)  # the disk files are not there yet
+    for file, target in disks:
+        storage.copy_file(file, target)
+    storage.attach_disks(registered, vmx, renamed)
+    storage.attach_disks(registered, vmx, renamed)  # a retried step adds nothing twice
+    copy = storage.machine_record(registered)
+    assert [d["file"] for d in copy["disks"]] == [d["file"] for d in renamed["disks"]]
+    assert [n["mac"] for n in copy["nics"]] == [n["mac"] for n in record["nics"]]

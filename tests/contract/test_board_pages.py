@@ -76,3 +76,36 @@ def test_board_entries_are_the_views_without_machines_after_every_change(runtime
     changes = {e["id"]: e for e in models.board_changes(0)}
     assert changes[str(first)] == views[str(first)]
     assert changes[str(first)]["state"] == "undeployed"
+
+
+def test_a_board_page_ends_before_the_service_that_would_pass_its_entry_budget(runtime: Runtime) -> None:
+    """Services in name order listing 3, 1, 4 and 2 deployments: with 5 entries a page, the pages
+    hold [a, b], [c] and [d]; every service is on exactly one page, in order, and the counts still
+    cover every deployment."""
+    app = runtime.app
+    app.import_templates(None, True, actor="a")
+    sizes = {"a": 3, "b": 1, "c": 4, "d": 2}
+    for name, n in sizes.items():
+        service_id = app.register_service(name, "", stages("int", pools=f"{name}-"), actor="a").value.id
+        configuration_id = app.create_configuration(
+            service_id, "p3", "", [{"name": "front"}], THREE_TIER, actor="a"
+        ).value.id
+        for _ in range(n):
+            app.deploy(configuration_id, "int", actor="a")
+    runtime.catch_up()
+    models = runtime.read_models
+
+    def walk(max_entries: int, per_stage: int = 20) -> list[list[tuple[str, int, int]]]:
+        pages, after = [], None
+        while True:
+            page, after = models.board_page(None, 50, after, per_stage=per_stage, max_entries=max_entries)
+            pages.append([(s["name"], len(s["stages"][0]["deployments"]), s["stages"][0]["count"]) for s in page])
+            if after is None:
+                return pages
+
+    assert walk(5) == [[("a", 3, 3), ("b", 1, 1)], [("c", 4, 4)], [("d", 2, 2)]]
+    # A service listing more than the budget still makes a page of its own.
+    assert walk(2) == [[("a", 3, 3)], [("b", 1, 1)], [("c", 4, 4)], [("d", 2, 2)]]
+    # The budget counts what is listed (per_stage bounds it), not what the counts cover.
+    assert walk(4, per_stage=2) == [[("a", 2, 3), ("b", 1, 1)], [("c", 2, 4), ("d", 2, 2)]]
+    assert walk(10) == [[("a", 3, 3), ("b", 1, 1), ("c", 4, 4), ("d", 2, 2)]]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from api.app import create_app
+from api.responses.deployments import Board
 from domain.errors import StagekeeperError, VCenterFaultError
 from projections.base import iso
 from projections.deployments import board_entry
@@ -157,6 +158,12 @@ def run(url: str, steps: list[tuple[str, int, str]]) -> None:
                     if e["stage"] == stage["name"]
                 }
                 assert placed == then
+            # Now, the board is written around its stored entries without the response model: what
+            # it sends is what the model accepts and would send, and every live deployment is on it.
+            body = client.get("/api/v1/board", params={"per_stage": 100, "max_entries": 5000}, auth=AUTH).json()
+            assert Board.model_validate(body).model_dump(mode="json") == body
+            shown = {e["id"]: e for s in body["services"] for stage in s["stages"] for e in stage["deployments"]}
+            assert shown == live_entries(w)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -233,3 +233,62 @@ def test_a_console_ticket_opens_the_web_console_page_of_its_vm(driver: VCenterDr
     manager.CloneSession(cloneTicket=query["sessionTicket"])
     assert manager.currentSession.userName == driver.session.settings.user
     manager.Logout()
+
+
+def test_a_machine_costs_vcenter_its_own_round_trips_only(vcsim: Vcsim, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clone to power-on, after the templates were listed (as importing them does): no inventory
+    listing (templates, hosts, pools), each object looked up once, the NICs read once."""
+    vcsim.control("reset")
+    driver = vcsim.driver()
+    try:
+        driver.list_templates()
+        calls: list[str] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def counted(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            calls.append(info.wsdlName)
+            return invoke(self, mo, info, args, outerStub)
+
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", counted)
+        deployment = uuid4()
+        per_machine: list[list[str]] = []
+        for machine in ("web1", "web2"):
+            calls.clear()
+            vm = driver.clone(spec(deployment, machine))
+            driver.set_nics(vm.vm_id, [NicSetting(network="VM Network", mac=None)])
+            driver.customize(vm.vm_id, GuestIdentity(hostname=machine, os_family="linux", ip=None))
+            assert driver.power_on(vm.vm_id).powered_on
+            per_machine.append(list(calls))
+        first, second = per_machine
+        assert "CreateContainerView" not in first[: first.index("CloneVM_Task")]  # the template was known
+        assert sorted(second) == sorted(
+            ["FindChild", "CloneVM_Task", "SetField", "SetField", "ReconfigVM_Task", "RetrievePropertiesEx",
+             "ReconfigVM_Task", "CustomizeVM_Task", "PowerOnVM_Task", "RetrievePropertiesEx"]
+            + ["Fetch"] * 5  # a task's state, once per task: each one is done when vcsim answers the call
+            + ["Fetch"]  # the linked clone's snapshot of the template
+        )  # fmt: skip
+    finally:
+        driver.close()
+
+
+def test_a_clone_asks_vcenter_for_the_host_placement_chose(vcsim: Vcsim, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real vCenter clones onto the spec's host (no move after it); vcsim ignores the host, so
+    what is checked is the request: the RelocateSpec names the chosen host and datastore."""
+    vcsim.control("reset")
+    driver = vcsim.driver()
+    try:
+        sent: list[Any] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def recorded(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            if info.wsdlName == "CloneVM_Task":
+                sent.append(args[2].location)
+            return invoke(self, mo, info, args, outerStub)
+
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", recorded)
+        chosen = CloneSpec(**{**spec(uuid4()).__dict__, "linked": False, "host": "DC0_C0_H1", "datastore": "LocalDS_0"})
+        driver.clone(chosen)
+        [location] = sent
+        assert (location.host.name, location.datastore.name) == ("DC0_C0_H1", "LocalDS_0")
+    finally:
+        driver.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api.responses.deployments import Board
 from tests.e2e.conftest import AUTH
 from tests.e2e.test_api import setup_configuration, setup_service, wait_state
 from tests.support import stages
@@ -19,6 +20,7 @@ def pages(client: TestClient, **params: Any) -> list[list[str]]:
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
         body = client.get("/api/v1/board", params=query, auth=AUTH).json()
+        assert Board.model_validate(body).model_dump(mode="json") == body  # sent without the model: as it allows
         names.append([s["name"] for s in body["services"]])
         cursor = body["next"]
         if cursor is None:

@@ -45,6 +45,9 @@ class Datastores:
     def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
         raise AssertionError("an archive registers no VM")
 
+    def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        raise AssertionError("an archive attaches no disk")
+
     def machine_record(self, vm_id: str) -> dict[str, Any]:
         return {"name": vm_id}
 
@@ -90,7 +93,8 @@ def run(stores: Datastores, machines: list[str], parallel: int) -> Archive:
     archive.record_consistent([], "t")
     commits: list[int] = []
 
-    def steps(batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+    def steps(current: Archive, batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        assert current is archive  # decided on the archive as last saved
         for method, kwargs in batch:
             method(archive, **kwargs, actor="t")
             if method is Archive.record_file and kwargs["size"] <= SMALL_FILE and kwargs["reused_from"] is None:

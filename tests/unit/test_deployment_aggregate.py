@@ -107,7 +107,7 @@ def test_the_process_manager_gives_up_on_a_deployment_that_never_progresses() ->
             StuckApp.passes += 1
             return given_requested()
 
-        def record_step(self, *_: Any) -> None:
+        def record_step(self, *_: Any, **__: Any) -> None:
             raise InvalidTransitionError("refused")
 
     process = DeploymentProcess(StuckApp(), vcenter=None, parallel_tasks=1)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from projections.raw import _untag, fixed_iso, parse_state
-from projections.store import SafeCursor, safe_text
+from projections.store import SafeCursor, nul_free, safe_text
 
 
 def reference_untag(obj: dict[str, Any]) -> Any:
@@ -90,3 +90,18 @@ def test_bulk_copy_escapes_exactly_as_safe_text() -> None:
     assert recorder.rows == [[safe_text(v) for v in row] for row in rows]
     assert recorder.rows[0][4] == "a\\u0000b"
     assert recorder.rows[0][7] == "a\\u0000b"
+
+
+def test_stored_events_without_the_json_escape_of_nul_need_no_check_and_others_do() -> None:
+    clean = json.dumps({"description": "no nul", "reason": "\\u0000 as text"}).encode()
+    holding = json.dumps({"description": "a\x00b"}).encode()
+    assert b"\\u0000" in holding
+    assert nul_free([json.dumps({"description": "plain é✓"}).encode()] * 3)
+    assert not nul_free([clean])  # an escaped backslash before u0000 is checked too (no harm)
+    assert not nul_free([b"{}", holding])
+    assert nul_free([])
+    # Rows a batch known to be free of NUL go to the copy as they are.
+    recorder = Recorder()
+    rows = [("plain", 1, None)]
+    SafeCursor(recorder, nul_free=True).copy_rows("t", ["c"] * 3, rows)  # type: ignore[arg-type]
+    assert recorder.rows == [["plain", 1, None]]

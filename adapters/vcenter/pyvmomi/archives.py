@@ -273,6 +273,10 @@ class PyVmomiArchiveStorage:
             self.driver.set_nics(vm_id, nics)
         return vm_id
 
+    def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        vm = self.session.call(f"find VM {vm_id}", lambda: self.driver._vm(vm_id))
+        self._devices(vm, vmx, record)
+
     def _devices(self, vm: Any, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         """CPU, memory and the disks (on the restored files) the record names and the VM lacks."""
         folder = vmx.path.rsplit("/", 1)[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -68,10 +69,14 @@ class PyVmomiDriver:
         self._pools: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
         self._datacenters: dict[str, Any] = {}
+        self._vm_folders: dict[str, Any] = {}  # datacenter moid -> its VM folder
+        self._network_names: dict[str, str] = {}  # network moid -> the name it was found by
         self._switches: dict[str, Any] = {}
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
+        self._side = ThreadPoolExecutor(16, thread_name_prefix="sk-vcenter-side")  # calls beside a task
+        self._nic_count: dict[str, int] = {}  # set_nics leaves exactly that many NICs: customize needs the count
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -123,8 +128,13 @@ class PyVmomiDriver:
         )
 
     def _pool_paths(self, *needed: Any) -> dict[str, str]:
-        if not self._paths or any(p is not None and p._moId not in self._paths for p in needed):
-            self._paths = inventory.pool_paths(self._content)
+        def missing() -> bool:
+            return not self._paths or any(p is not None and p._moId not in self._paths for p in needed)
+
+        if missing():
+            with self._cache_lock:  # parallel reads after a deploy's clones would all walk the pools at once
+                if missing():
+                    self._paths = inventory.pool_paths(self._content)
         return self._paths
 
     def _read(self, vm_id: str) -> VmInfo:
@@ -179,14 +189,17 @@ class PyVmomiDriver:
             if status is not PoolStatus.EXISTS:
                 raise VCenterObjectNotFoundError(f"resource pool '{path}' not found in vCenter")
             self._pools[path] = pool
+            self._paths = {**self._paths, pool._moId: path}  # a VM read later finds its pool's path
             return pool
 
     def _forget(self) -> None:
         """Drop cached inventory after vCenter said an object is gone."""
         self._pools.clear()
         self._datacenters.clear()
+        self._vm_folders.clear()
         self._templates.clear()
         self._networks.clear()
+        self.placement.forget()
         self._switches.clear()
         self._paths = {}
 
@@ -196,9 +209,11 @@ class PyVmomiDriver:
 
     def _list_templates(self) -> list[TemplateInfo]:
         found = []
-        for vm, props in self._vms():
-            if not props.get("config.template"):
-                continue
+        listed = [(vm, props) for vm, props in self._vms() if props.get("config.template") and "name" in props]
+        with self._cache_lock:  # the same listing refreshes the templates clones are made from
+            self._templates = {props["name"]: vm for vm, props in listed}
+            self._template_guest = {props["name"]: str(props.get("config.guestId") or "") for _, props in listed}
+        for vm, props in listed:
             guest = str(props.get("config.guestId") or "otherGuest")
             disks = tuple(
                 int(d.capacityInKB // (1024 * 1024))
@@ -246,7 +261,10 @@ class PyVmomiDriver:
                 if dc is None:
                     raise VCenterObjectNotFoundError(f"datacenter '{dc_name}' not found in vCenter")
                 self._datacenters[dc_name] = dc
-        existing = self._find(dc, spec.deployment_id, spec.machine, spec.vm_name)
+            folder = self._vm_folders.get(dc._moId)
+            if folder is None:
+                folder = self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
+        existing = self._find(folder, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
         template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
@@ -259,6 +277,9 @@ class PyVmomiDriver:
         relocate = vim.vm.RelocateSpec(pool=pool)
         if spec.datastore is not None:
             relocate.datastore = self.placement.datastore(spec.datastore)
+        if spec.host is not None:
+            # Cloned straight onto the host placement chose (no move after it on a real vCenter).
+            relocate.host = self.placement.host(spec.host)
         clone = vim.vm.CloneSpec(location=relocate, powerOn=False, template=False)
         if spec.linked and spec.source_vm_id and spec.source_snapshot:
             info = self.session.call("read snapshots", lambda: _get(template, "snapshot"))
@@ -277,20 +298,25 @@ class PyVmomiDriver:
             clone.snapshot = snapshot
         try:
             task = self.session.call(
-                "clone", lambda: template.CloneVM_Task(folder=dc.vmFolder, name=spec.vm_name, spec=clone)
+                "clone", lambda: template.CloneVM_Task(folder=folder, name=spec.vm_name, spec=clone)
             )
             vm = self.session.wait(task, f"clone of {spec.vm_name}")
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        self._tag(vm, spec.deployment_id, spec.machine)
-        if sizing is None or sizing != (spec.cpus, spec.memory_mib):
-            # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
-            # A copy of a VM already sized so needs none.
-            config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-            self.session.wait(
-                self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
-            )
+        # Tagged while vCenter resizes it (two calls that need not wait for each other); both are
+        # done before the clone is reported, as before.
+        tagging = self._side.submit(self._tag, vm, spec.deployment_id, spec.machine)
+        try:
+            if sizing is None or sizing != (spec.cpus, spec.memory_mib):
+                # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
+                # A copy of a VM already sized so needs none.
+                config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
+                self.session.wait(
+                    self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+                )
+        finally:
+            tagging.result()
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -306,10 +332,10 @@ class PyVmomiDriver:
         for key, value in ((keys[DEPLOYMENT_FIELD], str(deployment_id)), (keys[MACHINE_FIELD], machine)):
             self.session.call("tag VM", partial(manager.SetField, entity=vm, key=key, value=value))
 
-    def _find(self, dc: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
+    def _find(self, folder: Any, deployment_id: UUID, machine: str, vm_name: str) -> VmInfo | None:
         """The VM an earlier attempt made for this machine (names are deterministic), if any."""
         index = self._content.searchIndex
-        vm = self.session.call("find VM by name", lambda: index.FindChild(dc.vmFolder, vm_name))
+        vm = self.session.call("find VM by name", lambda: index.FindChild(folder, vm_name))
         if vm is None:
             return None
         info = self._read(vm._moId)
@@ -330,10 +356,12 @@ class PyVmomiDriver:
             raise VCenterFaultError(
                 f"vCenter fault during customisation: {identity.os_family} customisation on a {family} guest ({guest})"
             )
-        devices = self.session.call(
-            "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
-        ).get("config.hardware.device")
-        nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
+        nics = self._nic_count.pop(vm_id, None)
+        if nics is None:
+            devices = self.session.call(
+                "read NICs", lambda: inventory.properties_of(self._content, vm, ["config.hardware.device"])
+            ).get("config.hardware.device")
+            nics = sum(isinstance(d, vim.vm.device.VirtualEthernetCard) for d in devices or [])
         spec = specs.customization(identity, nics)
         task = self.session.call("customize", lambda: vm.CustomizeVM_Task(spec=spec))
         self.session.wait(task, f"customisation of {vm_id}")
@@ -357,7 +385,7 @@ class PyVmomiDriver:
                         f"network '{nic.network}' (and default '{self.default_network}') not found"
                     )
                 card = cards[i] if i < len(cards) else vim.vm.device.VirtualVmxnet3(key=-(i + 1))
-                card.backing = specs.backing(target)
+                card.backing = specs.backing(target, self._network_names.get(target._moId))
                 card.connectable = vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True)
                 if nic.mac:
                     card.addressType = "manual"
@@ -374,19 +402,24 @@ class PyVmomiDriver:
                 "set NICs", lambda: vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
             )
             self.session.wait(task, f"NIC change of {vm_id}")
+        self._nic_count[vm_id] = len(nics)
 
     def _network(self, vm: Any, name: str) -> Any | None:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
         key = (dc._moId, name)
         if key not in self._networks:
-            found = networks.network_named(self._content, dc, name)
-            if found is None:
-                return None  # not cached: a port group created later must be found
-            self._networks[key] = found
+            with self._cache_lock:  # parallel NIC changes would all list the networks at once
+                if key not in self._networks:
+                    found = networks.network_named(self._content, dc, name)
+                    if found is None:
+                        return None  # not cached: a port group created later must be found
+                    self._network_names[found._moId] = name
+                    self._networks[key] = found
         return self._networks[key]
 
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
+        self._nic_count.pop(vm_id, None)  # a machine that is not customised (a fenced copy) leaves it
         try:
             self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
         except VCenterFaultError as error:
@@ -588,6 +621,7 @@ class PyVmomiDriver:
         return [] if info is None else [name for name, _ in snapshots.walk(info.rootSnapshotList)]
 
     def close(self) -> None:
+        self._side.shutdown(wait=True)
         self.session.close()
 
     # -- upgrade in place and start order ----------------------------------------------------------

@@ -9,6 +9,7 @@ why the process manager relocates after the clone and reads runtime.host back.
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import Any
 
@@ -36,6 +37,38 @@ DATASTORE_PROPERTIES = ["name", "summary.freeSpace", "summary.capacity"]
 class Placement:
     def __init__(self, session: Session) -> None:
         self.session = session
+        # Hosts and datastores by name and by moid, read in one call per kind and kept: every clone
+        # of a placed deployment reads where it landed and may move, and names rarely change. A
+        # name not found reads them again; a vanished object clears them (forget).
+        self._lock = threading.Lock()
+        self._objects: dict[type, dict[str, Any]] = {}
+        self._names: dict[str, str] = {}
+
+    def forget(self) -> None:
+        with self._lock:
+            self._objects.clear()
+            self._names.clear()
+
+    def _known(self, kind: type, refresh: bool) -> dict[str, Any]:
+        with self._lock:
+            known = self._objects.get(kind)
+        if refresh or known is None:
+            known = self._remember(kind, inventory.retrieve(self._content, kind, ["name"]))
+        return known
+
+    def _remember(self, kind: type, found: list[tuple[Any, dict[str, Any]]]) -> dict[str, Any]:
+        known = {str(props["name"]): obj for obj, props in found if "name" in props}
+        with self._lock:
+            self._objects[kind] = known
+            self._names.update({obj._moId: name for name, obj in known.items()})
+        return known
+
+    def _name_of(self, kind: type, obj: Any) -> str:
+        if obj._moId not in self._names:
+            self._known(kind, refresh=True)
+        name = self._names.get(obj._moId)
+        # Not listed (vcsim lists a few objects late): read its name directly.
+        return name if name is not None else str(inventory.properties_of(self._content, obj, ["name"]).get("name", ""))
 
     @property
     def _content(self) -> Any:
@@ -58,8 +91,12 @@ class Placement:
             obj._moId: bool(getattr(getattr(props.get("configurationEx"), "drsConfig", None), "enabled", False))
             for obj, props in inventory.retrieve(content, vim.ClusterComputeResource, ["configurationEx"])
         }
-        hosts = {obj._moId: props for obj, props in inventory.retrieve(content, vim.HostSystem, HOST_PROPERTIES)}
-        stores = {obj._moId: props for obj, props in inventory.retrieve(content, vim.Datastore, DATASTORE_PROPERTIES)}
+        host_list = inventory.retrieve(content, vim.HostSystem, HOST_PROPERTIES)
+        store_list = inventory.retrieve(content, vim.Datastore, DATASTORE_PROPERTIES)
+        self._remember(vim.HostSystem, host_list)  # names as fresh as this placement pass
+        self._remember(vim.Datastore, store_list)
+        hosts = {obj._moId: props for obj, props in host_list}
+        stores = {obj._moId: props for obj, props in store_list}
         found = []
         for obj, props in resources:
             if obj._moId not in computes:
@@ -100,10 +137,10 @@ class Placement:
         return self.session.call(f"ask DRS to place a VM in {cluster}", ask)
 
     def _named(self, kind: type, name: str, what: str) -> Any:
-        found = [obj for obj, props in inventory.retrieve(self._content, kind, ["name"]) if props.get("name") == name]
-        if not found:
+        found = self._known(kind, refresh=False).get(name) or self._known(kind, refresh=True).get(name)
+        if found is None:
             raise VCenterObjectNotFoundError(f"{what} '{name}' not found in vCenter")
-        return found[0]
+        return found
 
     def relocate(self, vm: Any, host: str, datastore: str | None) -> None:
         def plan() -> Any:
@@ -114,18 +151,25 @@ class Placement:
 
         spec = self.session.call(f"find host {host}", plan)
         task = self.session.call("relocate to host", lambda: vm.RelocateVM_Task(spec=spec))
-        self.session.wait(task, f"relocation of {vm._moId} to host {host}")
+        try:
+            self.session.wait(task, f"relocation of {vm._moId} to host {host}")
+        except VCenterObjectNotFoundError:
+            self.forget()  # a cached host or datastore may be what vanished
+            raise
 
     def location(self, vm: Any) -> VmLocation:
         def read() -> VmLocation:
             props = inventory.properties_of(self._content, vm, ["runtime.host", "datastore"])
             host = props.get("runtime.host")
             stores = props.get("datastore") or []
-            host_name = inventory.properties_of(self._content, host, ["name"]).get("name", "") if host else ""
-            store_name = inventory.properties_of(self._content, stores[0], ["name"]).get("name") if stores else None
-            return VmLocation(str(host_name), str(store_name) if store_name else None)
+            host_name = self._name_of(vim.HostSystem, host) if host else ""
+            store_name = self._name_of(vim.Datastore, stores[0]) if stores else None
+            return VmLocation(host_name, store_name or None)
 
         return self.session.call(f"read where VM {vm._moId} runs", read)
+
+    def host(self, name: str) -> Any:
+        return self.session.call(f"find host {name}", lambda: self._named(vim.HostSystem, name, "host"))
 
     def datastore(self, name: str) -> Any:
         return self.session.call(f"find datastore {name}", lambda: self._named(vim.Datastore, name, "datastore"))

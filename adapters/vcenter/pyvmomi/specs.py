@@ -50,13 +50,14 @@ def customization(identity: GuestIdentity, nics: int = 1) -> Any:
     return spec
 
 
-def backing(network: Any) -> Any:
+def backing(network: Any, name: str | None = None) -> Any:
+    """A NIC's backing on `network` (`name`: its name, when known, saves reading it)."""
     if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
         switch = network.config.distributedVirtualSwitch
         assert switch is not None
         connection = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=switch.uuid)
         return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=connection)
-    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=name or network.name, network=network)
 
 
 def pool_spec() -> Any:
