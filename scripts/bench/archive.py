@@ -19,9 +19,15 @@ run only); each run's ratio is Stagekeeper's archive + restore over that run's p
 the runs, against each baseline. `--no-small-files` sends every file of Stagekeeper through a copy
 task (see domain/processes/archive_copies.py: files up to SMALL_FILE go through vCenter's HTTP file
 access instead); the copy-task baseline is then the fair one.
+`--workers`: the service runs as `stagekeeper serve` runs it, its worker threads following the
+event store (projections, process managers, usage collector, lease and drift workers), and the
+clock stops when the Archive aggregate records the archive complete (the restore restored),
+checked every 5 ms; without it (the default), every follower runs once in the bench's own thread
+after each command (`Runtime.catch_up`, as the tests do), so the read models' updates for every
+event of the archive are on the timed path, one after the other.
 Goal (issue 12): part 1 ratio <= 1.3.
 Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] [--archives 10] [--runs 5]
-       [--no-small-files]
+       [--no-small-files] [--workers]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,12 +59,29 @@ PARALLEL = 8  # vCenter tasks at once, as STAGEKEEPER_VCENTER_PARALLEL_TASKS
 MACHINES = [machine("web"), machine("app"), machine("db", template="tpl-rhel-9")]
 
 
+WORKERS = False  # --workers: the runtime's own worker threads follow the store
+
+
 def wait(runtime: Runtime, done: object, what: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not done():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not finish")
         time.sleep(0.02)
+
+
+def settle(runtime: Runtime, done: Callable[[], bool], what: str, timeout: float = 600) -> None:
+    """Until `done`: the followers once in this thread, or (--workers) the worker threads' work
+    watched every 5 ms."""
+    if not WORKERS:
+        runtime.catch_up()
+        runtime.catch_up()
+        return
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not finish")
+        time.sleep(0.005)
 
 
 def baseline(
@@ -108,7 +132,7 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
     storage = runtime.archive_storage
     assert isinstance(storage, PyVmomiArchiveStorage)
     deployment_id = app.deploy(configuration_id, "int", actor="bench").value.id
-    runtime.catch_up()
+    settle(runtime, lambda: app.deployment(deployment_id).state in ("deployed", "failed"), "deploy")
     deployment = app.deployment(deployment_id)
     assert deployment.state == "deployed", deployment.failure
     local = Path(next(ds.info.url for ds in storage._datacenter().datastore if ds.name == "LocalDS_0"))
@@ -122,16 +146,23 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
         http = baseline(storage, vm_ids, f"{run}c", PARALLEL, small_by_http=True)
         started = time.perf_counter()
         archive_id = app.archive_now(deployment_id, actor="bench").value.id
-        runtime.catch_up()
+        if WORKERS:
+            settle(runtime, lambda: app.archive(archive_id).state in ("complete", "failed"), "archive")
+        else:
+            runtime.catch_up()
         archived = time.perf_counter() - started
         archive = app.archive(archive_id)
         assert archive.state == "complete", archive.failure
         app.undeploy(deployment_id, actor="bench")
-        runtime.catch_up()
+        settle(runtime, lambda: app.deployment(deployment_id).state in ("undeployed", "failed"), "undeploy")
         started = time.perf_counter()
         app.restore_archive(archive_id, "test", False, actor="bench")
-        runtime.catch_up()
-        runtime.catch_up()
+
+        def restore_over() -> bool:
+            restores = app.archive(archive_id).restores.values()
+            return any(r["state"] in ("restored", "failed") for r in restores)
+
+        settle(runtime, restore_over, "restore")
         restored = time.perf_counter() - started
         restore = next(iter(app.archive(archive_id).restores.values()))
         assert restore["state"] == "restored", restore["failure"]
@@ -158,7 +189,10 @@ def main() -> None:
         "--no-small-files", action="store_true",
         help="every file by a CopyDatastoreFile_Task, none through the HTTP file access (what that route gives)",
     )  # fmt: skip
+    parser.add_argument("--workers", action="store_true", help="the runtime's worker threads, as the server runs")
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     if args.no_small_files:
         archive_copies.SMALL_FILE = -1
     work = Path(tempfile.mkdtemp(prefix="sk-bench-archive-"))
@@ -174,6 +208,8 @@ def main() -> None:
             app = runtime.app
             app.import_templates(None, True, actor="bench")
             service_id = app.register_service("bench", "", stages("int", "test"), actor="bench").value.id
+            if WORKERS:
+                runtime.start_workers()
             runs = [
                 one_run(runtime, sim, service_id, args.disk_mib, args.copy_ms, i, sequential=i == 0)
                 for i in range(args.runs)
@@ -201,9 +237,9 @@ def main() -> None:
                 with (local / vm["vm_name"] / "vmware.log").open("ab") as log:
                     log.write(f"archive {i}\n".encode())
                 next_id = app.archive_now(restored_id, actor="bench").value.id
-                runtime.catch_up()
+                settle(runtime, lambda: app.archive(next_id).state in ("complete", "failed"), "archive")  # noqa: B023
                 app.move_archive(next_id, tier, actor="bench")
-                runtime.catch_up()
+                settle(runtime, lambda: app.archive(next_id).moving is None, "move")  # noqa: B023
                 assert app.archive(next_id).tier == tier, app.archive(next_id).move_failure
             if args.archives:
                 logical, stored = runtime.file_tiers[tier].stats()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
+from domain.ports import PoolStatus
 from tests.e2e.conftest import AUTH
 from tests.e2e.test_api import setup_service, wait_state
 from tests.fencing import fenced_stage
@@ -125,6 +127,13 @@ def test_hostile_capture_input_is_a_4xx_naming_the_field(client: TestClient, run
 def test_a_folder_or_pool_without_vms_is_a_422_naming_it(client: TestClient, runtime: Runtime) -> None:
     service = setup_service(client)
     existing(runtime)
+    # The stage's pool is made by the process manager after the service is registered: until then
+    # the capture is rightly a 404 naming it (seen on a loaded machine).
+    vcenter, pool = runtime.vcenter, f"{ROOT_POOL}/prod-pool"
+    assert isinstance(vcenter, SimulatedVCenter)
+    deadline = time.monotonic() + 60
+    while vcenter.inspect_pool(pool) != PoolStatus.EXISTS and time.monotonic() < deadline:
+        time.sleep(0.02)
     response = capture(client, service, {"configuration": "erp", "resource_pool": f"{ROOT_POOL}/prod-pool"})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "resource_pool"
