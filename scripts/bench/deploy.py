@@ -7,7 +7,9 @@ Stagekeeper also records every step as events in PostgreSQL, claims IPs and MACs
 (vcsim ignoring a clone's host) moves each VM to its chosen host. vcsim adds a fixed delay to
 clones and power-ons so vCenter time dominates, as on a real vCenter. Prints both wall times and their ratio.
 Runs alternate (plain, Stagekeeper, plain, ...) so both see the same machine load; each pair gives a
-ratio, and min/median/max of the ratios are printed.
+ratio, and min/median/max of the ratios are printed. Stagekeeper's time runs until its process
+manager has nothing left to do (verification after `Deployed` included); the time until `Deployed`
+was decided (that event's own time) is printed beside it.
 Goal (issue 15): Stagekeeper within 1.15x of the plain script, steady over 5 runs.
 Usage: .venv/bin/python -m scripts.bench.deploy [--runs 5] [--machines 20] [--clone-ms 200]
 """
@@ -82,6 +84,9 @@ def plain_script(sim: Vcsim, machines: int) -> float:
     return elapsed
 
 
+TO_DEPLOYED: list[float] = []  # each run's time until `Deployed` was decided
+
+
 def stagekeeper(sim: Vcsim, url: str, machines: int, run: int) -> float:
     settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)
     runtime = Runtime(settings, vcenter=sim.driver())
@@ -100,13 +105,18 @@ def stagekeeper(sim: Vcsim, url: str, machines: int, run: int) -> float:
             service.id, "bench", "", [{"name": "VM Network"}], specs, actor="bench"
         ).value
         runtime.catch_up()  # the stage pool is created before timing starts
-        started = time.perf_counter()
+        wall, started = time.time(), time.perf_counter()
         deployment = app.deploy(configuration.id, "int", actor="bench").value
         runtime.process_follower.catch_up()
         elapsed = time.perf_counter() - started
         state = app.deployment(deployment.id).state
         assert state == "deployed", app.deployment(deployment.id).failure
         assert len(runtime.vcenter.find_vms(deployment.id)) == machines
+        # When `Deployed` was decided (the event's own time, written in the same write): what a
+        # user sees as the end of the deploy; the process manager's work after it (verification)
+        # is in `elapsed`.
+        [deployed] = [e for e in app.repository.event_store.get(deployment.id) if type(e).__name__ == "Deployed"]
+        TO_DEPLOYED.append(deployed.timestamp.timestamp() - wall)
         return elapsed
     finally:
         runtime.close()
@@ -139,6 +149,12 @@ def main() -> None:
     print(
         f"ratio Stagekeeper / plain over {args.runs} runs: min {min(ratios):.2f}x, "
         f"median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x (goal <= 1.15x, every run)"
+    )
+    to_deployed = [d / p for d, p in zip(TO_DEPLOYED, plain, strict=True)]
+    print(
+        f"until Deployed was decided (without the verification after it): "
+        f"{', '.join(f'{t:.2f}s' for t in TO_DEPLOYED)}; ratio min {min(to_deployed):.2f}x, "
+        f"median {statistics.median(to_deployed):.2f}x, max {max(to_deployed):.2f}x"
     )
 
 
