@@ -42,6 +42,7 @@ from domain.ports import (
     VmLocation,
 )
 
+CLONED_PROPERTIES = ["runtime.host", "datastore", "config.hardware.device"]  # read once after a clone
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
 POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
@@ -314,21 +315,25 @@ class PyVmomiDriver:
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        # Tagged, and read (where it landed, its devices), while vCenter resizes it: calls that need
-        # not wait for each other; all are done before the clone is reported, as before.
+        # Tagged while vCenter resizes it (calls that need not wait for each other); both are done
+        # before the clone is reported, as before.
         tagging = self._side.submit(self._tag, vm, spec.deployment_id, spec.machine)
-        reading = self._side.submit(self._read_cloned, vm)
         try:
             if sizing is None or sizing != (spec.cpus, spec.memory_mib):
                 # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
-                # A copy of a VM already sized so needs none.
+                # A copy of a VM already sized so needs none. Where the clone landed and its devices
+                # come with the look that finds the resize done.
                 config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-                self.session.wait(
-                    self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+                task = self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config))
+                _, landed = self.session.wait_reading(task, f"resize of {spec.vm_name}", vm, CLONED_PROPERTIES)
+            else:
+                landed = self.session.call(
+                    f"read new VM {vm._moId}", lambda: inventory.properties_of(content, vm, CLONED_PROPERTIES)
                 )
         finally:
             tagging.result()
-            reading.result()
+        self._landed[vm._moId] = landed
+        self._cloned_devices[vm._moId] = list(landed.get("config.hardware.device") or [])
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -337,12 +342,6 @@ class PyVmomiDriver:
             vm_id=vm._moId, name=spec.vm_name, resource_pool=spec.resource_pool, powered_on=False,
             deployment_id=spec.deployment_id, machine=spec.machine, cpus=spec.cpus, memory_mib=spec.memory_mib,
         )  # fmt: skip
-
-    def _read_cloned(self, vm: Any) -> None:
-        read = ["runtime.host", "datastore", "config.hardware.device"]
-        props = self.session.call(f"read new VM {vm._moId}", lambda: inventory.properties_of(self._content, vm, read))
-        self._landed[vm._moId] = props
-        self._cloned_devices[vm._moId] = list(props.get("config.hardware.device") or [])
 
     def _drop_cloned(self, vm_id: str) -> None:
         self._landed.pop(vm_id, None)
@@ -450,11 +449,16 @@ class PyVmomiDriver:
         self._nic_count.pop(vm_id, None)  # a machine that is not customised (a fenced copy) leaves it
         self._drop_cloned(vm_id)
         try:
-            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+            task = self.session.call("power on", vm.PowerOnVM_Task)
+            # The VM as the power-on left it comes with the look that finds the task done.
+            _, props = self.session.wait_reading(task, f"power-on of {vm_id}", vm, inventory.VM_PROPERTIES)
         except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
-        return self._read(vm_id)
+            return self._read(vm_id)
+        return self.session.call(
+            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")))
+        )
 
     def power_off(self, vm_id: str) -> None:
         vm = self._vm(vm_id)

@@ -43,7 +43,7 @@ def child_pool(pool: Any, name: str) -> Any | None:
     return next((p for p in pool.resourcePool if p.name == name), None)
 
 
-def _check_session(item: Any) -> None:
+def check_session(item: Any) -> None:
     """Raise the NotAuthenticated a property read reports in `missingSet` (vcsim answers an expired
     session that way instead of with a fault), so the session logs in again rather than reading an
     inventory with no properties."""
@@ -87,7 +87,7 @@ def retrieve_kinds(content: Any, wanted: dict[type, list[str]]) -> dict[type, li
         found: dict[type, list[tuple[Any, dict[str, Any]]]] = {kind: [] for kind in wanted}
         while result is not None:
             for item in result.objects:
-                _check_session(item)
+                check_session(item)
                 props = {p.name: p.val for p in item.propSet}
                 for kind, properties in wanted.items():
                     if isinstance(item.obj, kind):
@@ -110,7 +110,7 @@ def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, An
     result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
     if result is None or not result.objects:
         raise vmodl.fault.ManagedObjectNotFound(obj=obj)
-    _check_session(result.objects[0])
+    check_session(result.objects[0])
     return {p.name: p.val for p in result.objects[0].propSet}
 
 
