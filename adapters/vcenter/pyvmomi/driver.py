@@ -257,9 +257,13 @@ class PyVmomiDriver:
                     f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
                 )
             with self._cache_lock:
-                # Found (or made) just now: a deploy's clones into it need not walk to it again.
+                # Found (or made) just now: a deploy's clones into it need not walk to it again,
+                # nor find the folder they go in (the deploy asks for its pool before its clones).
                 self._pools[path] = pool
                 self._paths = {**self._paths, pool._moId: path}
+                dc = self._datacenters.get(path.strip("/").split("/")[0])
+                if dc is not None and dc._moId not in self._vm_folders:
+                    self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
