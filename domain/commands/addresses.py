@@ -14,18 +14,26 @@ undeploy releases whichever of the two the machine holds.
 from __future__ import annotations
 
 import ipaddress
-from functools import partial
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from domain.addressing import candidate_ips, candidate_macs
 from domain.application import Outcome, StagekeeperApplication
 from domain.commands import fencing
 from domain.deployment import Deployment
-from domain.errors import AddressExhaustedError, ConflictError
+from domain.errors import (
+    AddressExhaustedError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationError,
+)
 from domain.names import NameClaim
 from domain.service import Service
 
@@ -33,26 +41,58 @@ IP_CLAIMS = "ip"
 MAC_CLAIMS = "mac"
 IPV4_SCOPE = "ipv4"
 _LEGACY_PREFIXES = range(31)  # pools were /30 or larger
+# What a step may refuse only because the deployment in hand is older than the stored one.
+STALE_REFUSALS = (ConflictError, NotFoundError, PreconditionFailedError, ValidationError)
 
 
 class AddressCommands(StagekeeperApplication):
-    def assign_addresses(self, deployment_id: UUID, actor: str) -> None:
-        """Give every machine of the deployment its addresses, in one write (idempotent)."""
-        self.retrying(partial(self._assign_all, deployment_id, actor))
+    def assign_addresses(
+        self,
+        deployment_id: UUID,
+        actor: str,
+        in_hand: Deployment | None = None,
+        before: Callable[[Deployment], None] | None = None,
+        after: Callable[[Deployment], None] | None = None,
+    ) -> Deployment:
+        """Give every machine of the deployment its addresses, in one write (idempotent); the
+        deployment as written. `before` / `after`: steps of the deployment decided together with
+        its addresses (starting provisioning; recording where the machines go), saved in the same
+        write. `in_hand`: the deployment as the caller last wrote it, tried first without reading it
+        again; a stale one loses the version race (or is refused) and the write is decided again on
+        a fresh read, as in record_step."""
+        if in_hand is not None and not in_hand.pending_events:
+            try:
+                return self._assign_all(in_hand, actor, before, after).value
+            except (IntegrityError, *STALE_REFUSALS):
+                pass  # stale: decided again below, on the deployment as it is stored now
 
-    def _assign_all(self, deployment_id: UUID, actor: str) -> Outcome[None]:
-        deployment = self.load(Deployment, deployment_id, "deployment")
+        def attempt() -> Outcome[Deployment]:
+            return self._assign_all(self.load(Deployment, deployment_id, "deployment"), actor, before, after)
+
+        return self.retrying(attempt).value
+
+    def _assign_all(
+        self,
+        deployment: Deployment,
+        actor: str,
+        before: Callable[[Deployment], None] | None = None,
+        after: Callable[[Deployment], None] | None = None,
+    ) -> Outcome[Deployment]:
+        if before is not None:
+            before(deployment)
         service = self.load(Service, deployment.service_id, "service")
         claims: list[NameClaim] = []
         taken: set[tuple[str, str, str]] = set()  # claimed earlier in this same write
         if deployment.fence is not None:
             claims.extend(self._assign_fenced(deployment, service, actor, taken))
-            return Outcome(None, self.commit(deployment, *claims))
-        pending = [m["name"] for m in deployment.machines if m.get("addressing") is None]
-        absent = self._absent_first_candidates(deployment, service, pending)
-        for name in pending:
-            claims.extend(self._assign(deployment, service, name, actor, taken, absent))
-        return Outcome(None, self.commit(deployment, *claims))
+        else:
+            pending = [m["name"] for m in deployment.machines if m.get("addressing") is None]
+            absent = self._absent_first_candidates(deployment, service, pending)
+            for name in pending:
+                claims.extend(self._assign(deployment, service, name, actor, taken, absent))
+        if after is not None:
+            after(deployment)
+        return Outcome(deployment, self.commit(deployment, *claims))
 
     def _absent_first_candidates(self, deployment: Deployment, service: Service, names: list[str]) -> set[UUID]:
         """Of the claims each machine tries first (its first IP of the first pool, with the legacy
@@ -69,7 +109,7 @@ class AddressCommands(StagekeeperApplication):
                 ip = next(iter(candidate_ips(pools[0], f"{deployment.id}/{name}")), None)
                 if ip is not None:
                     ids.append(NameClaim.id_for(IP_CLAIMS, IPV4_SCOPE, ip))
-                    ids.extend(NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in _legacy_scopes(ip))
+                    ids.extend(claim_id for _, claim_id in _legacy_claims(ip))
             for index, nic in enumerate(spec["nics"]):
                 mac = next(iter(candidate_macs(f"{deployment.id}/{name}/{index}")), None)
                 if mac is not None:
@@ -130,12 +170,12 @@ class AddressCommands(StagekeeperApplication):
         """Whether another machine holds `ip` by a claim scoped by its pool's CIDR (older stores).
         Only asked while the address has no claim of its own: once one exists, it was written after
         this check found no live old claim, and old-scope claims are never written any more."""
-        scopes = _legacy_scopes(ip)
-        if all(NameClaim.id_for(IP_CLAIMS, scope, ip) in absent for scope in scopes):
+        legacy = _legacy_claims(ip)
+        if all(claim_id in absent for _, claim_id in legacy):
             return False  # read already, in the same attempt: none exists
-        present = self.existing([NameClaim.id_for(IP_CLAIMS, scope, ip) for scope in scopes])
-        for scope in scopes:
-            if NameClaim.id_for(IP_CLAIMS, scope, ip) not in present:
+        present = self.existing([claim_id for _, claim_id in legacy])
+        for scope, claim_id in legacy:
+            if claim_id not in present:
                 continue  # one read for all of them: nearly always none exists
             claim = _find_claim(self, IP_CLAIMS, scope, ip)
             if claim is not None and claim.owner_id is not None and claim.owner_id != owner:
@@ -222,6 +262,13 @@ def _find_claim(app: StagekeeperApplication, kind: str, scope: str, name: str) -
         return None
     assert isinstance(claim, NameClaim)
     return claim
+
+
+@lru_cache(maxsize=4096)
+def _legacy_claims(ip: str) -> tuple[tuple[str, UUID], ...]:
+    """(scope, claim id) of every CIDR-scoped claim that could hold `ip` in an older store. Asked
+    twice an address in a deploy's addresses' write (31 uuid5 each, its main CPU cost): kept."""
+    return tuple((scope, NameClaim.id_for(IP_CLAIMS, scope, ip)) for scope in _legacy_scopes(ip))
 
 
 def _legacy_scopes(ip: str) -> list[str]:

@@ -14,17 +14,14 @@ from domain import governance, linkedcopies, quotas
 from domain.application import Outcome, StagekeeperApplication
 from domain.capture import check_deployable_from_templates
 from domain.commands import fencing, swaps
-from domain.commands.addresses import ip_releases
+from domain.commands.addresses import STALE_REFUSALS, ip_releases
 from domain.commands.capture_claims import vm_releases
 from domain.commands.leases import start_lease
 from domain.commands.media import check_deployable_media
 from domain.configuration import Configuration
 from domain.deployment import DEPLOYED, UNDEPLOYED, Deployment
 from domain.errors import (
-    ConflictError,
     InvalidTransitionError,
-    NotFoundError,
-    PreconditionFailedError,
     ValidationError,
 )
 from domain.names import NameClaim
@@ -33,8 +30,6 @@ from domain.text import check_reason, check_text
 from domain.values import MAX_NAME, MAX_TEMPLATE_NAME, check_version_number
 
 MAX_SNAPSHOT_NAME = MAX_TEMPLATE_NAME  # vSphere's limit for a snapshot name
-# What a step may refuse only because the deployment in hand is older than the stored one.
-STALE_REFUSALS = (ConflictError, NotFoundError, PreconditionFailedError, ValidationError)
 
 
 class DeploymentCommands(StagekeeperApplication):

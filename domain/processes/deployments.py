@@ -201,10 +201,8 @@ class DeploymentProcess:
     def _drive(self, deployment_id: UUID, together: bool = False) -> None:
         # Each pass makes progress or meets a state changed by a user; a deployment that keeps
         # refusing the same step is a bug, raised (and retried with backoff) rather than spun on.
-        carried: Deployment | None = None  # our own last write, when the next pass may start from it
         for _ in range(MAX_PASSES):
-            deployment = carried if carried is not None else self.app.deployment(deployment_id)
-            carried = None
+            deployment = self.app.deployment(deployment_id)
             try:
                 if deployment.untagged_machines():  # captured VMs: tagged before anything else
                     tag_captured(self, deployment, ACTOR)
@@ -218,11 +216,8 @@ class DeploymentProcess:
                 if deployment.state == REQUESTED and together and deployment.copy_of is not None:
                     self._drive_copies(deployment)
                     return
-                if deployment.state == REQUESTED:
-                    # Provisioning reads the deployment again where it matters (its addresses' write).
-                    started = partial(Deployment.start_provisioning, actor=ACTOR)
-                    carried = self.app.record_step(deployment_id, started, in_hand=deployment).value
-                elif deployment.state == PROVISIONING:
+                if deployment.state in (REQUESTED, PROVISIONING):
+                    # A requested deployment starts provisioning in its addresses' write.
                     written = self._provision(deployment)
                     if written is not None and written.state == DEPLOYED:
                         # At rest as this pass left it; a later change of it (an undeploy, a
@@ -247,14 +242,21 @@ class DeploymentProcess:
     def _provision(self, deployment: Deployment) -> Deployment | None:
         """Build what is missing; the deployment as this pass last wrote it (None: not known)."""
         try:
-            # vCenter's side (the stage's pool, the inventory placement chooses from) is read while
-            # the addresses are written: neither waits for the other.
+            # vCenter's side (the stage's pool, the inventory placement chooses from, and its
+            # choices) is read while the addresses are decided: neither waits for the other. What
+            # is decided before the first clone is one write: provisioning started (a requested
+            # deployment), the addresses, and where the machines go (MachinePlaced).
+            machines = [dict(m) for m in deployment.machines]  # as they are now: `deployment` changes
             with ThreadPoolExecutor(1, thread_name_prefix="sk-prepare") as early:
-                prepared = early.submit(self._prepare_vcenter, deployment)
-                self.app.assign_addresses(deployment.id, ACTOR)
-                deployment = self.app.deployment(deployment.id)
+                prepared = early.submit(self._prepare_vcenter, deployment, machines)
+                start = partial(Deployment.start_provisioning, actor=ACTOR) if deployment.state == REQUESTED else None
+                deployment = self.app.assign_addresses(
+                    deployment.id, ACTOR, in_hand=deployment, before=start,
+                    after=lambda d: self.placement.record_choices(d, prepared.result()),
+                )  # fmt: skip
                 clusters = prepared.result()
-            deployment = self.placement.place_pending(deployment, clusters)  # MachinePlaced, before any clone
+            # Nothing left to place, unless the machines to place changed since they were chosen.
+            deployment = self.placement.place_pending(deployment, clusters)
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
@@ -325,10 +327,11 @@ class DeploymentProcess:
                 raise failure
         return held
 
-    def _prepare_vcenter(self, deployment: Deployment) -> Prepared | None:
-        """The stage's pool made sure of, and what placement reads when a machine has no place yet."""
+    def _prepare_vcenter(self, deployment: Deployment, machines: list[dict[str, Any]]) -> Prepared | None:
+        """The stage's pool made sure of, what placement reads when a machine has no place yet, and
+        its choices for them (`machines`: the deployment's, copied when this was asked)."""
         self.vcenter.ensure_pool(deployment.resource_pool)
-        return self.placement.inventory_for(deployment)
+        return self.placement.inventory_for(deployment, machines, choose=True)
 
     def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
         spec = machine["spec"]
@@ -391,7 +394,14 @@ class DeploymentProcess:
             self.fences.tear_down(self.app.deployment(deployment_id))
         except VCENTER_FAULTS as fault:
             cleanup_error = f" (cleanup also failed: {fault.message})"
-        self.app.record_step(deployment_id, lambda d: d.record_failure(reason + cleanup_error, ACTOR))
+
+        def fail(d: Deployment) -> None:
+            if d.state == REQUESTED:
+                # Failed before its first write (which starts provisioning): as if started, then failed.
+                d.start_provisioning(ACTOR)
+            d.record_failure(reason + cleanup_error, ACTOR)
+
+        self.app.record_step(deployment_id, fail)
 
     def _destroy_all(self, deployment_id: UUID) -> list[str]:
         vms = self.vcenter.find_vms(deployment_id)

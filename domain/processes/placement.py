@@ -15,7 +15,7 @@ from domain.deployment import DEPLOYED, Deployment
 from domain.errors import VCenterFaultError
 from domain.governance import stop_line
 from domain.paths import PoolPath
-from domain.placement import Need, Placed, need_of, place
+from domain.placement import Choice, Need, Placed, need_of, place
 from domain.ports import ClusterCapacity, DrsRecommendation, VCenterDriver, VmInfo
 from domain.stagekeeper import Stagekeeper
 
@@ -38,10 +38,13 @@ def stage_pools(app: Stagekeeper, deployment: Deployment) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """What a placement pass reads from vCenter before it chooses."""
+    """What a placement pass reads from vCenter before it chooses; with `choices` when it chose
+    already, for the machines named in `pending` (those without a place when it read them)."""
 
     inventory: list[ClusterCapacity]
     answers: dict[tuple[str, int, int], DrsRecommendation | None]
+    choices: tuple[Choice, ...] | None = None
+    pending: frozenset[str] = frozenset()
 
 
 def unplaced(deployment: Deployment) -> list[dict[str, Any]]:
@@ -49,9 +52,9 @@ def unplaced(deployment: Deployment) -> list[dict[str, Any]]:
     return [m for m in deployment.machines if m["state"] != "provisioned" and m.get("placement") is None]
 
 
-def placed_of(deployment: Deployment) -> list[Placed]:
+def placed_of(deployment: Deployment, machines: list[dict[str, Any]] | None = None) -> list[Placed]:
     found = []
-    for machine in deployment.machines:
+    for machine in deployment.machines if machines is None else machines:
         placement = machine.get("placement")
         if placement is not None and placement.get("cluster"):
             need = need_of(machine["spec"])
@@ -87,11 +90,17 @@ class PlacementSteps:
 
         return ask
 
-    def inventory_for(self, deployment: Deployment) -> Prepared | None:
+    def inventory_for(
+        self, deployment: Deployment, machines: list[dict[str, Any]] | None = None, choose: bool = False
+    ) -> Prepared | None:
         """vCenter's inventory for placing the deployment's machines, with DRS's answers for its own
         cluster and each machine size (None: every machine has a place). Nothing in it depends on
-        the event store: it is read while the deployment's addresses are written."""
-        pending = unplaced(deployment)
+        the event store's writes: it is read while the deployment's addresses are written.
+        `machines`: the deployment's machines as they were when this was asked (a copy: the
+        deployment itself may change meanwhile); `choose`: also choose their places (`choices`),
+        to be recorded in the addresses' write (record_choices)."""
+        machines = deployment.machines if machines is None else machines
+        pending = [m for m in machines if m["state"] != "provisioned" and m.get("placement") is None]
         if not pending:
             return None
         main = PoolPath.parse(deployment.resource_pool)
@@ -102,7 +111,42 @@ class PlacementSteps:
             if cluster.name == main.cluster and cluster.drs and cluster.hosts:
                 for need in {(n.cpus, n.memory_mib): n for n in map(need_of, (m["spec"] for m in pending))}.values():
                     ask(cluster, need)
-        return Prepared(inventory, answers)
+        prepared = Prepared(inventory, answers)
+        if not choose:
+            return prepared
+        choices = self._choose(deployment, pending, placed_of(deployment, machines), prepared)
+        names = frozenset(m["name"] for m in pending)
+        return dataclasses.replace(prepared, choices=None if choices is None else tuple(choices), pending=names)
+
+    def _choose(
+        self, deployment: Deployment, pending: list[dict[str, Any]], placed: list[Placed], prepared: Prepared
+    ) -> list[Choice] | None:
+        """Places for `pending` (None: a datacenter whose clusters report no hosts, left to
+        vCenter), the pools they need made sure of."""
+        pools = stage_pools(self.app, deployment)
+        datacenter = PoolPath.parse(deployment.resource_pool).datacenter
+        clusters = [c for c in prepared.inventory if c.name in pools and c.hosts]
+        if not clusters:
+            return None
+        clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
+        choices = place(
+            [need_of(m["spec"]) for m in pending], clusters, pools, placed,
+            self.app.placement_margin_percent, self.drs(datacenter, prepared.answers),
+        )  # fmt: skip
+        for pool in sorted({c.resource_pool for c in choices} - {deployment.resource_pool}):
+            self.vcenter.ensure_pool(pool)
+        return choices
+
+    @staticmethod
+    def record_choices(deployment: Deployment, prepared: Prepared | None) -> None:
+        """Record the places `prepared` chose (inventory_for with choose), when the machines still
+        without one are those it chose for; otherwise nothing (place_pending chooses again)."""
+        if prepared is None or prepared.choices is None:
+            return
+        if frozenset(m["name"] for m in unplaced(deployment)) != prepared.pending:
+            return
+        for choice in prepared.choices:
+            deployment.record_placement(choice.machine, choice.to_dict(), ACTOR)
 
     def place_pending(self, deployment: Deployment, prepared: Prepared | None = None) -> Deployment:
         """Record MachinePlaced for every machine still to build that has no place yet (one write);
@@ -111,20 +155,12 @@ class PlacementSteps:
         pending = unplaced(deployment)
         if not pending:
             return deployment
-        pools = stage_pools(self.app, deployment)
-        datacenter = PoolPath.parse(deployment.resource_pool).datacenter
         if prepared is None:
+            datacenter = PoolPath.parse(deployment.resource_pool).datacenter
             prepared = Prepared(self.vcenter.placement_inventory(datacenter), {})
-        clusters = [c for c in prepared.inventory if c.name in pools and c.hosts]
-        if not clusters:
+        choices = self._choose(deployment, pending, placed_of(deployment), prepared)
+        if choices is None:
             return deployment
-        clusters = [without_archive_tiers(c, self.app.archive_tiers) for c in clusters]
-        choices = place(
-            [need_of(m["spec"]) for m in pending], clusters, pools, placed_of(deployment),
-            self.app.placement_margin_percent, self.drs(datacenter, prepared.answers),
-        )  # fmt: skip
-        for pool in sorted({c.resource_pool for c in choices} - {deployment.resource_pool}):
-            self.vcenter.ensure_pool(pool)
 
         def record(d: Deployment) -> None:
             for choice in choices:

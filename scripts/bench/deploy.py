@@ -11,7 +11,10 @@ ratio, and min/median/max of the ratios are printed. Stagekeeper's time runs unt
 manager has nothing left to do (verification after `Deployed` included); the time until `Deployed`
 was decided (that event's own time) is printed beside it.
 Goal (issue 15): Stagekeeper within 1.15x of the plain script, steady over 5 runs.
-Usage: .venv/bin/python -m scripts.bench.deploy [--runs 5] [--machines 20] [--clone-ms 200]
+`--count` also counts, in each timed part, the vCenter calls (by method) and Stagekeeper's
+event-store writes: figures the machine's load does not change (the counting adds a little time to
+both sides).
+Usage: .venv/bin/python -m scripts.bench.deploy [--runs 5] [--machines 20] [--clone-ms 200] [--count]
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from pyVmomi import vim
+from pyVmomi.SoapAdapter import SoapStubAdapter
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
@@ -36,7 +45,58 @@ PARALLEL = 8
 POOL_PATH = "/DC0/host/DC0_C0/Resources"
 
 
-def plain_script(sim: Vcsim, machines: int) -> float:
+class Calls:
+    """vCenter calls (SOAP methods, by name) and event-store writes made while counting."""
+
+    def __init__(self) -> None:
+        self.methods: Counter[str] = Counter()
+        self.writes = 0
+        self._on = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        invoke = SoapStubAdapter.InvokeMethod
+        calls = self
+
+        def counted(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            if calls._on:
+                with calls._lock:
+                    calls.methods[info.wsdlName] += 1
+            return invoke(self, mo, info, args, outerStub)
+
+        SoapStubAdapter.InvokeMethod = counted
+        try:
+            yield
+        finally:
+            SoapStubAdapter.InvokeMethod = invoke
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False
+
+    def wrote(self, _: object) -> None:
+        if self._on:
+            self.writes += 1
+
+    def take(self) -> tuple[int, Counter[str], int]:
+        taken = (sum(self.methods.values()), self.methods, self.writes)
+        self.methods, self.writes = Counter(), 0
+        return taken
+
+
+def compared(plain: tuple[int, Counter[str], int], ours: tuple[int, Counter[str], int]) -> str:
+    """The calls Stagekeeper made more (or fewer) than the plain script, by method."""
+    methods = sorted(set(plain[1]) | set(ours[1]))
+    more = ", ".join(f"{m} {ours[1][m] - plain[1][m]:+d}" for m in methods if ours[1][m] != plain[1][m])
+    return f"vCenter calls plain {plain[0]}, Stagekeeper {ours[0]} ({more}); Stagekeeper's event-store writes {ours[2]}"
+
+
+def plain_script(sim: Vcsim, machines: int, calls: Calls | None = None) -> float:
     """What an administrator's own parallel pyvmomi script would do."""
     driver = sim.driver()
     session = driver.session
@@ -77,7 +137,7 @@ def plain_script(sim: Vcsim, machines: int) -> float:
         session.wait(vm.PowerOnVM_Task(), "power on")
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(PARALLEL) as pool_executor:
+    with (calls or Calls()).counting(), ThreadPoolExecutor(PARALLEL) as pool_executor:
         list(pool_executor.map(one, range(machines)))
     elapsed = time.perf_counter() - started
     driver.close()
@@ -87,7 +147,7 @@ def plain_script(sim: Vcsim, machines: int) -> float:
 TO_DEPLOYED: list[float] = []  # each run's time until `Deployed` was decided
 
 
-def stagekeeper(sim: Vcsim, url: str, machines: int, run: int) -> float:
+def stagekeeper(sim: Vcsim, url: str, machines: int, run: int, calls: Calls | None = None) -> float:
     settings = Settings(database_url=url, admin_password="bench", vcenter_parallel_tasks=PARALLEL)
     runtime = Runtime(settings, vcenter=sim.driver())
     try:
@@ -105,10 +165,13 @@ def stagekeeper(sim: Vcsim, url: str, machines: int, run: int) -> float:
             service.id, "bench", "", [{"name": "VM Network"}], specs, actor="bench"
         ).value
         runtime.catch_up()  # the stage pool is created before timing starts
-        wall, started = time.time(), time.perf_counter()
-        deployment = app.deploy(configuration.id, "int", actor="bench").value
-        runtime.process_follower.catch_up()
-        elapsed = time.perf_counter() - started
+        calls = calls or Calls()
+        app.on_commit(calls.wrote)
+        with calls.counting():
+            wall, started = time.time(), time.perf_counter()
+            deployment = app.deploy(configuration.id, "int", actor="bench").value
+            runtime.process_follower.catch_up()
+            elapsed = time.perf_counter() - started
         state = app.deployment(deployment.id).state
         assert state == "deployed", app.deployment(deployment.id).failure
         assert len(runtime.vcenter.find_vms(deployment.id)) == machines
@@ -128,7 +191,10 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=20)
     parser.add_argument("--clone-ms", type=int, default=200, help="vCenter time per clone")
     parser.add_argument("--power-ms", type=int, default=100, help="vCenter time per power-on")
+    parser.add_argument("--count", action="store_true", help="count vCenter calls and event-store writes")
     args = parser.parse_args()
+    calls = Calls() if args.count else None
+    counted: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, schema() as (_, url):
         sim = start(Path(tmp) / "vcsim.log")
         try:
@@ -137,9 +203,13 @@ def main() -> None:
             plain: list[float] = []
             ours: list[float] = []
             for run in range(args.runs):
-                plain.append(plain_script(sim, args.machines))
-                # Each run is a new service: its IP range must not overlap the previous run's.
-                ours.append(stagekeeper(sim, url, args.machines, run))
+                with calls.installed() if calls else nullcontext():
+                    plain.append(plain_script(sim, args.machines, calls))
+                    plain_calls = calls.take() if calls else None
+                    # Each run is a new service: its IP range must not overlap the previous run's.
+                    ours.append(stagekeeper(sim, url, args.machines, run, calls))
+                    if calls and plain_calls:
+                        counted.append(f"run {run}: {compared(plain_calls, calls.take())}")
         finally:
             sim.stop()
     ratios = [o / p for o, p in zip(ours, plain, strict=True)]
@@ -150,6 +220,8 @@ def main() -> None:
         f"ratio Stagekeeper / plain over {args.runs} runs: min {min(ratios):.2f}x, "
         f"median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x (goal <= 1.15x, every run)"
     )
+    for line in counted:
+        print(line)
     to_deployed = [d / p for d, p in zip(TO_DEPLOYED, plain, strict=True)]
     print(
         f"until Deployed was decided (without the verification after it): "

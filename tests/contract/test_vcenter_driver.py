@@ -262,9 +262,11 @@ def test_a_machine_costs_vcenter_its_own_round_trips_only(vcsim: Vcsim, monkeypa
         first, second = per_machine
         assert "CreateContainerView" not in first[: first.index("CloneVM_Task")]  # the template was known
         assert sorted(second) == sorted(
-            ["FindChild", "CloneVM_Task", "SetField", "SetField", "ReconfigVM_Task", "RetrievePropertiesEx",
-             "ReconfigVM_Task", "CustomizeVM_Task", "PowerOnVM_Task", "RetrievePropertiesEx"]
-            + ["Fetch"] * 5  # a task's state, once per task: each one is done when vcsim answers the call
+            ["FindChild", "CloneVM_Task", "SetField", "SetField", "ReconfigVM_Task",
+             "RetrievePropertiesEx",  # the resize's state, with where the clone landed and its devices
+             "ReconfigVM_Task", "CustomizeVM_Task", "PowerOnVM_Task",
+             "RetrievePropertiesEx"]  # the power-on's state, with the VM as it left it
+            + ["Fetch"] * 3  # the other tasks' state, once each: each is done when vcsim answers the call
             + ["Fetch"]  # the linked clone's snapshot of the template
         )  # fmt: skip
     finally:

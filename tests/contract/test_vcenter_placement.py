@@ -68,3 +68,27 @@ def test_a_vm_is_moved_to_another_host_of_its_cluster_and_read_back(driver: VCen
     driver.relocate_to_host(vm.vm_id, "DC0_C0_H0", "LocalDS_0")
     assert driver.vm_location(vm.vm_id).host == "DC0_C0_H0"
     driver.destroy(vm.vm_id)
+
+
+def test_drs_asked_after_reading_the_inventory_recommends_a_host_of_that_cluster(driver: VCenterDriver) -> None:
+    driver.placement_inventory("DC0")  # as a placement pass does, before it asks
+    advice = driver.recommend_placement("DC0", "DC0_C0", 2, 2048)
+    assert advice is not None
+    assert advice.host in {"DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"}
+    assert advice.datastore in (None, "LocalDS_0")
+
+
+def test_a_new_clone_moved_before_its_location_was_asked_is_read_where_it_went(driver: VCenterDriver) -> None:
+    """The driver may know where a clone landed from reading it right after the clone; a move
+    makes that stale."""
+    deployment = uuid4()
+    vm = driver.clone(
+        CloneSpec(
+            vm_name=f"sk-moved-{deployment.hex[:6]}", template="tpl-ubuntu-2404", resource_pool=ROOT, linked=False,
+            cpus=1, memory_mib=512, deployment_id=deployment, machine="web1", host="DC0_C0_H0",
+        )
+    )  # fmt: skip
+    for target in ("DC0_C0_H2", "DC0_C0_H1"):
+        driver.relocate_to_host(vm.vm_id, target, None)
+        assert driver.vm_location(vm.vm_id).host == target
+    driver.destroy(vm.vm_id)

@@ -42,6 +42,7 @@ from domain.ports import (
     VmLocation,
 )
 
+CLONED_PROPERTIES = ["runtime.host", "datastore", "config.hardware.device"]  # read once after a clone
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
 POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
@@ -77,6 +78,11 @@ class PyVmomiDriver:
         self._datacenter_of: dict[str, Any] = {}
         self._side = ThreadPoolExecutor(16, thread_name_prefix="sk-vcenter-side")  # calls beside a task
         self._nic_count: dict[str, int] = {}  # set_nics leaves exactly that many NICs: customize needs the count
+        # Read once right after a clone, while vCenter resizes it, for the steps that follow it:
+        # where it landed (taken by the first vm_location) and its devices (taken by the first
+        # set_nics). Anything that may change them drops them first (relocate, ISO, reconfigure).
+        self._landed: dict[str, dict[str, Any]] = {}
+        self._cloned_devices: dict[str, list[Any]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -168,6 +174,7 @@ class PyVmomiDriver:
         dc = inventory.datacenter(content, parts[0])
         if dc is None:
             return PoolStatus.UNKNOWN_DATACENTER, None, []
+        self._datacenters[parts[0]] = dc  # a clone into the pool needs it next
         compute = inventory.compute_resource(dc, parts[2]) if len(parts) > 2 else None
         if compute is None:
             return PoolStatus.UNKNOWN_CLUSTER, None, []
@@ -249,6 +256,14 @@ class PyVmomiDriver:
                 pool = self.session.call(
                     f"create pool {name}", partial(pool.CreateResourcePool, name, specs.pool_spec())
                 )
+            with self._cache_lock:
+                # Found (or made) just now: a deploy's clones into it need not walk to it again,
+                # nor find the folder they go in (the deploy asks for its pool before its clones).
+                self._pools[path] = pool
+                self._paths = {**self._paths, pool._moId: path}
+                dc = self._datacenters.get(path.strip("/").split("/")[0])
+                if dc is not None and dc._moId not in self._vm_folders:
+                    self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
             return bool(missing)
 
     def clone(self, spec: CloneSpec) -> VmInfo:
@@ -304,19 +319,25 @@ class PyVmomiDriver:
         except VCenterObjectNotFoundError:
             self._forget()  # a cached pool or template may be what vanished
             raise
-        # Tagged while vCenter resizes it (two calls that need not wait for each other); both are
-        # done before the clone is reported, as before.
+        # Tagged while vCenter resizes it (calls that need not wait for each other); both are done
+        # before the clone is reported, as before.
         tagging = self._side.submit(self._tag, vm, spec.deployment_id, spec.machine)
         try:
             if sizing is None or sizing != (spec.cpus, spec.memory_mib):
                 # vCenter ignores sizing inside some clone specs (vcsim ignores it always): reconfigure.
-                # A copy of a VM already sized so needs none.
+                # A copy of a VM already sized so needs none. Where the clone landed and its devices
+                # come with the look that finds the resize done.
                 config = vim.vm.ConfigSpec(numCPUs=spec.cpus, memoryMB=spec.memory_mib)
-                self.session.wait(
-                    self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config)), f"resize of {spec.vm_name}"
+                task = self.session.call("resize", lambda: vm.ReconfigVM_Task(spec=config))
+                _, landed = self.session.wait_reading(task, f"resize of {spec.vm_name}", vm, CLONED_PROPERTIES)
+            else:
+                landed = self.session.call(
+                    f"read new VM {vm._moId}", lambda: inventory.properties_of(content, vm, CLONED_PROPERTIES)
                 )
         finally:
             tagging.result()
+        self._landed[vm._moId] = landed
+        self._cloned_devices[vm._moId] = list(landed.get("config.hardware.device") or [])
         guest = self._template_guest.get(spec.template)
         if guest is not None:
             self._guest_of[vm._moId] = guest
@@ -325,6 +346,10 @@ class PyVmomiDriver:
             vm_id=vm._moId, name=spec.vm_name, resource_pool=spec.resource_pool, powered_on=False,
             deployment_id=spec.deployment_id, machine=spec.machine, cpus=spec.cpus, memory_mib=spec.memory_mib,
         )  # fmt: skip
+
+    def _drop_cloned(self, vm_id: str) -> None:
+        self._landed.pop(vm_id, None)
+        self._cloned_devices.pop(vm_id, None)
 
     def _tag(self, vm: Any, deployment_id: UUID, machine: str) -> None:
         keys = self._field_keys()
@@ -370,9 +395,15 @@ class PyVmomiDriver:
         vm = self._vm(vm_id)
         content = self._content
 
+        cloned = self._cloned_devices.pop(vm_id, None)  # as the clone left them, read beside its resize
+
         def plan() -> list[Any]:
-            props = inventory.properties_of(content, vm, ["config.hardware.device"])
-            devices = props.get("config.hardware.device") or []
+            if cloned is not None:
+                devices = cloned
+            else:
+                devices = (
+                    inventory.properties_of(content, vm, ["config.hardware.device"]).get("config.hardware.device") or []
+                )
             cards = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
             changes = []
             for i, nic in enumerate(nics):
@@ -420,12 +451,18 @@ class PyVmomiDriver:
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
         self._nic_count.pop(vm_id, None)  # a machine that is not customised (a fenced copy) leaves it
+        self._drop_cloned(vm_id)
         try:
-            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+            task = self.session.call("power on", vm.PowerOnVM_Task)
+            # The VM as the power-on left it comes with the look that finds the task done.
+            _, props = self.session.wait_reading(task, f"power-on of {vm_id}", vm, inventory.VM_PROPERTIES)
         except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
-        return self._read(vm_id)
+            return self._read(vm_id)
+        return self.session.call(
+            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")))
+        )
 
     def power_off(self, vm_id: str) -> None:
         vm = self._vm(vm_id)
@@ -440,6 +477,7 @@ class PyVmomiDriver:
 
     def destroy(self, vm_id: str) -> None:
         vm = self._vm(vm_id)
+        self._drop_cloned(vm_id)
         try:
             task = self.session.call("destroy", vm.Destroy_Task)
             self.session.wait(task, f"destruction of {vm_id}")
@@ -648,6 +686,7 @@ class PyVmomiDriver:
 
     def reconfigure(self, vm_id: str, cpus: int, memory_mib: int, disks_gib: tuple[int, ...]) -> None:
         vm = self._vm(vm_id)
+        self._drop_cloned(vm_id)
         content = self._content
 
         def plan() -> Any:
@@ -680,10 +719,11 @@ class PyVmomiDriver:
         return self.placement.recommend(datacenter, cluster, cpus, memory_mib)
 
     def relocate_to_host(self, vm_id: str, host: str, datastore: str | None) -> None:
+        self._landed.pop(vm_id, None)
         self.placement.relocate(self._vm(vm_id), host, datastore)
 
     def vm_location(self, vm_id: str) -> VmLocation:
-        return self.placement.location(self._vm(vm_id))
+        return self.placement.location(self._vm(vm_id), self._landed.pop(vm_id, None))
 
     # -- datastore files (the DatastoreFiles port: adapters/vcenter/pyvmomi/datastore.py) --------
     def upload_file(self, datacenter: str, datastore: str, path: str, chunks: Iterable[bytes], size: int) -> None:
@@ -696,6 +736,7 @@ class PyVmomiDriver:
         return self.datastores.search_datastore(datacenter, datastore, folder, pattern)
 
     def attach_iso(self, vm_id: str, datastore_path: str) -> None:
+        self._cloned_devices.pop(vm_id, None)
         self.datastores.attach_iso(self._vm(vm_id), vm_id, datastore_path)
 
     def vm_isos(self, vm_id: str) -> list[str]:

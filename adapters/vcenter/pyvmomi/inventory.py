@@ -43,7 +43,7 @@ def child_pool(pool: Any, name: str) -> Any | None:
     return next((p for p in pool.resourcePool if p.name == name), None)
 
 
-def _check_session(item: Any) -> None:
+def check_session(item: Any) -> None:
     """Raise the NotAuthenticated a property read reports in `missingSet` (vcsim answers an expired
     session that way instead of with a fault), so the session logs in again rather than reading an
     inventory with no properties."""
@@ -55,7 +55,14 @@ def _check_session(item: Any) -> None:
 
 def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any, dict[str, Any]]]:
     """(object, {property: value}) for every object of `kind`, in one property-collector call per page."""
-    view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
+    return retrieve_kinds(content, {kind: properties})[kind]
+
+
+def retrieve_kinds(content: Any, wanted: dict[type, list[str]]) -> dict[type, list[tuple[Any, dict[str, Any]]]]:
+    """Several kinds of objects in one property-collector call (per page): {kind: [(object,
+    {property: value})]}. An object is listed under each wanted kind it is an instance of (a
+    cluster is also a ComputeResource), as separate calls per kind would list it."""
+    view = content.viewManager.CreateContainerView(content.rootFolder, list(wanted), True)
     try:
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[
@@ -69,16 +76,23 @@ def retrieve(content: Any, kind: type, properties: list[str]) -> list[tuple[Any,
                     ],
                 )
             ],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)],
+            propSet=[
+                vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=properties)
+                for kind, properties in wanted.items()
+            ],
         )
         collector = content.propertyCollector
         options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1000)
         result = collector.RetrievePropertiesEx([spec], options)
-        found: list[tuple[Any, dict[str, Any]]] = []
+        found: dict[type, list[tuple[Any, dict[str, Any]]]] = {kind: [] for kind in wanted}
         while result is not None:
             for item in result.objects:
-                _check_session(item)
-                found.append((item.obj, {p.name: p.val for p in item.propSet}))
+                check_session(item)
+                props = {p.name: p.val for p in item.propSet}
+                for kind, properties in wanted.items():
+                    if isinstance(item.obj, kind):
+                        # Only the properties asked for that kind (a subclass gets its parent's too).
+                        found[kind].append((item.obj, {k: v for k, v in props.items() if k in properties}))
             if not result.token:
                 break
             result = collector.ContinueRetrievePropertiesEx(result.token)
@@ -96,7 +110,7 @@ def properties_of(content: Any, obj: Any, properties: list[str]) -> dict[str, An
     result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
     if result is None or not result.objects:
         raise vmodl.fault.ManagedObjectNotFound(obj=obj)
-    _check_session(result.objects[0])
+    check_session(result.objects[0])
     return {p.name: p.val for p in result.objects[0].propSet}
 
 

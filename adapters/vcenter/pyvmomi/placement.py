@@ -43,11 +43,15 @@ class Placement:
         self._lock = threading.Lock()
         self._objects: dict[type, dict[str, Any]] = {}
         self._names: dict[str, str] = {}
+        # (datacenter, compute resource name) -> (its object, hosts, datastores), as the last
+        # inventory read found them: DRS is asked about the cluster the pass just read.
+        self._members: dict[tuple[str, str], tuple[Any, list[Any], list[Any]]] = {}
 
     def forget(self) -> None:
         with self._lock:
             self._objects.clear()
             self._names.clear()
+            self._members = {}
 
     def _known(self, kind: type, refresh: bool) -> dict[str, Any]:
         with self._lock:
@@ -86,21 +90,38 @@ class Placement:
     def _inventory(self, datacenter: str) -> list[ClusterCapacity]:
         content = self._content
         computes = {c._moId for c in self._computes(datacenter)}
-        resources = inventory.retrieve(content, vim.ComputeResource, ["name", "host", "datastore"])
+        # One property-collector call for the four kinds (not one each): it is read before a
+        # deploy's first clone.
+        found_kinds = inventory.retrieve_kinds(
+            content,
+            {
+                vim.ComputeResource: ["name", "host", "datastore"],
+                vim.ClusterComputeResource: ["configurationEx"],
+                vim.HostSystem: HOST_PROPERTIES,
+                vim.Datastore: DATASTORE_PROPERTIES,
+            },
+        )
+        resources = found_kinds[vim.ComputeResource]
         drs = {
             obj._moId: bool(getattr(getattr(props.get("configurationEx"), "drsConfig", None), "enabled", False))
-            for obj, props in inventory.retrieve(content, vim.ClusterComputeResource, ["configurationEx"])
+            for obj, props in found_kinds[vim.ClusterComputeResource]
         }
-        host_list = inventory.retrieve(content, vim.HostSystem, HOST_PROPERTIES)
-        store_list = inventory.retrieve(content, vim.Datastore, DATASTORE_PROPERTIES)
+        host_list = found_kinds[vim.HostSystem]
+        store_list = found_kinds[vim.Datastore]
         self._remember(vim.HostSystem, host_list)  # names as fresh as this placement pass
         self._remember(vim.Datastore, store_list)
         hosts = {obj._moId: props for obj, props in host_list}
         stores = {obj._moId: props for obj, props in store_list}
         found = []
+        members: dict[tuple[str, str], tuple[Any, list[Any], list[Any]]] = {}
         for obj, props in resources:
             if obj._moId not in computes:
                 continue
+            members[(datacenter, str(props["name"]))] = (
+                obj,
+                list(props.get("host") or []),
+                list(props.get("datastore") or []),
+            )
             found.append(
                 ClusterCapacity(
                     datacenter=datacenter,
@@ -112,26 +133,37 @@ class Placement:
                     ),
                 )
             )
+        with self._lock:
+            self._members = {k: v for k, v in self._members.items() if k[0] != datacenter} | members
         return sorted(found, key=lambda c: c.name)
 
     def recommend(self, datacenter: str, cluster: str, cpus: int, memory_mib: int) -> DrsRecommendation | None:
         def ask() -> DrsRecommendation | None:
-            compute = next((c for c in self._computes(datacenter) if c.name == cluster), None)
+            with self._lock:
+                known = self._members.get((datacenter, cluster))
+            if known is not None:
+                # The cluster with its hosts and datastores as the placement pass's inventory read
+                # them: DRS is asked in that pass, about that inventory.
+                compute, hosts, datastores = known
+            else:
+                compute = next((c for c in self._computes(datacenter) if c.name == cluster), None)
+                hosts, datastores = (list(compute.host), list(compute.datastore)) if compute is not None else ([], [])
             if not isinstance(compute, vim.ClusterComputeResource):
                 raise VCenterObjectNotFoundError(f"cluster '{cluster}' not found in datacenter '{datacenter}'")
             # Every host and datastore of the cluster: vcsim's PlaceVm crashes on fewer.
             spec = vim.cluster.PlacementSpec(
                 placementType="create",
                 configSpec=vim.vm.ConfigSpec(numCPUs=cpus, memoryMB=memory_mib),
-                hosts=list(compute.host),
-                datastores=list(compute.datastore),
+                hosts=hosts,
+                datastores=datastores,
             )
             result = compute.PlaceVm(spec)
             for recommendation in result.recommendations or []:
                 for action in recommendation.action or []:
                     if isinstance(action, vim.cluster.PlacementAction) and action.targetHost is not None:
                         store = getattr(action.relocateSpec, "datastore", None)
-                        return DrsRecommendation(str(action.targetHost.name), str(store.name) if store else None)
+                        host = self._name_of(vim.HostSystem, action.targetHost)
+                        return DrsRecommendation(host, self._name_of(vim.Datastore, store) if store else None)
             return None
 
         return self.session.call(f"ask DRS to place a VM in {cluster}", ask)
@@ -157,9 +189,15 @@ class Placement:
             self.forget()  # a cached host or datastore may be what vanished
             raise
 
-    def location(self, vm: Any) -> VmLocation:
+    def location(self, vm: Any, known: dict[str, Any] | None = None) -> VmLocation:
+        """`known`: runtime.host and datastore as read already (right after a clone)."""
+
         def read() -> VmLocation:
-            props = inventory.properties_of(self._content, vm, ["runtime.host", "datastore"])
+            props = (
+                known
+                if known is not None
+                else inventory.properties_of(self._content, vm, ["runtime.host", "datastore"])
+            )
             host = props.get("runtime.host")
             stores = props.get("datastore") or []
             host_name = self._name_of(vim.HostSystem, host) if host else ""

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
+from adapters.vcenter.pyvmomi import inventory
 from domain.errors import UnavailableError, VCenterFaultError, VCenterObjectNotFoundError
 
 T = TypeVar("T")
@@ -160,13 +161,42 @@ class Session:
 
     def wait(self, task: Any, operation: str) -> Any:
         """Wait for a task with backoff; cancel it and fail after the configured timeout."""
+        result, _ = self._wait(task, operation, lambda: (task.info, {}))
+        return result
+
+    def wait_reading(self, task: Any, operation: str, obj: Any, properties: list[str]) -> tuple[Any, dict[str, Any]]:
+        """Wait as `wait` does, reading `properties` of `obj` in the same property-collector call
+        as each look at the task (the task first, then the object): the look that finds the task
+        done brings the object as the task left it, without a round trip of its own after it."""
+        collector = vmodl.query.PropertyCollector
+        spec = collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=task, skip=False), collector.ObjectSpec(obj=obj, skip=False)],
+            propSet=[
+                collector.PropertySpec(type=vim.Task, pathSet=["info"]),
+                collector.PropertySpec(type=type(obj), pathSet=properties),
+            ],
+        )
+
+        def look() -> tuple[Any, dict[str, Any]]:
+            result = self.content.propertyCollector.RetrievePropertiesEx([spec], collector.RetrieveOptions())
+            found: dict[str, dict[str, Any]] = {}
+            for item in result.objects if result is not None else []:
+                inventory.check_session(item)
+                found[item.obj._moId] = {p.name: p.val for p in item.propSet}
+            if task._moId not in found or obj._moId not in found:
+                raise vmodl.fault.ManagedObjectNotFound(obj=obj if task._moId in found else task)
+            return found[task._moId]["info"], found[obj._moId]
+
+        return self._wait(task, operation, look)
+
+    def _wait(self, task: Any, operation: str, look: Callable[[], tuple[Any, dict[str, Any]]]) -> tuple[Any, Any]:
         deadline = time.monotonic() + self.settings.task_timeout
         delay = 0.02
         with translated(operation, self.settings.task_timeout):
             while True:
-                info = self._authenticated(lambda: task.info)
+                info, read = self._authenticated(look)
                 if info.state == vim.TaskInfo.State.success:
-                    return info.result
+                    return info.result, read
                 if info.state == vim.TaskInfo.State.error:
                     error = info.error
                     if isinstance(error, vmodl.fault.ManagedObjectNotFound):
