@@ -20,6 +20,7 @@ little CPU: `wrk` (Debian package, scripts/apt-packages-dev.txt; one thread and 
 client, each on its own service) or, without it, one lean client process per client; against
 `stagekeeper serve` (one process) and `serve --processes 2`.
 Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
+       [--base ../main-worktree]
 """
 
 from __future__ import annotations
@@ -270,6 +271,45 @@ def lean_throughput(clients: int, seconds: float, processes: int, tmp: Path) -> 
     return count / elapsed, p50, generator
 
 
+def compare_base(base: str, clients: int, rounds: int, seconds: float) -> None:
+    """This checkout against another (`--base`, e.g. a worktree of main), each served by one
+    `stagekeeper serve` on its own schema, both running: per round, alternating, the sequential
+    command with the lean client and the throughput of the load generator."""
+    sequential: dict[str, list[float]] = {"base": [], "this": []}
+    rates: dict[str, list[float]] = {"base": [], "this": []}
+    generator = ""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        schema() as (_, base_url),
+        schema() as (_, this_url),
+        served(base_url, Path(tmp) / "base.log", cwd=base) as base_api,
+        served(this_url, Path(tmp) / "this.log") as this_api,
+    ):
+        apis = {"base": base_api, "this": this_api}
+        ids = {label: register(api, clients, label) for label, api in apis.items()}
+        for r in range(rounds):
+            for label in ("base", "this") if r % 2 == 0 else ("this", "base"):
+                latencies, errors = lean(apis[label], ids[label][0], seconds / 2)
+                sequential[label].append(percentile(latencies, 0.5))
+                count, elapsed, _, errors_under_load, generator = generate_load(
+                    apis[label], ids[label], seconds, Path(tmp)
+                )
+                rates[label].append(count / elapsed)
+                if errors or errors_under_load:
+                    print(f"  {label}: {errors} + {errors_under_load} errors")
+            print(
+                f"round {r + 1}: sequential p50 (lean client) base {sequential['base'][-1] * 1000:.2f} ms, "
+                f"this {sequential['this'][-1] * 1000:.2f} ms; {clients} clients ({generator}) "
+                f"base {rates['base'][-1]:.0f}/s, this {rates['this'][-1]:.0f}/s",
+                flush=True,
+            )
+    for label in ("base", "this"):
+        print(
+            f"{label}: sequential p50 {spread(sequential[label], 1000, ' ms')}; "
+            f"{clients} clients {spread(rates[label], unit='/s')} (min / median / max over {rounds} rounds)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -278,7 +318,13 @@ def main() -> None:
     parser.add_argument(
         "--pool-check", action="store_true", help="only compare in-process commands: ping on every checkout vs quiet"
     )
+    parser.add_argument(
+        "--base", help="only compare this checkout with the checkout BASE (e.g. a worktree of main), both served"
+    )
     args = parser.parse_args()
+    if args.base:
+        compare_base(args.base, args.clients, args.rounds, args.seconds)
+        return
     if args.pool_check:
         compare_pool_check()
         return
