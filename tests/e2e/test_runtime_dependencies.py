@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from fastapi.testclient import TestClient
 
+from api.auth import Principal
 from api.deps import get_if_match, get_principal, if_match_at_runtime, principal_at_runtime
 from api.routes import services
 from api.routing import at_runtime
@@ -76,3 +77,14 @@ def test_if_match_is_read_from_the_request(client: TestClient) -> None:
     assert malformed.status_code == 422
     anything = client.patch(url, json={"description": "v3"}, headers={"If-Match": "*"}, auth=AUTH)
     assert anything.status_code == 200
+
+
+def test_an_override_of_a_declared_dependency_still_applies(client: TestClient) -> None:
+    app: Any = client.app
+    assert client.get("/api/v1/services").status_code == 401
+    app.dependency_overrides[get_principal] = lambda: Principal("victor", True, "none")
+    try:
+        assert client.get("/api/v1/services").status_code == 200
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/api/v1/services").status_code == 401
