@@ -7,6 +7,8 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 
@@ -18,28 +20,88 @@ from adapters.settings import Settings, SettingsError, metrics_bind
 from api.client.commands import audit_query, register, remote_export
 from projections.audit_queries import AuditFilter
 
+# What `serve --processes` changes for all but the first process.
+SERVE_WORKERS = "STAGEKEEPER_SERVE_WORKERS"
+METRICS_ADDRESS = "STAGEKEEPER_METRICS_ADDRESS"
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+
+def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> int:
+    """One process serving the API (and the background workers unless STAGEKEEPER_SERVE_WORKERS=false).
+    With `fd`, it serves on that listening socket, inherited from `_serve_processes`."""
     import uvicorn
 
     from api.app import create_app
 
     runtime = Runtime(settings)
-    generated = runtime.ensure_admin()
-    if generated:
-        print_generated_password(generated)
+    if fd is None:
+        generated = runtime.ensure_admin()
+        if generated:
+            print_generated_password(generated)
     app = create_app(settings, runtime=runtime)
     serve_metrics(runtime)
     # What start-up built lives as long as the process: out of the collector's generations, a
     # full collection in a long-running server no longer walks it each time.
     gc.collect()
     gc.freeze()
+    # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, http=_http_parser())
     try:
-        # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, http=_http_parser())
+        uvicorn.Server(config).run(sockets=None if fd is None else [socket.socket(fileno=fd)])
     finally:
         runtime.close()
     return 0
+
+
+def _serve_processes(settings: Settings, host: str, port: int, processes: int) -> int:
+    """`processes` API processes accepting on one listening socket (each its own interpreter, so
+    they use as many cores); the first also runs the background workers (and the metrics bind),
+    the others are API-only. They share only the database, as separate `serve` and `worker`
+    processes do. Stops them all on SIGTERM/SIGINT, or when one of them exits."""
+    log = logging.getLogger("stagekeeper")
+    # Tables and the local admin once, before the API processes start (they would race on a
+    # generated password).
+    runtime = Runtime(settings)
+    try:
+        generated = runtime.ensure_admin()
+    finally:
+        runtime.close()
+    if generated:
+        print_generated_password(generated)
+    listener = socket.create_server((host, port), backlog=2048)
+    listener.set_inheritable(True)
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    code = 0
+    try:
+        for index in range(processes):
+            environ = dict(os.environ)
+            if index > 0:
+                environ[SERVE_WORKERS] = "false"
+                environ.pop(METRICS_ADDRESS, None)
+            command = [sys.executable, "-m", "api.cli", "serve", "--fd", str(listener.fileno())]
+            children.append(subprocess.Popen(command, env=environ, pass_fds=[listener.fileno()]))  # noqa: S603 (this interpreter)
+        log.info("serving on http://%s:%d with %d API processes (%s)", host, port, processes,
+                 ", ".join(str(child.pid) for child in children))  # fmt: skip
+        while not stop.wait(0.5):
+            exited = next((child for child in children if child.poll() is not None), None)
+            if exited is not None:
+                log.error("API process %d exited with %s: stopping the others", exited.pid, exited.returncode)
+                code = exited.returncode or 1
+                break
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        listener.close()
+    return code
 
 
 def _http_parser() -> str:
@@ -149,10 +211,24 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
-def serve(host: str, port: int) -> int:
-    """API and background workers in one process."""
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="API processes sharing the port (one core each); the first also runs the background workers",
+)
+@click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited listening socket")
+def serve(host: str, port: int, processes: int, fd: int | None) -> int:
+    """API and background workers in one process (or --processes N: N API processes on one port).
+
+    With --processes N the first process runs the API and the background workers, the other N-1
+    only the API; all share the database. Each process has its own credential cache and request
+    limits, and only the first serves STAGEKEEPER_METRICS_ADDRESS."""
     _logging()
-    return _serve(_settings(), host, port)
+    if processes > 1:
+        return _serve_processes(_settings(), host, port, processes)
+    return _serve(_settings(), host, port, fd)
 
 
 @cli.command()

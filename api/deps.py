@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -45,6 +46,18 @@ async def get_principal(
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    return await _principal(request)
+
+
+async def principal_at_runtime(request: Request) -> Principal:
+    """`get_principal` as requests run it (api/routing.py): the two security schemes checked in
+    line, in the same order, instead of as two more dependencies to solve on every request."""
+    await _basic(request)
+    await _bearer(request)
+    return await _principal(request)
+
+
+async def _principal(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     authorization = request.headers.get("authorization")
     # A credential verified moments ago is found without I/O; anything else (a password check
@@ -89,6 +102,18 @@ async def get_if_match(
     With several listed, the one that is current now is passed on, so the command succeeds only
     if the object is still at a listed version when it writes (a concurrent change gives 412).
     """
+    return await _if_match(request, runtime, if_match)
+
+
+async def if_match_at_runtime(request: Request) -> int | None:
+    """`get_if_match` as requests run it (api/routing.py): the runtime and the header read from
+    the request (the same first If-Match value FastAPI would pass) instead of solved as two more
+    dependencies on every command."""
+    runtime: Runtime = request.app.state.runtime
+    return await _if_match(request, runtime, request.headers.get("if-match"))
+
+
+async def _if_match(request: Request, runtime: Runtime, if_match: str | None) -> int | None:
     versions = parse_if_match(if_match)
     if versions is None:
         return None
@@ -104,6 +129,13 @@ async def get_if_match(
 
 
 IfMatchDep = Annotated[int | None, Depends(get_if_match)]
+
+# The OpenAPI document is built from the declared dependencies (security schemes, the If-Match
+# header); requests run these equivalents, which have no sub-dependencies (api/routing.py).
+RUNTIME_EQUIVALENTS: dict[Callable[..., Any], Callable[..., Any]] = {
+    get_principal: principal_at_runtime,
+    get_if_match: if_match_at_runtime,
+}
 MinPosition = Annotated[
     int | None,
     Query(ge=0, description="Wait (bounded) until the read model reflects this notification position"),

@@ -9,6 +9,7 @@ reads JSON, so under /api/ a request that carries a body must say `application/j
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.message import Message
@@ -33,7 +34,9 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=256)
 def is_json(content_type: str | None) -> bool:
+    # Parsed by the standard library's rules (as FastAPI's handler does) once per distinct header.
     if not content_type:
         return False
     message = Message()

@@ -11,23 +11,40 @@ Goals (issue 15): HTTP adds < 1 ms to the in-process command and p50 HTTP <= 2x 
 Each round measures, in turn, the baseline, the in-process command, the same command over HTTP
 (one client), and the throughput of the clients with group commit (adapters/eventstore.py) and
 without it (one transaction per write, the library's way), in alternating order.
+
+Clients. httpx (the figures of earlier runs, kept) costs ~0.3-0.6 ms of client CPU a request, and
+8 httpx threads in this process take a core of a 2-core machine from the server. So the same
+sequential command is also timed with a lean keep-alive client (http.client): that figure is the
+goal's (the server's HTTP overhead). Throughput is also measured with a load generator that costs
+little CPU: `wrk` (Debian package, scripts/apt-packages-dev.txt; one thread and one connection per
+client, each on its own service) or, without it, one lean client process per client; against
+`stagekeeper serve` (one process) and `serve --processes 2`.
 Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
+       [--base ../main-worktree]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import http.client
+import json
+import multiprocessing
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
-from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served
+from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served, serving
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
@@ -75,11 +92,11 @@ def in_process(url: str, count: int, ping_always: bool = False) -> list[float]:
         runtime.close()
 
 
-def drive(url: str, clients: int, seconds: float, prefix: str = "bench") -> tuple[list[float], int, float]:
-    auth = ("admin", PASSWORD)
-    with httpx.Client(base_url=url, auth=auth) as client:
-        ids = []
-        for i in range(clients):
+def register(url: str, count: int, prefix: str) -> list[str]:
+    """`count` services, one for each client (so their commands do not conflict)."""
+    ids = []
+    with httpx.Client(base_url=url, auth=("admin", PASSWORD)) as client:
+        for i in range(count):
             response = client.post(
                 "/api/v1/services",
                 json={
@@ -89,6 +106,13 @@ def drive(url: str, clients: int, seconds: float, prefix: str = "bench") -> tupl
             )
             response.raise_for_status()
             ids.append(response.json()["id"])
+    return ids
+
+
+def drive(url: str, clients: int, seconds: float, prefix: str = "bench") -> tuple[list[float], int, float]:
+    """httpx clients, one thread each, in this process."""
+    auth = ("admin", PASSWORD)
+    ids = register(url, clients, prefix)
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -116,6 +140,89 @@ def drive(url: str, clients: int, seconds: float, prefix: str = "bench") -> tupl
     for thread in threads:
         thread.join()
     return latencies, errors[0], time.monotonic() - started
+
+
+AUTHORIZATION = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+
+
+def lean(url: str, service_id: str, seconds: float) -> tuple[list[float], int]:
+    """One keep-alive http.client connection sending the command in a loop: (latencies, errors)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
+    headers = {"Authorization": AUTHORIZATION, "Content-Type": "application/json"}
+    path = f"/api/v1/services/{service_id}"
+    latencies: list[float] = []
+    errors = n = 0
+    stop_at = time.monotonic() + seconds
+    try:
+        while time.monotonic() < stop_at:
+            n += 1
+            body = json.dumps({"description": f"revision {n}"})
+            started = time.perf_counter()
+            connection.request("PATCH", path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - started)
+            errors += response.status != 200
+    finally:
+        connection.close()
+    return latencies, errors
+
+
+def _lean_process(job: tuple[str, str, float]) -> tuple[list[float], int]:
+    return lean(*job)
+
+
+WRK_SCRIPT = """
+local ids = {%(ids)s}
+local created = 0
+function setup(thread)
+  created = created + 1
+  thread:set("service", ids[created])
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format("PATCH", "/api/v1/services/" .. service,
+    {["Authorization"] = "%(authorization)s", ["Content-Type"] = "application/json"},
+    '{"description": "revision ' .. n .. '"}')
+end
+function done(summary, latency, requests)
+  io.write(string.format("WRK requests=%%d duration_us=%%d status_errors=%%d socket_errors=%%d p50_us=%%d\\n",
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50)))
+end
+"""
+
+
+def generate_load(url: str, ids: list[str], seconds: float, tmp: Path) -> tuple[int, float, float, int, str]:
+    """(commands, seconds, p50 seconds, errors, generator) of one connection per service at once, from a
+    load generator that leaves the cores to the server: wrk, else one lean client process each."""
+    wrk = shutil.which("wrk")
+    if wrk is not None:
+        script = tmp / "commands.lua"
+        script.write_text(WRK_SCRIPT % {"ids": ", ".join(f'"{i}"' for i in ids), "authorization": AUTHORIZATION})
+        n = str(len(ids))
+        duration = f"{max(1, round(seconds))}s"
+        ran = subprocess.run(
+            [wrk, "-t", n, "-c", n, "-d", duration, "-s", str(script), url], capture_output=True, text=True, check=True
+        )
+        found = re.search(
+            r"WRK requests=(\d+) duration_us=(\d+) status_errors=(\d+) socket_errors=(\d+) p50_us=(\d+)", ran.stdout
+        )
+        if found is None:
+            raise RuntimeError(f"wrk said: {ran.stdout} {ran.stderr}")
+        requests, duration_us, status_errors, socket_errors, p50_us = (int(g) for g in found.groups())
+        return requests, duration_us / 1e6, p50_us / 1e6, status_errors + socket_errors, "wrk"
+    started = time.monotonic()
+    with multiprocessing.get_context("spawn").Pool(len(ids)) as pool:
+        results = pool.map(_lean_process, [(url, i, seconds) for i in ids])
+    elapsed = time.monotonic() - started
+    latencies = [x for result in results for x in result[0]]
+    return len(latencies), elapsed, percentile(latencies, 0.5), sum(r[1] for r in results), "lean client processes"
 
 
 def compare_pool_check(rounds: int = 4, count: int = 150) -> None:
@@ -148,6 +255,61 @@ def throughput(clients: int, seconds: float, group_commit: bool, tmp: Path, labe
     return len(latencies) / elapsed, latencies
 
 
+def lean_throughput(clients: int, seconds: float, processes: int, tmp: Path) -> tuple[float, float, str]:
+    """Commands/s and p50 of the lean load generator against `serve --processes N` (group commit)."""
+    with (
+        schema() as (_, url),
+        serving(url, tmp / f"server-lean-{processes}-{uuid.uuid4().hex[:6]}.log", processes=processes) as api,
+    ):
+        ids = register(api, clients, "lean")
+        count, elapsed, p50, errors, generator = generate_load(api, ids, seconds, tmp)
+        # The generator's count, checked against what the services recorded (each command one version).
+        with httpx.Client(base_url=api, auth=("admin", PASSWORD)) as client:
+            applied = sum(client.get(f"/api/v1/services/{i}").json()["version"] - 1 for i in ids)
+    if errors or applied < count - errors:
+        print(f"  {generator}, {processes} process(es): {errors} errors, {applied} commands recorded of {count} sent")
+    return count / elapsed, p50, generator
+
+
+def compare_base(base: str, clients: int, rounds: int, seconds: float) -> None:
+    """This checkout against another (`--base`, e.g. a worktree of main), each served by one
+    `stagekeeper serve` on its own schema, both running: per round, alternating, the sequential
+    command with the lean client and the throughput of the load generator."""
+    sequential: dict[str, list[float]] = {"base": [], "this": []}
+    rates: dict[str, list[float]] = {"base": [], "this": []}
+    generator = ""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        schema() as (_, base_url),
+        schema() as (_, this_url),
+        served(base_url, Path(tmp) / "base.log", cwd=base) as base_api,
+        served(this_url, Path(tmp) / "this.log") as this_api,
+    ):
+        apis = {"base": base_api, "this": this_api}
+        ids = {label: register(api, clients, label) for label, api in apis.items()}
+        for r in range(rounds):
+            for label in ("base", "this") if r % 2 == 0 else ("this", "base"):
+                latencies, errors = lean(apis[label], ids[label][0], seconds / 2)
+                sequential[label].append(percentile(latencies, 0.5))
+                count, elapsed, _, errors_under_load, generator = generate_load(
+                    apis[label], ids[label], seconds, Path(tmp)
+                )
+                rates[label].append(count / elapsed)
+                if errors or errors_under_load:
+                    print(f"  {label}: {errors} + {errors_under_load} errors")
+            print(
+                f"round {r + 1}: sequential p50 (lean client) base {sequential['base'][-1] * 1000:.2f} ms, "
+                f"this {sequential['this'][-1] * 1000:.2f} ms; {clients} clients ({generator}) "
+                f"base {rates['base'][-1]:.0f}/s, this {rates['this'][-1]:.0f}/s",
+                flush=True,
+            )
+    for label in ("base", "this"):
+        print(
+            f"{label}: sequential p50 {spread(sequential[label], 1000, ' ms')}; "
+            f"{clients} clients {spread(rates[label], unit='/s')} (min / median / max over {rounds} rounds)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -156,53 +318,86 @@ def main() -> None:
     parser.add_argument(
         "--pool-check", action="store_true", help="only compare in-process commands: ping on every checkout vs quiet"
     )
+    parser.add_argument(
+        "--base", help="only compare this checkout with the checkout BASE (e.g. a worktree of main), both served"
+    )
     args = parser.parse_args()
+    if args.base:
+        compare_base(args.base, args.clients, args.rounds, args.seconds)
+        return
     if args.pool_check:
         compare_pool_check()
         return
     base_p50: list[float] = []
     direct_p50: list[float] = []
     http_p50: list[float] = []
+    lean_p50: list[float] = []
     rates: dict[bool, list[float]] = {True: [], False: []}
     concurrent_p50: dict[bool, list[float]] = {True: [], False: []}
+    generated: dict[int, list[float]] = {1: [], 2: []}
+    generated_p50: dict[int, list[float]] = {1: [], 2: []}
+    generator = ""
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             # Every figure of a round is measured next to the others, in turn, so the machine's load
-            # weighs on all of them; the order of the two throughput runs alternates.
+            # weighs on all of them; the order of the two clients and of the throughput runs alternates.
             with schema() as (name, url):
                 base_p50.append(percentile(baseline(name, 1000), 0.5))
                 direct_p50.append(percentile(in_process(url, 500), 0.5))
                 with served(url, Path(tmp) / f"server-seq-{r}.log") as api:
                     # Sequential: latency with no queueing, comparable to the in-process command.
-                    sequential, seq_errors, _ = drive(api, 1, args.seconds / 2)
-                http_p50.append(percentile(sequential, 0.5))
+                    lean_id = register(api, 1, f"lean-{r}")[0]
+                    for client in ("httpx", "lean") if r % 2 == 0 else ("lean", "httpx"):
+                        if client == "httpx":
+                            sequential, seq_errors, _ = drive(api, 1, args.seconds / 2, prefix=f"seq-{r}")
+                            http_p50.append(percentile(sequential, 0.5))
+                        else:
+                            lean_latencies, lean_errors = lean(api, lean_id, args.seconds / 2)
+                            lean_p50.append(percentile(lean_latencies, 0.5))
             for group_commit in (True, False) if r % 2 == 0 else (False, True):
                 label = f"{'gc' if group_commit else 'nogc'}-{r}"
                 rate, latencies = throughput(args.clients, args.seconds, group_commit, Path(tmp), label)
                 rates[group_commit].append(rate)
                 concurrent_p50[group_commit].append(percentile(latencies, 0.5))
+            for processes in (1, 2) if r % 2 == 0 else (2, 1):
+                rate, p50, generator = lean_throughput(args.clients, args.seconds, processes, Path(tmp))
+                generated[processes].append(rate)
+                generated_p50[processes].append(p50)
             print(
                 f"round {r + 1}: baseline p50 {base_p50[-1] * 1000:.2f} ms, in process {direct_p50[-1] * 1000:.2f} ms, "
-                f"HTTP {http_p50[-1] * 1000:.2f} ms ({seq_errors} errors); {args.clients} clients "
-                f"{rates[True][-1]:.0f}/s group commit, {rates[False][-1]:.0f}/s without",
+                f"HTTP {http_p50[-1] * 1000:.2f} ms httpx ({seq_errors} errors), {lean_p50[-1] * 1000:.2f} ms lean "
+                f"({lean_errors} errors); {args.clients} httpx clients {rates[True][-1]:.0f}/s group commit, "
+                f"{rates[False][-1]:.0f}/s without; {generator}: {generated[1][-1]:.0f}/s one process, "
+                f"{generated[2][-1]:.0f}/s two",
                 flush=True,
             )
-    added = [h - d for h, d in zip(http_p50, direct_p50, strict=True)]
-    ratio = [h / d for h, d in zip(http_p50, direct_p50, strict=True)]
-    gain = [on / off for on, off in zip(rates[True], rates[False], strict=True)]
     print(f"min / median / max over {args.rounds} rounds:")
     print(f"baseline  psycopg INSERT + COMMIT p50: {spread(base_p50, 1000, ' ms')}")
     print(f"app       in-process command p50: {spread(direct_p50, 1000, ' ms')}")
-    print(f"api       sequential command p50: {spread(http_p50, 1000, ' ms')}")
-    print(f"HTTP vs in process: {spread(ratio, unit='x')} (goal <= 2x), adds {spread(added, 1000, ' ms')} (goal < 1)")
+    print(f"api       sequential command p50 (httpx client): {spread(http_p50, 1000, ' ms')}")
+    print(f"api       sequential command p50 (lean keep-alive client): {spread(lean_p50, 1000, ' ms')}")
+    for label, figures in (("httpx client", http_p50), ("lean client: the goal figure", lean_p50)):
+        added = [h - d for h, d in zip(figures, direct_p50, strict=True)]
+        ratio = [h / d for h, d in zip(figures, direct_p50, strict=True)]
+        print(
+            f"HTTP vs in process ({label}): {spread(ratio, unit='x')} (goal <= 2x), "
+            f"adds {spread(added, 1000, ' ms')} (goal < 1)"
+        )
     over_base = [h / b for h, b in zip(http_p50, base_p50, strict=True)]
-    print(f"ratio HTTP p50 / baseline p50: {spread(over_base, unit='x')}")
+    print(f"ratio HTTP p50 (httpx) / baseline p50: {spread(over_base, unit='x')}")
     for group_commit, label in ((True, "group commit"), (False, "a transaction per write")):
         print(
-            f"throughput, {args.clients} clients, {label}: {spread(rates[group_commit], unit='/s')} "
-            f"(p50 {spread(concurrent_p50[group_commit], 1000, ' ms')}; goal >= 600/s with 8)"
+            f"throughput, {args.clients} httpx client threads in the bench process, {label}: "
+            f"{spread(rates[group_commit], unit='/s')} (p50 {spread(concurrent_p50[group_commit], 1000, ' ms')})"
         )
+    gain = [on / off for on, off in zip(rates[True], rates[False], strict=True)]
     print(f"group commit / a transaction per write: {spread(gain, unit='x')}")
+    for processes in (1, 2):
+        print(
+            f"throughput, {args.clients} clients from {generator}, group commit, serve --processes {processes}: "
+            f"{spread(generated[processes], unit='/s')} (p50 {spread(generated_p50[processes], 1000, ' ms')}; "
+            f"goal >= 600/s with 8)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,9 +41,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> Iterator[str]:
+def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> AbstractContextManager[str]:
     """A `stagekeeper serve` on a free port (the code of the checkout `cwd`, default this one)."""
+    return serving(database_url, log, cwd, env=env)
+
+
+@contextmanager
+def serving(
+    database_url: str, log: Path, cwd: str | None = None, processes: int = 1, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`served`, with `processes` > 1 as `serve --processes N`."""
+    env = env or {}
     port = free_port()
     environ = {
         **os.environ,
@@ -53,7 +61,8 @@ def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> 
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+            + (["--processes", str(processes)] if processes > 1 else []),
             env=environ,
             cwd=cwd,
             stdout=out,
