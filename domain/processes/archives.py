@@ -183,7 +183,7 @@ class ArchiveProcess:
                 self._each(lambda m: self.vcenter.remove_snapshot(m["vm_id"], name), archive.machines)
             elif powered_off and self._still_deployed(archive):
                 on = [m for m in archive.machines if m["name"] in powered_off]
-                self._each(lambda m: self.vcenter.power_on(m["vm_id"]), on)
+                self._each(lambda m: self.storage.power_on(m["vm_id"]), on)
         except (VCenterFaultError, NotFoundError):
             if not quietly:
                 raise
@@ -232,7 +232,7 @@ class ArchiveProcess:
         copy = RestoreCopy(
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
-            None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
+            None if restore.get("fence") else self.storage.power_on,  # fenced: on once its NICs are on the fence
             restored, self.pools, tag,
         )  # fmt: skip
         failure = copy.run()
@@ -243,7 +243,7 @@ class ArchiveProcess:
             for name in before:  # machines recorded before a restart: tagged (a worker of an older
                 tag(before[name], name)  # version did not tag them) and on again
                 if not restore.get("fence"):
-                    self.vcenter.power_on(before[name])
+                    self.storage.power_on(before[name])
         except VCenterFaultError as fault:
             failure = failure or fault.message
         if failure is not None:

@@ -225,6 +225,12 @@ def main() -> None:
                 "ratio_vs_parallel": spread([r["ratio"] for r in runs]),
                 "plain_small_by_http_s": spread([r["plain_small_by_http_s"] for r in runs]),
                 "ratio_vs_small_by_http": spread([r["ratio_http"] for r in runs]),
+                # Each run's figures, to pool runs of several invocations (scripts/bench/archive_compare.sh).
+                "each_run": [
+                    {key: round(r[key], 4) for key in ("archive_s", "restore_s", "plain_parallel_s",
+                                                       "plain_small_by_http_s", "ratio", "ratio_http")}
+                    for r in runs
+                ],
             }  # fmt: skip
 
             # Part 2: ten archives of the same configuration on the file tier.

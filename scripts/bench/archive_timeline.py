@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,24 @@ def timed(owner: Any, name: str, label: Callable[[tuple[Any, ...]], str] | None 
     setattr(owner, name, wrapper)
 
 
+def _gc_timing() -> None:
+    """Each garbage collection as a span (generation and objects collected)."""
+    began: dict[str, float] = {}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began["at"] = time.perf_counter()
+            return
+        what = f"gc gen {info['generation']} ({info['collected']})"
+        with _LOCK:
+            started = began.pop("at", time.perf_counter())
+            SPANS.append((started, time.perf_counter(), threading.current_thread().name, what))
+
+    gc.callbacks.append(callback)
+
+
 def instrument() -> None:
+    _gc_timing()
     storage = pyvmomi_archives.PyVmomiArchiveStorage
     for name in ("vm_file_sizes", "make_folder", "copy_file", "digest", "read_file", "write_file",
                  "machine_record", "register_vm", "attach_disks", "delete_folder"):  # fmt: skip
@@ -146,6 +164,12 @@ def main() -> None:
         MARKS.clear()
         result = original_one_run(*a, **k)
         results.append(result)
+        marks = {what: at for at, what in MARKS}
+        for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
+            start = marks[name]
+            full = [e - s for s, e, _, what in SPANS if what.startswith("gc gen 2") and start <= s <= start + took]
+            print(f"run {len(results)}: {name} {1000 * took:.0f} ms, full collections in it: "
+                  f"{', '.join(f'{1000 * t:.0f} ms' for t in full) or 'none'}")  # fmt: skip
         return result
 
     bench.one_run = one_run

@@ -278,6 +278,14 @@ class PyVmomiArchiveStorage:
             self.driver.set_nics(vm_id, nics)
         return vm_id
 
+    def power_on(self, vm_id: str) -> None:
+        vm = self.driver._vm(vm_id)
+        try:  # the task alone: the driver's power_on also reads the VM back, which no one here needs
+            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+        except VCenterFaultError as error:
+            if "InvalidPowerState" not in str(error):  # already on: nothing to do
+                raise
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         vm = self.session.call(f"find VM {vm_id}", lambda: self.driver._vm(vm_id))
         self._devices(vm, vmx, record)
