@@ -350,6 +350,7 @@ class RestoreCopy:
         restored: Callable[[list[tuple[str, str]]], None],
         parallel: int | LanePools,
         tag: Callable[[str, str], None] = lambda vm_id, machine: None,
+        ahead: Callable[[dict[str, str]], object] | None = None,
     ) -> None:
         self.storage = storage
         self.bring = bring
@@ -373,6 +374,10 @@ class RestoreCopy:
         self.finishing: set[str] = set()  # machines being powered on / recorded
         self.failure: str | None = None
         self.failed: set[str] = set()
+        # Once every machine is registered and every file back: `ahead({machine: VM id})` on the
+        # recording thread (free then: see _commit), what the final write reads, read meanwhile.
+        self.ahead = ahead
+        self.read_ahead: object = None
 
     def run(self) -> str | None:
         """The first failure (None: all came back). With every machine back, the last of them are
@@ -393,6 +398,12 @@ class RestoreCopy:
         if self.ready and not self.recording and not (self.failure is None and copied):
             ready, self.ready, self.recording = self.ready, [], True
             self.lanes.record(partial(self.restored, ready), self._saved)
+        if self.ahead is not None and copied and self.failure is None and len(self.registered) == len(self.machines):
+            read, self.ahead = self.ahead, None  # once
+            self.lanes.record(partial(read, dict(self.registered)), self._read_ahead)
+
+    def _read_ahead(self, done: Future[Any]) -> None:
+        self.read_ahead = done.result()
 
     def _saved(self, done: Future[Any]) -> None:
         self.recording = False

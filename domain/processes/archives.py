@@ -21,7 +21,7 @@ from uuid import UUID
 
 from domain.archive import ARCHIVING, DELETED, Archive, consistency_snapshot
 from domain.archive_ports import ArchiveStorage, FileTierStore
-from domain.commands.archives import restored_deployment_id
+from domain.commands.archives import RestoreReads, restored_deployment_id
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
@@ -228,12 +228,15 @@ class ArchiveProcess:
         def tag(vm_id: str, machine: str) -> None:
             self.vcenter.tag_vm(vm_id, deployment_id, machine)
 
+        def ahead(registered: dict[str, str]) -> RestoreReads:
+            return self.app.read_restore_ahead(latest[0], restore_id, {**before, **registered})
+
         pending = [m for m in archive.machines if m["name"] not in before]
         copy = RestoreCopy(
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
             None if restore.get("fence") else self.storage.power_on,  # fenced: on once its NICs are on the fence
-            restored, self.pools, tag,
+            restored, self.pools, tag, ahead,
         )  # fmt: skip
         failure = copy.run()
         last = list(copy.ready)  # every machine back: the last ones are recorded in the final write
@@ -250,7 +253,10 @@ class ArchiveProcess:
             if last:
                 restored(last)
             return self._step(latest[0], Archive.record_restore_failed, restore_id=restore_id, failure=failure)
-        return self.app.complete_restore(archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last])
+        read = copy.read_ahead if isinstance(copy.read_ahead, RestoreReads) else None
+        return self.app.complete_restore(
+            archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last], read
+        )
 
     # -- deletion ----------------------------------------------------------------------------------
     def remove_files(self, archive: Archive) -> None:
