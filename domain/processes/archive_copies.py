@@ -436,24 +436,18 @@ class RestoreCopy:
             done.result()
         except VCenterFaultError as fault:
             self._fail(machine, fault)
-        else:
-            mine = [int(f["size"]) for f in self.files if f["machine"] == machine["name"]]
-            self.left[machine["name"]] = self.uncopied[machine["name"]] = len(mine)
-            self.small_left[machine["name"]] = len([size for size in mine if size <= SMALL_FILE])
-        if len(self.left) + len(self.failed) < len(self.machines):
             return
-        # Every folder is there: all files of all machines at once, the largest first.
-        by_name = {m["name"]: m for m in self.machines if m["name"] in self.left}
-        for stored in sorted(self.files, key=lambda f: -int(f["size"])):
-            owner = by_name.get(stored["machine"])
-            if owner is None:
-                continue
-            name = f"{self.vm_names[owner['name']]}/{self._renamed(owner, stored['name'])}"
-            target = DatastoreFile(owner["record"]["datastore"], name)
+        # Its folder is there: all its files at once, the largest first (the copies of each machine
+        # start as soon as its own folder is made).
+        mine = sorted((f for f in self.files if f["machine"] == machine["name"]), key=lambda f: -int(f["size"]))
+        self.left[machine["name"]] = self.uncopied[machine["name"]] = len(mine)
+        self.small_left[machine["name"]] = len([f for f in mine if int(f["size"]) <= SMALL_FILE])
+        for stored in mine:
+            name = f"{self.vm_names[machine['name']]}/{self._renamed(machine, stored['name'])}"
+            target = DatastoreFile(machine["record"]["datastore"], name)
             lane = self.lanes.read if int(stored["size"]) <= SMALL_FILE else self.lanes.task  # see TierMoves.bring
-            lane(partial(self.bring, stored, target), self._guard(owner, partial(self._brought, stored, target)))
-        for owner in by_name.values():
-            self._progress(owner)
+            lane(partial(self.bring, stored, target), self._guard(machine, partial(self._brought, stored, target)))
+        self._progress(machine)
 
     def _brought(
         self, stored: dict[str, Any], target: DatastoreFile, machine: dict[str, Any], done: Future[Any]
