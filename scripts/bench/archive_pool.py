@@ -25,8 +25,10 @@ def main() -> None:
         loads = [line.split("load average:")[1].strip() for p in sorted(out.glob(f"{side}-*.load"))
                  for line in p.read_text().splitlines()]  # fmt: skip
         print(f"{side}: {len(runs)} runs; load averages {' | '.join(loads)}")
-        for key in ("archive_s", "restore_s", "plain_small_by_http_s", "ratio_http", "plain_parallel_s", "ratio"):
-            values = [r[key] for r in runs]
+        keys = ("archive_s", "restore_s", "plain_small_by_http_s", "ratio_http", "plain_parallel_s", "ratio",
+                "archive_cpu_s", "restore_cpu_s")  # fmt: skip
+        for key in keys:
+            values = [r[key] for r in runs if key in r]
             if values:
                 print(f"  {key:24} {min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f}")
 
