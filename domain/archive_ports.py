@@ -120,6 +120,11 @@ class ArchiveStorage(StreamingFiles, Protocol):
         already registered under `name` is returned as it is (a retried step)."""
         ...
 
+    def power_on(self, vm_id: str) -> None:
+        """Power the VM on (one already on is no error), without reading it back: an archive's
+        machines after their copy, a restored VM once its files are checked."""
+        ...
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         """Give a registered VM the record's disks it lacks, backed by the files beside its .vmx (a
         disk whose file is not there fails, FileNotFound): a restore registers a VM with no disks

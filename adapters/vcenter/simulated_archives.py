@@ -153,6 +153,9 @@ class SimulatedArchiveStorage:
                 if not (f.datastore == folder.datastore and (f == folder or f.path.startswith(prefix)))
             }
 
+    def power_on(self, vm_id: str) -> None:
+        self.vcenter.power_on(vm_id)
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         self._check(vmx)
         folder = vmx.path.rsplit("/", 1)[0]

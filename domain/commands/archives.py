@@ -8,6 +8,7 @@ VMs, as a capture does), its claims, the service's admission and the archive's R
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,10 +18,11 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.application import Outcome, StagekeeperApplication
 from domain.archive import COMPLETE, CONSISTENCY, MAX_RETENTION_DAYS, Archive
-from domain.commands.capture_claims import take_claims
+from domain.commands.capture_claims import read_claims, take_claims
 from domain.commands.fenced_restore import check_stage_fences, fence_restored
 from domain.deployment import DEPLOYED, Deployment
 from domain.errors import ConflictError, InvalidTransitionError, ValidationError
+from domain.names import NameClaim
 from domain.service import Service
 from domain.text import check_reason, check_text
 from domain.values import MAX_NAME, normalise_key
@@ -188,20 +190,25 @@ class ArchiveCommands(StagekeeperApplication):
         actor: str,
         current: Archive | None = None,
         unrecorded: list[str] | None = None,
+        ahead: RestoreReads | None = None,
     ) -> Archive:
         """Record the restored deployment (adopting the registered VMs, which the process tagged as its
         machines: recorded as tagged) and the archive's Restored in one write; the adopted machines'
         claims are taken in it (a clash fails the restore). `current`: as in record_archive_step;
-        `unrecorded`: machines restored whose MachineRestored is recorded first in this write.
+        `unrecorded`: machines restored whose MachineRestored is recorded first in this write;
+        `ahead`: the service and claims read ahead for these VMs (read_restore_ahead), used by the
+        first attempt (a write that finds one changed since is decided again on fresh reads).
         Returns the archive as saved."""
         held = [current if current is not None and current.id == archive_id and not current.pending_events else None]
+        early = [ahead if ahead is not None and ahead.vms == {n: v["vm_id"] for n, v in vms.items()} else None]
 
         def attempt() -> Outcome[Archive]:
             archive, held[0] = held[0] or self.archive(archive_id), None  # the caller's copy once, then read
+            read, early[0] = early[0], None
             for name in unrecorded or []:
                 archive.record_machine_restored(restore_id, name, vms[name]["vm_id"], actor)
             restore = archive.restores[restore_id]
-            service = self.load(Service, archive.service_id, "service")
+            service = read.service if read is not None else self.load(Service, archive.service_id, "service")
             deployment = Deployment._create(
                 _DEPLOYMENT_REQUESTED, id=restored_deployment_id(restore_id),
                 service_id=service.id, configuration_id=archive.configuration_id,
@@ -215,7 +222,9 @@ class ArchiveCommands(StagekeeperApplication):
                 claims = fence_restored(self, deployment, service.stage(restore["stage"]), adopted, actor)
                 refused: list[dict[str, str]] = []
             else:
-                claims, _, refused = take_claims(self, deployment.id, adopted, lambda _owner: None)
+                claims, _, refused = take_claims(
+                    self, deployment.id, adopted, lambda _owner: None, read.claims if read is not None else None
+                )
             if refused:
                 archive.record_restore_failed(restore_id, "; ".join(r["reason"] for r in refused), actor)
                 return Outcome(archive, self.commit(archive))
@@ -228,6 +237,16 @@ class ArchiveCommands(StagekeeperApplication):
             return Outcome(archive, self.commit(*aggregates))
 
         return self.retrying(attempt).value
+
+    def read_restore_ahead(self, archive: Archive, restore_id: str, vms: dict[str, str]) -> RestoreReads:
+        """What complete_restore reads, read ahead while a restore's last files are checked and its VMs
+        powered on: the service and the claims the restored machines take (VM ids `vms`, by machine)."""
+        restore = archive.restores[restore_id]
+        adopted = [
+            _adopted(m, {"vm_id": vms[m["name"]], "vm_name": ""}, restore["resource_pool"]) for m in archive.machines
+        ]
+        claims = {} if restore.get("fence") else read_claims(self, adopted)
+        return RestoreReads(dict(vms), self.load(Service, archive.service_id, "service"), claims)
 
     def move_archive(self, archive_id: UUID, tier: object, actor: str, reason: str | None = None) -> Outcome[Archive]:
         """Move the archive's files to another configured tier (copy, check, record, then free the old)."""
@@ -309,6 +328,15 @@ class ArchiveCommands(StagekeeperApplication):
                 continue  # put on hold or restored meanwhile: kept
             expired.append(archive.id)
         return expired
+
+
+@dataclass(frozen=True)
+class RestoreReads:
+    """The service and claims a restore's final write takes, read ahead for its VMs (machine -> VM id)."""
+
+    vms: dict[str, str]
+    service: Service
+    claims: dict[UUID, NameClaim | None]
 
 
 def restored_deployment_id(restore_id: str) -> UUID:

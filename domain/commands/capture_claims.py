@@ -32,10 +32,26 @@ def wanted_claims(adopted: dict[str, Any]) -> list[tuple[str, str, str]]:
     return wanted
 
 
+def claim_ids(adopted: list[dict[str, Any]]) -> list[UUID]:
+    """The ids of the claims the adopted machines hold (what `read_claims` reads)."""
+    return [NameClaim.id_for(kind, scope, name) for machine in adopted for kind, scope, name in wanted_claims(machine)]
+
+
+def read_claims(app: StagekeeperApplication, adopted: list[dict[str, Any]]) -> dict[UUID, NameClaim | None]:
+    """The claims the adopted machines hold as the store has them now (None: none yet), read ahead
+    of `take_claims`: a claim changed in between fails the write that saves it, as any stale read."""
+    return {claim_id: _get(app, claim_id) for claim_id in claim_ids(adopted)}
+
+
 def take_claims(
-    app: StagekeeperApplication, deployment_id: UUID, adopted: list[dict[str, Any]], holder: Holder
+    app: StagekeeperApplication,
+    deployment_id: UUID,
+    adopted: list[dict[str, Any]],
+    holder: Holder,
+    read: dict[UUID, NameClaim | None] | None = None,
 ) -> tuple[list[NameClaim], list[dict[str, str]], list[dict[str, str]]]:
-    """(claims to save, the claims as data, refusals naming both sides) for the adopted machines."""
+    """(claims to save, the claims as data, refusals naming both sides) for the adopted machines.
+    `read`: claims read ahead (read_claims), used instead of reading them again; the others are read."""
     claims: list[NameClaim] = []
     described: list[dict[str, str]] = []
     refusals: list[dict[str, str]] = []
@@ -43,7 +59,8 @@ def take_claims(
         owner = uuid5(deployment_id, machine["name"])
         for kind, scope, name in wanted_claims(machine):
             described.append({"kind": kind, "scope": scope, "name": name, "machine": machine["name"]})
-            existing = _find(app, kind, scope, name)
+            claim_id = NameClaim.id_for(kind, scope, name)
+            existing = read[claim_id] if read is not None and claim_id in read else _get(app, claim_id)
             if existing is not None and existing.owner_id is not None and existing.owner_id != owner:
                 what = {VM_CLAIMS: f"VM {name}", MAC_CLAIMS: f"MAC {name} on network '{scope}'"}.get(kind, f"IP {name}")
                 held_by = (
@@ -82,8 +99,12 @@ def vm_releases(app: StagekeeperApplication, deployment: Deployment) -> list[Agg
 
 
 def _find(app: StagekeeperApplication, kind: str, scope: str, name: str) -> NameClaim | None:
+    return _get(app, NameClaim.id_for(kind, scope, name))
+
+
+def _get(app: StagekeeperApplication, claim_id: UUID) -> NameClaim | None:
     try:
-        claim: Aggregate = app.repository.get(NameClaim.id_for(kind, scope, name))
+        claim: Aggregate = app.repository.get(claim_id)
     except AggregateNotFoundError:
         return None
     assert isinstance(claim, NameClaim)

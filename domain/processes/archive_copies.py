@@ -1,7 +1,10 @@
 """The file work of Archive Now and of a restore: every file of every machine in one pipeline.
 
-Archive (`ArchiveCopy`): the machines' records and folder listings are read at once; each file not
-stored yet is hashed (SHA-256) and copied to the tier, and checked there before FileStored:
+Archive (`ArchiveCopy`): each machine is made consistent (powered off or snapshotted) and its folder
+listed in one task, the tier's folders made meanwhile; the machines' records are read and the first
+events written only once every machine is listed (the listings are on the copies' path, the records
+on no one's). Each file not stored yet is hashed (SHA-256) and copied to the tier, and checked there
+before FileStored:
 - a small file (up to SMALL_FILE) is read once through vCenter's HTTP file access, hashed as it
   arrives and, unless its content is on the tier already, written to the tier the same way (a
   copy task costs vCenter more than such a file);
@@ -19,7 +22,8 @@ Restore (`RestoreCopy`): each machine's folder, then its files copied (or staged
 small ones through the file access) and read back against the archived SHA-256. A machine whose
 small files (the .vmx, .nvram, disk descriptors, logs) are all back and checked is registered and
 tagged as its machine of the restored deployment while its disks still copy; once every file of it
-is back and checked it is powered on (unless fenced) and recorded, while the others still copy.
+is back its disks are attached (while the last files are checked), and once every file is checked
+it is powered on (unless fenced) and recorded, while the others still copy.
 """
 
 from __future__ import annotations
@@ -82,11 +86,16 @@ class ArchiveCopy:
         skip: Callable[[str, str], bool],
         parallel: int | LanePools,
         first: list[tuple[Callable[..., None], dict[str, Any]]] | None = None,
+        consistent: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.storage = storage
         self.steps = steps
         # Steps to record in the next commit; `first` (ConsistencyReached) goes into the first one.
         self.ready: list[tuple[Callable[..., None], dict[str, Any]]] = list(first or [])
+        # Makes one machine consistent (power-off or snapshot) before its folder is listed; None:
+        # recorded consistent already. Nothing is recorded before every machine is listed.
+        self.consistent = consistent
+        self.unlisted = len(archive.machines)
         self.archive = archive  # as last saved; touched by the recording thread while a write is in flight
         self.recording = False  # a write of steps is in flight
         self.unsaved: list[_File] = []  # files whose steps are ready, not saved yet (they hold their slots)
@@ -102,25 +111,36 @@ class ArchiveCopy:
         self.small_slots = self.lanes.parallel  # at most this many small files' bytes held at once
         self.folders: set[str] = set()  # machines whose folder on the tier is made
         self.parked: dict[str, list[_File]] = {}  # copies waiting for their machine's folder
+        self.checking = 0  # copies being read back on the tier
 
     def run(self) -> Archive:
+        """Each machine made consistent and listed in one task (the copies wait for the listing: on
+        the critical path, so nothing else is started before it but the tier's folders, made
+        meanwhile); the machines' records and the first write once every machine is listed."""
         with self.lanes:
-            self._commit()
-            for machine in self.archive.machines:  # the listings and folders first: the copies wait for them
-                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
+            for machine in self.archive.machines:
                 folder = DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"]))
                 self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine["name"]))
-            for machine in self.archive.machines:
-                if machine["record"] is None:
-                    self.lanes.task(
-                        partial(self.storage.machine_record, machine["vm_id"]), partial(self._recorded, machine["name"])
-                    )
+                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
+            if not self.archive.machines:
+                self._commit()
             self.lanes.run(after=self._commit)
         return self.archive
 
+    def _read_records(self) -> None:
+        for machine in self.archive.machines:
+            if machine["record"] is None:
+                self.lanes.task(
+                    partial(self.storage.machine_record, machine["vm_id"]), partial(self._recorded, machine["name"])
+                )
+
     def _commit(self) -> None:
-        """The steps finished since the last write, in one write, unless one is in flight."""
-        if self.ready and not self.recording:
+        """The steps finished since the last write, in one write, unless one is in flight (or a
+        machine is not listed yet: its consistency would not be recorded yet). Near the end, when
+        only checks of copies on the tier are under way, the steps wait for them: one write then
+        records the rest, rather than the last one waiting for a write that is still in flight."""
+        near_end = not self.small and 0 < self.lanes.pending() == self.checking
+        if self.ready and not self.recording and self.unlisted == 0 and not near_end:
             steps, self.ready, self.recording = self.ready, [], True
             files, self.unsaved = self.unsaved, []
             self.lanes.record(partial(self.steps, self.archive, steps), partial(self._saved, files))
@@ -135,6 +155,8 @@ class ArchiveCopy:
         self.ready.append((Archive.record_machine, {"machine": machine, "record": done.result()}))
 
     def _list(self, machine: dict[str, Any]) -> list[tuple[DatastoreFile, int]]:
+        if self.consistent is not None:
+            self.consistent(machine)
         listing = [
             (source, size)
             for source, size in self.storage.vm_file_sizes(machine["vm_id"])
@@ -151,6 +173,7 @@ class ArchiveCopy:
 
     def _listed(self, machine: str, done: Future[Any]) -> None:
         listing: list[tuple[DatastoreFile, int]] = done.result()
+        self.unlisted -= 1
         for source, size in sorted(listing, key=lambda item: -item[1]):  # the longest copies start first
             file = _File(machine, _name(source), source, self._target(machine, source), size)
             if file.listed_size <= SMALL_FILE:
@@ -160,6 +183,8 @@ class ArchiveCopy:
                 self._copy(file)  # no file of its size on the tier: none it could be referenced to
             self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
         self._read_small()
+        if self.unlisted == 0:
+            self._read_records()  # after the listings and their copies: the records are on no one's path
 
     def _read_small(self) -> None:
         while self.small and self.small_slots > 0:
@@ -243,9 +268,11 @@ class ArchiveCopy:
         self.lanes.task(partial(self.storage.delete_folder, file.target), lambda done: done.result())
 
     def _check(self, file: _File) -> None:
+        self.checking += 1
         self.lanes.read(partial(self.storage.digest, file.target), partial(self._checked, file))
 
     def _checked(self, file: _File, done: Future[Any]) -> None:
+        self.checking -= 1
         assert file.digest is not None
         if done.result().sha256 == file.digest.sha256:
             self._record(file)
@@ -323,6 +350,7 @@ class RestoreCopy:
         restored: Callable[[list[tuple[str, str]]], None],
         parallel: int | LanePools,
         tag: Callable[[str, str], None] = lambda vm_id, machine: None,
+        ahead: Callable[[dict[str, str]], object] | None = None,
     ) -> None:
         self.storage = storage
         self.bring = bring
@@ -336,13 +364,20 @@ class RestoreCopy:
         self.lanes = Lanes(parallel)
         self.ready: list[tuple[str, str]] = []  # (machine, VM id) restored, to record in the next commit
         self.recording = False  # a write of restored machines is in flight
-        self.left: dict[str, int] = {}  # machine -> files not back yet
+        self.left: dict[str, int] = {}  # machine -> files not back and checked yet
+        self.uncopied: dict[str, int] = {}  # machine -> files not back yet (their check aside)
+        self.attaching: set[str] = set()  # machines whose disks' attachment started
+        self.attached: set[str] = set()  # machines whose disks are attached
         self.small_left: dict[str, int] = {}  # machine -> files up to SMALL_FILE not back yet
         self.registering: set[str] = set()  # machines whose registration started
         self.registered: dict[str, str] = {}  # machine -> VM id, registered and tagged
         self.finishing: set[str] = set()  # machines being powered on / recorded
         self.failure: str | None = None
         self.failed: set[str] = set()
+        # Once every machine is registered and every file back: `ahead({machine: VM id})` on the
+        # recording thread (free then: see _commit), what the final write reads, read meanwhile.
+        self.ahead = ahead
+        self.read_ahead: object = None
 
     def run(self) -> str | None:
         """The first failure (None: all came back). With every machine back, the last of them are
@@ -355,12 +390,20 @@ class RestoreCopy:
         return self.failure
 
     def _commit(self) -> None:
-        """The machines restored since the last write, in one write, unless one is in flight (or
-        they are the last: see `run`)."""
-        last = self.failure is None and len(self.finishing) == len(self.machines) and not self.lanes.busy()
-        if self.ready and not self.recording and not last:
+        """The machines restored since the last write, in one write, unless one is in flight, or
+        every file is back (only checks, disks, power-on are left: the machines restored meanwhile
+        go into the restore's own final write (see `run`), which then need not wait for a write of
+        them still in flight)."""
+        copied = len(self.left) == len(self.machines) and not any(self.uncopied.values())
+        if self.ready and not self.recording and not (self.failure is None and copied):
             ready, self.ready, self.recording = self.ready, [], True
             self.lanes.record(partial(self.restored, ready), self._saved)
+        if self.ahead is not None and copied and self.failure is None and len(self.registered) == len(self.machines):
+            read, self.ahead = self.ahead, None  # once
+            self.lanes.record(partial(read, dict(self.registered)), self._read_ahead)
+
+    def _read_ahead(self, done: Future[Any]) -> None:
+        self.read_ahead = done.result()
 
     def _saved(self, done: Future[Any]) -> None:
         self.recording = False
@@ -393,30 +436,26 @@ class RestoreCopy:
             done.result()
         except VCenterFaultError as fault:
             self._fail(machine, fault)
-        else:
-            mine = [int(f["size"]) for f in self.files if f["machine"] == machine["name"]]
-            self.left[machine["name"]] = len(mine)
-            self.small_left[machine["name"]] = len([size for size in mine if size <= SMALL_FILE])
-        if len(self.left) + len(self.failed) < len(self.machines):
             return
-        # Every folder is there: all files of all machines at once, the largest first.
-        by_name = {m["name"]: m for m in self.machines if m["name"] in self.left}
-        for stored in sorted(self.files, key=lambda f: -int(f["size"])):
-            owner = by_name.get(stored["machine"])
-            if owner is None:
-                continue
-            name = f"{self.vm_names[owner['name']]}/{self._renamed(owner, stored['name'])}"
-            target = DatastoreFile(owner["record"]["datastore"], name)
+        # Its folder is there: all its files at once, the largest first (the copies of each machine
+        # start as soon as its own folder is made).
+        mine = sorted((f for f in self.files if f["machine"] == machine["name"]), key=lambda f: -int(f["size"]))
+        self.left[machine["name"]] = self.uncopied[machine["name"]] = len(mine)
+        self.small_left[machine["name"]] = len([f for f in mine if int(f["size"]) <= SMALL_FILE])
+        for stored in mine:
+            name = f"{self.vm_names[machine['name']]}/{self._renamed(machine, stored['name'])}"
+            target = DatastoreFile(machine["record"]["datastore"], name)
             lane = self.lanes.read if int(stored["size"]) <= SMALL_FILE else self.lanes.task  # see TierMoves.bring
-            lane(partial(self.bring, stored, target), self._guard(owner, partial(self._brought, stored, target)))
-        for owner in by_name.values():
-            self._progress(owner)
+            lane(partial(self.bring, stored, target), self._guard(machine, partial(self._brought, stored, target)))
+        self._progress(machine)
 
     def _brought(
         self, stored: dict[str, Any], target: DatastoreFile, machine: dict[str, Any], done: Future[Any]
     ) -> None:
         done.result()
         self.lanes.read(partial(self.storage.digest, target), self._guard(machine, partial(self._checked, stored)))
+        self.uncopied[machine["name"]] -= 1
+        self._progress(machine)
 
     def _checked(self, stored: dict[str, Any], machine: dict[str, Any], done: Future[Any]) -> None:
         digest: FileDigest = done.result()
@@ -431,22 +470,31 @@ class RestoreCopy:
         self._progress(machine)
 
     def _progress(self, machine: dict[str, Any]) -> None:
-        """Register once the machine's small files are back; power on and record once all are."""
+        """Register once the machine's small files are back and checked; attach its disks once every
+        file is back (while the last ones are checked); power on and record once all are checked."""
         name = machine["name"]
         if self.small_left[name] == 0 and name not in self.registering:
             self.registering.add(name)
             self._register(machine)
-        if self.left[name] == 0 and name in self.registered and name not in self.finishing:
+        if name not in self.registered:
+            return
+        if self.uncopied[name] == 0 and name not in self.attaching:
+            self.attaching.add(name)
+            vmx, record = self._registration(machine)
+            attach = partial(self.storage.attach_disks, self.registered[name], vmx, record)
+            self.lanes.task(attach, self._guard(machine, self._attached))
+        if self.left[name] == 0 and name in self.attached and name not in self.finishing:
             self.finishing.add(name)
             vm_id = self.registered[name]
-            vmx, record = self._registration(machine)
+            if self.power_on is None:  # fenced: on once its NICs are on the fence
+                self.ready.append((name, vm_id))
+            else:
+                self.lanes.task(partial(self.power_on, vm_id), self._guard(machine, partial(self._on, vm_id)))
 
-            def finish() -> None:
-                self.storage.attach_disks(vm_id, vmx, record)  # its disk files are back and checked
-                if self.power_on is not None:
-                    self.power_on(vm_id)
-
-            self.lanes.task(finish, self._guard(machine, partial(self._on, vm_id)))
+    def _attached(self, machine: dict[str, Any], done: Future[Any]) -> None:
+        done.result()
+        self.attached.add(machine["name"])
+        self._progress(machine)
 
     def _registration(self, machine: dict[str, Any]) -> tuple[DatastoreFile, dict[str, Any]]:
         """The restored VM's .vmx and its record, the files renamed after the restored VM."""

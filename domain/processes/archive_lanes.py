@@ -57,6 +57,10 @@ class Lanes:
         """Steps are under way (or finished, their continuations not run yet)."""
         return bool(self._then)
 
+    def pending(self) -> int:
+        """How many steps are under way (or finished, their continuations not run yet)."""
+        return len(self._then)
+
     def run(self, after: Callable[[], None] = lambda: None) -> None:
         """Until nothing is pending: each finished step's continuation, in this thread, then `after`
         once per batch of them (the next steps are already submitted when `after` records events).

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from domain.archive import ARCHIVING, DELETED, Archive, consistency_snapshot
 from domain.archive_ports import ArchiveStorage, FileTierStore
-from domain.commands.archives import restored_deployment_id
+from domain.commands.archives import RestoreReads, restored_deployment_id
 from domain.deployment import DEPLOYED
 from domain.errors import NotFoundError, VCenterFaultError
 from domain.ports import VCenterDriver
@@ -134,15 +134,19 @@ class ArchiveProcess:
         powered_off = list(archive.powered_off)
         try:
             first: list[tuple[Callable[..., None], dict[str, Any]]] = []
+            consistent = None
             if not archive.consistent:
-                # Recorded with the first steps of the copy (its write does not hold the copies up);
-                # killed before that, the next worker makes them consistent again, knowing the same.
-                powered_off = self._make_consistent(archive)
+                # Each machine made consistent in the task that then lists its folder; recorded with
+                # the first steps of the copy, once every machine is (its write does not hold the
+                # copies up); killed before that, the next worker makes them consistent again,
+                # knowing the same (what was on is the deployment's record, not vCenter's).
+                powered_off = self._powered_on(archive)
+                consistent = self._consistency_step(archive)
                 first.append((Archive.record_consistent, {"powered_off": powered_off}))
             known, known_sizes = self._known_files(archive)
             archive = ArchiveCopy(
                 self.storage, self._steps, archive, known, known_sizes, partial(_left_out, archive.consistency),
-                self.pools, first,
+                self.pools, first, consistent,
             ).run()  # fmt: skip
             self._undo_consistency(archive, archive.powered_off)
             return self._step(archive, Archive.complete)
@@ -156,17 +160,21 @@ class ArchiveProcess:
             return [work(item) for item in items]
         return list(self.pools.tasks.map(work, items))
 
-    def _make_consistent(self, archive: Archive) -> list[str]:
-        """Power off (recording which machines the deployment had on) or snapshot every machine.
-        The deployment's record says what was on, so a redone step after a crash still knows."""
+    def _powered_on(self, archive: Archive) -> list[str]:
+        """The machines a power-off consistency turns off (to power on after): those the
+        deployment's record has on, so a step redone after a crash still knows them."""
+        if archive.consistency == "snapshot":
+            return []
         deployment = self.app.deployment(archive.deployment_id)
+        return [m["name"] for m in archive.machines if deployment.machine(m["name"]).get("power") == "poweredOn"]
+
+    def _consistency_step(self, archive: Archive) -> Callable[[dict[str, Any]], object]:
+        """Makes one machine consistent: a snapshot, or powered off (every machine: one found on that
+        the deployment has off is turned off too, not on again after)."""
         if archive.consistency == "snapshot":
             name = consistency_snapshot(archive.id)
-            self._each(lambda m: self.vcenter.create_snapshot(m["vm_id"], name), archive.machines)
-            return []
-        powered_off = [m["name"] for m in archive.machines if deployment.machine(m["name"]).get("power") == "poweredOn"]
-        self._each(lambda m: self.vcenter.power_off(m["vm_id"]), archive.machines)
-        return powered_off
+            return lambda machine: self.vcenter.create_snapshot(machine["vm_id"], name)
+        return lambda machine: self.vcenter.power_off(machine["vm_id"])
 
     def _undo_consistency(self, archive: Archive, powered_off: list[str], quietly: bool = False) -> None:
         try:
@@ -175,7 +183,7 @@ class ArchiveProcess:
                 self._each(lambda m: self.vcenter.remove_snapshot(m["vm_id"], name), archive.machines)
             elif powered_off and self._still_deployed(archive):
                 on = [m for m in archive.machines if m["name"] in powered_off]
-                self._each(lambda m: self.vcenter.power_on(m["vm_id"]), on)
+                self._each(lambda m: self.storage.power_on(m["vm_id"]), on)
         except (VCenterFaultError, NotFoundError):
             if not quietly:
                 raise
@@ -220,12 +228,15 @@ class ArchiveProcess:
         def tag(vm_id: str, machine: str) -> None:
             self.vcenter.tag_vm(vm_id, deployment_id, machine)
 
+        def ahead(registered: dict[str, str]) -> RestoreReads:
+            return self.app.read_restore_ahead(latest[0], restore_id, {**before, **registered})
+
         pending = [m for m in archive.machines if m["name"] not in before]
         copy = RestoreCopy(
             self.storage, self.moves.bring, pending, archive.files, restore,
             {m["name"]: restored_vm_name(restore_id, m["name"]) for m in pending},
-            None if restore.get("fence") else self.vcenter.power_on,  # fenced: on once its NICs are on the fence
-            restored, self.pools, tag,
+            None if restore.get("fence") else self.storage.power_on,  # fenced: on once its NICs are on the fence
+            restored, self.pools, tag, ahead,
         )  # fmt: skip
         failure = copy.run()
         last = list(copy.ready)  # every machine back: the last ones are recorded in the final write
@@ -235,14 +246,17 @@ class ArchiveProcess:
             for name in before:  # machines recorded before a restart: tagged (a worker of an older
                 tag(before[name], name)  # version did not tag them) and on again
                 if not restore.get("fence"):
-                    self.vcenter.power_on(before[name])
+                    self.storage.power_on(before[name])
         except VCenterFaultError as fault:
             failure = failure or fault.message
         if failure is not None:
             if last:
                 restored(last)
             return self._step(latest[0], Archive.record_restore_failed, restore_id=restore_id, failure=failure)
-        return self.app.complete_restore(archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last])
+        read = copy.read_ahead if isinstance(copy.read_ahead, RestoreReads) else None
+        return self.app.complete_restore(
+            archive.id, restore_id, vms, ACTOR, latest[0], [name for name, _ in last], read
+        )
 
     # -- deletion ----------------------------------------------------------------------------------
     def remove_files(self, archive: Archive) -> None:

@@ -25,6 +25,10 @@ clock stops when the Archive aggregate records the archive complete (the restore
 checked every 5 ms; without it (the default), every follower runs once in the bench's own thread
 after each command (`Runtime.catch_up`, as the tests do), so the read models' updates for every
 event of the archive are on the timed path, one after the other.
+Each run also gives the bench process's own CPU time (every thread) during the archive and the
+restore (`archive_cpu_s`, `restore_cpu_s`): on a machine loaded by other work, the wall times follow
+the load, the CPU time what the code costs; and `each_run`, every run's figures, so that
+scripts/bench/archive_compare.sh (old and new checkouts alternated) and archive_pool.py can pool them.
 Goal (issue 12): part 1 ratio <= 1.3.
 Usage: .venv/bin/python -m scripts.bench.archive [--disk-mib 8] [--copy-ms 150] [--archives 10] [--runs 5]
        [--no-small-files] [--workers]
@@ -144,18 +148,18 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
         seq = baseline(storage, vm_ids, f"{run}a", 1) if sequential else None
         parallel = baseline(storage, vm_ids, f"{run}b", PARALLEL)
         http = baseline(storage, vm_ids, f"{run}c", PARALLEL, small_by_http=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         archive_id = app.archive_now(deployment_id, actor="bench").value.id
         if WORKERS:
             settle(runtime, lambda: app.archive(archive_id).state in ("complete", "failed"), "archive")
         else:
             runtime.catch_up()
-        archived = time.perf_counter() - started
+        archived, archive_cpu = time.perf_counter() - started, time.process_time() - cpu
         archive = app.archive(archive_id)
         assert archive.state == "complete", archive.failure
         app.undeploy(deployment_id, actor="bench")
         settle(runtime, lambda: app.deployment(deployment_id).state in ("undeployed", "failed"), "undeploy")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         app.restore_archive(archive_id, "test", False, actor="bench")
 
         def restore_over() -> bool:
@@ -163,7 +167,7 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
             return any(r["state"] in ("restored", "failed") for r in restores)
 
         settle(runtime, restore_over, "restore")
-        restored = time.perf_counter() - started
+        restored, restore_cpu = time.perf_counter() - started, time.process_time() - cpu
         restore = next(iter(app.archive(archive_id).restores.values()))
         assert restore["state"] == "restored", restore["failure"]
         restored_vms = list(restore["machines"].values())
@@ -176,6 +180,8 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
         "bytes": archive.view()["logical_bytes"], "archive_s": archived, "restore_s": restored,
         "plain_parallel_s": parallel, "plain_sequential_s": seq, "ratio": (archived + restored) / parallel,
         "plain_small_by_http_s": http, "ratio_http": (archived + restored) / http,
+        # The bench process's own CPU (every thread) in each: on a loaded machine, what the code costs.
+        "archive_cpu_s": archive_cpu, "restore_cpu_s": restore_cpu,
     }  # fmt: skip
 
 
@@ -225,6 +231,15 @@ def main() -> None:
                 "ratio_vs_parallel": spread([r["ratio"] for r in runs]),
                 "plain_small_by_http_s": spread([r["plain_small_by_http_s"] for r in runs]),
                 "ratio_vs_small_by_http": spread([r["ratio_http"] for r in runs]),
+                "archive_cpu_s": spread([r["archive_cpu_s"] for r in runs]),
+                "restore_cpu_s": spread([r["restore_cpu_s"] for r in runs]),
+                # Each run's figures, to pool runs of several invocations (scripts/bench/archive_compare.sh).
+                "each_run": [
+                    {key: round(r[key], 4) for key in ("archive_s", "restore_s", "plain_parallel_s",
+                                                       "plain_small_by_http_s", "ratio", "ratio_http",
+                                                       "archive_cpu_s", "restore_cpu_s")}
+                    for r in runs
+                ],
             }  # fmt: skip
 
             # Part 2: ten archives of the same configuration on the file tier.

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from domain.archive import Archive
+from domain.commands.addresses import MAC_CLAIMS
+from domain.commands.archives import RestoreReads
+from domain.names import NameClaim
 from tests.contract.test_archives import MACHINES, archived
 from tests.support import stages
 
@@ -104,3 +107,83 @@ def test_a_step_decided_on_a_stale_archive_is_decided_again_on_a_fresh_read(
     longer = partial(Archive.set_retention, days=6, actor="stagekeeper", reason=None)
     assert runtime.app.record_archive_step(archive_id, longer, now).value is now
     assert runtime.app.archive(archive_id).retention_days == 6
+
+
+def test_a_restore_reads_its_claims_ahead_and_a_claim_taken_meanwhile_still_fails_it(
+    runtime: Runtime,
+    deployment_id: UUID,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The final write's service and claims are read while the last files are checked; one taken by
+    another deployment in between is not missed: that write loses the race and is decided again."""
+    archive_id = archived(runtime, deployment_id)
+    runtime.app.undeploy(deployment_id, actor="alice")
+    runtime.catch_up()
+    real = runtime.app.read_restore_ahead
+    taken: list[NameClaim] = []
+
+    def ahead_then_taken(archive: Archive, restore_id: str, vms: dict[str, str]) -> RestoreReads:
+        read = real(archive, restore_id, vms)
+        mac = archive.machines[0]["addressing"]["macs"][0]
+        claim_id = NameClaim.id_for(MAC_CLAIMS, mac["network"], mac["mac"])
+        ahead = read.claims[claim_id]
+        assert ahead is None or ahead.owner_id is None  # free when read (released by the undeploy)
+        claim: Any = runtime.app.repository.get(claim_id)
+        claim.reclaim(uuid4(), mac["mac"])
+        runtime.app.commit(claim)  # another deployment's machine takes it now
+        taken.append(claim)
+        return read
+
+    monkeypatch.setattr(runtime.app, "read_restore_ahead", ahead_then_taken)
+    runtime.app.restore_archive(archive_id, "test", False, actor="bob")
+    runtime.catch_up()
+    (restore,) = runtime.app.archive(archive_id).restores.values()
+    assert taken
+    assert restore["state"] == "failed"
+    assert f"MAC {taken[0].name}" in restore["failure"]
+
+
+def test_a_restore_takes_the_claims_it_read_ahead_without_reading_them_again(
+    runtime: Runtime,
+    deployment_id: UUID,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    archive_id = archived(runtime, deployment_id)
+    runtime.app.undeploy(deployment_id, actor="alice")
+    runtime.catch_up()
+    claim_reads: list[UUID] = []
+    real_get = runtime.app.repository.get
+    real_complete = runtime.app.complete_restore
+    read_ahead: list[RestoreReads | None] = []
+
+    def counted_get(aggregate_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        found = real_get(aggregate_id, *args, **kwargs)
+        if isinstance(found, NameClaim):
+            claim_reads.append(aggregate_id)
+        return found
+
+    def complete(*args: Any, **kwargs: Any) -> Archive:
+        read_ahead.append(args[6] if len(args) > 6 else kwargs.get("ahead"))
+        monkeypatch.setattr(runtime.app.repository, "get", counted_get)
+        try:
+            return real_complete(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(runtime.app.repository, "get", real_get)
+
+    monkeypatch.setattr(runtime.app, "complete_restore", complete)
+    runtime.app.restore_archive(archive_id, "test", False, actor="bob")
+    runtime.catch_up()
+    (restore,) = runtime.app.archive(archive_id).restores.values()
+    assert restore["state"] == "restored", restore["failure"]
+    assert read_ahead
+    assert read_ahead[0] is not None  # read while the files were checked
+    assert read_ahead[0].claims
+    assert claim_reads == []  # and not read again by the write
+    restored = runtime.app.deployment(UUID(restore["deployment_id"]))
+    macs = [n for m in runtime.app.archive(archive_id).machines for n in m["addressing"]["macs"]]
+    assert macs
+    for mac in macs:  # taken for the restored deployment all the same
+        claim: Any = real_get(NameClaim.id_for(MAC_CLAIMS, mac["network"], mac["mac"]))
+        assert isinstance(claim, NameClaim)
+        assert claim.owner_id is not None
+    assert restored.state == "deployed"

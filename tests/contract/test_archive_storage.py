@@ -143,3 +143,13 @@ def test_a_vm_registered_without_disks_gets_them_once_their_files_are_there(
     copy = storage.machine_record(registered)
     assert [d["file"] for d in copy["disks"]] == [d["file"] for d in renamed["disks"]]
     assert [n["mac"] for n in copy["nics"]] == [n["mac"] for n in record["nics"]]
+
+
+def test_power_on_starts_a_vm_and_one_already_on_is_no_error(vcenter: VCenterDriver, storage: ArchiveStorage) -> None:
+    vm_id = a_vm(vcenter)
+    vcenter.power_off(vm_id)
+    assert storage.machine_record(vm_id)["power"] == "poweredOff"
+    storage.power_on(vm_id)
+    assert storage.machine_record(vm_id)["power"] == "poweredOn"
+    storage.power_on(vm_id)  # a retried step
+    assert storage.machine_record(vm_id)["power"] == "poweredOn"

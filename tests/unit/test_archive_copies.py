@@ -48,6 +48,9 @@ class Datastores:
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         raise AssertionError("an archive attaches no disk")
 
+    def power_on(self, vm_id: str) -> None:
+        raise AssertionError("the copy powers nothing on")
+
     def machine_record(self, vm_id: str) -> dict[str, Any]:
         return {"name": vm_id}
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pyVmomi import vim
 
-from adapters.vcenter.pyvmomi import inventory
+from adapters.vcenter.pyvmomi import inventory, networks
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from domain.archive_ports import ByteSource, DatastoreFile, FileDigest
 from domain.errors import VCenterFaultError, VCenterObjectNotFoundError
@@ -102,6 +102,11 @@ class PyVmomiArchiveStorage:
                     disks.append({"file": backing.path.rsplit("/", 1)[-1], "capacity_kib": int(device.capacityInKB)})
             host = props.get("runtime.host")
             pool = props.get("resourcePool")
+            devices = list(props.get("config.hardware.device") or [])
+            # The NICs from the devices read here; port group names only when a NIC is on one.
+            port = vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo
+            distributed = any(isinstance(getattr(d, "backing", None), port) for d in devices)
+            found = networks.nics(devices, networks.portgroup_names(content) if distributed else {})
             return {
                 "name": str(props.get("name", "")),
                 "cpus": int(props.get("config.hardware.numCPU") or 0),
@@ -116,22 +121,22 @@ class PyVmomiArchiveStorage:
                 "disks": disks,
                 "ip": props.get("guest.ipAddress") or None,
                 "hostname": props.get("guest.hostName") or None,
+                "nics": [{"network": n.network, "portgroup_key": n.portgroup_key, "mac": n.mac} for n in found],
             }
 
-        record = self.session.call(f"read the record of VM {vm_id}", read)
-        record["nics"] = [
-            {"network": n.network, "portgroup_key": n.portgroup_key, "mac": n.mac} for n in self.driver.vm_nics(vm_id)
-        ]
-        return record
+        return self.session.call(f"read the record of VM {vm_id}", read)
 
     def vm_files(self, vm_id: str) -> list[DatastoreFile]:
         return [file for file, _ in self.vm_file_sizes(vm_id)]
 
     def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        vm = self.driver._vm(vm_id)
+        content = self.session.content
         record = self.session.call(
-            f"read files of VM {vm_id}",
-            lambda: parse_path(str(self.driver._vm(vm_id).config.files.vmPathName)),
-        )
+            f"read files of VM {vm_id}",  # the one property, not the whole config (devices and all)
+            lambda: parse_path(str(inventory.properties_of(content, vm, ["config.files.vmPathName"])[
+                "config.files.vmPathName"])),
+        )  # fmt: skip
         folder = record.path.rsplit("/", 1)[0] if "/" in record.path else ""
         return self._listing(DatastoreFile(record.datastore, folder))
 
@@ -272,6 +277,14 @@ class PyVmomiArchiveStorage:
         if nics:
             self.driver.set_nics(vm_id, nics)
         return vm_id
+
+    def power_on(self, vm_id: str) -> None:
+        vm = self.driver._vm(vm_id)
+        try:  # the task alone: the driver's power_on also reads the VM back, which no one here needs
+            self.session.wait(self.session.call("power on", vm.PowerOnVM_Task), f"power-on of {vm_id}")
+        except VCenterFaultError as error:
+            if "InvalidPowerState" not in str(error):  # already on: nothing to do
+                raise
 
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         vm = self.session.call(f"find VM {vm_id}", lambda: self.driver._vm(vm_id))

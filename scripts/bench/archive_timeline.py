@@ -1,0 +1,189 @@
+"""A timeline of one Archive Now and one restore (scripts/bench/archive.py's part 1, one run):
+every vCenter call and task wait, every file read and write, every event-store write and read and
+every follower pass, by thread, in milliseconds from the command; then the plain copy's own.
+
+Usage: PYTHONPATH=. .venv/bin/python -m scripts.bench.archive_timeline [--disk-mib 8] [--copy-ms 150]
+       [--runs 2] (the last run is shown: the first warms the connections and the lanes' threads)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from adapters.runtime import Runtime
+from adapters.vcenter.pyvmomi import archives as pyvmomi_archives
+from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
+from adapters.vcenter.pyvmomi.session import Session
+from domain.processes.archives import ArchiveProcess
+from domain.stagekeeper import Stagekeeper
+from scripts.bench import archive as bench
+
+Span = tuple[float, float, str, str]  # start, end, thread, what
+SPANS: list[Span] = []
+MARKS: list[tuple[float, str]] = []
+_LOCK = threading.Lock()
+
+
+def _label(name: str, args: tuple[Any, ...]) -> str:
+    shown = []
+    for arg in args[1:3]:
+        text = str(arg)
+        if "DatastoreFile" in type(arg).__name__:
+            text = str(getattr(arg, "path", text)).rsplit("/", 1)[-1]
+        elif callable(arg):
+            text = getattr(arg, "__name__", type(arg).__name__)
+        shown.append(text[:40])
+    return f"{name}({', '.join(shown)})"
+
+
+def timed(owner: Any, name: str, label: Callable[[tuple[Any, ...]], str] | None = None) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            what = label(args) if label else _label(f"{owner.__name__}.{name}", args)
+            with _LOCK:
+                SPANS.append((started, time.perf_counter(), threading.current_thread().name, what))
+
+    setattr(owner, name, wrapper)
+
+
+def _gc_timing() -> None:
+    """Each garbage collection as a span (generation and objects collected)."""
+    began: dict[str, float] = {}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began["at"] = time.perf_counter()
+            return
+        what = f"gc gen {info['generation']} ({info['collected']})"
+        with _LOCK:
+            started = began.pop("at", time.perf_counter())
+            SPANS.append((started, time.perf_counter(), threading.current_thread().name, what))
+
+    gc.callbacks.append(callback)
+
+
+def instrument() -> None:
+    _gc_timing()
+    storage = pyvmomi_archives.PyVmomiArchiveStorage
+    for name in ("vm_file_sizes", "make_folder", "copy_file", "digest", "read_file", "write_file",
+                 "machine_record", "register_vm", "attach_disks", "delete_folder"):  # fmt: skip
+        timed(storage, name)
+    for name in ("power_on", "power_off", "tag_vm", "vm_nics", "set_nics"):
+        timed(PyVmomiDriver, name)
+    timed(Session, "wait", lambda a: f"  task wait: {a[2]}")
+    for name in ("record_archive_step", "complete_restore", "archive_now", "restore_archive", "archive",
+                 "deployment", "commit", "undeploy"):  # fmt: skip
+        timed(Stagekeeper, name, lambda a, n=name: f"app.{n}")  # type: ignore[misc]
+    for name in ("drive", "handle"):
+        timed(ArchiveProcess, name, lambda a, n=name: f"ArchiveProcess.{n}")  # type: ignore[misc]
+    original = Runtime.catch_up
+
+    def catch_up(runtime: Runtime) -> None:
+        for attr in ("projection_follower", "process_follower", "archive_follower"):
+            follower = getattr(runtime, attr)
+            if not getattr(follower, "_timed", False):
+                timed_follower(follower, attr)
+        original(runtime)
+
+    Runtime.catch_up = catch_up  # type: ignore[method-assign]
+    original_one_run = bench.baseline
+
+    def baseline(*args: Any, **kwargs: Any) -> float:
+        MARKS.append((time.perf_counter(), f"plain copy {args[2]}"))
+        took = original_one_run(*args, **kwargs)
+        MARKS.append((time.perf_counter(), f"plain copy {args[2]} end"))
+        return took
+
+    bench.baseline = baseline
+
+
+def timed_follower(follower: Any, attr: str) -> None:
+    original = follower.catch_up
+
+    def catch_up(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with _LOCK:
+                SPANS.append((started, time.perf_counter(), threading.current_thread().name, f"{attr}.catch_up"))
+
+    follower.catch_up = catch_up
+    follower._timed = True
+
+
+def show(title: str, start: float, end: float) -> None:
+    print(f"\n== {title}: {1000 * (end - start):.0f} ms")
+    for s, e, thread, what in sorted(SPANS):
+        if s >= start and e <= end + 0.001:
+            at, until, took = 1000 * (s - start), 1000 * (e - start), 1000 * (e - s)
+            print(f"{at:7.1f} {until:7.1f} {took:6.1f}  {thread[-22:]:22} {what}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--disk-mib", type=int, default=8)
+    parser.add_argument("--copy-ms", type=int, default=150)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    instrument()
+    original_archive_now = Stagekeeper.archive_now
+    original_restore = Stagekeeper.restore_archive
+
+    def archive_now(self: Stagekeeper, *a: Any, **k: Any) -> Any:
+        MARKS.append((time.perf_counter(), "archive"))
+        return original_archive_now(self, *a, **k)
+
+    def restore_archive(self: Stagekeeper, *a: Any, **k: Any) -> Any:
+        MARKS.append((time.perf_counter(), "restore"))
+        return original_restore(self, *a, **k)
+
+    Stagekeeper.archive_now = archive_now  # type: ignore[method-assign]
+    Stagekeeper.restore_archive = restore_archive  # type: ignore[method-assign]
+    import sys
+
+    sys.argv = [sys.argv[0], "--archives", "0", "--runs", str(args.runs), "--disk-mib", str(args.disk_mib),
+                "--copy-ms", str(args.copy_ms)]  # fmt: skip
+    results: list[dict[str, Any]] = []
+    original_one_run = bench.one_run
+
+    def one_run(*a: Any, **k: Any) -> dict[str, Any]:
+        SPANS.clear()
+        MARKS.clear()
+        result = original_one_run(*a, **k)
+        results.append(result)
+        marks = {what: at for at, what in MARKS}
+        for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
+            start = marks[name]
+            full = [e - s for s, e, _, what in SPANS if what.startswith("gc gen 2") and start <= s <= start + took]
+            print(f"run {len(results)}: {name} {1000 * took:.0f} ms, full collections in it: "
+                  f"{', '.join(f'{1000 * t:.0f} ms' for t in full) or 'none'}")  # fmt: skip
+        return result
+
+    bench.one_run = one_run
+    bench.main()
+    marks = dict((what, at) for at, what in MARKS)
+    result = results[-1]
+    archive_start = marks["archive"]
+    show("Archive Now", archive_start, archive_start + result["archive_s"])
+    restore_start = marks["restore"]
+    show("restore", restore_start, restore_start + result["restore_s"])
+    for name, at in sorted(marks.items(), key=lambda item: item[1]):
+        if name.startswith("plain copy") and name.endswith("c"):
+            show(f"plain copy small by HTTP ({name})", at, marks[f"{name} end"])
+
+
+if __name__ == "__main__":
+    main()
