@@ -95,6 +95,8 @@ class StagekeeperApplication(Application[UUID]):
         AddressPlan: 20,
         PoolPlan: 20,
     }
+    # A snapshot rebuilds its aggregate from up to an interval of events: without the check above.
+    snapshotting_projectors = dict.fromkeys(snapshotting_intervals, _project)
 
     def __init__(
         self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
