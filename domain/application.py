@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -53,6 +53,15 @@ _ATTEMPTS = 12
 _BACKOFF_SECONDS = 0.002
 
 
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's `project_aggregate` without its check of each event against a runtime
+    Protocol (`isinstance(event, CanMutateProtocol)`, about 15 us a call on Python 3.11, several a
+    command): every stored event and snapshot of this application is the library's, with `mutate`."""
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
 @dataclass(frozen=True)
 class Outcome(Generic[R]):
     """What a command produced, and the notification position it wrote (for read-your-writes)."""
@@ -86,6 +95,8 @@ class StagekeeperApplication(Application[UUID]):
         AddressPlan: 20,
         PoolPlan: 20,
     }
+    # A snapshot rebuilds its aggregate from up to an interval of events: without the check above.
+    snapshotting_projectors = dict.fromkeys(snapshotting_intervals, _project)
 
     def __init__(
         self, env: Mapping[str, str], vcenter: VCenterDriver, clock: Clock, unavailable_seconds: float = 5.0
@@ -146,7 +157,7 @@ class StagekeeperApplication(Application[UUID]):
     # -- loading ------------------------------------------------------------------------------
     def load(self, cls: type[A], aggregate_id: UUID, what: str, version: int | None = None) -> A:
         try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version, projector_func=_project)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {what} with id {aggregate_id}") from None
         if not isinstance(aggregate, cls):
@@ -213,14 +224,13 @@ class StagekeeperApplication(Application[UUID]):
         if not pending:
             return 0
         # What this write will store, kept before saving (saving takes the pending events): if
-        # the outcome is unknown, it tells our own write apart from anybody else's.
+        # the outcome is unknown, its last event tells our own write apart from anybody else's.
         events = [e for a in pending for e in a.pending_events]
         request_id = current_request_id()
         if request_id is not None:
             # Metadata, not a field of the event's class: replay ignores it, the audit log keeps it.
             for pending_event in events:
                 object.__setattr__(pending_event, "request_id", request_id)
-        mine = self.mapper.to_stored_event(events[-1])
         topics = [get_topic(type(e)) for e in events]
         started = time.monotonic()
         try:
@@ -237,7 +247,10 @@ class StagekeeperApplication(Application[UUID]):
             raise
         except UnavailableError:
             # The connection was lost during or after COMMIT: the write may have landed. All of it
-            # or none of it did (one transaction), so one event of it answers for the whole.
+            # or none of it did (one transaction), so one event of it answers for the whole. (It is
+            # encoded again only here: the encoding is deterministic, and a command that succeeds
+            # does not pay for it twice.)
+            mine = self.mapper.to_stored_event(events[-1])
             if not self._landed(mine, deadline=started + self.unavailable_seconds):
                 raise
             # Its own notification id is not known any more; the head bounds it from above.

@@ -75,19 +75,24 @@ class GuardedRecorder:
         value = getattr(self._recorder, name)
         if not callable(value):
             return value
-        # The undecorated method when the library wrapped it in its own retry loop.
-        raw = getattr(getattr(type(self._recorder), name, None), "__wrapped__", None)
-        call = (lambda *a, **k: raw(self._recorder, *a, **k)) if raw is not None else value
+        recorder = self._recorder
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            # Looked up on each call, so a method replaced on the recorder (a test's fault) is used.
+            # The undecorated method when the library wrapped it in its own retry loop.
+            raw = getattr(getattr(type(recorder), name, None), "__wrapped__", None)
+            method = getattr(recorder, name)
             deadline = time.monotonic() + self._budget
             while True:
                 try:
                     with event_store_errors():
-                        return call(*args, **kwargs)
+                        return raw(recorder, *args, **kwargs) if raw is not None else method(*args, **kwargs)
                 except UnavailableError:
                     if name in ONCE or time.monotonic() + PAUSE >= deadline:
                         raise
                     time.sleep(PAUSE)
 
+        # Kept, so the next call finds it without coming here (two closures a call were a few
+        # percent of a command's CPU).
+        self.__dict__[name] = guarded
         return guarded
