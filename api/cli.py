@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import logging
 import os
@@ -14,6 +13,7 @@ import threading
 
 import click
 
+from adapters.interpreter import settle
 from adapters.logs import configure as configure_logging
 from adapters.runtime import Runtime, print_generated_password
 from adapters.settings import Settings, SettingsError, metrics_bind
@@ -39,10 +39,7 @@ def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> i
             print_generated_password(generated)
     app = create_app(settings, runtime=runtime)
     serve_metrics(runtime)
-    # What start-up built lives as long as the process: out of the collector's generations, a
-    # full collection in a long-running server no longer walks it each time.
-    gc.collect()
-    gc.freeze()
+    settle(settings)  # start-up's objects out of the collector's way; the thread switch interval
     # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, http=_http_parser())
     try:
@@ -119,6 +116,7 @@ def _worker(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     serve_metrics(runtime)
+    settle(settings)
     runtime.start_workers()
     logging.getLogger("stagekeeper").info("worker running against %s", runtime.db.kind)
     try:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from adapters import interpreter
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from adapters.vcenter.pyvmomi.archives import PyVmomiArchiveStorage
@@ -186,6 +187,9 @@ def one_run(runtime: Runtime, sim: Vcsim, service_id: UUID, disk_mib: int, copy_
 
 
 def main() -> None:
+    # The interpreter as a `stagekeeper serve` or `worker` process runs (the plain script's threads
+    # share it): STAGEKEEPER_SWITCH_INTERVAL_MS compares switch intervals.
+    interpreter.settle(Settings())
     parser = argparse.ArgumentParser()
     parser.add_argument("--disk-mib", type=int, default=8)
     parser.add_argument("--copy-ms", type=int, default=150)

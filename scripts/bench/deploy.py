@@ -35,6 +35,7 @@ from typing import Any
 from pyVmomi import vim
 from pyVmomi.SoapAdapter import SoapStubAdapter
 
+from adapters import interpreter
 from adapters.runtime import Runtime
 from adapters.settings import Settings
 from adapters.vcenter.pyvmomi import inventory
@@ -186,6 +187,9 @@ def stagekeeper(sim: Vcsim, url: str, machines: int, run: int, calls: Calls | No
 
 
 def main() -> None:
+    # The interpreter as a `stagekeeper serve` or `worker` process runs (the plain script's threads
+    # share it): STAGEKEEPER_SWITCH_INTERVAL_MS compares switch intervals.
+    interpreter.settle(Settings())
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--machines", type=int, default=20)
