@@ -68,12 +68,25 @@ class ReaderSpec:
     env: dict[str, str]
 
 
-def prepare(notifications: Sequence[Notification], keys: Collection[str] | None, chain: str | None) -> list[Record]:
-    """Each event parsed and summarised; its audit link too, from `chain` (the hash before the first)."""
+def prepare(
+    notifications: Sequence[Notification],
+    keys: Collection[str] | None,
+    chain: str | None,
+    sized: Collection[str] = (),
+) -> list[Record]:
+    """Each event parsed and summarised; its audit link too, from `chain` (the hash before the first).
+    Only `keys` of its state are kept (None: all), and of those, lists under `sized` keys as their length
+    in `None`s (read only for their length: a configuration's machines were most of what crossed the pipe)."""
     records: list[Record] = []
     for notification in notifications:
         raw = RawEvent.parse(notification)
-        data = raw.data if keys is None else {k: v for k, v in raw.data.items() if k in keys}
+        data = raw.data
+        if keys is not None:  # (a copy: the summary below reads the whole state)
+            data = {k: v for k, v in data.items() if k in keys}
+            for key in sized:
+                value = data.get(key)
+                if isinstance(value, list):
+                    data[key] = [None] * len(value)
         after, chain = chain, None if chain is None else link(chain, notification)
         records.append((raw.type, data, raw.aggregate_id, raw.summary, after, chain))
     return records
@@ -91,13 +104,15 @@ def _uuid_as_bytes(value: UUID) -> tuple[type[UUID], tuple[None, bytes]]:
 
 @dataclass(frozen=True)
 class Job:
-    """What a reader process is asked: batches of `batch` from `start`, parsed for `keys`, linked from `chain`."""
+    """What a reader process is asked: batches of `batch` from `start`, parsed for `keys` (`sized`: their
+    lengths only), linked from `chain`."""
 
     spec: ReaderSpec
     start: int
     batch: int
     keys: frozenset[str] | None
     chain: str | None
+    sized: frozenset[str] = frozenset()
 
 
 def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the reader process)
@@ -124,7 +139,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             notifications = recorder.select_notifications(start, job.batch)
             records: list[Record] | None
             try:
-                records = prepare(notifications, job.keys, chain)
+                records = prepare(notifications, job.keys, chain, job.sized)
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
             chain = records[-1][5] if records else _chained(notifications, chain)
@@ -168,7 +183,13 @@ class Reader:
     """The follower's side of a reader process started at position `start`."""
 
     def __init__(
-        self, spec: ReaderSpec, start: int, batch: int, keys: frozenset[str] | None, chain: str | None = None
+        self,
+        spec: ReaderSpec,
+        start: int,
+        batch: int,
+        keys: frozenset[str] | None,
+        chain: str | None = None,
+        sized: frozenset[str] = frozenset(),
     ) -> None:
         self.batch = batch
         self.expected = start  # the position the next batch starts at
@@ -191,7 +212,7 @@ class Reader:
         self._channel = Connection(incoming, writable=False)
         assert self._process.stdin is not None
         with self._process.stdin as job:
-            job.write(pickle.dumps(Job(spec, start, batch, keys, chain)))
+            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized)))
 
     def take(self) -> tuple[Sequence[Notification], list[RawEvent] | None] | None:
         """The next batch: its notifications and, if they all parsed, the parsed events. None: the
