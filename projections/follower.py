@@ -49,6 +49,10 @@ BULK_FROM = 20_000
 # few hundred milliseconds.
 PROCESS_FROM = 20_000
 
+# A reader process's batches are this many times the follower's own: a long catch-up then takes
+# half as many transactions, tracking round trips and per-batch reads of existing rows.
+READER_BATCHES = 2
+
 # Plain indexes built at once after a bulk build (PostgreSQL; the read store's pool holds four connections).
 INDEX_BUILDERS = 2
 
@@ -212,7 +216,14 @@ class ProjectionFollower:
         if end - start < self.process_from:
             return None
         keys = self._keys()
-        return Reader(self.reader, start + 1, self.batch, keys, self._chain_head(positions, start), self._sized(keys))
+        return Reader(
+            self.reader,
+            start + 1,
+            self.batch * READER_BATCHES,
+            keys,
+            self._chain_head(positions, start),
+            self._sized(keys),
+        )
 
     def _chain_head(self, positions: dict[str, int], start: int) -> str | None:
         """The audit chain's last hash, if a projection keeping one stands at `start` (the reader links on from it)."""
