@@ -83,7 +83,7 @@ def instrument(clock: Clock, projections: list[Projection]) -> None:
     for projection in projections:
         if projection.raw:
             clock.wrap(projection, "apply_batch", f"{projection.name}: Python")
-            if projection.derives_from is not None:
+            if getattr(projection, "derives_from", None) is not None:  # (absent in older checkouts)
                 clock.wrap(projection, "derive", f"{projection.name}: Python")
         else:
             for topic, handler in list(projection.handlers.items()):
