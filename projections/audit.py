@@ -157,7 +157,7 @@ class AuditProjection(Projection):
     def _services(self, events: Sequence[RawEvent], subjects: Subjects) -> set[str]:
         """The services whose stage names this batch may look up (a superset): their stage ids are read
         in one query, not one per service."""
-        found: set[str] = set()
+        found: set[Any] = set()
         stable = self._stable
         for raw in events:
             aggregate_id = raw.aggregate_id
