@@ -38,12 +38,23 @@ class Projection:
     # The keys of a stored event's state a raw projection reads (None: it may read any): a reader
     # process (projections/pipeline.py) sends only these across. Name every key `apply_batch` reads.
     reads: ClassVar[frozenset[str] | None] = None
+    # Of those, the keys whose value it reads only for its length (`len` of a list): a reader process
+    # sends such a list as that many `None`s, unless another read model reads the values themselves.
+    sized: ClassVar[frozenset[str]] = frozenset()
+    # Another raw read model whose rows hold every value this one writes. When both apply the same
+    # events in one transaction, that one first, this one's `derive` copies its rows from the other's
+    # in SQL (one INSERT ... SELECT) instead of making and sending them again (`apply_batch`).
+    derives_from: ClassVar[str | None] = None
     # Raise it with any change of `ddl` or of what the rows hold: at start-up, a read model
     # built with another version is dropped and rebuilt from position zero (projections/schema.py).
     schema_version: ClassVar[int] = 1
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
+
+    def derive(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        """What `apply_batch` writes for `events`, taken from the rows `derives_from` just wrote for them."""
+        raise TypeError(f"{type(self).__name__} derives from no read model")
 
     def chain_head(self, cursor: Cursor) -> str | None:
         """The last link of the audit hash chain, for a projection that keeps one (None: it keeps none)."""

@@ -18,6 +18,10 @@ COLUMNS = (
     "id", "service_id", "name", "description", "machines", "networks", "version",
     "created_at", "created_by", "updated_at", "updated_by", "position",
 )  # fmt: skip
+_MARKS = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+# Rows a statement writes: 12 parameters a row stays under SQLite's oldest limit of 999 a statement.
+ROWS = 80
 
 
 class ConfigurationsProjection(Projection):
@@ -25,6 +29,7 @@ class ConfigurationsProjection(Projection):
     raw = True
     tables = ("sk_configurations",)
     reads = frozenset(("service_id", "name", "description", "machines", "networks", "timestamp", "actor"))
+    sized = frozenset(("machines", "networks"))  # counted: most of a revision's state, never read here
     ddl = (
         """CREATE TABLE IF NOT EXISTS sk_configurations (
             id TEXT PRIMARY KEY,
@@ -79,13 +84,17 @@ class ConfigurationsProjection(Projection):
                 position=raw.notification.id,
             )
             rows[key] = row
-        if rows:
-            marks = ", ".join(["%s"] * len(COLUMNS))
-            updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
-            cursor.executemany(
-                f"INSERT INTO sk_configurations ({', '.join(COLUMNS)}) VALUES ({marks}) "  # noqa: S608
-                f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                [tuple(row[c] for c in COLUMNS) for row in rows.values()],
+        # One statement for up to ROWS rows (one row per configuration: no row conflicts with another
+        # of the same statement), not one per row: a round trip and a plan each.
+        values = [row[c] for row in rows.values() for c in COLUMNS]
+        step = ROWS * len(COLUMNS)
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
+            tuples = ", ".join([_MARKS] * (len(chunk) // len(COLUMNS)))
+            cursor.execute(
+                f"INSERT INTO sk_configurations ({', '.join(COLUMNS)}) VALUES {tuples} "  # noqa: S608
+                f"ON CONFLICT (id) DO UPDATE SET {_UPDATES}",
+                chunk,
             )
 
 

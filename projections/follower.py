@@ -49,6 +49,10 @@ BULK_FROM = 20_000
 # few hundred milliseconds.
 PROCESS_FROM = 20_000
 
+# A reader process's batches are this many times the follower's own: a long catch-up then takes
+# half as many transactions, tracking round trips and per-batch reads of existing rows.
+READER_BATCHES = 2
+
 # Plain indexes built at once after a bulk build (PostgreSQL; the read store's pool holds four connections).
 INDEX_BUILDERS = 2
 
@@ -211,7 +215,15 @@ class ProjectionFollower:
         end = self.source.head() if until is None else min(until, self.source.head())
         if end - start < self.process_from:
             return None
-        return Reader(self.reader, start + 1, self.batch, self._keys(), self._chain_head(positions, start))
+        keys = self._keys()
+        return Reader(
+            self.reader,
+            start + 1,
+            self.batch * READER_BATCHES,
+            keys,
+            self._chain_head(positions, start),
+            self._sized(keys),
+        )
 
     def _chain_head(self, positions: dict[str, int], start: int) -> str | None:
         """The audit chain's last hash, if a projection keeping one stands at `start` (the reader links on from it)."""
@@ -232,6 +244,16 @@ class ProjectionFollower:
                     return None
                 keys |= projection.reads
         return frozenset(keys)
+
+    def _sized(self, keys: frozenset[str] | None) -> frozenset[str]:
+        """Of `keys`, those every raw projection reading them reads only for their length."""
+        if keys is None:
+            return frozenset()
+        sized = set(keys)
+        for projection in self.projections:
+            if projection.raw and projection.reads is not None:
+                sized -= projection.reads - projection.sized
+        return frozenset(sized)
 
     def _read(self, start: int, prepare: bool) -> Batch:
         """A batch of notifications from `start`; `prepare`: also parsed, summarised and decoded as far
@@ -337,6 +359,8 @@ class ProjectionFollower:
         if raw:
             if parsed is None or len(parsed) != len(notifications):
                 parsed = [RawEvent.parse(n) for n in notifications]
+            # Each raw read model applied here -> the first position and number of the events it applied.
+            applied: dict[str, tuple[int, int]] = {}
             for projection in raw:
                 position = positions[projection.name]
                 # Positions only increase along a batch: all of it is fresh unless its start is not.
@@ -344,7 +368,13 @@ class ProjectionFollower:
                 if parsed and parsed[0].notification.id <= position:
                     fresh = [e for e in parsed if e.notification.id > position]
                 if fresh:
-                    projection.apply_batch(fresh, cursor)
+                    span = (fresh[0].notification.id, len(fresh))
+                    source = projection.derives_from
+                    if source is not None and applied.get(source) == span:
+                        projection.derive(fresh, cursor)
+                    else:
+                        projection.apply_batch(fresh, cursor)
+                    applied[projection.name] = span
         chosen = None if projections is self.projections else {id(p) for p in projections}
         decoded = {} if decoded is None else decoded
         for notification in notifications:

@@ -16,7 +16,10 @@ from eventsourcing.persistence import Notification, StoredEvent
 from adapters.runtime import Runtime
 from domain.errors import UnavailableError
 from projections.follower import ProjectionFollower
+from projections.history import ConfigurationHistoryProjection
 from projections.quarantine import quarantined
+from projections.raw import RawEvent
+from projections.store import Cursor
 from tests.support import THREE_TIER, machine, postgres_schema, runtime_for, stages
 
 
@@ -101,6 +104,46 @@ def test_batched_catch_up_equals_an_event_by_event_application(runtime: Runtime)
     reset(runtime)
     default = ProjectionFollower(runtime.app, runtime.store, runtime.projections)
     assert default.catch_up() == head
+    assert contents(runtime) == built
+
+
+def test_configuration_history_copied_from_the_audit_rows_equals_its_own_rows(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history(runtime)
+    head = runtime.app.head()
+    one_by_one = ProjectionFollower(runtime.app, runtime.store, runtime.projections)
+    one_by_one._apply_isolated(runtime.app.select_notifications(1, head))
+    built = contents(runtime)
+    assert built["sk_configuration_history"]
+
+    # Both from zero in one follower: every history row is copied from the audit log's row.
+    reset(runtime)
+
+    def refuse(self: ConfigurationHistoryProjection, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        raise AssertionError("history rows made again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ConfigurationHistoryProjection, "apply_batch", refuse)
+        assert ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up() == head
+    assert contents(runtime) == built
+
+    # The audit log ahead of the history: the history makes its own rows until both stand at one
+    # position, and copies from there.
+    reset(runtime)
+    audit = [p for p in runtime.projections if p.name == "audit"]
+    ProjectionFollower(runtime.app, runtime.store, audit, batch=7).catch_up(until=head // 2)
+    copied: list[int] = []
+    derive = ConfigurationHistoryProjection.derive
+
+    def counted(self: ConfigurationHistoryProjection, events: Sequence[RawEvent], cursor: Cursor) -> None:
+        copied.append(len(events))
+        derive(self, events, cursor)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ConfigurationHistoryProjection, "derive", counted)
+        ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up()
+    assert 0 < sum(copied) < head - head // 2
     assert contents(runtime) == built
 
 

@@ -1,0 +1,52 @@
+"""What crosses the pipe from a reader process (projections/pipeline.py) comes back as it went in."""
+
+from __future__ import annotations
+
+import pickle
+from typing import TypeVar
+from uuid import uuid4
+
+from eventsourcing.persistence import Notification
+
+from projections.pipeline import columns, notifications_of, prepare
+
+T = TypeVar("T")
+
+
+def notification(position: int, originator: object = None) -> Notification:
+    return Notification(
+        originator_id=originator or uuid4(),  # type: ignore[arg-type]
+        originator_version=position * 3,
+        topic="stagekeeper:Configuration.Defined",
+        state=b'{"name": "c", "machines": [{"name": "web1"}, {"name": "db1"}], "networks": [], "actor": "a"}',
+        id=position,
+    )
+
+
+def crossed(value: T) -> T:
+    """Through pickle, as through the pipe (this test's own bytes)."""
+    loaded: T = pickle.loads(pickle.dumps(value))  # noqa: S301
+    return loaded
+
+
+def test_notifications_sent_as_columns_come_back_equal_field_by_field() -> None:
+    sent = [notification(n) for n in range(1, 6)]
+    received = notifications_of(crossed(columns(sent)))
+    assert received == sent
+    assert [vars(n) for n in received] == [vars(n) for n in sent]
+    assert hash(received[0]) == hash(sent[0])
+
+
+def test_notifications_whose_originator_is_not_a_uuid_are_sent_as_they_are() -> None:
+    sent = [notification(1), notification(2, originator="not-a-uuid")]
+    assert columns(sent) is sent
+    assert notifications_of(crossed(columns(sent))) == sent
+
+
+def test_sized_keys_cross_as_their_length_and_the_summary_still_reads_the_whole_state() -> None:
+    sent = [notification(1)]
+    [whole] = prepare(sent, None, None)
+    [(kind, data, _, summary, _, _)] = prepare(sent, frozenset(("machines", "networks", "actor")), None, ("machines",))
+    assert data == {"machines": [None, None], "networks": [], "actor": "a"}
+    assert summary == whole[3] == "defined configuration 'c' with 2 machine(s) on 0 network(s)"
+    assert kind == "Configuration.Defined"
