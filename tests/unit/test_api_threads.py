@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import threading
 import time
 
@@ -74,8 +75,8 @@ def test_serve_falls_back_to_asyncio_without_uvloop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(cli.EVENT_LOOP, raising=False)
-    real = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
     with caplog.at_level("WARNING", logger="stagekeeper"):
         assert cli._event_loop() == "asyncio"
     assert "uvloop is not installed" in caplog.text
