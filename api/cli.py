@@ -41,7 +41,9 @@ def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> i
     serve_metrics(runtime)
     settle(settings)  # start-up's objects out of the collector's way; the thread switch interval
     # Logging stays as configured (adapters/logs.py); Stagekeeper logs each request itself.
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, http=_http_parser())
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, http=_http_parser(), loop=_event_loop()
+    )
     try:
         uvicorn.Server(config).run(sockets=None if fd is None else [socket.socket(fileno=fd)])
     finally:
@@ -108,6 +110,22 @@ def _http_parser() -> str:
         return "httptools"
     logging.getLogger("stagekeeper").warning("httptools is not installed: serving HTTP with h11 (slower)")
     return "h11"
+
+
+# Set to "asyncio" to serve on the standard library's event loop (a comparison, a suspected bug).
+EVENT_LOOP = "STAGEKEEPER_EVENT_LOOP"
+
+
+def _event_loop() -> str:
+    """uvloop (a dependency), a faster event loop than asyncio's: its transports, and the
+    `call_soon_threadsafe` by which a thread-pool hop returns and the notifier wakes. An install
+    without it still serves, and says why it is slower."""
+    if os.environ.get(EVENT_LOOP, "").strip().lower() == "asyncio":
+        return "asyncio"
+    if importlib.util.find_spec("uvloop") is not None:
+        return "uvloop"
+    logging.getLogger("stagekeeper").warning("uvloop is not installed: serving on asyncio's event loop (slower)")
+    return "asyncio"
 
 
 def _worker(settings: Settings) -> int:

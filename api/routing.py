@@ -12,25 +12,64 @@ dependency declares the two security schemes (HTTP Basic, Bearer) and If-Match i
 the runtime, so the document lists them; each is a further dependency FastAPI solves on every
 request (~7 a command). The handler runs `api.deps.RUNTIME_EQUIVALENTS` instead: the same checks
 in the same order, done in line.
+
+The hop itself is `run_in_pool`: the event loop's `run_in_executor` on a bounded pool of its
+own, without anyio's per-call capacity limiter and cancel scopes (starlette's
+`run_in_threadpool`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.deps import RUNTIME_EQUIVALENTS
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# As many threads as anyio's default limiter lets starlette's `run_in_threadpool` use.
+POOL_THREADS = 40
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="stagekeeper-api")
+    return _pool
+
+
+async def run_in_pool(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`function(*args, **kwargs)` in the API's thread pool, in a copy of the caller's context
+    (the request id, the pending request: context variables), as `run_in_threadpool` does.
+    Cancelled while it runs, it waits for the call to finish before it lets the cancellation
+    through, as anyio does: a command is never abandoned half way by its request."""
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(thread_pool(), call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if not future.done():
+            await asyncio.wait([future])
+        raise
 
 
 def in_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,7 +78,7 @@ def in_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        return await run_in_pool(endpoint, *args, **kwargs)
 
     return call
 

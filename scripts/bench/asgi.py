@@ -7,7 +7,9 @@ request, the event loop thread's CPU per request (the framework's share: the com
 in a worker thread) and the in-process p50.
 `--checkout DIR` imports the code of another checkout (e.g. a worktree of main) for a comparison
 in the same run: `python -m scripts.bench.asgi --checkout ../main` from this checkout.
+`--loop asyncio` runs it on the standard library's event loop instead of uvloop (what `serve` uses).
 Usage: .venv/bin/python -m scripts.bench.asgi [--requests 1000] [--rounds 2] [--checkout DIR] [--profile FILE]
+       [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +130,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--checkout", help="import the code of this checkout instead")
     parser.add_argument("--profile", help="then profile one more round (cProfile, the event loop thread) into FILE")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
     if args.checkout:
         sys.path.insert(0, args.checkout)
     from scripts.bench.common import schema
 
-    with schema() as (_, url):
-        asyncio.run(run(url, args.requests, args.rounds, args.profile))
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    print(f"event loop: {args.loop}")
+    with schema() as (_, url), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(run(url, args.requests, args.rounds, args.profile))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""The API's thread-pool hop (api/routing.py `run_in_pool`) and the event loop `serve` picks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib.util
+import threading
+import time
+
+import pytest
+
+from api import cli
+from api.routing import POOL_THREADS, run_in_pool, thread_pool
+
+REQUEST: contextvars.ContextVar[str | None] = contextvars.ContextVar("test-request", default=None)
+
+
+def test_runs_in_a_pool_thread_with_a_copy_of_the_callers_context() -> None:
+    async def main() -> tuple[str | None, str, str | None]:
+        REQUEST.set("r-1")
+
+        def work(suffix: str) -> tuple[str | None, str]:
+            seen = REQUEST.get()
+            REQUEST.set("changed in the thread")
+            return (None if seen is None else seen + suffix), threading.current_thread().name
+
+        seen, thread = await run_in_pool(work, suffix="!")
+        return seen, thread, REQUEST.get()
+
+    seen, thread, after = asyncio.run(main())
+    assert seen == "r-1!"
+    assert thread.startswith("stagekeeper-api")
+    assert after == "r-1"  # the thread's change stays in its copy
+
+
+def test_an_exception_reaches_the_caller() -> None:
+    def fail() -> None:
+        raise LookupError("no such service")
+
+    with pytest.raises(LookupError, match="no such service"):
+        asyncio.run(run_in_pool(fail))
+
+
+def test_a_cancelled_request_waits_for_its_call_to_finish() -> None:
+    finished = threading.Event()
+
+    def command() -> None:
+        time.sleep(0.2)
+        finished.set()
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(run_in_pool(command))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return finished.is_set()
+
+    assert asyncio.run(main()) is True
+
+
+def test_the_pool_is_bounded() -> None:
+    assert thread_pool()._max_workers == POOL_THREADS
+
+
+def test_serve_uses_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cli.EVENT_LOOP, raising=False)
+    assert cli._event_loop() == "uvloop"
+    monkeypatch.setenv(cli.EVENT_LOOP, "asyncio")
+    assert cli._event_loop() == "asyncio"
+
+
+def test_serve_falls_back_to_asyncio_without_uvloop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(cli.EVENT_LOOP, raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+    with caplog.at_level("WARNING", logger="stagekeeper"):
+        assert cli._event_loop() == "asyncio"
+    assert "uvloop is not installed" in caplog.text
