@@ -4,7 +4,9 @@ An ASGI middleware, so a body is measured while it is read: a Content-Length ove
 refused without reading anything, and a chunked body without Content-Length is refused as soon
 as the bytes received pass the limit (it is never buffered beyond it). Every route of the API
 reads JSON, so under /api/ a request that carries a body must say `application/json` (or a
-`+json` type); anything else is 415 before the body is read.
+`+json` type); anything else is 415, before the body is read when Content-Length announces
+it, once it is read (up to the limit) when it comes without one: a Transfer-Encoding header with
+no body bytes behind it is no body.
 """
 
 from __future__ import annotations
@@ -61,25 +63,25 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         length = headers.get("content-length")
-        has_body = "transfer-encoding" in headers or (length is not None and length.strip() not in ("", "0"))
-        if not has_body:
+        declared = length is not None and length.strip() not in ("", "0")
+        if not declared and "transfer-encoding" not in headers:
             await self.app(scope, receive, send)
             return
-        if length is not None and length.strip().isdigit() and int(length) > self.max_body_bytes:
+        if declared and length is not None and length.strip().isdigit() and int(length) > self.max_body_bytes:
             await self._too_large(send)
             return
-        if str(scope.get("path", "")).startswith(JSON_PREFIX) and not is_json(headers.get("content-type")):
-            await _answer(
-                send,
-                415,
-                "unsupported_media_type",
-                "the request body must be JSON, sent with content-type: application/json",
-                "content-type",
-            )
+        not_json = str(scope.get("path", "")).startswith(JSON_PREFIX) and not is_json(headers.get("content-type"))
+        if declared and not_json:
+            await _unsupported(send)
             return
+        # A body without Content-Length is read (up to the limit) before its type is judged: a
+        # Transfer-Encoding header alone (a GET carrying one, say) may come with no body at all.
         messages = await self._read(receive)
         if messages is None:
             await self._too_large(send)
+            return
+        if not_json and any(m.get("body") for m in messages if m["type"] == "http.request"):
+            await _unsupported(send)
             return
         await self.app(scope, _replay(messages, receive), send)
 
@@ -118,6 +120,16 @@ def _replay(messages: list[Event], receive: Receive) -> Callable[[], Awaitable[E
         return await receive()
 
     return replay
+
+
+async def _unsupported(send: Send) -> None:
+    await _answer(
+        send,
+        415,
+        "unsupported_media_type",
+        "the request body must be JSON, sent with content-type: application/json",
+        "content-type",
+    )
 
 
 async def _answer(send: Send, status: int, code: str, message: str, field: str) -> None:
