@@ -110,6 +110,9 @@ def test_the_process_manager_gives_up_on_a_deployment_that_never_progresses() ->
         def record_step(self, *_: Any, **__: Any) -> None:
             raise InvalidTransitionError("refused")
 
+        def assign_addresses(self, *_: Any, **__: Any) -> None:  # the first write of a pass
+            raise InvalidTransitionError("refused")
+
     process = DeploymentProcess(StuckApp(), vcenter=None, parallel_tasks=1)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="no progress"):
         process.drive(uuid4())
