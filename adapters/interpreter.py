@@ -4,9 +4,10 @@
   collector's generations, so a full collection no longer walks it (one took ~100 ms in a worker
   that had imported everything, and landed in the middle of archives and deploys).
 - The interval at which a thread holding the interpreter lock is asked to let another run
-  (`sys.setswitchinterval`, Python's default 5 ms): the process manager waits on vCenter tasks from
-  up to `vcenter_parallel_tasks` threads, and a thread whose task finished waited up to 5 ms behind a
-  thread recording events before it could start the machine's next step.
+  (`sys.setswitchinterval`; STAGEKEEPER_SWITCH_INTERVAL_MS, default Python's own 5 ms): the process
+  manager waits on vCenter tasks from up to `vcenter_parallel_tasks` threads, and a thread whose task
+  finished may wait that long behind a thread recording events. On a loaded machine 1 ms made the
+  deploy benchmark steadier; on a quiet one it made no difference (README, issue 15 figures).
 
 Tests build many runtimes in one process and do not call this (a freeze there would keep their
 garbage); the benchmarks that stand for a served process do.

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     read_wait_seconds: Annotated[float, Field(ge=0.0, le=300.0)] = 5.0
     poll_seconds: Annotated[float, Field(ge=0.01, le=60.0)] = 0.2
     # sys.setswitchinterval of `serve` and `worker` processes (adapters/interpreter.py).
-    switch_interval_ms: Annotated[float, Field(ge=0.1, le=100.0)] = 1.0
+    switch_interval_ms: Annotated[float, Field(ge=0.1, le=100.0)] = 5.0
     credential_cache_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
     run_workers: Annotated[Flag, Field(validation_alias=PREFIX + "SERVE_WORKERS")] = True
     ldap_url: str | None = None

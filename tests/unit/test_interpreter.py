@@ -27,8 +27,8 @@ def test_settle_sets_the_switch_interval_and_freezes_what_start_up_built(restore
     assert gc.get_freeze_count() >= len(built_at_start_up)
 
 
-def test_the_default_interval_is_one_millisecond() -> None:
-    assert Settings().switch_interval_ms == 1.0
+def test_the_default_interval_is_pythons() -> None:
+    assert Settings().switch_interval_ms == 5.0
 
 
 @pytest.mark.parametrize("value", ["0", "0.05", "101", "fast"])
