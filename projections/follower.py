@@ -455,8 +455,9 @@ class ProcessFollower:
 
     def catch_up(self, until: int | None = None) -> int:
         processed = 0
+        # Read once: then the position this call wrote last (one leader follows under a name).
+        start = self.position()
         while True:
-            start = self.position()
             head = self.source.head()
             if start >= head or (until is not None and start >= until):
                 return processed
@@ -468,6 +469,7 @@ class ProcessFollower:
             for notification in notifications:
                 self.handle(self.source.decode(notification))
                 self._advance(notification.id)
+                start = notification.id
                 processed += 1
 
     def _advance(self, position: int) -> None:

@@ -1,5 +1,6 @@
 """The process follower's tracking writes commit without waiting for the WAL flush on PostgreSQL
-(projections/follower.py `relaxed`): what they hold is redone from the durable event store."""
+(projections/follower.py `relaxed`): what they hold is redone from the durable event store. Its
+position is read once a catch-up (then it is the one the call wrote)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def writes(store: Store) -> list[list[str]]:
 
 
 def test_tracking_writes_are_relaxed_on_postgres() -> None:
-    store, handled = Store("postgres"), []
+    store, handled = Store("postgres"), list[object]()
     follower = ProcessFollower(Source(3), store, "p", ("t:E",), handled.append)  # type: ignore[arg-type]
     assert follower.catch_up() == 3
     assert handled == [1, 2, 3]
@@ -75,3 +76,17 @@ def test_sqlite_tracking_writes_are_left_as_they_are() -> None:
     ProcessFollower(Source(2), store, "p", ("t:E",), lambda event: None).catch_up()  # type: ignore[arg-type]
     assert writes(store)
     assert not any("synchronous_commit" in s for t in store.transactions for s in t)
+
+
+def test_the_position_is_read_once_a_catch_up() -> None:
+    store, handled = Store("postgres"), list[object]()
+    source = Source(2)
+    follower = ProcessFollower(source, store, "p", ("t:E",), handled.append)  # type: ignore[arg-type]
+    assert follower.catch_up() == 2
+    reads = [t for t in store.transactions if any(s.startswith("SELECT position") for s in t)]
+    assert len(reads) == 1
+    source.notifications.append(
+        Notification(id=5, originator_id=uuid4(), originator_version=1, topic="t:E", state=b"{}")
+    )
+    assert follower.catch_up() == 1  # a new call reads the store's position again
+    assert handled == [1, 2, 5]
