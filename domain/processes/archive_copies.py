@@ -1,10 +1,10 @@
 """The file work of Archive Now and of a restore: every file of every machine in one pipeline.
 
-Archive (`ArchiveCopy`): each machine is made consistent (powered off or snapshotted) and its folder
-listed in one task, the tier's folders made meanwhile; the machines' records are read and the first
-events written only once every machine is listed (the listings are on the copies' path, the records
-on no one's). Each file not stored yet is hashed (SHA-256) and copied to the tier, and checked there
-before FileStored:
+Archive (`ArchiveCopy`): each machine is made consistent (powered off or snapshotted) while its
+folder is listed and its folder on the tier made; its files are read and copied only once it is
+consistent. The machines' records are read and the first events written only once every machine is
+consistent and listed (the listings are on the copies' path, the records on no one's). Each file not
+stored yet is hashed (SHA-256) and copied to the tier, and checked there before FileStored:
 - a small file (up to SMALL_FILE) is read once through vCenter's HTTP file access, hashed as it
   arrives and, unless its content is on the tier already, written to the tier the same way (a
   copy task costs vCenter more than such a file);
@@ -95,7 +95,9 @@ class ArchiveCopy:
         # Makes one machine consistent (power-off or snapshot) before its folder is listed; None:
         # recorded consistent already. Nothing is recorded before every machine is listed.
         self.consistent = consistent
-        self.unlisted = len(archive.machines)
+        self.unlisted = len(archive.machines)  # machines not both consistent and listed yet
+        self.listings: dict[str, list[tuple[DatastoreFile, int]]] = {}  # listed, not consistent yet
+        self.unconsistent: set[str] = set() if consistent is None else {m["name"] for m in archive.machines}
         self.archive = archive  # as last saved; touched by the recording thread while a write is in flight
         self.recording = False  # a write of steps is in flight
         self.unsaved: list[_File] = []  # files whose steps are ready, not saved yet (they hold their slots)
@@ -114,14 +116,18 @@ class ArchiveCopy:
         self.checking = 0  # copies being read back on the tier
 
     def run(self) -> Archive:
-        """Each machine made consistent and listed in one task (the copies wait for the listing: on
-        the critical path, so nothing else is started before it but the tier's folders, made
-        meanwhile); the machines' records and the first write once every machine is listed."""
+        """Each machine made consistent (a task) while its folder is listed (a read: that lane is
+        idle until the listings) and its folder on the tier made: its copies wait for all three (on
+        the critical path, so nothing else is started before them); the machines' records and the
+        first write once every machine is consistent and listed."""
         with self.lanes:
             for machine in self.archive.machines:
                 folder = DatastoreFile(self.archive.tier, archive_folder(self.archive.id, machine["name"]))
+                if self.consistent is not None:
+                    make = partial(self.consistent, machine)
+                    self.lanes.task(make, partial(self._made_consistent, machine["name"]))
+                self.lanes.read(partial(self._list, machine), partial(self._listed, machine["name"]))
                 self.lanes.task(partial(self.storage.make_folder, folder), partial(self._folder_made, machine["name"]))
-                self.lanes.task(partial(self._list, machine), partial(self._listed, machine["name"]))
             if not self.archive.machines:
                 self._commit()
             self.lanes.run(after=self._commit)
@@ -155,15 +161,22 @@ class ArchiveCopy:
         self.ready.append((Archive.record_machine, {"machine": machine, "record": done.result()}))
 
     def _list(self, machine: dict[str, Any]) -> list[tuple[DatastoreFile, int]]:
-        if self.consistent is not None:
-            self.consistent(machine)
-        listing = [
+        """The machine's files, listed while it is made consistent: what power-off or a snapshot
+        changes in its folder is what the copy leaves out anyway (locks, swap, memory, the snapshot's
+        own files: `skip`); every file's bytes are read and copied after, and its size is the one
+        read then (the listed one only sorts the files: a small file found larger goes by a task)."""
+        return [
             (source, size)
             for source, size in self.storage.vm_file_sizes(machine["vm_id"])
             if not self.skip(machine["name"], _name(source))
             and (machine["name"], _name(source)) not in self.stored_before
         ]
-        return listing
+
+    def _made_consistent(self, machine: str, done: Future[Any]) -> None:
+        done.result()
+        self.unconsistent.discard(machine)
+        if machine in self.listings:
+            self._start(machine, self.listings.pop(machine))
 
     def _folder_made(self, machine: str, done: Future[Any]) -> None:
         done.result()
@@ -173,6 +186,13 @@ class ArchiveCopy:
 
     def _listed(self, machine: str, done: Future[Any]) -> None:
         listing: list[tuple[DatastoreFile, int]] = done.result()
+        if machine in self.unconsistent:
+            self.listings[machine] = listing  # its copies wait for its consistency
+            return
+        self._start(machine, listing)
+
+    def _start(self, machine: str, listing: list[tuple[DatastoreFile, int]]) -> None:
+        """The machine is consistent and listed: its files' reads and copies start."""
         self.unlisted -= 1
         for source, size in sorted(listing, key=lambda item: -item[1]):  # the longest copies start first
             file = _File(machine, _name(source), source, self._target(machine, source), size)

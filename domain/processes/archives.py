@@ -53,6 +53,11 @@ def _left_out(consistency: str, machine: str, name: str) -> bool:
     return bool(_NEVER.search(name) or (consistency == "snapshot" and _SINCE_SNAPSHOT.search(name)))
 
 
+def _record_consistent(archive: Archive, powered_off: Callable[[], list[str]], actor: str) -> None:
+    """ConsistencyReached, with the machines to power on again as read meanwhile."""
+    archive.record_consistent(powered_off(), actor)
+
+
 def restored_vm_name(restore_id: str, machine: str) -> str:
     return f"sk-{UUID(restore_id).hex[:12]}-{machine}"
 
@@ -131,18 +136,19 @@ class ArchiveProcess:
 
     def archive(self, archive: Archive) -> Archive:
         """Consistency, the copies, then Completed (or Failed); returns the archive as last saved."""
-        powered_off = list(archive.powered_off)
+        powered_off: Callable[[], list[str]] = partial(list, archive.powered_off)
         try:
             first: list[tuple[Callable[..., None], dict[str, Any]]] = []
             consistent = None
             if not archive.consistent:
-                # Each machine made consistent in the task that then lists its folder; recorded with
-                # the first steps of the copy, once every machine is (its write does not hold the
-                # copies up); killed before that, the next worker makes them consistent again,
-                # knowing the same (what was on is the deployment's record, not vCenter's).
-                powered_off = self._powered_on(archive)
+                # Each machine made consistent while its folder is listed; recorded with the first
+                # steps of the copy, once every machine is (its write does not hold the copies up);
+                # killed before that, the next worker makes them consistent again, knowing the same
+                # (what was on is the deployment's record, not vCenter's: read on the recording
+                # lane, idle until that first write, while the machines are made consistent).
+                powered_off = self.pools.records.submit(self._powered_on, archive).result
                 consistent = self._consistency_step(archive)
-                first.append((Archive.record_consistent, {"powered_off": powered_off}))
+                first.append((_record_consistent, {"powered_off": powered_off}))
             known, known_sizes = self._known_files(archive)
             archive = ArchiveCopy(
                 self.storage, self._steps, archive, known, known_sizes, partial(_left_out, archive.consistency),
@@ -151,7 +157,7 @@ class ArchiveProcess:
             self._undo_consistency(archive, archive.powered_off)
             return self._step(archive, Archive.complete)
         except VCenterFaultError as fault:
-            self._undo_consistency(archive, powered_off, quietly=True)
+            self._undo_consistency(archive, powered_off(), quietly=True)
             return self._step(archive, Archive.fail, fresh=True, failure=fault.message)
 
     def _each(self, work: Any, items: list[Any]) -> list[Any]:

@@ -21,6 +21,7 @@ from adapters.vcenter.pyvmomi import archives as pyvmomi_archives
 from adapters.vcenter.pyvmomi.driver import PyVmomiDriver
 from adapters.vcenter.pyvmomi.session import Session
 from domain.processes.archives import ArchiveProcess
+from domain.processes.deployments import DeploymentProcess
 from domain.stagekeeper import Stagekeeper
 from scripts.bench import archive as bench
 
@@ -88,13 +89,14 @@ def instrument() -> None:
         timed(Stagekeeper, name, lambda a, n=name: f"app.{n}")  # type: ignore[misc]
     for name in ("drive", "handle"):
         timed(ArchiveProcess, name, lambda a, n=name: f"ArchiveProcess.{n}")  # type: ignore[misc]
+        timed(DeploymentProcess, name, lambda a, n=name: f"DeploymentProcess.{n}")  # type: ignore[misc]
     original = Runtime.catch_up
 
     def catch_up(runtime: Runtime) -> None:
-        for attr in ("projection_follower", "process_follower", "archive_follower"):
+        for attr in ("projection_follower", "process_follower", "archive_follower", "approvals_tick"):
             follower = getattr(runtime, attr)
             if not getattr(follower, "_timed", False):
-                timed_follower(follower, attr)
+                timed_follower(follower, attr, "sweep" if attr == "approvals_tick" else "catch_up")
         original(runtime)
 
     Runtime.catch_up = catch_up  # type: ignore[method-assign]
@@ -109,8 +111,8 @@ def instrument() -> None:
     bench.baseline = baseline
 
 
-def timed_follower(follower: Any, attr: str) -> None:
-    original = follower.catch_up
+def timed_follower(follower: Any, attr: str, method: str = "catch_up") -> None:
+    original = getattr(follower, method)
 
     def catch_up(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -118,9 +120,9 @@ def timed_follower(follower: Any, attr: str) -> None:
             return original(*args, **kwargs)
         finally:
             with _LOCK:
-                SPANS.append((started, time.perf_counter(), threading.current_thread().name, f"{attr}.catch_up"))
+                SPANS.append((started, time.perf_counter(), threading.current_thread().name, f"{attr}.{method}"))
 
-    follower.catch_up = catch_up
+    setattr(follower, method, catch_up)
     follower._timed = True
 
 
@@ -168,8 +170,16 @@ def main() -> None:
         for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
             start = marks[name]
             full = [e - s for s, e, _, what in SPANS if what.startswith("gc gen 2") and start <= s <= start + took]
-            print(f"run {len(results)}: {name} {1000 * took:.0f} ms, full collections in it: "
-                  f"{', '.join(f'{1000 * t:.0f} ms' for t in full) or 'none'}")  # fmt: skip
+            end = start + took
+            # Before: from the command to the process's drive; tail: from its final write to the clock's stop.
+            drives = [s for s, _, _, what in SPANS if what == "ArchiveProcess.drive" and start <= s <= end]
+            final = "app.complete_restore" if name == "restore" else "app.record_archive_step"
+            writes = [e for _, e, th, what in SPANS if what == final and th == "MainThread" and start <= e <= end]
+            before = f"{1000 * (min(drives) - start):.1f}" if drives else "?"
+            tail = f"{1000 * (end - max(writes)):.1f}" if writes else "?"
+            collections = ", ".join(f"{1000 * t:.0f} ms" for t in full) or "none"
+            print(f"run {len(results)}: {name} {1000 * took:.0f} ms (before the drive {before} ms, after its final "
+                  f"write {tail} ms), full collections in it: {collections}")  # fmt: skip
         return result
 
     bench.one_run = one_run

@@ -1,7 +1,8 @@
 """The archive's copy pipeline (domain/processes/archive_copies.py) on an in-memory datastore: every
 file recorded once with its SHA-256, one copy per content (a second copy of one content deleted),
 a reference recorded only after the copy it points to, large files of a new size copied beside
-their hash, and no more than `parallel` small files' bytes held at once."""
+their hash, no more than `parallel` small files' bytes held at once, and each machine listed while
+it is made consistent but none of its files read or copied before."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Datastores:
             self.log.append((operation, file.path))
 
     def vm_file_sizes(self, vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        self._note("listed", DatastoreFile("LocalDS_0", vm_id))
         found = [(f, len(d)) for f, d in self.files.items() if f.path.startswith(f"{vm_id}/")]
         return sorted(found, key=lambda item: item[0].path)
 
@@ -69,6 +71,7 @@ class Datastores:
         return FileDigest(len(data), hashlib.sha256(data).hexdigest())
 
     def read_file(self, file: DatastoreFile, use: Callable[[ByteSource], T]) -> T:
+        self._note("read", file)
         data = self.files[file]
         if len(data) <= SMALL_FILE:
             with self.lock:
@@ -162,3 +165,51 @@ def test_no_more_than_parallel_small_files_are_held_at_once() -> None:
     assert len(archive.files) == 36
     assert stores.small_out == 0
     assert stores.most_small_out <= 3
+
+
+def test_each_machine_is_listed_while_made_consistent_and_read_and_copied_only_after() -> None:
+    stores = Datastores()
+    for vm in ("web", "db"):
+        stores.files[source(vm, f"{vm}-flat.vmdk")] = vm.encode() * BIG
+        stores.files[source(vm, f"{vm}.vmx")] = f"displayName = {vm}".encode()
+    archive = Archive(
+        service_id=uuid4(), deployment_id=uuid4(), configuration_id=uuid4(), configuration_name="p",
+        configuration_version=1, stage="int", networks=[],
+        machines=[{"name": m, "vm_id": m, "vm_name": m, "spec": {}, "addressing": None} for m in ("web", "db")],
+        consistency="power-off", tier="LocalDS_1", retention_days=None, previous=[], actor="t", reason=None,
+    )  # fmt: skip
+    listed = {vm: threading.Event() for vm in ("web", "db")}
+
+    def consistent(machine: dict[str, Any]) -> None:
+        stores._note("powering off", DatastoreFile("LocalDS_0", machine["vm_id"]))
+        assert listed[machine["name"]].wait(5)  # the listing does not wait for the power-off
+        time.sleep(0.05)
+        stores._note("powered off", DatastoreFile("LocalDS_0", machine["vm_id"]))
+
+    listing = stores.vm_file_sizes
+
+    def vm_file_sizes(vm_id: str) -> list[tuple[DatastoreFile, int]]:
+        found = listing(vm_id)
+        listed[vm_id].set()
+        return found
+
+    stores.vm_file_sizes = vm_file_sizes  # type: ignore[method-assign]
+    batches: list[list[str]] = []
+
+    def steps(current: Archive, batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        for method, kwargs in batch:
+            method(current, **kwargs, actor="t")
+        batches.append([method.__name__ for method, _ in batch])
+        return current
+
+    first = [(Archive.record_consistent, {"powered_off": ["web", "db"]})]
+    done = ArchiveCopy(stores, steps, archive, {}, set(), lambda m, n: False, 4, first, consistent).run()
+
+    assert sorted(f["name"] for f in done.files) == ["db-flat.vmdk", "db.vmx", "web-flat.vmdk", "web.vmx"]
+    assert batches[0][0] == "record_consistent"  # recorded first, once every machine is consistent
+    for vm in ("web", "db"):
+        ops = [op for op, path in stores.log if path.split("/")[0] == vm]
+        off = ops.index("powered off")
+        assert ops.index("listed") < off
+        assert all(op in ("powering off", "listed") for op in ops[:off])  # nothing read or copied before
+        assert {"copy", "read"} <= set(ops[off:])
