@@ -22,7 +22,7 @@ from projections import quarantine
 from projections.base import Projection
 from projections.pipeline import Reader, ReaderSpec, no_cycle_collection
 from projections.raw import RawEvent
-from projections.schema import create_missing, drop_indexes, install, secondary_indexes
+from projections.schema import create_missing, drop_indexes, install, secondary_indexes, truncate_empty
 from projections.store import (
     Cursor,
     ReadStore,
@@ -283,12 +283,9 @@ class ProjectionFollower:
         return batch
 
     def _start_bulk(self, positions: dict[str, int]) -> None:
-        """Drop the plain indexes of the read models that start from zero with a long way to go."""
-        candidates = [
-            p
-            for p in self.projections
-            if positions[p.name] == 0 and p.name not in self._dropped and secondary_indexes(p)
-        ]
+        """Drop the plain indexes of the read models that start from zero with a long way to go (and,
+        on PostgreSQL, give their empty tables fresh storage)."""
+        candidates = [p for p in self.projections if positions[p.name] == 0 and p.name not in self._dropped]
         if not candidates or self.source.head() < self.bulk_from:
             return
         dropped: dict[str, list[str]] = {}
@@ -296,8 +293,11 @@ class ProjectionFollower:
             locked = self._locked_positions(cursor)
             for projection in candidates:
                 if locked[projection.name] == 0:
-                    dropped[projection.name] = secondary_indexes(projection)
-                    drop_indexes(cursor, dropped[projection.name])
+                    if self.store.dialect == "postgres":
+                        truncate_empty(cursor, projection.tables)
+                    if secondary_indexes(projection):
+                        dropped[projection.name] = secondary_indexes(projection)
+                        drop_indexes(cursor, dropped[projection.name])
         self._dropped.update(dropped)
         if dropped:
             log.info("building read models %s from zero; their indexes are built at the end", ", ".join(dropped))
