@@ -90,6 +90,14 @@ def drop_indexes(cursor: Cursor, ddls: Sequence[str]) -> None:
         cursor.execute(f"DROP INDEX IF EXISTS {_object_name(ddl)}")
 
 
+def index_table(ddl: str) -> str:
+    """The table a CREATE INDEX statement indexes."""
+    match = re.search(r"\bON\s+(\w+)", ddl)
+    if match is None:
+        raise ValueError(f"not an index on a table: {ddl[:60]}")
+    return match.group(1)
+
+
 def truncate_empty(cursor: Cursor, tables: Sequence[str]) -> None:
     """PostgreSQL: each of `tables` that holds no row is given new, empty storage (TRUNCATE).
 

@@ -54,7 +54,10 @@ class Clock:
 
     @contextmanager
     def timing(self, label: str) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        thread = threading.current_thread()
+        if thread.name.startswith("sk-index"):
+            label = f"(index builder) {label}"
+        elif thread is not threading.main_thread():
             label = f"(read-ahead thread) {label}"
         frame = [label, time.perf_counter(), 0.0]
         self._stack.append(frame)
@@ -68,7 +71,9 @@ class Clock:
                 self._stack[-1][2] += elapsed
 
     def current(self) -> str:
-        return self._stack[-1][0].removeprefix("(read-ahead thread) ") if self._stack else "follower"
+        if not self._stack:
+            return "follower"
+        return str(self._stack[-1][0]).removeprefix("(read-ahead thread) ").removeprefix("(index builder) ")
 
     def wrap(self, owner: Any, attr: str, label: str | Callable[[Any], str]) -> None:
         original = getattr(owner, attr)

@@ -403,3 +403,12 @@ def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(
         cursor.execute("DELETE FROM sk_media WHERE id = 'kept'")
     assert contents(runtime) == built
     assert indexes(runtime) == created
+    # Statistics of the columns the audit queries filter on, not of the summary (never searched).
+    gathered = {
+        str(r["attname"])
+        for r in runtime.store.query(
+            "SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'sk_audit'"
+        )
+    }
+    assert {"service_id", "at", "event_type", "position"} <= gathered
+    assert "summary" not in gathered
