@@ -29,8 +29,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from projections.chain import link
-from projections.raw import RawEvent
+from projections.chain import link, link_fields
+from projections.raw import TOPIC_PREFIX, RawEvent, parse_state
+from projections.summaries import summarise as summary_of
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,62 @@ def prepare(
         after, chain = chain, None if chain is None else link(chain, notification)
         records.append((raw.type, data, raw.aggregate_id, raw.summary, after, chain))
     return records
+
+
+def prepare_columns(
+    sent: Columns, keys: Collection[str] | None, chain: str | None, sized: Collection[str] = ()
+) -> list[Record]:
+    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them."""
+    ids, originators, versions, topics, states = sent
+    records: list[Record] = []
+    parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
+        kind = topic.removeprefix(prefix)
+        whole = parse(state)
+        aggregate_id = _uuid_text(originators[n * 16 : n * 16 + 16])
+        summary = summarise(kind, whole)
+        data = whole
+        if keys is not None:
+            data = {k: v for k, v in whole.items() if k in keys}
+            for key in sized:
+                value = data.get(key)
+                if isinstance(value, list):
+                    data[key] = [None] * len(value)
+        after = chain
+        chain = None if chain is None else link_fields(chain, position, aggregate_id, version, topic, state)
+        records.append((kind, data, aggregate_id, summary, after, chain))
+    return records
+
+
+def _uuid_text(raw: bytes) -> str:
+    """str(UUID(bytes=raw)), without the UUID."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def select_columns(recorder: Any, start: int, limit: int) -> Columns | Sequence[Notification]:
+    """A batch from `start`, as `columns` would make it, read straight into columns from a PostgreSQL
+    recorder (binary rows: no row dicts, UUIDs or Notification objects on the way); from another
+    recorder, its notifications."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        return recorder.select_notifications(start, limit)  # type: ignore[no-any-return]
+    table, datastore = recorder.events_table_name, recorder.datastore
+
+    statement = SQL(
+        "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state FROM {schema}.{table} "
+        "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
+    ).format(schema=Identifier(datastore.schema), table=Identifier(table))
+    with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row, binary=True) as cursor:
+        cursor.execute(statement, (start, limit), prepare=True)
+        rows = cursor.fetchall()
+    if not rows:
+        return ([], b"", [], [], [])
+    ids, originators, versions, topics, states = zip(*rows, strict=True)
+    return (list(ids), b"".join(originators), list(versions), list(topics), list(states))
 
 
 def _chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
@@ -177,16 +234,22 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
     try:
         recorder = factory.application_recorder()
         while sender.is_alive():
-            notifications = recorder.select_notifications(start, job.batch)
+            sent = select_columns(recorder, start, job.batch)
             records: list[Record] | None
             try:
-                records = prepare(notifications, job.keys, chain, job.sized)
+                if isinstance(sent, tuple):
+                    records = prepare_columns(sent, job.keys, chain, job.sized)
+                else:
+                    records = prepare(sent, job.keys, chain, job.sized)
+                    sent = columns(sent)
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
+            notifications = notifications_of(sent) if records is None else ()
             chain = records[-1][5] if records else _chained(notifications, chain)
-            if not _post(outbox, sender, (start, columns(notifications), records)) or len(notifications) < job.batch:
+            count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
+            if not _post(outbox, sender, (start, sent, records)) or count < job.batch:
                 break
-            start = notifications[-1].id + 1
+            start = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1
     except Exception as error:
         _post(outbox, sender, f"{type(error).__name__}: {error}")
     finally:

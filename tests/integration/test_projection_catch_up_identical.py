@@ -412,3 +412,17 @@ def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(
     }
     assert {"service_id", "at", "event_type", "position"} <= gathered
     assert "summary" not in gathered
+
+
+def test_a_reader_reads_the_columns_the_recorder_gives(runtime: Runtime) -> None:
+    from projections.pipeline import columns, select_columns
+
+    history(runtime)
+    # (The reader process's recorder is the factory's own, without the application's guard around it.)
+    recorder = getattr(runtime.app.recorder, "wrapped", runtime.app.recorder)
+    for start, limit in ((1, 1000), (5, 7), (runtime.app.head(), 10), (runtime.app.head() + 1, 10)):
+        expected = columns(runtime.app.select_notifications(start, limit))
+        got = select_columns(recorder, start, limit)
+        if runtime.store.dialect == "postgres":
+            assert isinstance(got, tuple)  # read straight into columns
+        assert (columns(got) if isinstance(got, list) else got) == expected
