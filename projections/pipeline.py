@@ -317,30 +317,65 @@ class Reader:
         assert self._process.stdin is not None
         with self._process.stdin as job:
             job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized)))
+        # Batches loaded by a thread of their own, one ahead of `take` (a failure's message last).
+        self._ready: queue.Queue[tuple[int, Sequence[Notification], list[RawEvent] | None] | str] = queue.Queue(1)
+        self._closed = threading.Event()
+        self._receiver = threading.Thread(target=self._receive_all, name="sk-reader-receive", daemon=True)
+        self._receiver.start()
 
     def take(self) -> tuple[Sequence[Notification], list[RawEvent] | None] | None:
         """The next batch: its notifications and, if they all parsed, the parsed events. None: the
         reader failed or went away (the caller reads the batch itself)."""
-        try:
-            while not self._channel.poll(POLL):
-                if self._process.poll() is not None and not self._channel.poll(0):
-                    raise EOFError
-            message = self._receive()
-        except (EOFError, OSError):
-            log.warning("the reader process stopped (exit code %s)", self._process.poll())
+        while True:
+            try:
+                item = self._ready.get(timeout=POLL)
+                break
+            except queue.Empty:
+                if not self._receiver.is_alive() and self._ready.empty():  # pragma: no cover (it posts before it ends)
+                    return None
+        if isinstance(item, str):
+            log.warning("%s", item)
             return None
-        if isinstance(message, str):
-            log.warning("the reader process failed: %s", message)
-            return None
-        start, sent, records = message
-        notifications = notifications_of(sent)
+        start, notifications, parsed = item
         if start != self.expected:  # pragma: no cover (the reader sends its batches in order)
             raise RuntimeError(f"reader batch from {start}, expected {self.expected}")
-        parsed = None if records is None else [RawEvent(n, *r) for n, r in zip(notifications, records, strict=True)]
         if notifications:
             self.expected = notifications[-1].id + 1
         self.finished = len(notifications) < self.batch
         return notifications, parsed
+
+    def _receive_all(self) -> None:
+        """The receiving thread: each batch loaded and made into notifications and parsed events while
+        the follower writes the one before (its waits on PostgreSQL let go of the interpreter), one
+        batch ahead at most; a message that says why, when the reader stopped or failed."""
+        while True:
+            item = self._next()
+            while not self._closed.is_set():
+                try:
+                    self._ready.put(item, timeout=POLL)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, str) or self._closed.is_set():
+                return
+
+    def _next(self) -> tuple[int, Sequence[Notification], list[RawEvent] | None] | str:
+        try:
+            while not self._channel.poll(POLL):
+                if self._closed.is_set():
+                    return "the reader process was closed"
+                if self._process.poll() is not None and not self._channel.poll(0):
+                    raise EOFError
+            message = self._receive()
+        except (EOFError, OSError):
+            return f"the reader process stopped (exit code {self._process.poll()})"
+        if isinstance(message, str):
+            return f"the reader process failed: {message}"
+        start, sent, records = message
+        with no_cycle_collection():
+            notifications = notifications_of(sent)
+            parsed = None if records is None else [RawEvent(n, *r) for n, r in zip(notifications, records, strict=True)]
+        return start, notifications, parsed
 
     def _receive(self) -> Any:
         # Loading a batch makes tens of thousands of objects, and none of them in a cycle: the cycle
@@ -350,7 +385,7 @@ class Reader:
 
     def close(self) -> None:
         """Stop the reader (it only reads: stopping it anywhere loses nothing)."""
-        self._channel.close()
+        self._closed.set()
         if self._process.poll() is None:
             self._process.terminate()
         try:
@@ -359,6 +394,9 @@ class Reader:
             log.warning("the reader process did not stop in %.0f s; killed", STOP_WAIT)
             self._process.kill()
             self._process.wait()
+        # The receiving thread sees the pipe's end (or the flag) within a poll.
+        self._receiver.join(STOP_WAIT)
+        self._channel.close()
 
 
 if __name__ == "__main__":
