@@ -98,6 +98,10 @@ class AuditProjection(Projection):
         )""",
     )
 
+    # The summary, hash and reason are shown, never searched: their statistics (long text, the costliest
+    # to sample) are left out (audit_queries.py filters and sorts on the others).
+    statistics = {"sk_audit": tuple(c for c in COLUMNS if c not in ("summary", "hash", "reason"))}
+
     def __init__(self) -> None:
         super().__init__()
         # Subjects of services, configurations and subject-less aggregates never change, so they

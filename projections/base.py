@@ -45,6 +45,9 @@ class Projection:
     # events in one transaction, that one first, this one's `derive` copies its rows from the other's
     # in SQL (one INSERT ... SELECT) instead of making and sending them again (`apply_batch`).
     derives_from: ClassVar[str | None] = None
+    # Per table, the columns whose planner statistics a bulk build gathers (ANALYZE on PostgreSQL):
+    # those its queries filter, join or sort on. A table not named here: every column.
+    statistics: ClassVar[dict[str, tuple[str, ...]]] = {}
     # Raise it with any change of `ddl` or of what the rows hold: at start-up, a read model
     # built with another version is dropped and rebuilt from position zero (projections/schema.py).
     schema_version: ClassVar[int] = 1

@@ -38,6 +38,9 @@ class ConfigurationHistoryProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sk_configuration_history_at ON sk_configuration_history (configuration_id, at)",
     )
 
+    # Read by configuration, version and time (audit_queries.py): no statistics of the summary and reason.
+    statistics = {"sk_configuration_history": tuple(c for c in COLUMNS if c not in ("summary", "reason"))}
+
     # Every value of a row is in the audit log's row of the same event (tests/integration/
     # test_projection_catch_up_identical.py compares both ways with an event-by-event application).
     derives_from = "audit"

@@ -29,8 +29,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from projections.chain import link
-from projections.raw import RawEvent
+from projections.chain import link, link_fields
+from projections.raw import TOPIC_PREFIX, RawEvent, parse_state
+from projections.summaries import summarise as summary_of
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,62 @@ def prepare(
         after, chain = chain, None if chain is None else link(chain, notification)
         records.append((raw.type, data, raw.aggregate_id, raw.summary, after, chain))
     return records
+
+
+def prepare_columns(
+    sent: Columns, keys: Collection[str] | None, chain: str | None, sized: Collection[str] = ()
+) -> list[Record]:
+    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them."""
+    ids, originators, versions, topics, states = sent
+    records: list[Record] = []
+    parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
+        kind = topic.removeprefix(prefix)
+        whole = parse(state)
+        aggregate_id = _uuid_text(originators[n * 16 : n * 16 + 16])
+        summary = summarise(kind, whole)
+        data = whole
+        if keys is not None:
+            data = {k: v for k, v in whole.items() if k in keys}
+            for key in sized:
+                value = data.get(key)
+                if isinstance(value, list):
+                    data[key] = [None] * len(value)
+        after = chain
+        chain = None if chain is None else link_fields(chain, position, aggregate_id, version, topic, state)
+        records.append((kind, data, aggregate_id, summary, after, chain))
+    return records
+
+
+def _uuid_text(raw: bytes) -> str:
+    """str(UUID(bytes=raw)), without the UUID."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def select_columns(recorder: Any, start: int, limit: int) -> Columns | Sequence[Notification]:
+    """A batch from `start`, as `columns` would make it, read straight into columns from a PostgreSQL
+    recorder (binary rows: no row dicts, UUIDs or Notification objects on the way); from another
+    recorder, its notifications."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        return recorder.select_notifications(start, limit)  # type: ignore[no-any-return]
+    table, datastore = recorder.events_table_name, recorder.datastore
+
+    statement = SQL(
+        "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state FROM {schema}.{table} "
+        "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
+    ).format(schema=Identifier(datastore.schema), table=Identifier(table))
+    with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row, binary=True) as cursor:
+        cursor.execute(statement, (start, limit), prepare=True)
+        rows = cursor.fetchall()
+    if not rows:
+        return ([], b"", [], [], [])
+    ids, originators, versions, topics, states = zip(*rows, strict=True)
+    return (list(ids), b"".join(originators), list(versions), list(topics), list(states))
 
 
 def _chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
@@ -177,16 +234,22 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
     try:
         recorder = factory.application_recorder()
         while sender.is_alive():
-            notifications = recorder.select_notifications(start, job.batch)
+            sent = select_columns(recorder, start, job.batch)
             records: list[Record] | None
             try:
-                records = prepare(notifications, job.keys, chain, job.sized)
+                if isinstance(sent, tuple):
+                    records = prepare_columns(sent, job.keys, chain, job.sized)
+                else:
+                    records = prepare(sent, job.keys, chain, job.sized)
+                    sent = columns(sent)
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
+            notifications = notifications_of(sent) if records is None else ()
             chain = records[-1][5] if records else _chained(notifications, chain)
-            if not _post(outbox, sender, (start, columns(notifications), records)) or len(notifications) < job.batch:
+            count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
+            if not _post(outbox, sender, (start, sent, records)) or count < job.batch:
                 break
-            start = notifications[-1].id + 1
+            start = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1
     except Exception as error:
         _post(outbox, sender, f"{type(error).__name__}: {error}")
     finally:
@@ -254,30 +317,65 @@ class Reader:
         assert self._process.stdin is not None
         with self._process.stdin as job:
             job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized)))
+        # Batches loaded by a thread of their own, one ahead of `take` (a failure's message last).
+        self._ready: queue.Queue[tuple[int, Sequence[Notification], list[RawEvent] | None] | str] = queue.Queue(1)
+        self._closed = threading.Event()
+        self._receiver = threading.Thread(target=self._receive_all, name="sk-reader-receive", daemon=True)
+        self._receiver.start()
 
     def take(self) -> tuple[Sequence[Notification], list[RawEvent] | None] | None:
         """The next batch: its notifications and, if they all parsed, the parsed events. None: the
         reader failed or went away (the caller reads the batch itself)."""
-        try:
-            while not self._channel.poll(POLL):
-                if self._process.poll() is not None and not self._channel.poll(0):
-                    raise EOFError
-            message = self._receive()
-        except (EOFError, OSError):
-            log.warning("the reader process stopped (exit code %s)", self._process.poll())
+        while True:
+            try:
+                item = self._ready.get(timeout=POLL)
+                break
+            except queue.Empty:
+                if not self._receiver.is_alive() and self._ready.empty():  # pragma: no cover (it posts before it ends)
+                    return None
+        if isinstance(item, str):
+            log.warning("%s", item)
             return None
-        if isinstance(message, str):
-            log.warning("the reader process failed: %s", message)
-            return None
-        start, sent, records = message
-        notifications = notifications_of(sent)
+        start, notifications, parsed = item
         if start != self.expected:  # pragma: no cover (the reader sends its batches in order)
             raise RuntimeError(f"reader batch from {start}, expected {self.expected}")
-        parsed = None if records is None else [RawEvent(n, *r) for n, r in zip(notifications, records, strict=True)]
         if notifications:
             self.expected = notifications[-1].id + 1
         self.finished = len(notifications) < self.batch
         return notifications, parsed
+
+    def _receive_all(self) -> None:
+        """The receiving thread: each batch loaded and made into notifications and parsed events while
+        the follower writes the one before (its waits on PostgreSQL let go of the interpreter), one
+        batch ahead at most; a message that says why, when the reader stopped or failed."""
+        while True:
+            item = self._next()
+            while not self._closed.is_set():
+                try:
+                    self._ready.put(item, timeout=POLL)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, str) or self._closed.is_set():
+                return
+
+    def _next(self) -> tuple[int, Sequence[Notification], list[RawEvent] | None] | str:
+        try:
+            while not self._channel.poll(POLL):
+                if self._closed.is_set():
+                    return "the reader process was closed"
+                if self._process.poll() is not None and not self._channel.poll(0):
+                    raise EOFError
+            message = self._receive()
+        except (EOFError, OSError):
+            return f"the reader process stopped (exit code {self._process.poll()})"
+        if isinstance(message, str):
+            return f"the reader process failed: {message}"
+        start, sent, records = message
+        with no_cycle_collection():
+            notifications = notifications_of(sent)
+            parsed = None if records is None else [RawEvent(n, *r) for n, r in zip(notifications, records, strict=True)]
+        return start, notifications, parsed
 
     def _receive(self) -> Any:
         # Loading a batch makes tens of thousands of objects, and none of them in a cycle: the cycle
@@ -287,7 +385,7 @@ class Reader:
 
     def close(self) -> None:
         """Stop the reader (it only reads: stopping it anywhere loses nothing)."""
-        self._channel.close()
+        self._closed.set()
         if self._process.poll() is None:
             self._process.terminate()
         try:
@@ -296,6 +394,9 @@ class Reader:
             log.warning("the reader process did not stop in %.0f s; killed", STOP_WAIT)
             self._process.kill()
             self._process.wait()
+        # The receiving thread sees the pipe's end (or the flag) within a poll.
+        self._receiver.join(STOP_WAIT)
+        self._channel.close()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ from typing import Any
 
 from eventsourcing.persistence import Notification
 
+try:  # A C JSON parser, three to four times the standard library's speed (issue 15); optional.
+    import orjson
+except ImportError:  # pragma: no cover (a dependency; without it the standard parser does the same)
+    orjson = None  # type: ignore[assignment]
+
 from projections.summaries import summarise
 
 TOPIC_PREFIX = "stagekeeper:"
@@ -47,8 +52,44 @@ def _rewrite(pattern: re.Pattern[str], text: str, convert: Callable[[str], str] 
     return '"'.join(parts)
 
 
+_TAG = b'"_type_"'
+# orjson reads an integer beyond 64 bits as a float, where the standard parser keeps it exact: a state
+# with 19 digits in a row (anywhere, strings too) goes to the standard parser. `translate` turns every
+# digit into "0" and everything else into a space, so the test is one substring search.
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
 def parse_state(state: bytes) -> Any:
     """A stored event's state as plain JSON values: tagged UUIDs and datetimes become strings."""
+    if orjson is not None and _LONG_NUMBER not in state.translate(_DIGITS):
+        try:
+            parsed = orjson.loads(state)
+        except orjson.JSONDecodeError:  # what only the standard parser takes (NaN, huge numbers, lone surrogates)
+            pass
+        else:
+            tags = state.count(_TAG)
+            if not tags:
+                return parsed
+            if type(parsed) is dict and _untag_top(parsed) == tags:
+                return parsed
+            # Tags below the top level (or a `"_type_"` key that is no tag): the general path below.
+    return _parse_text(state)
+
+
+def _untag_top(data: dict[str, Any]) -> int:
+    """The tags among `data`'s own values replaced by their values (as `_untag` makes them); how many."""
+    found = 0
+    for key, value in data.items():
+        if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
+            untagged = _untag(value)
+            if untagged is not value:
+                data[key] = untagged
+                found += 1
+    return found
+
+
+def _parse_text(state: bytes) -> Any:
     text = state.decode()
     if '"_type_"' not in text:
         return json.loads(text)

@@ -90,6 +90,32 @@ def drop_indexes(cursor: Cursor, ddls: Sequence[str]) -> None:
         cursor.execute(f"DROP INDEX IF EXISTS {_object_name(ddl)}")
 
 
+def index_table(ddl: str) -> str:
+    """The table a CREATE INDEX statement indexes."""
+    match = re.search(r"\bON\s+(\w+)", ddl)
+    if match is None:
+        raise ValueError(f"not an index on a table: {ddl[:60]}")
+    return match.group(1)
+
+
+def truncate_empty(cursor: Cursor, tables: Sequence[str]) -> None:
+    """PostgreSQL: each of `tables` that holds no row is given new, empty storage (TRUNCATE).
+
+    A read model at position zero has no rows, but the rows a reset or rebuild deleted are still
+    in its heap until a VACUUM (never, with autovacuum off): a rebuild's COPYs, index builds and
+    ANALYZE then worked through them all, the heap growing by a whole read model each rebuild. A
+    table with any row left (none should have one at position zero) is left as it is.
+    """
+    empty = []
+    for table in tables:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table}) AS found")  # noqa: S608
+        row = cursor.fetchone()
+        if row is not None and not row["found"]:
+            empty.append(table)
+    if empty:
+        cursor.execute(f"TRUNCATE {', '.join(empty)}")
+
+
 def create_missing(store: ReadStore, cursor: Cursor, ddls: Sequence[str]) -> None:
     for ddl in ddls:
         _create(store, cursor, ddl)

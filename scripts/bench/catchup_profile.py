@@ -7,6 +7,8 @@ process, `--repeat` times each, and prints a table of seconds and microseconds p
 The timers wrap the follower's methods, so their own cost (a few microseconds a call, not per event)
 is in the figures; "other" is the rest of the wall time: the follower's loop, tracking, batches.
 Usage: .venv/bin/python -m scripts.bench.catchup_profile [--schema NAME | --events 100000] [--repeat 3]
+       [--only reader|in-process]
+Each index build is timed on its own line too ("(index builder) NAME": that builder thread's wall time).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Clock:
     def __init__(self) -> None:
         self.totals: dict[str, float] = defaultdict(float)
         self._local = threading.local()  # each thread's stack of [label, started, nested]
+        self.lock = threading.Lock()
 
     @property
     def _stack(self) -> list[list[Any]]:
@@ -51,7 +54,10 @@ class Clock:
 
     @contextmanager
     def timing(self, label: str) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        thread = threading.current_thread()
+        if thread.name.startswith("sk-index"):
+            label = f"(index builder) {label}"
+        elif thread is not threading.main_thread():
             label = f"(read-ahead thread) {label}"
         frame = [label, time.perf_counter(), 0.0]
         self._stack.append(frame)
@@ -65,7 +71,9 @@ class Clock:
                 self._stack[-1][2] += elapsed
 
     def current(self) -> str:
-        return self._stack[-1][0].removeprefix("(read-ahead thread) ") if self._stack else "follower"
+        if not self._stack:
+            return "follower"
+        return str(self._stack[-1][0]).removeprefix("(read-ahead thread) ").removeprefix("(index builder) ")
 
     def wrap(self, owner: Any, attr: str, label: str | Callable[[Any], str]) -> None:
         original = getattr(owner, attr)
@@ -104,11 +112,28 @@ def instrument(clock: Clock, projections: list[Projection]) -> None:
     clock.wrap(ProjectionFollower, "_read", "read (select_notifications, in process)")
     clock.wrap(raw.RawEvent, "parse", "parse (in process)")
     clock.wrap(ProjectionFollower, "_build_indexes", "index builds")
+    if hasattr(ProjectionFollower, "_build_index"):  # each index on its own line (its builder thread's wall time)
+        build = ProjectionFollower._build_index
+
+        def timed_build(self: ProjectionFollower, ddl: str, *args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return build(self, ddl, *args)
+            finally:
+                with clock.lock:
+                    clock.totals[f"(index builder) {_index_name(ddl)}"] += time.perf_counter() - started
+
+        ProjectionFollower._build_index = timed_build  # type: ignore[method-assign]
     clock.wrap(ProjectionFollower, "_analyze", "ANALYZE")
     clock.wrap(ProjectionFollower, "positions", "tracking reads")
     clock.wrap(ProjectionFollower, "_locked_positions", "tracking reads")
     clock.wrap(ProjectionFollower, "_start_reader", "reader start")
     clock.wrap(follower_module, "set_trackings", "tracking writes")
+
+
+def _index_name(ddl: Any) -> str:
+    text = str(ddl)
+    return text.split("IF NOT EXISTS", 1)[-1].split()[0] if "IF NOT EXISTS" in text else text[:40]
 
 
 def _timed_handler(clock: Clock, label: str, handler: Callable[..., None]) -> Callable[..., None]:
@@ -143,9 +168,15 @@ def main() -> None:
     parser.add_argument("--schema", help="a store kept by an earlier run (default: build one)")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=("reader", "in-process"), help="time one mode only (default: both, alternating)"
+    )
     args = parser.parse_args()
+    modes = {"reader": ["reader process"], "in-process": ["in process"]}.get(
+        args.only, ["reader process", "in process"]
+    )
     if args.schema:
-        run(f"{URL}?schema={args.schema}", args.repeat)
+        run(f"{URL}?schema={args.schema}", args.repeat, modes)
         return
     with schema() as (_, url):
         runtime = Runtime(Settings(database_url=url, admin_password="bench"))
@@ -157,17 +188,17 @@ def main() -> None:
         finally:
             eventsourcing.domain.datetime_now_with_tzinfo = original
         runtime.close()
-        run(url, args.repeat)
+        run(url, args.repeat, modes)
 
 
-def run(url: str, repeat: int) -> None:
+def run(url: str, repeat: int, modes: list[str]) -> None:
     runtime = Runtime(Settings(database_url=url, admin_password="bench"))
     everything = runtime.projections
     head = runtime.app.head()
     clock = Clock()
     instrument(clock, everything)
     summary_label(clock)
-    results: dict[str, list[dict[str, float]]] = {"reader process": [], "in process": []}
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     raws = []
     for _ in range(repeat):
         for mode in results:
@@ -183,7 +214,9 @@ def run(url: str, repeat: int) -> None:
             own_after, children_after = cpu()
             figures = dict(clock.totals)
             figures["other (follower loop, commits, batches)"] = wall - sum(
-                value for label, value in clock.totals.items() if not label.startswith("(read-ahead")
+                value
+                for label, value in clock.totals.items()
+                if not label.startswith(("(read-ahead", "(index builder"))
             )
             figures["= wall"] = wall
             figures["CPU: this process"] = own_after - own_before

@@ -376,3 +376,53 @@ def test_an_event_that_fails_in_a_reader_process_batch_is_quarantined_as_before(
     assert set(follower.positions().values()) == {app.head()}
     assert runtime.read_models.services()[0]["description"] == "after the bad \\u0000 event 5"
     assert len(reads) <= 1, reads
+
+
+def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(runtime: Runtime) -> None:
+    if runtime.store.dialect != "postgres":
+        pytest.skip("TRUNCATE is PostgreSQL's")
+    history(runtime)
+    head = runtime.app.head()
+    ProjectionFollower(runtime.app, runtime.store, runtime.projections, bulk_from=head + 1).catch_up()
+    built, created = contents(runtime), indexes(runtime)
+
+    def storage(table: str) -> int:
+        return int(runtime.store.query("SELECT pg_relation_filenode(%s) AS f", (table,))[0]["f"])
+
+    reset(runtime)  # the rows deleted, still in the heap (no VACUUM)
+    before = {table: storage(table) for table in ("sk_audit", "sk_configuration_history")}
+    # A table that (against the rule) holds a row at position zero keeps it: only empty tables are truncated.
+    with runtime.store.transaction() as cursor:
+        cursor.execute("INSERT INTO sk_media VALUES ('kept', 'kept.iso', 'dc', 'ds', 'p', 1, 'x', 'u', 't', 0)")
+    media_storage = storage("sk_media")
+    follower = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7, bulk_from=head)
+    assert follower.catch_up() == head
+    assert all(storage(table) != filenode for table, filenode in before.items())
+    assert storage("sk_media") == media_storage
+    with runtime.store.transaction() as cursor:
+        cursor.execute("DELETE FROM sk_media WHERE id = 'kept'")
+    assert contents(runtime) == built
+    assert indexes(runtime) == created
+    # Statistics of the columns the audit queries filter on, not of the summary (never searched).
+    gathered = {
+        str(r["attname"])
+        for r in runtime.store.query(
+            "SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'sk_audit'"
+        )
+    }
+    assert {"service_id", "at", "event_type", "position"} <= gathered
+    assert "summary" not in gathered
+
+
+def test_a_reader_reads_the_columns_the_recorder_gives(runtime: Runtime) -> None:
+    from projections.pipeline import columns, select_columns
+
+    history(runtime)
+    # (The reader process's recorder is the factory's own, without the application's guard around it.)
+    recorder = getattr(runtime.app.recorder, "wrapped", runtime.app.recorder)
+    for start, limit in ((1, 1000), (5, 7), (runtime.app.head(), 10), (runtime.app.head() + 1, 10)):
+        expected = columns(runtime.app.select_notifications(start, limit))
+        got = select_columns(recorder, start, limit)
+        if runtime.store.dialect == "postgres":
+            assert isinstance(got, tuple)  # read straight into columns
+        assert (columns(got) if isinstance(got, list) else got) == expected

@@ -50,3 +50,25 @@ def test_sized_keys_cross_as_their_length_and_the_summary_still_reads_the_whole_
     assert data == {"machines": [None, None], "networks": [], "actor": "a"}
     assert summary == whole[3] == "defined configuration 'c' with 2 machine(s) on 0 network(s)"
     assert kind == "Configuration.Defined"
+
+
+def test_records_prepared_from_columns_equal_those_prepared_from_the_notifications() -> None:
+    from projections.chain import GENESIS
+    from projections.pipeline import prepare_columns
+
+    states = [
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05.123456+00:00"},"name":"c",'
+        b'"service_id":{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"},'
+        b'"description":"","machines":[{"name":"web1"}],"networks":[],"actor":"a"}',
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:06+00:00"},"description":"d",'
+        b'"machines":[],"networks":[{"name":"n"}],"changes":{"description":["","d"]},"actor":"b","reason":"r"}',
+    ]
+    topics = ["stagekeeper:Configuration.Defined", "stagekeeper:Configuration.Revised"]
+    sent = [
+        Notification(originator_id=uuid4(), originator_version=n + 1, topic=topics[n], state=states[n], id=10 + n)
+        for n in range(2)
+    ]
+    keys = frozenset(("machines", "networks", "actor", "timestamp", "service_id", "name"))
+    for chain in (None, GENESIS):
+        for wanted, sized in ((None, ()), (keys, ("machines",))):
+            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == prepare(sent, wanted, chain, sized)  # type: ignore[arg-type]

@@ -105,3 +105,49 @@ def test_stored_events_without_the_json_escape_of_nul_need_no_check_and_others_d
     rows = [("plain", 1, None)]
     SafeCursor(recorder, nul_free=True).copy_rows("t", ["c"] * 3, rows)  # type: ignore[arg-type]
     assert recorder.rows == [["plain", 1, None]]
+
+
+# What the C parser reads differently or not at all, and tags it must leave to the general path.
+EDGES = [
+    '{"a":NaN,"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"n":Infinity}',
+    '{"big":123456789012345678901234567890}',
+    '{"big":18446744073709551616,"small":-9223372036854775809}',
+    '{"edge":18446744073709551615,"low":-9223372036854775808}',
+    '{"f":1e400}',
+    '{"s":"\\ud800 lone surrogate"}',
+    '{"dup":1,"other":2,"dup":3}',
+    '{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}',
+    '{"x":{"_type_":"decimal_str","_data_":{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}}}',
+    '{"x":{"_type_":null,"_data_":1},"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"x":{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51","more":1}}',
+    '{"list":[{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}],'
+    '"u":{"_type_":"uuid_hex","_data_":"00000000000000000000000000000002"}}',
+    '{"t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42.5+01:00"},"v":1.5,"w":-0.0,"z":[1,2.25,"3"]}',
+    '{"id":{"_type_":"uuid_hex","_data_":"231B09A37AA6476B9F4C76B13E62DB51"},"n":{"_type_":"decimal_str","_data_":"1.5"}}',
+    '[{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}]',
+    '"text"',
+    "12",
+]
+
+
+def test_the_c_parser_and_the_standard_one_give_the_same_values_and_key_order(monkeypatch: Any) -> None:
+    from projections import raw
+
+    for state in [*COMPACT, *EDGES]:
+        expected = json.loads(state, object_hook=reference_untag)
+        fast = parse_state(state.encode())
+        with monkeypatch.context() as patched:
+            patched.setattr(raw, "orjson", None)
+            plain = parse_state(state.encode())
+        for got in (fast, plain):
+            assert json.dumps(got) == json.dumps(expected), state  # values, types and key order (NaN too)
+            assert _types(got) == _types(expected), state
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return [(key, _types(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__
