@@ -247,14 +247,18 @@ class DeploymentProcess:
             # is decided before the first clone is one write: provisioning started (a requested
             # deployment), the addresses, and where the machines go (MachinePlaced).
             machines = [dict(m) for m in deployment.machines]  # as they are now: `deployment` changes
+            first: list[bool] = []  # whether the write that started provisioning started the first attempt
             with ThreadPoolExecutor(1, thread_name_prefix="sk-prepare") as early:
                 prepared = early.submit(self._prepare_vcenter, deployment, machines)
-                start = partial(Deployment.start_provisioning, actor=ACTOR) if deployment.state == REQUESTED else None
+                start = partial(self._start, first=first) if deployment.state == REQUESTED else None
                 deployment = self.app.assign_addresses(
                     deployment.id, ACTOR, in_hand=deployment, before=start,
                     after=lambda d: self.placement.record_choices(d, prepared.result()),
                 )  # fmt: skip
                 clusters = prepared.result()
+            # This pass's own write started the deployment's first attempt: no clone of it was ever
+            # begun (clones start only after that write), so none of its VMs can exist yet.
+            fresh = first == [True]
             # Nothing left to place, unless the machines to place changed since they were chosen.
             deployment = self.placement.place_pending(deployment, clusters)
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
@@ -269,7 +273,7 @@ class DeploymentProcess:
                 if has_start_order(m["spec"] for m in deployment.machines):
                     pending = provision_in_order(self, deployment, pending)
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
+                    pool.submit(self._provision_machine, deployment, m, fresh=fresh): m["name"] for m in pending
                 }
                 if self.fences.gateway_pending(deployment):
                     # The gateway is cloned beside the machines (it needs only the port groups).
@@ -327,13 +331,31 @@ class DeploymentProcess:
                 raise failure
         return held
 
+    @staticmethod
+    def _start(deployment: Deployment, first: list[bool]) -> None:
+        """Start provisioning in the addresses' write; `first` says, for the attempt that was
+        written last (a lost write is decided again), whether it started the first attempt."""
+        first[:] = [deployment.state == REQUESTED and deployment.attempt == 1]
+        deployment.start_provisioning(ACTOR)
+
     def _prepare_vcenter(self, deployment: Deployment, machines: list[dict[str, Any]]) -> Prepared | None:
         """The stage's pool made sure of, what placement reads when a machine has no place yet, and
-        its choices for them (`machines`: the deployment's, copied when this was asked)."""
-        self.vcenter.ensure_pool(deployment.resource_pool)
-        return self.placement.inventory_for(deployment, machines, choose=True)
+        its choices for them (`machines`: the deployment's, copied when this was asked). The two
+        are read side by side (the clones wait for both); a fault of the pool's is the one raised."""
+        with ThreadPoolExecutor(1, thread_name_prefix="sk-pool") as beside:
+            pool = beside.submit(self.vcenter.ensure_pool, deployment.resource_pool)
+            try:
+                prepared = self.placement.inventory_for(deployment, machines, choose=True)
+            except BaseException:
+                pool.result()
+                raise
+            pool.result()
+        return prepared
 
-    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
+    def _provision_machine(
+        self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True, fresh: bool = False
+    ) -> VmInfo:
+        """`fresh`: none of the deployment's VMs can exist yet (no lookup by name before the clone)."""
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
         source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
@@ -355,6 +377,7 @@ class DeploymentProcess:
                 source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
                 datastore=placement.get("datastore"),
                 host=placement.get("host"),
+                fresh=fresh,
             )
         )
         self.placement.settle(machine, vm)  # a clone may ignore the host placement chose
