@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -108,6 +108,8 @@ class DeploymentProcess:
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
+        # Held while a deploy's machines are built (the runtime pauses the cycle collector with it).
+        self.quiet: Callable[[], AbstractContextManager[object]] = nullcontext
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
         self.placement = PlacementSteps(app, vcenter)
@@ -265,7 +267,7 @@ class DeploymentProcess:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             check_media(self.app, self.vcenter, pending)  # before any clone
-            with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
+            with self.quiet(), ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 if deployment.fence is not None:
                     # Port groups first: the machines' NICs go on them.
                     self.fences.build_networks(deployment, pool)
