@@ -1,10 +1,11 @@
-"""The cycle collector paused while a deploy's machines are built.
+"""The cycle collector paused while a deploy's provisioning pass runs.
 
 A deploy's clone threads make SOAP requests and parse answers by the thousand (pyVmomi objects,
 dicts, strings, in few cycles): the collector's passes over them came at random in the middle of
 the clones, a full one now and then (100-300 ms on a loaded machine) where the plain script, which
-allocates a fraction of that, had none. Paused from the first clone to the last machine's write,
-whatever cycle the pass made is collected after it. The pause is process-wide, so it is held by
+allocates a fraction of that, had none (the addresses' write before the first clone, claims and
+events by the hundred, had its own). Paused for the pass, from the addresses to the last machine's
+write, whatever cycle the pass made is collected after it. The pause is process-wide, so it is held by
 count (the last holder to leave resumes collection, as it was before the first came) and bounded
 in time: after `limit` seconds collection resumes even while a holder stays (a long deploy on a
 real vCenter does not keep the process from collecting for its whole length).

@@ -111,7 +111,7 @@ class DeploymentProcess:
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
-        # Held while a deploy's machines are built (the runtime pauses the cycle collector with it).
+        # Held while a provisioning pass runs (the runtime pauses the cycle collector with it).
         self.quiet: Callable[[], AbstractContextManager[object]] = nullcontext
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
@@ -223,7 +223,8 @@ class DeploymentProcess:
                     return
                 if deployment.state in (REQUESTED, PROVISIONING):
                     # A requested deployment starts provisioning in its addresses' write.
-                    written = self._provision(deployment)
+                    with self.quiet():
+                        written = self._provision(deployment)
                     if written is not None and written.state == DEPLOYED:
                         # At rest as this pass left it; a later change of it (an undeploy, a
                         # snapshot) comes with an event of its own, handled then.
@@ -270,7 +271,7 @@ class DeploymentProcess:
                 self._snapshot_sources(deployment)
             pending = [m for m in deployment.machines if m["state"] != "provisioned"]
             check_media(self.app, self.vcenter, pending)  # before any clone
-            with self.quiet(), ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
+            with ThreadPoolExecutor(self.parallel_tasks, thread_name_prefix="sk-clone") as pool:
                 if deployment.fence is not None:
                     # Port groups first: the machines' NICs go on them.
                     self.fences.build_networks(deployment, pool)
