@@ -14,6 +14,7 @@ from typing import cast
 import psycopg
 from psycopg import sql
 
+from adapters import collector
 from adapters.archives import (
     ARCHIVE_PROCESS_NAME,
     ArchiveScheduler,
@@ -226,6 +227,7 @@ class Runtime:
         self.process = DeploymentProcess(
             self.app, leader_only(self.app.vcenter, self.leadership), settings.vcenter_parallel_tasks, NetworkProber()
         )
+        self.process.quiet = collector.paused  # no cycle collection while a deploy's pass runs
         self.process_follower = ProcessFollower(self.app, self.store, PROCESS_NAME, TOPICS, self._act_as_leader)
         self.projection_thread = FollowerThread(
             "projections", [self.projection_follower], settings.poll_seconds, debounce=PROJECTION_DEBOUNCE

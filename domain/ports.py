@@ -55,6 +55,9 @@ class CloneSpec:
     source_snapshot: str | None = None  # with source_vm_id and linked: the snapshot to clone from
     datastore: str | None = None  # placement's choice (domain/placement.py); None: the source's datastore
     host: str | None = None  # placement's choice: vCenter puts the clone there (vcsim does not: see settle)
+    # No VM of this name can exist yet (the pass whose write started the deployment's first attempt:
+    # no clone of it was ever begun), so the driver may skip its lookup by name before cloning.
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

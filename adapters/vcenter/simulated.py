@@ -221,7 +221,9 @@ class SimulatedVCenter(SimulatedPlacement, SimulatedMedia):
 
     def clone(self, spec: CloneSpec) -> VmInfo:
         with self._lock:
-            for vm in self._vms.values():
+            # A fresh clone is not looked for (as the pyvmomi driver skips its lookup by name): a VM
+            # that exists after all is a DuplicateName, as vCenter answers.
+            for vm in () if spec.fresh else self._vms.values():
                 same = vm.deployment_id == str(spec.deployment_id) and vm.machine == spec.machine
                 if same and (vm.name == spec.vm_name or spec.source_vm_id is None):
                     return vm.info()

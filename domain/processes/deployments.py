@@ -16,8 +16,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import suppress
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext, suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -88,6 +88,9 @@ VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
 PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError, PlacementImpossibleError)
 MAX_PASSES = 50
+# How long the machines finishing together (a wave of clones) are waited for, once one is done, to go
+# into one write: a write's CPU is taken from the clone threads. Never past the last machine.
+GATHER_SECONDS = 0.03
 
 
 def copy_snapshot(deployment_id: UUID) -> str:
@@ -108,6 +111,8 @@ class DeploymentProcess:
         self.vcenter = vcenter
         self.parallel_tasks = parallel_tasks
         self.sleep: Callable[[float], None] = time.sleep  # start-order waits; tests replace it
+        # Held while a provisioning pass runs (the runtime pauses the cycle collector with it).
+        self.quiet: Callable[[], AbstractContextManager[object]] = nullcontext
         self.fences = FenceSteps(app, vcenter)
         self.snapshot_steps = SnapshotSteps(app, vcenter)
         self.placement = PlacementSteps(app, vcenter)
@@ -218,7 +223,8 @@ class DeploymentProcess:
                     return
                 if deployment.state in (REQUESTED, PROVISIONING):
                     # A requested deployment starts provisioning in its addresses' write.
-                    written = self._provision(deployment)
+                    with self.quiet():
+                        written = self._provision(deployment)
                     if written is not None and written.state == DEPLOYED:
                         # At rest as this pass left it; a later change of it (an undeploy, a
                         # snapshot) comes with an event of its own, handled then.
@@ -247,14 +253,18 @@ class DeploymentProcess:
             # is decided before the first clone is one write: provisioning started (a requested
             # deployment), the addresses, and where the machines go (MachinePlaced).
             machines = [dict(m) for m in deployment.machines]  # as they are now: `deployment` changes
+            first: list[bool] = []  # whether the write that started provisioning started the first attempt
             with ThreadPoolExecutor(1, thread_name_prefix="sk-prepare") as early:
                 prepared = early.submit(self._prepare_vcenter, deployment, machines)
-                start = partial(Deployment.start_provisioning, actor=ACTOR) if deployment.state == REQUESTED else None
+                start = partial(self._start, first=first) if deployment.state == REQUESTED else None
                 deployment = self.app.assign_addresses(
                     deployment.id, ACTOR, in_hand=deployment, before=start,
                     after=lambda d: self.placement.record_choices(d, prepared.result()),
                 )  # fmt: skip
                 clusters = prepared.result()
+            # This pass's own write started the deployment's first attempt: no clone of it was ever
+            # begun (clones start only after that write), so none of its VMs can exist yet.
+            fresh = first == [True]
             # Nothing left to place, unless the machines to place changed since they were chosen.
             deployment = self.placement.place_pending(deployment, clusters)
             if deployment.copy_of is not None and deployment.copy_of["linked"]:
@@ -269,7 +279,7 @@ class DeploymentProcess:
                 if has_start_order(m["spec"] for m in deployment.machines):
                     pending = provision_in_order(self, deployment, pending)
                 futures: dict[Future[VmInfo], str] = {
-                    pool.submit(self._provision_machine, deployment, m): m["name"] for m in pending
+                    pool.submit(self._provision_machine, deployment, m, fresh=fresh): m["name"] for m in pending
                 }
                 if self.fences.gateway_pending(deployment):
                     # The gateway is cloned beside the machines (it needs only the port groups).
@@ -288,8 +298,9 @@ class DeploymentProcess:
 
     def _record_provisioned(self, deployment: Deployment, futures: dict[Future[VmInfo], str]) -> Deployment | None:
         """Record the machines as their clones finish, from this thread only (so step events never
-        race each other): every machine finished by the time the previous write ended goes into one
-        write, the last one with Deployed. Writes go to a copy of the deployment of our own, kept
+        race each other): every machine finished by the time the previous write ended, and those
+        finishing within GATHER_SECONDS of the first of them, go into one write, the last one with
+        Deployed (written as soon as the last machine is done). Writes go to a copy of the deployment of our own, kept
         from one write to the next (the workers read `deployment`), re-read only when another
         write moved it on. The deployment as last written (None: nothing written here)."""
         # Read while the first clones run, not after they end.
@@ -297,6 +308,9 @@ class DeploymentProcess:
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            if remaining and not any(f.exception() is not None for f in done):
+                more, remaining = wait(remaining, timeout=GATHER_SECONDS, return_when=ALL_COMPLETED)
+                done |= more
             finished: list[tuple[str, VmInfo]] = []
             failure: BaseException | None = None
             for future in sorted(done, key=lambda f: futures[f]):
@@ -327,13 +341,31 @@ class DeploymentProcess:
                 raise failure
         return held
 
+    @staticmethod
+    def _start(deployment: Deployment, first: list[bool]) -> None:
+        """Start provisioning in the addresses' write; `first` says, for the attempt that was
+        written last (a lost write is decided again), whether it started the first attempt."""
+        first[:] = [deployment.state == REQUESTED and deployment.attempt == 1]
+        deployment.start_provisioning(ACTOR)
+
     def _prepare_vcenter(self, deployment: Deployment, machines: list[dict[str, Any]]) -> Prepared | None:
         """The stage's pool made sure of, what placement reads when a machine has no place yet, and
-        its choices for them (`machines`: the deployment's, copied when this was asked)."""
-        self.vcenter.ensure_pool(deployment.resource_pool)
-        return self.placement.inventory_for(deployment, machines, choose=True)
+        its choices for them (`machines`: the deployment's, copied when this was asked). The two
+        are read side by side (the clones wait for both); a fault of the pool's is the one raised."""
+        with ThreadPoolExecutor(1, thread_name_prefix="sk-pool") as beside:
+            pool = beside.submit(self.vcenter.ensure_pool, deployment.resource_pool)
+            try:
+                prepared = self.placement.inventory_for(deployment, machines, choose=True)
+            except BaseException:
+                pool.result()
+                raise
+            pool.result()
+        return prepared
 
-    def _provision_machine(self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True) -> VmInfo:
+    def _provision_machine(
+        self, deployment: Deployment, machine: dict[str, Any], power_on: bool = True, fresh: bool = False
+    ) -> VmInfo:
+        """`fresh`: none of the deployment's VMs can exist yet (no lookup by name before the clone)."""
         spec = machine["spec"]
         addressing = machine.get("addressing") or {}
         source = (deployment.copy_of or {}).get("machines", {}).get(spec["name"])
@@ -355,6 +387,7 @@ class DeploymentProcess:
                 source_snapshot=copy_snapshot(deployment.id) if source and linked else None,
                 datastore=placement.get("datastore"),
                 host=placement.get("host"),
+                fresh=fresh,
             )
         )
         self.placement.settle(machine, vm)  # a clone may ignore the host placement chose

@@ -11,9 +11,10 @@ ratio, and min/median/max of the ratios are printed. Stagekeeper's time runs unt
 manager has nothing left to do (verification after `Deployed` included); the time until `Deployed`
 was decided (that event's own time) is printed beside it.
 Goal (issue 15): Stagekeeper within 1.15x of the plain script, steady over 5 runs.
-`--count` also counts, in each timed part, the vCenter calls (by method) and Stagekeeper's
-event-store writes: figures the machine's load does not change (the counting adds a little time to
-both sides).
+Each side's process CPU time in its timed part (all its threads; vcsim's own is not counted) is
+printed too: unlike wall time, it hardly moves with the machine's load. `--count` also counts, in
+each timed part, the vCenter calls (by method) and Stagekeeper's event-store writes: figures the
+machine's load does not change (the counting adds a little time to both sides).
 Usage: .venv/bin/python -m scripts.bench.deploy [--runs 5] [--machines 20] [--clone-ms 200] [--count]
 """
 
@@ -137,15 +138,18 @@ def plain_script(sim: Vcsim, machines: int, calls: Calls | None = None) -> float
         session.wait(vm.CustomizeVM_Task(spec=custom), "customize")
         session.wait(vm.PowerOnVM_Task(), "power on")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with (calls or Calls()).counting(), ThreadPoolExecutor(PARALLEL) as pool_executor:
         list(pool_executor.map(one, range(machines)))
     elapsed = time.perf_counter() - started
+    CPU_PLAIN.append(time.process_time() - cpu)
     driver.close()
     return elapsed
 
 
 TO_DEPLOYED: list[float] = []  # each run's time until `Deployed` was decided
+CPU_PLAIN: list[float] = []  # each run's process CPU time in the timed part, plain script
+CPU_OURS: list[float] = []  # the same, Stagekeeper
 
 
 def stagekeeper(sim: Vcsim, url: str, machines: int, run: int, calls: Calls | None = None) -> float:
@@ -169,10 +173,11 @@ def stagekeeper(sim: Vcsim, url: str, machines: int, run: int, calls: Calls | No
         calls = calls or Calls()
         app.on_commit(calls.wrote)
         with calls.counting():
-            wall, started = time.time(), time.perf_counter()
+            wall, started, cpu = time.time(), time.perf_counter(), time.process_time()
             deployment = app.deploy(configuration.id, "int", actor="bench").value
             runtime.process_follower.catch_up()
             elapsed = time.perf_counter() - started
+            CPU_OURS.append(time.process_time() - cpu)
         state = app.deployment(deployment.id).state
         assert state == "deployed", app.deployment(deployment.id).failure
         assert len(runtime.vcenter.find_vms(deployment.id)) == machines
@@ -223,6 +228,12 @@ def main() -> None:
     print(
         f"ratio Stagekeeper / plain over {args.runs} runs: min {min(ratios):.2f}x, "
         f"median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x (goal <= 1.15x, every run)"
+    )
+    cpu_ratios = [o / p for o, p in zip(CPU_OURS, CPU_PLAIN, strict=True)]
+    print(
+        f"process CPU in the timed part, plain {', '.join(f'{t:.2f}s' for t in CPU_PLAIN)}; Stagekeeper "
+        f"{', '.join(f'{t:.2f}s' for t in CPU_OURS)}; ratio min {min(cpu_ratios):.2f}x, "
+        f"median {statistics.median(cpu_ratios):.2f}x, max {max(cpu_ratios):.2f}x"
     )
     for line in counted:
         print(line)

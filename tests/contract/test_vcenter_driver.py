@@ -294,3 +294,75 @@ def test_a_clone_asks_vcenter_for_the_host_placement_chose(vcsim: Vcsim, monkeyp
         assert (location.host.name, location.datastore.name) == ("DC0_C0_H1", "LocalDS_0")
     finally:
         driver.close()
+
+
+def test_a_fresh_machine_with_its_macs_costs_neither_a_name_lookup_nor_a_devices_read_back(
+    vcsim: Vcsim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone (the first attempt's: no VM of its name can exist) is not looked up by name;
+    a power-on after set_nics gave every NIC its MAC reads the VM back without its devices (the
+    MACs are the ones just set): the plain script's calls plus the two tags."""
+    vcsim.control("reset")
+    driver = vcsim.driver()
+    try:
+        driver.list_templates()
+        calls: list[str] = []
+        read: list[list[str]] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def counted(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            calls.append(info.wsdlName)
+            if info.wsdlName == "RetrievePropertiesEx":
+                read.append([p for s in args[0] for ps in s.propSet for p in ps.pathSet])
+            return invoke(self, mo, info, args, outerStub)
+
+        deployment = uuid4()
+        warm = driver.clone(CloneSpec(**{**spec(deployment, "web0").__dict__, "linked": False}))  # caches filled
+        driver.set_nics(warm.vm_id, [NicSetting(network="VM Network", mac="00:50:56:00:00:06")])
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", counted)
+        vm = driver.clone(CloneSpec(**{**spec(deployment).__dict__, "linked": False, "fresh": True}))
+        driver.set_nics(vm.vm_id, [NicSetting(network="VM Network", mac="00:50:56:00:00:07")])
+        driver.customize(vm.vm_id, GuestIdentity(hostname="web1", os_family="linux", ip=None))
+        on = driver.power_on(vm.vm_id)
+        assert on.powered_on
+        assert on.macs == ("00:50:56:00:00:07",)
+        assert sorted(calls) == sorted(
+            ["CloneVM_Task", "SetField", "SetField", "ReconfigVM_Task", "RetrievePropertiesEx",
+             "ReconfigVM_Task", "CustomizeVM_Task", "PowerOnVM_Task", "RetrievePropertiesEx"]
+            + ["Fetch"] * 3
+        )  # fmt: skip
+        resize_read, power_read = read
+        assert "config.hardware.device" in resize_read  # the devices, read once: for the NICs
+        assert "config.hardware.device" not in power_read
+        # What the power-on left, read in full, is the same VM.
+        assert driver.find_vms(deployment)[1].macs == on.macs
+    finally:
+        driver.close()
+
+
+def test_a_known_pool_is_made_sure_of_in_one_call(vcsim: Vcsim, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its datacenter is known, a pool that exists is found by its inventory path (one call,
+    not a walk of every level); one that does not is still walked to and created."""
+    vcsim.control("reset")
+    driver = vcsim.driver()
+    try:
+        team = f"{ROOT}/team-{uuid4().hex[:6]}"
+        assert driver.ensure_pool(team) is True  # walked: the datacenter is known after
+        calls: list[str] = []
+        invoke = SoapStubAdapter.InvokeMethod
+
+        def counted(self: Any, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N803
+            calls.append(info.wsdlName)
+            return invoke(self, mo, info, args, outerStub)
+
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", counted)
+        assert driver.ensure_pool(team) is False
+        assert calls == ["FindByInventoryPath"]
+        assert driver.ensure_pool(f"{team}/app") is True
+        assert "CreateResourcePool" in calls
+        assert driver.inspect_pool(f"{team}/app") is PoolStatus.EXISTS
+        calls.clear()
+        assert driver.ensure_pool(f"{team}/app") is False
+        assert calls == ["FindByInventoryPath"]
+    finally:
+        driver.close()

@@ -43,6 +43,9 @@ from domain.ports import (
 )
 
 CLONED_PROPERTIES = ["runtime.host", "datastore", "config.hardware.device"]  # read once after a clone
+# The VM as a power-on left it, when set_nics just gave every NIC its MAC: the devices (a third of
+# the read's CPU) are not read again for them.
+POWERED_PROPERTIES = [p for p in inventory.VM_PROPERTIES if p != "config.hardware.device"]
 DEPLOYMENT_FIELD = "stagekeeper.deployment"
 MACHINE_FIELD = "stagekeeper.machine"
 POWERED_ON = "poweredOn"  # vim.VirtualMachinePowerState.poweredOn
@@ -55,7 +58,8 @@ class PyVmomiDriver:
     def __init__(self, settings: ConnectionSettings, default_network: str = "VM Network") -> None:
         self.session = Session(settings)
         self.consoles = Consoles(self.session)
-        self.placement = Placement(self.session)
+        self._side = ThreadPoolExecutor(16, thread_name_prefix="sk-vcenter-side")  # calls beside a task
+        self.placement = Placement(self.session, self._side)
         self.datastores = DatastoreAccess(self.session)
         self.default_network = default_network
         self._fields: dict[str, int] = {}
@@ -76,13 +80,14 @@ class PyVmomiDriver:
         # Facts learned when cloning, saving round trips in the steps that follow.
         self._guest_of: dict[str, str] = {}
         self._datacenter_of: dict[str, Any] = {}
-        self._side = ThreadPoolExecutor(16, thread_name_prefix="sk-vcenter-side")  # calls beside a task
         self._nic_count: dict[str, int] = {}  # set_nics leaves exactly that many NICs: customize needs the count
         # Read once right after a clone, while vCenter resizes it, for the steps that follow it:
         # where it landed (taken by the first vm_location) and its devices (taken by the first
         # set_nics). Anything that may change them drops them first (relocate, ISO, reconfigure).
         self._landed: dict[str, dict[str, Any]] = {}
         self._cloned_devices: dict[str, list[Any]] = {}
+        # The MACs set_nics just gave every NIC of a VM (in device order), taken by its power-on.
+        self._macs_set: dict[str, tuple[str, ...]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -110,7 +115,10 @@ class PyVmomiDriver:
             "list VMs", lambda: inventory.retrieve(self._content, vim.VirtualMachine, inventory.VM_PROPERTIES)
         )
 
-    def _info(self, vm: Any, props: dict[str, Any], paths: dict[str, str]) -> VmInfo:
+    def _info(
+        self, vm: Any, props: dict[str, Any], paths: dict[str, str], macs: tuple[str, ...] | None = None
+    ) -> VmInfo:
+        """`macs`: the NICs' MACs when known without the devices (not read then)."""
         keys = self._field_keys()
         tags = {v.key: v.value for v in props.get("customValue") or []}
         deployment = tags.get(keys[DEPLOYMENT_FIELD])
@@ -124,7 +132,9 @@ class PyVmomiDriver:
             machine=tags.get(keys[MACHINE_FIELD]) or None,
             ip=props.get("guest.ipAddress") or None,
             hostname=props.get("guest.hostName") or None,
-            macs=tuple(
+            macs=macs
+            if macs is not None
+            else tuple(
                 str(d.macAddress)
                 for d in props.get("config.hardware.device") or []
                 if isinstance(d, vim.vm.device.VirtualEthernetCard) and d.macAddress
@@ -246,9 +256,26 @@ class PyVmomiDriver:
     def inspect_pool(self, path: str) -> PoolStatus:
         return self.session.call(f"inspect pool {path}", lambda: self._resolve_pool(path)[0])
 
+    def _pool_at(self, path: str) -> Any | None:
+        """The pool at `path` found by its inventory path in one call (None: not found that way),
+        once its datacenter is known (the walk of _resolve_pool found it and its VM folder): a
+        deploy makes sure of its stage's pool before the first clone, and the walk is a round trip
+        per level and sibling. Only plain names (an inventory path escapes '%' and '\\'); a pool
+        not found so (missing, or a cluster inside a host folder's subfolder) is walked to."""
+        parts = path.strip("/").split("/")
+        if parts[0] not in self._datacenters or len(parts) < 4 or any(c in path for c in "%\\"):
+            return None
+        index = self._content.searchIndex
+        found = self.session.call(f"find pool {path}", lambda: index.FindByInventoryPath("/".join(parts)))
+        return found if isinstance(found, vim.ResourcePool) else None
+
     def ensure_pool(self, path: str) -> bool:
         with self._pool_lock:
-            status, pool, missing = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
+            found = self._pool_at(path)
+            if found is not None:
+                status, pool, missing = PoolStatus.EXISTS, found, list[str]()
+            else:
+                status, pool, missing = self.session.call(f"find pool {path}", lambda: self._resolve_pool(path))
             if status in (PoolStatus.UNKNOWN_DATACENTER, PoolStatus.UNKNOWN_CLUSTER):
                 missing_part = status.value.replace("_", " ")
                 raise VCenterObjectNotFoundError(f"cannot create resource pool {path}: {missing_part}")
@@ -279,7 +306,8 @@ class PyVmomiDriver:
             folder = self._vm_folders.get(dc._moId)
             if folder is None:
                 folder = self._vm_folders[dc._moId] = self.session.call("find VM folder", lambda: dc.vmFolder)
-        existing = self._find(folder, spec.deployment_id, spec.machine, spec.vm_name)
+        # A fresh clone skips the lookup by name: none of the deployment's VMs can exist yet.
+        existing = None if spec.fresh else self._find(folder, spec.deployment_id, spec.machine, spec.vm_name)
         if existing is not None:
             return existing
         template = self._vm(spec.source_vm_id) if spec.source_vm_id else self._template(spec.template)
@@ -350,6 +378,7 @@ class PyVmomiDriver:
     def _drop_cloned(self, vm_id: str) -> None:
         self._landed.pop(vm_id, None)
         self._cloned_devices.pop(vm_id, None)
+        self._macs_set.pop(vm_id, None)
 
     def _tag(self, vm: Any, deployment_id: UUID, machine: str) -> None:
         keys = self._field_keys()
@@ -396,6 +425,7 @@ class PyVmomiDriver:
         content = self._content
 
         cloned = self._cloned_devices.pop(vm_id, None)  # as the clone left them, read beside its resize
+        self._macs_set.pop(vm_id, None)
 
         def plan() -> list[Any]:
             if cloned is not None:
@@ -434,6 +464,9 @@ class PyVmomiDriver:
             )
             self.session.wait(task, f"NIC change of {vm_id}")
         self._nic_count[vm_id] = len(nics)
+        if nics and all(nic.mac for nic in nics):
+            # Exactly these NICs, in this order (edited in place, then added), each with its MAC.
+            self._macs_set[vm_id] = tuple(str(nic.mac) for nic in nics)
 
     def _network(self, vm: Any, name: str) -> Any | None:
         dc = self._datacenter_of.get(vm._moId) or inventory.datacenter_of(vm)
@@ -451,17 +484,19 @@ class PyVmomiDriver:
     def power_on(self, vm_id: str) -> VmInfo:
         vm = self._vm(vm_id)
         self._nic_count.pop(vm_id, None)  # a machine that is not customised (a fenced copy) leaves it
+        macs = self._macs_set.pop(vm_id, None)
         self._drop_cloned(vm_id)
         try:
             task = self.session.call("power on", vm.PowerOnVM_Task)
             # The VM as the power-on left it comes with the look that finds the task done.
-            _, props = self.session.wait_reading(task, f"power-on of {vm_id}", vm, inventory.VM_PROPERTIES)
+            read = POWERED_PROPERTIES if macs is not None else inventory.VM_PROPERTIES
+            _, props = self.session.wait_reading(task, f"power-on of {vm_id}", vm, read)
         except VCenterFaultError as error:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
             return self._read(vm_id)
         return self.session.call(
-            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")))
+            f"read VM {vm_id}", lambda: self._info(vm, props, self._pool_paths(props.get("resourcePool")), macs)
         )
 
     def power_off(self, vm_id: str) -> None:
@@ -737,6 +772,7 @@ class PyVmomiDriver:
 
     def attach_iso(self, vm_id: str, datastore_path: str) -> None:
         self._cloned_devices.pop(vm_id, None)
+        self._macs_set.pop(vm_id, None)
         self.datastores.attach_iso(self._vm(vm_id), vm_id, datastore_path)
 
     def vm_isos(self, vm_id: str) -> list[str]:

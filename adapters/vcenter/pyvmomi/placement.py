@@ -10,6 +10,7 @@ why the process manager relocates after the clone and reads runtime.host back.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
@@ -35,8 +36,9 @@ DATASTORE_PROPERTIES = ["name", "summary.freeSpace", "summary.capacity"]
 
 
 class Placement:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, side: Executor | None = None) -> None:
         self.session = session
+        self._side = side  # calls made beside another (the datacenter's clusters beside the inventory)
         # Hosts and datastores by name and by moid, read in one call per kind and kept: every clone
         # of a placed deployment reads where it landed and may move, and names rarely change. A
         # name not found reads them again; a vanished object clears them (forget).
@@ -89,18 +91,16 @@ class Placement:
 
     def _inventory(self, datacenter: str) -> list[ClusterCapacity]:
         content = self._content
-        computes = {c._moId for c in self._computes(datacenter)}
-        # One property-collector call for the four kinds (not one each): it is read before a
-        # deploy's first clone.
-        found_kinds = inventory.retrieve_kinds(
-            content,
-            {
-                vim.ComputeResource: ["name", "host", "datastore"],
-                vim.ClusterComputeResource: ["configurationEx"],
-                vim.HostSystem: HOST_PROPERTIES,
-                vim.Datastore: DATASTORE_PROPERTIES,
-            },
-        )
+        # Which compute resources are the datacenter's is found (a walk of its folders) while the
+        # property collector reads them all: both are read before a deploy's first clone.
+        beside = self._side.submit(self._computes, datacenter) if self._side is not None else None
+        try:
+            found_kinds = self._kinds(content)
+        except BaseException:
+            if beside is not None:
+                beside.result()  # an unknown datacenter is the fault to report
+            raise
+        computes = {c._moId for c in (beside.result() if beside is not None else self._computes(datacenter))}
         resources = found_kinds[vim.ComputeResource]
         drs = {
             obj._moId: bool(getattr(getattr(props.get("configurationEx"), "drsConfig", None), "enabled", False))
@@ -136,6 +136,19 @@ class Placement:
         with self._lock:
             self._members = {k: v for k, v in self._members.items() if k[0] != datacenter} | members
         return sorted(found, key=lambda c: c.name)
+
+    @staticmethod
+    def _kinds(content: Any) -> dict[type, list[tuple[Any, dict[str, Any]]]]:
+        # One property-collector call for the four kinds (not one each).
+        return inventory.retrieve_kinds(
+            content,
+            {
+                vim.ComputeResource: ["name", "host", "datastore"],
+                vim.ClusterComputeResource: ["configurationEx"],
+                vim.HostSystem: HOST_PROPERTIES,
+                vim.Datastore: DATASTORE_PROPERTIES,
+            },
+        )
 
     def recommend(self, datacenter: str, cluster: str, cpus: int, memory_mib: int) -> DrsRecommendation | None:
         def ask() -> DrsRecommendation | None:
