@@ -29,8 +29,9 @@ import uvicorn
 
 log = logging.getLogger("stagekeeper")
 
-# Sent by an API process for each connection it was handed that has closed; the byte sent along
-# with each handed descriptor.
+# Sent by an API process once it serves, and for each connection it was handed that has closed;
+# the byte sent along with each handed descriptor.
+READY = b"+"
 CLOSED = b"-"
 HANDED = b"c"
 # Descriptors received at most in one message (the parent sends one a message).
@@ -39,7 +40,9 @@ _MAX_FDS = 16
 
 class Dispatcher:
     """Accepts on `listener` and hands each connection to the channel whose process holds the
-    fewest; ties go round, so a burst is spread evenly."""
+    fewest; ties go round, so a burst is spread evenly. Nothing is accepted before every process
+    has said it serves: a connection handed to a process still starting would wait there, and one
+    its client gave up on meanwhile would count as open until that process got round to it."""
 
     def __init__(self, listener: socket.socket, channels: Sequence[socket.socket]) -> None:
         self.listener = listener
@@ -48,6 +51,7 @@ class Dispatcher:
         self.handed = [0] * len(self.channels)  # ever handed (diagnostics, tests)
         self._next = 0
         self._alive = [True] * len(self.channels)
+        self.ready = [False] * len(self.channels)
 
     def choose(self, skip: frozenset[int] = frozenset()) -> int | None:
         """The process to hand the next connection to (None: no process can take one)."""
@@ -55,7 +59,12 @@ class Dispatcher:
         count = len(self.channels)
         for step in range(count):
             index = (self._next + step) % count
-            if self._alive[index] and index not in skip and (best is None or self.open[index] < self.open[best]):
+            if (
+                self._alive[index]
+                and self.ready[index]
+                and index not in skip
+                and (best is None or self.open[index] < self.open[best])
+            ):
                 best = index
         if best is not None:
             self._next = (best + 1) % count
@@ -64,17 +73,23 @@ class Dispatcher:
     def run(self, stop: Callable[[], bool], tick: Callable[[], bool] | None = None, interval: float = 0.5) -> None:
         """Serve until `stop()` is true or `tick()` (called every `interval` seconds) returns False."""
         self.listener.setblocking(False)
+        accepting = False
         with selectors.DefaultSelector() as selector:
-            selector.register(self.listener, selectors.EVENT_READ, None)
             for index, channel in enumerate(self.channels):
                 channel.setblocking(False)
                 selector.register(channel, selectors.EVENT_READ, index)
             while not stop():
-                for key, _ in selector.select(interval):
-                    if key.data is None:
-                        self._accept()
-                    else:
-                        self._closed(key.data, selector)
+                if not accepting and all(self.ready):
+                    selector.register(self.listener, selectors.EVENT_READ, None)
+                    accepting = True
+                events = selector.select(interval)
+                # Reports first: a client that closes its connections and opens new ones at once
+                # finds them counted out before its new ones are handed.
+                for key, _ in events:
+                    if key.data is not None:
+                        self.report(key.data, selector)
+                if any(key.data is None for key, _ in events):
+                    self._accept()
                 if tick is not None and not tick():
                     return
 
@@ -112,7 +127,8 @@ class Dispatcher:
             self.handed[index] += 1
             return index
 
-    def _closed(self, index: int, selector: selectors.BaseSelector) -> None:
+    def report(self, index: int, selector: selectors.BaseSelector) -> None:
+        """Read what process `index` said: it serves, connections closed, or (EOF) it is gone."""
         try:
             data = self.channels[index].recv(4096)
         except (BlockingIOError, InterruptedError):
@@ -124,6 +140,8 @@ class Dispatcher:
             self._alive[index] = False
             selector.unregister(self.channels[index])
             return
+        if READY in data:
+            self.ready[index] = True
         self.open[index] = max(0, self.open[index] - data.count(CLOSED))
 
 
@@ -145,6 +163,7 @@ class HandedServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         self.channel.setblocking(False)
         self._loop.add_reader(self.channel.fileno(), self._receive)
+        self.channel.send(READY)  # one byte into an empty buffer: does not block
         log.info("API process serving the connections handed to it")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -280,6 +280,9 @@ def lean_throughput(
         ids = register(api, clients, "lean")
         if warmup > 0:
             generate_load(api, ids, warmup, tmp)
+            # The warm-up's connections seen closed before the measured ones open: `serve
+            # --processes` hands a new connection to the process holding the fewest.
+            time.sleep(0.5)
         before = recorded(api, ids)
         count, elapsed, p50, errors, generator = generate_load(api, ids, seconds, tmp)
         # The generator's count, checked against what the services recorded (each command one version).
@@ -308,6 +311,7 @@ def compare_base(base: str, clients: int, rounds: int, seconds: float, warmup: f
         if warmup > 0:
             for label, api in apis.items():
                 generate_load(api, ids[label], warmup, Path(tmp))
+            time.sleep(0.5)
         for r in range(rounds):
             for label in ("base", "this") if r % 2 == 0 else ("this", "base"):
                 latencies, errors = lean(apis[label], ids[label][0], seconds / 2)

@@ -12,11 +12,26 @@ from typing import Any
 import pytest
 import uvicorn
 
-from api.handoff import CLOSED, Dispatcher, HandedServer
+from api.handoff import CLOSED, READY, Dispatcher, HandedServer
+
+
+class _Selector:
+    def unregister(self, _: object) -> None:
+        pass
+
+
+SELECTOR: Any = _Selector()
 
 
 def _pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
     return [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(count)]
+
+
+def _ready(dispatcher: Dispatcher, pairs: list[tuple[socket.socket, socket.socket]]) -> Dispatcher:
+    for index, (_, theirs) in enumerate(pairs):
+        theirs.send(READY)
+        dispatcher.report(index, SELECTOR)
+    return dispatcher
 
 
 def _connection() -> tuple[socket.socket, socket.socket]:
@@ -37,16 +52,32 @@ def _hand(dispatcher: Dispatcher, count: int) -> list[socket.socket]:
     return clients
 
 
-def test_connections_are_spread_evenly_and_closes_free_a_place() -> None:
+def test_nothing_is_handed_to_a_process_that_does_not_serve_yet() -> None:
     pairs = _pairs(2)
     dispatcher = Dispatcher(socket.socket(), [ours for ours, _ in pairs])
+    client, accepted = _connection()
+    try:
+        assert dispatcher.hand(accepted) is None
+        pairs[1][1].send(READY)
+        dispatcher.report(1, SELECTOR)
+        assert dispatcher.hand(accepted) == 1
+    finally:
+        client.close()
+        accepted.close()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+def test_connections_are_spread_evenly_and_closes_free_a_place() -> None:
+    pairs = _pairs(2)
+    dispatcher = _ready(Dispatcher(socket.socket(), [ours for ours, _ in pairs]), pairs)
     clients = _hand(dispatcher, 8)
     try:
         assert dispatcher.open == [4, 4]
         # The second process reports three of its connections closed: the next three go there.
         pairs[1][1].send(CLOSED * 3)
-        selector: Any = type("S", (), {"unregister": lambda self, s: None})()
-        dispatcher._closed(1, selector)
+        dispatcher.report(1, SELECTOR)
         assert dispatcher.open == [4, 1]
         clients += _hand(dispatcher, 3)
         assert dispatcher.open == [4, 4]
@@ -64,10 +95,9 @@ def test_connections_are_spread_evenly_and_closes_free_a_place() -> None:
 
 def test_a_process_that_is_gone_gets_nothing_more() -> None:
     pairs = _pairs(2)
-    dispatcher = Dispatcher(socket.socket(), [ours for ours, _ in pairs])
+    dispatcher = _ready(Dispatcher(socket.socket(), [ours for ours, _ in pairs]), pairs)
     pairs[0][1].close()  # the first process exited
-    selector: Any = type("S", (), {"unregister": lambda self, s: None})()
-    dispatcher._closed(0, selector)
+    dispatcher.report(0, SELECTOR)
     clients = _hand(dispatcher, 3)
     try:
         assert dispatcher.handed == [0, 3]
