@@ -22,21 +22,111 @@ instead of two and without the client building six statements. The library's own
 function is not used: it inserts without the table lock, so ids could commit out of order. Where
 the function is missing (tables not created by this process), the library's transaction is used.
 The reads of one aggregate's events render their statement once per shape instead of per call.
+The four arrays are encoded here in PostgreSQL's binary array form (their element types are fixed):
+psycopg would inspect each list's elements to choose a dumper on every write (about 40 us of a
+write's client CPU, against 15 us encoded here).
 """
 
 from __future__ import annotations
 
+import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 # The library's insert without its retry loop: an insert is tried once (domain/outage.py).
 _insert_once = PostgresApplicationRecorder.insert_events.__wrapped__
+
+
+class _Encoded:
+    """A one-dimensional array already in PostgreSQL's binary form (array_send): sent as it is.
+
+    psycopg finds the dumper of a list parameter by looking at its elements on every call (four
+    arrays a write: about a tenth of a command's own CPU); the four arrays of a write have fixed
+    element types, so they are encoded here directly."""
+
+    __slots__ = ("data",)
+    oid = 0
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _UuidArray(_Encoded):
+    oid = 2951  # uuid[]
+
+
+class _Int8Array(_Encoded):
+    oid = 1016  # bigint[]
+
+
+class _TextArray(_Encoded):
+    oid = 1009  # text[]
+
+
+class _ByteaArray(_Encoded):
+    oid = 1001  # bytea[]
+
+
+_ELEMENT_OIDS = {_UuidArray: 2950, _Int8Array: 20, _TextArray: 25, _ByteaArray: 17}
+_HEADER = struct.Struct("!iiIii")
+_LENGTH = struct.Struct("!i")
+_INT8 = struct.Struct("!iq")
+
+
+def encode_array(kind: type[_Encoded], items: Sequence[bytes]) -> _Encoded:
+    """`items` (each element's binary form, none of them NULL) as a binary array of `kind`."""
+    header = _HEADER.pack(1, 0, _ELEMENT_OIDS[kind], len(items), 1)
+    return kind(header + b"".join(_LENGTH.pack(len(item)) + item for item in items))
+
+
+def _int8s(values: Iterable[int]) -> bytes:
+    """Each value as an array element: its length (8) and its big-endian bytes."""
+    return b"".join(_INT8.pack(8, value) for value in values)
+
+
+class _EncodedDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return obj.data  # type: ignore[no-any-return]
+
+
+def _dumper(kind: type[_Encoded]) -> type[Dumper]:
+    return type(f"{kind.__name__}Dumper", (_EncodedDumper,), {"oid": kind.oid})
+
+
+_DUMPERS = [(kind, _dumper(kind)) for kind in _ELEMENT_OIDS]
+
+
+def _with_dumpers(conn: psycopg.Connection[Any]) -> None:
+    """Teach a connection the encoded arrays (once per connection)."""
+    if not getattr(conn, "_sk_encoded_arrays", False):
+        for kind, dumper in _DUMPERS:
+            conn.adapters.register_dumper(kind, dumper)
+        conn._sk_encoded_arrays = True  # type: ignore[attr-defined]
+
+
+def _columns(stored_events: Sequence[StoredEvent], lock_timeout: str) -> tuple[Any, ...]:
+    """The insert function's arguments: the events as four binary arrays, one per column."""
+    count = len(stored_events)
+    ids = encode_array(_UuidArray, [_uuid_bytes(e.originator_id) for e in stored_events])
+    versions = _Int8Array(_HEADER.pack(1, 0, 20, count, 1) + _int8s(int(e.originator_version) for e in stored_events))
+    topics = encode_array(_TextArray, [e.topic.encode() for e in stored_events])
+    states = encode_array(_ByteaArray, [bytes(e.state) for e in stored_events])
+    return ids, versions, topics, states, lock_timeout
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    return value.bytes if isinstance(value, UUID) else UUID(str(value)).bytes
 
 
 class _Write:
@@ -126,15 +216,10 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         """One transaction of these events: one statement (the function), or the library's way."""
         if not self._has_function():
             return _insert_once(self, stored_events)  # type: ignore[no-any-return]
-        columns = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-            f"{self.datastore.lock_timeout}s",
-        )
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        columns = _columns(stored_events, f"{self.datastore.lock_timeout}s")
+        with self.datastore.get_connection() as conn:
             assert conn.autocommit  # the statement is its own transaction: committed when it returns
+            _with_dumpers(conn)  # before the cursor: a cursor copies its connection's adapters
             if self._call is None:
                 self._call = (
                     SQL("SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[], %s)")
@@ -145,8 +230,9 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
                     )
                     .as_string(conn)
                 )
-            curs.execute(self._call, columns, prepare=True)
-            return [row[self._function_name] for row in curs.fetchall()]
+            with conn.cursor() as curs:
+                curs.execute(self._call, columns, prepare=True)
+                return [row[self._function_name] for row in curs.fetchall()]
 
     def select_events(
         self,

@@ -25,15 +25,16 @@ SERVE_WORKERS = "STAGEKEEPER_SERVE_WORKERS"
 METRICS_ADDRESS = "STAGEKEEPER_METRICS_ADDRESS"
 
 
-def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> int:
+def _serve(settings: Settings, host: str, port: int, channel: int | None = None) -> int:
     """One process serving the API (and the background workers unless STAGEKEEPER_SERVE_WORKERS=false).
-    With `fd`, it serves on that listening socket, inherited from `_serve_processes`."""
+    With `channel`, it serves the connections `_serve_processes` hands it over that Unix socket."""
     import uvicorn
 
     from api.app import create_app
+    from api.handoff import HandedServer
 
     runtime = Runtime(settings)
-    if fd is None:
+    if channel is None:
         generated = runtime.ensure_admin()
         if generated:
             print_generated_password(generated)
@@ -45,17 +46,23 @@ def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> i
         app, host=host, port=port, log_config=None, access_log=False, http=_http_parser(), loop=_event_loop()
     )
     try:
-        uvicorn.Server(config).run(sockets=None if fd is None else [socket.socket(fileno=fd)])
+        if channel is None:
+            uvicorn.Server(config).run()
+        else:
+            HandedServer(config, socket.socket(fileno=channel)).run()
     finally:
         runtime.close()
     return 0
 
 
 def _serve_processes(settings: Settings, host: str, port: int, processes: int) -> int:
-    """`processes` API processes accepting on one listening socket (each its own interpreter, so
-    they use as many cores); the first also runs the background workers (and the metrics bind),
-    the others are API-only. They share only the database, as separate `serve` and `worker`
-    processes do. Stops them all on SIGTERM/SIGINT, or when one of them exits."""
+    """`processes` API processes behind one listening socket (each its own interpreter, so they use
+    as many cores); the first also runs the background workers (and the metrics bind), the others
+    are API-only. They share only the database, as separate `serve` and `worker` processes do. This
+    process accepts the connections and hands each to the API process holding the fewest
+    (api/handoff.py). Stops them all on SIGTERM/SIGINT, or when one of them exits."""
+    from api.handoff import Dispatcher
+
     log = logging.getLogger("stagekeeper")
     # Tables and the local admin once, before the API processes start (they would race on a
     # generated password).
@@ -66,40 +73,37 @@ def _serve_processes(settings: Settings, host: str, port: int, processes: int) -
         runtime.close()
     if generated:
         print_generated_password(generated)
-    # A listening socket per process in one SO_REUSEPORT group: the kernel spreads new connections
-    # over them by address. With one socket shared, the process that happened to be idle took every
-    # connection of a burst: 8 keep-alive clients served 8/0 or 7/1 by two processes ran at one
-    # process's pace (issue 15's throughput bench).
-    first = socket.create_server((host, port), backlog=2048, reuse_port=True)
-    listeners = [first] + [
-        socket.create_server((host, first.getsockname()[1]), backlog=2048, reuse_port=True)
-        for _ in range(processes - 1)
-    ]
-    for listener in listeners:
-        listener.set_inheritable(True)
+    listener = socket.create_server((host, port), backlog=2048)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(processes)]
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     code = 0
+
+    def running() -> bool:
+        nonlocal code
+        exited = next((child for child in children if child.poll() is not None), None)
+        if exited is not None:
+            log.error("API process %d exited with %s: stopping the others", exited.pid, exited.returncode)
+            code = exited.returncode or 1
+        return exited is None
+
     try:
-        for index in range(processes):
+        for index, (_, theirs) in enumerate(pairs):
             environ = dict(os.environ)
             if index > 0:
                 environ[SERVE_WORKERS] = "false"
                 environ.pop(METRICS_ADDRESS, None)
-            fd = listeners[index].fileno()
-            command = [sys.executable, "-m", "api.cli", "serve", "--fd", str(fd)]
+            fd = theirs.fileno()
+            command = [sys.executable, "-m", "api.cli", "serve", "--channel", str(fd)]
             children.append(subprocess.Popen(command, env=environ, pass_fds=[fd]))  # noqa: S603 (this interpreter)
+            theirs.close()
         log.info("serving on http://%s:%d with %d API processes (%s)", host, port, processes,
                  ", ".join(str(child.pid) for child in children))  # fmt: skip
-        while not stop.wait(0.5):
-            exited = next((child for child in children if child.poll() is not None), None)
-            if exited is not None:
-                log.error("API process %d exited with %s: stopping the others", exited.pid, exited.returncode)
-                code = exited.returncode or 1
-                break
+        Dispatcher(listener, [ours for ours, _ in pairs]).run(stop.is_set, running)
     finally:
+        listener.close()  # new connections are refused from here on
         for child in children:
             if child.poll() is None:
                 child.terminate()
@@ -109,8 +113,8 @@ def _serve_processes(settings: Settings, host: str, port: int, processes: int) -
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        for listener in listeners:
-            listener.close()
+        for ours, _ in pairs:
+            ours.close()
     return code
 
 
@@ -245,8 +249,10 @@ def cli() -> None:
     show_default=True,
     help="API processes sharing the port (one core each); the first also runs the background workers",
 )
-@click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited listening socket")
-def serve(host: str, port: int, processes: int, fd: int | None) -> int:
+@click.option(
+    "--channel", type=int, default=None, hidden=True, help="Serve the connections handed over this inherited socket"
+)
+def serve(host: str, port: int, processes: int, channel: int | None) -> int:
     """API and background workers in one process (or --processes N: N API processes on one port).
 
     With --processes N the first process runs the API and the background workers, the other N-1
@@ -255,7 +261,7 @@ def serve(host: str, port: int, processes: int, fd: int | None) -> int:
     _logging()
     if processes > 1:
         return _serve_processes(_settings(), host, port, processes)
-    return _serve(_settings(), host, port, fd)
+    return _serve(_settings(), host, port, channel)
 
 
 @cli.command()

@@ -18,9 +18,14 @@ sequential command is also timed with a lean keep-alive client (http.client): th
 goal's (the server's HTTP overhead). Throughput is also measured with a load generator that costs
 little CPU: `wrk` (Debian package, scripts/apt-packages-dev.txt; one thread and one connection per
 client, each on its own service) or, without it, one lean client process per client; against
-`stagekeeper serve` (one process) and `serve --processes 2`.
+`stagekeeper serve` (one process) and `serve --processes 2`. The generator first runs the same load
+for `--warmup` seconds (default 1), not counted: a server's first requests pay one-time costs, the
+check of the clients' password (scrypt, about 60 ms of CPU, once for each connection that arrives
+at a process before the first check is cached: about 250 ms measured in a 2-process server, 3 % of
+an 8 s run at 600 commands/s) and the preparation of statements on each pooled connection.
+`--warmup 0` measures from the first request, as runs before stop 25 did.
 Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
-       [--base ../main-worktree]
+       [--base ../main-worktree] [--warmup 1]
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served,
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
+# Seconds of the load generator's load run before the measured run, not counted (--warmup).
+WARMUP_SECONDS = 1.0
 
 
 def baseline(schema_name: str, count: int) -> list[float]:
@@ -255,23 +262,37 @@ def throughput(clients: int, seconds: float, group_commit: bool, tmp: Path, labe
     return len(latencies) / elapsed, latencies
 
 
-def lean_throughput(clients: int, seconds: float, processes: int, tmp: Path) -> tuple[float, float, str]:
-    """Commands/s and p50 of the lean load generator against `serve --processes N` (group commit)."""
+def recorded(api: str, ids: list[str]) -> int:
+    """Commands the services have recorded so far (each command one version)."""
+    with httpx.Client(base_url=api, auth=("admin", PASSWORD)) as client:
+        return sum(client.get(f"/api/v1/services/{i}").json()["version"] - 1 for i in ids)
+
+
+def lean_throughput(
+    clients: int, seconds: float, processes: int, tmp: Path, warmup: float = WARMUP_SECONDS
+) -> tuple[float, float, str]:
+    """Commands/s and p50 of the lean load generator against `serve --processes N` (group commit),
+    measured after `warmup` seconds of the same load (not counted)."""
     with (
         schema() as (_, url),
         serving(url, tmp / f"server-lean-{processes}-{uuid.uuid4().hex[:6]}.log", processes=processes) as api,
     ):
         ids = register(api, clients, "lean")
+        if warmup > 0:
+            generate_load(api, ids, warmup, tmp)
+            # The warm-up's connections seen closed before the measured ones open: `serve
+            # --processes` hands a new connection to the process holding the fewest.
+            time.sleep(0.5)
+        before = recorded(api, ids)
         count, elapsed, p50, errors, generator = generate_load(api, ids, seconds, tmp)
         # The generator's count, checked against what the services recorded (each command one version).
-        with httpx.Client(base_url=api, auth=("admin", PASSWORD)) as client:
-            applied = sum(client.get(f"/api/v1/services/{i}").json()["version"] - 1 for i in ids)
+        applied = recorded(api, ids) - before
     if errors or applied < count - errors:
         print(f"  {generator}, {processes} process(es): {errors} errors, {applied} commands recorded of {count} sent")
     return count / elapsed, p50, generator
 
 
-def compare_base(base: str, clients: int, rounds: int, seconds: float) -> None:
+def compare_base(base: str, clients: int, rounds: int, seconds: float, warmup: float = WARMUP_SECONDS) -> None:
     """This checkout against another (`--base`, e.g. a worktree of main), each served by one
     `stagekeeper serve` on its own schema, both running: per round, alternating, the sequential
     command with the lean client and the throughput of the load generator."""
@@ -287,6 +308,10 @@ def compare_base(base: str, clients: int, rounds: int, seconds: float) -> None:
     ):
         apis = {"base": base_api, "this": this_api}
         ids = {label: register(api, clients, label) for label, api in apis.items()}
+        if warmup > 0:
+            for label, api in apis.items():
+                generate_load(api, ids[label], warmup, Path(tmp))
+            time.sleep(0.5)
         for r in range(rounds):
             for label in ("base", "this") if r % 2 == 0 else ("this", "base"):
                 latencies, errors = lean(apis[label], ids[label][0], seconds / 2)
@@ -321,9 +346,15 @@ def main() -> None:
     parser.add_argument(
         "--base", help="only compare this checkout with the checkout BASE (e.g. a worktree of main), both served"
     )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=WARMUP_SECONDS,
+        help="seconds of load generator load before its measured run, not counted (0: none, as before)",
+    )
     args = parser.parse_args()
     if args.base:
-        compare_base(args.base, args.clients, args.rounds, args.seconds)
+        compare_base(args.base, args.clients, args.rounds, args.seconds, args.warmup)
         return
     if args.pool_check:
         compare_pool_check()
@@ -360,7 +391,7 @@ def main() -> None:
                 rates[group_commit].append(rate)
                 concurrent_p50[group_commit].append(percentile(latencies, 0.5))
             for processes in (1, 2) if r % 2 == 0 else (2, 1):
-                rate, p50, generator = lean_throughput(args.clients, args.seconds, processes, Path(tmp))
+                rate, p50, generator = lean_throughput(args.clients, args.seconds, processes, Path(tmp), args.warmup)
                 generated[processes].append(rate)
                 generated_p50[processes].append(p50)
             print(
@@ -394,7 +425,8 @@ def main() -> None:
     print(f"group commit / a transaction per write: {spread(gain, unit='x')}")
     for processes in (1, 2):
         print(
-            f"throughput, {args.clients} clients from {generator}, group commit, serve --processes {processes}: "
+            f"throughput, {args.clients} clients from {generator}, group commit, serve --processes {processes} "
+            f"(after {args.warmup:g} s of warm-up): "
             f"{spread(generated[processes], unit='/s')} (p50 {spread(generated_p50[processes], 1000, ' ms')}; "
             f"goal >= 600/s with 8)"
         )

@@ -70,7 +70,7 @@ def serving(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # two interpreters start in 10-30 s on a busy 2-core machine
             while True:
                 try:
                     if httpx.get(url + "/healthz", timeout=1).status_code == 200:

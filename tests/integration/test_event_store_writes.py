@@ -63,6 +63,31 @@ def test_a_write_is_one_statement_that_stores_what_the_library_would(postgres_ur
         runtime.close()
 
 
+def test_the_binary_arrays_store_any_value_as_the_library_does(postgres_url: str) -> None:
+    """The events go as arrays encoded here (not by psycopg): awkward values land byte for byte."""
+    runtime = runtime_for(postgres_url)
+    try:
+        recorder = _recorder(runtime)
+        ours, library = uuid4(), uuid4()
+
+        def awkward(originator_id: UUID | str) -> list[StoredEvent]:
+            values = [(1, "test:Événement ⚙", b""), (2, "t", bytes(range(256)) * 40), (2**40, "x:\u00e9", b"\x00{}")]
+            return [
+                StoredEvent(originator_id=originator_id, originator_version=v, topic=t, state=s) for v, t, s in values
+            ]
+
+        ids = recorder.insert_events(awkward(str(ours)))  # an id given as text is written as the UUID
+        _insert_once(recorder, awkward(library))
+        assert ids is not None
+        assert len(ids) == 3
+        assert _rows(runtime, ours) == _rows(runtime, library)
+        assert [(e.originator_version, e.topic, e.state) for e in recorder.select_events(ours)] == [
+            (e.originator_version, e.topic, e.state) for e in awkward(ours)
+        ]
+    finally:
+        runtime.close()
+
+
 def test_a_write_takes_the_table_lock_that_orders_notification_ids(postgres_url: str) -> None:
     # A plain INSERT (ROW EXCLUSIVE) would not wait for another ROW EXCLUSIVE holder; the write
     # must, because it locks the table in EXCLUSIVE mode so ids commit in the order issued.
