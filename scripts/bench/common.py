@@ -70,7 +70,8 @@ def serving(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            # A machine under heavy load may take longer to import and start (seconds, default 30).
+            deadline = time.monotonic() + float(os.environ.get("STAGEKEEPER_BENCH_START_SECONDS", "30"))
             while True:
                 try:
                     if httpx.get(url + "/healthz", timeout=1).status_code == 200:
