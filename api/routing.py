@@ -13,6 +13,8 @@ the runtime, so the document lists them; each is a further dependency FastAPI so
 request (~7 a command). The handler runs `api.deps.RUNTIME_EQUIVALENTS` instead: the same checks
 in the same order, done in line.
 
+Those dependencies are solved by a plan made when the handler is built (api/solver.py).
+
 The hop itself is `run_in_pool`: the event loop's `run_in_executor` on a bounded pool of its
 own, without anyio's per-call capacity limiter and cancel scopes (starlette's
 `run_in_threadpool`).
@@ -37,7 +39,10 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import solver
 from api.deps import RUNTIME_EQUIVALENTS
+
+solver.install()
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -101,7 +106,8 @@ class OneHopRoute(APIRoute):
         owner: Any = context if context is not None and context.original_route is self else self
         declared: Dependant = owner.dependant
         as_declared = super().get_route_handler()
-        owner.dependant = at_runtime(declared)
+        # Solved by a plan made now (api/solver.py), not by FastAPI's walk of the tree each time.
+        owner.dependant = solver.planned(at_runtime(declared))
         try:
             lean = super().get_route_handler()
         finally:

@@ -4,7 +4,7 @@ PATCH /api/v1/services/{id} through the whole app (middlewares, routing, depende
 in the thread pool, serialisation) by a scope/receive/send loop, no uvicorn, no socket; next to
 the same command on the application object. Prints per round: the ASGI p50, the process CPU per
 request, the event loop thread's CPU per request (the framework's share: the command itself runs
-in a worker thread) and the in-process p50.
+in a worker thread), the in-process p50 and the in-process command's CPU.
 `--checkout DIR` imports the code of another checkout (e.g. a worktree of main) for a comparison
 in the same run: `python -m scripts.bench.asgi --checkout ../main` from this checkout.
 `--loop asyncio` runs it on the standard library's event loop instead of uvloop (what `serve` uses).
@@ -103,15 +103,18 @@ async def run(url: str, requests: int, rounds: int, profile: str | None) -> None
             latencies = await patch(requests, f"round {r}")
             process, thread = time.process_time() - process, time.thread_time() - thread
             direct = []
+            direct_cpu = time.process_time()
             for i in range(requests):
                 started = time.perf_counter()
                 runtime.app.update_service(service_id, f"direct {r} {i}", actor="admin")
                 direct.append(time.perf_counter() - started)
+            direct_cpu = time.process_time() - direct_cpu
             print(
                 f"round {r + 1}: ASGI p50 {statistics.median(latencies) * 1000:.3f} ms, "
                 f"CPU/request {process / requests * 1000:.3f} ms "
                 f"(event loop thread {thread / requests * 1000:.3f} ms); "
-                f"in process p50 {statistics.median(direct) * 1000:.3f} ms",
+                f"in process p50 {statistics.median(direct) * 1000:.3f} ms, "
+                f"CPU/command {direct_cpu / requests * 1000:.3f} ms",
                 flush=True,
             )
         if profile:

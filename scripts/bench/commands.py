@@ -24,8 +24,13 @@ check of the clients' password (scrypt, about 60 ms of CPU, once for each connec
 at a process before the first check is cached: about 250 ms measured in a 2-process server, 3 % of
 an 8 s run at 600 commands/s) and the preparation of statements on each pooled connection.
 `--warmup 0` measures from the first request, as runs before stop 25 did.
+`--floor` (diagnostic, no goal figures): the lean client's sequential p50 of the command next to
+requests that do little (`GET /healthz`, `GET` of the service, a 404) on the same `serve`, and of
+a bare ASGI app on uvicorn with the same loop and parser (the floor of uvicorn and this client on
+this machine), each with the server process's CPU per request (/proc, every thread, less what
+it spends per second with no request: its background workers).
 Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
-       [--base ../main-worktree] [--warmup 1]
+       [--base ../main-worktree] [--warmup 1] [--floor]
 """
 
 from __future__ import annotations
@@ -35,21 +40,25 @@ import base64
 import http.client
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
-from scripts.bench.common import CONNINFO, PASSWORD, percentile, schema, served, serving
+from scripts.bench.common import CONNINFO, PASSWORD, free_port, percentile, schema, served, serving
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
@@ -292,6 +301,134 @@ def lean_throughput(
     return count / elapsed, p50, generator
 
 
+def lean_get(url: str, path: str, seconds: float) -> tuple[list[float], int]:
+    """A keep-alive http.client connection sending GET `path` in a loop: (latencies, last status)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
+    headers = {"Authorization": AUTHORIZATION}
+    latencies: list[float] = []
+    status = 0
+    stop_at = time.monotonic() + seconds
+    try:
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - started)
+            status = response.status
+    finally:
+        connection.close()
+    return latencies, status
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of every thread of process `pid` so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def listener(port: int) -> int:
+    """The pid of the process listening on 127.0.0.1:`port` (the server, not its supervisor)."""
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cells = line.split()
+        if cells[1].endswith(f":{port:04X}") and cells[3] == "0A":
+            inode = cells[9]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+        except OSError:
+            continue
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+BARE_APP = """
+import uvicorn
+from api.cli import _event_loop, _http_parser
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+uvicorn.run(app, host="127.0.0.1", port=%d, log_config=None, access_log=False, http=_http_parser(), loop=_event_loop())
+"""
+
+
+def floor(rounds: int, seconds: float) -> None:
+    """Sequential p50 (lean client) and server CPU per request of the command and of cheap requests."""
+    figures: dict[str, list[tuple[float, float]]] = {}
+
+    idle: dict[int, float] = {}
+
+    def measure(label: str, url: str, pid: int, run: Callable[[], tuple[list[float], int]]) -> None:
+        cpu, started = process_cpu(pid), time.monotonic()
+        latencies, status = run()
+        cpu, elapsed = process_cpu(pid) - cpu, time.monotonic() - started
+        # Less what the process spends with no request at all (its background workers), per second.
+        busy = max(0.0, cpu - idle.get(pid, 0.0) * elapsed)
+        figures.setdefault(label, []).append((percentile(latencies, 0.5), busy / len(latencies)))
+        if status != 200 and not label.startswith("GET 404"):
+            print(f"  {label}: status {status}")
+
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        schema() as (_, url),
+        served(url, Path(tmp) / "server.log") as api,
+        subprocess.Popen([sys.executable, "-c", BARE_APP % port], stderr=subprocess.DEVNULL) as bare_process,
+    ):
+        try:
+            bare = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            server = listener(int(urlsplit(api).port or 0))
+            bare_pid = listener(port)
+            service = register(api, 1, "floor")[0]
+            runs: list[tuple[str, str, int, Callable[[], tuple[list[float], int]]]] = [
+                ("PATCH command", api, server, lambda: _status(lean(api, service, seconds))),
+                ("GET /healthz", api, server, lambda: lean_get(api, "/healthz", seconds)),
+                ("GET the service", api, server, lambda: lean_get(api, f"/api/v1/services/{service}", seconds)),
+                ("GET 404 (unmatched)", api, server, lambda: lean_get(api, "/api/v1/nothing-here", seconds)),
+                ("bare ASGI app on uvicorn", bare, bare_pid, lambda: lean_get(bare, "/", seconds)),
+            ]
+            for _, _, _, run in runs:
+                run()  # warm-up (FastAPI builds its included routes' state on first use)
+            for pid in (server, bare_pid):
+                cpu = process_cpu(pid)
+                time.sleep(seconds)
+                idle[pid] = (process_cpu(pid) - cpu) / seconds
+            print(f"server CPU with no request: {idle[server] * 1000:.1f} ms/s (subtracted below)")
+            for r in range(rounds):
+                for label, target, pid, run in runs if r % 2 == 0 else list(reversed(runs)):
+                    measure(label, target, pid, run)
+        finally:
+            bare_process.terminate()
+    print(f"sequential p50, lean keep-alive client; server CPU per request (all threads, less idle); {rounds} rounds:")
+    for label, values in figures.items():
+        p50s = [v[0] for v in values]
+        cpus = [v[1] for v in values]
+        print(f"  {label:26} p50 {spread(p50s, 1000, ' ms')}; server CPU {spread(cpus, 1000, ' ms')}")
+
+
+def _status(result: tuple[list[float], int]) -> tuple[list[float], int]:
+    """`lean`'s (latencies, errors) as (latencies, status): 200 when every command succeeded."""
+    latencies, errors = result
+    return latencies, 200 if not errors else 500
+
+
 def compare_base(base: str, clients: int, rounds: int, seconds: float, warmup: float = WARMUP_SECONDS) -> None:
     """This checkout against another (`--base`, e.g. a worktree of main), each served by one
     `stagekeeper serve` on its own schema, both running: per round, alternating, the sequential
@@ -352,7 +489,13 @@ def main() -> None:
         default=WARMUP_SECONDS,
         help="seconds of load generator load before its measured run, not counted (0: none, as before)",
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="only the command next to cheap requests and a bare uvicorn app"
+    )
     args = parser.parse_args()
+    if args.floor:
+        floor(args.rounds, args.seconds / 2)
+        return
     if args.base:
         compare_base(args.base, args.clients, args.rounds, args.seconds, args.warmup)
         return

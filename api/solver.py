@@ -1,0 +1,227 @@
+"""A route's dependencies solved by a plan made once, when the route's handler is built.
+
+FastAPI's `solve_dependencies` walks a route's dependency tree on every request and decides
+again, for each node, what it is: whether an override replaces it, whether it is a generator,
+a coroutine or a plain function, whether it uses OAuth scopes (its cache key), which of the
+special parameters it takes. On a command that is about a third of the event loop's time per
+request (scripts/bench/asgi.py). None of it changes between requests, so `compile_plan` decides
+it once, from the route's own dependency tree (the same declarations, not a second copy of the
+rules), and the plan runs what is left, in FastAPI's order and with its functions:
+
+- each sub-dependency is solved depth-first, in declaration order; one whose own parameters
+  fail validation adds its errors and is not called; a result is cached per request under
+  FastAPI's own cache key (`use_cache`), so a dependency named twice runs once;
+- then the node's path, query, header and cookie parameters and its body are validated by
+  FastAPI's `request_params_to_args` / `request_body_to_args` (the same values, the same errors);
+- the special parameters (the request, the response whose headers and status the answer takes).
+
+Only trees made of plain parameters and coroutine or plain-function dependencies are planned;
+anything else (a generator dependency, OAuth scopes, background tasks, a concurrency limit, a
+websocket) keeps FastAPI's own solver, and so does every request while dependency overrides are
+set (tests), since overrides name the declared dependencies. `install` puts the dispatcher in
+FastAPI's request handler: it solves a `PlannedDependant` (`planned`) by its plan, anything else
+by FastAPI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Response
+from fastapi import routing as fastapi_routing
+from fastapi._compat import Undefined
+from fastapi.dependencies import models as fastapi_models
+from fastapi.dependencies import utils as fastapi_utils
+from fastapi.dependencies.models import Dependant
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+Plan = Callable[[Request, Any, bool], Awaitable[Any]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sub:
+    """One sub-dependency: how to solve its own parameters, and how to call it."""
+
+    node: _Node
+    call: Callable[..., Any]
+    name: str | None
+    key: Any
+    use_cache: bool
+    coroutine: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Node:
+    subs: tuple[_Sub, ...]
+    dependant: Dependant
+
+
+class NotPlannableError(Exception):
+    """The tree uses something only FastAPI's own solver handles."""
+
+
+def _node(dependant: Dependant) -> _Node:
+    if (
+        dependant.websocket_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+        or dependant.own_oauth_scopes
+        or dependant.parent_oauth_scopes
+        or dependant.concurrency is not None
+    ):
+        raise NotPlannableError(dependant.call)
+    subs = []
+    for sub in dependant.dependencies:
+        call = sub.call
+        if call is None or fastapi_models._is_gen_callable(call) or fastapi_models._is_async_gen_callable(call):
+            raise NotPlannableError(call)
+        subs.append(
+            _Sub(
+                node=_node(sub),
+                call=call,
+                name=sub.name,
+                key=fastapi_models._get_cache_key(dependant=sub),
+                use_cache=sub.use_cache,
+                coroutine=fastapi_models._is_coroutine_callable(call),
+            )
+        )
+    return _Node(tuple(subs), dependant)
+
+
+async def _solve(
+    node: _Node, request: Request, body: Any, embed: bool, response: Response, cache: dict[Any, Any]
+) -> tuple[dict[str, Any], list[Any]]:
+    """`fastapi.dependencies.utils.solve_dependencies` for a planned node (same order, same calls)."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    for sub in node.subs:
+        sub_values, sub_errors = await _solve(sub.node, request, body, embed, response, cache)
+        if sub_errors:
+            errors.extend(sub_errors)
+            continue
+        if sub.use_cache and sub.key in cache:
+            solved = cache[sub.key]
+        elif sub.coroutine:
+            solved = await sub.call(**sub_values)
+        else:
+            solved = await run_in_threadpool(sub.call, **sub_values)
+        if sub.name is not None:
+            values[sub.name] = solved
+        if sub.key not in cache:
+            cache[sub.key] = solved
+    dependant = node.dependant
+    for fields, source in (
+        (dependant.path_params, "path_params"),
+        (dependant.query_params, "query_params"),
+        (dependant.header_params, "headers"),
+        (dependant.cookie_params, "cookies"),
+    ):
+        if fields:
+            found, wrong = fastapi_utils.request_params_to_args(fields, getattr(request, source))
+            values.update(found)
+            errors += wrong
+    if dependant.body_params:
+        found, wrong = await fastapi_utils.request_body_to_args(
+            body_fields=dependant.body_params, received_body=body, embed_body_fields=embed
+        )
+        values.update(found)
+        errors.extend(wrong)
+    if dependant.http_connection_param_name:
+        values[dependant.http_connection_param_name] = request
+    if dependant.request_param_name:
+        values[dependant.request_param_name] = request
+    if dependant.response_param_name:
+        values[dependant.response_param_name] = response
+    return values, errors
+
+
+def compile_plan(dependant: Dependant) -> Plan | None:
+    """The plan of a route's (runtime) dependant, or None when FastAPI's solver must do it."""
+    try:
+        root = _node(dependant)
+    except NotPlannableError:
+        return None
+
+    async def plan(request: Request, body: Any, embed: bool) -> Any:
+        # The response whose headers and status the answer takes, made as FastAPI makes it.
+        response = Response()
+        del response.headers["content-length"]
+        response.status_code = None  # type: ignore[assignment]
+        cache: dict[Any, Any] = {}
+        values, errors = await _solve(root, request, body, embed, response, cache)
+        return fastapi_utils.SolvedDependency(
+            values=values, errors=errors, background_tasks=None, response=response, dependency_cache=cache
+        )
+
+    return plan
+
+
+@dataclasses.dataclass(slots=True)
+class PlannedDependant(Dependant):
+    """A route's dependant carrying the plan that solves it (the dependant is otherwise the same)."""
+
+    plan: Plan | None = None
+
+
+_fastapi_solve: Callable[..., Awaitable[Any]] | None = None
+
+
+def planned(dependant: Dependant) -> Dependant:
+    """`dependant` with its plan, when it can be planned (and `install` took); else itself."""
+    if _fastapi_solve is None:
+        return dependant
+    plan = compile_plan(dependant)
+    if plan is None:
+        return dependant
+    fields = {f.name: getattr(dependant, f.name) for f in dataclasses.fields(Dependant)}
+    return PlannedDependant(**fields, plan=plan)
+
+
+async def _dispatch(
+    *,
+    request: Request,
+    dependant: Dependant,
+    body: Any = Undefined,
+    dependency_overrides_provider: Any | None = None,
+    embed_body_fields: bool,
+    **kwargs: Any,
+) -> Any:
+    plan = dependant.plan if type(dependant) is PlannedDependant else None
+    if (
+        plan is not None
+        and not kwargs.get("dependency_cache")
+        and kwargs.get("response") is None
+        and kwargs.get("background_tasks") is None
+        and not getattr(dependency_overrides_provider, "dependency_overrides", None)
+    ):
+        return await plan(request, body, embed_body_fields)
+    assert _fastapi_solve is not None
+    return await _fastapi_solve(
+        request=request,
+        dependant=dependant,
+        body=body,
+        dependency_overrides_provider=dependency_overrides_provider,
+        embed_body_fields=embed_body_fields,
+        **kwargs,
+    )
+
+
+def install() -> None:
+    """Route FastAPI's request handlers through `_dispatch` (once). A FastAPI whose handler no
+    longer calls a module-level `solve_dependencies`, or whose internals the plan relies on are
+    gone, keeps its own solver: nothing is planned then."""
+    global _fastapi_solve
+    if _fastapi_solve is not None:
+        return
+    current = getattr(fastapi_routing, "solve_dependencies", None)
+    needed = (
+        getattr(fastapi_models, name, None)
+        for name in ("_is_gen_callable", "_is_async_gen_callable", "_is_coroutine_callable", "_get_cache_key")
+    )
+    if current is None or not all(needed) or not hasattr(fastapi_utils, "SolvedDependency"):
+        return
+    _fastapi_solve = current
+    setattr(fastapi_routing, "solve_dependencies", _dispatch)  # noqa: B010 (a module global)
