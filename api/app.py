@@ -48,6 +48,7 @@ from api.routes import (
     webhooks,
 )
 from api.ui import install_console
+from api.warmup import warm_routes
 
 DESCRIPTION = """Stagekeeper moves multi-machine service configurations through the stages of a
 release process on vSphere. Every change is an immutable event; reads of lists come from
@@ -61,6 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_routes(app.router)
         await app.state.notifier.start()
         if start_workers and settings.run_workers:
             app.state.runtime.start_workers()
