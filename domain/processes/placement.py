@@ -1,7 +1,8 @@
 """Placement steps of the process manager: choose and record where each machine goes before its
-clone (MachinePlaced), put the clone on that host after it (vcsim, like vCenter without DRS,
-ignores the host a clone asks for), and carry out a recorded rebalance (MachineRelocated, then
-RebalanceEnded). Every step is recorded, so a restarted worker skips what is done.
+clone (MachinePlaced), put the clone on that host after it when vCenter put it elsewhere (the
+clone names the host; vcsim 0.24.2 ignores it unless its harness places clones), and carry out a
+recorded rebalance (MachineRelocated, then RebalanceEnded). Every step is recorded, so a restarted
+worker skips what is done.
 """
 
 from __future__ import annotations

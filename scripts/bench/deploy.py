@@ -4,7 +4,8 @@ Both do the same vCenter work per machine with the same parallelism (8): clone f
 template into the stage pool (on a host and datastore named in the clone spec), set CPU/memory,
 attach the NIC with a manual MAC, apply guest customisation with a static IP, power on.
 Stagekeeper also records every step as events in PostgreSQL, claims IPs and MACs, tags VMs, and
-(vcsim ignoring a clone's host) moves each VM to its chosen host. vcsim adds a fixed delay to
+reads each clone's host back (moving a VM that landed elsewhere: vcsim 0.24.2 ignores a clone's
+host, the harness puts clones on it as vCenter does, scripts/vcsim/clonehost.go). vcsim adds a fixed delay to
 clones and power-ons so vCenter time dominates, as on a real vCenter. Prints both wall times and their ratio.
 Runs alternate (plain, Stagekeeper, plain, ...) so both see the same machine load; each pair gives a
 ratio, and min/median/max of the ratios are printed. Stagekeeper's time runs until its process
@@ -108,7 +109,7 @@ def plain_script(sim: Vcsim, machines: int, calls: Calls | None = None) -> float
     pool = driver._pool(POOL_PATH)
     network = inventory.network(content, dc, "VM Network")
     # Placed as Stagekeeper places them: on a host of the pool's cluster and a datastore, named in
-    # the clone's RelocateSpec (vcsim ignores the host; Stagekeeper then moves each VM there).
+    # the clone's RelocateSpec (the harness's vcsim honours the host, as vCenter does).
     hosts = list(pool.owner.host)
     datastore = pool.owner.datastore[0]
     run = uuid.uuid4().hex[:6]

@@ -25,6 +25,7 @@ func findChildHandler(inner http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		clonePlacements.noteRequest(body)
 		if !bytes.Contains(body, []byte("<FindChild")) {
 			r.Body = ioutil.NopCloser(bytes.NewReader(body))
 			inner.ServeHTTP(w, r)

@@ -1,8 +1,10 @@
 """Placement on vcsim with two clusters of two hosts and two datastores (`-cluster 2 -host 2 -ds 2`),
 on PostgreSQL: anti-affinity puts web1 and web2 on different hosts, read back from each VM's
 runtime.host; rebalancing, as a dry run and for real. vcsim's PlaceVm answers a random host (the
-product overrules it when it breaks a rule) and a clone ignores the host it is given, so the
-process manager relocates after the clone: what vCenter reports is what these tests check."""
+product overrules it when it breaks a rule). vcsim 0.24.2's clone ignores the host it is given; the
+harness puts the clone on it, as vCenter does (scripts/vcsim/clonehost.go), and can be told not to
+(`clone-host?honor=0`): then the process manager relocates each clone that landed elsewhere. Both
+ways are deployed here; what vCenter reports is what these tests check."""
 
 from __future__ import annotations
 
@@ -56,7 +58,45 @@ def deploy(runtime: Runtime, extra_pools: list[str]) -> UUID:
     return deployment_id
 
 
-def test_anti_affinity_puts_web1_and_web2_on_different_hosts(runtime: Runtime) -> None:
+def clone_on_host(sim: Vcsim, host: str) -> str:
+    """Clone a template with pyvmomi on `host` (named in the clone's RelocateSpec): the clone's runtime.host."""
+    from pyVmomi import vim
+
+    driver = sim.driver()
+    try:
+        content = driver.session.content
+        template = next(vm for vm, p in driver._vms() if p.get("name") == "tpl-ubuntu-2404")
+        pool = driver._pool("/DC0/host/DC0_C0/Resources")
+        target = next(h for h in pool.owner.host if h.name == host)
+        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool, host=target), powerOn=False, template=False)
+        datacenter = content.rootFolder.childEntity[0]
+        task = template.CloneVM_Task(folder=datacenter.vmFolder, name=f"on-{host}-{id(spec)}", spec=spec)
+        clone = driver.session.wait(task, "clone")
+        return str(clone.runtime.host.name)
+    finally:
+        driver.close()
+
+
+def test_the_harness_clones_onto_the_named_host_unless_told_not_to(two_clusters: Vcsim) -> None:
+    two_clusters.control("reset")
+    hosts = ["DC0_C0_H0", "DC0_C0_H1"]
+    assert [clone_on_host(two_clusters, h) for h in hosts] == hosts
+    two_clusters.control("clone-host", honor="0")
+    try:
+        landed = {clone_on_host(two_clusters, h) for h in hosts}
+        assert len(landed) == 1  # vcsim's own way: both on the template's host
+    finally:
+        two_clusters.control("reset")
+
+
+@pytest.mark.parametrize("clone_honors_host", [True, False], ids=["clone-on-host", "relocate-after-clone"])
+def test_anti_affinity_puts_web1_and_web2_on_different_hosts(
+    runtime: Runtime, two_clusters: Vcsim, clone_honors_host: bool
+) -> None:
+    if not clone_honors_host:
+        # Clones land on the template's host: web1 and web2 end apart only if the process
+        # manager relocates them after the clone (DomainPlacement.settle).
+        two_clusters.control("clone-host", honor="0")
     deployment_id = deploy(runtime, [C1_POOL])
     deployment = runtime.app.deployment(deployment_id)
     assert deployment.state == "deployed", deployment.failure

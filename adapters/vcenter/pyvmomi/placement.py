@@ -3,8 +3,9 @@ datastores' free space, DRS), DRS's recommendation (ClusterComputeResource.Place
 VM to another host of its cluster. Objects are read with the property collector, one call per kind.
 
 vcsim: PlaceVm answers a random host and crashes when given fewer hosts or datastores than the
-cluster has, so it is always given all of them; a clone ignores the host placement chose, which is
-why the process manager relocates after the clone and reads runtime.host back.
+cluster has, so it is always given all of them; vcsim 0.24.2's clone ignores the host placement
+chose (the harness, scripts/vcsim/clonehost.go, puts it there as vCenter does), which is why the
+process manager reads runtime.host back after the clone and relocates a VM that landed elsewhere.
 """
 
 from __future__ import annotations
