@@ -41,7 +41,6 @@ class AuditProjection(Projection):
     raw = True
     schema_version = 3  # 2: stage ids; 3: partial indexes on the columns most rows leave empty
     tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
-    own_connection = True  # one row per event: most of a catch-up's COPY (and the history's copy of it)
     reads = frozenset(
         (
             "timestamp", "actor", "reason", "service_id", "configuration_id", "deployment_id",

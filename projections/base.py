@@ -45,10 +45,6 @@ class Projection:
     # events in one transaction, that one first, this one's `derive` copies its rows from the other's
     # in SQL (one INSERT ... SELECT) instead of making and sending them again (`apply_batch`).
     derives_from: ClassVar[str | None] = None
-    # Applied in a transaction and on a connection of its own (PostgreSQL), beside the other read
-    # models' (with those that derive from it): its writes are most of a catch-up's database work, and
-    # the database does them on one core while the others' rows are made and written on another.
-    own_connection: ClassVar[bool] = False
     # Per table, the columns whose planner statistics a bulk build gathers (ANALYZE on PostgreSQL):
     # those its queries filter, join or sort on. A table not named here: every column.
     statistics: ClassVar[dict[str, tuple[str, ...]]] = {}

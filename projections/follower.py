@@ -138,9 +138,9 @@ class ProjectionFollower:
     def position(self) -> int:
         return min(self.positions().values(), default=0)
 
-    def _locked_positions(self, cursor: Cursor, names: Sequence[str] | None = None) -> dict[str, int]:
+    def _locked_positions(self, cursor: Cursor) -> dict[str, int]:
         lock = self.store.dialect == "postgres"
-        return tracking_positions(cursor, [p.name for p in self.projections] if names is None else names, for_update=lock)
+        return tracking_positions(cursor, [p.name for p in self.projections], for_update=lock)
 
     def catch_up(self, until: int | None = None) -> int:
         processed = self._follow(until)
@@ -153,10 +153,8 @@ class ProjectionFollower:
     def _follow(self, until: int | None) -> int:
         processed = 0
         pool: ThreadPoolExecutor | None = None
-        applying: ThreadPoolExecutor | None = None  # writes the groups of read models beside the first
         ahead: tuple[int, Future[Batch]] | None = None
         reader: Reader | None = None
-        groups = self._groups()
         try:
             while True:
                 positions = self.positions()
@@ -195,14 +193,15 @@ class ProjectionFollower:
                     following = notifications[-1].id + 1
                     ahead = (following, pool.submit(self._read, following, True))
                 try:
-                    with no_cycle_collection():
-                        if len(groups) == 1:
-                            written = self._write(groups[0], batch, positions)
-                        else:
-                            applying = applying or ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="sk-apply")
-                            written = self._write_groups(applying, groups, batch, positions)
-                    if not written:
-                        continue
+                    with no_cycle_collection(), self.store.transaction() as plain:
+                        relaxed(self.store, plain)
+                        cursor = SafeCursor(plain, nul_free(n.state for n in notifications))
+                        # Several processes may follow at once: the row locks make them take turns, and
+                        # whoever finds a position moved since its read starts over.
+                        if self._locked_positions(cursor) != positions:
+                            continue
+                        self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
+                        set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
                 except Exception as error:
                     if quarantine.transient(error):
                         raise
@@ -214,72 +213,8 @@ class ProjectionFollower:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            if applying is not None:
-                applying.shutdown(wait=True)
             if reader is not None:
                 reader.close()
-
-    def _groups(self) -> list[list[Projection]]:
-        """The read models as groups applied each in its own transaction: on PostgreSQL, each read model
-        that wants a connection of its own (`Projection.own_connection`) with those deriving from it,
-        then the rest; elsewhere all in one. Each group's rows commit with its own tracking rows, so a
-        crash between two groups' commits leaves each read model consistent (the one behind applies the
-        batch again, as after any lost commit)."""
-        if self.store.dialect != "postgres":
-            return [self.projections]
-        owners = {p.name for p in self.projections if p.own_connection}
-        groups: dict[str | None, list[Projection]] = {name: [] for name in owners}
-        groups[None] = []
-        for projection in self.projections:
-            if projection.name in owners:
-                groups[projection.name].append(projection)
-            elif projection.derives_from in owners:
-                groups[projection.derives_from].append(projection)
-            else:
-                groups[None].append(projection)
-        found = [group for group in groups.values() if group]
-        return found if len(found) > 1 else [self.projections]
-
-    def _write(self, projections: list[Projection], batch: Batch, positions: dict[str, int]) -> bool:
-        """A batch applied to `projections` in one transaction with their tracking rows; False when their
-        positions moved since `positions` were read (another process applied it: the caller starts over)."""
-        notifications = batch.notifications
-        names = [p.name for p in projections]
-        with self.store.transaction() as plain:
-            relaxed(self.store, plain)
-            cursor = SafeCursor(plain, nul_free(n.state for n in notifications))
-            # Several processes may follow at once: the row locks make them take turns, and whoever
-            # finds a position moved since its read starts over.
-            if self._locked_positions(cursor, names) != {name: positions[name] for name in names}:
-                return False
-            self._apply(projections, notifications, positions, cursor, batch.decoded, batch.parsed)
-            set_trackings(cursor, names, notifications[-1].id)
-        return True
-
-    def _write_groups(
-        self, applying: ThreadPoolExecutor, groups: list[list[Projection]], batch: Batch, positions: dict[str, int]
-    ) -> bool:
-        """`_write` of each group at once: the first on this thread, the others on `applying`'s, each on its
-        own connection (while one waits on PostgreSQL, the other makes its rows; the database works on
-        both on two cores). Returns once every group is done, with the first error raised (the caller
-        then applies the batch event by event, each read model from its own position)."""
-        if batch.parsed is None or len(batch.parsed) != len(batch.notifications):
-            if any(p.raw for p in self.projections):  # parsed once for every group
-                batch.parsed = [RawEvent.parse(n) for n in batch.notifications]
-        others = [applying.submit(self._write, group, batch, positions) for group in groups[1:]]
-        written, errors = [], []
-        try:
-            written.append(self._write(groups[0], batch, positions))
-        except Exception as error:
-            errors.append(error)
-        for future in others:
-            try:
-                written.append(future.result())
-            except Exception as error:
-                errors.append(error)
-        if errors:
-            raise errors[0]
-        return all(written)
 
     def _start_reader(self, positions: dict[str, int], start: int, until: int | None) -> Reader | None:
         """A reader process from `start`, when it is worth one: at least `process_from` events to go."""
@@ -471,7 +406,7 @@ class ProjectionFollower:
                     applied[projection.name] = span
         chosen = None if projections is self.projections else {id(p) for p in projections}
         decoded = {} if decoded is None else decoded
-        for notification in notifications if any(not p.raw for p in projections) else ():
+        for notification in notifications:
             for projection, handler in self._handlers(notification.topic):
                 if (chosen is not None and id(projection) not in chosen) or notification.id <= positions[
                     projection.name
