@@ -9,6 +9,11 @@ is in the figures; "other" is the rest of the wall time: the follower's loop, tr
 Usage: .venv/bin/python -m scripts.bench.catchup_profile [--schema NAME | --events 100000] [--repeat 3]
        [--only reader|in-process]
 Each index build is timed on its own line too ("(index builder) NAME": that builder thread's wall time).
+"CPU: ..." lines: each part's CPU time (of the thread that ran it), this process's and the reader's, and
+the PostgreSQL processes' (from /proc, so the database must run on this machine): the profile's own
+backends (known by PGAPPNAME; the reader's apart, parallel index-build workers counted with them) and
+the server's WAL writer, checkpointer and background writer. "phase: ..." lines split the wall and CPU
+between following the log and the index builds with ANALYZE at the end.
 """
 
 from __future__ import annotations
