@@ -155,16 +155,22 @@ class ProjectionFollower:
         pool: ThreadPoolExecutor | None = None
         ahead: tuple[int, Future[Batch]] | None = None
         reader: Reader | None = None
+        # The positions this loop's last batch committed (None: read them). Another process that moved
+        # them since is found by the locked read in the batch's transaction, and the loop starts over.
+        committed: dict[str, int] | None = None
         try:
             while True:
-                positions = self.positions()
+                positions = self.positions() if committed is None else committed
+                committed = None
                 start = min(positions.values(), default=0)
                 if until is not None and start >= until:
                     return processed
+                if processed == 0:
+                    # Started first: the reader process's start-up (its imports, a connection, the first
+                    # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX).
+                    reader = self._start_reader(positions, start, until)
                 if start == 0:
                     self._start_bulk(positions)
-                if processed == 0:
-                    reader = self._start_reader(positions, start, until)
                 # Read the events before opening the write transaction: the SQLite event store
                 # interlocks its readers with its single writer, so reading inside our own write
                 # transaction could wait on a writer that waits on us. Every topic is read, so the
@@ -202,6 +208,7 @@ class ProjectionFollower:
                             continue
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
                         set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
+                    committed = {name: notifications[-1].id for name in positions}
                 except Exception as error:
                     if quarantine.transient(error):
                         raise

@@ -19,7 +19,8 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Collection, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,6 +42,11 @@ DEPTH = 4
 POLL = 0.5
 # How long a stopped reader may take to exit.
 STOP_WAIT = 10.0
+# A batch's records cross the pipe pickled this many at a time, and the follower's receiving thread
+# loads them and makes their notifications and events this many at a time, letting go of the
+# interpreter in between: loading a whole batch in one call held it for 6-25 ms, and the writer, back
+# from each PostgreSQL round trip, waited for it (and for a switch interval, 5 ms, in the Python loops).
+LOAD_CHUNK = 256
 
 # What the reader keeps of one parsed event: (type, data with only the keys read, aggregate id,
 # summary, the audit chain's hash before it and its own link, when the reader was given the chain's head).
@@ -200,6 +206,42 @@ def notifications_of(sent: Columns | Sequence[Notification]) -> Sequence[Notific
     return made
 
 
+def unchunked(
+    sent: Columns | Sequence[Notification], chunks: list[bytes] | None, pause: Callable[[], None] = lambda: None
+) -> tuple[Sequence[Notification], list[RawEvent] | None]:
+    """The notifications of `sent` and, from the `chunked` records, their parsed events; `LOAD_CHUNK` at a
+    time with a `pause` after each (the receiving thread lets another thread in there)."""
+    if not isinstance(sent, tuple):
+        records = None if chunks is None else [r for chunk in chunks for r in pickle.loads(chunk)]  # noqa: S301
+        return sent, None if records is None else [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
+    ids, originators, versions, topics, states = sent
+    if chunks is not None and len(chunks) != -(-len(ids) // LOAD_CHUNK):
+        raise ValueError(f"{len(chunks)} record chunks for {len(ids)} notifications")
+    notifications: list[Notification] = []
+    parsed: list[RawEvent] | None = None if chunks is None else []
+    for n, start in enumerate(range(0, len(ids), LOAD_CHUNK)):
+        end = start + LOAD_CHUNK
+        part = notifications_of(
+            (
+                ids[start:end],
+                originators[start * 16 : end * 16],
+                versions[start:end],
+                topics[start:end],
+                states[start:end],
+            )
+        )
+        notifications.extend(part)
+        if parsed is not None and chunks is not None:
+            records = pickle.loads(chunks[n])  # noqa: S301 (written by the reader process this follower started)
+            parsed.extend([RawEvent(notification, *r) for notification, r in zip(part, records, strict=True)])
+        pause()
+    return notifications, parsed
+
+
+def _let_go() -> None:
+    time.sleep(0)  # lets a thread waiting for the interpreter (the writer) in
+
+
 @dataclass(frozen=True)
 class Job:
     """What a reader process is asked: batches of `batch` from `start`, parsed for `keys` (`sized`: their
@@ -269,9 +311,19 @@ def _post(outbox: queue.Queue[object], sender: threading.Thread, message: object
     return False
 
 
+def chunked(records: list[Record]) -> list[bytes]:
+    """A batch's records pickled `LOAD_CHUNK` at a time (`unchunked` gives them back)."""
+    return [
+        pickle.dumps(records[n : n + LOAD_CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
+        for n in range(0, len(records), LOAD_CHUNK)
+    ]
+
+
 def _send(outbox: queue.Queue[object], channel: Connection) -> None:  # pragma: no cover (reader process)
     try:
         while (message := outbox.get()) is not None:
+            if isinstance(message, tuple) and message[2] is not None:
+                message = (message[0], message[1], chunked(message[2]))
             channel.send(message)
     except OSError:  # the follower went away: nothing more to send
         return
@@ -371,10 +423,9 @@ class Reader:
             return f"the reader process stopped (exit code {self._process.poll()})"
         if isinstance(message, str):
             return f"the reader process failed: {message}"
-        start, sent, records = message
+        start, sent, chunks = message
         with no_cycle_collection():
-            notifications = notifications_of(sent)
-            parsed = None if records is None else [RawEvent(n, *r) for n, r in zip(notifications, records, strict=True)]
+            notifications, parsed = unchunked(sent, chunks, _let_go)
         return start, notifications, parsed
 
     def _receive(self) -> Any:

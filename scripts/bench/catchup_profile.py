@@ -9,11 +9,17 @@ is in the figures; "other" is the rest of the wall time: the follower's loop, tr
 Usage: .venv/bin/python -m scripts.bench.catchup_profile [--schema NAME | --events 100000] [--repeat 3]
        [--only reader|in-process]
 Each index build is timed on its own line too ("(index builder) NAME": that builder thread's wall time).
+"CPU: ..." lines: each part's CPU time (of the thread that ran it), this process's and the reader's, and
+the PostgreSQL processes' (from /proc, so the database must run on this machine): the profile's own
+backends (known by PGAPPNAME; the reader's apart, parallel index-build workers counted with them) and
+the server's WAL writer, checkpointer and background writer. "phase: ..." lines split the wall and CPU
+between following the log and the index builds with ANALYZE at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import threading
@@ -25,6 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 import eventsourcing.domain
+import psycopg
 
 from adapters.runtime import Runtime
 from adapters.settings import Settings
@@ -34,14 +41,109 @@ from projections.base import Projection
 from projections.follower import ProjectionFollower
 from projections.store import SafeCursor
 from scripts.bench.audit import SyntheticClock, build, raw_read_rate, reset
-from scripts.bench.common import URL, schema
+from scripts.bench.common import CONNINFO, URL, schema
+
+# This process's and its reader's PostgreSQL connections are known by this name (libpq reads PGAPPNAME).
+APPLICATION = f"sk-catchup-profile-{os.getpid()}"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float | None:
+    """A process's user + system CPU seconds (Linux /proc), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _idle() -> float:
+    """Idle core-seconds of the whole machine so far (/proc/stat: idle + iowait)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return (int(fields[4]) + int(fields[5])) / TICK
+
+
+class PostgresCpu:
+    """CPU time of the PostgreSQL processes serving this profile: its backends (the reader's apart, known by
+    its query) sampled from /proc every 20 ms while they live, and the server's own WAL writer, checkpointer
+    and background writer. The database must run on this machine."""
+
+    def __init__(self) -> None:
+        self._conn = psycopg.connect(CONNINFO, autocommit=True, application_name="sk-catchup-profile-sampler")
+        self.first: dict[int, float] = {}  # pid -> CPU when first seen
+        self.last: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._starting = False
+
+    def _sample(self) -> None:
+        rows = self._conn.execute(
+            "SELECT pid, backend_type, application_name, query FROM pg_stat_activity "
+            "WHERE application_name = %s OR backend_type IN ('walwriter', 'checkpointer', 'background writer') "
+            "OR leader_pid IN (SELECT pid FROM pg_stat_activity WHERE application_name = %s)",
+            (APPLICATION, APPLICATION),
+        ).fetchall()
+        for pid, backend_type, _, query in rows:
+            used = _proc_cpu(pid)
+            if used is None:
+                continue
+            if backend_type == "parallel worker":
+                kind = "PostgreSQL: follower's backends"
+            elif backend_type != "client backend":
+                kind = "PostgreSQL: WAL writer, checkpointer, bgwriter"
+            elif "uuid_send(originator_id)" in (query or "") or self.kind.get(pid) == "PostgreSQL: reader's backend":
+                kind = "PostgreSQL: reader's backend"
+            else:
+                kind = "PostgreSQL: follower's backends"
+            self.kind[pid] = kind
+            # A process that started since `start` (a parallel index build's worker, the reader's backend)
+            # counts from zero.
+            self.first.setdefault(pid, used if self._starting else 0.0)
+            self.last[pid] = used
+
+    def start(self) -> None:
+        self.first.clear()
+        self.last.clear()
+        self.kind.clear()
+        self._starting = True
+        self._sample()
+        self._starting = False
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample()
+
+    def mark(self) -> dict[str, float]:
+        """CPU per kind so far (since `start`)."""
+        self._sample()
+        totals: dict[str, float] = defaultdict(float)
+        for pid, used in self.last.items():
+            totals[self.kind[pid]] += used - self.first[pid]
+        return dict(totals)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self.mark()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Clock:
-    """Wall time per label; time spent in a nested label is not counted in the one around it."""
+    """Wall time per label, and the CPU time of the thread that ran it (`cpu`); time spent in a nested
+    label is not counted in the one around it."""
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self._local = threading.local()  # each thread's stack of [label, started, nested]
         self.lock = threading.Lock()
 
@@ -57,23 +159,31 @@ class Clock:
         thread = threading.current_thread()
         if thread.name.startswith("sk-index"):
             label = f"(index builder) {label}"
+        elif thread.name.startswith("sk-apply"):
+            label = f"(apply thread) {label}"
         elif thread is not threading.main_thread():
             label = f"(read-ahead thread) {label}"
-        frame = [label, time.perf_counter(), 0.0]
+        frame = [label, time.perf_counter(), 0.0, time.thread_time(), 0.0]
         self._stack.append(frame)
         try:
             yield
         finally:
             self._stack.pop()
             elapsed = time.perf_counter() - frame[1]
+            spent = time.thread_time() - frame[3]
             self.totals[label] += elapsed - frame[2]
+            self.cpu[label] += spent - frame[4]
             if self._stack:
                 self._stack[-1][2] += elapsed
+                self._stack[-1][4] += spent
 
     def current(self) -> str:
         if not self._stack:
             return "follower"
-        return str(self._stack[-1][0]).removeprefix("(read-ahead thread) ").removeprefix("(index builder) ")
+        label = str(self._stack[-1][0])
+        for prefix in ("(read-ahead thread) ", "(index builder) ", "(apply thread) "):
+            label = label.removeprefix(prefix)
+        return label
 
     def wrap(self, owner: Any, attr: str, label: str | Callable[[Any], str]) -> None:
         original = getattr(owner, attr)
@@ -192,12 +302,24 @@ def main() -> None:
 
 
 def run(url: str, repeat: int, modes: list[str]) -> None:
+    os.environ["PGAPPNAME"] = APPLICATION
     runtime = Runtime(Settings(database_url=url, admin_password="bench"))
     everything = runtime.projections
     head = runtime.app.head()
     clock = Clock()
     instrument(clock, everything)
     summary_label(clock)
+    postgres = PostgresCpu()
+    at_indexes: dict[str, Any] = {}
+    build_indexes = ProjectionFollower._build_indexes
+
+    def marked(self: ProjectionFollower) -> None:
+        at_indexes["postgres"] = postgres.mark()
+        at_indexes["wall"] = time.perf_counter()
+        at_indexes["own"], at_indexes["children"] = cpu()
+        build_indexes(self)
+
+    ProjectionFollower._build_indexes = marked  # type: ignore[method-assign]
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     raws = []
     for _ in range(repeat):
@@ -207,21 +329,41 @@ def run(url: str, repeat: int, modes: list[str]) -> None:
             spec = runtime.projection_follower.reader if mode == "reader process" else None
             follower = ProjectionFollower(runtime.app, runtime.store, everything, reader=spec)
             clock.totals.clear()
+            clock.cpu.clear()
+            at_indexes.clear()
+            postgres.start()
+            idle_before = _idle()
             own_before, children_before = cpu()
             started = time.perf_counter()
             follower.catch_up()
             wall = time.perf_counter() - started
             own_after, children_after = cpu()
+            idle = _idle() - idle_before
+            pg = postgres.stop()
             figures = dict(clock.totals)
+            figures.update({f"CPU: {label}": value for label, value in clock.cpu.items()})
+            figures.update({f"CPU: {kind}": value for kind, value in pg.items()})
+            if at_indexes:  # the part before the index builds, and the builds (wall and CPU)
+                before = at_indexes["postgres"]
+                figures["phase: follow (wall)"] = at_indexes["wall"] - started
+                figures["phase: indexes and ANALYZE (wall)"] = time.perf_counter() - at_indexes["wall"] - 0.0
+                figures["phase: follow, CPU: this process"] = at_indexes["own"] - own_before
+                figures["phase: follow, CPU: reader process"] = at_indexes["children"] - children_before
+                figures["phase: indexes, CPU: this process"] = own_after - at_indexes["own"]
+                for kind, value in before.items():
+                    figures[f"phase: follow, CPU: {kind}"] = value
+                    figures[f"phase: indexes, CPU: {kind}"] = pg.get(kind, 0.0) - value
+            figures["machine: idle core-seconds (all processes)"] = idle
             figures["other (follower loop, commits, batches)"] = wall - sum(
                 value
                 for label, value in clock.totals.items()
-                if not label.startswith(("(read-ahead", "(index builder"))
+                if not label.startswith(("(read-ahead", "(index builder", "(apply thread"))
             )
             figures["= wall"] = wall
             figures["CPU: this process"] = own_after - own_before
             figures["CPU: reader process"] = children_after - children_before
             results[mode].append(figures)
+    postgres.close()
     print(f"{head:,} events; raw read {min(raws):,.0f} .. {max(raws):,.0f} events/s; medians of {repeat} runs")
     labels = sorted({label for runs in results.values() for figures in runs for label in figures})
     print(f"{'part':<46} " + " ".join(f"{mode + ' s':>16} {'us/event':>9}" for mode in results))

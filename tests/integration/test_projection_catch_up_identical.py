@@ -426,3 +426,52 @@ def test_a_reader_reads_the_columns_the_recorder_gives(runtime: Runtime) -> None
         if runtime.store.dialect == "postgres":
             assert isinstance(got, tuple)  # read straight into columns
         assert (columns(got) if isinstance(got, list) else got) == expected
+
+
+def test_positions_are_read_once_a_catch_up_unless_another_follower_moved_them(runtime: Runtime) -> None:
+    history(runtime)
+    head = runtime.app.head()
+    ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up()
+    built = contents(runtime)
+
+    reset(runtime)
+    follower = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
+    reads = 0
+    positions = follower.positions
+
+    def counted() -> dict[str, int]:
+        nonlocal reads
+        reads += 1
+        return positions()
+
+    follower.positions = counted  # type: ignore[method-assign]
+    assert follower.catch_up() == head
+    assert reads == 1  # then each batch's own commit says where the next one starts
+    assert contents(runtime) == built
+
+    # Another follower moves the positions between two batches: the locked read finds it, the loop
+    # reads them again and goes on from there, and every read model ends as before.
+    reset(runtime)
+    other = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=5)
+    selects = 0
+
+    def select(start: int, limit: int, topics: Sequence[str] = ()) -> Sequence[Notification]:
+        nonlocal selects
+        selects += 1
+        if selects == 3:
+            other.catch_up(until=start + 20)
+        return runtime.app.select_notifications(start, limit, topics)
+
+    source = type(
+        "Source",
+        (),
+        {"select_notifications": staticmethod(select), "decode": runtime.app.decode, "head": runtime.app.head},
+    )()
+    reads = 0
+    behind = ProjectionFollower(source, runtime.store, runtime.projections, batch=7)
+    positions = behind.positions
+    behind.positions = counted  # type: ignore[method-assign]
+    behind.catch_up()
+    assert reads >= 2
+    assert contents(runtime) == built
+    assert set(behind.positions().values()) == {head}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from typing import TypeVar
 from uuid import uuid4
 
@@ -72,3 +73,28 @@ def test_records_prepared_from_columns_equal_those_prepared_from_the_notificatio
     for chain in (None, GENESIS):
         for wanted, sized in ((None, ()), (keys, ("machines",))):
             assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == prepare(sent, wanted, chain, sized)  # type: ignore[arg-type]
+
+
+def test_records_sent_in_chunks_come_back_as_the_batch_they_were_made_from() -> None:
+    from projections.pipeline import LOAD_CHUNK, chunked, unchunked
+    from projections.raw import RawEvent
+
+    for count in (0, 1, LOAD_CHUNK, LOAD_CHUNK + 1, 2 * LOAD_CHUNK + 5):
+        sent = [notification(n) for n in range(1, count + 1)]
+        records = prepare(sent, frozenset(("name", "actor")), None)
+        pauses: list[None] = []
+        notifications, parsed = unchunked(
+            crossed(columns(sent)), crossed(chunked(records)), partial(pauses.append, None)
+        )
+        assert notifications == sent
+        assert parsed == [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
+        assert len(pauses) == -(-count // LOAD_CHUNK)  # one pause a chunk
+        # A batch the reader could not parse crosses without records.
+        assert unchunked(crossed(columns(sent)), None) == (sent, None)
+    # Notifications that cross as they are (an originator id not a UUID) get their records too.
+    odd = [notification(1), notification(2, originator="not-a-uuid")]
+    odd_records = prepare(odd, None, None)
+    assert unchunked(odd, chunked(odd_records)) == (
+        odd,
+        [RawEvent(n, *r) for n, r in zip(odd, odd_records, strict=True)],
+    )
