@@ -97,6 +97,36 @@ class RouterGuard:
 
 
 _FASTAPI_SCOPE_KEY: str = getattr(fastapi_routing, "_FASTAPI_SCOPE_KEY", "fastapi")
+# Where a router's match is kept in the request's scope for the router's `handle`.
+MATCHED = "stagekeeper.matched"
+
+
+class MatchOnce:
+    """An included router's `_match`, run once per request: FastAPI matches the router's routes
+    when it asks the router whether it matches, then again when the router handles the request;
+    the second time gets the first's answer, kept in the request's scope (the same request: the
+    same path, root path, method and type, and the same routes version, so the same answer)."""
+
+    __slots__ = ("included", "match")
+
+    def __init__(self, included: Any) -> None:
+        self.included = included
+        self.match: Callable[[Scope], Any] = type(included)._match.__get__(included)
+
+    def __call__(self, scope: Scope) -> Any:
+        key = (
+            self.included.original_router._routes_version,
+            scope["type"],
+            scope.get("method"),
+            scope["path"],
+            scope.get("root_path", ""),
+        )
+        kept = scope.get(MATCHED)
+        if kept is not None and kept[0] is self and kept[1] == key:
+            return kept[2]
+        found = self.match(scope)
+        scope[MATCHED] = (self, key, found)
+        return found
 
 
 def index_routes(routes: list[BaseRoute]) -> int:
@@ -110,5 +140,12 @@ def index_routes(routes: list[BaseRoute]) -> int:
     for route in routes:
         if type(route) is included_type and not isinstance(route.__dict__.get("matches"), RouterGuard):
             route.matches = RouterGuard(route)  # type: ignore[method-assign]
+            if hasattr(included_type, "_match") and not _nested(route):
+                route._match = MatchOnce(route)  # type: ignore[attr-defined]
             guarded += 1
     return guarded
+
+
+def _nested(included: Any) -> bool:
+    """Whether the router includes routers itself (their routes versions are not its own)."""
+    return any(isinstance(r, fastapi_routing._IncludedRouter) for r in included.original_router.routes)

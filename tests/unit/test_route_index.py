@@ -14,7 +14,7 @@ from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.routeindex import RouterGuard, index_routes, literal_prefix
+from api.routeindex import MatchOnce, RouterGuard, index_routes, literal_prefix
 from api.routing import OneHopRoute
 
 pytestmark = pytest.mark.skipif(
@@ -154,3 +154,24 @@ def test_literal_prefix() -> None:
 
     assert literal_prefix(router.routes[0]) == "/a/b/"
     assert literal_prefix(object()) is None
+
+
+def test_a_router_matches_its_routes_once_per_request(tmp_path: Any) -> None:
+    app = build(tmp_path, True)
+    items = app.router.routes[-4]
+    once = items._match  # type: ignore[attr-defined]
+    assert isinstance(once, MatchOnce)
+    calls: list[str] = []
+    own = once.match
+
+    def counting(scope: Scope) -> Any:
+        calls.append(scope["path"])
+        return own(scope)
+
+    once.match = counting
+    with TestClient(app) as client:
+        assert client.patch("/api/v1/items/3").json() == {"route": "patch item", "id": 3}
+        assert calls == ["/api/v1/items/3"]
+        # The redirect's scope (another path) is matched for itself.
+        assert client.get("/api/v1/items/3/", follow_redirects=False).status_code == 307
+        assert calls[1:] == ["/api/v1/items/3/", "/api/v1/items/3"]
