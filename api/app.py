@@ -19,6 +19,7 @@ from api.limits import BodyLimits
 from api.notify import Notifier
 from api.observability import RequestObservability
 from api.openapi import install_openapi
+from api.routeindex import index_routes
 from api.routes import (
     archives,
     audit,
@@ -136,4 +137,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None, start_workers
     app.include_router(leases.router)
     app.include_router(webhooks.router)
     install_console(app)
+    # Last: the included routers a request's path cannot match are passed over (api/routeindex.py).
+    index_routes(app.router.routes)
     return app

@@ -172,7 +172,9 @@ _MAX_PARAMETER = 8192
 async def check_parameters(request: Request) -> None:
     """Every query and path parameter of every route holds text the domain's text rule accepts
     (so a NUL in a filter is a 422 naming it, before a query runs or an export starts)."""
-    for name, value in request.query_params.multi_items():
+    # Without a query string there is nothing to parse (most commands): no QueryParams built.
+    query = request.query_params.multi_items() if request.scope.get("query_string") else ()
+    for name, value in query:
         check_text(name, "query parameter name", max_length=_MAX_PARAMETER)
         check_text(value, name, max_length=_MAX_PARAMETER, multiline=name in _MULTILINE_PARAMETERS)
     for name, value in request.path_params.items():

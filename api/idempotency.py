@@ -39,6 +39,7 @@ SECRET_NOT_KEPT = error_body(
     HEADER,
 )
 POLL = 0.05
+_KEY = HEADER.lower().encode()
 
 
 class IdempotencyMiddleware:
@@ -51,9 +52,12 @@ class IdempotencyMiddleware:
         self.wait_seconds = wait_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
-        raw_key = headers.get(HEADER.lower().encode())
-        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        raw_key = headers.get(_KEY)
+        if raw_key is None:
             await self.app(scope, receive, send)
             return
         try:

@@ -15,21 +15,25 @@ in the same order, done in line.
 
 Those dependencies are solved by a plan made when the handler is built (api/solver.py).
 
-The hop itself is `run_in_pool`: the event loop's `run_in_executor` on a bounded pool of its
-own, without anyio's per-call capacity limiter and cancel scopes (starlette's
-`run_in_threadpool`).
+The hop itself is `run_in_pool`: a call queued to a bounded pool of threads of its own, whose
+answer comes back to the event loop with one `call_soon_threadsafe`, without anyio's per-call
+capacity limiter and cancel scopes (starlette's `run_in_threadpool`) nor the executor's
+futures chained to the loop's and shielded (`run_in_executor`, `asyncio.shield`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import inspect
+import logging
+import queue
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from fastapi import routing as fastapi_routing
@@ -43,23 +47,95 @@ from api import solver
 from api.deps import RUNTIME_EQUIVALENTS
 
 solver.install()
+log = logging.getLogger("stagekeeper.api")
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # As many threads as anyio's default limiter lets starlette's `run_in_threadpool` use.
 POOL_THREADS = 40
-_pool: ThreadPoolExecutor | None = None
+_pool: ThreadPool | None = None
 _pool_lock = threading.Lock()
 
 
-def thread_pool() -> ThreadPoolExecutor:
+class ThreadPool:
+    """Up to `max_threads` threads taking calls from one queue, started as calls need them.
+
+    What `ThreadPoolExecutor` does for the hop, without what the hop does not use (a
+    `concurrent.futures.Future` with its condition per call, a semaphore probed per call): each
+    call claims a waiting thread, or starts one while fewer than `max_threads` run, or waits in
+    the queue for the next thread that finishes one. The threads are daemons; at exit they are
+    stopped, and each one's running call finished, before the interpreter goes (as the executor's
+    are)."""
+
+    def __init__(self, max_threads: int, name: str) -> None:
+        self.max_threads = max_threads
+        self._name = name
+        self._calls: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        # Threads waiting for a call that no call has claimed yet; calls waiting for a thread.
+        self._idle = 0
+        self._backlog = 0
+        atexit.register(self.close)
+
+    def submit(self, call: Callable[[], object]) -> None:
+        with self._lock:
+            self._calls.put(call)
+            if self._idle > 0:
+                self._idle -= 1
+                return
+            if len(self._threads) >= self.max_threads:
+                self._backlog += 1
+                return
+            thread = threading.Thread(target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+        thread.start()
+
+    def _run(self) -> None:
+        calls = self._calls
+        while True:
+            call = calls.get()
+            if call is None:
+                return
+            try:
+                call()
+            except BaseException:  # a call hands its own errors over (run_in_pool): this is a bug
+                log.exception("a call in the API's thread pool failed")
+            del call
+            with self._lock:
+                if self._backlog > 0:
+                    self._backlog -= 1
+                else:
+                    self._idle += 1
+
+    def close(self) -> None:
+        """Stop every thread once its running call (and any queued before) is done."""
+        with self._lock:
+            threads, self._threads = self._threads, []
+            for _ in threads:
+                self._calls.put(None)
+            self._idle = self._backlog = 0
+        for thread in threads:
+            thread.join()
+
+
+def thread_pool() -> ThreadPool:
     global _pool
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="stagekeeper-api")
+                _pool = ThreadPool(POOL_THREADS, "stagekeeper-api")
     return _pool
+
+
+class _Call(asyncio.Future[Any]):
+    """The future of a call running in the pool: it cannot be cancelled, so a task cancelled
+    while awaiting it gets its `CancelledError` once the call has finished (asyncio delivers a
+    cancellation the awaited future refuses at the task's next step), as anyio's hop does."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
 
 
 async def run_in_pool(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -67,14 +143,27 @@ async def run_in_pool(function: Callable[P, T], *args: P.args, **kwargs: P.kwarg
     (the request id, the pending request: context variables), as `run_in_threadpool` does.
     Cancelled while it runs, it waits for the call to finish before it lets the cancellation
     through, as anyio does: a command is never abandoned half way by its request."""
-    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    future = asyncio.get_running_loop().run_in_executor(thread_pool(), call)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        if not future.done():
-            await asyncio.wait([future])
-        raise
+    loop = asyncio.get_running_loop()
+    future = _Call(loop=loop)
+    context = contextvars.copy_context()
+
+    def call() -> None:
+        try:
+            result = context.run(function, *args, **kwargs)
+        except BaseException as error:  # handed to the awaiting task, as the executor's future does
+            _settle(loop, future.set_exception, error)
+        else:
+            _settle(loop, future.set_result, result)
+
+    thread_pool().submit(call)
+    result: T = await future
+    return result
+
+
+def _settle(loop: asyncio.AbstractEventLoop, setter: Callable[[Any], None], value: Any) -> None:
+    # The loop may have closed meanwhile (shutdown): nobody awaits the answer any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(setter, value)
 
 
 def in_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:

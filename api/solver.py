@@ -13,6 +13,9 @@ rules), and the plan runs what is left, in FastAPI's order and with its function
   FastAPI's own cache key (`use_cache`), so a dependency named twice runs once;
 - then the node's path, query, header and cookie parameters and its body are validated by
   FastAPI's `request_params_to_args` / `request_body_to_args` (the same values, the same errors);
+  path parameters (a plain dictionary, one request key each) by what `request_params_to_args`
+  does with them, its per-field decisions (aliases, model, sequence) made with the plan, and
+  FastAPI's own validation of each value;
 - the special parameters (the request, the response whose headers and status the answer takes).
 
 Only trees made of plain parameters and coroutine or plain-function dependencies are planned;
@@ -31,7 +34,7 @@ from typing import Any
 
 from fastapi import Response
 from fastapi import routing as fastapi_routing
-from fastapi._compat import Undefined
+from fastapi._compat import Undefined, field_annotation_is_sequence
 from fastapi.dependencies import models as fastapi_models
 from fastapi.dependencies import utils as fastapi_utils
 from fastapi.dependencies.models import Dependant
@@ -39,6 +42,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 Plan = Callable[[Request, Any, bool], Awaitable[Any]]
+
+# FastAPI's helpers `request_params_to_args` is made of, for the path parameters read in line.
+_PATH_INTERNALS = all(
+    hasattr(fastapi_utils, name)
+    for name in ("_get_param_aliases", "_get_param_model", "_validate_value_with_model_field")
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,9 +63,22 @@ class _Sub:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _PathParam:
+    """A path parameter, as `request_params_to_args` reads it from the path's parameters (a
+    plain dictionary): its one request key, where an error points, whether it is a sequence."""
+
+    field: Any
+    alias: str
+    loc: tuple[str, str]
+    sequence: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Node:
     subs: tuple[_Sub, ...]
     dependant: Dependant
+    # The path parameters read in line, or None: FastAPI's `request_params_to_args` reads them.
+    path_params: tuple[_PathParam, ...] | None = None
 
 
 class NotPlannableError(Exception):
@@ -88,7 +110,47 @@ def _node(dependant: Dependant) -> _Node:
                 coroutine=fastapi_models._is_coroutine_callable(call),
             )
         )
-    return _Node(tuple(subs), dependant)
+    return _Node(tuple(subs), dependant, _path_params(dependant.path_params))
+
+
+def _path_params(fields: list[Any]) -> tuple[_PathParam, ...] | None:
+    """What `request_params_to_args` decides about each path parameter on every request, decided
+    once: a parameter that is a model, or has more than one request key, leaves it to FastAPI."""
+    if not fields or not _PATH_INTERNALS:
+        return None
+    found = []
+    for field in fields:
+        aliases = fastapi_utils._get_param_aliases(field)
+        if fastapi_utils._get_param_model(field) is not None or len(aliases) != 1:
+            return None
+        alias = aliases[0][1]
+        found.append(
+            _PathParam(
+                field=field,
+                alias=alias,
+                loc=(field.field_info.in_.value, alias),
+                sequence=bool(field_annotation_is_sequence(field.field_info.annotation)),
+            )
+        )
+    return tuple(found)
+
+
+def _read_path_params(params: tuple[_PathParam, ...], received: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """`request_params_to_args(fields, request.path_params)` for parameters `_path_params` read."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    for param in params:
+        value = received.get(param.alias)
+        if value is None or (param.sequence and len(value) == 0):
+            value = Undefined
+        found, wrong = fastapi_utils._validate_value_with_model_field(
+            field=param.field, value=value, values=values, loc=param.loc
+        )
+        if wrong:
+            errors.extend(wrong)
+        else:
+            values[param.field.name] = found
+    return values, errors
 
 
 async def _solve(
@@ -113,8 +175,15 @@ async def _solve(
         if sub.key not in cache:
             cache[sub.key] = solved
     dependant = node.dependant
+    if node.path_params is not None:
+        found, wrong = _read_path_params(node.path_params, request.path_params)
+        values.update(found)
+        errors += wrong
+    elif dependant.path_params:
+        found, wrong = fastapi_utils.request_params_to_args(dependant.path_params, request.path_params)
+        values.update(found)
+        errors += wrong
     for fields, source in (
-        (dependant.path_params, "path_params"),
         (dependant.query_params, "query_params"),
         (dependant.header_params, "headers"),
         (dependant.cookie_params, "cookies"),

@@ -4,12 +4,12 @@ the same values, the same errors, the same order of calls, the same per-request 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
@@ -83,6 +83,18 @@ async def read(thing_id: UUID, who: Annotated[str, Depends(shared)]) -> dict[str
     return {"id": str(thing_id), "who": who}
 
 
+async def in_path(thing_id: UUID, n: Annotated[int, Path(ge=1, le=10)]) -> str:
+    calls.append("in_path")
+    return f"{thing_id}/{n}"
+
+
+@router.get("/{thing_id}/count/{n}/{label}")
+def count(
+    label: Annotated[str, Path(alias="label", min_length=2)], seen: Annotated[str, Depends(in_path)]
+) -> dict[str, str]:
+    return {"label": label, "seen": seen}
+
+
 def build(planned: bool) -> FastAPI:
     app = FastAPI(dependencies=[Depends(app_wide)])
     app.include_router(router)
@@ -110,6 +122,10 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("PATCH", f"/things/{THING}?refuse=app", {"json": {"name": "a"}}),
     ("GET", f"/things/{THING}/plain", {"headers": {"x-who": "bob"}}),
     ("GET", "/things/nope/plain", {}),
+    # Path parameters read by a sub-dependency and the route, with constraints and an alias.
+    ("GET", f"/things/{THING}/count/3/ab", {}),
+    ("GET", f"/things/{THING}/count/0/ab", {}),
+    ("GET", "/things/nope/count/x/a", {}),
 ]
 
 
@@ -166,7 +182,7 @@ def test_dependencies_the_plan_cannot_hold_keep_fastapis_solver() -> None:
     assert solver.compile_plan(route.dependant) is None  # type: ignore[attr-defined]
 
 
-def test_every_api_command_route_of_stagekeeper_is_planned(tmp_path: Path) -> None:
+def test_every_api_command_route_of_stagekeeper_is_planned(tmp_path: FilePath) -> None:
     runtime = runtime_for(f"sqlite:///{tmp_path}/sk.db")
     try:
         app = create_app(settings_for(runtime.settings.database_url), runtime=runtime, start_workers=False)
@@ -181,3 +197,13 @@ def test_every_api_command_route_of_stagekeeper_is_planned(tmp_path: Path) -> No
         assert unplanned == []
     finally:
         runtime.close()
+
+
+def test_path_parameters_are_read_by_the_plan() -> None:
+    route = next(r for r in router.routes if getattr(r, "path", "") == "/things/{thing_id}/count/{n}/{label}")
+    node = solver._node(route.dependant)  # type: ignore[attr-defined]
+    assert node.path_params is not None
+    assert [p.alias for p in node.path_params] == ["label"]
+    sub = node.subs[0].node
+    assert sub.path_params is not None
+    assert [(p.alias, p.loc) for p in sub.path_params] == [("thing_id", ("path", "thing_id")), ("n", ("path", "n"))]

@@ -7,11 +7,12 @@ import contextvars
 import importlib.util
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from api import cli
-from api.routing import POOL_THREADS, run_in_pool, thread_pool
+from api.routing import POOL_THREADS, ThreadPool, run_in_pool, thread_pool
 
 REQUEST: contextvars.ContextVar[str | None] = contextvars.ContextVar("test-request", default=None)
 
@@ -61,7 +62,45 @@ def test_a_cancelled_request_waits_for_its_call_to_finish() -> None:
 
 
 def test_the_pool_is_bounded() -> None:
-    assert thread_pool()._max_workers == POOL_THREADS
+    assert thread_pool().max_threads == POOL_THREADS
+
+
+def test_calls_past_the_bound_wait_for_a_thread_and_idle_threads_are_reused() -> None:
+    pool = ThreadPool(3, "test-pool")
+    release = threading.Event()
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def call(i: int) -> Callable[[], None]:
+        def run() -> None:
+            release.wait(5)
+            with lock:
+                done.append(i)
+
+        return run
+
+    try:
+        for i in range(7):
+            pool.submit(call(i))
+        time.sleep(0.05)
+        assert len(pool._threads) == 3  # never more than the bound
+        assert done == []
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(done) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(done) == list(range(7))
+        # Every thread is idle again: new calls are taken by them, none is started.
+        for i in range(7, 10):
+            pool.submit(call(i))
+            deadline = time.monotonic() + 5
+            while len(done) < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert sorted(done) == list(range(10))
+        assert len(pool._threads) == 3
+    finally:
+        release.set()
+        pool.close()
 
 
 def test_serve_uses_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
