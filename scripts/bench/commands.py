@@ -10,7 +10,13 @@ Goals (issue 15): HTTP adds < 1 ms to the in-process command and p50 HTTP <= 2x 
 >= 600 commands/s with 8 clients.
 Each round measures, in turn, the baseline, the in-process command, the same command over HTTP
 (one client), and the throughput of the clients with group commit (adapters/eventstore.py) and
-without it (one transaction per write, the library's way), in alternating order.
+without it (one transaction per write, the library's way), in alternating order. The sequential
+command is timed twice over HTTP with the lean client: against `stagekeeper serve` as it runs by
+default (its background workers, projections and process manager, in the same process: each
+command's event is projected there while the next request is served, one interpreter lock for both)
+and against `serve` with STAGEKEEPER_SERVE_WORKERS=false beside a `stagekeeper worker` process (the
+README's split deployment): the in-process command runs no workers, so the second is that
+command's like, the first what one `serve` gives.
 
 Clients. httpx (the figures of earlier runs, kept) costs ~0.3-0.6 ms of client CPU a request, and
 8 httpx threads in this process take a core of a 2-core machine from the server. So the same
@@ -58,7 +64,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from scripts.bench.common import CONNINFO, PASSWORD, free_port, percentile, schema, served, serving
+from scripts.bench.common import CONNINFO, PASSWORD, free_port, percentile, schema, served, serving, worker_beside
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
@@ -506,6 +512,7 @@ def main() -> None:
     direct_p50: list[float] = []
     http_p50: list[float] = []
     lean_p50: list[float] = []
+    apart_p50: list[float] = []
     rates: dict[bool, list[float]] = {True: [], False: []}
     concurrent_p50: dict[bool, list[float]] = {True: [], False: []}
     generated: dict[int, list[float]] = {1: [], 2: []}
@@ -528,6 +535,17 @@ def main() -> None:
                         else:
                             lean_latencies, lean_errors = lean(api, lean_id, args.seconds / 2)
                             lean_p50.append(percentile(lean_latencies, 0.5))
+                # The same lean client against an API process whose background workers run in a
+                # `stagekeeper worker` process beside it (STAGEKEEPER_SERVE_WORKERS=false), as the
+                # in-process command runs none: the workers' threads no longer wait for the same
+                # interpreter lock as the request.
+                with (
+                    served(url, Path(tmp) / f"server-apart-{r}.log", STAGEKEEPER_SERVE_WORKERS="false") as api,
+                    worker_beside(url, Path(tmp) / f"worker-{r}.log"),
+                ):
+                    apart_id = register(api, 1, f"apart-{r}")[0]
+                    apart_latencies, apart_errors = lean(api, apart_id, args.seconds / 2)
+                    apart_p50.append(percentile(apart_latencies, 0.5))
             for group_commit in (True, False) if r % 2 == 0 else (False, True):
                 label = f"{'gc' if group_commit else 'nogc'}-{r}"
                 rate, latencies = throughput(args.clients, args.seconds, group_commit, Path(tmp), label)
@@ -540,7 +558,8 @@ def main() -> None:
             print(
                 f"round {r + 1}: baseline p50 {base_p50[-1] * 1000:.2f} ms, in process {direct_p50[-1] * 1000:.2f} ms, "
                 f"HTTP {http_p50[-1] * 1000:.2f} ms httpx ({seq_errors} errors), {lean_p50[-1] * 1000:.2f} ms lean "
-                f"({lean_errors} errors); {args.clients} httpx clients {rates[True][-1]:.0f}/s group commit, "
+                f"({lean_errors} errors), {apart_p50[-1] * 1000:.2f} ms lean with the workers in a worker process "
+                f"({apart_errors} errors); {args.clients} httpx clients {rates[True][-1]:.0f}/s group commit, "
                 f"{rates[False][-1]:.0f}/s without; {generator}: {generated[1][-1]:.0f}/s one process, "
                 f"{generated[2][-1]:.0f}/s two",
                 flush=True,
@@ -550,7 +569,15 @@ def main() -> None:
     print(f"app       in-process command p50: {spread(direct_p50, 1000, ' ms')}")
     print(f"api       sequential command p50 (httpx client): {spread(http_p50, 1000, ' ms')}")
     print(f"api       sequential command p50 (lean keep-alive client): {spread(lean_p50, 1000, ' ms')}")
-    for label, figures in (("httpx client", http_p50), ("lean client: the goal figure", lean_p50)):
+    print(
+        "api       sequential command p50 (lean client, serve without workers + stagekeeper worker): "
+        f"{spread(apart_p50, 1000, ' ms')}"
+    )
+    for label, figures in (
+        ("httpx client", http_p50),
+        ("lean client: the goal figure", lean_p50),
+        ("lean client, workers in a worker process", apart_p50),
+    ):
         added = [h - d for h, d in zip(figures, direct_p50, strict=True)]
         ratio = [h / d for h, d in zip(figures, direct_p50, strict=True)]
         print(

@@ -87,6 +87,25 @@ def serving(
             process.wait(10)
 
 
+@contextmanager
+def worker_beside(database_url: str, log: Path) -> Iterator[None]:
+    """A `stagekeeper worker` (projections, process manager) on `database_url`, for a `serve` started
+    with STAGEKEEPER_SERVE_WORKERS=false: the API and its background workers as separate processes."""
+    environ = {**os.environ, "STAGEKEEPER_DATABASE_URL": database_url, "STAGEKEEPER_ADMIN_PASSWORD": PASSWORD}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=environ, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + float(os.environ.get("STAGEKEEPER_BENCH_START_SECONDS", "120"))
+            while b"worker running" not in log.read_bytes():
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"worker did not start: {log.read_text()}")
+                time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
