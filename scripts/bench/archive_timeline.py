@@ -3,7 +3,10 @@ every vCenter call and task wait, every file read and write, every event-store w
 every follower pass, by thread, in milliseconds from the command; then the plain copy's own.
 
 Usage: PYTHONPATH=. .venv/bin/python -m scripts.bench.archive_timeline [--disk-mib 8] [--copy-ms 150]
-       [--runs 2] (the last run is shown: the first warms the connections and the lanes' threads)
+       [--runs 2] [--phases] (the last run is shown: the first warms the connections and the lanes' threads)
+`--phases`: every run's head (from the command to the first and to the last copy task sent) and
+tail (from the last copy task's end to the clock's stop) of the archive and the restore, beside the
+small-by-HTTP plain copy's (its two rounds), and no timeline.
 """
 
 from __future__ import annotations
@@ -134,11 +137,24 @@ def show(title: str, start: float, end: float) -> None:
             print(f"{at:7.1f} {until:7.1f} {took:6.1f}  {thread[-22:]:22} {what}")
 
 
+def phases(start: float, end: float) -> str:
+    """Head and tail of a span: to the first and the last copy task sent, from the last one's end."""
+    copies = [
+        (s, e) for s, e, _, what in SPANS if what.startswith("PyVmomiArchiveStorage.copy_file") and start <= s <= end
+    ]
+    if not copies:
+        return "no copy task"
+    first, last, ended = min(s for s, _ in copies), max(s for s, _ in copies), max(e for _, e in copies)
+    return (f"{1000 * (end - start):5.0f} ms: copies sent {1000 * (first - start):5.1f}-{1000 * (last - start):5.1f}, "
+            f"last copy ended {1000 * (ended - start):5.1f}, tail {1000 * (end - ended):5.1f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--disk-mib", type=int, default=8)
     parser.add_argument("--copy-ms", type=int, default=150)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--phases", action="store_true", help="each run's heads and tails only")
     args = parser.parse_args()
     instrument()
     original_archive_now = Stagekeeper.archive_now
@@ -167,6 +183,16 @@ def main() -> None:
         result = original_one_run(*a, **k)
         results.append(result)
         marks = {what: at for at, what in MARKS}
+        if args.phases:
+            for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
+                print(f"run {len(results)} {name:8} {phases(marks[name], marks[name] + took)}")
+            for name in sorted(m for m in marks if m.startswith("plain copy") and m.endswith("c")):
+                start, end = marks[name], marks[f"{name} end"]
+                rounds = sorted(s for s, _, _, what in SPANS if what.startswith("PyVmomiArchiveStorage.copy_file")
+                                and start <= s <= end)  # fmt: skip
+                middle = start + (rounds[len(rounds) // 2] - start) if rounds else end
+                print(f"run {len(results)} plain    {phases(start, middle - 0.0005)} | {phases(middle - 0.0005, end)}")
+            return result
         for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
             start = marks[name]
             full = [e - s for s, e, _, what in SPANS if what.startswith("gc gen 2") and start <= s <= start + took]
@@ -184,6 +210,8 @@ def main() -> None:
 
     bench.one_run = one_run
     bench.main()
+    if args.phases:
+        return
     marks = dict((what, at) for at, what in MARKS)
     result = results[-1]
     archive_start = marks["archive"]

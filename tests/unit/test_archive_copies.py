@@ -53,6 +53,9 @@ class Datastores:
     def power_on(self, vm_id: str) -> None:
         raise AssertionError("the copy powers nothing on")
 
+    def power_off(self, vm_id: str) -> None:
+        raise AssertionError("the copy powers nothing off")
+
     def machine_record(self, vm_id: str) -> dict[str, Any]:
         return {"name": vm_id}
 
@@ -213,3 +216,37 @@ def test_each_machine_is_listed_while_made_consistent_and_read_and_copied_only_a
         assert ops.index("listed") < off
         assert all(op in ("powering off", "listed") for op in ops[:off])  # nothing read or copied before
         assert {"copy", "read"} <= set(ops[off:])
+
+
+def test_no_file_is_read_before_every_machines_copies_are_sent() -> None:
+    """The reads (the large files' SHA-256, the small files) wait for the last machine made
+    consistent: until its copies are sent they would only take the CPU from its power-off."""
+    stores = Datastores()
+    for vm in ("web", "db"):
+        stores.files[source(vm, f"{vm}-flat.vmdk")] = vm.encode() * BIG
+        stores.files[source(vm, f"{vm}.vmx")] = f"displayName = {vm}".encode()
+    archive = Archive(
+        service_id=uuid4(), deployment_id=uuid4(), configuration_id=uuid4(), configuration_name="p",
+        configuration_version=1, stage="int", networks=[],
+        machines=[{"name": m, "vm_id": m, "vm_name": m, "spec": {}, "addressing": None} for m in ("web", "db")],
+        consistency="power-off", tier="LocalDS_1", retention_days=None, previous=[], actor="t", reason=None,
+    )  # fmt: skip
+
+    def consistent(machine: dict[str, Any]) -> None:
+        time.sleep(0.1 if machine["name"] == "db" else 0)  # db is made consistent last
+        stores._note("powered off", DatastoreFile("LocalDS_0", machine["vm_id"]))
+
+    def steps(current: Archive, batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        for method, kwargs in batch:
+            method(current, **kwargs, actor="t")
+        return current
+
+    first = [(Archive.record_consistent, {"powered_off": ["web", "db"]})]
+    done = ArchiveCopy(stores, steps, archive, {}, set(), lambda m, n: False, 4, first, consistent).run()
+
+    assert len(done.files) == 4
+    log = [(op, path) for op, path in stores.log if op in ("copy", "read", "digested", "powered off")]
+    db_copy = log.index(("copy", "db/db-flat.vmdk"))
+    web_copy = log.index(("copy", "web/web-flat.vmdk"))
+    assert web_copy < log.index(("powered off", "db"))  # web's copy did not wait for db
+    assert all(op not in ("read", "digested") for op, _ in log[:db_copy])  # no read before db's copy

@@ -286,6 +286,14 @@ class PyVmomiArchiveStorage:
             if "InvalidPowerState" not in str(error):  # already on: nothing to do
                 raise
 
+    def power_off(self, vm_id: str) -> None:
+        vm = self.driver._vm(vm_id)
+        try:  # the task alone: the driver's power_off reads the power state first (a round trip)
+            self.session.wait(self.session.call("power off", vm.PowerOffVM_Task), f"power-off of {vm_id}")
+        except VCenterFaultError as error:
+            if "InvalidPowerState" not in str(error):  # already off: nothing to do
+                raise
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         vm = self.session.call(f"find VM {vm_id}", lambda: self.driver._vm(vm_id))
         self._devices(vm, vmx, record)
