@@ -6,7 +6,9 @@ Usage: PYTHONPATH=. .venv/bin/python -m scripts.bench.archive_timeline [--disk-m
        [--runs 2] [--phases] (the last run is shown: the first warms the connections and the lanes' threads)
 `--phases`: every run's head (from the command to the first and to the last copy task sent) and
 tail (from the last copy task's end to the clock's stop) of the archive and the restore, beside the
-small-by-HTTP plain copy's (its two rounds), and no timeline.
+small-by-HTTP plain copy's (its two rounds), and no timeline; with each the counts that load does
+not change: PostgreSQL statements (psycopg executes, copies and commits), vCenter SOAP calls and
+HTTP file accesses.
 """
 
 from __future__ import annotations
@@ -78,8 +80,43 @@ def _gc_timing() -> None:
     gc.callbacks.append(callback)
 
 
+COUNTS: list[tuple[float, str]] = []  # (when, what): statements, commits, SOAP calls, file accesses
+
+
+def counted(owner: Any, name: str, what: str) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        COUNTS.append((time.perf_counter(), what))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def _counting() -> None:
+    import psycopg
+    from pyVmomi import SoapAdapter
+
+    for name in ("execute", "executemany", "copy"):
+        counted(psycopg.Cursor, name, "sql")
+    counted(psycopg.Connection, "_commit_gen", "commit")
+    counted(SoapAdapter.SoapStubAdapter, "InvokeMethod", "soap")
+    counted(SoapAdapter.SoapStubAdapter, "InvokeAccessor", "soap")
+    counted(pyvmomi_archives.PyVmomiArchiveStorage, "_http", "http")
+
+
+def counts(start: float, end: float) -> str:
+    found: dict[str, int] = {}
+    for at, what in COUNTS:
+        if start <= at <= end:
+            found[what] = found.get(what, 0) + 1
+    return " ".join(f"{k} {found.get(k, 0)}" for k in ("sql", "commit", "soap", "http"))
+
+
 def instrument() -> None:
     _gc_timing()
+    _counting()
     storage = pyvmomi_archives.PyVmomiArchiveStorage
     for name in ("vm_file_sizes", "make_folder", "copy_file", "digest", "read_file", "write_file",
                  "machine_record", "register_vm", "attach_disks", "delete_folder"):  # fmt: skip
@@ -180,18 +217,21 @@ def main() -> None:
     def one_run(*a: Any, **k: Any) -> dict[str, Any]:
         SPANS.clear()
         MARKS.clear()
+        COUNTS.clear()
         result = original_one_run(*a, **k)
         results.append(result)
         marks = {what: at for at, what in MARKS}
         if args.phases:
             for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
-                print(f"run {len(results)} {name:8} {phases(marks[name], marks[name] + took)}")
+                span = (marks[name], marks[name] + took)
+                print(f"run {len(results)} {name:8} {phases(*span)}; {counts(*span)}")
             for name in sorted(m for m in marks if m.startswith("plain copy") and m.endswith("c")):
                 start, end = marks[name], marks[f"{name} end"]
                 rounds = sorted(s for s, _, _, what in SPANS if what.startswith("PyVmomiArchiveStorage.copy_file")
                                 and start <= s <= end)  # fmt: skip
                 middle = start + (rounds[len(rounds) // 2] - start) if rounds else end
-                print(f"run {len(results)} plain    {phases(start, middle - 0.0005)} | {phases(middle - 0.0005, end)}")
+                print(f"run {len(results)} plain    {phases(start, middle - 0.0005)} | {phases(middle - 0.0005, end)}; "
+                      f"{counts(start, end)}")  # fmt: skip
             return result
         for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
             start = marks[name]
