@@ -54,6 +54,8 @@ class PyVmomiArchiveStorage:
         self.driver = driver
         self.session = driver.session
         self._place: _Place | None = None
+        # VM id -> its devices as its registration left them, until its disks are attached.
+        self._registered: dict[str, list[Any]] = {}
 
     # -- inventory ---------------------------------------------------------------------------------
     def _located(self, refresh: bool = False) -> _Place:
@@ -269,13 +271,19 @@ class PyVmomiArchiveStorage:
             )
             vm = self.session.wait(task, f"registration of {name}")
         vm_id = str(vm._moId)
-        self._devices(vm, vmx, record)
+        devices = self._devices(vm, vmx, record)
         nics = [
             NicSetting(network=n["network"], mac=n["mac"], exact=n.get("portgroup_key") is not None)
             for n in record.get("nics", [])
         ]
         if nics:
+            self.driver._cloned_devices[vm_id] = devices  # the NICs planned on them: no read of its own
             self.driver.set_nics(vm_id, nics)
+        # Kept for the disks' attachment (a NIC change touches no controller and no disk): its plan
+        # then reads nothing, when the disks' copies end and their checks take the CPU.
+        if len(self._registered) >= 1000:
+            self._registered.clear()
+        self._registered[vm_id] = devices
         return vm_id
 
     def power_on(self, vm_id: str) -> None:
@@ -296,15 +304,22 @@ class PyVmomiArchiveStorage:
 
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         vm = self.session.call(f"find VM {vm_id}", lambda: self.driver._vm(vm_id))
-        self._devices(vm, vmx, record)
+        self._devices(vm, vmx, record, self._registered.pop(vm_id, None))
 
-    def _devices(self, vm: Any, vmx: DatastoreFile, record: dict[str, Any]) -> None:
-        """CPU, memory and the disks (on the restored files) the record names and the VM lacks."""
+    def _devices(
+        self, vm: Any, vmx: DatastoreFile, record: dict[str, Any], known: list[Any] | None = None
+    ) -> list[Any]:
+        """CPU, memory and the disks (on the restored files) the record names and the VM lacks,
+        planned on `known` devices (None: read); returns the devices as the change left them (read
+        in the look that finds its task done)."""
         folder = vmx.path.rsplit("/", 1)[0]
 
         def plan() -> Any:
-            props = inventory.properties_of(self.session.content, vm, ["config.hardware.device"])
-            devices = props.get("config.hardware.device") or []
+            if known is not None:
+                devices = known
+            else:
+                props = inventory.properties_of(self.session.content, vm, ["config.hardware.device"])
+                devices = props.get("config.hardware.device") or []
             have = {
                 str(getattr(d.backing, "fileName", "")) for d in devices if isinstance(d, vim.vm.device.VirtualDisk)
             }
@@ -334,4 +349,5 @@ class PyVmomiArchiveStorage:
 
         config = self.session.call("plan the restored devices", plan)
         task = self.session.call("restore devices", lambda: vm.ReconfigVM_Task(spec=config))
-        self.session.wait(task, f"device restore of {vm._moId}")
+        _, left = self.session.wait_reading(task, f"device restore of {vm._moId}", vm, ["config.hardware.device"])
+        return list(left.get("config.hardware.device") or [])
