@@ -404,8 +404,8 @@ class RestoreCopy:
         self.finishing: set[str] = set()  # machines being powered on / recorded
         self.failure: str | None = None
         self.failed: set[str] = set()
-        # Once every machine is registered and every file back: `ahead({machine: VM id})` on the
-        # recording thread (free then: see _commit), what the final write reads, read meanwhile.
+        # Once every machine is registered: `ahead({machine: VM id})` on the recording thread (free
+        # then: see _commit), what the final write reads, read while the disks copy.
         self.ahead = ahead
         self.read_ahead: object = None
 
@@ -428,7 +428,10 @@ class RestoreCopy:
         if self.ready and not self.recording and not (self.failure is None and copied):
             ready, self.ready, self.recording = self.ready, [], True
             self.lanes.record(partial(self.restored, ready), self._saved)
-        if self.ahead is not None and copied and self.failure is None and len(self.registered) == len(self.machines):
+        if self.ahead is not None and self.failure is None and len(self.registered) == len(self.machines):
+            # As soon as every machine is registered (their small files are back, their disks still
+            # copy): the recording thread is free then, and so is the CPU the disks' checks need at
+            # the end. A claim or the service changed since fails the final write's version check.
             read, self.ahead = self.ahead, None  # once
             self.lanes.record(partial(read, dict(self.registered)), self._read_ahead)
 
