@@ -125,6 +125,11 @@ class ArchiveStorage(StreamingFiles, Protocol):
         machines after their copy, a restored VM once its files are checked."""
         ...
 
+    def power_off(self, vm_id: str) -> None:
+        """Power the VM off (one already off is no error), the task alone, without reading its
+        power state first: an archive's machines made consistent for their copy."""
+        ...
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         """Give a registered VM the record's disks it lacks, backed by the files beside its .vmx (a
         disk whose file is not there fails, FileNotFound): a restore registers a VM with no disks

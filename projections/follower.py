@@ -501,10 +501,14 @@ class ProcessFollower:
                 # Nothing of interest up to the head: skip ahead.
                 self._advance(head)
                 return processed
+            # A batch short of `batch` holds every event of interest up to `head` (read before it; the
+            # store's positions become visible in order): the last one's tracking write moves on to the
+            # head, past the events of no interest after it, rather than a loop more to skip them.
+            through = head if len(notifications) < self.batch and (until is None or head <= until) else 0
             for notification in notifications:
                 self.handle(self.source.decode(notification))
-                self._advance(notification.id)
-                start = notification.id
+                start = max(notification.id, through) if notification is notifications[-1] else notification.id
+                self._advance(start)
                 processed += 1
 
     def _advance(self, position: int) -> None:

@@ -156,6 +156,9 @@ class SimulatedArchiveStorage:
     def power_on(self, vm_id: str) -> None:
         self.vcenter.power_on(vm_id)
 
+    def power_off(self, vm_id: str) -> None:
+        self.vcenter.power_off(vm_id)
+
     def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
         self._check(vmx)
         folder = vmx.path.rsplit("/", 1)[0]

@@ -239,8 +239,8 @@ class ArchiveCommands(StagekeeperApplication):
         return self.retrying(attempt).value
 
     def read_restore_ahead(self, archive: Archive, restore_id: str, vms: dict[str, str]) -> RestoreReads:
-        """What complete_restore reads, read ahead while a restore's last files are checked and its VMs
-        powered on: the service and the claims the restored machines take (VM ids `vms`, by machine)."""
+        """What complete_restore reads, read ahead once a restore's VMs are registered, while their disks
+        copy: the service and the claims the restored machines take (VM ids `vms`, by machine)."""
         restore = archive.restores[restore_id]
         adopted = [
             _adopted(m, {"vm_id": vms[m["name"]], "vm_name": ""}, restore["resource_pool"]) for m in archive.machines

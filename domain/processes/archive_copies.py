@@ -2,8 +2,10 @@
 
 Archive (`ArchiveCopy`): each machine is made consistent (powered off or snapshotted) while its
 folder is listed and its folder on the tier made; its files are read and copied only once it is
-consistent. The machines' records are read and the first events written only once every machine is
-consistent and listed (the listings are on the copies' path, the records on no one's). Each file not
+consistent, and read only once every machine's copies are sent (the reads would take the CPU from
+the last machines' power-off and listing, on the copies' path). The machines' records are read and
+the first events written only once every machine is consistent and listed (the listings are on the
+copies' path, the records on no one's). Each file not
 stored yet is hashed (SHA-256) and copied to the tier, and checked there before FileStored:
 - a small file (up to SMALL_FILE) is read once through vCenter's HTTP file access, hashed as it
   arrives and, unless its content is on the tier already, written to the tier the same way (a
@@ -109,6 +111,7 @@ class ArchiveCopy:
         self.unrecorded: set[str] = set()  # SHA-256s whose owning copy is not recorded yet
         self.waiting: dict[str, list[_File]] = {}  # references waiting for their owner's record
         self.small: deque[_File] = deque()  # small files not read yet
+        self.unhashed: list[_File] = []  # large files to hash once every machine's copies are sent
         self.lanes = Lanes(parallel)
         self.small_slots = self.lanes.parallel  # at most this many small files' bytes held at once
         self.folders: set[str] = set()  # machines whose folder on the tier is made
@@ -192,7 +195,9 @@ class ArchiveCopy:
         self._start(machine, listing)
 
     def _start(self, machine: str, listing: list[tuple[DatastoreFile, int]]) -> None:
-        """The machine is consistent and listed: its files' reads and copies start."""
+        """The machine is consistent and listed: its copies start; the reads (the large files'
+        SHA-256, the small files) once every machine's copies are sent: until then they would take
+        the CPU from the last machines' power-off, listing and copies, which end the archive."""
         self.unlisted -= 1
         for source, size in sorted(listing, key=lambda item: -item[1]):  # the longest copies start first
             file = _File(machine, _name(source), source, self._target(machine, source), size)
@@ -201,12 +206,17 @@ class ArchiveCopy:
                 continue
             if file.listed_size not in self.known_sizes:
                 self._copy(file)  # no file of its size on the tier: none it could be referenced to
-            self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
-        self._read_small()
+            self.unhashed.append(file)
         if self.unlisted == 0:
+            for file in self.unhashed:
+                self.lanes.read(partial(self.storage.digest, file.source), partial(self._digested, file))
+            self.unhashed = []
+            self._read_small()
             self._read_records()  # after the listings and their copies: the records are on no one's path
 
     def _read_small(self) -> None:
+        if self.unlisted > 0:
+            return  # once every machine's copies are sent (see _start)
         while self.small and self.small_slots > 0:
             file = self.small.popleft()
             self.small_slots -= 1
@@ -394,8 +404,8 @@ class RestoreCopy:
         self.finishing: set[str] = set()  # machines being powered on / recorded
         self.failure: str | None = None
         self.failed: set[str] = set()
-        # Once every machine is registered and every file back: `ahead({machine: VM id})` on the
-        # recording thread (free then: see _commit), what the final write reads, read meanwhile.
+        # Once every machine is registered: `ahead({machine: VM id})` on the recording thread (free
+        # then: see _commit), what the final write reads, read while the disks copy.
         self.ahead = ahead
         self.read_ahead: object = None
 
@@ -418,7 +428,10 @@ class RestoreCopy:
         if self.ready and not self.recording and not (self.failure is None and copied):
             ready, self.ready, self.recording = self.ready, [], True
             self.lanes.record(partial(self.restored, ready), self._saved)
-        if self.ahead is not None and copied and self.failure is None and len(self.registered) == len(self.machines):
+        if self.ahead is not None and self.failure is None and len(self.registered) == len(self.machines):
+            # As soon as every machine is registered (their small files are back, their disks still
+            # copy): the recording thread is free then, and so is the CPU the disks' checks need at
+            # the end. A claim or the service changed since fails the final write's version check.
             read, self.ahead = self.ahead, None  # once
             self.lanes.record(partial(read, dict(self.registered)), self._read_ahead)
 

@@ -180,7 +180,7 @@ class ArchiveProcess:
         if archive.consistency == "snapshot":
             name = consistency_snapshot(archive.id)
             return lambda machine: self.vcenter.create_snapshot(machine["vm_id"], name)
-        return lambda machine: self.vcenter.power_off(machine["vm_id"])
+        return lambda machine: self.storage.power_off(machine["vm_id"])
 
     def _undo_consistency(self, archive: Archive, powered_off: list[str], quietly: bool = False) -> None:
         try:

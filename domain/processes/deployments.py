@@ -88,6 +88,7 @@ VCENTER_FAULTS = (VCenterFaultError,)
 # What fails a provisioning attempt (recorded as ProvisioningFailed) rather than being retried.
 PROVISIONING_FAILURES = (VCenterFaultError, AddressExhaustedError, PlacementImpossibleError)
 MAX_PASSES = 50
+_AT_REST_KEPT = 10_000  # deployments whose version at rest is kept (then forgotten, all at once)
 # How long the machines finishing together (a wave of clones) are waited for, once one is done, to go
 # into one write: a write's CPU is taken from the clone threads. Never past the last machine.
 GATHER_SECONDS = 0.03
@@ -119,6 +120,10 @@ class DeploymentProcess:
         self.swaps = SwapSteps(app, vcenter, self.fences, lambda seconds: self.sleep(seconds))
         self.drift = DriftSteps(app, vcenter)
         self.verification = VerificationSteps(app, vcenter, prober)
+        # Deployment id -> the version a drive found it at rest on (nothing to do): an event up to
+        # that version (one written in the same commit, e.g. a restored deployment's Requested and
+        # Captured) comes back without another drive. A restarted process starts empty.
+        self._at_rest: dict[UUID, int] = {}
 
     # -- policy --------------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -143,6 +148,8 @@ class DeploymentProcess:
         elif kind == "Deployment.DriftRevertRequested":
             self.drift.revert(event.originator_id, event.machine, event.field)
         elif isinstance(event, Deployment.Event):
+            if event.originator_version <= self._at_rest.get(event.originator_id, 0):
+                return  # a drive already found the deployment at rest on a version including it
             self.drive(event.originator_id)
 
     def ensure_pools(self, service_id: UUID, pools: list[tuple[str, str]]) -> None:
@@ -239,6 +246,9 @@ class DeploymentProcess:
                     self.swaps.carry_out(deployment)
                     return
                 else:
+                    if len(self._at_rest) >= _AT_REST_KEPT:
+                        self._at_rest.clear()
+                    self._at_rest[deployment.id] = deployment.version
                     return
             except InvalidTransitionError:
                 # A user command (e.g. undeploy) changed the state under us: re-read and go on.

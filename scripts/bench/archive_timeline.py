@@ -3,7 +3,12 @@ every vCenter call and task wait, every file read and write, every event-store w
 every follower pass, by thread, in milliseconds from the command; then the plain copy's own.
 
 Usage: PYTHONPATH=. .venv/bin/python -m scripts.bench.archive_timeline [--disk-mib 8] [--copy-ms 150]
-       [--runs 2] (the last run is shown: the first warms the connections and the lanes' threads)
+       [--runs 2] [--phases] (the last run is shown: the first warms the connections and the lanes' threads)
+`--phases`: every run's head (from the command to the first and to the last copy task sent) and
+tail (from the last copy task's end to the clock's stop) of the archive and the restore, beside the
+small-by-HTTP plain copy's (its two rounds), and no timeline; with each the counts that load does
+not change: PostgreSQL statements (psycopg executes, copies and commits), vCenter SOAP calls and
+HTTP file accesses.
 """
 
 from __future__ import annotations
@@ -75,8 +80,43 @@ def _gc_timing() -> None:
     gc.callbacks.append(callback)
 
 
+COUNTS: list[tuple[float, str]] = []  # (when, what): statements, commits, SOAP calls, file accesses
+
+
+def counted(owner: Any, name: str, what: str) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        COUNTS.append((time.perf_counter(), what))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def _counting() -> None:
+    import psycopg
+    from pyVmomi import SoapAdapter
+
+    for name in ("execute", "executemany", "copy"):
+        counted(psycopg.Cursor, name, "sql")
+    counted(psycopg.Connection, "_commit_gen", "commit")
+    counted(SoapAdapter.SoapStubAdapter, "InvokeMethod", "soap")
+    counted(SoapAdapter.SoapStubAdapter, "InvokeAccessor", "soap")
+    counted(pyvmomi_archives.PyVmomiArchiveStorage, "_http", "http")
+
+
+def counts(start: float, end: float) -> str:
+    found: dict[str, int] = {}
+    for at, what in COUNTS:
+        if start <= at <= end:
+            found[what] = found.get(what, 0) + 1
+    return " ".join(f"{k} {found.get(k, 0)}" for k in ("sql", "commit", "soap", "http"))
+
+
 def instrument() -> None:
     _gc_timing()
+    _counting()
     storage = pyvmomi_archives.PyVmomiArchiveStorage
     for name in ("vm_file_sizes", "make_folder", "copy_file", "digest", "read_file", "write_file",
                  "machine_record", "register_vm", "attach_disks", "delete_folder"):  # fmt: skip
@@ -134,11 +174,24 @@ def show(title: str, start: float, end: float) -> None:
             print(f"{at:7.1f} {until:7.1f} {took:6.1f}  {thread[-22:]:22} {what}")
 
 
+def phases(start: float, end: float) -> str:
+    """Head and tail of a span: to the first and the last copy task sent, from the last one's end."""
+    copies = [
+        (s, e) for s, e, _, what in SPANS if what.startswith("PyVmomiArchiveStorage.copy_file") and start <= s <= end
+    ]
+    if not copies:
+        return "no copy task"
+    first, last, ended = min(s for s, _ in copies), max(s for s, _ in copies), max(e for _, e in copies)
+    return (f"{1000 * (end - start):5.0f} ms: copies sent {1000 * (first - start):5.1f}-{1000 * (last - start):5.1f}, "
+            f"last copy ended {1000 * (ended - start):5.1f}, tail {1000 * (end - ended):5.1f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--disk-mib", type=int, default=8)
     parser.add_argument("--copy-ms", type=int, default=150)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--phases", action="store_true", help="each run's heads and tails only")
     args = parser.parse_args()
     instrument()
     original_archive_now = Stagekeeper.archive_now
@@ -164,9 +217,22 @@ def main() -> None:
     def one_run(*a: Any, **k: Any) -> dict[str, Any]:
         SPANS.clear()
         MARKS.clear()
+        COUNTS.clear()
         result = original_one_run(*a, **k)
         results.append(result)
         marks = {what: at for at, what in MARKS}
+        if args.phases:
+            for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
+                span = (marks[name], marks[name] + took)
+                print(f"run {len(results)} {name:8} {phases(*span)}; {counts(*span)}")
+            for name in sorted(m for m in marks if m.startswith("plain copy") and m.endswith("c")):
+                start, end = marks[name], marks[f"{name} end"]
+                rounds = sorted(s for s, _, _, what in SPANS if what.startswith("PyVmomiArchiveStorage.copy_file")
+                                and start <= s <= end)  # fmt: skip
+                middle = start + (rounds[len(rounds) // 2] - start) if rounds else end
+                print(f"run {len(results)} plain    {phases(start, middle - 0.0005)} | {phases(middle - 0.0005, end)}; "
+                      f"{counts(start, end)}")  # fmt: skip
+            return result
         for name, took in (("archive", result["archive_s"]), ("restore", result["restore_s"])):
             start = marks[name]
             full = [e - s for s, e, _, what in SPANS if what.startswith("gc gen 2") and start <= s <= start + took]
@@ -184,6 +250,8 @@ def main() -> None:
 
     bench.one_run = one_run
     bench.main()
+    if args.phases:
+        return
     marks = dict((what, at) for at, what in MARKS)
     result = results[-1]
     archive_start = marks["archive"]

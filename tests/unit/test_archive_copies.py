@@ -53,6 +53,9 @@ class Datastores:
     def power_on(self, vm_id: str) -> None:
         raise AssertionError("the copy powers nothing on")
 
+    def power_off(self, vm_id: str) -> None:
+        raise AssertionError("the copy powers nothing off")
+
     def machine_record(self, vm_id: str) -> dict[str, Any]:
         return {"name": vm_id}
 
@@ -213,3 +216,105 @@ def test_each_machine_is_listed_while_made_consistent_and_read_and_copied_only_a
         assert ops.index("listed") < off
         assert all(op in ("powering off", "listed") for op in ops[:off])  # nothing read or copied before
         assert {"copy", "read"} <= set(ops[off:])
+
+
+def test_no_file_is_read_before_every_machines_copies_are_sent() -> None:
+    """The reads (the large files' SHA-256, the small files) wait for the last machine made
+    consistent: until its copies are sent they would only take the CPU from its power-off."""
+    stores = Datastores()
+    for vm in ("web", "db"):
+        stores.files[source(vm, f"{vm}-flat.vmdk")] = vm.encode() * BIG
+        stores.files[source(vm, f"{vm}.vmx")] = f"displayName = {vm}".encode()
+    archive = Archive(
+        service_id=uuid4(), deployment_id=uuid4(), configuration_id=uuid4(), configuration_name="p",
+        configuration_version=1, stage="int", networks=[],
+        machines=[{"name": m, "vm_id": m, "vm_name": m, "spec": {}, "addressing": None} for m in ("web", "db")],
+        consistency="power-off", tier="LocalDS_1", retention_days=None, previous=[], actor="t", reason=None,
+    )  # fmt: skip
+
+    def consistent(machine: dict[str, Any]) -> None:
+        time.sleep(0.1 if machine["name"] == "db" else 0)  # db is made consistent last
+        stores._note("powered off", DatastoreFile("LocalDS_0", machine["vm_id"]))
+
+    def steps(current: Archive, batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> Archive:
+        for method, kwargs in batch:
+            method(current, **kwargs, actor="t")
+        return current
+
+    first = [(Archive.record_consistent, {"powered_off": ["web", "db"]})]
+    done = ArchiveCopy(stores, steps, archive, {}, set(), lambda m, n: False, 4, first, consistent).run()
+
+    assert len(done.files) == 4
+    log = [(op, path) for op, path in stores.log if op in ("copy", "read", "digested", "powered off")]
+    db_off = log.index(("powered off", "db"))
+    assert log.index(("copy", "web/web-flat.vmdk")) < db_off  # web's copy did not wait for db
+    # No read before db is consistent (its copy is sent then, just before the reads are).
+    assert all(op not in ("read", "digested") for op, _ in log[:db_off])
+
+
+class RestoreStores:
+    """A restore's datastore side in memory: files brought back, read back, VMs registered."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.archived = files  # archived path -> bytes
+        self.files: dict[DatastoreFile, bytes] = {}
+        self.log: list[str] = []
+        self.lock = threading.Lock()
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.log.append(what)
+
+    def make_folder(self, folder: DatastoreFile) -> None:
+        pass
+
+    def bring(self, stored: dict[str, Any], target: DatastoreFile) -> None:
+        if stored["size"] > SMALL_FILE:
+            time.sleep(0.1)  # a disk's copy outlasts everything else
+        self.files[target] = self.archived[stored["path"]]
+        self.note(f"brought {stored['name']}")
+
+    def digest(self, file: DatastoreFile) -> FileDigest:
+        data = self.files[file]
+        return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    def register_vm(self, vmx: DatastoreFile, name: str, resource_pool: str, record: dict[str, Any]) -> str:
+        self.note(f"registered {name}")
+        return f"vm-{name}"
+
+    def attach_disks(self, vm_id: str, vmx: DatastoreFile, record: dict[str, Any]) -> None:
+        self.note(f"attached {vm_id}")
+
+
+def test_a_restore_reads_ahead_once_every_machine_is_registered_while_its_disks_copy() -> None:
+    """What the final write reads is read once every VM is registered, while the disks still copy
+    (not when they are back, where the reads would take the CPU their checks need)."""
+    from domain.processes.archive_copies import RestoreCopy
+
+    archived: dict[str, bytes] = {}
+    files: list[dict[str, Any]] = []
+    machines = []
+    for vm in ("web", "db"):
+        for name, data in ((f"{vm}.vmx", f"displayName = {vm}".encode()), (f"{vm}-flat.vmdk", vm.encode() * BIG)):
+            path = f"archive/{vm}/{name}"
+            archived[path] = data
+            files.append({"machine": vm, "name": name, "size": len(data), "path": path, "tier": "LocalDS_1",
+                          "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+        record = {"name": vm, "datastore": "LocalDS_0", "vmx": f"{vm}.vmx", "disks": [{"file": f"{vm}-flat.vmdk"}]}
+        machines.append({"name": vm, "record": record})
+    stores = RestoreStores(archived)
+
+    def ahead(vms: dict[str, str]) -> object:
+        stores.note(f"read ahead {sorted(vms.items())}")
+        return "reads"
+
+    copy = RestoreCopy(
+        stores, stores.bring, machines, files, {"resource_pool": "/p"},  # type: ignore[arg-type]
+        {"web": "sk-r-web", "db": "sk-r-db"}, lambda vm_id: stores.note(f"on {vm_id}"), lambda ready: None, 4,
+        ahead=ahead,
+    )  # fmt: skip
+    assert copy.run() is None
+    assert copy.read_ahead == "reads"
+    read = stores.log.index("read ahead [('db', 'vm-sk-r-db'), ('web', 'vm-sk-r-web')]")
+    assert read < stores.log.index("brought web-flat.vmdk")  # while the disks still copied
+    assert read < stores.log.index("brought db-flat.vmdk")

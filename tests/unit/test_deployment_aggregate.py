@@ -117,3 +117,31 @@ def test_the_process_manager_gives_up_on_a_deployment_that_never_progresses() ->
     with pytest.raises(RuntimeError, match="no progress"):
         process.drive(uuid4())
     assert StuckApp.passes == MAX_PASSES
+
+
+def test_the_process_manager_drives_once_for_the_events_of_a_deployment_it_found_at_rest() -> None:
+    """Events written in one commit (a restored deployment's Requested and Captured) come back one by
+    one: the drive of the first finds the deployment at rest on a version that includes the others,
+    which are not driven again; a later event is."""
+    from typing import Any
+
+    from domain.processes.deployments import DeploymentProcess
+
+    deployment = given_deployed()
+    events = deployment.collect_events()
+    reads: list[int] = []
+
+    class RestingApp:
+        def deployment(self, _: Any) -> Deployment:
+            reads.append(deployment.version)
+            return deployment
+
+    process = DeploymentProcess(RestingApp(), vcenter=None, parallel_tasks=1)  # type: ignore[arg-type]
+    for event in events[:-1]:  # Deployed ends a provisioning pass: never driven
+        process.handle(event)
+    assert reads == [len(events)]  # one drive, at rest on the last version
+    deployment.request_undeploy("alice", None)
+    [later] = deployment.collect_events()
+    deployment.mark_undeployed("pm")  # what the later drive finds: at rest again
+    process.handle(later)
+    assert len(reads) == 2

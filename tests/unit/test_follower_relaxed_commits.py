@@ -66,7 +66,7 @@ def test_tracking_writes_are_relaxed_on_postgres() -> None:
     assert handled == [1, 2, 3]
     assert store.position == 5  # past the events of no interest
     tracked = writes(store)
-    assert len(tracked) == 4  # after each event, then the skip to the head
+    assert len(tracked) == 3  # after each event, the last one's moving on to the head
     for statements in tracked:
         assert statements[0] == "SET LOCAL synchronous_commit = off"
 
@@ -90,3 +90,24 @@ def test_the_position_is_read_once_a_catch_up() -> None:
     )
     assert follower.catch_up() == 1  # a new call reads the store's position again
     assert handled == [1, 2, 5]
+
+
+def test_the_last_events_write_moves_on_to_the_head_only_after_its_work() -> None:
+    """After the last event of a short batch, its tracking write skips the events of no interest
+    up to the head read before the batch; never before the event's own work is done."""
+    store, seen = Store("postgres"), list[tuple[object, int]]()
+    follower = ProcessFollower(Source(2), store, "p", ("t:E",), lambda event: seen.append((event, store.position)))  # type: ignore[arg-type]
+    assert follower.catch_up() == 2
+    assert seen == [(1, 0), (2, 1)]  # each handled before its own position is written
+    assert store.position == 4
+    assert len(writes(store)) == 2
+
+
+def test_a_full_batch_does_not_skip_to_the_head() -> None:
+    """A batch of `batch` events may not hold every event of interest up to the head: the next
+    batch is read from the last event's position."""
+    store, handled = Store("postgres"), list[object]()
+    follower = ProcessFollower(Source(4), store, "p", ("t:E",), handled.append, batch=2)  # type: ignore[arg-type]
+    assert follower.catch_up() == 4
+    assert handled == [1, 2, 3, 4]
+    assert store.position == 6
