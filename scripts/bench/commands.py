@@ -34,7 +34,10 @@ an 8 s run at 600 commands/s) and the preparation of statements on each pooled c
 requests that do little (`GET /healthz`, `GET` of the service, a 404) on the same `serve`, and of
 a bare ASGI app on uvicorn with the same loop and parser (the floor of uvicorn and this client on
 this machine), each with the server process's CPU per request (/proc, every thread, less what
-it spends per second with no request: its background workers).
+it spends per second with no request: its background workers), and its event-loop thread's CPU and
+voluntary context switches per request (the loop's sleeps: waiting for the request, for the
+hop's answer, for the interpreter lock, for a wake-up from a commit): figures a loaded machine
+changes little, unlike the p50.
 Usage: .venv/bin/python -m scripts.bench.commands [--seconds 10] [--clients 8] [--rounds 3] [--pool-check]
        [--base ../main-worktree] [--warmup 1] [--floor]
 """
@@ -330,9 +333,32 @@ def lean_get(url: str, path: str, seconds: float) -> tuple[list[float], int]:
 
 def process_cpu(pid: int) -> float:
     """CPU seconds of every thread of process `pid` so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return stat_cpu(Path(f"/proc/{pid}/stat").read_text(), os.sysconf("SC_CLK_TCK"))
+
+
+def loop_thread(pid: int) -> tuple[float, int]:
+    """CPU seconds and voluntary context switches so far of the main thread of process `pid` (a
+    server's event loop: its thread id is the pid)."""
+    task = Path(f"/proc/{pid}/task/{pid}")
+    return stat_cpu((task / "stat").read_text(), os.sysconf("SC_CLK_TCK")), voluntary_switches(
+        (task / "status").read_text()
+    )
+
+
+def stat_cpu(stat: str, ticks: int) -> float:
+    """User + system CPU seconds of a /proc `stat` line (its 14th and 15th fields, counted after
+    the command name, which may hold spaces and parentheses)."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def voluntary_switches(status: str) -> int:
+    """`voluntary_ctxt_switches` of a /proc `status` file: how many times the thread slept."""
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == "voluntary_ctxt_switches":
+            return int(value)
+    raise ValueError("no voluntary_ctxt_switches in this status")
 
 
 def listener(port: int) -> int:
@@ -368,17 +394,23 @@ uvicorn.run(app, host="127.0.0.1", port=%d, log_config=None, access_log=False, h
 
 def floor(rounds: int, seconds: float) -> None:
     """Sequential p50 (lean client) and server CPU per request of the command and of cheap requests."""
-    figures: dict[str, list[tuple[float, float]]] = {}
+    figures: dict[str, list[tuple[float, float, float, float]]] = {}
 
-    idle: dict[int, float] = {}
+    # Per second with no request: the process's CPU, its loop thread's CPU and context switches.
+    idle: dict[int, tuple[float, float, float]] = {}
 
     def measure(label: str, url: str, pid: int, run: Callable[[], tuple[list[float], int]]) -> None:
-        cpu, started = process_cpu(pid), time.monotonic()
+        cpu, loop, started = process_cpu(pid), loop_thread(pid), time.monotonic()
         latencies, status = run()
         cpu, elapsed = process_cpu(pid) - cpu, time.monotonic() - started
+        loop_cpu, switches = (after - before for after, before in zip(loop_thread(pid), loop, strict=True))
         # Less what the process spends with no request at all (its background workers), per second.
-        busy = max(0.0, cpu - idle.get(pid, 0.0) * elapsed)
-        figures.setdefault(label, []).append((percentile(latencies, 0.5), busy / len(latencies)))
+        quiet = idle.get(pid, (0.0, 0.0, 0.0))
+        busy = max(0.0, cpu - quiet[0] * elapsed)
+        loop_busy = max(0.0, loop_cpu - quiet[1] * elapsed)
+        wakes = max(0.0, switches - quiet[2] * elapsed)
+        n = len(latencies)
+        figures.setdefault(label, []).append((percentile(latencies, 0.5), busy / n, loop_busy / n, wakes / n))
         if status != 200 and not label.startswith("GET 404"):
             print(f"  {label}: status {status}")
 
@@ -413,20 +445,36 @@ def floor(rounds: int, seconds: float) -> None:
             for _, _, _, run in runs:
                 run()  # warm-up (FastAPI builds its included routes' state on first use)
             for pid in (server, bare_pid):
-                cpu = process_cpu(pid)
+                cpu, (loop_cpu, switches) = process_cpu(pid), loop_thread(pid)
                 time.sleep(seconds)
-                idle[pid] = (process_cpu(pid) - cpu) / seconds
-            print(f"server CPU with no request: {idle[server] * 1000:.1f} ms/s (subtracted below)")
+                now_cpu, (now_loop, now_switches) = process_cpu(pid), loop_thread(pid)
+                idle[pid] = (
+                    (now_cpu - cpu) / seconds,
+                    (now_loop - loop_cpu) / seconds,
+                    (now_switches - switches) / seconds,
+                )
+            print(
+                f"server with no request, per second: CPU {idle[server][0] * 1000:.1f} ms, loop thread"
+                f" {idle[server][1] * 1000:.1f} ms and {idle[server][2]:.1f} sleeps (subtracted below)"
+            )
             for r in range(rounds):
                 for label, target, pid, run in runs if r % 2 == 0 else list(reversed(runs)):
                     measure(label, target, pid, run)
         finally:
             bare_process.terminate()
-    print(f"sequential p50, lean keep-alive client; server CPU per request (all threads, less idle); {rounds} rounds:")
+    print(
+        "sequential p50, lean keep-alive client; server CPU per request (all threads, less idle), its"
+        f" loop thread's CPU and voluntary context switches per request (less idle); {rounds} rounds:"
+    )
     for label, values in figures.items():
         p50s = [v[0] for v in values]
         cpus = [v[1] for v in values]
-        print(f"  {label:26} p50 {spread(p50s, 1000, ' ms')}; server CPU {spread(cpus, 1000, ' ms')}")
+        loops = [v[2] for v in values]
+        wakes = [v[3] for v in values]
+        print(
+            f"  {label:26} p50 {spread(p50s, 1000, ' ms')}; server CPU {spread(cpus, 1000, ' ms')};"
+            f" loop thread {spread(loops, 1000, ' ms')}, {spread(wakes)} sleeps"
+        )
 
 
 def _status(result: tuple[list[float], int]) -> tuple[list[float], int]:
