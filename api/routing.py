@@ -45,6 +45,7 @@ from starlette.responses import Response
 
 from api import solver
 from api.deps import RUNTIME_EQUIVALENTS
+from api.direct import direct_handler
 
 solver.install()
 log = logging.getLogger("stagekeeper.api")
@@ -196,12 +197,15 @@ class OneHopRoute(APIRoute):
         declared: Dependant = owner.dependant
         as_declared = super().get_route_handler()
         # Solved by a plan made now (api/solver.py), not by FastAPI's walk of the tree each time.
-        owner.dependant = solver.planned(at_runtime(declared))
+        runtime_dependant = solver.planned(at_runtime(declared))
+        owner.dependant = runtime_dependant
         try:
             lean = super().get_route_handler()
         finally:
             # The OpenAPI document is generated from the declared dependencies.
             owner.dependant = declared
+        # FastAPI's handler less what a planned JSON route does not use (api/direct.py).
+        lean = direct_handler(owner, runtime_dependant, lean) or lean
         provider = owner.dependency_overrides_provider
 
         async def handler(request: Request) -> Response:
