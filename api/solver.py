@@ -60,6 +60,9 @@ class _Sub:
     key: Any
     use_cache: bool
     coroutine: bool
+    # A dependency with no parameters to solve but the request (and the response): the names it
+    # takes them by, as `_solve` would give them; None for any other (its node is solved).
+    leaf: tuple[tuple[str, bool], ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,17 +103,40 @@ def _node(dependant: Dependant) -> _Node:
         call = sub.call
         if call is None or fastapi_models._is_gen_callable(call) or fastapi_models._is_async_gen_callable(call):
             raise NotPlannableError(call)
+        node = _node(sub)
         subs.append(
             _Sub(
-                node=_node(sub),
+                node=node,
                 call=call,
                 name=sub.name,
                 key=fastapi_models._get_cache_key(dependant=sub),
                 use_cache=sub.use_cache,
                 coroutine=fastapi_models._is_coroutine_callable(call),
+                leaf=_leaf(node),
             )
         )
     return _Node(tuple(subs), dependant, _path_params(dependant.path_params))
+
+
+def _leaf(node: _Node) -> tuple[tuple[str, bool], ...] | None:
+    """For a node with no dependencies and no parameters but the request and the response: the
+    (name, is the response) pairs `_solve` fills in, in its order; else None."""
+    dependant = node.dependant
+    if (
+        node.subs
+        or dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+    ):
+        return None
+    names = (
+        (dependant.http_connection_param_name, False),
+        (dependant.request_param_name, False),
+        (dependant.response_param_name, True),
+    )
+    return tuple((name, is_response) for name, is_response in names if name)
 
 
 def _path_params(fields: list[Any]) -> tuple[_PathParam, ...] | None:
@@ -160,10 +186,16 @@ async def _solve(
     values: dict[str, Any] = {}
     errors: list[Any] = []
     for sub in node.subs:
-        sub_values, sub_errors = await _solve(sub.node, request, body, embed, response, cache)
-        if sub_errors:
-            errors.extend(sub_errors)
-            continue
+        if sub.leaf is not None:
+            # What `_solve` gives such a node, without solving it (no errors can come of it).
+            sub_values: dict[str, Any] = {}
+            for name, is_response in sub.leaf:
+                sub_values[name] = response if is_response else request
+        else:
+            sub_values, sub_errors = await _solve(sub.node, request, body, embed, response, cache)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
         if sub.use_cache and sub.key in cache:
             solved = cache[sub.key]
         elif sub.coroutine:
