@@ -120,7 +120,8 @@ class AuditQueries:
         )
 
     # A configuration's history is its events' audit rows (the audit log has a row for every event, with
-    # the aggregate's id and version): both queries run on sk_audit_aggregate.
+    # the aggregate's id and version): read on sk_audit_aggregate (an as_of early in a long history on
+    # sk_audit_at, as `aggregate_version_at`); the configuration_history read model that held a copy is gone.
     def history(self, configuration_id: str) -> list[Row]:
         """Every version of a configuration, oldest first: when, who, why, what."""
         return self.store.query(
