@@ -56,7 +56,6 @@ from projections.configurations import ConfigurationsProjection
 from projections.deployments import DeploymentsProjection
 from projections.follower import ProcessFollower, ProjectionFollower, install
 from projections.grants import GrantsProjection
-from projections.history import ConfigurationHistoryProjection
 from projections.media import MediaProjection
 from projections.metrics import Retention
 from projections.pipeline import ReaderSpec
@@ -89,7 +88,6 @@ def projections(app: Stagekeeper) -> list[Projection]:
         ConfigurationsProjection(),
         DeploymentsProjection(lambda deployment_id, version: app.deployment(deployment_id, version=version)),
         AuditProjection(),
-        ConfigurationHistoryProjection(),
         GrantsProjection(),
         TokensProjection(),
         UsersProjection(),

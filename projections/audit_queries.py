@@ -1,4 +1,4 @@
-"""Queries over the audit and history read models."""
+"""Queries over the audit read model (the audit log, and the configuration history it holds)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ AUDIT_FIELDS = (
 # newest rows, noise to a reader. The default view leaves them out; `include_system` or a `type`
 # naming them shows them (the hash chain covers them either way).
 SYSTEM_TYPES = ("NameClaim.",)
+
+# A configuration's events (an aggregate's id is its alone: this only keeps another aggregate's id from
+# reading as a configuration's). A LIKE prefix, not a function of the column: PostgreSQL estimates it
+# from the column's statistics.
+_CONFIGURATION_TYPES = "Configuration.%"
 
 
 @dataclass(frozen=True)
@@ -114,18 +119,23 @@ class AuditQueries:
             batch=2000,
         )
 
+    # A configuration's history is its events' audit rows (the audit log has a row for every event, with
+    # the aggregate's id and version): read on sk_audit_aggregate (an as_of early in a long history on
+    # sk_audit_at, as `aggregate_version_at`); the configuration_history read model that held a copy is gone.
     def history(self, configuration_id: str) -> list[Row]:
+        """Every version of a configuration, oldest first: when, who, why, what."""
         return self.store.query(
-            "SELECT version, at, actor, reason, event_type, summary, position FROM sk_configuration_history "
-            "WHERE configuration_id = %s ORDER BY version",
-            (configuration_id,),
+            "SELECT aggregate_version AS version, at, actor, reason, event_type, summary, position FROM sk_audit "
+            "WHERE aggregate_id = %s AND event_type LIKE %s ORDER BY aggregate_version",
+            (configuration_id, _CONFIGURATION_TYPES),
         )
 
     def configuration_version_at(self, configuration_id: str, when: str) -> int | None:
+        """The highest version of a configuration recorded at or before `when` (None: none was)."""
         rows = self.store.query(
-            "SELECT version FROM sk_configuration_history WHERE configuration_id = %s AND at <= %s "
-            "ORDER BY version DESC LIMIT 1",
-            (configuration_id, when),
+            "SELECT aggregate_version AS version FROM sk_audit WHERE aggregate_id = %s AND event_type LIKE %s "
+            "AND at <= %s ORDER BY aggregate_version DESC LIMIT 1",
+            (configuration_id, _CONFIGURATION_TYPES, when),
         )
         return int(rows[0]["version"]) if rows else None
 

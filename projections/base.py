@@ -41,10 +41,6 @@ class Projection:
     # Of those, the keys whose value it reads only for its length (`len` of a list): a reader process
     # sends such a list as that many `None`s, unless another read model reads the values themselves.
     sized: ClassVar[frozenset[str]] = frozenset()
-    # Another raw read model whose rows hold every value this one writes. When both apply the same
-    # events in one transaction, that one first, this one's `derive` copies its rows from the other's
-    # in SQL (one INSERT ... SELECT) instead of making and sending them again (`apply_batch`).
-    derives_from: ClassVar[str | None] = None
     # Per table, the columns whose planner statistics a bulk build gathers (ANALYZE on PostgreSQL):
     # those its queries filter, join or sort on. A table not named here: every column.
     statistics: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -54,10 +50,6 @@ class Projection:
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise TypeError(f"{type(self).__name__} is not a raw projection")
-
-    def derive(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        """What `apply_batch` writes for `events`, taken from the rows `derives_from` just wrote for them."""
-        raise TypeError(f"{type(self).__name__} derives from no read model")
 
     def chain_head(self, cursor: Cursor) -> str | None:
         """The last link of the audit hash chain, for a projection that keeps one (None: it keeps none)."""

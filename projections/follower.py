@@ -395,8 +395,6 @@ class ProjectionFollower:
         if raw:
             if parsed is None or len(parsed) != len(notifications):
                 parsed = [RawEvent.parse(n) for n in notifications]
-            # Each raw read model applied here -> the first position and number of the events it applied.
-            applied: dict[str, tuple[int, int]] = {}
             for projection in raw:
                 position = positions[projection.name]
                 # Positions only increase along a batch: all of it is fresh unless its start is not.
@@ -404,13 +402,7 @@ class ProjectionFollower:
                 if parsed and parsed[0].notification.id <= position:
                     fresh = [e for e in parsed if e.notification.id > position]
                 if fresh:
-                    span = (fresh[0].notification.id, len(fresh))
-                    source = projection.derives_from
-                    if source is not None and applied.get(source) == span:
-                        projection.derive(fresh, cursor)
-                    else:
-                        projection.apply_batch(fresh, cursor)
-                    applied[projection.name] = span
+                    projection.apply_batch(fresh, cursor)
         chosen = None if projections is self.projections else {id(p) for p in projections}
         decoded = {} if decoded is None else decoded
         for notification in notifications:

@@ -29,6 +29,11 @@ QUARANTINE_DDL = (
 )
 # Read models built before versions were recorded have the shape of version 1.
 UNRECORDED_VERSION = 1
+# Read models no longer kept (name -> tables): `install` drops a store's tables of them and forgets their
+# tracking, version and quarantined positions, so a store built by an older version starts as a new one
+# would. Nothing reads them; their rows were derived from the event store. `configuration_history`:
+# its rows were the audit log's rows of configuration events, read from sk_audit since (audit_queries.py).
+RETIRED: dict[str, tuple[str, ...]] = {"configuration_history": ("sk_configuration_history",)}
 
 
 def install(store: ReadStore, projections: Sequence[Projection], followers: Sequence[str] = ()) -> None:
@@ -37,6 +42,7 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
     with store.transaction() as cursor:
         for ddl in (*TRACKING_DDL, *SCHEMA_DDL, *QUARANTINE_DDL):
             _create(store, cursor, ddl)
+        retire(store, cursor)
         cursor.execute("SELECT name, version FROM sk_schema")
         recorded = {str(r["name"]): int(r["version"]) for r in cursor.fetchall()}
         for projection in projections:
@@ -75,6 +81,17 @@ def install(store: ReadStore, projections: Sequence[Projection], followers: Sequ
         for ddl in secondary_indexes(projection):
             with store.transaction() as cursor:
                 _create(store, cursor, ddl)
+
+
+def retire(store: ReadStore, cursor: Cursor) -> None:
+    """Drop the tables and bookkeeping rows of the RETIRED read models (a no-op once they are gone)."""
+    for name, tables in RETIRED.items():
+        for table in tables:
+            if _exists(store, cursor, table):
+                log.info("read model %s is no longer kept; dropping %s", name, table)
+                cursor.execute(f"DROP TABLE {table}")
+        for bookkeeping in ("sk_tracking", "sk_schema", "sk_quarantine"):
+            cursor.execute(f"DELETE FROM {bookkeeping} WHERE name = %s", (name,))  # noqa: S608
 
 
 def secondary_indexes(projection: Projection) -> list[str]:

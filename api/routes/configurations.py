@@ -83,11 +83,11 @@ def list_configurations(
 
 
 def version_at(runtime: Runtime, configuration_id: UUID, as_of: str) -> int:
-    """The configuration version current at `as_of` (from the history read model, caught up first)."""
+    """The configuration version current at `as_of` (from the audit log, caught up first)."""
     when = parse_time(as_of, "as_of")
     assert when is not None
     runtime.app.configuration(configuration_id)  # 404 for an unknown configuration
-    runtime.read_models.wait("configuration_history", runtime.app.head(), runtime.settings.read_wait_seconds)
+    runtime.read_models.wait("audit", runtime.app.head(), runtime.settings.read_wait_seconds)
     version = runtime.audit.configuration_version_at(str(configuration_id), when)
     if version is None:
         raise NotFoundError(f"configuration {configuration_id} did not exist at {when}", field="as_of")
@@ -123,7 +123,7 @@ def configuration_history(
 ) -> ConfigurationHistory:
     """Every version: when, who, why and what changed."""
     read_configuration(runtime, who, configuration_id)
-    position = runtime.read_models.wait("configuration_history", min_position, runtime.settings.read_wait_seconds)
+    position = runtime.read_models.wait("audit", min_position, runtime.settings.read_wait_seconds)
     return ConfigurationHistory.model_validate(
         {"items": runtime.audit.history(str(configuration_id)), "position": position}
     )

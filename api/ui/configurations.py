@@ -36,7 +36,7 @@ def _context(runtime: Runtime, who: Principal, configuration_id: UUID, version: 
     shown_version = _version(runtime, configuration_id, latest.version, version, as_of)
     shown = latest if shown_version == latest.version else runtime.app.configuration(configuration_id, shown_version)
     service = runtime.app.service(latest.service_id)
-    wait_for(runtime, "configuration_history", at)
+    wait_for(runtime, "audit", at)
     history = runtime.audit.history(str(configuration_id))
     return {
         "title": latest.name, "nav": "board", "configuration": latest, "shown": shown, "service": service,

@@ -201,8 +201,6 @@ def instrument(clock: Clock, projections: list[Projection]) -> None:
     for projection in projections:
         if projection.raw:
             clock.wrap(projection, "apply_batch", f"{projection.name}: Python")
-            if getattr(projection, "derives_from", None) is not None:  # (absent in older checkouts)
-                clock.wrap(projection, "derive", f"{projection.name}: Python")
         else:
             for topic, handler in list(projection.handlers.items()):
                 projection.handlers[topic] = _timed_handler(clock, f"{projection.name}: Python", handler)

@@ -4,9 +4,11 @@ SQLite and PostgreSQL; a catch-up that dies half-way leaves positions and rows c
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,10 @@ from eventsourcing.persistence import Notification, StoredEvent
 
 from adapters.runtime import Runtime
 from domain.errors import UnavailableError
+from projections.base import iso
 from projections.follower import ProjectionFollower
-from projections.history import ConfigurationHistoryProjection
 from projections.quarantine import quarantined
 from projections.raw import RawEvent
-from projections.store import Cursor
 from tests.support import THREE_TIER, machine, postgres_schema, runtime_for, stages
 
 
@@ -90,7 +91,7 @@ def test_batched_catch_up_equals_an_event_by_event_application(runtime: Runtime)
     batched = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
     assert batched.catch_up() == head
     built = contents(runtime)
-    assert all(built[t] for t in ("sk_audit", "sk_configuration_history", "sk_services")), built.keys()
+    assert all(built[t] for t in ("sk_audit", "sk_configurations", "sk_services")), built.keys()
 
     reset(runtime)
     # The reference: each event applied alone, in its own savepoint.
@@ -107,44 +108,48 @@ def test_batched_catch_up_equals_an_event_by_event_application(runtime: Runtime)
     assert contents(runtime) == built
 
 
-def test_configuration_history_copied_from_the_audit_rows_equals_its_own_rows(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_configuration_history_from_the_audit_rows_equals_the_events(runtime: Runtime) -> None:
+    """The history and as_of's time -> version lookup read the audit log's rows (the configuration
+    history read model is gone): every configuration event, with what that read model held, in
+    version order; as_of finds the last version at or before a time."""
     history(runtime)
     head = runtime.app.head()
-    one_by_one = ProjectionFollower(runtime.app, runtime.store, runtime.projections)
-    one_by_one._apply_isolated(runtime.app.select_notifications(1, head))
-    built = contents(runtime)
-    assert built["sk_configuration_history"]
-
-    # Both from zero in one follower: every history row is copied from the audit log's row.
-    reset(runtime)
-
-    def refuse(self: ConfigurationHistoryProjection, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        raise AssertionError("history rows made again")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(ConfigurationHistoryProjection, "apply_batch", refuse)
-        assert ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up() == head
-    assert contents(runtime) == built
-
-    # The audit log ahead of the history: the history makes its own rows until both stand at one
-    # position, and copies from there.
-    reset(runtime)
-    audit = [p for p in runtime.projections if p.name == "audit"]
-    ProjectionFollower(runtime.app, runtime.store, audit, batch=7).catch_up(until=head // 2)
-    copied: list[int] = []
-    derive = ConfigurationHistoryProjection.derive
-
-    def counted(self: ConfigurationHistoryProjection, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        copied.append(len(events))
-        derive(self, events, cursor)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(ConfigurationHistoryProjection, "derive", counted)
-        ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up()
-    assert 0 < sum(copied) < head - head // 2
-    assert contents(runtime) == built
+    ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up()
+    # What the configuration history read model wrote for each event (its `apply_batch`, as it was).
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for notification in runtime.app.select_notifications(1, head):
+        if not notification.topic.startswith("stagekeeper:Configuration."):
+            continue
+        raw = RawEvent.parse(notification)
+        expected.setdefault(raw.aggregate_id, []).append(
+            {
+                "version": notification.originator_version,
+                "at": raw.data["timestamp"],
+                "actor": raw.data.get("actor"),
+                "reason": raw.data.get("reason"),
+                "event_type": raw.type,
+                "summary": raw.summary,
+                "position": notification.id,
+            }
+        )
+    assert len(expected) == 3
+    assert all(len(rows) == 26 for rows in expected.values())
+    for configuration_id, rows in expected.items():
+        rows.sort(key=lambda row: row["version"])
+        assert runtime.audit.history(configuration_id) == rows
+        for row, after in itertools.pairwise(rows):
+            assert runtime.audit.configuration_version_at(configuration_id, row["at"]) == row["version"]
+            just_before = iso(datetime.fromisoformat(after["at"]) - timedelta(microseconds=1))
+            assert runtime.audit.configuration_version_at(configuration_id, just_before) == max(
+                r["version"] for r in rows if r["at"] <= just_before
+            )
+        assert runtime.audit.configuration_version_at(configuration_id, rows[-1]["at"]) == rows[-1]["version"]
+        first = iso(datetime.fromisoformat(rows[0]["at"]) - timedelta(microseconds=1))
+        assert runtime.audit.configuration_version_at(configuration_id, first) is None
+    # Another aggregate's id is no configuration's: no history, no version.
+    service_id = runtime.read_models.services()[0]["id"]
+    assert runtime.audit.history(str(service_id)) == []
+    assert runtime.audit.configuration_version_at(str(service_id), "2999-01-01T00:00:00.000000+00:00") is None
 
 
 def test_batched_catch_up_stops_at_until(runtime: Runtime) -> None:
@@ -390,7 +395,7 @@ def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(
         return int(runtime.store.query("SELECT pg_relation_filenode(%s) AS f", (table,))[0]["f"])
 
     reset(runtime)  # the rows deleted, still in the heap (no VACUUM)
-    before = {table: storage(table) for table in ("sk_audit", "sk_configuration_history")}
+    before = {table: storage(table) for table in ("sk_audit", "sk_deployment_history")}
     # A table that (against the rule) holds a row at position zero keeps it: only empty tables are truncated.
     with runtime.store.transaction() as cursor:
         cursor.execute("INSERT INTO sk_media VALUES ('kept', 'kept.iso', 'dc', 'ds', 'p', 1, 'x', 'u', 't', 0)")
