@@ -127,7 +127,8 @@ def direct_handler(route: Any, dependant: Dependant, fallback: Handler) -> Handl
             if raw.background is None:
                 raw.background = solved.background_tasks
             return raw
-        status = status_code or solved.response.status_code
+        # As FastAPI: the status the endpoint set on its response, else the route's.
+        status = solved.response.status_code or status_code
         arguments: dict[str, Any] = {"background": solved.background_tasks}
         if status is not None:
             arguments["status_code"] = status

@@ -41,6 +41,8 @@ router = APIRouter(route_class=OneHopRoute, prefix="/items")
 def create(body: Item, who: Annotated[str, Depends(caller)], response: Response) -> Shown:
     response.headers["Location"] = f"/items/{body.name}"
     response.headers["X-Who"] = who
+    if body.size == 13:
+        response.status_code = 202  # the endpoint's status wins over the route's
     return Shown(name=body.name, size=body.size, tags=[who])
 
 
@@ -90,6 +92,7 @@ def build(lean: bool) -> FastAPI:
 JSON = {"content-type": "application/json"}
 REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/items", {"json": {"name": "a", "size": 2}, "headers": {"x-who": "alice"}}),
+    ("POST", "/items", {"json": {"name": "a", "size": 13}}),
     ("POST", "/items", {"json": {"name": ""}}),  # a body error
     ("POST", "/items", {"content": b'{"name": "b"}', "headers": {"content-type": "application/merge-patch+json"}}),
     ("POST", "/items", {"content": b'{"name": "b"}', "headers": {"content-type": "application/json; charset=utf-8"}}),
