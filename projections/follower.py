@@ -127,6 +127,11 @@ class ProjectionFollower:
         self._dropped: dict[str, list[str]] = {}
         # Which decoded projections handle a topic, found once per topic.
         self._dispatch: dict[str, list[tuple[Projection, Handler]]] = {}
+        # The positions this follower's last batch committed, and whether that batch was full (None:
+        # unknown, read them). A pass woken by a new commit starts from them (two round trips fewer:
+        # the read and its rollback); the locked read in the batch's transaction still checks them,
+        # and a pass that finds nothing to read checks them before it says it is caught up.
+        self._committed: tuple[dict[str, int], bool] | None = None
 
     def positions(self) -> dict[str, int]:
         names = [p.name for p in self.projections]
@@ -155,17 +160,29 @@ class ProjectionFollower:
         pool: ThreadPoolExecutor | None = None
         ahead: tuple[int, Future[Batch]] | None = None
         reader: Reader | None = None
-        # The positions this loop's last batch committed (None: read them). Another process that moved
-        # them since is found by the locked read in the batch's transaction, and the loop starts over.
-        committed: dict[str, int] | None = None
+        # The positions the last batch committed (None: read them), this loop's or, at the start, the
+        # last pass's (`_committed`). Another process that moved them since is found by the locked
+        # read in the batch's transaction, and the loop starts over.
+        kept = self._committed
+        self._committed = None
+        committed: dict[str, int] | None = kept[0] if kept is not None else None
+        # Whether a reader process is worth it (`_start_reader` reads the head) is considered once: at
+        # the first batch, unless the last pass ended on a short batch (it had caught up: in the steady
+        # state, no head read a pass); then after a full batch, which says more follows.
+        caught_up = kept is not None and not kept[1]
+        considered = full = False
         try:
             while True:
+                cached = committed is not None
                 positions = self.positions() if committed is None else committed
                 committed = None
                 start = min(positions.values(), default=0)
                 if until is not None and start >= until:
+                    if cached:
+                        continue  # said by the kept positions: read them
                     return processed
-                if processed == 0:
+                if reader is None and not considered and ((processed == 0 and not caught_up) or full):
+                    considered = True
                     # Started first: the reader process's start-up (its imports, a connection, the first
                     # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX).
                     reader = self._start_reader(positions, start, until)
@@ -187,6 +204,9 @@ class ProjectionFollower:
                 ahead = None
                 notifications = batch.notifications
                 if not notifications:
+                    if cached:
+                        continue  # nothing after the kept positions: read them before saying so
+                    self._committed = (positions, False)
                     return processed
                 if reader is not None and (reader.expected != notifications[-1].id + 1 or reader.finished):
                     # The reader is done, or of no more use (positions moved elsewhere, or it failed).
@@ -209,6 +229,7 @@ class ProjectionFollower:
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
                         set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
                     committed = {name: notifications[-1].id for name in positions}
+                    full = len(notifications) == self.batch
                 except Exception as error:
                     if quarantine.transient(error):
                         raise
@@ -216,6 +237,8 @@ class ProjectionFollower:
                     self._apply_isolated(notifications)
                 processed += len(notifications)
                 if len(notifications) < self.batch:
+                    if committed is not None:
+                        self._committed = (committed, False)
                     return processed
         finally:
             if pool is not None:
