@@ -120,11 +120,11 @@ class AuditProjection(Projection):
         ids = StageIds(cursor)
         ids.prefetch(self._services(events, subjects))
         for raw in events:
-            notification, kind, data = raw.notification, raw.type, raw.data
+            kind, data = raw.type, raw.data
             aggregate_id = raw.aggregate_id
             subject = self._subject(subjects, kind, aggregate_id, data)
             # A link a reader process computed holds where it was computed from this very hash.
-            previous = raw.hash if raw.after == previous and raw.hash is not None else link(previous, notification)
+            previous = raw.hash if raw.after == previous and raw.hash is not None else link(previous, raw.notification)
             service_id = subject.get("service_id") if subject else None
             stage = self._stage(kind, data, subject)
             from_stage = data.get("from_stage") if kind.startswith("Deployment.Move") else None
@@ -136,7 +136,7 @@ class AuditProjection(Projection):
                 stage_id = stage_id or ids.of(service_id, stage)
             rows.append(
                 (
-                    notification.id,
+                    raw.position,
                     data.get("timestamp"),
                     data.get("actor"),
                     data.get("reason"),
@@ -148,7 +148,7 @@ class AuditProjection(Projection):
                     subject.get("configuration_id") if subject else None,
                     aggregate_id if kind.startswith("Deployment.") else data.get("deployment_id"),
                     aggregate_id,
-                    notification.originator_version,
+                    raw.version,
                     kind,
                     raw.summary,
                     previous,

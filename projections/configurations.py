@@ -49,7 +49,7 @@ class ConfigurationsProjection(Projection):
     )
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        mine = [raw for raw in events if raw.notification.topic.startswith(_PREFIX)]
+        mine = [raw for raw in events if raw.topic.startswith(_PREFIX)]
         # The rows this batch changes, read in one query (those it defines are not read).
         defined = {raw.aggregate_id for raw in mine if raw.type == "Configuration.Defined"}
         wanted = sorted({raw.aggregate_id for raw in mine} - defined)
@@ -78,10 +78,10 @@ class ConfigurationsProjection(Projection):
                 assert row is not None
                 _fold(row, raw.type, data)
             row.update(
-                version=raw.notification.originator_version,
+                version=raw.version,
                 updated_at=data["timestamp"],
                 updated_by=data.get("actor") or "",
-                position=raw.notification.id,
+                position=raw.position,
             )
             rows[key] = row
         # One statement for up to ROWS rows (one row per configuration: no row conflicts with another

@@ -86,11 +86,12 @@ def test_records_sent_in_chunks_come_back_as_the_batch_they_were_made_from() -> 
         notifications, parsed = unchunked(
             crossed(columns(sent)), crossed(chunked(records)), partial(pauses.append, None)
         )
-        assert notifications == sent
+        assert list(notifications) == sent
         assert parsed == [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
         assert len(pauses) == -(-count // LOAD_CHUNK)  # one pause a chunk
         # A batch the reader could not parse crosses without records.
-        assert unchunked(crossed(columns(sent)), None) == (sent, None)
+        received, none = unchunked(crossed(columns(sent)), None)
+        assert (list(received), none) == (sent, None)
     # Notifications that cross as they are (an originator id not a UUID) get their records too.
     odd = [notification(1), notification(2, originator="not-a-uuid")]
     odd_records = prepare(odd, None, None)
