@@ -47,6 +47,8 @@ STOP_WAIT = 10.0
 # interpreter in between: loading a whole batch in one call held it for 6-25 ms, and the writer, back
 # from each PostgreSQL round trip, waited for it (and for a switch interval, 5 ms, in the Python loops).
 LOAD_CHUNK = 256
+# Originator ids' text a reader keeps (`prepare_columns`' names): past this many, it starts again.
+NAMES = 200_000
 
 # What the reader keeps of one parsed event: (type, data with only the keys read, aggregate id,
 # summary, the audit chain's hash before it and its own link, when the reader was given the chain's head).
@@ -100,22 +102,45 @@ def prepare(
 
 
 def prepare_columns(
-    sent: Columns, keys: Collection[str] | None, chain: str | None, sized: Collection[str] = ()
+    sent: Columns,
+    keys: Collection[str] | None,
+    chain: str | None,
+    sized: Collection[str] = (),
+    names: dict[bytes, str] | None = None,
 ) -> list[Record]:
-    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them."""
+    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them.
+    `names`: originator ids' text by their bytes, kept across batches (the reader's): an aggregate's many
+    events then share one string, which is made once and pickled once a chunk."""
     ids, originators, versions, topics, states = sent
     records: list[Record] = []
     parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    names = {} if names is None else names
+    if len(names) > NAMES:
+        names.clear()
+    kinds: dict[str, str] = {}
+    # Per layout of a state (its keys in order), the keys kept and those of them sent as lengths: states
+    # of one event type mostly share one layout, so the keys are matched once a layout, not once an event.
+    layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
-        kind = topic.removeprefix(prefix)
+        kind = kinds.get(topic)
+        if kind is None:
+            kind = kinds[topic] = topic.removeprefix(prefix)
         whole = parse(state)
-        aggregate_id = _uuid_text(originators[n * 16 : n * 16 + 16])
+        originator = originators[n * 16 : n * 16 + 16]
+        aggregate_id = names.get(originator)
+        if aggregate_id is None:
+            aggregate_id = names[originator] = _uuid_text(originator)
         summary = summarise(kind, whole)
         data = whole
         if keys is not None:
-            data = {k: v for k, v in whole.items() if k in keys}
-            for key in sized:
-                value = data.get(key)
+            layout = tuple(whole)
+            chosen = layouts.get(layout)
+            if chosen is None:
+                kept = tuple(k for k in layout if k in keys)
+                chosen = layouts[layout] = (kept, tuple(k for k in kept if k in sized))
+            data = {k: whole[k] for k in chosen[0]}
+            for key in chosen[1]:
+                value = data[key]
                 if isinstance(value, list):
                     data[key] = [None] * len(value)
         after = chain
@@ -358,6 +383,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
         Environment(job.spec.name, {**job.spec.env, "CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1"})
     )
     start, chain = job.start, job.chain
+    names: dict[bytes, str] = {}
     try:
         recorder = factory.application_recorder()
         while sender.is_alive():
@@ -365,7 +391,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             records: list[Record] | None
             try:
                 if isinstance(sent, tuple):
-                    records = prepare_columns(sent, job.keys, chain, job.sized)
+                    records = prepare_columns(sent, job.keys, chain, job.sized, names)
                 else:
                     records = prepare(sent, job.keys, chain, job.sized)
                     sent = columns(sent)
