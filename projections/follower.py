@@ -405,8 +405,13 @@ class ProjectionFollower:
                     projection.apply_batch(fresh, cursor)
         chosen = None if projections is self.projections else {id(p) for p in projections}
         decoded = {} if decoded is None else decoded
-        # By the columns: a batch from a reader process makes only the notifications decoded here.
-        for n, (position, topic) in enumerate(zip(ids_of(notifications), topics_of(notifications), strict=True)):
+        # By the columns: a batch from a reader process makes only the notifications decoded here. The
+        # topics a decoded projection handles are found once per topic, not once per event.
+        topics = topics_of(notifications)
+        handled = {topic for topic in set(topics) if self._handlers(topic)}
+        for n, (position, topic) in enumerate(zip(ids_of(notifications), topics, strict=True)):
+            if topic not in handled:
+                continue
             for projection, handler in self._handlers(topic):
                 if (chosen is not None and id(projection) not in chosen) or position <= positions[projection.name]:
                     continue
