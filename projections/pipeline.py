@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, overload
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from eventsourcing.persistence import Notification
 
@@ -224,11 +224,22 @@ def notifications_of(sent: Columns | Sequence[Notification]) -> Sequence[Notific
 def _notification(originator: bytes, version: int, topic: str, state: bytes, position: int) -> Notification:
     # The frozen dataclass's fields set as its __init__ would (it has no __post_init__), without a call
     # through object.__setattr__ per field.
-    notification: Notification = object.__new__(Notification)
+    notification: Notification = _new(Notification)
     notification.__dict__.update(
-        originator_id=UUID(bytes=originator), originator_version=version, topic=topic, state=state, id=position
+        originator_id=_uuid(originator), originator_version=version, topic=topic, state=state, id=position
     )
     return notification
+
+
+_new, _set, _from_bytes, _UNKNOWN = object.__new__, object.__setattr__, int.from_bytes, SafeUUID.unknown
+
+
+def _uuid(raw: bytes) -> UUID:
+    """UUID(bytes=raw) as its __init__ makes it (its two slots), without the checks of its other forms."""
+    made: UUID = _new(UUID)
+    _set(made, "int", _from_bytes(raw, "big"))
+    _set(made, "is_safe", _UNKNOWN)
+    return made
 
 
 class Received(Sequence[Notification]):

@@ -101,6 +101,7 @@ def test_a_received_batch_makes_each_notification_when_asked_for_and_equal_to_th
     assert list(received[1:4]) == sent[1:4]
     assert list(received[::-2]) == sent[::-2]
     assert list(received) == sent
+    assert [n.originator_id.is_safe for n in received] == [n.originator_id.is_safe for n in sent]  # type: ignore[union-attr]
     assert [vars(n) for n in received] == [vars(n) for n in sent]
     assert (ids_of(received), topics_of(received), list(states_of(received))) == (
         [n.id for n in sent],
