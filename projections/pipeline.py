@@ -133,7 +133,7 @@ def prepare_columns(
         summary = summarise(kind, whole)
         data = whole
         if keys is not None:
-            layout = tuple(whole)
+            layout = tuple(whole.keys())  # (a state that is not an object fails here, as it did)
             chosen = layouts.get(layout)
             if chosen is None:
                 kept = tuple(k for k in layout if k in keys)

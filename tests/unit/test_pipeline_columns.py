@@ -7,6 +7,7 @@ from functools import partial
 from typing import TypeVar
 from uuid import uuid4
 
+import pytest
 from eventsourcing.persistence import Notification
 
 from projections.pipeline import columns, notifications_of, prepare
@@ -85,6 +86,14 @@ def test_records_prepared_from_columns_equal_those_prepared_from_the_notificatio
     crossing = crossed(columns(again))
     assert isinstance(crossing, tuple)
     assert prepare_columns(crossing, keys, None, ("machines",)) == prepare(again, keys, None, ("machines",))
+    # A state that is not an object fails both ways (the reader then sends the batch without records).
+    scalar = [Notification(originator_id=uuid4(), originator_version=1, topic=topics[0], state=b'"abc"', id=30)]
+    scalar_columns = crossed(columns(scalar))
+    assert isinstance(scalar_columns, tuple)
+    with pytest.raises(AttributeError):
+        prepare(scalar, keys, None)
+    with pytest.raises(AttributeError):
+        prepare_columns(scalar_columns, keys, None)
 
 
 def test_a_received_batch_makes_each_notification_when_asked_for_and_equal_to_the_one_sent() -> None:
