@@ -7,6 +7,7 @@ never drops an event: unknown event types still get a row and a link in the chai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from domain.service import with_stage_id
@@ -107,6 +108,7 @@ class AuditProjection(Projection):
         # Subjects of services, configurations and subject-less aggregates never change, so they
         # are remembered across batches; a deployment's stage changes and is re-read per batch.
         self._stable: dict[str, dict[str, Any] | None] = {}
+        self._kinds: dict[str, _Kind] = {}
 
     def chain_head(self, cursor: Cursor) -> str:
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
@@ -119,24 +121,38 @@ class AuditProjection(Projection):
         rows: list[tuple[Any, ...]] = []
         ids = StageIds(cursor)
         ids.prefetch(self._services(events, subjects))
+        stable, subject_of, kinds = self._stable, self._subject, self._kinds
         for raw in events:
-            notification, kind, data = raw.notification, raw.type, raw.data
-            aggregate_id = raw.aggregate_id
-            subject = self._subject(subjects, kind, aggregate_id, data)
+            kind, data, aggregate_id = raw.type, raw.data, raw.aggregate_id
+            flags = kinds.get(kind)
+            if flags is None:
+                flags = kinds[kind] = _Kind.of(kind)
+            # Most events: one whose aggregate's subject never changes, remembered (`_subject`'s first test).
+            if kind not in _SUBJECT_EVENTS and aggregate_id in stable:
+                subject = stable[aggregate_id]
+            else:
+                subject = subject_of(subjects, kind, aggregate_id, data)
             # A link a reader process computed holds where it was computed from this very hash.
-            previous = raw.hash if raw.after == previous and raw.hash is not None else link(previous, notification)
+            previous = raw.hash if raw.after == previous and raw.hash is not None else link(previous, raw.notification)
             service_id = subject.get("service_id") if subject else None
-            stage = self._stage(kind, data, subject)
-            from_stage = data.get("from_stage") if kind.startswith("Deployment.Move") else None
+            if flags.service:
+                stage = data.get("stage")
+                if isinstance(stage, dict):
+                    stage = stage.get("name")
+            elif flags.to_stage:
+                stage = str(data["to_stage"])
+            else:
+                stage = subject.get("stage") if subject else None
+            from_stage = data.get("from_stage") if flags.move else None
             # Names resolve as they were before the event (a rename's old name), or, for a stage
-            # the event creates, after it.
-            stage_id = ids.of(service_id, stage)
-            if kind.startswith("Service."):
+            # the event creates, after it. (`of` is None without a service and a name.)
+            stage_id = ids.of(service_id, stage) if stage is not None and service_id is not None else None
+            if flags.service:
                 ids.follow(kind, aggregate_id, data)
                 stage_id = stage_id or ids.of(service_id, stage)
             rows.append(
                 (
-                    notification.id,
+                    raw.position,
                     data.get("timestamp"),
                     data.get("actor"),
                     data.get("reason"),
@@ -144,11 +160,11 @@ class AuditProjection(Projection):
                     stage,
                     from_stage,
                     stage_id,
-                    ids.of(service_id, from_stage),
+                    None if from_stage is None else ids.of(service_id, from_stage),
                     subject.get("configuration_id") if subject else None,
-                    aggregate_id if kind.startswith("Deployment.") else data.get("deployment_id"),
+                    aggregate_id if flags.deployment else data.get("deployment_id"),
                     aggregate_id,
-                    notification.originator_version,
+                    raw.version,
                     kind,
                     raw.summary,
                     previous,
@@ -163,14 +179,12 @@ class AuditProjection(Projection):
         in one query, not one per service."""
         found: set[Any] = set()
         stable = self._stable
-        for raw in events:
-            aggregate_id = raw.aggregate_id
+        for aggregate_id in {raw.aggregate_id for raw in events}:
             subject = stable.get(aggregate_id) if aggregate_id in stable else subjects.known(aggregate_id)
             if subject is not None:
                 found.add(subject["service_id"])
-            found.add(raw.data.get("service_id"))  # creating events name theirs
-            if raw.type.startswith("Service."):
-                found.add(aggregate_id)
+        found.update([raw.data.get("service_id") for raw in events])  # creating events name theirs
+        found.update([raw.aggregate_id for raw in events if raw.type.startswith("Service.")])
         return {service_id for service_id in found if isinstance(service_id, str)}
 
     def _subject(self, subjects: Subjects, kind: str, aggregate_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -224,14 +238,24 @@ class AuditProjection(Projection):
             self._stable.clear()
         self._stable[aggregate_id] = subject
 
-    @staticmethod
-    def _stage(kind: str, data: dict[str, Any], subject: dict[str, Any] | None) -> str | None:
-        if kind.startswith("Service."):
-            stage = data.get("stage")
-            return stage.get("name") if isinstance(stage, dict) else stage
-        if kind in ("Deployment.MoveRequested", "Deployment.Moved"):
-            return str(data["to_stage"])
-        return subject.get("stage") if subject else None
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What an audit row reads of its event's type (found once per type)."""
+
+    service: bool  # a service's event: its stage is the event's, and it may change the stage ids
+    to_stage: bool  # a move: its stage is the one moved to
+    move: bool  # any move event: it names the stage moved from
+    deployment: bool  # a deployment's event: the aggregate is the deployment
+
+    @classmethod
+    def of(cls, kind: str) -> _Kind:
+        return cls(
+            kind.startswith("Service."),
+            kind in ("Deployment.MoveRequested", "Deployment.Moved"),
+            kind.startswith("Deployment.Move"),
+            kind.startswith("Deployment."),
+        )
 
 
 # The events that create an aggregate's subject (see AuditProjection._subject).

@@ -49,7 +49,7 @@ class ConfigurationsProjection(Projection):
     )
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        mine = [raw for raw in events if raw.notification.topic.startswith(_PREFIX)]
+        mine = [raw for raw in events if raw.topic.startswith(_PREFIX)]
         # The rows this batch changes, read in one query (those it defines are not read).
         defined = {raw.aggregate_id for raw in mine if raw.type == "Configuration.Defined"}
         wanted = sorted({raw.aggregate_id for raw in mine} - defined)
@@ -76,13 +76,12 @@ class ConfigurationsProjection(Projection):
                 }  # fmt: skip
             else:
                 assert row is not None
-                _fold(row, raw.type, data)
-            row.update(
-                version=raw.notification.originator_version,
-                updated_at=data["timestamp"],
-                updated_by=data.get("actor") or "",
-                position=raw.notification.id,
-            )
+                if raw.type in _FOLDED:
+                    _fold(row, raw.type, data)
+            row["version"] = raw.version
+            row["updated_at"] = data["timestamp"]
+            row["updated_by"] = data.get("actor") or ""
+            row["position"] = raw.position
             rows[key] = row
         # One statement for up to ROWS rows (one row per configuration: no row conflicts with another
         # of the same statement), not one per row: a round trip and a plan each.
@@ -96,6 +95,15 @@ class ConfigurationsProjection(Projection):
                 f"ON CONFLICT (id) DO UPDATE SET {_UPDATES}",
                 chunk,
             )
+
+
+# The events `_fold` changes a row's columns for (the others change only its version and update).
+_FOLDED = frozenset(
+    f"Configuration.{name}"
+    for name in (
+        "Revised", "Restored", "Renamed", "MachineAdded", "MachineRemoved", "NetworkAdded", "NetworkRemoved",
+    )
+)  # fmt: skip
 
 
 def _fold(row: dict[str, Any], kind: str, data: dict[str, Any]) -> None:

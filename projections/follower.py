@@ -20,7 +20,7 @@ from eventsourcing.persistence import Notification
 
 from projections import quarantine
 from projections.base import Projection
-from projections.pipeline import Reader, ReaderSpec, no_cycle_collection
+from projections.pipeline import Reader, ReaderSpec, ids_of, no_cycle_collection, states_of, topics_of
 from projections.raw import RawEvent
 from projections.schema import (
     create_missing,
@@ -221,7 +221,7 @@ class ProjectionFollower:
                 try:
                     with no_cycle_collection(), self.store.transaction() as plain:
                         relaxed(self.store, plain)
-                        cursor = SafeCursor(plain, nul_free(n.state for n in notifications))
+                        cursor = SafeCursor(plain, nul_free(states_of(notifications)))
                         # Several processes may follow at once: the row locks make them take turns, and
                         # whoever finds a position moved since its read starts over.
                         if self._locked_positions(cursor) != positions:
@@ -422,21 +422,25 @@ class ProjectionFollower:
                 position = positions[projection.name]
                 # Positions only increase along a batch: all of it is fresh unless its start is not.
                 fresh = parsed
-                if parsed and parsed[0].notification.id <= position:
-                    fresh = [e for e in parsed if e.notification.id > position]
+                if parsed and parsed[0].position <= position:
+                    fresh = [e for e in parsed if e.position > position]
                 if fresh:
                     projection.apply_batch(fresh, cursor)
         chosen = None if projections is self.projections else {id(p) for p in projections}
         decoded = {} if decoded is None else decoded
-        for notification in notifications:
-            for projection, handler in self._handlers(notification.topic):
-                if (chosen is not None and id(projection) not in chosen) or notification.id <= positions[
-                    projection.name
-                ]:
+        # By the columns: a batch from a reader process makes only the notifications decoded here. The
+        # topics a decoded projection handles are found once per topic, not once per event.
+        topics = topics_of(notifications)
+        handled = {topic for topic in set(topics) if self._handlers(topic)}
+        for n, (position, topic) in enumerate(zip(ids_of(notifications), topics, strict=True)):
+            if topic not in handled:
+                continue
+            for projection, handler in self._handlers(topic):
+                if (chosen is not None and id(projection) not in chosen) or position <= positions[projection.name]:
                     continue
-                if notification.id not in decoded:
-                    decoded[notification.id] = self.source.decode(notification)
-                handler(decoded[notification.id], notification.id, cursor)
+                if position not in decoded:
+                    decoded[position] = self.source.decode(notifications[n])
+                handler(decoded[position], position, cursor)
         for projection in projections:
             projection.flush(cursor)
 

@@ -20,13 +20,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
-from uuid import UUID
+from typing import Any, overload
+from uuid import UUID, SafeUUID
 
 from eventsourcing.persistence import Notification
 
@@ -47,6 +47,8 @@ STOP_WAIT = 10.0
 # interpreter in between: loading a whole batch in one call held it for 6-25 ms, and the writer, back
 # from each PostgreSQL round trip, waited for it (and for a switch interval, 5 ms, in the Python loops).
 LOAD_CHUNK = 256
+# Originator ids' text a reader keeps (`prepare_columns`' names): past this many, it starts again.
+NAMES = 200_000
 
 # What the reader keeps of one parsed event: (type, data with only the keys read, aggregate id,
 # summary, the audit chain's hash before it and its own link, when the reader was given the chain's head).
@@ -100,22 +102,45 @@ def prepare(
 
 
 def prepare_columns(
-    sent: Columns, keys: Collection[str] | None, chain: str | None, sized: Collection[str] = ()
+    sent: Columns,
+    keys: Collection[str] | None,
+    chain: str | None,
+    sized: Collection[str] = (),
+    names: dict[bytes, str] | None = None,
 ) -> list[Record]:
-    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them."""
+    """`prepare` of the notifications `columns` made `sent` from (the same records), without making them.
+    `names`: originator ids' text by their bytes, kept across batches (the reader's): an aggregate's many
+    events then share one string, which is made once and pickled once a chunk."""
     ids, originators, versions, topics, states = sent
     records: list[Record] = []
     parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    names = {} if names is None else names
+    if len(names) > NAMES:
+        names.clear()
+    kinds: dict[str, str] = {}
+    # Per layout of a state (its keys in order), the keys kept and those of them sent as lengths: states
+    # of one event type mostly share one layout, so the keys are matched once a layout, not once an event.
+    layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
-        kind = topic.removeprefix(prefix)
+        kind = kinds.get(topic)
+        if kind is None:
+            kind = kinds[topic] = topic.removeprefix(prefix)
         whole = parse(state)
-        aggregate_id = _uuid_text(originators[n * 16 : n * 16 + 16])
+        originator = originators[n * 16 : n * 16 + 16]
+        aggregate_id = names.get(originator)
+        if aggregate_id is None:
+            aggregate_id = names[originator] = _uuid_text(originator)
         summary = summarise(kind, whole)
         data = whole
         if keys is not None:
-            data = {k: v for k, v in whole.items() if k in keys}
-            for key in sized:
-                value = data.get(key)
+            layout = tuple(whole.keys())  # (a state that is not an object fails here, as it did)
+            chosen = layouts.get(layout)
+            if chosen is None:
+                kept = tuple(k for k in layout if k in keys)
+                chosen = layouts[layout] = (kept, tuple(k for k in kept if k in sized))
+            data = {k: whole[k] for k in chosen[0]}
+            for key in chosen[1]:
+                value = data[key]
                 if isinstance(value, list):
                     data[key] = [None] * len(value)
         after = chain
@@ -189,21 +214,117 @@ def notifications_of(sent: Columns | Sequence[Notification]) -> Sequence[Notific
         return sent
     ids, originators, versions, topics, states = sent
     made: list[Notification] = []
-    new, uuid, offset = object.__new__, UUID, 0
+    offset = 0
     for position, version, topic, state in zip(ids, versions, topics, states, strict=True):
-        # The frozen dataclass's fields set as its __init__ would (it has no __post_init__), without
-        # a call through object.__setattr__ per field.
-        notification = new(Notification)
-        notification.__dict__.update(
-            originator_id=uuid(bytes=originators[offset : offset + 16]),
-            originator_version=version,
-            topic=topic,
-            state=state,
-            id=position,
-        )
-        made.append(notification)
+        made.append(_notification(originators[offset : offset + 16], version, topic, state, position))
         offset += 16
     return made
+
+
+def _notification(originator: bytes, version: int, topic: str, state: bytes, position: int) -> Notification:
+    # The frozen dataclass's fields set as its __init__ would (it has no __post_init__), without a call
+    # through object.__setattr__ per field.
+    notification: Notification = _new(Notification)
+    notification.__dict__.update(
+        originator_id=_uuid(originator), originator_version=version, topic=topic, state=state, id=position
+    )
+    return notification
+
+
+_new, _set, _from_bytes, _UNKNOWN = object.__new__, object.__setattr__, int.from_bytes, SafeUUID.unknown
+
+
+def _uuid(raw: bytes) -> UUID:
+    """UUID(bytes=raw) as its __init__ makes it (its two slots), without the checks of its other forms."""
+    made: UUID = _new(UUID)
+    _set(made, "int", _from_bytes(raw, "big"))
+    _set(made, "is_safe", _UNKNOWN)
+    return made
+
+
+class Received(Sequence[Notification]):
+    """A batch's notifications as they crossed the pipe, in columns: each is made into a `Notification`
+    only when asked for (the raw read models read the columns through `ReceivedEvent`; only the events
+    a decoded read model handles, a link the follower hashes itself, or a fallback make theirs). Making
+    every one was a third of the receiving thread's CPU."""
+
+    def __init__(self, sent: Columns) -> None:
+        self.ids, self._originators, self.versions, self.topics, self.states = sent
+        self._made: list[Notification | None] = [None] * len(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Notification: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Notification]: ...
+
+    def __getitem__(self, index: int | slice) -> Notification | Sequence[Notification]:
+        if isinstance(index, slice):
+            return [self[n] for n in range(*index.indices(len(self.ids)))]
+        made = self._made[index]
+        if made is None:
+            n = index + len(self.ids) if index < 0 else index
+            made = self._made[n] = _notification(
+                self._originators[n * 16 : n * 16 + 16], self.versions[n], self.topics[n], self.states[n], self.ids[n]
+            )
+        return made
+
+    def __iter__(self) -> Iterator[Notification]:
+        for n in range(len(self.ids)):
+            yield self[n]
+
+
+class ReceivedEvent(RawEvent):
+    """A `RawEvent` of a `Received` batch: its notification is made when first asked for."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(
+        self,
+        batch: Received,
+        index: int,
+        position: int,
+        version: int,
+        topic: str,
+        kind: str,
+        data: dict[str, Any],
+        aggregate_id: str,
+        summary: str | None,
+        after: str | None,
+        hash: str | None,
+    ) -> None:
+        self._batch, self._index = batch, index
+        self.position, self.version, self.topic = position, version, topic
+        self.type, self.data, self.aggregate_id = kind, data, aggregate_id
+        self._summary, self.after, self.hash = summary, after, hash
+
+    @property
+    def notification(self) -> Notification:
+        return self._batch[self._index]
+
+
+def topics_of(notifications: Sequence[Notification]) -> Sequence[str]:
+    """The notifications' topics (from the columns of a `Received` batch, without making its notifications)."""
+    if isinstance(notifications, Received):
+        return notifications.topics
+    return [n.topic for n in notifications]
+
+
+def states_of(notifications: Sequence[Notification]) -> Iterable[bytes]:
+    """The notifications' stored states (as `topics_of`)."""
+    if isinstance(notifications, Received):
+        return notifications.states
+    return (n.state for n in notifications)
+
+
+def ids_of(notifications: Sequence[Notification]) -> Sequence[int]:
+    """The notifications' positions (as `topics_of`)."""
+    if isinstance(notifications, Received):
+        return notifications.ids
+    return [n.id for n in notifications]
 
 
 def unchunked(
@@ -214,28 +335,28 @@ def unchunked(
     if not isinstance(sent, tuple):
         records = None if chunks is None else [r for chunk in chunks for r in pickle.loads(chunk)]  # noqa: S301
         return sent, None if records is None else [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
-    ids, originators, versions, topics, states = sent
-    if chunks is not None and len(chunks) != -(-len(ids) // LOAD_CHUNK):
+    received = Received(sent)
+    ids, versions, topics = received.ids, received.versions, received.topics
+    if chunks is None:
+        return received, None
+    if len(chunks) != -(-len(ids) // LOAD_CHUNK):
         raise ValueError(f"{len(chunks)} record chunks for {len(ids)} notifications")
-    notifications: list[Notification] = []
-    parsed: list[RawEvent] | None = None if chunks is None else []
+    parsed: list[RawEvent] = []
+    event = ReceivedEvent
     for n, start in enumerate(range(0, len(ids), LOAD_CHUNK)):
         end = start + LOAD_CHUNK
-        part = notifications_of(
-            (
-                ids[start:end],
-                originators[start * 16 : end * 16],
-                versions[start:end],
-                topics[start:end],
-                states[start:end],
-            )
+        records = pickle.loads(chunks[n])  # noqa: S301 (written by the reader process this follower started)
+        part = ids[start:end]
+        parsed.extend(
+            [
+                event(received, index, position, version, topic, *record)
+                for index, position, version, topic, record in zip(
+                    range(start, start + len(part)), part, versions[start:end], topics[start:end], records, strict=True
+                )
+            ]
         )
-        notifications.extend(part)
-        if parsed is not None and chunks is not None:
-            records = pickle.loads(chunks[n])  # noqa: S301 (written by the reader process this follower started)
-            parsed.extend([RawEvent(notification, *r) for notification, r in zip(part, records, strict=True)])
         pause()
-    return notifications, parsed
+    return received, parsed
 
 
 def _let_go() -> None:
@@ -273,6 +394,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
         Environment(job.spec.name, {**job.spec.env, "CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1"})
     )
     start, chain = job.start, job.chain
+    names: dict[bytes, str] = {}
     try:
         recorder = factory.application_recorder()
         while sender.is_alive():
@@ -280,7 +402,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             records: list[Record] | None
             try:
                 if isinstance(sent, tuple):
-                    records = prepare_columns(sent, job.keys, chain, job.sized)
+                    records = prepare_columns(sent, job.keys, chain, job.sized, names)
                 else:
                     records = prepare(sent, job.keys, chain, job.sized)
                     sent = columns(sent)
@@ -392,7 +514,7 @@ class Reader:
         if start != self.expected:  # pragma: no cover (the reader sends its batches in order)
             raise RuntimeError(f"reader batch from {start}, expected {self.expected}")
         if notifications:
-            self.expected = notifications[-1].id + 1
+            self.expected = ids_of(notifications)[-1] + 1
         self.finished = len(notifications) < self.batch
         return notifications, parsed
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,19 +117,42 @@ def _untag(obj: dict[str, Any]) -> Any:
     return data
 
 
-@dataclass
 class RawEvent:
-    """A stored event parsed once per batch and shared by every raw projection."""
+    """A stored event parsed once per batch and shared by every raw projection.
 
-    notification: Notification
-    type: str
-    data: dict[str, Any]
-    aggregate_id: str  # the originator id as text
-    _summary: str | None = field(default=None, repr=False)
-    # The audit chain's link of this event (projections/chain.py), when a reader process computed it
-    # from `after`, the hash it took as the previous one: good only where the chain stands at `after`.
-    after: str | None = field(default=None, repr=False)
-    hash: str | None = field(default=None, repr=False)
+    `position`, `version` and `topic` are the notification's id, originator version and topic, kept on the
+    event itself: a batch from a reader process makes its `notification` only when something asks for it
+    (projections/pipeline.py `ReceivedEvent`)."""
+
+    __slots__ = ("_stored", "_summary", "after", "aggregate_id", "data", "hash", "position", "topic", "type", "version")
+
+    def __init__(
+        self,
+        notification: Notification,
+        type: str,
+        data: dict[str, Any],
+        aggregate_id: str,  # the originator id as text
+        _summary: str | None = None,
+        # The audit chain's link of this event (projections/chain.py), when a reader process computed it
+        # from `after`, the hash it took as the previous one: good only where the chain stands at `after`.
+        after: str | None = None,
+        hash: str | None = None,
+    ) -> None:
+        self._stored: Notification | None = notification
+        self.position: int = notification.id
+        self.version: int = notification.originator_version
+        self.topic: str = notification.topic
+        self.type = type
+        self.data = data
+        self.aggregate_id = aggregate_id
+        self._summary = _summary
+        self.after = after
+        self.hash = hash
+
+    @property
+    def notification(self) -> Notification:
+        assert self._stored is not None
+        return self._stored
 
     @classmethod
     def parse(cls, notification: Notification) -> RawEvent:
@@ -146,6 +168,22 @@ class RawEvent:
         if self._summary is None:
             self._summary = summarise(self.type, self.data)
         return self._summary
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.notification, self.type, self.data, self.aggregate_id, self._summary, self.after, self.hash)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawEvent):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"RawEvent(notification={self.notification!r}, type={self.type!r}, data={self.data!r}, "
+            f"aggregate_id={self.aggregate_id!r})"
+        )
 
 
 def fixed_iso(text: str) -> str:

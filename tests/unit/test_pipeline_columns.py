@@ -7,6 +7,7 @@ from functools import partial
 from typing import TypeVar
 from uuid import uuid4
 
+import pytest
 from eventsourcing.persistence import Notification
 
 from projections.pipeline import columns, notifications_of, prepare
@@ -70,9 +71,57 @@ def test_records_prepared_from_columns_equal_those_prepared_from_the_notificatio
         for n in range(2)
     ]
     keys = frozenset(("machines", "networks", "actor", "timestamp", "service_id", "name"))
+    names: dict[bytes, str] = {}  # kept across batches, as the reader keeps it
     for chain in (None, GENESIS):
-        for wanted, sized in ((None, ()), (keys, ("machines",))):
-            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == prepare(sent, wanted, chain, sized)  # type: ignore[arg-type]
+        for wanted, sized in ((None, ()), (keys, ("machines",)), (keys, ("machines", "networks", "name"))):
+            expected = prepare(sent, wanted, chain, sized)
+            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == expected  # type: ignore[arg-type]
+            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized, names) == expected  # type: ignore[arg-type]
+    assert names == {n.originator_id.bytes: str(n.originator_id) for n in sent}  # type: ignore[union-attr]
+    # Two states of one layout, the second with a value of another type under a sized key.
+    again = [
+        Notification(originator_id=uuid4(), originator_version=1, topic=topics[0], state=state, id=20 + n)
+        for n, state in enumerate((states[0], states[0].replace(b'"machines":[{"name":"web1"}]', b'"machines":3')))
+    ]
+    crossing = crossed(columns(again))
+    assert isinstance(crossing, tuple)
+    assert prepare_columns(crossing, keys, None, ("machines",)) == prepare(again, keys, None, ("machines",))
+    # A state that is not an object fails both ways (the reader then sends the batch without records).
+    scalar = [Notification(originator_id=uuid4(), originator_version=1, topic=topics[0], state=b'"abc"', id=30)]
+    scalar_columns = crossed(columns(scalar))
+    assert isinstance(scalar_columns, tuple)
+    with pytest.raises(AttributeError):
+        prepare(scalar, keys, None)
+    with pytest.raises(AttributeError):
+        prepare_columns(scalar_columns, keys, None)
+
+
+def test_a_received_batch_makes_each_notification_when_asked_for_and_equal_to_the_one_sent() -> None:
+    from projections.pipeline import Received, ids_of, states_of, topics_of
+
+    sent = [notification(n) for n in range(1, 6)]
+    received = Received(crossed(columns(sent)))  # type: ignore[arg-type]
+    assert len(received) == 5
+    assert received._made == [None] * 5
+    assert received[-1] == sent[-1]
+    assert received[1] == sent[1]
+    assert received[-1] is received[4]  # made once
+    assert sum(made is not None for made in received._made) == 2
+    assert list(received[1:4]) == sent[1:4]
+    assert list(received[::-2]) == sent[::-2]
+    assert list(received) == sent
+    assert [n.originator_id.is_safe for n in received] == [n.originator_id.is_safe for n in sent]  # type: ignore[union-attr]
+    assert [vars(n) for n in received] == [vars(n) for n in sent]
+    assert (ids_of(received), topics_of(received), list(states_of(received))) == (
+        [n.id for n in sent],
+        [n.topic for n in sent],
+        [n.state for n in sent],
+    )
+    assert (ids_of(sent), topics_of(sent), list(states_of(sent))) == (
+        ids_of(received),
+        topics_of(received),
+        list(states_of(received)),
+    )
 
 
 def test_records_sent_in_chunks_come_back_as_the_batch_they_were_made_from() -> None:
@@ -86,11 +135,16 @@ def test_records_sent_in_chunks_come_back_as_the_batch_they_were_made_from() -> 
         notifications, parsed = unchunked(
             crossed(columns(sent)), crossed(chunked(records)), partial(pauses.append, None)
         )
-        assert notifications == sent
+        assert list(notifications) == sent
         assert parsed == [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
+        assert parsed is not None
+        for event, n in zip(parsed, sent, strict=True):
+            assert (event.position, event.version, event.topic) == (n.id, n.originator_version, n.topic)
+            assert event.notification is notifications[n.id - 1]
         assert len(pauses) == -(-count // LOAD_CHUNK)  # one pause a chunk
         # A batch the reader could not parse crosses without records.
-        assert unchunked(crossed(columns(sent)), None) == (sent, None)
+        received, none = unchunked(crossed(columns(sent)), None)
+        assert (list(received), none) == (sent, None)
     # Notifications that cross as they are (an originator id not a UUID) get their records too.
     odd = [notification(1), notification(2, originator="not-a-uuid")]
     odd_records = prepare(odd, None, None)
