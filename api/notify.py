@@ -27,6 +27,8 @@ from uuid import UUID
 
 import anyio.to_thread
 
+from api.routing import call_on_loop
+
 log = logging.getLogger("stagekeeper.notify")
 
 
@@ -155,7 +157,8 @@ class Notifier:
             self._position = max(self._position, position)
             return
         try:
-            loop.call_soon_threadsafe(self._saved, position, tuple(originator_ids), tuple(positions))
+            # From a request's pool thread, sent with its answer: one wake-up of the loop (api/routing.py).
+            call_on_loop(loop, self._saved, position, tuple(originator_ids), tuple(positions))
         except RuntimeError:
             # The loop closed while this save finished (shutdown): nobody is left waiting.
             self._position = max(self._position, position)

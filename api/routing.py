@@ -149,22 +149,72 @@ async def run_in_pool(function: Callable[P, T], *args: P.args, **kwargs: P.kwarg
     context = contextvars.copy_context()
 
     def call() -> None:
+        held = _Held(loop)
+        _serving.held = held
         try:
             result = context.run(function, *args, **kwargs)
         except BaseException as error:  # handed to the awaiting task, as the executor's future does
-            _settle(loop, future.set_exception, error)
+            _serving.held = None
+            _settle(loop, held.deliver, future.set_exception, error)
         else:
-            _settle(loop, future.set_result, result)
+            _serving.held = None
+            _settle(loop, held.deliver, future.set_result, result)
 
     thread_pool().submit(call)
     result: T = await future
     return result
 
 
-def _settle(loop: asyncio.AbstractEventLoop, setter: Callable[[Any], None], value: Any) -> None:
+class _Held:
+    """The one loop call (`call_on_loop`) a pool call holds back to send with its answer."""
+
+    __slots__ = ("callback", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.callback: tuple[Callable[..., object], tuple[Any, ...]] | None = None
+
+    def deliver(self, setter: Callable[[Any], None], value: Any) -> None:
+        """On the loop: the held call first (it was made first), then the answer."""
+        held, self.callback = self.callback, None
+        if held is not None:
+            try:
+                held[0](*held[1])
+            except Exception:  # as the loop does with a failing callback: logged, the rest goes on
+                log.exception("a call held for the event loop failed")
+        setter(value)
+
+
+# The pool call this thread runs, if any (its `_Held`).
+_serving = threading.local()
+
+
+def call_on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
+    """`loop.call_soon_threadsafe(callback, *args)`, except from a call the API's pool runs for that
+    loop: there the callback is held and sent with the call's answer, in the same wake-up of the
+    loop. A command's commit announces itself to the live streams (api/notify.py) just before its
+    answer is ready: two wake-ups of the event loop (each a wait for the interpreter lock while the
+    pool thread finishes the request) become one. Only the last such callback is held: one made
+    while another is held sends that one at once, so none waits for more than the rest of its call.
+    Raises RuntimeError if the loop is closed (as `call_soon_threadsafe` does)."""
+    held: _Held | None = getattr(_serving, "held", None)
+    if held is None or held.loop is not loop:
+        loop.call_soon_threadsafe(callback, *args)
+        return
+    earlier, held.callback = held.callback, (callback, args)
+    if earlier is not None:
+        loop.call_soon_threadsafe(earlier[0], *earlier[1])
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    deliver: Callable[[Callable[[Any], None], Any], None],
+    setter: Callable[[Any], None],
+    value: Any,
+) -> None:
     # The loop may have closed meanwhile (shutdown): nobody awaits the answer any more.
     with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(setter, value)
+        loop.call_soon_threadsafe(deliver, setter, value)
 
 
 def in_thread_pool(endpoint: Callable[..., Any]) -> Callable[..., Any]:

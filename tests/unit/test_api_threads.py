@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from api import cli
-from api.routing import POOL_THREADS, ThreadPool, run_in_pool, thread_pool
+from api.routing import POOL_THREADS, ThreadPool, call_on_loop, run_in_pool, thread_pool
 
 REQUEST: contextvars.ContextVar[str | None] = contextvars.ContextVar("test-request", default=None)
 
@@ -59,6 +59,98 @@ def test_a_cancelled_request_waits_for_its_call_to_finish() -> None:
         return finished.is_set()
 
     assert asyncio.run(main()) is True
+
+
+def test_a_loop_call_from_a_pool_call_comes_with_its_answer_and_first() -> None:
+    """A pool call's `call_on_loop` is held and runs on the loop just before the answer is set: the
+    pool thread wakes the loop once (one `call_soon_threadsafe`), not twice; from any other thread
+    the call goes at once."""
+
+    async def main() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+        wakes = 0
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: object, **kwargs: object) -> asyncio.Handle:
+            nonlocal wakes
+            wakes += 1
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        turns = 0
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        def command() -> str:
+            call_on_loop(loop, lambda: order.append("held"))
+            seen = turns
+            time.sleep(0.05)
+            assert turns > seen + 10  # the loop keeps turning while the call goes on ...
+            assert order == []  # ... without the held call
+            return "answer"
+
+        tick = asyncio.ensure_future(ticker())
+        answer = await run_in_pool(command)
+        order.append(answer)
+        tick.cancel()
+        pool_wakes = wakes
+        other = threading.Thread(target=call_on_loop, args=(loop, lambda: order.append("direct")))
+        other.start()
+        other.join()
+        await asyncio.sleep(0.01)
+        return order, pool_wakes
+
+    order, pool_wakes = asyncio.run(main())
+    assert order == ["held", "answer", "direct"]
+    assert pool_wakes == 1
+
+
+def test_only_the_last_loop_call_is_held_and_a_failing_one_does_not_lose_the_answer() -> None:
+    async def main() -> tuple[list[str], object]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+        first_ran = threading.Event()
+
+        def fail() -> None:
+            raise RuntimeError("a broken listener")
+
+        def first() -> None:
+            order.append("first")
+            first_ran.set()
+
+        def command() -> str:
+            call_on_loop(loop, first)
+            call_on_loop(loop, fail)  # the first is sent now, this one held
+            assert first_ran.wait(5)
+            return "answer"
+
+        answer = await run_in_pool(command)
+        return order, answer
+
+    order, answer = asyncio.run(main())
+    assert order == ["first"]
+    assert answer == "answer"
+
+
+def test_a_failed_call_still_sends_its_held_loop_call() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+
+        def command() -> None:
+            call_on_loop(loop, lambda: order.append("held"))
+            raise LookupError("refused after the commit")
+
+        with pytest.raises(LookupError):
+            await run_in_pool(command)
+        return order
+
+    assert asyncio.run(main()) == ["held"]
 
 
 def test_the_pool_is_bounded() -> None:
