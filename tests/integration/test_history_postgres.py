@@ -221,8 +221,10 @@ def test_an_audit_log_of_schema_version_3_is_rebuilt_bytewise_with_the_same_answ
         first.app.import_templates(None, True, actor="admin")
         configuration_id, _ = history(first, changes=12)
         first.catch_up()
-        # The read model as version 3 built it: its text columns in the database's collation.
+        # The read model as version 3 built it: its text columns in the database's collation, and an index
+        # version 4 no longer has.
         with first.store.transaction() as cursor:
+            cursor.execute("CREATE INDEX sk_audit_service_at ON sk_audit (service_id, at)")
             for name, collation in _collations(first).items():
                 if collation == "C":
                     cursor.execute(f'ALTER TABLE sk_audit ALTER COLUMN {name} TYPE TEXT COLLATE "default"')
@@ -243,6 +245,12 @@ def test_an_audit_log_of_schema_version_3_is_rebuilt_bytewise_with_the_same_answ
             "deployment_id", "aggregate_id", "event_type",
         }  # fmt: skip
         assert _audit_answers(second, configuration_id) == before
+        rows = second.store.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'sk_audit'"
+        )
+        indexes = {r["indexname"] for r in rows}
+        assert "sk_audit_service_at" not in indexes  # version 3's, gone with its table
+        assert "sk_audit_service" in indexes
         assert second.store.query("SELECT version FROM sk_schema WHERE name = 'audit'") == [
             {"version": AuditProjection.schema_version}
         ]
