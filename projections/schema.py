@@ -27,6 +27,13 @@ QUARANTINE_DDL = (
         PRIMARY KEY (name, position)
     )""",
 )
+# A text column whose values are only ever compared as bytes (ids, fixed-width ISO times, names matched
+# exactly or by prefix): PostgreSQL's "C" collation compares it with memcmp and sorts it on abbreviated
+# keys (index builds, ANALYZE), and a plain b-tree index on it serves `LIKE 'prefix%'`, where the
+# database's own collation (C.UTF-8 here) compares through the C library. Results are the same: equality
+# does not depend on the collation, and C.UTF-8 orders by code point, which is UTF-8's byte order.
+# SQLite's default collation (BINARY) already compares bytes: `_create` drops the clause there.
+BYTEWISE = 'COLLATE "C"'
 # Read models built before versions were recorded have the shape of version 1.
 UNRECORDED_VERSION = 1
 # Read models no longer kept (name -> tables): `install` drops a store's tables of them and forgets their
@@ -142,7 +149,7 @@ def _create(store: ReadStore, cursor: Cursor, ddl: str) -> None:
     # Even "IF NOT EXISTS" DDL locks the table it names; against a running follower that can
     # deadlock, so statements whose object already exists are not run at all.
     if not _exists(store, cursor, _object_name(ddl)):
-        cursor.execute(ddl)
+        cursor.execute(ddl if store.dialect == "postgres" else ddl.replace(f" {BYTEWISE}", ""))
 
 
 def _object_name(ddl: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.runtime import Runtime
 from projections.audit import AuditProjection
+from projections.audit_queries import AuditFilter
 from projections.verify import verify
 from tests.support import POSTGRES_CONNINFO, THREE_TIER, machine, postgres_schema, runtime_for, stages
 
@@ -176,3 +177,82 @@ def test_verify_finds_an_inserted_event(runtime: Runtime, schema_url: str) -> No
 def history_id(runtime: Runtime) -> UUID:
     [row] = runtime.store.query("SELECT id FROM sk_configurations LIMIT 1")
     return UUID(row["id"])
+
+
+def _audit_answers(runtime: Runtime, configuration_id: UUID) -> dict[str, Any]:
+    """Every shape of audit answer: pages (filters, a type prefix, a time window), an export's stream, a
+    configuration's history, its version at a time, and the services known at a time (a join with the
+    subjects)."""
+    audit = runtime.audit
+    rows = runtime.store.query("SELECT at, service_id FROM sk_audit WHERE service_id IS NOT NULL ORDER BY position")
+    middle, service_id = rows[len(rows) // 2]["at"], rows[0]["service_id"]
+    pages = {
+        "all": AuditFilter(include_system=True),
+        "service": AuditFilter(service_id=service_id),
+        "prefix": AuditFilter(event_type="Configuration."),
+        "type": AuditFilter(event_type="Configuration.MachineChanged"),
+        "actor": AuditFilter(actor="bob"),
+        "configuration": AuditFilter(configuration_id=str(configuration_id)),
+        "window": AuditFilter(service_id=service_id, since=middle, until="9999"),
+        "until": AuditFilter(until=middle),
+    }
+    return {
+        **{label: audit.page(filters, None, 7) for label, filters in pages.items()},
+        "stream": list(audit.stream(AuditFilter(since=middle))),
+        "history": audit.history(str(configuration_id)),
+        "version_at": audit.configuration_version_at(str(configuration_id), middle),
+        "aggregate_version_at": audit.aggregate_version_at(str(configuration_id), middle),
+        "services_known_at": audit.services_known_at(middle),
+    }
+
+
+def _collations(runtime: Runtime) -> dict[str, str | None]:
+    rows = runtime.store.query(
+        "SELECT a.attname AS name, c.collname AS collation FROM pg_attribute a "
+        "LEFT JOIN pg_collation c ON c.oid = a.attcollation AND a.attcollation <> 0 "
+        "WHERE a.attrelid = 'sk_audit'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+    )
+    return {str(r["name"]): r["collation"] for r in rows}
+
+
+def test_an_audit_log_of_schema_version_3_is_rebuilt_bytewise_with_the_same_answers(schema_url: str) -> None:
+    first = runtime_for(schema_url)
+    try:
+        first.app.import_templates(None, True, actor="admin")
+        configuration_id, _ = history(first, changes=12)
+        first.catch_up()
+        # The read model as version 3 built it: its text columns in the database's collation, and an index
+        # version 4 no longer has.
+        with first.store.transaction() as cursor:
+            cursor.execute("CREATE INDEX sk_audit_service_at ON sk_audit (service_id, at)")
+            for name, collation in _collations(first).items():
+                if collation == "C":
+                    cursor.execute(f'ALTER TABLE sk_audit ALTER COLUMN {name} TYPE TEXT COLLATE "default"')
+            cursor.execute('ALTER TABLE sk_audit_subjects ALTER COLUMN aggregate_id TYPE TEXT COLLATE "default"')
+            cursor.execute("UPDATE sk_schema SET version = 3 WHERE name = 'audit'")
+        assert set(_collations(first).values()) == {None, "default"}
+        before = _audit_answers(first, configuration_id)
+    finally:
+        first.close()
+
+    second = runtime_for(schema_url)  # a new release's start-up: version 3 -> 4, dropped and rebuilt
+    try:
+        assert second.store.query("SELECT COUNT(*) AS n FROM sk_audit")[0]["n"] == 0
+        second.catch_up()
+        collations = _collations(second)
+        assert {name for name, collation in collations.items() if collation == "C"} == {
+            "at", "actor", "service_id", "stage", "from_stage", "stage_id", "from_stage_id", "configuration_id",
+            "deployment_id", "aggregate_id", "event_type",
+        }  # fmt: skip
+        assert _audit_answers(second, configuration_id) == before
+        rows = second.store.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'sk_audit'"
+        )
+        indexes = {r["indexname"] for r in rows}
+        assert "sk_audit_service_at" not in indexes  # version 3's, gone with its table
+        assert "sk_audit_service" in indexes
+        assert second.store.query("SELECT version FROM sk_schema WHERE name = 'audit'") == [
+            {"version": AuditProjection.schema_version}
+        ]
+    finally:
+        second.close()
