@@ -7,10 +7,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -73,7 +74,7 @@ class SqliteReadStore:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[_SqliteCursor]:
+    def transaction(self, relaxed: bool = False) -> Iterator[_SqliteCursor]:
         with self._shared_lock if self._shared is not None else _nolock():
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
@@ -166,6 +167,30 @@ def _outage() -> Iterator[None]:
         raise UnavailableError("the read store is unreachable; try again shortly") from error
 
 
+def _relaxed(conn: psycopg.Connection[Row]) -> Iterator[_PgCursor]:
+    """A transaction that commits without waiting for its WAL flush (ReadStore.transaction `relaxed`),
+    begun and relaxed in one round trip: a query without parameters goes as a simple query, which may
+    hold several statements. psycopg would send its own BEGIN first (a round trip of its own) outside
+    autocommit, so the connection is in autocommit while this transaction runs, which it begins and
+    ends itself."""
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(b"BEGIN; SET LOCAL synchronous_commit = off")
+            try:
+                yield _PgCursor(cursor)
+            except BaseException:
+                if conn.info.transaction_status != pq.TransactionStatus.UNKNOWN:
+                    with suppress(psycopg.Error):
+                        cursor.execute(b"ROLLBACK")
+                raise
+            cursor.execute(b"COMMIT")
+    finally:
+        # Back to the pool as it came (a connection left in a transaction is rolled back or discarded by the pool).
+        if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            conn.autocommit = False
+
+
 class PostgresReadStore:
     dialect = "postgres"
 
@@ -196,7 +221,11 @@ class PostgresReadStore:
         self._locks: dict[str, AdvisoryLock] = {}
 
     @contextmanager
-    def transaction(self) -> Iterator[_PgCursor]:
+    def transaction(self, relaxed: bool = False) -> Iterator[_PgCursor]:
+        if relaxed:
+            with _outage(), self._pool.connection() as conn:
+                yield from _relaxed(conn)
+            return
         with _outage(), self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield _PgCursor(cursor)
 

@@ -117,6 +117,16 @@ class AuditProjection(Projection):
         # are remembered across batches; a deployment's stage changes and is re-read per batch.
         self._stable: dict[str, dict[str, Any] | None] = {}
         self._kinds: dict[str, _Kind] = {}
+        # The chain's head and the stage ids this projection's last batch left, and that batch's last
+        # position (None: unknown). They hold for a batch whose first event directly follows that
+        # position: its tracking position is then that one (a raw projection sees every event), so the
+        # rows it stands on are those this batch made, or, had that batch rolled back, the same rows
+        # made by whoever committed that position since (another process, a rebuild): the chain and the
+        # stage ids are a function of the events. A batch that rolled back leaves the next one starting
+        # earlier; another process's batches, later. A batch that fails forgets them (quarantine).
+        self._after: int | None = None
+        self._head = GENESIS
+        self._ids: tuple[dict[tuple[str, str], str | None], set[str]] = ({}, set())
 
     def chain_head(self, cursor: Cursor) -> str:
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
@@ -124,10 +134,14 @@ class AuditProjection(Projection):
         return str(row["hash"]) if row else GENESIS
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
-        previous = self.chain_head(cursor)
+        if not events:
+            return
+        kept = self._after is not None and events[0].position == self._after + 1
+        self._after = None
+        previous = self._head if kept else self.chain_head(cursor)
         subjects = Subjects(cursor, self._stable, events)
         rows: list[tuple[Any, ...]] = []
-        ids = StageIds(cursor)
+        ids = StageIds(cursor, *self._ids) if kept else StageIds(cursor)
         ids.prefetch(self._services(events, subjects))
         stable, subject_of, kinds = self._stable, self._subject, self._kinds
         for raw in events:
@@ -181,6 +195,7 @@ class AuditProjection(Projection):
         subjects.flush()
         ids.flush()
         cursor.copy_rows("sk_audit", COLUMNS, rows)
+        self._after, self._head, self._ids = events[-1].position, previous, ids.kept()
 
     def _services(self, events: Sequence[RawEvent], subjects: Subjects) -> set[str]:
         """The services whose stage names this batch may look up (a superset): their stage ids are read
@@ -344,12 +359,28 @@ class StageIds:
     """Which stage each name meant when an event was recorded: rows keep the stage's id, so a
     renamed stage's history stays one history."""
 
-    def __init__(self, cursor: Cursor) -> None:
+    # Past this many names known, a batch's ids are not kept for the next one (read again as needed).
+    KEPT = 100_000
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        known: dict[tuple[str, str], str | None] | None = None,
+        services: set[str] | None = None,
+    ) -> None:
+        """`known` and `services`: what an earlier batch's `kept` returned, when they still hold."""
         self._cursor = cursor
-        self._known: dict[tuple[str, str], str | None] = {}
-        self._services: set[str] = set()
+        self._known: dict[tuple[str, str], str | None] = {} if known is None else known
+        self._services: set[str] = set() if services is None else services
         # (service, name key) -> its stage id after this batch (None: no such stage any more).
         self._changed: dict[tuple[str, str], str | None] = {}
+
+    def kept(self) -> tuple[dict[tuple[str, str], str | None], set[str]]:
+        """What this batch knows for the next (after `flush`: it is what the table holds, for the
+        services read; for others, names this batch set, which `of` prefers to the table's anyway)."""
+        if len(self._known) > self.KEPT:
+            return {}, set()
+        return self._known, self._services
 
     def prefetch(self, service_ids: set[str]) -> None:
         """The stage ids of these services read in one query (a thousand services a query)."""

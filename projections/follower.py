@@ -219,8 +219,7 @@ class ProjectionFollower:
                     following = notifications[-1].id + 1
                     ahead = (following, pool.submit(self._read, following, True))
                 try:
-                    with no_cycle_collection(), self.store.transaction() as plain:
-                        relaxed(self.store, plain)
+                    with no_cycle_collection(), self.store.transaction(relaxed=True) as plain:
                         cursor = SafeCursor(plain, nul_free(states_of(notifications)))
                         # Several processes may follow at once: the row locks make them take turns, and
                         # whoever finds a position moved since its read starts over.
@@ -534,16 +533,5 @@ class ProcessFollower:
         """Tracking moved on (`relaxed`: a position lost in a crash of the database means events
         handled again, as after a process killed between an event's work and its tracking; every
         process manager's steps are idempotent, their effects recorded as durable events)."""
-        with self.store.transaction() as cursor:
-            relaxed(self.store, cursor)
+        with self.store.transaction(relaxed=True) as cursor:
             set_tracking(cursor, self.name, position)
-
-
-def relaxed(store: ReadStore, cursor: Cursor) -> None:
-    """This transaction commits without waiting for its WAL flush (PostgreSQL): for what is derived
-    from the durable event store and redone from it, read models and tracking positions. A kill of
-    this process loses nothing committed; a crash of the database itself may lose the last such
-    commits (never a part of one: the rows and their positions go together), and the events after
-    the positions kept are applied or handled again. Most of such a commit's time is the flush."""
-    if store.dialect == "postgres":
-        cursor.execute("SET LOCAL synchronous_commit = off")

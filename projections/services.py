@@ -36,10 +36,21 @@ class ServicesProjection(Projection):
         self.start_batch()
 
     def start_batch(self) -> None:
+        # Per service, the columns its events of this batch changed, each with its last value: written
+        # by `flush`, one UPDATE per service and batch (a row's successive UPDATEs set constants, so the
+        # last value of each column is the row they leave).
+        self._changed: dict[str, dict[str, Any]] = {}
         # Positions of services whose only change in this batch is background work, written by `flush`.
         self._positions: dict[str, int] = {}
 
     def flush(self, cursor: Cursor) -> None:
+        # One statement per set of columns (psycopg sends an executemany's rows in one round trip).
+        shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for service_id, columns in self._changed.items():
+            shapes.setdefault(tuple(columns), []).append((*columns.values(), service_id))
+        for names, rows in shapes.items():
+            sets = ", ".join(f"{column} = %s" for column in names)
+            cursor.executemany(f"UPDATE sk_services SET {sets} WHERE id = %s", rows)  # noqa: S608
         if self._positions:
             cursor.executemany(
                 "UPDATE sk_services SET position = %s WHERE id = %s",
@@ -48,27 +59,25 @@ class ServicesProjection(Projection):
         self.start_batch()
 
     def _stages(self, cursor: Cursor, service_id: str) -> list[dict[str, Any]]:
+        changed = self._changed.get(service_id)
+        if changed is not None and "stages" in changed:
+            return list(from_json(changed["stages"]))  # as this batch left them (not yet written)
         cursor.execute("SELECT stages FROM sk_services WHERE id = %s", (service_id,))
         row = cursor.fetchone()
         return list(from_json(row["stages"])) if row else []
 
     def _touch(self, cursor: Cursor, event: Any, position: int, **columns: Any) -> None:
-        sets = "".join(f", {column} = %s" for column in columns)
+        service_id = str(event.originator_id)
         # This later position replaces any background one of the batch.
-        self._positions.pop(str(event.originator_id), None)
-        cursor.execute(
-            f"UPDATE sk_services SET version = %s, updated_at = %s, position = %s{sets} WHERE id = %s",  # noqa: S608
-            (
-                event.originator_version,
-                iso(event.timestamp),
-                position,
-                *columns.values(),
-                str(event.originator_id),
-            ),
-        )
+        self._positions.pop(service_id, None)
+        changed = self._changed.setdefault(service_id, {})
+        changed.update(version=event.originator_version, updated_at=iso(event.timestamp), position=position)
+        changed.update(columns)
 
     @on("Service.Registered")
     def registered(self, event: Any, position: int, cursor: Cursor) -> None:
+        if str(event.originator_id) in self._changed:  # changes before it (not in a log: kept in order)
+            self.flush(cursor)
         cursor.execute(
             "INSERT INTO sk_services (id, name, name_key, description, stages, retired, version, created_at, "
             "created_by, updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -163,7 +172,11 @@ class ServicesProjection(Projection):
         "Service.UpgradeAdmitted",
     )
     def background(self, event: Any, position: int, cursor: Cursor) -> None:
-        self._positions[str(event.originator_id)] = position
+        changed = self._changed.get(str(event.originator_id))
+        if changed is not None:
+            changed["position"] = position  # after a change of this batch: its UPDATE writes it
+        else:
+            self._positions[str(event.originator_id)] = position
 
     @on("Service.StageQuotaChanged")
     def stage_quota_changed(self, event: Any, position: int, cursor: Cursor) -> None:

@@ -32,8 +32,16 @@ class ReadStore(Protocol):
 
     dialect: str  # "sqlite" | "postgres"
 
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        """A cursor whose writes commit together when the block exits without error."""
+    def transaction(self, relaxed: bool = False) -> AbstractContextManager[Cursor]:
+        """A cursor whose writes commit together when the block exits without error.
+
+        `relaxed`: the transaction commits without waiting for its WAL flush (PostgreSQL), for what is
+        derived from the durable event store and redone from it: read models and tracking positions.
+        A kill of this process loses nothing committed; a crash of the database itself may lose the last
+        such commits (never a part of one: the rows and their positions go together), and the events
+        after the positions kept are applied or handled again. Most of such a commit's time is the
+        flush. Writes that are not derivable keep the default. (SQLite: no difference.)
+        """
         ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:

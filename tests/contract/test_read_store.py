@@ -45,6 +45,41 @@ def test_a_transaction_commits_together_or_not_at_all(store: ReadStore) -> None:
     assert store.query("SELECT k, v FROM t ORDER BY k") == [{"k": "a", "v": 9}, {"k": "b", "v": 2}]
 
 
+def test_a_relaxed_transaction_commits_together_or_not_at_all(store: ReadStore) -> None:
+    """`relaxed`: the same transaction, committed without waiting for the WAL flush on PostgreSQL; the
+    connection it used goes back to the pool as it was (the next transactions are the default ones)."""
+    with store.transaction() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER)")
+
+    def insert_then_fail() -> None:
+        with store.transaction(relaxed=True) as cursor:
+            cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s)", ("x", 1))
+            raise RuntimeError("boom")
+
+    def insert_twice() -> None:  # fails in the database
+        with store.transaction(relaxed=True) as cursor:
+            cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s)", ("b", 1))
+            cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s)", ("b", 2))
+
+    for _ in range(6):  # more than the pool's connections
+        with pytest.raises(RuntimeError):
+            insert_then_fail()
+        with store.transaction(relaxed=True) as cursor:
+            if store.dialect == "postgres":
+                cursor.execute("SHOW synchronous_commit")
+                assert cursor.fetchone() == {"synchronous_commit": "off"}
+            cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = t.v + 1", ("a", 1))
+        with pytest.raises(Exception, match=r"duplicate|UNIQUE"):
+            insert_twice()
+        with store.transaction() as cursor:
+            if store.dialect == "postgres":
+                cursor.execute("SHOW synchronous_commit")
+                assert cursor.fetchone() == {"synchronous_commit": "on"}
+            cursor.execute("INSERT INTO t (k, v) VALUES (%s, %s)", ("c", 1))
+            cursor.execute("DELETE FROM t WHERE k = %s", ("c",))
+    assert store.query("SELECT k, v FROM t ORDER BY k") == [{"k": "a", "v": 6}]
+
+
 def test_stream_yields_every_row_in_order(store: ReadStore) -> None:
     with store.transaction() as cursor:
         cursor.execute("CREATE TABLE IF NOT EXISTS n (i INTEGER PRIMARY KEY)")

@@ -1,6 +1,6 @@
 """The process follower's tracking writes commit without waiting for the WAL flush on PostgreSQL
-(projections/follower.py `relaxed`): what they hold is redone from the durable event store. Its
-position is read once a catch-up (then it is the one the call wrote)."""
+(a `relaxed` transaction, projections/store.py): what they hold is redone from the durable event store.
+Its position is read once a catch-up (then it is the one the call wrote)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ class Store:
         self.position = 0
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        statements: list[str] = []
+    def transaction(self, relaxed: bool = False) -> Iterator[Any]:
+        statements: list[str] = ["(relaxed)"] if relaxed else []
         store = self
 
         class Cursor:
@@ -59,7 +59,7 @@ def writes(store: Store) -> list[list[str]]:
     return [t for t in store.transactions if any(s.startswith("INSERT INTO sk_tracking") for s in t)]
 
 
-def test_tracking_writes_are_relaxed_on_postgres() -> None:
+def test_tracking_writes_are_relaxed() -> None:
     store, handled = Store("postgres"), list[object]()
     follower = ProcessFollower(Source(3), store, "p", ("t:E",), handled.append)  # type: ignore[arg-type]
     assert follower.catch_up() == 3
@@ -68,14 +68,7 @@ def test_tracking_writes_are_relaxed_on_postgres() -> None:
     tracked = writes(store)
     assert len(tracked) == 3  # after each event, the last one's moving on to the head
     for statements in tracked:
-        assert statements[0] == "SET LOCAL synchronous_commit = off"
-
-
-def test_sqlite_tracking_writes_are_left_as_they_are() -> None:
-    store = Store("sqlite")
-    ProcessFollower(Source(2), store, "p", ("t:E",), lambda event: None).catch_up()  # type: ignore[arg-type]
-    assert writes(store)
-    assert not any("synchronous_commit" in s for t in store.transactions for s in t)
+        assert statements[0] == "(relaxed)"
 
 
 def test_the_position_is_read_once_a_catch_up() -> None:
