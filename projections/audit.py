@@ -38,6 +38,10 @@ COLUMNS = (
 )
 
 
+# What a committed batch leaves for the next: its last position, the chain's head, the stage ids known.
+_Kept = tuple[int, str, tuple[dict[tuple[str, str], str | None], set[str]]]
+
+
 class AuditProjection(Projection):
     name = "audit"
     raw = True
@@ -117,16 +121,13 @@ class AuditProjection(Projection):
         # are remembered across batches; a deployment's stage changes and is re-read per batch.
         self._stable: dict[str, dict[str, Any] | None] = {}
         self._kinds: dict[str, _Kind] = {}
-        # The chain's head and the stage ids this projection's last batch left, and that batch's last
-        # position (None: unknown). They hold for a batch whose first event directly follows that
-        # position: its tracking position is then that one (a raw projection sees every event), so the
-        # rows it stands on are those this batch made, or, had that batch rolled back, the same rows
-        # made by whoever committed that position since (another process, a rebuild): the chain and the
-        # stage ids are a function of the events. A batch that rolled back leaves the next one starting
-        # earlier; another process's batches, later. A batch that fails forgets them (quarantine).
-        self._after: int | None = None
-        self._head = GENESIS
-        self._ids: tuple[dict[tuple[str, str], str | None], set[str]] = ({}, set())
+        # The chain's head and the stage ids the last committed batch left, with that batch's last
+        # position (`_kept`; None: unknown). They hold for a batch whose first event directly follows
+        # that position: its tracking position is then that one (a raw projection sees every event), and
+        # this process committed the rows it stands on. (Another process's batches move it further; a
+        # reset by a rebuild, back.) A batch's own are `_pending` until the follower says it committed.
+        self._kept: _Kept | None = None
+        self._pending: _Kept | None = None
 
     def chain_head(self, cursor: Cursor) -> str:
         cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
@@ -136,12 +137,12 @@ class AuditProjection(Projection):
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         if not events:
             return
-        kept = self._after is not None and events[0].position == self._after + 1
-        self._after = None
-        previous = self._head if kept else self.chain_head(cursor)
+        kept = self._kept if self._kept is not None and events[0].position == self._kept[0] + 1 else None
+        self._kept = self._pending = None  # (this batch changes them in place)
+        previous = kept[1] if kept is not None else self.chain_head(cursor)
         subjects = Subjects(cursor, self._stable, events)
         rows: list[tuple[Any, ...]] = []
-        ids = StageIds(cursor, *self._ids) if kept else StageIds(cursor)
+        ids = StageIds(cursor, *kept[2]) if kept is not None else StageIds(cursor)
         ids.prefetch(self._services(events, subjects))
         stable, subject_of, kinds = self._stable, self._subject, self._kinds
         for raw in events:
@@ -195,7 +196,13 @@ class AuditProjection(Projection):
         subjects.flush()
         ids.flush()
         cursor.copy_rows("sk_audit", COLUMNS, rows)
-        self._after, self._head, self._ids = events[-1].position, previous, ids.kept()
+        self._pending = (events[-1].position, previous, ids.kept())
+
+    def start_batch(self) -> None:
+        self._pending = None
+
+    def committed(self) -> None:
+        self._kept, self._pending = self._pending, None
 
     def _services(self, events: Sequence[RawEvent], subjects: Subjects) -> set[str]:
         """The services whose stage names this batch may look up (a superset): their stage ids are read

@@ -58,6 +58,9 @@ class Projection:
     def start_batch(self) -> None:
         """Forget anything buffered by a batch that did not commit."""
 
+    def committed(self) -> None:
+        """The transaction of the batch applied last committed: what it kept for the next one holds."""
+
     def flush(self, cursor: Cursor) -> None:
         """Write what the handlers of this batch buffered (one statement per table, not per event)."""
 

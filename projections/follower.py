@@ -227,6 +227,8 @@ class ProjectionFollower:
                             continue
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
                         set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
+                    for projection in self.projections:
+                        projection.committed()
                     committed = {name: notifications[-1].id for name in positions}
                     full = len(notifications) == self.batch
                 except Exception as error:
@@ -471,6 +473,7 @@ class ProjectionFollower:
                         quarantine.record(cursor, projection.name, notification.id, error)
                     cursor.execute("RELEASE SAVEPOINT sk_event")
                 set_tracking(cursor, projection.name, max(position, notifications[-1].id))
+            projection.committed()
 
     def rebuild(self, name: str) -> int:
         """Drop one projection's rows, tracking and quarantined events, then replay it from position zero."""

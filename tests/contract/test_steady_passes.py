@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 
 from adapters.runtime import Runtime, projections
+from domain.errors import UnavailableError
 from projections.chain import link as original_link
 from projections.follower import ProjectionFollower
 from projections.quarantine import quarantined
@@ -216,3 +217,42 @@ def test_a_reset_and_another_follower_are_found(runtime: Runtime) -> None:
     other.catch_up()
     assert verify(runtime.app, runtime.store).ok
     from_scratch(runtime)
+
+
+def test_what_a_rolled_back_batch_computed_is_not_used_after_another_follower_committed_that_range(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This follower's batch rolls back (the database failed at its end) after the audit log computed its
+    rows; another follower then commits the same range, but with an event the audit log quarantined there
+    (a failure that did not repeat here). This follower's next batch starts right after that range: the
+    chain links on from the rows committed, not from the head this follower computed and rolled back."""
+    service_id = runtime.app.register_service("payroll", "", stages("int"), actor="a").value.id
+    mine = ProjectionFollower(runtime.app, runtime.store, runtime.projections)
+    other = ProjectionFollower(runtime.app, runtime.store, projections(runtime.app))
+    mine.catch_up()
+    changes(runtime, service_id, 1)
+    bad = runtime.app.head() - 1
+
+    def failing_trackings(*_: Any) -> None:
+        raise UnavailableError("the read store went away at the end of the batch")
+
+    monkeypatch.setattr("projections.follower.set_trackings", failing_trackings)
+    with pytest.raises(UnavailableError):
+        mine.catch_up()
+    monkeypatch.undo()
+
+    def bad_link(previous: str, notification: Any) -> str:
+        if notification.id == bad:
+            raise RuntimeError("the audit log cannot apply this one (in that process only)")
+        return original_link(previous, notification)
+
+    monkeypatch.setattr("projections.audit.link", bad_link)
+    other.catch_up()
+    monkeypatch.undo()
+    assert ("audit", bad) in {(q["projection"], q["position"]) for q in quarantined(runtime.store)}
+
+    runtime.app.update_service(service_id, "after the other follower", actor="a")
+    mine.catch_up()
+    verdict = verify(runtime.app, runtime.store)
+    assert verdict.ok, verdict.describe()
+    assert verdict.quarantined == (bad,)
