@@ -113,39 +113,45 @@ def prepare_columns(
     events then share one string, which is made once and pickled once a chunk."""
     ids, originators, versions, topics, states = sent
     records: list[Record] = []
-    parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    append = records.append
+    parse, summarise, prefix, linked = parse_state, summary_of, TOPIC_PREFIX, link_fields
     names = {} if names is None else names
     if len(names) > NAMES:
         names.clear()
     kinds: dict[str, str] = {}
-    # Per layout of a state (its keys in order), the keys kept and those of them sent as lengths: states
+    # Per layout of a state (its keys in order), the keys dropped and the kept ones sent as lengths: states
     # of one event type mostly share one layout, so the keys are matched once a layout, not once an event.
     layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
+    offset = 0
+    for position, version, topic, state in zip(ids, versions, topics, states, strict=True):
         kind = kinds.get(topic)
         if kind is None:
             kind = kinds[topic] = topic.removeprefix(prefix)
-        whole = parse(state)
-        originator = originators[n * 16 : n * 16 + 16]
+        data = parse(state)
+        originator = originators[offset : offset + 16]
+        offset += 16
         aggregate_id = names.get(originator)
         if aggregate_id is None:
             aggregate_id = names[originator] = _uuid_text(originator)
-        summary = summarise(kind, whole)
-        data = whole
+        summary = summarise(kind, data)  # (of the whole state: the keys not kept go below)
         if keys is not None:
-            layout = tuple(whole.keys())  # (a state that is not an object fails here, as it did)
+            layout = tuple(data.keys())  # (a state that is not an object fails here, as it did)
             chosen = layouts.get(layout)
             if chosen is None:
-                kept = tuple(k for k in layout if k in keys)
-                chosen = layouts[layout] = (kept, tuple(k for k in kept if k in sized))
-            data = {k: whole[k] for k in chosen[0]}
+                dropped = tuple(k for k in layout if k not in keys)
+                chosen = layouts[layout] = (dropped, tuple(k for k in layout if k in keys and k in sized))
+            # The parsed state itself, less the keys not kept: the same keys in the same order as a copy
+            # of the kept ones, without making one.
+            for key in chosen[0]:
+                del data[key]
             for key in chosen[1]:
                 value = data[key]
                 if isinstance(value, list):
                     data[key] = [None] * len(value)
         after = chain
-        chain = None if chain is None else link_fields(chain, position, aggregate_id, version, topic, state)
-        records.append((kind, data, aggregate_id, summary, after, chain))
+        if chain is not None:
+            chain = linked(chain, position, aggregate_id, version, topic, state)
+        append((kind, data, aggregate_id, summary, after, chain))
     return records
 
 

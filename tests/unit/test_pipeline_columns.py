@@ -76,7 +76,9 @@ def test_records_prepared_from_columns_equal_those_prepared_from_the_notificatio
         for wanted, sized in ((None, ()), (keys, ("machines",)), (keys, ("machines", "networks", "name"))):
             expected = prepare(sent, wanted, chain, sized)
             assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == expected  # type: ignore[arg-type]
-            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized, names) == expected  # type: ignore[arg-type]
+            got = prepare_columns(crossed(columns(sent)), wanted, chain, sized, names)  # type: ignore[arg-type]
+            assert got == expected
+            assert [list(record[1]) for record in got] == [list(record[1]) for record in expected]  # key order too
     assert names == {n.originator_id.bytes: str(n.originator_id) for n in sent}  # type: ignore[union-attr]
     # Two states of one layout, the second with a value of another type under a sized key.
     again = [
