@@ -20,7 +20,15 @@ from eventsourcing.persistence import Notification
 
 from projections import quarantine
 from projections.base import Projection
-from projections.pipeline import Reader, ReaderSpec, ids_of, no_cycle_collection, states_of, topics_of
+from projections.pipeline import (
+    Reader,
+    ReaderSpec,
+    chained,
+    ids_of,
+    no_cycle_collection,
+    states_of,
+    topics_of,
+)
 from projections.raw import RawEvent
 from projections.schema import (
     create_missing,
@@ -181,23 +189,26 @@ class ProjectionFollower:
                     if cached:
                         continue  # said by the kept positions: read them
                     return processed
+                batch: Batch | None = None
                 if reader is None and not considered and ((processed == 0 and not caught_up) or full):
                     considered = True
+                    if ahead is not None and ahead[0] == start + 1:
+                        batch = ahead[1].result()  # (read ahead: the reader process starts after it)
                     # Started first: the reader process's start-up (its imports, a connection, the first
-                    # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX).
-                    reader = self._start_reader(positions, start, until)
+                    # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX) and the
+                    # batch from `start`, which this process reads (unless it did) and applies itself.
+                    reader, batch = self._start_reader(positions, start, until, batch)
                 if start == 0:
                     self._start_bulk(positions)
                 # Read the events before opening the write transaction: the SQLite event store
                 # interlocks its readers with its single writer, so reading inside our own write
                 # transaction could wait on a writer that waits on us. Every topic is read, so the
                 # positions pass unrelated events too and a reader waiting for position N is released.
-                batch = None
-                if reader is not None and reader.expected == start + 1 and not reader.finished:
+                if batch is None and reader is not None and reader.expected == start + 1 and not reader.finished:
                     taken = reader.take()
                     if taken is not None:
                         batch = Batch(*taken)
-                elif ahead is not None and ahead[0] == start + 1:
+                if batch is None and ahead is not None and ahead[0] == start + 1:
                     batch = ahead[1].result()
                 if batch is None:
                     batch = self._read(start + 1, prepare=False)
@@ -247,22 +258,31 @@ class ProjectionFollower:
             if reader is not None:
                 reader.close()
 
-    def _start_reader(self, positions: dict[str, int], start: int, until: int | None) -> Reader | None:
-        """A reader process from `start`, when it is worth one: at least `process_from` events to go."""
+    def _start_reader(
+        self, positions: dict[str, int], start: int, until: int | None, first: Batch | None = None
+    ) -> tuple[Reader | None, Batch | None]:
+        """A reader process, when it is worth one (at least `process_from` events to go), and the batch
+        from `start` (`first`, if read already): read here, the reader process starts after it, and this
+        process applies it while that one starts up (its imports alone take a few hundred milliseconds)."""
         if self.reader is None:
-            return None
+            return None, first
         end = self.source.head() if until is None else min(until, self.source.head())
         if end - start < self.process_from:
-            return None
+            return None, first
+        if first is None:
+            first = Batch(self.source.select_notifications(start + 1, self.batch))
+        if len(first.notifications) < self.batch:
+            return None, first  # (a short batch: nothing after it for a reader process)
         keys = self._keys()
-        return Reader(
+        reader = Reader(
             self.reader,
-            start + 1,
+            first.notifications[-1].id + 1,
             self.batch * READER_BATCHES,
             keys,
-            self._chain_head(positions, start),
+            chained(first.notifications, self._chain_head(positions, start)),
             self._sized(keys),
         )
+        return reader, first
 
     def _chain_head(self, positions: dict[str, int], start: int) -> str | None:
         """The audit chain's last hash, if a projection keeping one stands at `start` (the reader links on from it)."""

@@ -186,7 +186,8 @@ def select_columns(recorder: Any, start: int, limit: int) -> Columns | Sequence[
     return (list(ids), b"".join(originators), list(versions), list(topics), list(states))
 
 
-def _chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
+def chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
+    """The audit chain's hash after these notifications, linked on from `chain` (None: none)."""
     for notification in notifications:
         chain = None if chain is None else link(chain, notification)
     return chain
@@ -415,7 +416,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
             notifications = notifications_of(sent) if records is None else ()
-            chain = records[-1][5] if records else _chained(notifications, chain)
+            chain = records[-1][5] if records else chained(notifications, chain)
             count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
             if not _post(outbox, sender, (start, sent, records)) or count < job.batch:
                 break

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 
 from adapters.runtime import Runtime
 from domain.errors import UnavailableError
+from projections import chain
 from projections.base import iso
 from projections.follower import ProjectionFollower
 from projections.quarantine import quarantined
@@ -290,7 +291,18 @@ def counting_source(runtime: Runtime, reads: list[int]) -> Any:
     )()
 
 
-def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime: Runtime) -> None:
+def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections import audit
+
+    linked: list[int] = []  # the positions this process linked into the audit chain itself
+
+    def link(previous: str, notification: Notification) -> str:
+        linked.append(notification.id)
+        return chain.link(previous, notification)
+
+    monkeypatch.setattr(audit, "link", link)
     history(runtime)
     head = runtime.app.head()
     reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
@@ -303,6 +315,7 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime:
             # A follower that fell behind: the reader links the audit chain on from the stored head.
             ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up(until=halfway)
         reads: list[int] = []
+        linked.clear()
         spec = runtime.projection_follower.reader
         follower = ProjectionFollower(
             counting_source(runtime, reads), runtime.store, runtime.projections, batch=7, reader=spec, process_from=1
@@ -311,8 +324,13 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime:
         assert contents(runtime) == built
         assert set(follower.positions().values()) == {head}
         if runtime.store.dialect == "postgres":
-            # Every batch came from the reader process; this process only looked past the head.
-            assert len(reads) <= 1, reads
+            # Every batch but the first came from the reader process: this process read the first one (while
+            # the reader process started up, from the batch after it) and otherwise only looked past the head.
+            assert reads[0] == follower_start(halfway) + 1, reads
+            assert all(start > head for start in reads[1:]), reads
+            # The reader process linked the chain on from where that first batch left it: this process
+            # linked the first batch's events only.
+            assert linked == list(range(follower_start(halfway) + 1, follower_start(halfway) + 8)), linked
         else:
             # SQLite: no reader process (the event store interlocks its readers with the writer).
             assert follower.reader is None
@@ -380,7 +398,8 @@ def test_an_event_that_fails_in_a_reader_process_batch_is_quarantined_as_before(
     assert (entry["projection"], entry["position"]) == ("configurations", bad)
     assert set(follower.positions().values()) == {app.head()}
     assert runtime.read_models.services()[0]["description"] == "after the bad \\u0000 event 5"
-    assert len(reads) <= 1, reads
+    assert reads[0] == 1, reads  # the first batch, read while the reader process started up
+    assert all(start > app.head() for start in reads[1:]), reads  # then only looks past the head
 
 
 def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(runtime: Runtime) -> None:
