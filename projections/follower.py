@@ -23,10 +23,11 @@ from projections.base import Projection
 from projections.pipeline import (
     Reader,
     ReaderSpec,
+    Stated,
     chained,
     ids_of,
     no_cycle_collection,
-    states_of,
+    nul_free_of,
     topics_of,
 )
 from projections.raw import RawEvent
@@ -42,7 +43,6 @@ from projections.store import (
     Cursor,
     ReadStore,
     SafeCursor,
-    nul_free,
     set_tracking,
     set_trackings,
     tracking_position,
@@ -219,7 +219,9 @@ class ProjectionFollower:
                         continue  # nothing after the kept positions: read them before saying so
                     self._committed = (positions, False)
                     return processed
-                if reader is not None and (reader.expected != notifications[-1].id + 1 or reader.finished):
+                # (By the columns: a batch from a reader process makes only the notifications asked for.)
+                last = ids_of(notifications)[-1]
+                if reader is not None and (reader.expected != last + 1 or reader.finished):
                     # The reader is done, or of no more use (positions moved elsewhere, or it failed).
                     reader.close()
                     reader = None
@@ -227,20 +229,20 @@ class ProjectionFollower:
                     # More is likely to follow: the next batch is read and parsed on another thread
                     # while this one is written (the thread runs while this one waits on PostgreSQL).
                     pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sk-read-ahead")
-                    following = notifications[-1].id + 1
+                    following = last + 1
                     ahead = (following, pool.submit(self._read, following, True))
                 try:
                     with no_cycle_collection(), self.store.transaction(relaxed=True) as plain:
-                        cursor = SafeCursor(plain, nul_free(states_of(notifications)))
+                        cursor = SafeCursor(plain, nul_free_of(notifications))
                         # Several processes may follow at once: the row locks make them take turns, and
                         # whoever finds a position moved since its read starts over.
                         if self._locked_positions(cursor) != positions:
                             continue
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
-                        set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
+                        set_trackings(cursor, [p.name for p in self.projections], last)
                     for projection in self.projections:
                         projection.committed()
-                    committed = {name: notifications[-1].id for name in positions}
+                    committed = {name: last for name in positions}
                     full = len(notifications) == self.batch
                 except Exception as error:
                     if quarantine.transient(error):
@@ -281,8 +283,19 @@ class ProjectionFollower:
             keys,
             chained(first.notifications, self._chain_head(positions, start)),
             self._sized(keys),
+            self._stated(),
+            self.source.select_notifications,
         )
         return reader, first
+
+    def _stated(self) -> Stated:
+        """The topics (and `@on("Aggregate.*")` prefixes) the decoded projections handle: the stored states
+        a reader process sends (the raw projections read its parsed records)."""
+        decoded = [p for p in self.projections if not p.raw]
+        return (
+            frozenset(topic for p in decoded for topic in p.handlers),
+            frozenset(prefix for p in decoded for prefix in p.prefix_handlers),
+        )
 
     def _chain_head(self, positions: dict[str, int], start: int) -> str | None:
         """The audit chain's last hash, if a projection keeping one stands at `start` (the reader links on from it)."""

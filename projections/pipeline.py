@@ -25,13 +25,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 from uuid import UUID, SafeUUID
 
 from eventsourcing.persistence import Notification
 
 from projections.chain import link, link_fields
-from projections.raw import TOPIC_PREFIX, RawEvent, parse_state
+from projections.raw import TOPIC_PREFIX, RawEvent, parse_state, topic_prefix
+from projections.store import nul_free
 from projections.summaries import summarise as summary_of
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,25 @@ def _uuid_as_bytes(value: UUID) -> tuple[type[UUID], tuple[None, bytes]]:
 # A batch's notifications as columns (ids, originator ids' bytes end to end, versions, topics, states):
 # lists of plain values pickle and load in about half the time of as many dataclass objects.
 Columns = tuple[list[int], bytes, list[int], list[str], list[bytes]]
+# Columns as they cross with a batch's records: the stored states only of the events the follower decodes
+# (`Stated`), None for the others (see `Received`).
+Crossing = tuple[list[int], bytes, list[int], list[str], list[bytes | None]]
+# The topics whose events the follower decodes (their stored states cross the pipe), and the topic
+# prefixes of its `@on("Aggregate.*")` handlers.
+Stated = tuple[frozenset[str], frozenset[str]]
+
+
+def stated_only(sent: Columns, stated: Stated) -> Crossing:
+    """`sent` with the states of the events whose topics `stated` does not name left out."""
+    topics, prefixes = stated
+    wanted: dict[str, bool] = {}
+    kept: list[bytes | None] = []
+    for topic, state in zip(sent[3], sent[4], strict=True):
+        keep = wanted.get(topic)
+        if keep is None:
+            keep = wanted[topic] = topic in topics or topic_prefix(topic) in prefixes
+        kept.append(state if keep else None)
+    return (sent[0], sent[1], sent[2], sent[3], kept)
 
 
 def columns(notifications: Sequence[Notification]) -> Columns | Sequence[Notification]:
@@ -255,9 +275,32 @@ class Received(Sequence[Notification]):
     a decoded read model handles, a link the follower hashes itself, or a fallback make theirs). Making
     every one was a third of the receiving thread's CPU."""
 
-    def __init__(self, sent: Columns) -> None:
-        self.ids, self._originators, self.versions, self.topics, self.states = sent
+    def __init__(
+        self,
+        sent: Columns | Crossing,
+        load: Callable[[int, int], Sequence[Notification]] | None = None,
+        clean: bool | None = None,
+    ) -> None:
+        self.ids, self._originators, self.versions, self.topics = sent[0], sent[1], sent[2], sent[3]
+        self._states: Sequence[bytes | None] = sent[4]
         self._made: list[Notification | None] = [None] * len(self.ids)
+        # Reads the batch again from the event store (`select_notifications`), for states that did not cross.
+        self._load = load
+        # Whether no value parsed from the batch can hold NUL (`nul_free` of its states), when the reader said.
+        self.nul_free = clean
+
+    @property
+    def states(self) -> list[bytes]:
+        """Every event's stored state: those that did not cross the pipe are read again, the batch at once
+        (only where the reader's work is not used: a fallback, or a link of the audit chain made here)."""
+        if None in self._states:
+            if self._load is None:
+                raise RuntimeError("a state did not cross the pipe and there is no event store to read it from")
+            again = self._load(self.ids[0], len(self.ids))
+            if [n.id for n in again] != self.ids:
+                raise RuntimeError(f"the batch from position {self.ids[0]} read again is another batch")
+            self._states = [n.state for n in again]
+        return cast("list[bytes]", self._states)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -274,8 +317,13 @@ class Received(Sequence[Notification]):
         made = self._made[index]
         if made is None:
             n = index + len(self.ids) if index < 0 else index
+            state = self._states[n]
             made = self._made[n] = _notification(
-                self._originators[n * 16 : n * 16 + 16], self.versions[n], self.topics[n], self.states[n], self.ids[n]
+                self._originators[n * 16 : n * 16 + 16],
+                self.versions[n],
+                self.topics[n],
+                self.states[n] if state is None else state,
+                self.ids[n],
             )
         return made
 
@@ -327,6 +375,13 @@ def states_of(notifications: Sequence[Notification]) -> Iterable[bytes]:
     return (n.state for n in notifications)
 
 
+def nul_free_of(notifications: Sequence[Notification]) -> bool:
+    """`nul_free` of the notifications' states (as the reader process found it, for a batch it sent)."""
+    if isinstance(notifications, Received) and notifications.nul_free is not None:
+        return notifications.nul_free
+    return nul_free(states_of(notifications))
+
+
 def ids_of(notifications: Sequence[Notification]) -> Sequence[int]:
     """The notifications' positions (as `topics_of`)."""
     if isinstance(notifications, Received):
@@ -335,14 +390,19 @@ def ids_of(notifications: Sequence[Notification]) -> Sequence[int]:
 
 
 def unchunked(
-    sent: Columns | Sequence[Notification], chunks: list[bytes] | None, pause: Callable[[], None] = lambda: None
+    sent: Columns | Crossing | Sequence[Notification],
+    chunks: list[bytes] | None,
+    pause: Callable[[], None] = lambda: None,
+    load: Callable[[int, int], Sequence[Notification]] | None = None,
+    clean: bool | None = None,
 ) -> tuple[Sequence[Notification], list[RawEvent] | None]:
     """The notifications of `sent` and, from the `chunked` records, their parsed events; `LOAD_CHUNK` at a
-    time with a `pause` after each (the receiving thread lets another thread in there)."""
+    time with a `pause` after each (the receiving thread lets another thread in there). `load` and `clean`:
+    as `Received` takes them."""
     if not isinstance(sent, tuple):
         records = None if chunks is None else [r for chunk in chunks for r in pickle.loads(chunk)]  # noqa: S301
         return sent, None if records is None else [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
-    received = Received(sent)
+    received = Received(sent, load, clean)
     ids, versions, topics = received.ids, received.versions, received.topics
     if chunks is None:
         return received, None
@@ -381,6 +441,7 @@ class Job:
     keys: frozenset[str] | None
     chain: str | None
     sized: frozenset[str] = frozenset()
+    stated: Stated | None = None  # (None: every state crosses)
 
 
 def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the reader process)
@@ -418,9 +479,16 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             notifications = notifications_of(sent) if records is None else ()
             chain = records[-1][5] if records else chained(notifications, chain)
             count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
-            if not _post(outbox, sender, (start, sent, records)) or count < job.batch:
+            following = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1 if count else start
+            crossing: Columns | Crossing | Sequence[Notification] = sent
+            clean = None
+            if records is not None and isinstance(sent, tuple) and job.stated is not None:
+                # The follower reads the parsed records, not the states: it gets only those it decodes.
+                clean = nul_free(sent[4])
+                crossing = stated_only(sent, job.stated)
+            if not _post(outbox, sender, (start, crossing, records, clean)) or count < job.batch:
                 break
-            start = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1
+            start = following
     except Exception as error:
         _post(outbox, sender, f"{type(error).__name__}: {error}")
     finally:
@@ -452,7 +520,7 @@ def _send(outbox: queue.Queue[object], channel: Connection) -> None:  # pragma: 
     try:
         while (message := outbox.get()) is not None:
             if isinstance(message, tuple) and message[2] is not None:
-                message = (message[0], message[1], chunked(message[2]))
+                message = (message[0], message[1], chunked(message[2]), message[3])
             channel.send(message)
     except OSError:  # the follower went away: nothing more to send
         return
@@ -475,8 +543,13 @@ class Reader:
         keys: frozenset[str] | None,
         chain: str | None = None,
         sized: frozenset[str] = frozenset(),
+        stated: Stated | None = None,
+        load: Callable[[int, int], Sequence[Notification]] | None = None,
     ) -> None:
+        """`stated`: the topics whose states the follower needs (None: all; then `load` reads the others
+        again from the event store, when a fallback needs them)."""
         self.batch = batch
+        self._load = load
         self.expected = start  # the position the next batch starts at
         self.finished = False  # the last batch came back short: the reader has stopped
         # A plain child interpreter (not multiprocessing's spawn, which imports the parent's main
@@ -497,7 +570,7 @@ class Reader:
         self._channel = Connection(incoming, writable=False)
         assert self._process.stdin is not None
         with self._process.stdin as job:
-            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized)))
+            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized, None if load is None else stated)))
         # Batches loaded by a thread of their own, one ahead of `take` (a failure's message last).
         self._ready: queue.Queue[tuple[int, Sequence[Notification], list[RawEvent] | None] | str] = queue.Queue(1)
         self._closed = threading.Event()
@@ -552,9 +625,9 @@ class Reader:
             return f"the reader process stopped (exit code {self._process.poll()})"
         if isinstance(message, str):
             return f"the reader process failed: {message}"
-        start, sent, chunks = message
+        start, sent, chunks, clean = message
         with no_cycle_collection():
-            notifications, parsed = unchunked(sent, chunks, _let_go)
+            notifications, parsed = unchunked(sent, chunks, _let_go, self._load, clean)
         return start, notifications, parsed
 
     def _receive(self) -> Any:

@@ -24,6 +24,11 @@ from projections.summaries import summarise
 TOPIC_PREFIX = "stagekeeper:"
 
 
+def topic_prefix(topic: str) -> str:
+    """What an `@on("Aggregate.*")` handler's topic is matched by: the topic up to its last dot."""
+    return topic[: topic.rfind(".") + 1]
+
+
 # The common tags as the library writes them (compact, type before data) are rewritten in the text by
 # the regex engine, so most events parse with no Python call per JSON object. Anything else tagged
 # (another layout, another type) still goes through `_untag`; the result is the same either way.
