@@ -271,21 +271,29 @@ class ProjectionFollower:
         end = self.source.head() if until is None else min(until, self.source.head())
         if end - start < self.process_from:
             return None, first
-        if first is None:
-            first = Batch(self.source.select_notifications(start + 1, self.batch))
-        if len(first.notifications) < self.batch:
-            return None, first  # (a short batch: nothing after it for a reader process)
         keys = self._keys()
+        # Started before the first batch is read: told where to begin once it is.
         reader = Reader(
             self.reader,
-            first.notifications[-1].id + 1,
+            None,
             self.batch * READER_BATCHES,
             keys,
-            chained(first.notifications, self._chain_head(positions, start)),
-            self._sized(keys),
-            self._stated(),
-            self.source.select_notifications,
+            sized=self._sized(keys),
+            stated=self._stated(),
+            load=self.source.select_notifications,
         )
+        try:
+            if first is None:
+                first = Batch(self.source.select_notifications(start + 1, self.batch))
+            if len(first.notifications) < self.batch:
+                reader.close()
+                return None, first  # (a short batch: nothing after it for a reader process)
+            reader.begin(
+                first.notifications[-1].id + 1, chained(first.notifications, self._chain_head(positions, start))
+            )
+        except BaseException:
+            reader.close()
+            raise
         return reader, first
 
     def _stated(self) -> Stated:

@@ -533,12 +533,12 @@ def main() -> None:  # pragma: no cover (the reader process's entry point)
 
 
 class Reader:
-    """The follower's side of a reader process started at position `start`."""
+    """The follower's side of a reader process started at position `start` (or at `begin`)."""
 
     def __init__(
         self,
         spec: ReaderSpec,
-        start: int,
+        start: int | None,
         batch: int,
         keys: frozenset[str] | None,
         chain: str | None = None,
@@ -546,11 +546,13 @@ class Reader:
         stated: Stated | None = None,
         load: Callable[[int, int], Sequence[Notification]] | None = None,
     ) -> None:
-        """`stated`: the topics whose states the follower needs (None: all; then `load` reads the others
-        again from the event store, when a fallback needs them)."""
+        """`start` None: the process starts (its imports take a few hundred milliseconds) and waits for
+        `begin` to say where from. `stated`: the topics whose states the follower needs (None: all; then
+        `load` reads the others again from the event store, when a fallback needs them)."""
         self.batch = batch
         self._load = load
-        self.expected = start  # the position the next batch starts at
+        self._job = (spec, batch, keys, sized, None if load is None else stated)
+        self.expected = -1 if start is None else start  # the position the next batch starts at
         self.finished = False  # the last batch came back short: the reader has stopped
         # A plain child interpreter (not multiprocessing's spawn, which imports the parent's main
         # module again: the whole server), with a pipe for the batches; the job goes in on stdin.
@@ -568,14 +570,21 @@ class Reader:
         finally:
             os.close(outgoing)
         self._channel = Connection(incoming, writable=False)
-        assert self._process.stdin is not None
-        with self._process.stdin as job:
-            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized, None if load is None else stated)))
+        if start is not None:
+            self.begin(start, chain)
         # Batches loaded by a thread of their own, one ahead of `take` (a failure's message last).
         self._ready: queue.Queue[tuple[int, Sequence[Notification], list[RawEvent] | None] | str] = queue.Queue(1)
         self._closed = threading.Event()
         self._receiver = threading.Thread(target=self._receive_all, name="sk-reader-receive", daemon=True)
         self._receiver.start()
+
+    def begin(self, start: int, chain: str | None) -> None:
+        """Where the process reads from: `start`, linking the audit chain on from `chain`."""
+        spec, batch, keys, sized, stated = self._job
+        self.expected = start
+        assert self._process.stdin is not None
+        with self._process.stdin as job:
+            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized, stated)))
 
     def take(self) -> tuple[Sequence[Notification], list[RawEvent] | None] | None:
         """The next batch: its notifications and, if they all parsed, the parsed events. None: the
@@ -641,6 +650,8 @@ class Reader:
         self._closed.set()
         if self._process.poll() is None:
             self._process.terminate()
+        if self._process.stdin is not None and not self._process.stdin.closed:  # (never begun)
+            self._process.stdin.close()
         try:
             self._process.wait(STOP_WAIT)
         except subprocess.TimeoutExpired:

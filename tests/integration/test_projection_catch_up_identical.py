@@ -348,6 +348,40 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(
             assert len(reads) > (head - follower_start(halfway)) // 7
 
 
+def test_a_reader_process_is_let_go_when_the_first_batch_is_all_there_is(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.store.dialect != "postgres":
+        pytest.skip("reader processes are for PostgreSQL")
+    from projections import follower as follower_module
+
+    history(runtime)
+    head = runtime.app.head()
+    reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
+    assert reference.catch_up() == head
+    built = contents(runtime)
+    reset(runtime)
+    ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=1).catch_up(until=head - 3)
+    start = min(ProjectionFollower(runtime.app, runtime.store, runtime.projections).positions().values())
+    assert 0 < head - start < 7  # a batch short of 7 to go
+    started: list[pipeline.Reader] = []
+
+    class Recorded(pipeline.Reader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(follower_module, "Reader", Recorded)
+    spec = runtime.projection_follower.reader
+    follower = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7, reader=spec, process_from=1)
+    assert follower.catch_up() == head - start
+    assert contents(runtime) == built
+    # The reader process was started (before the batch was read), then stopped, never told to begin.
+    [reader] = started
+    assert reader.expected == -1
+    assert reader._process.poll() is not None
+
+
 def follower_start(halfway: int) -> int:
     """Where a follower stopped at `until=halfway` with batches of 7 from zero."""
     return 0 if not halfway else -(-halfway // 7) * 7
