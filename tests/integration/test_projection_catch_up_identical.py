@@ -348,6 +348,36 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(
             assert len(reads) > (head - follower_start(halfway)) // 7
 
 
+def test_links_a_reader_process_made_from_another_head_are_made_again_from_the_stored_events(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.store.dialect != "postgres":
+        pytest.skip("reader processes are for PostgreSQL")
+    from projections import follower as follower_module
+
+    history(runtime)
+    head = runtime.app.head()
+    reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
+    assert reference.catch_up() == head
+    built = contents(runtime)
+    reset(runtime)
+    # The reader process is given a head the chain does not stand at: none of its links can be used, and the
+    # follower links every event itself, from the stored states (which did not cross the pipe: read again).
+    monkeypatch.setattr(follower_module, "chained", lambda notifications, chain: "f" * 64)
+    reads: list[int] = []
+    follower = ProjectionFollower(
+        counting_source(runtime, reads),
+        runtime.store,
+        runtime.projections,
+        batch=7,
+        reader=runtime.projection_follower.reader,
+        process_from=1,
+    )
+    assert follower.catch_up() == head
+    assert contents(runtime) == built
+    assert reads[:3] == [1, 8, 22], reads  # the first batch, then each of the reader's batches again
+
+
 def test_a_reader_process_is_let_go_when_the_first_batch_is_all_there_is(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
