@@ -2,8 +2,9 @@
 
 In one interpreter a catch-up's Python per event (reading the log, parsing the stored JSON, the
 audit summary) shares one core with the writing. A reader process does that part on the other core
-and sends each batch to the follower: the notifications, and per event only the fields the raw read
-models read (`Projection.reads`), which load from the pipe several times faster than the JSON parses.
+and sends each batch to the follower: the notifications (their stored states only where a decoded read
+model needs them), and per event only the fields the raw read models read (`Projection.reads`), which load
+from the pipe several times faster than the JSON parses.
 The follower still applies every batch in its own transaction, as before; it falls back to reading
 itself whenever the reader cannot help (it failed, or the positions moved elsewhere).
 """
@@ -479,7 +480,6 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             notifications = notifications_of(sent) if records is None else ()
             chain = records[-1][5] if records else chained(notifications, chain)
             count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
-            following = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1 if count else start
             crossing: Columns | Crossing | Sequence[Notification] = sent
             clean = None
             if records is not None and isinstance(sent, tuple) and job.stated is not None:
@@ -488,7 +488,7 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
                 crossing = stated_only(sent, job.stated)
             if not _post(outbox, sender, (start, crossing, records, clean)) or count < job.batch:
                 break
-            start = following
+            start = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1
     except Exception as error:
         _post(outbox, sender, f"{type(error).__name__}: {error}")
     finally:
