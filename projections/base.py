@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from projections.raw import RawEvent
+from projections.raw import RawEvent, topic_prefix
 from projections.store import Cursor
 
 TOPIC_PREFIX = "stagekeeper:"
@@ -79,8 +79,7 @@ class Projection:
     def handler(self, topic: str) -> Callable[[Any, int, Cursor], None] | None:
         found = self.handlers.get(topic)
         if found is None and self.prefix_handlers:
-            prefix = topic[: topic.rfind(".") + 1]
-            found = self.prefix_handlers.get(prefix)
+            found = self.prefix_handlers.get(topic_prefix(topic))
         return found
 
     @property

@@ -20,7 +20,16 @@ from eventsourcing.persistence import Notification
 
 from projections import quarantine
 from projections.base import Projection
-from projections.pipeline import Reader, ReaderSpec, ids_of, no_cycle_collection, states_of, topics_of
+from projections.pipeline import (
+    Reader,
+    ReaderSpec,
+    Stated,
+    chained,
+    ids_of,
+    no_cycle_collection,
+    nul_free_of,
+    topics_of,
+)
 from projections.raw import RawEvent
 from projections.schema import (
     create_missing,
@@ -34,7 +43,6 @@ from projections.store import (
     Cursor,
     ReadStore,
     SafeCursor,
-    nul_free,
     set_tracking,
     set_trackings,
     tracking_position,
@@ -181,23 +189,26 @@ class ProjectionFollower:
                     if cached:
                         continue  # said by the kept positions: read them
                     return processed
+                batch: Batch | None = None
                 if reader is None and not considered and ((processed == 0 and not caught_up) or full):
                     considered = True
+                    if ahead is not None and ahead[0] == start + 1:
+                        batch = ahead[1].result()  # (read ahead: the reader process starts after it)
                     # Started first: the reader process's start-up (its imports, a connection, the first
-                    # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX).
-                    reader = self._start_reader(positions, start, until)
+                    # batch) overlaps the bulk build's preparation below (TRUNCATE, DROP INDEX) and the
+                    # batch from `start`, which this process reads (unless it did) and applies itself.
+                    reader, batch = self._start_reader(positions, start, until, batch)
                 if start == 0:
                     self._start_bulk(positions)
                 # Read the events before opening the write transaction: the SQLite event store
                 # interlocks its readers with its single writer, so reading inside our own write
                 # transaction could wait on a writer that waits on us. Every topic is read, so the
                 # positions pass unrelated events too and a reader waiting for position N is released.
-                batch = None
-                if reader is not None and reader.expected == start + 1 and not reader.finished:
+                if batch is None and reader is not None and reader.expected == start + 1 and not reader.finished:
                     taken = reader.take()
                     if taken is not None:
                         batch = Batch(*taken)
-                elif ahead is not None and ahead[0] == start + 1:
+                if batch is None and ahead is not None and ahead[0] == start + 1:
                     batch = ahead[1].result()
                 if batch is None:
                     batch = self._read(start + 1, prepare=False)
@@ -208,7 +219,9 @@ class ProjectionFollower:
                         continue  # nothing after the kept positions: read them before saying so
                     self._committed = (positions, False)
                     return processed
-                if reader is not None and (reader.expected != notifications[-1].id + 1 or reader.finished):
+                # (By the columns: a batch from a reader process makes only the notifications asked for.)
+                last = ids_of(notifications)[-1]
+                if reader is not None and (reader.expected != last + 1 or reader.finished):
                     # The reader is done, or of no more use (positions moved elsewhere, or it failed).
                     reader.close()
                     reader = None
@@ -216,20 +229,20 @@ class ProjectionFollower:
                     # More is likely to follow: the next batch is read and parsed on another thread
                     # while this one is written (the thread runs while this one waits on PostgreSQL).
                     pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sk-read-ahead")
-                    following = notifications[-1].id + 1
+                    following = last + 1
                     ahead = (following, pool.submit(self._read, following, True))
                 try:
                     with no_cycle_collection(), self.store.transaction(relaxed=True) as plain:
-                        cursor = SafeCursor(plain, nul_free(states_of(notifications)))
+                        cursor = SafeCursor(plain, nul_free_of(notifications))
                         # Several processes may follow at once: the row locks make them take turns, and
                         # whoever finds a position moved since its read starts over.
                         if self._locked_positions(cursor) != positions:
                             continue
                         self._apply(self.projections, notifications, positions, cursor, batch.decoded, batch.parsed)
-                        set_trackings(cursor, [p.name for p in self.projections], notifications[-1].id)
+                        set_trackings(cursor, [p.name for p in self.projections], last)
                     for projection in self.projections:
                         projection.committed()
-                    committed = {name: notifications[-1].id for name in positions}
+                    committed = {name: last for name in positions}
                     full = len(notifications) == self.batch
                 except Exception as error:
                     if quarantine.transient(error):
@@ -247,21 +260,49 @@ class ProjectionFollower:
             if reader is not None:
                 reader.close()
 
-    def _start_reader(self, positions: dict[str, int], start: int, until: int | None) -> Reader | None:
-        """A reader process from `start`, when it is worth one: at least `process_from` events to go."""
+    def _start_reader(
+        self, positions: dict[str, int], start: int, until: int | None, first: Batch | None = None
+    ) -> tuple[Reader | None, Batch | None]:
+        """A reader process, when it is worth one (at least `process_from` events to go), and the batch
+        from `start` (`first`, if read already): read here, the reader process starts after it, and this
+        process applies it while that one starts up (its imports alone take a few hundred milliseconds)."""
         if self.reader is None:
-            return None
+            return None, first
         end = self.source.head() if until is None else min(until, self.source.head())
         if end - start < self.process_from:
-            return None
+            return None, first
         keys = self._keys()
-        return Reader(
+        # Started before the first batch is read: told where to begin once it is.
+        reader = Reader(
             self.reader,
-            start + 1,
+            None,
             self.batch * READER_BATCHES,
             keys,
-            self._chain_head(positions, start),
-            self._sized(keys),
+            sized=self._sized(keys),
+            stated=self._stated(),
+            load=self.source.select_notifications,
+        )
+        try:
+            if first is None:
+                first = Batch(self.source.select_notifications(start + 1, self.batch))
+            if len(first.notifications) < self.batch:
+                reader.close()
+                return None, first  # (a short batch: nothing after it for a reader process)
+            reader.begin(
+                first.notifications[-1].id + 1, chained(first.notifications, self._chain_head(positions, start))
+            )
+        except BaseException:
+            reader.close()
+            raise
+        return reader, first
+
+    def _stated(self) -> Stated:
+        """The topics (and `@on("Aggregate.*")` prefixes) the decoded projections handle: the stored states
+        a reader process sends (the raw projections read its parsed records)."""
+        decoded = [p for p in self.projections if not p.raw]
+        return (
+            frozenset(topic for p in decoded for topic in p.handlers),
+            frozenset(prefix for p in decoded for prefix in p.prefix_handlers),
         )
 
     def _chain_head(self, positions: dict[str, int], start: int) -> str | None:

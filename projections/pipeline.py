@@ -2,8 +2,9 @@
 
 In one interpreter a catch-up's Python per event (reading the log, parsing the stored JSON, the
 audit summary) shares one core with the writing. A reader process does that part on the other core
-and sends each batch to the follower: the notifications, and per event only the fields the raw read
-models read (`Projection.reads`), which load from the pipe several times faster than the JSON parses.
+and sends each batch to the follower: the notifications (their stored states only where a decoded read
+model needs them), and per event only the fields the raw read models read (`Projection.reads`), which load
+from the pipe several times faster than the JSON parses.
 The follower still applies every batch in its own transaction, as before; it falls back to reading
 itself whenever the reader cannot help (it failed, or the positions moved elsewhere).
 """
@@ -25,13 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 from uuid import UUID, SafeUUID
 
 from eventsourcing.persistence import Notification
 
 from projections.chain import link, link_fields
-from projections.raw import TOPIC_PREFIX, RawEvent, parse_state
+from projections.raw import TOPIC_PREFIX, RawEvent, parse_state, topic_prefix
+from projections.store import nul_free
 from projections.summaries import summarise as summary_of
 
 log = logging.getLogger(__name__)
@@ -113,39 +115,45 @@ def prepare_columns(
     events then share one string, which is made once and pickled once a chunk."""
     ids, originators, versions, topics, states = sent
     records: list[Record] = []
-    parse, summarise, prefix = parse_state, summary_of, TOPIC_PREFIX
+    append = records.append
+    parse, summarise, prefix, linked = parse_state, summary_of, TOPIC_PREFIX, link_fields
     names = {} if names is None else names
     if len(names) > NAMES:
         names.clear()
     kinds: dict[str, str] = {}
-    # Per layout of a state (its keys in order), the keys kept and those of them sent as lengths: states
+    # Per layout of a state (its keys in order), the keys dropped and the kept ones sent as lengths: states
     # of one event type mostly share one layout, so the keys are matched once a layout, not once an event.
     layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    for n, (position, version, topic, state) in enumerate(zip(ids, versions, topics, states, strict=True)):
+    offset = 0
+    for position, version, topic, state in zip(ids, versions, topics, states, strict=True):
         kind = kinds.get(topic)
         if kind is None:
             kind = kinds[topic] = topic.removeprefix(prefix)
-        whole = parse(state)
-        originator = originators[n * 16 : n * 16 + 16]
+        data = parse(state)
+        originator = originators[offset : offset + 16]
+        offset += 16
         aggregate_id = names.get(originator)
         if aggregate_id is None:
             aggregate_id = names[originator] = _uuid_text(originator)
-        summary = summarise(kind, whole)
-        data = whole
+        summary = summarise(kind, data)  # (of the whole state: the keys not kept go below)
         if keys is not None:
-            layout = tuple(whole.keys())  # (a state that is not an object fails here, as it did)
+            layout = tuple(data.keys())  # (a state that is not an object fails here, as it did)
             chosen = layouts.get(layout)
             if chosen is None:
-                kept = tuple(k for k in layout if k in keys)
-                chosen = layouts[layout] = (kept, tuple(k for k in kept if k in sized))
-            data = {k: whole[k] for k in chosen[0]}
+                dropped = tuple(k for k in layout if k not in keys)
+                chosen = layouts[layout] = (dropped, tuple(k for k in layout if k in keys and k in sized))
+            # The parsed state itself, less the keys not kept: the same keys in the same order as a copy
+            # of the kept ones, without making one.
+            for key in chosen[0]:
+                del data[key]
             for key in chosen[1]:
                 value = data[key]
                 if isinstance(value, list):
                     data[key] = [None] * len(value)
         after = chain
-        chain = None if chain is None else link_fields(chain, position, aggregate_id, version, topic, state)
-        records.append((kind, data, aggregate_id, summary, after, chain))
+        if chain is not None:
+            chain = linked(chain, position, aggregate_id, version, topic, state)
+        append((kind, data, aggregate_id, summary, after, chain))
     return records
 
 
@@ -180,7 +188,8 @@ def select_columns(recorder: Any, start: int, limit: int) -> Columns | Sequence[
     return (list(ids), b"".join(originators), list(versions), list(topics), list(states))
 
 
-def _chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
+def chained(notifications: Sequence[Notification], chain: str | None) -> str | None:
+    """The audit chain's hash after these notifications, linked on from `chain` (None: none)."""
     for notification in notifications:
         chain = None if chain is None else link(chain, notification)
     return chain
@@ -193,6 +202,25 @@ def _uuid_as_bytes(value: UUID) -> tuple[type[UUID], tuple[None, bytes]]:
 # A batch's notifications as columns (ids, originator ids' bytes end to end, versions, topics, states):
 # lists of plain values pickle and load in about half the time of as many dataclass objects.
 Columns = tuple[list[int], bytes, list[int], list[str], list[bytes]]
+# Columns as they cross with a batch's records: the stored states only of the events the follower decodes
+# (`Stated`), None for the others (see `Received`).
+Crossing = tuple[list[int], bytes, list[int], list[str], list[bytes | None]]
+# The topics whose events the follower decodes (their stored states cross the pipe), and the topic
+# prefixes of its `@on("Aggregate.*")` handlers.
+Stated = tuple[frozenset[str], frozenset[str]]
+
+
+def stated_only(sent: Columns, stated: Stated) -> Crossing:
+    """`sent` with the states of the events whose topics `stated` does not name left out."""
+    topics, prefixes = stated
+    wanted: dict[str, bool] = {}
+    kept: list[bytes | None] = []
+    for topic, state in zip(sent[3], sent[4], strict=True):
+        keep = wanted.get(topic)
+        if keep is None:
+            keep = wanted[topic] = topic in topics or topic_prefix(topic) in prefixes
+        kept.append(state if keep else None)
+    return (sent[0], sent[1], sent[2], sent[3], kept)
 
 
 def columns(notifications: Sequence[Notification]) -> Columns | Sequence[Notification]:
@@ -248,9 +276,32 @@ class Received(Sequence[Notification]):
     a decoded read model handles, a link the follower hashes itself, or a fallback make theirs). Making
     every one was a third of the receiving thread's CPU."""
 
-    def __init__(self, sent: Columns) -> None:
-        self.ids, self._originators, self.versions, self.topics, self.states = sent
+    def __init__(
+        self,
+        sent: Columns | Crossing,
+        load: Callable[[int, int], Sequence[Notification]] | None = None,
+        clean: bool | None = None,
+    ) -> None:
+        self.ids, self._originators, self.versions, self.topics = sent[0], sent[1], sent[2], sent[3]
+        self._states: Sequence[bytes | None] = sent[4]
         self._made: list[Notification | None] = [None] * len(self.ids)
+        # Reads the batch again from the event store (`select_notifications`), for states that did not cross.
+        self._load = load
+        # Whether no value parsed from the batch can hold NUL (`nul_free` of its states), when the reader said.
+        self.nul_free = clean
+
+    @property
+    def states(self) -> list[bytes]:
+        """Every event's stored state: those that did not cross the pipe are read again, the batch at once
+        (only where the reader's work is not used: a fallback, or a link of the audit chain made here)."""
+        if None in self._states:
+            if self._load is None:
+                raise RuntimeError("a state did not cross the pipe and there is no event store to read it from")
+            again = self._load(self.ids[0], len(self.ids))
+            if [n.id for n in again] != self.ids:
+                raise RuntimeError(f"the batch from position {self.ids[0]} read again is another batch")
+            self._states = [n.state for n in again]
+        return cast("list[bytes]", self._states)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -267,8 +318,13 @@ class Received(Sequence[Notification]):
         made = self._made[index]
         if made is None:
             n = index + len(self.ids) if index < 0 else index
+            state = self._states[n]
             made = self._made[n] = _notification(
-                self._originators[n * 16 : n * 16 + 16], self.versions[n], self.topics[n], self.states[n], self.ids[n]
+                self._originators[n * 16 : n * 16 + 16],
+                self.versions[n],
+                self.topics[n],
+                self.states[n] if state is None else state,
+                self.ids[n],
             )
         return made
 
@@ -320,6 +376,13 @@ def states_of(notifications: Sequence[Notification]) -> Iterable[bytes]:
     return (n.state for n in notifications)
 
 
+def nul_free_of(notifications: Sequence[Notification]) -> bool:
+    """`nul_free` of the notifications' states (as the reader process found it, for a batch it sent)."""
+    if isinstance(notifications, Received) and notifications.nul_free is not None:
+        return notifications.nul_free
+    return nul_free(states_of(notifications))
+
+
 def ids_of(notifications: Sequence[Notification]) -> Sequence[int]:
     """The notifications' positions (as `topics_of`)."""
     if isinstance(notifications, Received):
@@ -328,14 +391,19 @@ def ids_of(notifications: Sequence[Notification]) -> Sequence[int]:
 
 
 def unchunked(
-    sent: Columns | Sequence[Notification], chunks: list[bytes] | None, pause: Callable[[], None] = lambda: None
+    sent: Columns | Crossing | Sequence[Notification],
+    chunks: list[bytes] | None,
+    pause: Callable[[], None] = lambda: None,
+    load: Callable[[int, int], Sequence[Notification]] | None = None,
+    clean: bool | None = None,
 ) -> tuple[Sequence[Notification], list[RawEvent] | None]:
     """The notifications of `sent` and, from the `chunked` records, their parsed events; `LOAD_CHUNK` at a
-    time with a `pause` after each (the receiving thread lets another thread in there)."""
+    time with a `pause` after each (the receiving thread lets another thread in there). `load` and `clean`:
+    as `Received` takes them."""
     if not isinstance(sent, tuple):
         records = None if chunks is None else [r for chunk in chunks for r in pickle.loads(chunk)]  # noqa: S301
         return sent, None if records is None else [RawEvent(n, *r) for n, r in zip(sent, records, strict=True)]
-    received = Received(sent)
+    received = Received(sent, load, clean)
     ids, versions, topics = received.ids, received.versions, received.topics
     if chunks is None:
         return received, None
@@ -374,6 +442,7 @@ class Job:
     keys: frozenset[str] | None
     chain: str | None
     sized: frozenset[str] = frozenset()
+    stated: Stated | None = None  # (None: every state crosses)
 
 
 def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the reader process)
@@ -409,9 +478,15 @@ def run(job: Job, channel: Connection) -> None:  # pragma: no cover (runs in the
             except Exception:  # the follower parses this batch itself, and quarantines what fails
                 records = None
             notifications = notifications_of(sent) if records is None else ()
-            chain = records[-1][5] if records else _chained(notifications, chain)
+            chain = records[-1][5] if records else chained(notifications, chain)
             count = len(sent[0]) if isinstance(sent, tuple) else len(sent)
-            if not _post(outbox, sender, (start, sent, records)) or count < job.batch:
+            crossing: Columns | Crossing | Sequence[Notification] = sent
+            clean = None
+            if records is not None and isinstance(sent, tuple) and job.stated is not None:
+                # The follower reads the parsed records, not the states: it gets only those it decodes.
+                clean = nul_free(sent[4])
+                crossing = stated_only(sent, job.stated)
+            if not _post(outbox, sender, (start, crossing, records, clean)) or count < job.batch:
                 break
             start = (sent[0][-1] if isinstance(sent, tuple) else sent[-1].id) + 1
     except Exception as error:
@@ -445,7 +520,7 @@ def _send(outbox: queue.Queue[object], channel: Connection) -> None:  # pragma: 
     try:
         while (message := outbox.get()) is not None:
             if isinstance(message, tuple) and message[2] is not None:
-                message = (message[0], message[1], chunked(message[2]))
+                message = (message[0], message[1], chunked(message[2]), message[3])
             channel.send(message)
     except OSError:  # the follower went away: nothing more to send
         return
@@ -458,19 +533,26 @@ def main() -> None:  # pragma: no cover (the reader process's entry point)
 
 
 class Reader:
-    """The follower's side of a reader process started at position `start`."""
+    """The follower's side of a reader process started at position `start` (or at `begin`)."""
 
     def __init__(
         self,
         spec: ReaderSpec,
-        start: int,
+        start: int | None,
         batch: int,
         keys: frozenset[str] | None,
         chain: str | None = None,
         sized: frozenset[str] = frozenset(),
+        stated: Stated | None = None,
+        load: Callable[[int, int], Sequence[Notification]] | None = None,
     ) -> None:
+        """`start` None: the process starts (its imports take a few hundred milliseconds) and waits for
+        `begin` to say where from. `stated`: the topics whose states the follower needs (None: all; then
+        `load` reads the others again from the event store, when a fallback needs them)."""
         self.batch = batch
-        self.expected = start  # the position the next batch starts at
+        self._load = load
+        self._job = (spec, batch, keys, sized, None if load is None else stated)
+        self.expected = -1 if start is None else start  # the position the next batch starts at
         self.finished = False  # the last batch came back short: the reader has stopped
         # A plain child interpreter (not multiprocessing's spawn, which imports the parent's main
         # module again: the whole server), with a pipe for the batches; the job goes in on stdin.
@@ -488,14 +570,21 @@ class Reader:
         finally:
             os.close(outgoing)
         self._channel = Connection(incoming, writable=False)
-        assert self._process.stdin is not None
-        with self._process.stdin as job:
-            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized)))
+        if start is not None:
+            self.begin(start, chain)
         # Batches loaded by a thread of their own, one ahead of `take` (a failure's message last).
         self._ready: queue.Queue[tuple[int, Sequence[Notification], list[RawEvent] | None] | str] = queue.Queue(1)
         self._closed = threading.Event()
         self._receiver = threading.Thread(target=self._receive_all, name="sk-reader-receive", daemon=True)
         self._receiver.start()
+
+    def begin(self, start: int, chain: str | None) -> None:
+        """Where the process reads from: `start`, linking the audit chain on from `chain`."""
+        spec, batch, keys, sized, stated = self._job
+        self.expected = start
+        assert self._process.stdin is not None
+        with self._process.stdin as job:
+            job.write(pickle.dumps(Job(spec, start, batch, keys, chain, sized, stated)))
 
     def take(self) -> tuple[Sequence[Notification], list[RawEvent] | None] | None:
         """The next batch: its notifications and, if they all parsed, the parsed events. None: the
@@ -545,9 +634,9 @@ class Reader:
             return f"the reader process stopped (exit code {self._process.poll()})"
         if isinstance(message, str):
             return f"the reader process failed: {message}"
-        start, sent, chunks = message
+        start, sent, chunks, clean = message
         with no_cycle_collection():
-            notifications, parsed = unchunked(sent, chunks, _let_go)
+            notifications, parsed = unchunked(sent, chunks, _let_go, self._load, clean)
         return start, notifications, parsed
 
     def _receive(self) -> Any:
@@ -561,6 +650,8 @@ class Reader:
         self._closed.set()
         if self._process.poll() is None:
             self._process.terminate()
+        if self._process.stdin is not None and not self._process.stdin.closed:  # (never begun)
+            self._process.stdin.close()
         try:
             self._process.wait(STOP_WAIT)
         except subprocess.TimeoutExpired:

@@ -24,6 +24,11 @@ from projections.summaries import summarise
 TOPIC_PREFIX = "stagekeeper:"
 
 
+def topic_prefix(topic: str) -> str:
+    """What an `@on("Aggregate.*")` handler's topic is matched by: the topic up to its last dot."""
+    return topic[: topic.rfind(".") + 1]
+
+
 # The common tags as the library writes them (compact, type before data) are rewritten in the text by
 # the regex engine, so most events parse with no Python call per JSON object. Anything else tagged
 # (another layout, another type) still goes through `_untag`; the result is the same either way.
@@ -57,6 +62,7 @@ _TAG = b'"_type_"'
 # digit into "0" and everything else into a space, so the test is one substring search.
 _DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
 _LONG_NUMBER = b"0" * 19
+_NO_DATA = object()
 
 
 def parse_state(state: bytes) -> Any:
@@ -70,8 +76,18 @@ def parse_state(state: bytes) -> Any:
             tags = state.count(_TAG)
             if not tags:
                 return parsed
-            if type(parsed) is dict and _untag_top(parsed) == tags:
-                return parsed
+            if type(parsed) is dict:
+                if tags == 1:
+                    # Most events' one tag: their time, at the top (what `_untag_top` makes of it, without
+                    # a look at every other value).
+                    value = parsed.get("timestamp")
+                    if type(value) is dict and len(value) == 2 and value.get("_type_") == "datetime_iso":
+                        text = value.get("_data_", _NO_DATA)
+                        if text is not _NO_DATA:
+                            parsed["timestamp"] = fixed_iso(text)
+                            return parsed
+                if _untag_top(parsed) == tags:
+                    return parsed
             # Tags below the top level (or a `"_type_"` key that is no tag): the general path below.
     return _parse_text(state)
 

@@ -43,13 +43,15 @@ def _same_machine_change(before: Data, after: Data, name: str) -> str:
     general diff (most of a rebuild's audit summaries are these: tests/unit/test_summaries_fast.py
     compares both ways). Only the changed keys are sorted, not every key of the machine."""
     if before.keys() == after.keys():
-        changed = sorted([key for key, value in before.items() if after[key] != value])
+        changed = [key for key, value in before.items() if after[key] != value]
+        if len(changed) > 1:  # (most changes change one key)
+            changed.sort()
     else:
         changed = sorted([key for key in before.keys() | after.keys() if before.get(key) != after.get(key)])
     if not changed and before == after:
         return "no change"
     # (A key added or dropped as null changes the machine but no field: "machine web1: ", as before.)
-    described = ", ".join(f"{key} {short(before.get(key))} -> {short(after.get(key))}" for key in changed)
+    described = ", ".join([f"{key} {short(before.get(key))} -> {short(after.get(key))}" for key in changed])
     return f"machine {name}: {described}"
 
 

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 
 from adapters.runtime import Runtime
 from domain.errors import UnavailableError
+from projections import chain, pipeline
 from projections.base import iso
 from projections.follower import ProjectionFollower
 from projections.quarantine import quarantined
@@ -290,7 +291,26 @@ def counting_source(runtime: Runtime, reads: list[int]) -> Any:
     )()
 
 
-def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime: Runtime) -> None:
+def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections import audit
+
+    linked: list[int] = []  # the positions this process linked into the audit chain itself
+
+    def link(previous: str, notification: Notification) -> str:
+        linked.append(notification.id)
+        return chain.link(previous, notification)
+
+    monkeypatch.setattr(audit, "link", link)
+    crossed: list[list[bytes | None]] = []  # each batch's states as they crossed from the reader process
+    unchunked = pipeline.unchunked
+
+    def received(sent: Any, *args: Any) -> Any:
+        crossed.append(list(sent[4]) if isinstance(sent, tuple) else [n.state for n in sent])
+        return unchunked(sent, *args)
+
+    monkeypatch.setattr(pipeline, "unchunked", received)
     history(runtime)
     head = runtime.app.head()
     reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
@@ -303,6 +323,7 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime:
             # A follower that fell behind: the reader links the audit chain on from the stored head.
             ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7).catch_up(until=halfway)
         reads: list[int] = []
+        linked.clear()
         spec = runtime.projection_follower.reader
         follower = ProjectionFollower(
             counting_source(runtime, reads), runtime.store, runtime.projections, batch=7, reader=spec, process_from=1
@@ -311,12 +332,84 @@ def test_a_catch_up_read_by_a_reader_process_equals_one_read_in_process(runtime:
         assert contents(runtime) == built
         assert set(follower.positions().values()) == {head}
         if runtime.store.dialect == "postgres":
-            # Every batch came from the reader process; this process only looked past the head.
-            assert len(reads) <= 1, reads
+            # Every batch but the first came from the reader process: this process read the first one (while
+            # the reader process started up, from the batch after it) and otherwise only looked past the head.
+            assert reads[0] == follower_start(halfway) + 1, reads
+            assert all(start > head for start in reads[1:]), reads
+            # The reader process linked the chain on from where that first batch left it: this process
+            # linked the first batch's events only.
+            assert linked == list(range(follower_start(halfway) + 1, follower_start(halfway) + 8)), linked
+            # Only the states of the events a decoded read model handles crossed (the others' records did).
+            assert any(None in states for states in crossed)
+            assert any(state is not None for states in crossed for state in states)
         else:
             # SQLite: no reader process (the event store interlocks its readers with the writer).
             assert follower.reader is None
             assert len(reads) > (head - follower_start(halfway)) // 7
+
+
+def test_links_a_reader_process_made_from_another_head_are_made_again_from_the_stored_events(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.store.dialect != "postgres":
+        pytest.skip("reader processes are for PostgreSQL")
+    from projections import follower as follower_module
+
+    history(runtime)
+    head = runtime.app.head()
+    reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
+    assert reference.catch_up() == head
+    built = contents(runtime)
+    reset(runtime)
+    # The reader process is given a head the chain does not stand at: none of its links can be used, and the
+    # follower links every event itself, from the stored states (which did not cross the pipe: read again).
+    monkeypatch.setattr(follower_module, "chained", lambda notifications, chain: "f" * 64)
+    reads: list[int] = []
+    follower = ProjectionFollower(
+        counting_source(runtime, reads),
+        runtime.store,
+        runtime.projections,
+        batch=7,
+        reader=runtime.projection_follower.reader,
+        process_from=1,
+    )
+    assert follower.catch_up() == head
+    assert contents(runtime) == built
+    assert reads[:3] == [1, 8, 22], reads  # the first batch, then each of the reader's batches again
+
+
+def test_a_reader_process_is_let_go_when_the_first_batch_is_all_there_is(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.store.dialect != "postgres":
+        pytest.skip("reader processes are for PostgreSQL")
+    from projections import follower as follower_module
+
+    history(runtime)
+    head = runtime.app.head()
+    reference = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7)
+    assert reference.catch_up() == head
+    built = contents(runtime)
+    reset(runtime)
+    ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=1).catch_up(until=head - 3)
+    start = min(ProjectionFollower(runtime.app, runtime.store, runtime.projections).positions().values())
+    assert 0 < head - start < 7  # a batch short of 7 to go
+    started: list[pipeline.Reader] = []
+
+    class Recorded(pipeline.Reader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(follower_module, "Reader", Recorded)
+    spec = runtime.projection_follower.reader
+    follower = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=7, reader=spec, process_from=1)
+    assert follower.catch_up() == head - start
+    assert contents(runtime) == built
+    # The reader process was started (before the batch was read), then stopped, never told to begin.
+    [reader] = started
+    assert reader.expected == -1
+    assert reader._process.poll() is not None
 
 
 def follower_start(halfway: int) -> int:
@@ -380,7 +473,11 @@ def test_an_event_that_fails_in_a_reader_process_batch_is_quarantined_as_before(
     assert (entry["projection"], entry["position"]) == ("configurations", bad)
     assert set(follower.positions().values()) == {app.head()}
     assert runtime.read_models.services()[0]["description"] == "after the bad \\u0000 event 5"
-    assert len(reads) <= 1, reads
+    assert reads[0] == 1, reads  # the first batch, read while the reader process started up
+    # Then only the batch that failed, read again for its stored states (which the reader process sends only
+    # for the events of decoded read models) to be applied event by event; and a look past the head.
+    [again] = [start for start in reads[1:] if start <= app.head()]
+    assert again <= bad < again + 4, reads
 
 
 def test_a_build_from_zero_gives_emptied_tables_fresh_storage_and_leaves_others(runtime: Runtime) -> None:

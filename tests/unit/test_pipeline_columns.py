@@ -76,7 +76,9 @@ def test_records_prepared_from_columns_equal_those_prepared_from_the_notificatio
         for wanted, sized in ((None, ()), (keys, ("machines",)), (keys, ("machines", "networks", "name"))):
             expected = prepare(sent, wanted, chain, sized)
             assert prepare_columns(crossed(columns(sent)), wanted, chain, sized) == expected  # type: ignore[arg-type]
-            assert prepare_columns(crossed(columns(sent)), wanted, chain, sized, names) == expected  # type: ignore[arg-type]
+            got = prepare_columns(crossed(columns(sent)), wanted, chain, sized, names)  # type: ignore[arg-type]
+            assert got == expected
+            assert [list(record[1]) for record in got] == [list(record[1]) for record in expected]  # key order too
     assert names == {n.originator_id.bytes: str(n.originator_id) for n in sent}  # type: ignore[union-attr]
     # Two states of one layout, the second with a value of another type under a sized key.
     again = [
@@ -152,3 +154,44 @@ def test_records_sent_in_chunks_come_back_as_the_batch_they_were_made_from() -> 
         odd,
         [RawEvent(n, *r) for n, r in zip(odd, odd_records, strict=True)],
     )
+
+
+def test_only_the_states_of_decoded_topics_cross_and_the_others_are_read_again_when_asked_for() -> None:
+    from projections.pipeline import Received, nul_free_of, stated_only, states_of
+
+    topics = ["stagekeeper:Service.Registered", "stagekeeper:Deployment.Moved", "stagekeeper:Configuration.Revised"]
+    sent = [
+        Notification(
+            originator_id=uuid4(), originator_version=1, topic=topics[n % 3], state=f'{{"n": {n}}}'.encode(), id=n + 5
+        )
+        for n in range(7)
+    ]
+    sent_columns = columns(sent)
+    assert isinstance(sent_columns, tuple)
+    crossing = stated_only(
+        sent_columns, (frozenset(["stagekeeper:Service.Registered"]), frozenset(["stagekeeper:Deployment."]))
+    )
+    assert crossing[4] == [n.state if n.topic != topics[2] else None for n in sent]
+
+    loads: list[tuple[int, int]] = []
+
+    def load(start: int, limit: int) -> list[Notification]:
+        loads.append((start, limit))
+        return sent
+
+    received = Received(crossed(crossing), load, clean=False)
+    assert received[0] == sent[0]  # crossed: no read
+    assert received[1] == sent[1]
+    assert loads == []
+    assert nul_free_of(received) is False  # as the reader found it, not from the states
+    assert received[2] == sent[2]  # did not cross: the batch is read again, once
+    assert list(received) == sent
+    assert list(states_of(received)) == [n.state for n in sent]
+    assert loads == [(5, 7)]
+    # Without the reader's word, from the states.
+    assert nul_free_of(Received(crossed(columns(sent)))) is True  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError, match="no event store"):
+        Received(crossed(crossing))[2]
+    with pytest.raises(RuntimeError, match="another batch"):
+        Received(crossed(crossing), lambda start, limit: sent[1:])[2]

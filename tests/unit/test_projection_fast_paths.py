@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
+import pytest
+
 from projections.raw import _untag, fixed_iso, parse_state
 from projections.store import SafeCursor, nul_free, safe_text
 
@@ -128,6 +130,17 @@ EDGES = [
     '[{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}]',
     '"text"',
     "12",
+    # One tag, under "timestamp" (`parse_state`'s shortcut) or not quite there.
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-22T03:52:33.600000+00:00"},"actor":"a","n":[1]}',
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42.5+01:00"},"actor":"a"}',
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"timestamp":{"_data_":"2025-11-01T01:05:42.000001+00:00","_type_":"datetime_iso"}}',
+    '{"timestamp":{"_type_":"uuid_hex","_data_":"231b09a37aa6476b9f4c76b13e62db51"}}',
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00","more":1}}',
+    '{"timestamp":{"_type_":"datetime_iso","other":"2025-11-01T01:05:42+00:00"}}',
+    '{"timestamp":{"_type_":"datetime_iso"},"d":"x"}',
+    '{"timestamp":"plain","t":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}',
+    '{"timestamp":{"a":{"_type_":"datetime_iso","_data_":"2025-11-01T01:05:42+00:00"}}}',
 ]
 
 
@@ -151,3 +164,16 @@ def _types(value: Any) -> Any:
     if isinstance(value, list):
         return [_types(item) for item in value]
     return type(value).__name__
+
+
+def test_a_time_tag_that_holds_no_text_fails_with_either_parser(monkeypatch: Any) -> None:
+    from projections import raw
+
+    state = b'{"timestamp":{"_type_":"datetime_iso","_data_":null},"actor":"a"}'
+    with pytest.raises(TypeError):
+        json.loads(state, object_hook=reference_untag)
+    with pytest.raises(TypeError):
+        parse_state(state)
+    monkeypatch.setattr(raw, "orjson", None)
+    with pytest.raises(TypeError):
+        parse_state(state)
