@@ -2,6 +2,18 @@
 
 It reads raw stored events (no domain classes), so it keeps up with large histories, and it
 never drops an event: unknown event types still get a row and a link in the chain.
+
+Late rows. An event gets its time when it is made and its position when it commits, so writers that
+commit out of time order leave rows whose time is earlier than an earlier position's. Such a row is
+"late": its `at` is below the running maximum of `at` over the rows before it (a tie is not late),
+or its `at` is no plain text this module can compare as the database does (not a string, or holding
+NUL, which the read store escapes). Each late row is also kept in `sk_audit_late` (its time, its
+position, and the running maximum it fell below). Every other row's `at` is at least every earlier
+row's, so the rows that are not late have `at` non-decreasing in position: that is what lets
+audit_queries.py find a time window's rows as one range of positions plus the few late rows
+(its module doc has the argument). The marks depend only on the rows in position order, so a
+rebuild from zero and an incremental application make the same ones: both go through `apply_batch`,
+which carries the running maximum from batch to batch as it carries the chain's head.
 """
 
 from __future__ import annotations
@@ -38,17 +50,28 @@ COLUMNS = (
 )
 
 
-# What a committed batch leaves for the next: its last position, the chain's head, the stage ids known.
-_Kept = tuple[int, str, tuple[dict[tuple[str, str], str | None], set[str]]]
+# What a committed batch leaves for the next: its last position, the chain's head, the running maximum
+# of `at` (the last row's that is not late), the stage ids known.
+_Kept = tuple[int, str, str, tuple[dict[tuple[str, str], str | None], set[str]]]
+
+# The running maximum of `at` before any row: below every text, so the first comparable row is not late.
+NO_TIME = ""
+
+# The last row's hash and the running maximum of `at` after it: the row's own `at` unless the row is late
+# (then the maximum it fell below, kept with it). Two primary-key lookups: no index a bulk build drops.
+HEAD_QUERY = (
+    "SELECT hash, COALESCE((SELECT l.top FROM sk_audit_late l WHERE l.at = sk_audit.at "
+    "AND l.position = sk_audit.position), at) AS top FROM sk_audit ORDER BY position DESC LIMIT 1"
+)
 
 
 class AuditProjection(Projection):
     name = "audit"
     raw = True
     # 2: stage ids; 3: partial indexes on the columns most rows leave empty; 4: BYTEWISE text columns,
-    # no (service_id, at) index
-    schema_version = 4
-    tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages")
+    # no (service_id, at) index; 5: the late rows (sk_audit_late)
+    schema_version = 5
+    tables = ("sk_audit", "sk_audit_subjects", "sk_audit_stages", "sk_audit_late")
     reads = frozenset(
         (
             "timestamp", "actor", "reason", "service_id", "configuration_id", "deployment_id",
@@ -102,6 +125,15 @@ class AuditProjection(Projection):
             configuration_id TEXT,
             stage TEXT
         )""",
+        # The late rows (the module doc): few, written with their batch, so a rebuild's only extra work is
+        # theirs (no index over every row to build). Its key serves both of its reads: a time window's late
+        # rows (a range of `at`) and whether a given row of sk_audit is late (its `at` and position).
+        f"""CREATE TABLE IF NOT EXISTS sk_audit_late (
+            at TEXT {BYTEWISE} NOT NULL,
+            position BIGINT NOT NULL,
+            top TEXT {BYTEWISE} NOT NULL,
+            PRIMARY KEY (at, position)
+        )""",
         # The id of each service's stage names as of the last event applied (names change, ids do not).
         """CREATE TABLE IF NOT EXISTS sk_audit_stages (
             service_id TEXT NOT NULL,
@@ -121,28 +153,34 @@ class AuditProjection(Projection):
         # are remembered across batches; a deployment's stage changes and is re-read per batch.
         self._stable: dict[str, dict[str, Any] | None] = {}
         self._kinds: dict[str, _Kind] = {}
-        # The chain's head and the stage ids the last committed batch left, with that batch's last
-        # position (`_kept`; None: unknown). They hold for a batch whose first event directly follows
-        # that position: its tracking position is then that one (a raw projection sees every event), and
-        # this process committed the rows it stands on. (Another process's batches move it further; a
-        # reset by a rebuild, back.) A batch's own are `_pending` until the follower says it committed.
+        # The chain's head, the running maximum of `at` (late rows) and the stage ids the last committed
+        # batch left, with that batch's last position (`_kept`; None: unknown). They hold for a batch
+        # whose first event directly follows that position: its tracking position is then that one (a raw
+        # projection sees every event), and this process committed the rows it stands on. (Another
+        # process's batches move it further; a reset by a rebuild, back.) A batch's own are `_pending`
+        # until the follower says it committed.
         self._kept: _Kept | None = None
         self._pending: _Kept | None = None
 
     def chain_head(self, cursor: Cursor) -> str:
-        cursor.execute("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1")
+        return self._head(cursor)[0]
+
+    def _head(self, cursor: Cursor) -> tuple[str, str]:
+        """The chain's head and the running maximum of `at`, as the rows committed leave them (one query)."""
+        cursor.execute(HEAD_QUERY)
         row = cursor.fetchone()
-        return str(row["hash"]) if row else GENESIS
+        return (str(row["hash"]), str(row["top"])) if row else (GENESIS, NO_TIME)
 
     def apply_batch(self, events: Sequence[RawEvent], cursor: Cursor) -> None:
         if not events:
             return
         kept = self._kept if self._kept is not None and events[0].position == self._kept[0] + 1 else None
         self._kept = self._pending = None  # (this batch changes them in place)
-        previous = kept[1] if kept is not None else self.chain_head(cursor)
+        previous, top = (kept[1], kept[2]) if kept is not None else self._head(cursor)
         subjects = Subjects(cursor, self._stable, events)
         rows: list[tuple[Any, ...]] = []
-        ids = StageIds(cursor, *kept[2]) if kept is not None else StageIds(cursor)
+        late: list[tuple[Any, int, str]] = []
+        ids = StageIds(cursor, *kept[3]) if kept is not None else StageIds(cursor)
         ids.prefetch(self._services(events, subjects))
         stable, subject_of, kinds = self._stable, self._subject, self._kinds
         for raw in events:
@@ -173,10 +211,15 @@ class AuditProjection(Projection):
             if flags.service:
                 ids.follow(kind, aggregate_id, data)
                 stage_id = stage_id or ids.of(service_id, stage)
+            at = data.get("timestamp")
+            if type(at) is str and at >= top and "\x00" not in at:
+                top = at
+            else:
+                late.append((at, raw.position, top))
             rows.append(
                 (
                     raw.position,
-                    data.get("timestamp"),
+                    at,
                     data.get("actor"),
                     data.get("reason"),
                     service_id,
@@ -196,7 +239,9 @@ class AuditProjection(Projection):
         subjects.flush()
         ids.flush()
         cursor.copy_rows("sk_audit", COLUMNS, rows)
-        self._pending = (events[-1].position, previous, ids.kept())
+        if late:
+            cursor.copy_rows("sk_audit_late", ("at", "position", "top"), late)
+        self._pending = (events[-1].position, previous, top, ids.kept())
 
     def start_batch(self) -> None:
         self._pending = None

@@ -1,9 +1,34 @@
-"""Queries over the audit read model (the audit log, and the configuration history it holds)."""
+"""Queries over the audit read model (the audit log, and the configuration history it holds).
+
+A time window over the log. Pages are newest first by position and exports oldest first, but a window
+is a range of `at`, and `at` is not quite monotonic in position (projections/audit.py, "late rows").
+Filtering the primary key's scan by `at` read every row after the window (a page) or before it (an
+export): 240-320 ms for a month half-way through 1,000,000 events. A window [since, until) is read
+instead as two parts, whose union is exactly its rows:
+
+- the rows at positions lo..hi, where lo is the first row that is not late with `at >= since`, and hi the
+  last row that is not late with `at < until` (each found on sk_audit_at, passing over late rows);
+- the late rows in the window (sk_audit_late, by its key's range of `at`) at a position outside lo..hi.
+
+Why that is every row of the window and nothing else, each once: the rows that are not late have `at`
+non-decreasing in position, so those in the window are consecutive among them, the first with
+`at >= since` to the last with `at < until`: all at positions lo..hi. Every other row of the window is
+late, and is in the first part if its position is in lo..hi, in the second if not. Both parts test the
+window (the first on sk_audit's `at`, the second on sk_audit_late's, the same text written with the
+row) and every other filter, so rows of lo..hi outside the window (late ones) and rows other filters
+refuse stay out; the parts are disjoint (inside lo..hi and outside it). No such lo (no row that is not
+late from `since` on): the range is empty, lo past every position; no such hi: likewise, hi before
+every position. Then the union's ORDER BY position and LIMIT (and `before`, in both parts) make the
+same page, cursor and export as one filtered scan. What a window reads is its own rows (a page: as
+far as its LIMIT), the late rows between each edge and the first row there that is not late, and the
+window's late rows: not the log after or before it (tests/contract/test_audit_window.py for the
+answers, tests/integration/test_audit_window_plans.py for the rows PostgreSQL reads).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from projections.store import ReadStore, Row
@@ -90,34 +115,90 @@ class AuditFilter:
         return clauses, params
 
 
+# Past every position (a window with no row that is not late from its start on: lo..hi is empty).
+_NO_POSITION = 9_223_372_036_854_775_807
+# Whether an sk_audit row `a` is not late (projections/audit.py): its key is not in sk_audit_late. A count,
+# not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti-join, which it planned as a sort of every late
+# row merged with the scan; this stays a key lookup per row scanned (few: the scan stops at the first
+# row that is not late).
+_NOT_LATE = "(SELECT COUNT(*) FROM sk_audit_late l WHERE l.at = a.at AND l.position = a.position) = 0"
+
+
+def _selected(
+    filters: AuditFilter, before: int | None, order: str, limit: int | None, dialect: str
+) -> tuple[str, list[Any]]:
+    """The audit rows the filters select, in position order `order` ("" or " DESC"), at most `limit`: one
+    filtered scan, or, with a time window, its two parts (the module doc)."""
+    clauses, params = filters.where()
+    # The late part's other filters: its rows' times are tested in sk_audit_late (the same text, written
+    # with the row), so the planner has no time condition on sk_audit to scan sk_audit_at by.
+    others, other_params = replace(filters, since=None, until=None).where()
+    if before is not None:
+        clauses.append("position < %s")
+        others.append("position < %s")
+        params.append(before)
+        other_params.append(before)
+    first = "" if limit is None else " LIMIT %s"
+    most = [] if limit is None else [limit]
+    if filters.since is None and filters.until is None:
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position{order}{first}", [*params, *most]  # noqa: S608
+    bounds: list[str] = []
+    inside: list[str] = []  # a position in lo..hi
+    window: list[str] = []  # a late row's time in the window
+    if filters.since is not None:
+        bounds.append(
+            f"COALESCE((SELECT a.position FROM sk_audit a WHERE a.at >= %s AND {_NOT_LATE} "  # noqa: S608
+            f"ORDER BY a.at, a.position LIMIT 1), {_NO_POSITION}) AS lo"
+        )
+        inside.append("position >= (SELECT lo FROM bounds)")
+        window.append("at >= %s")
+    if filters.until is not None:
+        bounds.append(
+            f"COALESCE((SELECT a.position FROM sk_audit a WHERE a.at < %s AND {_NOT_LATE} "  # noqa: S608
+            "ORDER BY a.at DESC, a.position DESC LIMIT 1), 0) AS hi"
+        )
+        inside.append("position <= (SELECT hi FROM bounds)")
+        window.append("at < %s")
+    times = [value for value in (filters.since, filters.until) if value is not None]
+    outside = " OR ".join(f"NOT {condition}" for condition in inside)
+    late = f"SELECT position FROM sk_audit_late WHERE {' AND '.join(window)} AND ({outside})"  # noqa: S608
+    # Each late row read by its key. PostgreSQL: an array (computed once) the primary key's scan looks up;
+    # as `IN (...)` it planned a semi-join with a scan of the whole key in position order, stopped by the
+    # page's LIMIT no sooner than the log's far end when the late rows are many (10 %: 50,000 of 60,000
+    # rows read for a page). SQLite looks each one up.
+    late = f"position = ANY(ARRAY({late}))" if dialect == "postgres" else f"position IN ({late})"
+    late += "".join(f" AND {clause}" for clause in others)
+    # Each part ordered (and limited) on its own: the range's part is then a scan of the primary key (or of
+    # a filter's (column, position) index) in position order that stops at `limit` rows, whatever the
+    # planner guesses of the range's size (it cannot know lo and hi when it plans).
+    sql = (
+        f"WITH bounds AS (SELECT {', '.join(bounds)}) "  # noqa: S608
+        f"SELECT * FROM (SELECT {AUDIT_FIELDS} FROM sk_audit WHERE {' AND '.join(inside + clauses)} "
+        f"ORDER BY position{order}{first}) AS ranged "
+        f"UNION ALL SELECT * FROM (SELECT {AUDIT_FIELDS} FROM sk_audit WHERE {late} "
+        f"ORDER BY position{order}{first}) AS late "
+        f"ORDER BY position{order}{first}"
+    )
+    return sql, [*times, *params, *most, *times, *other_params, *most, *most]
+
+
 class AuditQueries:
     def __init__(self, store: ReadStore) -> None:
         self.store = store
 
     def page(self, filters: AuditFilter, before: int | None, limit: int) -> tuple[list[Row], int | None]:
         """Newest first; returns the entries and the cursor for the next (older) page."""
-        clauses, params = filters.where()
-        if before is not None:
-            clauses.append("position < %s")
-            params.append(before)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self.store.query(
-            f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position DESC LIMIT %s",  # noqa: S608
-            (*params, limit + 1),
-        )
+        sql, params = _selected(filters, before, " DESC", limit + 1, self.store.dialect)
+        rows = self.store.query(sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (int(rows[-1]["position"]) if more and rows else None)
 
     def stream(self, filters: AuditFilter) -> Iterator[Row]:
         """Oldest first, for exports of any size (server-side cursor on PostgreSQL)."""
-        clauses, params = filters.where()
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self.store.stream(
-            f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position",  # noqa: S608
-            params,
-            batch=2000,
-        )
+        sql, params = _selected(filters, None, "", None, self.store.dialect)
+        return self.store.stream(sql, params, batch=2000)
 
     # A configuration's history is its events' audit rows (the audit log has a row for every event, with
     # the aggregate's id and version): read on sk_audit_aggregate (an as_of early in a long history on

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import psycopg
 
+from projections.audit import HEAD_QUERY
 from projections.audit_queries import AUDIT_FIELDS, AuditFilter, AuditQueries
 from projections.base import iso
 from projections.store import ReadStore, Row
@@ -56,6 +57,10 @@ def sql_of(call: Callable[[AuditQueries], object]) -> Query:
 
 def month_after(at: str) -> str:
     return iso(datetime.fromisoformat(at) + timedelta(days=30))
+
+
+def hour_after(at: str) -> str:
+    return iso(datetime.fromisoformat(at) + timedelta(hours=1))
 
 
 def cases(conn: psycopg.Connection[Any]) -> dict[str, Query]:
@@ -112,6 +117,9 @@ def cases(conn: psycopg.Connection[Any]) -> dict[str, Query]:
         ),
         "page: month early (global)": (AuditFilter(since=early, until=month_after(early)), None),
         "page: month mid (global)": (AuditFilter(since=middle, until=month_after(middle)), None),
+        "page: month late (global)": (AuditFilter(since=late, until=month_after(late)), None),
+        "page: hour mid (global, < 100 rows)": (AuditFilter(since=middle, until=hour_after(middle)), None),
+        "page: month mid (global), before": (AuditFilter(since=middle, until=month_after(middle)), head // 2 + 500),
         "page: since late (global)": (AuditFilter(since=late), None),
         "page: until early (global)": (AuditFilter(until=early), None),
         "page: actor owner1": (AuditFilter(actor="owner1"), None),
@@ -134,6 +142,9 @@ def cases(conn: psycopg.Connection[Any]) -> dict[str, Query]:
     found["stream: month mid"] = sql_of(
         lambda audit: audit.stream(AuditFilter(since=middle, until=month_after(middle)))
     )
+    found["stream: month early"] = sql_of(
+        lambda audit: audit.stream(AuditFilter(since=early, until=month_after(early)))
+    )
     found["history (big)"] = sql_of(lambda audit: audit.history(big))
     for version, at in zip((2, 2500, 4990), versions, strict=True):
         found[f"as_of v{version} (big)"] = sql_of(
@@ -142,7 +153,7 @@ def cases(conn: psycopg.Connection[Any]) -> dict[str, Query]:
     found["aggregate_version_at early"] = sql_of(lambda audit: audit.aggregate_version_at(big, versions[0]))
     found["aggregate_version_at mid"] = sql_of(lambda audit: audit.aggregate_version_at(big, versions[1]))
     found["services_known_at mid"] = sql_of(lambda audit: audit.services_known_at(middle))
-    found["chain head (audit.py)"] = ("SELECT hash FROM sk_audit ORDER BY position DESC LIMIT 1", ())
+    found["chain head (audit.py)"] = (HEAD_QUERY, ())
     siem = f"SELECT {AUDIT_FIELDS} FROM sk_audit WHERE position > %s ORDER BY position LIMIT %s"  # noqa: S608
     found["siem: after a position (siem.py)"] = (siem, (head - head // 10, 500))
     return found

@@ -3,14 +3,16 @@ are exact, and `audit verify` catches a stored event altered, deleted or inserte
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from adapters.runtime import Runtime
 from projections.audit import AuditProjection
@@ -254,5 +256,41 @@ def test_an_audit_log_of_schema_version_3_is_rebuilt_bytewise_with_the_same_answ
         assert second.store.query("SELECT version FROM sk_schema WHERE name = 'audit'") == [
             {"version": AuditProjection.schema_version}
         ]
+    finally:
+        second.close()
+
+
+def test_an_audit_log_of_schema_version_4_is_rebuilt_with_its_late_rows(schema_url: str) -> None:
+    """Version 4 kept no late rows (sk_audit_late): a store of it rebuilds its audit log at start-up, and
+    the rows marked late and every answer are those of an audit log built by version 5."""
+    first = runtime_for(schema_url)
+    try:
+        first.app.import_templates(None, True, actor="admin")
+        configuration_id, _ = history(first, changes=6)
+        # Events made long before they were stored (late), then more history after them.
+        made = json.dumps({"timestamp": {"_type_": "datetime_iso", "_data_": "2020-01-01T00:00:00.000000+00:00"}})
+        first.app.recorder.insert_events(
+            [StoredEvent(uuid4(), 1, "stagekeeper:Probe.Ping", made.encode()) for _ in range(3)]
+        )
+        first.app.register_service("hr", "", stages("int", pools="hr-"), actor="alice")
+        first.catch_up()
+        marks = first.store.query("SELECT * FROM sk_audit_late ORDER BY position")
+        assert [r["at"][:4] for r in marks] == ["2020"] * 3
+        old = AuditFilter(since="2019", until="2021", include_system=True)
+        before = {**_audit_answers(first, configuration_id), "old": first.audit.page(old, None, 7)}
+        assert len(before["old"][0]) == 3
+        with first.store.transaction() as cursor:  # the read model as version 4 left it
+            cursor.execute("DROP TABLE sk_audit_late")
+            cursor.execute("UPDATE sk_schema SET version = 4 WHERE name = 'audit'")
+    finally:
+        first.close()
+
+    second = runtime_for(schema_url)  # a new release's start-up: version 4 -> 5, dropped and rebuilt
+    try:
+        assert second.store.query("SELECT COUNT(*) AS n FROM sk_audit_late")[0]["n"] == 0
+        second.catch_up()
+        assert second.store.query("SELECT * FROM sk_audit_late ORDER BY position") == marks
+        assert {**_audit_answers(second, configuration_id), "old": second.audit.page(old, None, 7)} == before
+        assert second.store.query("SELECT version FROM sk_schema WHERE name = 'audit'") == [{"version": 5}]
     finally:
         second.close()
