@@ -227,6 +227,17 @@ class AuditQueries:
         )
         return int(rows[0]["version"]) if rows and rows[0]["version"] is not None else None
 
+    def service_versions_at(self, when: str) -> dict[str, int]:
+        """Every service known at `when` and its version then (`aggregate_version_at` of each, in one
+        statement: each service's rows read on sk_audit_aggregate, a few index entries a service)."""
+        rows = self.store.query(
+            "SELECT s.aggregate_id, (SELECT MAX(a.aggregate_version) FROM sk_audit a WHERE "
+            "a.aggregate_id = s.aggregate_id AND a.at <= %s) AS version FROM sk_audit_subjects s "
+            "WHERE s.kind = 'service'",
+            (when,),
+        )
+        return {str(r["aggregate_id"]): int(r["version"]) for r in rows if r["version"] is not None}
+
     def services_known_at(self, when: str) -> list[str]:
         rows = self.store.query(
             "SELECT aggregate_id FROM sk_audit_subjects s WHERE kind = 'service' AND EXISTS "

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from projections.raw import RawEvent, topic_prefix
+from projections.raw import RawEvent, loads_exact, topic_prefix
 from projections.store import Cursor
 
 TOPIC_PREFIX = "stagekeeper:"
@@ -92,7 +92,8 @@ def to_json(value: Any) -> str:
 
 
 def from_json(value: str | None) -> Any:
-    return json.loads(value) if value else None
+    """What `to_json` wrote (parsed in C: the board's entries, tens of thousands a board `as_of`)."""
+    return loads_exact(value) if value else None
 
 
 def iso(value: datetime) -> str:
