@@ -6,23 +6,25 @@ Filtering the primary key's scan by `at` read every row after the window (a page
 export): 240-320 ms for a month half-way through 1,000,000 events. A window [since, until) is read
 instead as two parts, whose union is exactly its rows:
 
-- the rows at positions lo..hi, where lo is the first row that is not late with `at >= since`, and hi the
-  last row that is not late with `at < until` (each found on sk_audit_at, passing over late rows);
+- the rows at positions lo..hi, where lo is the first row in the window that is not late, and hi the
+  last (each found on sk_audit_at inside the window, passing over its late rows);
 - the late rows in the window (sk_audit_late, by its key's range of `at`) at a position outside lo..hi.
 
 Why that is every row of the window and nothing else, each once: the rows that are not late have `at`
-non-decreasing in position, so those in the window are consecutive among them, the first with
-`at >= since` to the last with `at < until`: all at positions lo..hi. Every other row of the window is
+non-decreasing in position, so those in the window are consecutive among them, the first in the
+window to the last: all at positions lo..hi. Every other row of the window is
 late, and is in the first part if its position is in lo..hi, in the second if not. Both parts test the
 window (the first on sk_audit's `at`, the second on sk_audit_late's, the same text written with the
 row) and every other filter, so rows of lo..hi outside the window (late ones) and rows other filters
-refuse stay out; the parts are disjoint (inside lo..hi and outside it). No such lo (no row that is not
-late from `since` on): the range is empty, lo past every position; no such hi: likewise, hi before
-every position. Then the union's ORDER BY position and LIMIT (and `before`, in both parts) make the
+refuse stay out; the parts are disjoint (inside lo..hi and outside it). No row in the window that is
+not late: the range is empty (lo past every position, hi before every one) and every row of the window
+is in the late part. Then the union's ORDER BY position and LIMIT (and `before`, in both parts) make the
 same page, cursor and export as one filtered scan. What a window reads is its own rows (a page: as
-far as its LIMIT), the late rows between each edge and the first row there that is not late, and the
-window's late rows: not the log after or before it (tests/contract/test_audit_window.py for the
-answers, tests/integration/test_audit_window_plans.py for the rows PostgreSQL reads).
+far as its LIMIT) and its late rows, twice at most: not the log after or before it
+(tests/contract/test_audit_window.py for the answers, tests/integration/test_audit_window_plans.py for
+the rows PostgreSQL reads). A window with `LATE_ENOUGH` late rows or more (a writer's clock far ahead
+makes every row after its event late until real time passes it) is read by the plain filtered scan
+instead: a look-up per late row would cost more than that scan (`AuditQueries._crowded`).
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ class AuditFilter:
         return clauses, params
 
 
-# Past every position (a window with no row that is not late from its start on: lo..hi is empty).
+# Late rows in a window from which its plain filtered scan is read instead of its two parts (`_crowded`).
+LATE_ENOUGH = 1000
+# Past every position (a window with no row that is not late: lo..hi is empty).
 _NO_POSITION = 9_223_372_036_854_775_807
 # Whether an sk_audit row `a` is not late (projections/audit.py): its key is not in sk_audit_late. A count,
 # not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti-join, which it planned as a sort of every late
@@ -125,10 +129,10 @@ _NOT_LATE = "(SELECT COUNT(*) FROM sk_audit_late l WHERE l.at = a.at AND l.posit
 
 
 def _selected(
-    filters: AuditFilter, before: int | None, order: str, limit: int | None, dialect: str
+    filters: AuditFilter, before: int | None, order: str, limit: int | None, dialect: str, plain: bool = False
 ) -> tuple[str, list[Any]]:
     """The audit rows the filters select, in position order `order` ("" or " DESC"), at most `limit`: one
-    filtered scan, or, with a time window, its two parts (the module doc)."""
+    filtered scan (`plain`, or without a time window), or, with a time window, its two parts (the module doc)."""
     clauses, params = filters.where()
     # The late part's other filters: its rows' times are tested in sk_audit_late (the same text, written
     # with the row), so the planner has no time condition on sk_audit to scan sk_audit_at by.
@@ -140,27 +144,33 @@ def _selected(
         other_params.append(before)
     first = "" if limit is None else " LIMIT %s"
     most = [] if limit is None else [limit]
-    if filters.since is None and filters.until is None:
+    if plain or (filters.since is None and filters.until is None):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return f"SELECT {AUDIT_FIELDS} FROM sk_audit{where} ORDER BY position{order}{first}", [*params, *most]  # noqa: S608
     bounds: list[str] = []
     inside: list[str] = []  # a position in lo..hi
     window: list[str] = []  # a late row's time in the window
+    # Each edge's walk stays inside the window: a window with no row that is not late has an empty range
+    # (its rows are all in the late part), so the walk passes over the window's late rows at most.
+    window_sql = " AND ".join(
+        condition for condition, value in (("a.at >= %s", filters.since), ("a.at < %s", filters.until)) if value
+    )
+    times = [value for value in (filters.since, filters.until) if value is not None]
     if filters.since is not None:
         bounds.append(
-            f"COALESCE((SELECT a.position FROM sk_audit a WHERE a.at >= %s AND {_NOT_LATE} "  # noqa: S608
+            f"COALESCE((SELECT a.position FROM sk_audit a WHERE {window_sql} AND {_NOT_LATE} "  # noqa: S608
             f"ORDER BY a.at, a.position LIMIT 1), {_NO_POSITION}) AS lo"
         )
         inside.append("position >= (SELECT lo FROM bounds)")
         window.append("at >= %s")
     if filters.until is not None:
         bounds.append(
-            f"COALESCE((SELECT a.position FROM sk_audit a WHERE a.at < %s AND {_NOT_LATE} "  # noqa: S608
+            f"COALESCE((SELECT a.position FROM sk_audit a WHERE {window_sql} AND {_NOT_LATE} "  # noqa: S608
             "ORDER BY a.at DESC, a.position DESC LIMIT 1), 0) AS hi"
         )
         inside.append("position <= (SELECT hi FROM bounds)")
         window.append("at < %s")
-    times = [value for value in (filters.since, filters.until) if value is not None]
+    edges = times * len(bounds)
     outside = " OR ".join(f"NOT {condition}" for condition in inside)
     late = f"SELECT position FROM sk_audit_late WHERE {' AND '.join(window)} AND ({outside})"  # noqa: S608
     # Each late row read by its key. PostgreSQL: an array (computed once) the primary key's scan looks up;
@@ -180,16 +190,32 @@ def _selected(
         f"ORDER BY position{order}{first}) AS late "
         f"ORDER BY position{order}{first}"
     )
-    return sql, [*times, *params, *most, *times, *other_params, *most, *most]
+    return sql, [*edges, *params, *most, *times, *other_params, *most, *most]
 
 
 class AuditQueries:
     def __init__(self, store: ReadStore) -> None:
         self.store = store
 
+    def _crowded(self, filters: AuditFilter) -> bool:
+        """Whether the window holds `LATE_ENOUGH` late rows or more (read on sk_audit_late's key, at most that
+        many): a clock far ahead on one writer makes every row after its event late until real time passes
+        it, and the two parts of such a window would cost a look-up per row; the plain filtered scan is then
+        read instead (what it cost before the late rows were kept: the rows after or before the window)."""
+        clauses = [c for c, v in (("at >= %s", filters.since), ("at < %s", filters.until)) if v is not None]
+        if not clauses:
+            return False
+        times = [v for v in (filters.since, filters.until) if v is not None]
+        rows = self.store.query(
+            f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM sk_audit_late WHERE {' AND '.join(clauses)} "  # noqa: S608
+            "LIMIT %s) AS late",
+            (*times, LATE_ENOUGH),
+        )
+        return bool(rows) and int(rows[0]["n"]) >= LATE_ENOUGH
+
     def page(self, filters: AuditFilter, before: int | None, limit: int) -> tuple[list[Row], int | None]:
         """Newest first; returns the entries and the cursor for the next (older) page."""
-        sql, params = _selected(filters, before, " DESC", limit + 1, self.store.dialect)
+        sql, params = _selected(filters, before, " DESC", limit + 1, self.store.dialect, self._crowded(filters))
         rows = self.store.query(sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -197,7 +223,7 @@ class AuditQueries:
 
     def stream(self, filters: AuditFilter) -> Iterator[Row]:
         """Oldest first, for exports of any size (server-side cursor on PostgreSQL)."""
-        sql, params = _selected(filters, None, "", None, self.store.dialect)
+        sql, params = _selected(filters, None, "", None, self.store.dialect, self._crowded(filters))
         return self.store.stream(sql, params, batch=2000)
 
     # A configuration's history is its events' audit rows (the audit log has a row for every event, with

@@ -96,7 +96,10 @@ def loads_exact(text: str | bytes) -> Any:
     """`json.loads(text)`, in C where that gives the same values: orjson, unless the text has a run of 19
     digits (an integer orjson would read as a float) or orjson refuses it (NaN, lone surrogates, ...)."""
     if orjson is not None:
-        raw = text.encode() if isinstance(text, str) else text
+        try:
+            raw = text.encode() if isinstance(text, str) else text
+        except UnicodeEncodeError:  # (a lone surrogate in the text itself: only the standard parser takes it)
+            return json.loads(text)
         if _LONG_NUMBER not in raw.translate(_DIGITS):
             try:
                 return orjson.loads(raw)

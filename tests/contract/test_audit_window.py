@@ -16,6 +16,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.runtime import Runtime, projections
+from projections import audit_queries
 from projections.audit_queries import AuditFilter
 from projections.follower import ProjectionFollower
 from projections.pipeline import Reader, ReaderSpec
@@ -162,7 +163,13 @@ def mismatches(runtime: Runtime, rows: list[dict[str, Any]], rng: random.Random)
     return found
 
 
-def test_windows_over_out_of_order_times_answer_as_a_filter_over_every_row(runtime: Runtime) -> None:
+@pytest.mark.parametrize("late_enough", [1000, 3])
+def test_windows_over_out_of_order_times_answer_as_a_filter_over_every_row(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, late_enough: int
+) -> None:
+    # 3: every window holding 3 late rows or more is read by the plain filtered scan (`_crowded`), the others
+    # in two parts: both ways held to the reference.
+    monkeypatch.setattr(audit_queries, "LATE_ENOUGH", late_enough)
     rng = random.Random(15)
     clock = [0]
     follower = ProjectionFollower(runtime.app, runtime.store, runtime.projections, batch=37)

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from projections.audit import AuditProjection
-from projections.audit_queries import AuditFilter, AuditQueries
+from projections.audit_queries import LATE_ENOUGH, AuditFilter, AuditQueries
 from scripts.bench.audit_plans import sql_of
-from tests.support import POSTGRES_CONNINFO, postgres_schema
+from tests.support import POSTGRES_CONNINFO, postgres_schema, runtime_for
 
 ROWS = 60_000
 # A row every 525 s: 60,000 rows make a year. Every LATE-th is late (its time three hours back).
@@ -117,3 +117,50 @@ def test_a_window_of_few_rows_reads_them_not_the_log_before_it(conn: psycopg.Con
     assert answer == [r[0] for r in conn.execute(old, old_params).fetchall()]
     assert 10 < len(answer) < 101
     assert explained(conn, sql, params) < 300 + 2 * late_in(conn, filters)
+
+
+def test_a_clock_far_ahead_makes_windows_after_it_read_by_the_plain_scan() -> None:
+    """One event from a writer whose clock is in the year 2999 makes every row after it late: a window there
+    is read by the plain filtered scan (what it read before the late rows were kept), one before it in two
+    parts; the same rows either way."""
+    with postgres_schema() as url:
+        runtime = runtime_for(url)
+        try:
+            spike = 2_000
+            with runtime.store.transaction() as cursor:
+                times = TIME.format(late=10**9).replace("%", "%%")  # (no row late but those after the spike)
+                cursor.execute(
+                    "INSERT INTO sk_audit (position, at, actor, aggregate_id, aggregate_version, event_type, summary, "  # noqa: S608
+                    f"hash) SELECT position, CASE WHEN position = {spike} THEN '2999-01-01T00:00:00.000000+00:00' "
+                    f"ELSE {times} END, 'ann', 'a' || position, 1, 'Probe.Ping', 'x', 'h' "
+                    "FROM generate_series(1, 6000) AS position"
+                )
+                cursor.execute(
+                    "INSERT INTO sk_audit_late (at, position, top) SELECT at, position, top FROM (SELECT at, "
+                    "position, max(at) OVER (ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
+                    "AS top FROM sk_audit) AS running WHERE at < top"
+                )
+            audit = runtime.audit
+            late = runtime.store.query("SELECT COUNT(*) AS n FROM sk_audit_late")[0]["n"]
+            assert late == 6000 - spike >= LATE_ENOUGH
+            at = {
+                int(r["position"]): str(r["at"])
+                for r in runtime.store.query(
+                    "SELECT position, at FROM sk_audit WHERE position IN (500, 900, 3000, 4500)"
+                )
+            }
+            for since, until, crowded in ((at[500], at[900], False), (at[3000], at[4500], True), (at[500], None, True)):
+                filters = AuditFilter(since=since, until=until)
+                assert audit._crowded(filters) is crowded
+                old, old_params = plain(filters, " DESC", 101)
+                expected = [int(r["position"]) for r in runtime.store.query(old, old_params)]
+                rows, _ = audit.page(filters, None, 100)
+                assert [int(r["position"]) for r in rows] == expected[:100]
+                assert [int(r["position"]) for r in audit.stream(filters)] == _all(runtime, filters)
+        finally:
+            runtime.close()
+
+
+def _all(runtime: Any, filters: AuditFilter) -> list[int]:
+    sql, params = plain(filters, "", None)
+    return [int(r["position"]) for r in runtime.store.query(sql, params)]
