@@ -27,10 +27,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
-import eventsourcing.domain
 import psycopg
 
 from adapters.runtime import Runtime
@@ -40,7 +38,7 @@ from projections import pipeline, raw
 from projections.base import Projection
 from projections.follower import ProjectionFollower
 from projections.store import SafeCursor
-from scripts.bench.audit import SyntheticClock, build, raw_read_rate, reset
+from scripts.bench.audit import history, raw_read_rate, reset
 from scripts.bench.common import CONNINFO, URL, schema
 
 # This process's and its reader's PostgreSQL connections are known by this name (libpq reads PGAPPNAME).
@@ -288,13 +286,7 @@ def main() -> None:
         return
     with schema() as (_, url):
         runtime = Runtime(Settings(database_url=url, admin_password="bench"))
-        clock = SyntheticClock(timedelta(days=365) / args.events)
-        original = eventsourcing.domain.datetime_now_with_tzinfo
-        eventsourcing.domain.datetime_now_with_tzinfo = clock
-        try:
-            build(runtime, 200, args.events, 5_000)
-        finally:
-            eventsourcing.domain.datetime_now_with_tzinfo = original
+        history(runtime, 200, args.events, 5_000)
         runtime.close()
         run(url, args.repeat, modes)
 

@@ -52,7 +52,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,7 +66,17 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from scripts.bench.common import CONNINFO, PASSWORD, free_port, percentile, schema, served, serving, worker_beside
+from scripts.bench.common import (
+    CONNINFO,
+    PASSWORD,
+    free_port,
+    percentile,
+    schema,
+    served,
+    serving,
+    wait_for_port,
+    worker_beside,
+)
 
 # Each service claims its own pool (a resource pool belongs to one service).
 POOL = "/DC0/host/DC0_C0/Resources"
@@ -423,15 +432,7 @@ def floor(rounds: int, seconds: float) -> None:
     ):
         try:
             bare = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            wait_for_port(port, bare_process)
             server = listener(int(urlsplit(api).port or 0))
             bare_pid = listener(port)
             service = register(api, 1, "floor")[0]

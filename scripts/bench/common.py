@@ -41,6 +41,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, seconds: float = 60.0) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (RuntimeError after `seconds`, or as soon
+    as `process`, the server expected there, has exited)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+                raise RuntimeError(f"nothing answers on port {port}") from None
+            time.sleep(0.1)
+
+
 def served(database_url: str, log: Path, cwd: str | None = None, **env: str) -> AbstractContextManager[str]:
     """A `stagekeeper serve` on a free port (the code of the checkout `cwd`, default this one)."""
     return serving(database_url, log, cwd, env=env)
