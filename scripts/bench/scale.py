@@ -289,6 +289,11 @@ def main() -> None:
 
         env = {"STAGEKEEPER_SERVE_WORKERS": "false"}
         with served(url, Path(tmp) / "server.log", **env) as base:
+            # The server opens its admin account at start-up (an event); without workers (timing), nothing
+            # projects it, and the board as of an instant waits for the read models to reach the head.
+            settled = Runtime(Settings(database_url=url))
+            settled.projection_follower.catch_up()
+            settled.close()
             with httpx.Client(base_url=base, auth=("admin", PASSWORD), timeout=120) as client:
                 health = timed(client, "/healthz", args.rounds)
                 board = timed(client, "/api/v1/board", args.rounds)
