@@ -24,6 +24,10 @@ for the same number of seconds, in an order that turns from round to round:
   limits, idempotency keys, If-Match), its log line and metrics;
 - `serve`: `stagekeeper serve` as it runs by default (its projections and process manager beside).
 
+The six servers run at once, on the same schema: the default `serve`'s workers project every line's
+commands (they poll the log), so each line is timed beside the same background projection work, the
+in-process command too.
+
 Each line prints its p50 (min / median / max over the rounds), what it adds to the in-process p50
 of the same round, and its p50 as a ratio of it. The difference between two lines is what the
 layers between them cost; the `bare ASGI + hop` line is what no Python server on this stack can go
