@@ -22,6 +22,22 @@ from tests.support import postgres_schema, runtime_for, settings_for
 AUTH = ("admin", "secret-pw")
 
 
+def settle(runtime: Runtime) -> None:
+    """Until the runtime's background workers have nothing left to write: the process manager has
+    reached the head and the head stays put. What a request or `catch_up` in the test's thread leaves
+    to the process manager's thread (a deploy's last power-on, the machines a swap lets go of, the
+    resource pools of a new service) is then written, so the test neither races it nor reads before it."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        head = runtime.app.head()
+        if runtime.process_follower.position() >= head:
+            time.sleep(0.1)
+            if runtime.app.head() == head:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the workers never settled")
+
+
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     runtime = runtime_for(f"sqlite:///{tmp_path}/sk.db")

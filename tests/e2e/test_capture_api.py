@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
 from domain.ports import PoolStatus
-from tests.e2e.conftest import AUTH
+from tests.e2e.conftest import AUTH, settle
 from tests.e2e.test_api import setup_service, wait_state
 from tests.fencing import fenced_stage
 from tests.support import ROOT_POOL
@@ -179,7 +179,11 @@ def test_a_captured_deployment_is_copied_shown_and_swapped_over_http(client: Tes
     assert isinstance(vcenter, SimulatedVCenter)
     left = [vm for vm in vcenter.all_vms() if vm.vm_id in vms]
     assert [(vm.powered_on, vm.deployment_id) for vm in left] == [(False, None), (False, None)]  # let go of, off
-    audit = client.get("/api/v1/audit", params={"deployment": prod["id"], "limit": 100}, auth=AUTH).json()
+    # The machines let go of are recorded by the process manager after the state the test waited for,
+    # and the audit log is a read model: read it once both are done.
+    settle(runtime)
+    params = {"deployment": prod["id"], "limit": 100, "min_position": runtime.app.head()}
+    audit = client.get("/api/v1/audit", params=params, auth=AUTH).json()
     types = [e["event_type"] for e in audit["items"]]
     assert "Deployment.SwappedOut" in types
     assert "Deployment.MachineReleased" in types

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from uuid import UUID
 
 from fastapi.testclient import TestClient
 
 from adapters.runtime import Runtime
 from adapters.vcenter.simulated import SimulatedVCenter
-from tests.e2e.conftest import AUTH
+from tests.e2e.conftest import AUTH, settle
 from tests.support import machine, stages
 
 
@@ -22,21 +21,6 @@ def deployed(runtime: Runtime) -> UUID:
     runtime.catch_up()
     settle(runtime)
     return deployment_id
-
-
-def settle(runtime: Runtime) -> None:
-    """Until the client's background workers have nothing left to do: `catch_up` in this thread
-    may leave the deploy's last steps (a machine's power-on) to the process manager's thread, which
-    would otherwise power on a machine the test has just powered off."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        head = runtime.app.head()
-        if runtime.process_follower.position() >= head:
-            time.sleep(0.1)
-            if runtime.app.head() == head:
-                return
-        time.sleep(0.02)
-    raise AssertionError("the workers never settled")
 
 
 def test_check_adopt_and_the_drifted_filter_over_http(client: TestClient, runtime: Runtime) -> None:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from adapters.vcenter.simulated import DEFAULT_TEMPLATES, SimulatedVCenter
 from api.app import create_app
 from domain.ports import TemplateInfo
-from tests.e2e.conftest import AUTH
+from tests.e2e.conftest import AUTH, settle
 from tests.e2e.test_api import setup_configuration, setup_service
 from tests.support import ROOT_POOL, runtime_for, settings_for, stages
 
@@ -55,26 +55,11 @@ HIDDEN: list[tuple[str, str, dict[str, Any], str]] = [
 ]  # fmt: skip
 
 
-def settle(client: TestClient) -> None:
-    """Wait until the background workers have nothing left to write (e.g. resource pools the
-    process manager creates after a service is registered), so a later write is the request's."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        head = runtime.app.head()
-        if runtime.process_follower.position() >= head:
-            time.sleep(0.1)
-            if runtime.app.head() == head:
-                return
-        time.sleep(0.02)
-    raise AssertionError("the workers never settled")
-
-
 @pytest.fixture
 def made(client: TestClient) -> dict[str, str]:
     service = setup_service(client)
     made = {"service": service["id"], "configuration": setup_configuration(client, service["id"])["id"]}
-    settle(client)
+    settle(client.app.state.runtime)  # type: ignore[attr-defined]
     return made
 
 
